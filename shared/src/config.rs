@@ -1,0 +1,201 @@
+//! Settings, read from environment variables with documented defaults and validated at cold start.
+
+use std::collections::HashMap;
+
+use crate::error::{Error, Result};
+
+/// One documented setting: its environment variable, default and meaning.
+#[derive(Debug, Clone, Copy)]
+pub struct SettingDoc {
+    /// Environment variable read by the Lambdas and the CLI.
+    pub env: &'static str,
+    /// Default when unset (`None`: required).
+    pub default: Option<&'static str>,
+    /// What it controls.
+    pub description: &'static str,
+}
+
+/// Every setting Inlet reads; the README's configuration table lists each one.
+pub const SETTINGS: &[SettingDoc] = &[
+    SettingDoc {
+        env: "INLET_TABLE_URI",
+        default: None,
+        description: "Delta table location (`s3://lake/events`, `file:///...`); fragments stage under `<uri>/_inlet/`.",
+    },
+    SettingDoc {
+        env: "INLET_SCHEMA",
+        default: Some("schema.json"),
+        description: "Declared schema file: a local path (relative paths resolve against `LAMBDA_TASK_ROOT`) or `s3://bucket/key`.",
+    },
+    SettingDoc {
+        env: "INLET_TARGET_FILE_BYTES",
+        default: Some("268435456"),
+        description: "Target size of the Parquet files the compactor commits.",
+    },
+    SettingDoc {
+        env: "INLET_DOWNLOAD_CONCURRENCY",
+        default: Some("16"),
+        description: "Source objects the converter downloads at once.",
+    },
+    SettingDoc {
+        env: "INLET_DECODE_BATCH_ROWS",
+        default: Some("1024"),
+        description: "Rows per Arrow record batch when decoding NDJSON.",
+    },
+    SettingDoc {
+        env: "INLET_LOG_FORMAT",
+        default: Some("json in Lambda, text elsewhere"),
+        description: "`json` or `text` log lines; `RUST_LOG` sets the level (default `info`).",
+    },
+];
+
+/// Validated settings shared by the converter, the compactor and the CLI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Delta table location.
+    pub table_uri: String,
+    /// Where the declared schema file lives.
+    pub schema_location: String,
+    /// Target size of compacted files, in bytes.
+    pub target_file_bytes: u64,
+    /// Concurrent source downloads per converter invocation.
+    pub download_concurrency: usize,
+    /// Rows per decoded record batch.
+    pub decode_batch_rows: usize,
+}
+
+impl Settings {
+    /// Reads settings from the process environment.
+    pub fn from_env() -> Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let table_uri = get("INLET_TABLE_URI")
+            .ok_or_else(|| Error::Config("INLET_TABLE_URI is required (e.g. s3://lake/events)".into()))?;
+        let table_uri = table_uri.trim_end_matches('/').to_string();
+        url_of(&table_uri)?;
+        let schema_location = get("INLET_SCHEMA").unwrap_or_else(|| default_of("INLET_SCHEMA").into());
+        let schema_location = match get("LAMBDA_TASK_ROOT") {
+            Some(root) if !schema_location.contains("://") && !schema_location.starts_with('/') => {
+                format!("{}/{schema_location}", root.trim_end_matches('/'))
+            }
+            _ => schema_location,
+        };
+        Ok(Self {
+            table_uri,
+            schema_location,
+            target_file_bytes: parse_positive(&get, "INLET_TARGET_FILE_BYTES")?,
+            download_concurrency: parse_positive(&get, "INLET_DOWNLOAD_CONCURRENCY")?,
+            decode_batch_rows: parse_positive(&get, "INLET_DECODE_BATCH_ROWS")?,
+        })
+    }
+
+    /// The table location as a URL.
+    pub fn table_url(&self) -> Result<url::Url> {
+        url_of(&self.table_uri)
+    }
+}
+
+fn url_of(uri: &str) -> Result<url::Url> {
+    url::Url::parse(uri).map_err(|err| Error::Config(format!("INLET_TABLE_URI {uri:?} is not a URL: {err}")))
+}
+
+fn default_of(env: &str) -> &'static str {
+    SETTINGS
+        .iter()
+        .find(|setting| setting.env == env)
+        .and_then(|setting| setting.default)
+        .unwrap_or_default()
+}
+
+fn parse_positive<T>(get: &impl Fn(&str) -> Option<String>, env: &str) -> Result<T>
+where
+    T: std::str::FromStr + PartialOrd + Default,
+{
+    let raw = get(env).unwrap_or_else(|| default_of(env).to_string());
+    match raw.trim().parse::<T>() {
+        Ok(value) if value > T::default() => Ok(value),
+        _ => Err(Error::Config(format!("{env} must be a positive integer, got {raw:?}"))),
+    }
+}
+
+/// Storage options for delta-rs taken from the standard AWS variables, so the same binary
+/// talks to AWS (role credentials) or to LocalStack (`AWS_ENDPOINT_URL`).
+pub fn storage_options_from_env() -> HashMap<String, String> {
+    let mut options = HashMap::new();
+    for name in ["AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"] {
+        if let Ok(value) = std::env::var(name) {
+            options.insert(name.to_string(), value);
+        }
+    }
+    if !options.contains_key("AWS_REGION") {
+        if let Ok(region) = std::env::var("AWS_DEFAULT_REGION") {
+            options.insert("AWS_REGION".into(), region);
+        }
+    }
+    if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
+        if endpoint.starts_with("http://") {
+            options.insert("AWS_ALLOW_HTTP".into(), "true".into());
+        }
+        options.insert("AWS_ENDPOINT_URL".into(), endpoint);
+    }
+    options
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_apply_when_only_the_table_is_set() {
+        let settings = settings(&[("INLET_TABLE_URI", "s3://lake/events/")]).unwrap();
+        assert_eq!(settings.table_uri, "s3://lake/events");
+        assert_eq!(settings.schema_location, "schema.json");
+        assert_eq!(settings.target_file_bytes, 256 * 1024 * 1024);
+        assert_eq!(settings.download_concurrency, 16);
+        assert_eq!(settings.decode_batch_rows, 1024);
+    }
+
+    #[test]
+    fn missing_table_uri_is_a_clear_error() {
+        let err = settings(&[]).unwrap_err().to_string();
+        assert!(err.contains("INLET_TABLE_URI is required"), "{err}");
+    }
+
+    #[test]
+    fn malformed_numbers_name_the_variable() {
+        let err = settings(&[("INLET_TABLE_URI", "s3://lake/t"), ("INLET_TARGET_FILE_BYTES", "big")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("INLET_TARGET_FILE_BYTES must be a positive integer"), "{err}");
+        let err = settings(&[("INLET_TABLE_URI", "s3://lake/t"), ("INLET_DOWNLOAD_CONCURRENCY", "0")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("INLET_DOWNLOAD_CONCURRENCY"), "{err}");
+    }
+
+    #[test]
+    fn relative_schema_path_resolves_against_the_task_root() {
+        let settings = settings(&[("INLET_TABLE_URI", "s3://lake/t"), ("LAMBDA_TASK_ROOT", "/var/task")]).unwrap();
+        assert_eq!(settings.schema_location, "/var/task/schema.json");
+        let settings = settings_with_schema("s3://config/schema.json");
+        assert_eq!(settings.schema_location, "s3://config/schema.json");
+    }
+
+    fn settings_with_schema(location: &str) -> Settings {
+        settings(&[
+            ("INLET_TABLE_URI", "s3://lake/t"),
+            ("LAMBDA_TASK_ROOT", "/var/task"),
+            ("INLET_SCHEMA", location),
+        ])
+        .unwrap()
+    }
+}

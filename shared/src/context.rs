@@ -1,0 +1,57 @@
+//! What a function builds once at cold start: settings, schema, clients and the table's store.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use deltalake::ObjectStore;
+
+use crate::config::{Settings, storage_options_from_env};
+use crate::error::{Error, Result};
+use crate::schema::TableSchema;
+
+/// Shared state of a converter or compactor process.
+#[derive(Clone)]
+pub struct Context {
+    /// Validated settings.
+    pub settings: Settings,
+    /// The declared schema.
+    pub schema: Arc<TableSchema>,
+    /// S3 client for source objects and configuration.
+    pub s3: aws_sdk_s3::Client,
+    /// delta-rs storage options for the table location.
+    pub storage_options: HashMap<String, String>,
+    /// Object store rooted at the table location (fragments live under it).
+    pub table_store: Arc<dyn ObjectStore>,
+}
+
+impl Context {
+    /// Reads settings and schema from the environment; any error here is a deployment error.
+    pub async fn from_env() -> Result<Self> {
+        let settings = Settings::from_env()?;
+        let sdk = crate::aws::sdk_config().await;
+        let s3 = crate::aws::s3_client(&sdk);
+        let schema = Arc::new(load_schema(&settings.schema_location, &s3).await?);
+        let storage_options = storage_options_from_env();
+        let table_store = crate::table::table_store(&settings.table_url()?, &storage_options)?;
+        Ok(Self { settings, schema, s3, storage_options, table_store })
+    }
+}
+
+/// Loads the declared schema from a local path or `s3://bucket/key`.
+pub async fn load_schema(location: &str, s3: &aws_sdk_s3::Client) -> Result<TableSchema> {
+    let Some(rest) = location.strip_prefix("s3://") else {
+        return TableSchema::from_path(std::path::Path::new(location));
+    };
+    let unreadable = |reason: String| Error::Schema { location: location.to_string(), reason };
+    let (bucket, key) = rest.split_once('/').ok_or_else(|| unreadable("expected s3://bucket/key".into()))?;
+    let object = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|err| unreadable(aws_sdk_s3::error::DisplayErrorContext(&err).to_string()))?;
+    let body = object.body.collect().await.map_err(|err| unreadable(err.to_string()))?.into_bytes();
+    let text = std::str::from_utf8(&body).map_err(|err| unreadable(err.to_string()))?;
+    TableSchema::parse(text, location)
+}

@@ -1,0 +1,183 @@
+//! Which source objects an SQS batch of S3 notifications names.
+
+use std::collections::HashMap;
+
+use aws_lambda_events::event::s3::S3Event;
+use aws_lambda_events::event::sqs::SqsEvent;
+use serde::{Deserialize, Serialize};
+
+/// One source object, as named by an S3 notification.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SourceObject {
+    /// Bucket name.
+    pub bucket: String,
+    /// Object key, URL-decoded.
+    pub key: String,
+    /// ETag from the notification, when present (quotes removed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+}
+
+impl SourceObject {
+    /// `s3://bucket/key`, the lineage value of its rows.
+    pub fn uri(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.key)
+    }
+}
+
+/// What one SQS message body asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notification {
+    /// Objects to ingest.
+    Objects(Vec<SourceObject>),
+    /// Nothing to do, and why (an `s3:TestEvent`, a removal event).
+    Ignored(String),
+}
+
+/// Parses one SQS message body holding an S3 notification.
+pub fn parse_notification(body: &str) -> Result<Notification, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(body).map_err(|err| format!("message body is not JSON: {err}"))?;
+    if value.get("Event").and_then(|event| event.as_str()) == Some("s3:TestEvent") {
+        return Ok(Notification::Ignored("s3:TestEvent".into()));
+    }
+    if value.get("Records").is_none() {
+        return Err("message body is neither an S3 event nor an s3:TestEvent".into());
+    }
+    let event: S3Event =
+        serde_json::from_value(value).map_err(|err| format!("malformed S3 event notification: {err}"))?;
+    let mut objects = Vec::new();
+    let mut ignored = Vec::new();
+    for record in event.records {
+        let name = record.event_name.unwrap_or_default();
+        if !name.starts_with("ObjectCreated:") && !name.starts_with("s3:ObjectCreated:") {
+            ignored.push(name);
+            continue;
+        }
+        let bucket = record.s3.bucket.name.filter(|b| !b.is_empty()).ok_or("S3 record without bucket name")?;
+        let raw_key = record.s3.object.key.filter(|k| !k.is_empty()).ok_or("S3 record without object key")?;
+        objects.push(SourceObject {
+            bucket,
+            key: decode_key(&raw_key)?,
+            etag: record.s3.object.e_tag.map(|etag| etag.trim_matches('"').to_string()).filter(|e| !e.is_empty()),
+        });
+    }
+    if objects.is_empty() {
+        return Ok(Notification::Ignored(format!("no ObjectCreated records (events: {})", ignored.join(", "))));
+    }
+    Ok(Notification::Objects(objects))
+}
+
+/// Decodes a notification key: S3 form-encodes keys (`+` for space); LocalStack uses `%20`.
+pub fn decode_key(raw: &str) -> Result<String, String> {
+    let spaced = raw.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .map(|key| key.into_owned())
+        .map_err(|err| format!("object key {raw:?} is not UTF-8 once decoded: {err}"))
+}
+
+/// The work an SQS batch describes, with duplicates collapsed.
+#[derive(Debug, Default)]
+pub struct BatchPlan {
+    /// Distinct objects to ingest, each with the ids of the messages naming it.
+    pub objects: Vec<(SourceObject, Vec<String>)>,
+    /// Messages that need no work, with the reason.
+    pub ignored: Vec<(String, String)>,
+    /// Messages that cannot be understood, with the reason; they fail and go to the DLQ.
+    pub invalid: Vec<(String, String)>,
+}
+
+impl BatchPlan {
+    /// Reads every message of an SQS event.
+    pub fn from_sqs(event: &SqsEvent) -> Self {
+        let mut plan = BatchPlan::default();
+        let mut index: HashMap<(String, String), usize> = HashMap::new();
+        for (position, message) in event.records.iter().enumerate() {
+            let id = message.message_id.clone().unwrap_or_else(|| format!("#{position}"));
+            let body = message.body.as_deref().unwrap_or_default();
+            match parse_notification(body) {
+                Ok(Notification::Objects(objects)) => {
+                    for object in objects {
+                        // The same object named twice in one batch (duplicate notification) is read once.
+                        let identity = (object.bucket.clone(), object.key.clone());
+                        match index.get(&identity) {
+                            Some(&at) => plan.objects[at].1.push(id.clone()),
+                            None => {
+                                index.insert(identity, plan.objects.len());
+                                plan.objects.push((object, vec![id.clone()]));
+                            }
+                        }
+                    }
+                }
+                Ok(Notification::Ignored(reason)) => plan.ignored.push((id, reason)),
+                Err(reason) => plan.invalid.push((id, reason)),
+            }
+        }
+        plan
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_lambda_events::event::sqs::SqsMessage;
+
+    use super::*;
+
+    /// A notification as real S3 sends it (keys form-encoded, `+` for space).
+    const AWS_PUT: &str = include_str!("../tests/fixtures/s3-put-aws.json");
+    /// A notification as LocalStack 4.13 sends it (`%20` for space).
+    const LOCALSTACK_PUT: &str = include_str!("../tests/fixtures/s3-put-localstack.json");
+    const TEST_EVENT: &str = include_str!("../tests/fixtures/s3-test-event.json");
+    const REMOVED: &str = include_str!("../tests/fixtures/s3-delete-aws.json");
+
+    fn sqs(bodies: &[&str]) -> SqsEvent {
+        let mut event = SqsEvent::default();
+        for (i, body) in bodies.iter().enumerate() {
+            let mut message = SqsMessage::default();
+            message.message_id = Some(format!("m{i}"));
+            message.body = Some(body.to_string());
+            event.records.push(message);
+        }
+        event
+    }
+
+    #[test]
+    fn aws_notification_decodes_plus_as_space() {
+        let Notification::Objects(objects) = parse_notification(AWS_PUT).unwrap() else { panic!() };
+        assert_eq!(objects.len(), 1);
+        assert_eq!(objects[0].bucket, "raw-events");
+        assert_eq!(objects[0].key, "web/date=2026-05-16/part 1+x é.json.zst");
+        assert_eq!(objects[0].etag.as_deref(), Some("0123456789abcdef0123456789abcdef"));
+        assert_eq!(objects[0].uri(), "s3://raw-events/web/date=2026-05-16/part 1+x é.json.zst");
+    }
+
+    #[test]
+    fn localstack_notification_decodes_percent20_as_space() {
+        let Notification::Objects(objects) = parse_notification(LOCALSTACK_PUT).unwrap() else { panic!() };
+        assert_eq!(objects[0].key, "web/date=2026-05-16/part 1+x é.json.zst");
+    }
+
+    #[test]
+    fn test_event_and_removals_are_ignored() {
+        assert_eq!(parse_notification(TEST_EVENT).unwrap(), Notification::Ignored("s3:TestEvent".into()));
+        assert!(matches!(parse_notification(REMOVED).unwrap(), Notification::Ignored(reason) if reason.contains("ObjectRemoved")));
+    }
+
+    #[test]
+    fn garbage_bodies_are_invalid_with_a_reason() {
+        assert!(parse_notification("hello").unwrap_err().contains("not JSON"));
+        assert!(parse_notification("{}").unwrap_err().contains("neither an S3 event"));
+        assert!(parse_notification(r#"{"Records":[{"eventName":"ObjectCreated:Put"}]}"#).unwrap_err().contains("malformed"));
+    }
+
+    #[test]
+    fn batch_plan_collapses_duplicates_and_sorts_messages() {
+        let plan = BatchPlan::from_sqs(&sqs(&[AWS_PUT, TEST_EVENT, LOCALSTACK_PUT, "oops"]));
+        assert_eq!(plan.objects.len(), 1, "the same object named twice is read once");
+        assert_eq!(plan.objects[0].1, vec!["m0".to_string(), "m2".to_string()]);
+        assert_eq!(plan.ignored, vec![("m1".to_string(), "s3:TestEvent".to_string())]);
+        assert_eq!(plan.invalid.len(), 1);
+        assert_eq!(plan.invalid[0].0, "m3");
+    }
+}

@@ -1,0 +1,169 @@
+//! Parquet fragments: the converter's output, staged under `<table>/_inlet/fragments/`
+//! where Delta readers never look, each listing its sources in its key-value metadata.
+
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Where fragments are staged, relative to the table root.
+pub const FRAGMENTS_PREFIX: &str = "_inlet/fragments";
+/// Parquet key-value metadata entry listing a fragment's sources (JSON array).
+pub const SOURCES_METADATA_KEY: &str = "inlet.sources";
+
+/// One source object whose rows a fragment holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FragmentSource {
+    /// `s3://bucket/key`
+    pub uri: String,
+    /// ETag of the object version read, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    /// Rows the fragment holds from it.
+    pub rows: u64,
+}
+
+/// A fragment read back: its sources and its rows.
+#[derive(Debug)]
+pub struct Fragment {
+    /// Location relative to the table root.
+    pub path: Path,
+    /// Sources listed in its metadata.
+    pub sources: Vec<FragmentSource>,
+    /// Its rows.
+    pub batches: Vec<RecordBatch>,
+}
+
+/// Encodes batches and their source list as one Parquet file.
+pub fn encode(schema: &SchemaRef, batches: &[RecordBatch], sources: &[FragmentSource]) -> Result<Vec<u8>> {
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
+        .set_key_value_metadata(Some(vec![KeyValue::new(
+            SOURCES_METADATA_KEY.to_string(),
+            serde_json::to_string(sources)?,
+        )]))
+        .build();
+    let mut out = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut out, schema.clone(), Some(properties))?;
+    for batch in batches {
+        writer.write(batch)?;
+    }
+    writer.close()?;
+    Ok(out)
+}
+
+/// Decodes a fragment file.
+pub fn decode(path: Path, data: Bytes) -> Result<Fragment> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(data)?;
+    let sources = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|entries| entries.iter().find(|entry| entry.key == SOURCES_METADATA_KEY))
+        .and_then(|entry| entry.value.as_deref())
+        .map(serde_json::from_str)
+        .transpose()?
+        .ok_or_else(|| Error::Source {
+            uri: path.to_string(),
+            reason: format!("fragment has no {SOURCES_METADATA_KEY} metadata"),
+            retryable: false,
+        })?;
+    let batches = builder.build()?.collect::<Result<Vec<_>, _>>()?;
+    Ok(Fragment { path, sources, batches })
+}
+
+/// The staging area of one table.
+#[derive(Debug, Clone)]
+pub struct FragmentStore {
+    store: Arc<dyn ObjectStore>,
+}
+
+impl FragmentStore {
+    /// Fragments in `store`, which is rooted at the table location.
+    pub fn new(store: Arc<dyn ObjectStore>) -> Self {
+        Self { store }
+    }
+
+    /// Stages a fragment under a new unique name and returns it.
+    pub async fn put(&self, data: Vec<u8>) -> Result<Path> {
+        let name = format!(
+            "{}-{}.parquet",
+            chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"),
+            uuid::Uuid::new_v4().simple()
+        );
+        let path = Path::from(FRAGMENTS_PREFIX).join(name);
+        self.store.put(&path, PutPayload::from(data)).await?;
+        Ok(path)
+    }
+
+    /// Staged fragments, oldest name first.
+    pub async fn list(&self) -> Result<Vec<ObjectMeta>> {
+        let prefix = Path::from(FRAGMENTS_PREFIX);
+        let mut listed: Vec<ObjectMeta> = self
+            .store
+            .list(Some(&prefix))
+            .try_filter(|meta| futures::future::ready(meta.location.as_ref().ends_with(".parquet")))
+            .try_collect()
+            .await?;
+        listed.sort_by(|a, b| a.location.cmp(&b.location));
+        Ok(listed)
+    }
+
+    /// Reads one fragment.
+    pub async fn read(&self, path: &Path) -> Result<Fragment> {
+        let data = self.store.get(path).await?.bytes().await?;
+        decode(path.clone(), data)
+    }
+
+    /// Deletes consumed fragments; already-deleted ones are fine.
+    pub async fn delete(&self, paths: &[Path]) -> Result<()> {
+        for path in paths {
+            match self.store.delete(path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use object_store::memory::InMemory;
+
+    use super::*;
+    use crate::decode::JsonDecoder;
+    use crate::event::SourceObject;
+    use crate::schema::TableSchema;
+
+    #[tokio::test]
+    async fn fragments_round_trip_with_their_sources() {
+        let schema = Arc::new(TableSchema::parse(r#"{"fields":[{"name":"id","type":"long"}]}"#, "t").unwrap());
+        let object = SourceObject { bucket: "raw".into(), key: "k.json".into(), etag: Some("e1".into()) };
+        let batches = JsonDecoder::new(schema.clone(), 10).decode(&object, b"{\"id\":1}\n{\"id\":2}\n").unwrap();
+        let sources = vec![FragmentSource { uri: object.uri(), etag: object.etag.clone(), rows: 2 }];
+        let store = FragmentStore::new(Arc::new(InMemory::new()));
+        let path = store.put(encode(&schema.table, &batches, &sources).unwrap()).await.unwrap();
+        assert!(path.as_ref().starts_with("_inlet/fragments/"));
+        let listed = store.list().await.unwrap();
+        assert_eq!(listed.len(), 1);
+        let fragment = store.read(&listed[0].location).await.unwrap();
+        assert_eq!(fragment.sources, sources);
+        assert_eq!(fragment.batches.iter().map(|b| b.num_rows()).sum::<usize>(), 2);
+        assert_eq!(fragment.batches[0].schema(), schema.table);
+        store.delete(&[path.clone(), path]).await.unwrap();
+        assert!(store.list().await.unwrap().is_empty());
+    }
+}

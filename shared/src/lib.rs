@@ -1,0 +1,25 @@
+//! Inlet core: turns zstd-compressed NDJSON objects announced by S3 notifications into
+//! Parquet fragments, and fragments into target-sized files committed to a Delta table.
+//!
+//! The data path, module by module:
+//! [`event`] (which objects an SQS batch names) → [`source`] (fetch and decompress) →
+//! [`decode`] (NDJSON to Arrow with the declared [`schema`]) → [`fragment`] (staged Parquet) →
+//! [`compact`] (merge fragments and commit them to Delta through [`table`]).
+#![deny(missing_docs)]
+
+pub mod aws;
+pub mod compact;
+pub mod config;
+pub mod context;
+pub mod converter;
+pub mod decode;
+pub mod error;
+pub mod event;
+pub mod fragment;
+pub mod sample;
+pub mod schema;
+pub mod source;
+pub mod table;
+pub mod telemetry;
+
+pub use error::{Error, Result};

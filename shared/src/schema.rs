@@ -1,0 +1,208 @@
+//! The declared table schema: a small JSON file checked into the deployment.
+//!
+//! ```json
+//! {"fields": [
+//!   {"name": "event_id", "type": "string", "nullable": false},
+//!   {"name": "event_time", "type": "timestamp"},
+//!   {"name": "device", "type": {"struct": [{"name": "os", "type": "string"}]}},
+//!   {"name": "items", "type": {"list": {"struct": [{"name": "sku", "type": "string"}]}}},
+//!   {"name": "attributes", "type": {"map": "string"}}
+//! ]}
+//! ```
+//! Primitive types: `string`, `long`, `integer`, `short`, `byte`, `double`, `float`, `boolean`,
+//! `binary`, `date`, `timestamp` (UTC, microseconds). Fields are nullable unless they say
+//! `"nullable": false`. The schema is converted to Delta's types and from there to Arrow, so the
+//! decoder, the fragments and the table agree on every type.
+
+use std::sync::Arc;
+
+use arrow_schema::{Field, Schema, SchemaRef};
+use deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
+use deltalake::kernel::{ArrayType, DataType, MapType, StructField, StructType};
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// Lineage column: the `s3://bucket/key` each row came from.
+pub const SOURCE_FILE_COLUMN: &str = "_source_file";
+
+/// A declared schema, in the forms each stage needs.
+#[derive(Debug, Clone)]
+pub struct TableSchema {
+    /// The Delta table schema: declared columns plus lineage columns.
+    pub delta: StructType,
+    /// Arrow schema of the declared columns, as decoded from JSON.
+    pub decoded: SchemaRef,
+    /// Arrow schema of fragments and table files: declared columns plus lineage columns.
+    pub table: SchemaRef,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SchemaFile {
+    fields: Vec<FieldSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FieldSpec {
+    name: String,
+    #[serde(rename = "type")]
+    data_type: TypeSpec,
+    #[serde(default = "nullable_by_default")]
+    nullable: bool,
+}
+
+fn nullable_by_default() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum TypeSpec {
+    Primitive(String),
+    Nested(NestedSpec),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+enum NestedSpec {
+    Struct(Vec<FieldSpec>),
+    List(Box<TypeSpec>),
+    Map(Box<TypeSpec>),
+}
+
+impl TableSchema {
+    /// Parses a schema file's text; `location` only names it in errors.
+    pub fn parse(text: &str, location: &str) -> Result<Self> {
+        let invalid = |reason: String| Error::Schema { location: location.to_string(), reason };
+        let file: SchemaFile = serde_json::from_str(text).map_err(|err| invalid(err.to_string()))?;
+        if file.fields.is_empty() {
+            return Err(invalid("declares no fields".into()));
+        }
+        let declared = struct_of(&file.fields).map_err(invalid)?;
+        if declared.field(SOURCE_FILE_COLUMN).is_some() {
+            return Err(invalid(format!("{SOURCE_FILE_COLUMN} is reserved for lineage")));
+        }
+        let decoded: Schema = (&declared).try_into_arrow().map_err(|err| invalid(err.to_string()))?;
+        let lineage = StructField::new(SOURCE_FILE_COLUMN, DataType::STRING, false);
+        let delta = StructType::try_new(declared.fields().cloned().chain([lineage]))
+            .map_err(|err| invalid(err.to_string()))?;
+        let table: Schema = (&delta).try_into_arrow().map_err(|err| invalid(err.to_string()))?;
+        Ok(Self { delta, decoded: Arc::new(decoded), table: Arc::new(table) })
+    }
+
+    /// Reads and parses a schema from a local path.
+    pub fn from_path(path: &std::path::Path) -> Result<Self> {
+        let location = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|err| Error::Schema { location: location.clone(), reason: err.to_string() })?;
+        Self::parse(&text, &location)
+    }
+
+    /// The lineage field appended to every decoded batch.
+    pub fn source_file_field(&self) -> Arc<Field> {
+        Arc::new(self.table.field_with_name(SOURCE_FILE_COLUMN).expect("lineage column").clone())
+    }
+}
+
+fn struct_of(fields: &[FieldSpec]) -> Result<StructType, String> {
+    let fields = fields
+        .iter()
+        .map(|field| {
+            if field.name.is_empty() {
+                return Err("a field has an empty name".to_string());
+            }
+            let data_type = type_of(&field.data_type).map_err(|err| format!("field {:?}: {err}", field.name))?;
+            Ok(StructField::new(field.name.clone(), data_type, field.nullable))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    StructType::try_new(fields).map_err(|err| err.to_string())
+}
+
+fn type_of(spec: &TypeSpec) -> Result<DataType, String> {
+    Ok(match spec {
+        TypeSpec::Primitive(name) => match name.as_str() {
+            "string" => DataType::STRING,
+            "long" | "bigint" => DataType::LONG,
+            "integer" | "int" => DataType::INTEGER,
+            "short" => DataType::SHORT,
+            "byte" => DataType::BYTE,
+            "double" => DataType::DOUBLE,
+            "float" => DataType::FLOAT,
+            "boolean" => DataType::BOOLEAN,
+            "binary" => DataType::BINARY,
+            "date" => DataType::DATE,
+            "timestamp" => DataType::TIMESTAMP,
+            other => return Err(format!("unknown type {other:?}")),
+        },
+        TypeSpec::Nested(NestedSpec::Struct(fields)) => struct_of(fields)?.into(),
+        TypeSpec::Nested(NestedSpec::List(element)) => ArrayType::new(type_of(element)?, true).into(),
+        TypeSpec::Nested(NestedSpec::Map(value)) => MapType::new(DataType::STRING, type_of(value)?, true).into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow_schema::{DataType as ArrowType, TimeUnit};
+
+    use super::*;
+
+    const NESTED: &str = r#"{"fields": [
+        {"name": "id", "type": "string", "nullable": false},
+        {"name": "at", "type": "timestamp"},
+        {"name": "n", "type": "long"},
+        {"name": "device", "type": {"struct": [{"name": "os", "type": "string"}]}},
+        {"name": "items", "type": {"list": {"struct": [
+            {"name": "sku", "type": "string"},
+            {"name": "tags", "type": {"list": "string"}}
+        ]}}},
+        {"name": "attributes", "type": {"map": "string"}}
+    ]}"#;
+
+    #[test]
+    fn nested_schema_maps_to_arrow_and_delta() {
+        let schema = TableSchema::parse(NESTED, "test").unwrap();
+        let decoded = &schema.decoded;
+        assert_eq!(decoded.fields().len(), 6);
+        assert!(!decoded.field_with_name("id").unwrap().is_nullable());
+        assert_eq!(
+            decoded.field_with_name("at").unwrap().data_type(),
+            &ArrowType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+        );
+        let ArrowType::List(item) = decoded.field_with_name("items").unwrap().data_type() else {
+            panic!("items is not a list");
+        };
+        assert!(matches!(item.data_type(), ArrowType::Struct(fields) if fields.len() == 2));
+        assert!(matches!(decoded.field_with_name("attributes").unwrap().data_type(), ArrowType::Map(..)));
+        // Fragments and the table carry the lineage column after the declared ones.
+        assert_eq!(schema.table.fields().len(), 7);
+        assert_eq!(schema.table.field(6).name(), SOURCE_FILE_COLUMN);
+        assert_eq!(schema.delta.fields().count(), 7);
+    }
+
+    #[test]
+    fn unknown_type_names_the_field() {
+        let err = TableSchema::parse(r#"{"fields":[{"name":"x","type":"uuid"}]}"#, "s.json")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("s.json") && err.contains("\"x\"") && err.contains("uuid"), "{err}");
+    }
+
+    #[test]
+    fn reserved_and_empty_schemas_are_refused() {
+        let err = TableSchema::parse(r#"{"fields":[{"name":"_source_file","type":"string"}]}"#, "s")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("reserved"), "{err}");
+        assert!(TableSchema::parse(r#"{"fields":[]}"#, "s").is_err());
+        assert!(TableSchema::parse("not json", "s").is_err());
+    }
+
+    #[test]
+    fn the_reference_schema_parses() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/events.schema.json");
+        let schema = TableSchema::from_path(std::path::Path::new(path)).unwrap();
+        assert!(schema.decoded.fields().len() >= 40);
+    }
+}

@@ -9,10 +9,46 @@ use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use object_store::path::Path;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::context::Context;
+use crate::error::{Error, Result};
 use crate::fragment::FragmentStore;
+use crate::table::open_or_create;
+
+/// An on-demand or scheduled compaction request (the compactor Lambda's payload).
+/// `{}` and EventBridge's scheduled-event payload both mean "compact the configured table".
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+pub struct CompactRequest {
+    /// Table to compact; must be the configured one when given.
+    #[serde(default)]
+    pub table: Option<String>,
+}
+
+impl CompactRequest {
+    /// Reads a request from an invocation payload; unknown fields (EventBridge's) are ignored.
+    pub fn from_payload(payload: &serde_json::Value) -> Result<Self> {
+        if payload.is_null() {
+            return Ok(Self::default());
+        }
+        Ok(serde_json::from_value(payload.clone())?)
+    }
+}
+
+/// Compacts the context's table as asked by `request`.
+pub async fn compact_table(context: &Context, request: &CompactRequest) -> Result<CompactionReport> {
+    if let Some(table) = &request.table {
+        let configured = &context.settings.table_uri;
+        if table.trim_end_matches('/') != configured && !configured.ends_with(&format!("/{table}")) {
+            return Err(Error::Config(format!("this compactor serves {configured}, not {table:?}")));
+        }
+    }
+    let url = context.settings.table_url()?;
+    let mut table = open_or_create(&url, &context.storage_options, &context.schema).await?;
+    Compactor::new(FragmentStore::new(context.table_store.clone()), context.settings.target_file_bytes)
+        .run(&mut table)
+        .await
+}
 
 /// What one compaction run did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
@@ -99,4 +135,78 @@ fn output_properties() -> Result<WriterProperties> {
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
         .set_max_row_group_row_count(Some(128 * 1024))
         .build())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    use super::*;
+    use crate::decode::JsonDecoder;
+    use crate::event::SourceObject;
+    use crate::fragment::{self, FragmentSource};
+    use crate::schema::TableSchema;
+    use crate::table::table_store;
+
+    async fn stage(store: &FragmentStore, schema: &Arc<TableSchema>, key: &str, ids: std::ops::Range<i64>) {
+        let object = SourceObject { bucket: "raw".into(), key: key.into(), etag: None };
+        let data: String = ids.clone().map(|i| format!("{{\"id\":{i}}}\n")).collect();
+        let batches = JsonDecoder::new(schema.clone(), 64).decode(&object, data.as_bytes()).unwrap();
+        let sources = [FragmentSource { uri: object.uri(), etag: None, rows: ids.count() as u64 }];
+        store.put(fragment::encode(&schema.table, &batches, &sources).unwrap()).await.unwrap();
+    }
+
+    fn rows_in(dir: &std::path::Path, table: &DeltaTable) -> Vec<i64> {
+        let mut ids = Vec::new();
+        for uri in table.get_file_uris().unwrap() {
+            let path = uri.strip_prefix("file://").map(str::to_string).unwrap_or(uri);
+            let file = std::fs::File::open(if path.starts_with('/') { path.into() } else { dir.join(path) }).unwrap();
+            for batch in ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap() {
+                let batch = batch.unwrap();
+                let column = batch.column_by_name("id").unwrap();
+                let values = column.as_any().downcast_ref::<arrow_array::Int64Array>().unwrap();
+                ids.extend(values.iter().flatten());
+            }
+        }
+        ids.sort();
+        ids
+    }
+
+    #[tokio::test]
+    async fn fragments_become_one_commit_and_are_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = url::Url::from_directory_path(dir.path()).unwrap();
+        let schema = Arc::new(TableSchema::parse(r#"{"fields":[{"name":"id","type":"long"}]}"#, "t").unwrap());
+        let options = HashMap::new();
+        let fragments = FragmentStore::new(table_store(&url, &options).unwrap());
+        stage(&fragments, &schema, "a.json", 0..100).await;
+        stage(&fragments, &schema, "b.json", 100..250).await;
+
+        let mut table = open_or_create(&url, &options, &schema).await.unwrap();
+        assert_eq!(table.version(), Some(0), "created with the declared schema");
+        let report = Compactor::new(fragments.clone(), 1 << 20).run(&mut table).await.unwrap();
+        assert_eq!((report.fragments, report.sources, report.rows, report.version), (2, 2, 250, Some(1)));
+        assert_eq!(report.files, 1, "small fragments merge into one file");
+        assert!(fragments.list().await.unwrap().is_empty(), "consumed fragments are deleted");
+        assert_eq!(rows_in(dir.path(), &table), (0..250).collect::<Vec<_>>());
+
+        // Nothing staged: nothing committed.
+        let report = Compactor::new(fragments, 1 << 20).run(&mut table).await.unwrap();
+        assert_eq!(report, CompactionReport::default());
+        assert_eq!(table.version(), Some(1));
+    }
+
+    #[test]
+    fn requests_accept_empty_scheduled_and_named_payloads() {
+        let empty = CompactRequest::from_payload(&serde_json::json!({})).unwrap();
+        assert_eq!(empty, CompactRequest::default());
+        let scheduled = serde_json::json!({"version": "0", "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
+        assert_eq!(CompactRequest::from_payload(&scheduled).unwrap(), CompactRequest::default());
+        let named = CompactRequest::from_payload(&serde_json::json!({"table": "events"})).unwrap();
+        assert_eq!(named.table.as_deref(), Some("events"));
+        assert!(CompactRequest::from_payload(&serde_json::json!({"table": 3})).is_err());
+    }
 }

@@ -9,12 +9,13 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use futures::StreamExt;
 use serde::Serialize;
 
+use crate::context::Context;
 use crate::decode::JsonDecoder;
 use crate::error::{Error, Result};
 use crate::event::{BatchPlan, SourceObject};
 use crate::fragment::{self, FragmentSource, FragmentStore};
 use crate::schema::TableSchema;
-use crate::source::{ObjectSource, decompress};
+use crate::source::{ObjectSource, S3Source, decompress};
 
 /// What one converter invocation did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
@@ -57,6 +58,17 @@ impl Converter {
     ) -> Self {
         let decoder = JsonDecoder::new(schema.clone(), batch_rows);
         Self { source, fragments, schema, decoder, concurrency: concurrency.max(1) }
+    }
+
+    /// A converter over S3 sources and the table's staging area, as the Lambda runs it.
+    pub fn from_context(context: &Context) -> Self {
+        Self::new(
+            Arc::new(S3Source::new(context.s3.clone())),
+            FragmentStore::new(context.table_store.clone()),
+            context.schema.clone(),
+            context.settings.decode_batch_rows,
+            context.settings.download_concurrency,
+        )
     }
 
     /// Handles an SQS event as the Lambda does, returning the partial batch response.

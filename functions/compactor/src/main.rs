@@ -1,1 +1,17 @@
-fn main() {}
+//! Compactor Lambda: merges staged fragments into the Delta table; scheduled or on demand.
+
+use inlet::compact::{CompactRequest, CompactionReport, compact_table};
+use inlet::context::Context;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    inlet::telemetry::init();
+    let context = &Context::from_env().await?;
+    run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let request = CompactRequest::from_payload(&event.payload)?;
+        Ok::<CompactionReport, Error>(compact_table(context, &request).await?)
+    }))
+    .await
+}

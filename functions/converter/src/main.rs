@@ -1,1 +1,17 @@
-fn main() {}
+//! Converter Lambda: SQS batches of S3 notifications in, Parquet fragments out.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use inlet::context::Context;
+use inlet::converter::Converter;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    inlet::telemetry::init();
+    let context = Context::from_env().await?;
+    let converter = &Converter::from_context(&context);
+    run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        Ok::<SqsBatchResponse, Error>(converter.handle(&event.payload).await?)
+    }))
+    .await
+}

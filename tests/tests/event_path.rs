@@ -1,0 +1,71 @@
+//! The real event path on LocalStack: PutObject → S3 notification → SQS → converter Lambda →
+//! fragments → compactor Lambda → Delta table, read back by an independent reader.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use inlet::sample;
+use inlet_tests::{LocalStack, Pipeline, PipelineOptions};
+use serde_json::Value;
+
+const SEED: u64 = 20260516;
+const OBJECT_BYTES: usize = 128 * 1024;
+
+/// Keys services write, including one with a space, a `+` and non-ASCII characters.
+fn keys() -> Vec<String> {
+    vec![
+        "web/date=2026-05-16/part-0000.json.zst".into(),
+        "web/date=2026-05-16/part-0001.json.zst".into(),
+        "api/date=2026-05-16/part-0002.json.zst".into(),
+        "api/date=2026-05-16/night shift+retry é ü 東京.json.zst".into(),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn put_objects_become_rows_that_an_independent_reader_sees() {
+    let localstack = LocalStack::connect().await.unwrap();
+    let pipeline = Pipeline::deploy(&localstack, "path", PipelineOptions::default()).await.unwrap();
+
+    // What services wrote: every line, keyed by its event id.
+    let mut written: BTreeMap<String, (Value, String)> = BTreeMap::new();
+    let mut uris = Vec::new();
+    for (index, key) in keys().iter().enumerate() {
+        let ndjson = sample::ndjson_object(SEED, index as u64, OBJECT_BYTES);
+        let uri = format!("s3://{}/{key}", pipeline.raw_bucket);
+        for line in ndjson.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let value: Value = serde_json::from_slice(line).unwrap();
+            let id = value["event_id"].as_str().unwrap().to_string();
+            assert!(written.insert(id, (value, uri.clone())).is_none(), "generator repeated an event id");
+        }
+        pipeline.put(key, sample::zstd_compress(&ndjson)).await.unwrap();
+        uris.push(uri);
+    }
+    // A file the notification filter must not pass on.
+    pipeline.put("web/date=2026-05-16/readme.txt", b"not data".to_vec()).await.unwrap();
+
+    let staged = pipeline.wait_for_staged(&uris, Duration::from_secs(120)).await.unwrap();
+    assert_eq!(staged.len(), uris.len(), "each object staged once: {staged:?}");
+
+    let report = pipeline.compact(serde_json::json!({})).await.unwrap();
+    assert_eq!(report["rows"].as_u64().unwrap(), written.len() as u64, "{report}");
+    assert_eq!(report["sources"].as_u64().unwrap(), uris.len() as u64, "{report}");
+
+    let table = pipeline.read_table(true).await.unwrap();
+    assert_eq!(table.num_rows, written.len() as u64);
+    assert_eq!(table.version, report["version"].as_u64().unwrap());
+    assert!(!table.files.is_empty());
+    assert!(table.files.iter().all(|f| !f.path.contains("_inlet")), "fragments never reach the log");
+    for row in &table.rows {
+        let id = row["event_id"].as_str().unwrap();
+        let (line, uri) = written.get(id).unwrap_or_else(|| panic!("row {id} was never written"));
+        assert_eq!(row["_source_file"].as_str().unwrap(), uri);
+        let mut row = row.clone();
+        row.remove("_source_file");
+        assert_eq!(&Value::Object(row), line, "row {id} differs from its input line");
+    }
+
+    // The s3:TestEvent and the filtered-out file left nothing behind: no retries, no dead letters.
+    assert_eq!(pipeline.queue_depth(&pipeline.queue_url).await.unwrap(), 0);
+    assert_eq!(pipeline.queue_depth(&pipeline.dlq_url).await.unwrap(), 0);
+    assert!(pipeline.staged_sources().await.unwrap().is_empty(), "compaction consumed every fragment");
+}

@@ -29,7 +29,8 @@ running() {
 }
 
 healthy() {
-  curl -fsS "http://127.0.0.1:$port/_localstack/health" >/dev/null 2>&1
+  "$venv/bin/python" -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)" \
+    "http://127.0.0.1:$port/_localstack/health" >/dev/null 2>&1
 }
 
 start() {

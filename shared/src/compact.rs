@@ -105,7 +105,10 @@ impl Compactor {
         report.files = adds.len();
         report.bytes = adds.iter().map(|add| add.size.max(0) as u64).sum();
         let properties = CommitProperties::default().with_metadata([
-            ("inlet.fragments".to_string(), serde_json::json!(consumed.iter().map(|p| p.to_string()).collect::<Vec<_>>())),
+            (
+                "inlet.fragments".to_string(),
+                serde_json::json!(consumed.iter().map(|p| p.to_string()).collect::<Vec<_>>()),
+            ),
             ("inlet.rows".to_string(), serde_json::json!(report.rows)),
         ]);
         let operation = DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None };
@@ -203,7 +206,8 @@ mod tests {
     fn requests_accept_empty_scheduled_and_named_payloads() {
         let empty = CompactRequest::from_payload(&serde_json::json!({})).unwrap();
         assert_eq!(empty, CompactRequest::default());
-        let scheduled = serde_json::json!({"version": "0", "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
+        let scheduled =
+            serde_json::json!({"version": "0", "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
         assert_eq!(CompactRequest::from_payload(&scheduled).unwrap(), CompactRequest::default());
         let named = CompactRequest::from_payload(&serde_json::json!({"table": "events"})).unwrap();
         assert_eq!(named.table.as_deref(), Some("events"));

@@ -104,11 +104,7 @@ fn url_of(uri: &str) -> Result<url::Url> {
 }
 
 fn default_of(env: &str) -> &'static str {
-    SETTINGS
-        .iter()
-        .find(|setting| setting.env == env)
-        .and_then(|setting| setting.default)
-        .unwrap_or_default()
+    SETTINGS.iter().find(|setting| setting.env == env).and_then(|setting| setting.default).unwrap_or_default()
 }
 
 fn parse_positive<T>(get: &impl Fn(&str) -> Option<String>, env: &str) -> Result<T>
@@ -131,10 +127,10 @@ pub fn storage_options_from_env() -> HashMap<String, String> {
             options.insert(name.to_string(), value);
         }
     }
-    if !options.contains_key("AWS_REGION") {
-        if let Ok(region) = std::env::var("AWS_DEFAULT_REGION") {
-            options.insert("AWS_REGION".into(), region);
-        }
+    if !options.contains_key("AWS_REGION")
+        && let Ok(region) = std::env::var("AWS_DEFAULT_REGION")
+    {
+        options.insert("AWS_REGION".into(), region);
     }
     if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
         if endpoint.starts_with("http://") {
@@ -191,11 +187,20 @@ mod tests {
     }
 
     fn settings_with_schema(location: &str) -> Settings {
-        settings(&[
-            ("INLET_TABLE_URI", "s3://lake/t"),
-            ("LAMBDA_TASK_ROOT", "/var/task"),
-            ("INLET_SCHEMA", location),
-        ])
-        .unwrap()
+        settings(&[("INLET_TABLE_URI", "s3://lake/t"), ("LAMBDA_TASK_ROOT", "/var/task"), ("INLET_SCHEMA", location)])
+            .unwrap()
+    }
+}
+
+#[cfg(test)]
+mod documentation {
+    use super::SETTINGS;
+
+    #[test]
+    fn every_setting_has_a_row_in_the_readme() {
+        let readme = include_str!("../../README.md");
+        for setting in SETTINGS {
+            assert!(readme.contains(&format!("| `{}` |", setting.env)), "README lacks a row for {}", setting.env);
+        }
     }
 }

@@ -63,11 +63,7 @@ impl Error {
         match self {
             Error::Source { retryable, .. } => *retryable,
             Error::Storage(_) | Error::Delta(_) | Error::Io(_) => true,
-            Error::Config(_)
-            | Error::Schema { .. }
-            | Error::Arrow(_)
-            | Error::Parquet(_)
-            | Error::Json(_) => false,
+            Error::Config(_) | Error::Schema { .. } | Error::Arrow(_) | Error::Parquet(_) | Error::Json(_) => false,
         }
     }
 }

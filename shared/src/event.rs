@@ -161,14 +161,18 @@ mod tests {
     #[test]
     fn test_event_and_removals_are_ignored() {
         assert_eq!(parse_notification(TEST_EVENT).unwrap(), Notification::Ignored("s3:TestEvent".into()));
-        assert!(matches!(parse_notification(REMOVED).unwrap(), Notification::Ignored(reason) if reason.contains("ObjectRemoved")));
+        assert!(
+            matches!(parse_notification(REMOVED).unwrap(), Notification::Ignored(reason) if reason.contains("ObjectRemoved"))
+        );
     }
 
     #[test]
     fn garbage_bodies_are_invalid_with_a_reason() {
         assert!(parse_notification("hello").unwrap_err().contains("not JSON"));
         assert!(parse_notification("{}").unwrap_err().contains("neither an S3 event"));
-        assert!(parse_notification(r#"{"Records":[{"eventName":"ObjectCreated:Put"}]}"#).unwrap_err().contains("malformed"));
+        assert!(
+            parse_notification(r#"{"Records":[{"eventName":"ObjectCreated:Put"}]}"#).unwrap_err().contains("malformed")
+        );
     }
 
     #[test]

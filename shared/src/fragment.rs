@@ -98,11 +98,8 @@ impl FragmentStore {
 
     /// Stages a fragment under a new unique name and returns it.
     pub async fn put(&self, data: Vec<u8>) -> Result<Path> {
-        let name = format!(
-            "{}-{}.parquet",
-            chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"),
-            uuid::Uuid::new_v4().simple()
-        );
+        let name =
+            format!("{}-{}.parquet", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"), uuid::Uuid::new_v4().simple());
         let path = Path::from(FRAGMENTS_PREFIX).join(name);
         self.store.put(&path, PutPayload::from(data)).await?;
         Ok(path)

@@ -12,7 +12,8 @@ use serde::Serialize;
 /// Uncompressed size of one reference object.
 pub const OBJECT_BYTES: usize = 1024 * 1024;
 
-const EVENT_TYPES: &[&str] = &["page_view", "click", "add_to_cart", "checkout", "login", "logout", "search", "api_call"];
+const EVENT_TYPES: &[&str] =
+    &["page_view", "click", "add_to_cart", "checkout", "login", "logout", "search", "api_call"];
 const SEVERITIES: &[&str] = &["debug", "info", "info", "info", "warn", "error"];
 const SERVICES: &[&str] = &["web", "api", "checkout", "search", "auth", "billing"];
 const ENVIRONMENTS: &[&str] = &["prod", "prod", "prod", "staging", "dev"];
@@ -27,9 +28,32 @@ const FLAGS: &[&str] = &["new_checkout", "dark_mode", "beta_search", "fast_path"
 const TAGS: &[&str] = &["sale", "new", "gift", "bulk", "fragile", "digital"];
 const PATHS: &[&str] = &["/", "/search", "/cart", "/checkout", "/api/v1/items", "/api/v1/orders", "/login"];
 const WORDS: &[&str] = &[
-    "request", "completed", "user", "session", "checkout", "failed", "retrying", "cache", "miss", "hit",
-    "upstream", "latency", "payment", "authorized", "inventory", "reserved", "timeout", "connection",
-    "reset", "handler", "processed", "queue", "message", "delivered", "warehouse", "shipment",
+    "request",
+    "completed",
+    "user",
+    "session",
+    "checkout",
+    "failed",
+    "retrying",
+    "cache",
+    "miss",
+    "hit",
+    "upstream",
+    "latency",
+    "payment",
+    "authorized",
+    "inventory",
+    "reserved",
+    "timeout",
+    "connection",
+    "reset",
+    "handler",
+    "processed",
+    "queue",
+    "message",
+    "delivered",
+    "warehouse",
+    "shipment",
 ];
 
 #[derive(Serialize)]
@@ -137,13 +161,8 @@ fn sentence(rng: &mut StdRng, words: usize) -> String {
 fn event(rng: &mut StdRng, object: u64, row: u64) -> Event<'static> {
     let seconds = (object * 600 + row) % 86_400;
     let micros = rng.random_range(0..1_000_000);
-    let event_time = format!(
-        "2026-05-16T{:02}:{:02}:{:02}.{:06}Z",
-        seconds / 3600,
-        (seconds / 60) % 60,
-        seconds % 60,
-        micros
-    );
+    let event_time =
+        format!("2026-05-16T{:02}:{:02}:{:02}.{:06}Z", seconds / 3600, (seconds / 60) % 60, seconds % 60, micros);
     let severity = pick(rng, SEVERITIES);
     let failed = severity == "error";
     let items: Vec<Item> = (0..rng.random_range(0..=20))
@@ -155,11 +174,16 @@ fn event(rng: &mut StdRng, object: u64, row: u64) -> Event<'static> {
         })
         .collect();
     let cart_total = items.iter().map(|item| item.price * item.qty as f64).sum::<f64>();
-    let attributes = (0..rng.random_range(2..6))
-        .map(|i| (format!("attr_{i}"), sentence(rng, 2)))
-        .collect();
+    let attributes = (0..rng.random_range(2..6)).map(|i| (format!("attr_{i}"), sentence(rng, 2))).collect();
     Event {
-        event_id: format!("{}-{}-4{}-a{}-{}", hex(rng, 4), hex(rng, 2), &hex(rng, 2)[1..], &hex(rng, 2)[1..], hex(rng, 6)),
+        event_id: format!(
+            "{}-{}-4{}-a{}-{}",
+            hex(rng, 4),
+            hex(rng, 2),
+            &hex(rng, 2)[1..],
+            &hex(rng, 2)[1..],
+            hex(rng, 6)
+        ),
         event_time,
         ingest_time_ms: 1_778_889_600_000 + (seconds as i64) * 1000 + rng.random_range(0..5000),
         tenant_id: format!("tenant-{:03}", rng.random_range(0..50)),
@@ -187,7 +211,13 @@ fn event(rng: &mut StdRng, object: u64, row: u64) -> Event<'static> {
             rng.random_range(10..200)
         ),
         host: format!("ip-10-0-{}-{}.ec2.internal", rng.random_range(0..255), rng.random_range(0..255)),
-        ip: format!("{}.{}.{}.{}", rng.random_range(1..255), rng.random::<u8>(), rng.random::<u8>(), rng.random::<u8>()),
+        ip: format!(
+            "{}.{}.{}.{}",
+            rng.random_range(1..255),
+            rng.random::<u8>(),
+            rng.random::<u8>(),
+            rng.random::<u8>()
+        ),
         trace_id: hex(rng, 16),
         span_id: hex(rng, 8),
         http_path: pick(rng, PATHS),
@@ -205,17 +235,22 @@ fn event(rng: &mut StdRng, object: u64, row: u64) -> Event<'static> {
             model: maybe(rng, |rng| pick(rng, MODELS)),
         },
         geo: maybe(rng, |rng| Geo {
-                city: pick(rng, CITIES),
-                lat: rng.random_range(-90.0..90.0),
-                lon: rng.random_range(-180.0..180.0),
-            },
-        ),
+            city: pick(rng, CITIES),
+            lat: rng.random_range(-90.0..90.0),
+            lon: rng.random_range(-180.0..180.0),
+        }),
         feature_flags: (0..rng.random_range(0..4)).map(|_| pick(rng, FLAGS)).collect(),
         items,
         error_code: failed.then(|| format!("E{:04}", rng.random_range(0..500))),
         stack_trace: failed.then(|| {
             (0..rng.random_range(3..10))
-                .map(|depth| format!("  at com.example.{}.Handler{depth}(Handler.java:{})", pick(rng, SERVICES), rng.random_range(10..900)))
+                .map(|depth| {
+                    format!(
+                        "  at com.example.{}.Handler{depth}(Handler.java:{})",
+                        pick(rng, SERVICES),
+                        rng.random_range(10..900)
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join("\n")
         }),

@@ -86,8 +86,8 @@ impl TableSchema {
         }
         let decoded: Schema = (&declared).try_into_arrow().map_err(|err| invalid(err.to_string()))?;
         let lineage = StructField::new(SOURCE_FILE_COLUMN, DataType::STRING, false);
-        let delta = StructType::try_new(declared.fields().cloned().chain([lineage]))
-            .map_err(|err| invalid(err.to_string()))?;
+        let delta =
+            StructType::try_new(declared.fields().cloned().chain([lineage])).map_err(|err| invalid(err.to_string()))?;
         let table: Schema = (&delta).try_into_arrow().map_err(|err| invalid(err.to_string()))?;
         Ok(Self { delta, decoded: Arc::new(decoded), table: Arc::new(table) })
     }
@@ -183,17 +183,14 @@ mod tests {
 
     #[test]
     fn unknown_type_names_the_field() {
-        let err = TableSchema::parse(r#"{"fields":[{"name":"x","type":"uuid"}]}"#, "s.json")
-            .unwrap_err()
-            .to_string();
+        let err = TableSchema::parse(r#"{"fields":[{"name":"x","type":"uuid"}]}"#, "s.json").unwrap_err().to_string();
         assert!(err.contains("s.json") && err.contains("\"x\"") && err.contains("uuid"), "{err}");
     }
 
     #[test]
     fn reserved_and_empty_schemas_are_refused() {
-        let err = TableSchema::parse(r#"{"fields":[{"name":"_source_file","type":"string"}]}"#, "s")
-            .unwrap_err()
-            .to_string();
+        let err =
+            TableSchema::parse(r#"{"fields":[{"name":"_source_file","type":"string"}]}"#, "s").unwrap_err().to_string();
         assert!(err.contains("reserved"), "{err}");
         assert!(TableSchema::parse(r#"{"fields":[]}"#, "s").is_err());
         assert!(TableSchema::parse("not json", "s").is_err());

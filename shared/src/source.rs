@@ -34,20 +34,21 @@ impl S3Source {
 impl ObjectSource for S3Source {
     async fn fetch(&self, object: &SourceObject) -> Result<Bytes> {
         let uri = object.uri();
-        let response = self.client.get_object().bucket(&object.bucket).key(&object.key).send().await.map_err(|err| {
-            let service = err.as_service_error();
-            let missing = service.is_some_and(|e| e.is_no_such_key());
-            Error::Source {
-                uri: uri.clone(),
-                reason: if missing {
-                    "object not found (deleted before it was read?)".into()
-                } else {
-                    format!("GetObject failed: {}", aws_sdk_s3::error::DisplayErrorContext(&err))
-                },
-                // A missing object may still appear (eventual listing, replication lag): let SQS retry.
-                retryable: true,
-            }
-        })?;
+        let response =
+            self.client.get_object().bucket(&object.bucket).key(&object.key).send().await.map_err(|err| {
+                let service = err.as_service_error();
+                let missing = service.is_some_and(|e| e.is_no_such_key());
+                Error::Source {
+                    uri: uri.clone(),
+                    reason: if missing {
+                        "object not found (deleted before it was read?)".into()
+                    } else {
+                        format!("GetObject failed: {}", aws_sdk_s3::error::DisplayErrorContext(&err))
+                    },
+                    // A missing object may still appear (eventual listing, replication lag): let SQS retry.
+                    retryable: true,
+                }
+            })?;
         let body = response.body.collect().await.map_err(|err| Error::Source {
             uri,
             reason: format!("reading the object body failed: {err}"),

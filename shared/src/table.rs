@@ -11,9 +11,8 @@ use crate::schema::TableSchema;
 
 /// The object store rooted at the table location, without reading the Delta log.
 pub fn table_store(url: &Url, storage_options: &HashMap<String, String>) -> Result<Arc<dyn ObjectStore>> {
-    let log_store = DeltaTableBuilder::from_url(url.clone())?
-        .with_storage_options(storage_options.clone())
-        .build_storage()?;
+    let log_store =
+        DeltaTableBuilder::from_url(url.clone())?.with_storage_options(storage_options.clone()).build_storage()?;
     Ok(log_store.object_store(None))
 }
 

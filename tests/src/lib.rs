@@ -11,8 +11,8 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{Environment, FunctionCode, FunctionResponseType, Runtime, State};
 use aws_sdk_s3::types::{
-    Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter,
-    QueueConfiguration, S3KeyFilter,
+    Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter, QueueConfiguration,
+    S3KeyFilter,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use inlet::fragment::FragmentStore;
@@ -49,10 +49,9 @@ impl LocalStack {
             .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "inlet-tests"))
             .load()
             .await;
-        let health = format!("{endpoint}/_localstack/health");
-        let reachable = tokio::process::Command::new("curl").args(["-fsS", &health]).output().await;
+        let address = endpoint.trim_start_matches("http://").trim_end_matches('/').to_string();
         ensure!(
-            matches!(&reachable, Ok(out) if out.status.success()),
+            tokio::net::TcpStream::connect(&address).await.is_ok(),
             "LocalStack does not answer at {endpoint}: start it with `localstack/localstack.sh start` (make test does)"
         );
         Ok(Self {
@@ -142,7 +141,8 @@ impl Pipeline {
         for bucket in [&raw_bucket, &lake_bucket] {
             ls.s3.create_bucket().bucket(bucket).send().await.with_context(|| format!("creating {bucket}"))?;
         }
-        let dlq_url = ls.sqs.create_queue().queue_name(format!("ingest-dlq-{name}")).send().await?.queue_url.unwrap_or_default();
+        let dlq_url =
+            ls.sqs.create_queue().queue_name(format!("ingest-dlq-{name}")).send().await?.queue_url.unwrap_or_default();
         let dlq_arn = queue_arn(&ls.sqs, &dlq_url).await?;
         let redrive = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": options.max_receive_count});
         let queue_url = ls
@@ -335,9 +335,8 @@ pub struct TableFile {
 /// Reads `table_uri` with delta-rs' Python bindings (`tests/reader/read_table.py`).
 pub async fn read_table(localstack: &LocalStack, table_uri: &str, all_rows: bool) -> Result<TableSnapshot> {
     let root = workspace_root();
-    let python = std::env::var("INLET_READER_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root.join(".venv/tools/bin/python"));
+    let python =
+        std::env::var("INLET_READER_PYTHON").map(PathBuf::from).unwrap_or_else(|_| root.join(".venv/tools/bin/python"));
     ensure!(python.exists(), "{} is missing: run `make tools-venv` (make test does)", python.display());
     let mut command = tokio::process::Command::new(&python);
     command.arg(root.join("tests/reader/read_table.py")).arg(table_uri);
@@ -351,7 +350,8 @@ pub async fn read_table(localstack: &LocalStack, table_uri: &str, all_rows: bool
 }
 
 async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String> {
-    let attributes = sqs.get_queue_attributes().queue_url(url).attribute_names(QueueAttributeName::QueueArn).send().await?;
+    let attributes =
+        sqs.get_queue_attributes().queue_url(url).attribute_names(QueueAttributeName::QueueArn).send().await?;
     attributes
         .attributes
         .and_then(|map| map.get(&QueueAttributeName::QueueArn).cloned())

@@ -1,0 +1,76 @@
+# Inlet: `make demo` runs the pipeline end to end on LocalStack; `make test` runs every test.
+# Both set up what they need (virtualenvs, cargo tools) on a fresh machine.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+WITH_LOCALSTACK := localstack/with-localstack.sh
+LAMBDA_ARCH ?= arm64
+
+.PHONY: help setup cargo-tools localstack-venv tools-venv localstack-start localstack-stop \
+        build build-functions test unit-test lint fmt demo build-lambdas clean
+
+help:
+	@echo "make demo           run the whole pipeline on LocalStack and show the Delta table"
+	@echo "make test           unit + LocalStack integration tests"
+	@echo "make lint           rustfmt check and clippy with warnings as errors"
+	@echo "make build-lambdas  cargo-lambda release zips (LAMBDA_ARCH=arm64|x86_64)"
+	@echo "make localstack-start / localstack-stop"
+
+setup: cargo-tools localstack-venv tools-venv
+
+cargo-tools:
+	@cargo nextest --version >/dev/null 2>&1 || cargo install cargo-nextest --locked
+
+localstack-venv:
+	PYTHON=$(PYTHON) localstack/localstack.sh install
+
+tools-venv: $(VENV)/tools/.installed
+$(VENV)/tools/.installed: tests/reader/requirements.txt
+	$(PYTHON) -m venv $(VENV)/tools
+	$(VENV)/tools/bin/pip install --quiet --disable-pip-version-check -r tests/reader/requirements.txt
+	touch $@
+
+localstack-start: localstack-venv
+	localstack/localstack.sh start
+
+localstack-stop:
+	localstack/localstack.sh stop
+
+# Debug builds: the Lambda bootstraps the integration tests run in LocalStack.
+build-functions:
+	cargo build -p converter -p compactor
+
+build: build-functions
+	cargo build --workspace --all-targets
+
+unit-test: cargo-tools
+	cargo nextest run --workspace --exclude inlet-tests
+
+test: setup build
+	cargo nextest run --workspace --no-run
+	$(WITH_LOCALSTACK) cargo nextest run --workspace
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+demo: setup build-functions
+	cargo build -p inlet-tests --bin demo
+	$(WITH_LOCALSTACK) target/debug/demo
+
+# Release zips for AWS. Not part of test/CI: a cold release build takes tens of minutes here.
+build-lambdas:
+	@[[ -x $(VENV)/cargo-lambda/bin/cargo-lambda ]] || { $(PYTHON) -m venv $(VENV)/cargo-lambda && \
+	  $(VENV)/cargo-lambda/bin/pip install --quiet --disable-pip-version-check cargo-lambda; }
+	PATH="$(CURDIR)/$(VENV)/cargo-lambda/bin:$$PATH" cargo lambda build --release \
+	  $(if $(filter arm64,$(LAMBDA_ARCH)),--arm64,--x86-64) --output-format zip \
+	  --lambda-dir target/lambda/$(LAMBDA_ARCH) -p converter -p compactor
+	@ls -l target/lambda/$(LAMBDA_ARCH)/*/bootstrap.zip
+
+clean:
+	-localstack/localstack.sh stop
+	rm -rf target .localstack

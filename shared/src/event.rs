@@ -175,6 +175,21 @@ mod tests {
         );
     }
 
+    /// The SQS event a Lambda receives: a test event and the same notification delivered twice.
+    const SQS_EVENT: &str = include_str!("../tests/fixtures/sqs-event-localstack.json");
+
+    #[test]
+    fn sqs_event_fixture_plans_one_object_for_two_deliveries() {
+        let event: SqsEvent = serde_json::from_str(SQS_EVENT).unwrap();
+        let plan = BatchPlan::from_sqs(&event);
+        assert_eq!(plan.ignored, vec![("2f1c7a52-0001".to_string(), "s3:TestEvent".to_string())]);
+        assert!(plan.invalid.is_empty());
+        assert_eq!(plan.objects.len(), 1);
+        let (object, messages) = &plan.objects[0];
+        assert_eq!(object.uri(), "s3://raw-events/web/date=2026-05-16/part 1+x é.json.zst");
+        assert_eq!(messages, &vec!["2f1c7a52-0002".to_string(), "2f1c7a52-0003".to_string()]);
+    }
+
     #[test]
     fn batch_plan_collapses_duplicates_and_sorts_messages() {
         let plan = BatchPlan::from_sqs(&sqs(&[AWS_PUT, TEST_EVENT, LOCALSTACK_PUT, "oops"]));

@@ -91,8 +91,11 @@ pub struct PipelineOptions {
     pub batching_window_seconds: i32,
     /// Receives before a message moves to the DLQ.
     pub max_receive_count: u32,
-    /// Queue visibility timeout (seconds); also the retry delay after a failure.
+    /// Queue visibility timeout (seconds); also the retry delay after a failure. AWS requires it
+    /// to be at least the converter timeout.
     pub visibility_timeout_seconds: u32,
+    /// Converter function timeout (seconds).
+    pub converter_timeout_seconds: i32,
     /// Extra environment for both functions.
     pub environment: Vec<(String, String)>,
 }
@@ -103,7 +106,8 @@ impl Default for PipelineOptions {
             batch_size: 10,
             batching_window_seconds: 1,
             max_receive_count: 3,
-            visibility_timeout_seconds: 20,
+            visibility_timeout_seconds: 40,
+            converter_timeout_seconds: 30,
             environment: Vec::new(),
         }
     }
@@ -190,7 +194,7 @@ impl Pipeline {
         let role = "arn:aws:iam::000000000000:role/inlet-test".to_string();
         let converter = format!("converter-{name}");
         let compactor = format!("compactor-{name}");
-        create_function(ls, &converter, "converter", &role, &environment, 60).await?;
+        create_function(ls, &converter, "converter", &role, &environment, options.converter_timeout_seconds).await?;
         create_function(ls, &compactor, "compactor", &role, &environment, 300).await?;
         ls.lambda
             .create_event_source_mapping()
@@ -275,6 +279,30 @@ impl Pipeline {
             + count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible))
     }
 
+    /// Waits until the dead-letter queue holds `count` messages and returns their bodies
+    /// (received, then made visible again for later readers).
+    pub async fn wait_for_dead_letters(&self, count: usize, timeout: Duration) -> Result<Vec<String>> {
+        let started = Instant::now();
+        loop {
+            if self.queue_depth(&self.dlq_url).await? >= count as u64 {
+                let received = self
+                    .localstack
+                    .sqs
+                    .receive_message()
+                    .queue_url(&self.dlq_url)
+                    .max_number_of_messages(10)
+                    .visibility_timeout(0)
+                    .send()
+                    .await?;
+                return Ok(received.messages.unwrap_or_default().into_iter().filter_map(|m| m.body).collect());
+            }
+            if started.elapsed() > timeout {
+                bail!("after {timeout:?} the DLQ holds fewer than {count} messages");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
     /// Invokes the compactor synchronously and returns its JSON answer.
     pub async fn compact(&self, payload: serde_json::Value) -> Result<serde_json::Value> {
         let output = self
@@ -302,9 +330,7 @@ impl Pipeline {
     /// What a function printed so far (the local executor keeps one log per function).
     pub fn function_log(&self, function: &str) -> String {
         let path = workspace_root().join(format!(".localstack/lambda-logs/{function}.log"));
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        let tail: Vec<&str> = text.lines().rev().take(20).collect();
-        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        std::fs::read_to_string(&path).unwrap_or_default()
     }
 }
 

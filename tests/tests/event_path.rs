@@ -69,3 +69,29 @@ async fn put_objects_become_rows_that_an_independent_reader_sees() {
     assert_eq!(pipeline.queue_depth(&pipeline.dlq_url).await.unwrap(), 0);
     assert!(pipeline.staged_sources().await.unwrap().is_empty(), "compaction consumed every fragment");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_corrupt_object_fails_alone_and_reaches_the_dlq_with_its_reason() {
+    let localstack = LocalStack::connect().await.unwrap();
+    let options = PipelineOptions {
+        max_receive_count: 2,
+        visibility_timeout_seconds: 4,
+        converter_timeout_seconds: 4,
+        ..PipelineOptions::default()
+    };
+    let pipeline = Pipeline::deploy(&localstack, "dlq", options).await.unwrap();
+    let good = "web/date=2026-05-16/good.json.zst";
+    let corrupt = "web/date=2026-05-16/corrupt.json.zst";
+    pipeline.put(good, sample::zstd_compress(&sample::ndjson_object(SEED, 9, 16 * 1024))).await.unwrap();
+    pipeline.put(corrupt, b"\x28\xb5\x2f\xfd this is not a zstd frame".to_vec()).await.unwrap();
+
+    let good_uri = format!("s3://{}/{good}", pipeline.raw_bucket);
+    pipeline.wait_for_staged(std::slice::from_ref(&good_uri), Duration::from_secs(60)).await.unwrap();
+
+    let dead = pipeline.wait_for_dead_letters(1, Duration::from_secs(90)).await.unwrap();
+    assert_eq!(dead.len(), 1, "only the corrupt object's message is dead-lettered: {dead:?}");
+    assert!(dead[0].contains("corrupt.json.zst"), "{}", dead[0]);
+    let log = pipeline.function_log(&pipeline.converter);
+    assert!(log.contains("corrupt.json.zst: zstd decompression failed"), "converter log lacks the reason:\n{log}");
+    assert_eq!(pipeline.staged_sources().await.unwrap(), vec![good_uri], "the good object staged exactly once");
+}

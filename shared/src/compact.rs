@@ -157,7 +157,7 @@ mod tests {
     async fn stage(store: &FragmentStore, schema: &Arc<TableSchema>, key: &str, ids: std::ops::Range<i64>) {
         let object = SourceObject { bucket: "raw".into(), key: key.into(), etag: None };
         let data: String = ids.clone().map(|i| format!("{{\"id\":{i}}}\n")).collect();
-        let batches = JsonDecoder::new(schema.clone(), 64).decode(&object, data.as_bytes()).unwrap();
+        let batches = JsonDecoder::new(schema.clone(), 64).decode(&object, data.as_bytes()).unwrap().batches;
         let sources = [FragmentSource { uri: object.uri(), etag: None, rows: ids.count() as u64 }];
         store.put(fragment::encode(&schema.table, &batches, &sources).unwrap()).await.unwrap();
     }

@@ -10,10 +10,11 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use crate::context::Context;
-use crate::decode::JsonDecoder;
+use crate::decode::{JsonDecoder, QuarantinedLine};
 use crate::error::{Error, Result};
 use crate::event::{BatchPlan, SourceObject};
 use crate::fragment::{self, FragmentSource, FragmentStore};
+use crate::quarantine::Quarantine;
 use crate::schema::TableSchema;
 use crate::source::{ObjectSource, S3Source, decompress};
 
@@ -24,6 +25,8 @@ pub struct ConversionReport {
     pub objects: usize,
     /// Rows written.
     pub rows: u64,
+    /// Lines quarantined.
+    pub quarantined: u64,
     /// Uncompressed bytes decoded.
     pub bytes_in: u64,
     /// Fragment written, if any rows were.
@@ -36,28 +39,32 @@ pub struct ConversionReport {
 pub struct Converter {
     source: Arc<dyn ObjectSource>,
     fragments: FragmentStore,
+    quarantine: Quarantine,
     schema: Arc<TableSchema>,
     decoder: JsonDecoder,
     concurrency: usize,
 }
 
 struct Decoded {
+    object: SourceObject,
     source: FragmentSource,
     bytes_in: u64,
     batches: Vec<RecordBatch>,
+    quarantined: Vec<QuarantinedLine>,
 }
 
 impl Converter {
-    /// A converter reading from `source` and staging into `fragments`.
+    /// A converter reading from `source`, staging into `fragments` and refusing lines into `quarantine`.
     pub fn new(
         source: Arc<dyn ObjectSource>,
         fragments: FragmentStore,
+        quarantine: Quarantine,
         schema: Arc<TableSchema>,
         batch_rows: usize,
         concurrency: usize,
     ) -> Self {
         let decoder = JsonDecoder::new(schema.clone(), batch_rows);
-        Self { source, fragments, schema, decoder, concurrency: concurrency.max(1) }
+        Self { source, fragments, quarantine, schema, decoder, concurrency: concurrency.max(1) }
     }
 
     /// A converter over S3 sources and the table's staging area, as the Lambda runs it.
@@ -65,6 +72,7 @@ impl Converter {
         Self::new(
             Arc::new(S3Source::new(context.s3.clone())),
             FragmentStore::new(context.table_store.clone()),
+            Quarantine::new(context.table_store.clone()),
             context.schema.clone(),
             context.settings.decode_batch_rows,
             context.settings.download_concurrency,
@@ -114,9 +122,16 @@ impl Converter {
             objects: decoded.len(),
             rows: decoded.iter().map(|d| d.source.rows).sum(),
             bytes_in: decoded.iter().map(|d| d.bytes_in).sum(),
+            quarantined: decoded.iter().map(|d| d.quarantined.len() as u64).sum(),
             ..Default::default()
         };
-        if !decoded.is_empty() {
+        // Quarantine records are named by object version, so writing them first and then
+        // failing on the fragment leaves nothing twice when the batch is retried.
+        for object in decoded.iter().filter(|d| !d.quarantined.is_empty()) {
+            let path = self.quarantine.put(&object.object, &object.quarantined).await?;
+            tracing::warn!(object = %object.source.uri, lines = object.quarantined.len(), quarantine = %path, "quarantined lines");
+        }
+        if decoded.iter().any(|d| d.source.rows > 0) {
             let sources: Vec<FragmentSource> = decoded.iter().map(|d| d.source.clone()).collect();
             let batches: Vec<RecordBatch> = decoded.into_iter().flat_map(|d| d.batches).collect();
             let schema = self.schema.table.clone();
@@ -130,6 +145,7 @@ impl Converter {
         tracing::info!(
             objects = report.objects,
             rows = report.rows,
+            quarantined = report.quarantined,
             bytes_in = report.bytes_in,
             fragment = report.fragment.as_deref().unwrap_or(""),
             failed_messages = report.failed_messages.len(),
@@ -144,12 +160,13 @@ impl Converter {
         let object = object.clone();
         tokio::task::spawn_blocking(move || {
             let data = decompress(&object, raw)?;
-            let batches = decoder.decode(&object, &data)?;
-            let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
+            let decoded = decoder.decode(&object, &data)?;
             Ok(Decoded {
-                source: FragmentSource { uri: object.uri(), etag: object.etag.clone(), rows },
+                source: FragmentSource { uri: object.uri(), etag: object.etag.clone(), rows: decoded.rows() },
                 bytes_in: data.len() as u64,
-                batches,
+                batches: decoded.batches,
+                quarantined: decoded.quarantined,
+                object,
             })
         })
         .await
@@ -196,24 +213,41 @@ mod tests {
         source.put("raw", "a b.json.zst", zstd::bulk::compress(b"{\"id\":1}\n{\"id\":2}\n", 3).unwrap());
         source.put("raw", "c.json", &b"{\"id\":3}\n"[..]);
         source.put("raw", "corrupt.json.zst", &b"garbage"[..]);
-        let fragments = FragmentStore::new(Arc::new(InMemory::new()));
-        let converter = Converter::new(source, fragments.clone(), schema, 1024, 4);
+        source.put("raw", "half.json", &b"{\"id\":4}\n{\"id\":\"four\"}\n{\"id\":5}\n"[..]);
+        let lake = Arc::new(InMemory::new());
+        let fragments = FragmentStore::new(lake.clone());
+        let quarantine = Quarantine::new(lake);
+        let converter = Converter::new(source, fragments.clone(), quarantine.clone(), schema, 1024, 4);
         let event = sqs(vec![
             notification("raw", "a b.json.zst"),
             notification("raw", "corrupt.json.zst"),
             notification("raw", "missing.json"),
             notification("raw", "c.json"),
             r#"{"Service":"Amazon S3","Event":"s3:TestEvent"}"#.to_string(),
+            notification("raw", "half.json"),
         ]);
         let report = converter.convert(&event).await.unwrap();
         assert_eq!(report.failed_messages, vec!["m1".to_string(), "m2".to_string()]);
-        assert_eq!((report.objects, report.rows), (2, 3));
+        assert_eq!((report.objects, report.rows, report.quarantined), (3, 5, 1));
         let staged = fragments.list().await.unwrap();
         assert_eq!(staged.len(), 1);
         let fragment = fragments.read(&staged[0].location).await.unwrap();
         let mut uris: Vec<_> = fragment.sources.iter().map(|s| (s.uri.clone(), s.rows)).collect();
         uris.sort();
-        assert_eq!(uris, vec![("s3://raw/a b.json.zst".to_string(), 2), ("s3://raw/c.json".to_string(), 1)]);
+        assert_eq!(
+            uris,
+            vec![
+                ("s3://raw/a b.json.zst".to_string(), 2),
+                ("s3://raw/c.json".to_string(), 1),
+                ("s3://raw/half.json".to_string(), 2)
+            ]
+        );
+        let refused = quarantine.lines().await.unwrap();
+        assert_eq!(refused.len(), 1);
+        assert_eq!(
+            (refused[0].source.as_str(), refused[0].line, refused[0].raw.as_str()),
+            ("s3://raw/half.json", 2, "{\"id\":\"four\"}")
+        );
 
         let response = converter.handle(&sqs(vec![notification("raw", "corrupt.json.zst")])).await.unwrap();
         assert_eq!(response.batch_item_failures.len(), 1);

@@ -4,10 +4,40 @@ use std::sync::Arc;
 
 use arrow_array::{ArrayRef, RecordBatch, StringArray};
 use arrow_json::ReaderBuilder;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::event::SourceObject;
 use crate::schema::TableSchema;
+
+/// A line that could not become a row, kept with everything needed to replay it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuarantinedLine {
+    /// `s3://bucket/key` of the object.
+    pub source: String,
+    /// 1-based line number within the decompressed object.
+    pub line: u64,
+    /// Why the line was refused.
+    pub error: String,
+    /// The line as it was (lossily UTF-8).
+    pub raw: String,
+}
+
+/// An object decoded: its rows, and the lines that did not parse or fit the schema.
+#[derive(Debug, Default)]
+pub struct DecodedObject {
+    /// Rows, with `_source_file`.
+    pub batches: Vec<RecordBatch>,
+    /// Refused lines.
+    pub quarantined: Vec<QuarantinedLine>,
+}
+
+impl DecodedObject {
+    /// Rows decoded.
+    pub fn rows(&self) -> u64 {
+        self.batches.iter().map(|b| b.num_rows() as u64).sum()
+    }
+}
 
 /// Decodes NDJSON objects into record batches of the table schema.
 #[derive(Debug, Clone)]
@@ -23,38 +53,77 @@ impl JsonDecoder {
     }
 
     /// Decodes a whole (decompressed) object; every batch carries `_source_file`.
-    pub fn decode(&self, object: &SourceObject, data: &[u8]) -> Result<Vec<RecordBatch>> {
+    ///
+    /// Lines that are not JSON or do not fit the schema are quarantined and the rest ingest.
+    /// An object in which no line decodes is not NDJSON at all and fails as a whole.
+    pub fn decode(&self, object: &SourceObject, data: &[u8]) -> Result<DecodedObject> {
         let uri = object.uri();
-        let invalid = |err: arrow_schema::ArrowError| Error::Source {
+        // Fast path: the whole object in one pass. Only an object with a bad line pays for
+        // the line-by-line pass below.
+        if let Ok(batches) = self.decode_all(data, &uri) {
+            return Ok(DecodedObject { batches, quarantined: Vec::new() });
+        }
+        let mut good = Vec::with_capacity(data.len());
+        let mut quarantined = Vec::new();
+        let mut lines_seen = 0u64;
+        for (index, line) in data.split(|byte| *byte == b'\n').enumerate() {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            lines_seen += 1;
+            match self.decode_all(line, &uri) {
+                Ok(_) => {
+                    good.extend_from_slice(line);
+                    good.push(b'\n');
+                }
+                Err(err) => quarantined.push(QuarantinedLine {
+                    source: uri.clone(),
+                    line: index as u64 + 1,
+                    error: err.to_string(),
+                    raw: String::from_utf8_lossy(line).into_owned(),
+                }),
+            }
+        }
+        if quarantined.len() as u64 == lines_seen {
+            let first = &quarantined[0];
+            return Err(Error::Source {
+                uri,
+                reason: format!("not NDJSON: no line fits the declared schema (line {}: {})", first.line, first.error),
+                retryable: false,
+            });
+        }
+        let batches = self.decode_all(&good, &uri).map_err(|err| Error::Source {
             uri: uri.clone(),
-            reason: format!("not valid NDJSON for the declared schema: {err}"),
+            reason: format!("lines that decoded alone failed together: {err}"),
             retryable: false,
-        };
-        let mut decoder = ReaderBuilder::new(self.schema.decoded.clone())
-            .with_batch_size(self.batch_rows)
-            .build_decoder()
-            .map_err(invalid)?;
+        })?;
+        Ok(DecodedObject { batches, quarantined })
+    }
+
+    fn decode_all(&self, data: &[u8], uri: &str) -> Result<Vec<RecordBatch>, arrow_schema::ArrowError> {
+        let mut decoder =
+            ReaderBuilder::new(self.schema.decoded.clone()).with_batch_size(self.batch_rows).build_decoder()?;
         let mut batches = Vec::new();
         let mut rest = data;
         while !rest.is_empty() {
-            let consumed = decoder.decode(rest).map_err(invalid)?;
+            let consumed = decoder.decode(rest)?;
             rest = &rest[consumed..];
             // The decoder stops early when a batch is full; drain it before feeding more.
-            if let Some(batch) = decoder.flush().map_err(invalid)? {
-                batches.push(self.with_lineage(batch, &uri)?);
+            if let Some(batch) = decoder.flush()? {
+                batches.push(self.with_lineage(batch, uri)?);
             }
         }
-        if let Some(batch) = decoder.flush().map_err(invalid)? {
-            batches.push(self.with_lineage(batch, &uri)?);
+        if let Some(batch) = decoder.flush()? {
+            batches.push(self.with_lineage(batch, uri)?);
         }
         Ok(batches)
     }
 
-    fn with_lineage(&self, batch: RecordBatch, uri: &str) -> Result<RecordBatch> {
+    fn with_lineage(&self, batch: RecordBatch, uri: &str) -> Result<RecordBatch, arrow_schema::ArrowError> {
         let lineage: ArrayRef = Arc::new(StringArray::from_iter_values(std::iter::repeat_n(uri, batch.num_rows())));
         let mut columns = batch.columns().to_vec();
         columns.push(lineage);
-        Ok(RecordBatch::try_new(self.schema.table.clone(), columns)?)
+        RecordBatch::try_new(self.schema.table.clone(), columns)
     }
 }
 
@@ -90,7 +159,9 @@ mod tests {
 
 {"id":"c","n":null}
 "#;
-        let batches = decoder(1024).decode(&object(), data).unwrap();
+        let decoded = decoder(1024).decode(&object(), data).unwrap();
+        assert!(decoded.quarantined.is_empty());
+        let batches = decoded.batches;
         assert_eq!(batches.len(), 1);
         let batch = &batches[0];
         assert_eq!(batch.num_rows(), 3);
@@ -115,16 +186,45 @@ mod tests {
     #[test]
     fn batches_respect_the_row_cap() {
         let data: String = (0..10).map(|i| format!("{{\"id\":\"{i}\"}}\n")).collect();
-        let batches = decoder(4).decode(&object(), data.as_bytes()).unwrap();
+        let batches = decoder(4).decode(&object(), data.as_bytes()).unwrap().batches;
         assert_eq!(batches.iter().map(|b| b.num_rows()).collect::<Vec<_>>(), vec![4, 4, 2]);
     }
 
     #[test]
-    fn wrong_types_and_garbage_fail_the_object_with_its_name() {
-        let err = decoder(8).decode(&object(), b"{\"id\":\"a\",\"n\":\"seven\"}\n").unwrap_err();
+    fn bad_lines_are_quarantined_with_line_number_and_reason_and_the_rest_ingests() {
+        let data = b"{\"id\":\"a\",\"n\":1}\n{\"id\":\"b\",\"n\":\"seven\"}\n\n{\"id\":\"c\"\n{\"id\":\"d\",\"n\":4}\n";
+        let decoded = decoder(8).decode(&object(), data).unwrap();
+        let ids: Vec<String> = decoded
+            .batches
+            .iter()
+            .flat_map(|b| {
+                b.column_by_name("id")
+                    .unwrap()
+                    .as_string::<i32>()
+                    .iter()
+                    .flatten()
+                    .map(String::from)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(ids, vec!["a", "d"]);
+        let lines: Vec<(u64, &str)> = decoded.quarantined.iter().map(|q| (q.line, q.raw.as_str())).collect();
+        assert_eq!(lines, vec![(2, "{\"id\":\"b\",\"n\":\"seven\"}"), (4, "{\"id\":\"c\"")]);
+        assert!(decoded.quarantined.iter().all(|q| q.source == "s3://raw/svc/a.json"));
+        assert!(
+            decoded.quarantined[0].error.contains("seven") || decoded.quarantined[0].error.contains("Int64"),
+            "{}",
+            decoded.quarantined[0].error
+        );
+        assert!(!decoded.quarantined[1].error.is_empty());
+    }
+
+    #[test]
+    fn an_object_with_no_good_line_is_not_ndjson_and_fails_whole() {
+        let err = decoder(8).decode(&object(), b"this is not json\nnor is this\n").unwrap_err();
         assert!(!err.is_retryable());
-        assert!(err.to_string().starts_with("s3://raw/svc/a.json: not valid NDJSON"), "{err}");
-        assert!(decoder(8).decode(&object(), b"this is not json\n").is_err());
+        let text = err.to_string();
+        assert!(text.starts_with("s3://raw/svc/a.json: not NDJSON") && text.contains("line 1"), "{text}");
     }
 
     #[test]
@@ -133,7 +233,7 @@ mod tests {
         let schema = Arc::new(TableSchema::from_path(std::path::Path::new(path)).unwrap());
         let data = crate::sample::ndjson_object(1, 0, 256 * 1024);
         let lines = data.iter().filter(|b| **b == b'\n').count();
-        let batches = JsonDecoder::new(schema, 1024).decode(&object(), &data).unwrap();
-        assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), lines);
+        let decoded = JsonDecoder::new(schema, 1024).decode(&object(), &data).unwrap();
+        assert_eq!(decoded.rows(), lines as u64);
     }
 }

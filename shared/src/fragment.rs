@@ -149,7 +149,8 @@ mod tests {
     async fn fragments_round_trip_with_their_sources() {
         let schema = Arc::new(TableSchema::parse(r#"{"fields":[{"name":"id","type":"long"}]}"#, "t").unwrap());
         let object = SourceObject { bucket: "raw".into(), key: "k.json".into(), etag: Some("e1".into()) };
-        let batches = JsonDecoder::new(schema.clone(), 10).decode(&object, b"{\"id\":1}\n{\"id\":2}\n").unwrap();
+        let batches =
+            JsonDecoder::new(schema.clone(), 10).decode(&object, b"{\"id\":1}\n{\"id\":2}\n").unwrap().batches;
         let sources = vec![FragmentSource { uri: object.uri(), etag: object.etag.clone(), rows: 2 }];
         let store = FragmentStore::new(Arc::new(InMemory::new()));
         let path = store.put(encode(&schema.table, &batches, &sources).unwrap()).await.unwrap();

@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use deltalake::{DeltaTable, DeltaTableBuilder, ObjectStore};
+pub use deltalake::ObjectStore;
+use deltalake::{DeltaTable, DeltaTableBuilder};
 use url::Url;
 
 use crate::error::Result;

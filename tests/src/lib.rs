@@ -226,10 +226,15 @@ impl Pipeline {
         Ok(())
     }
 
+    /// The object store rooted at the table location (staging and quarantine live under it).
+    pub fn table_store(&self) -> Result<std::sync::Arc<dyn inlet::table::ObjectStore>> {
+        let url = url::Url::parse(&self.table_uri)?;
+        Ok(inlet::table::table_store(&url, &self.localstack.storage_options())?)
+    }
+
     /// The table's staging area.
     pub fn fragments(&self) -> Result<FragmentStore> {
-        let url = url::Url::parse(&self.table_uri)?;
-        Ok(FragmentStore::new(inlet::table::table_store(&url, &self.localstack.storage_options())?))
+        Ok(FragmentStore::new(self.table_store()?))
     }
 
     /// Source URIs listed by the staged fragments.

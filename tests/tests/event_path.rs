@@ -40,6 +40,28 @@ async fn put_objects_become_rows_that_an_independent_reader_sees() {
         pipeline.put(key, sample::zstd_compress(&ndjson)).await.unwrap();
         uris.push(uri);
     }
+    // An object with two bad lines: they go to quarantine, the rest of the object ingests.
+    let mixed_key = "web/date=2026-05-16/mixed.json.zst";
+    let mixed_uri = format!("s3://{}/{mixed_key}", pipeline.raw_bucket);
+    let mut mixed = Vec::new();
+    let sample_lines = sample::ndjson_object(SEED, 99, 16 * 1024);
+    for (number, line) in sample_lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()).enumerate() {
+        match number + 1 {
+            3 => mixed.extend_from_slice(b"{\"event_id\": \"truncated"),
+            7 => mixed.extend_from_slice(
+                br#"{"event_id":"x","event_time":"2026-05-16T00:00:00Z","http_status":"five hundred"}"#,
+            ),
+            _ => {
+                let value: Value = serde_json::from_slice(line).unwrap();
+                written.insert(value["event_id"].as_str().unwrap().to_string(), (value, mixed_uri.clone()));
+                mixed.extend_from_slice(line);
+            }
+        }
+        mixed.push(b'\n');
+    }
+    pipeline.put(mixed_key, sample::zstd_compress(&mixed)).await.unwrap();
+    uris.push(mixed_uri.clone());
+
     // A file the notification filter must not pass on.
     pipeline.put("web/date=2026-05-16/readme.txt", b"not data".to_vec()).await.unwrap();
 
@@ -63,6 +85,16 @@ async fn put_objects_become_rows_that_an_independent_reader_sees() {
         row.remove("_source_file");
         assert_eq!(&Value::Object(row), line, "row {id} differs from its input line");
     }
+
+    let quarantined = inlet::quarantine::Quarantine::new(pipeline.table_store().unwrap()).lines().await.unwrap();
+    let refused: Vec<(&str, u64)> = quarantined.iter().map(|q| (q.source.as_str(), q.line)).collect();
+    assert_eq!(refused, vec![(mixed_uri.as_str(), 3), (mixed_uri.as_str(), 7)]);
+    assert!(
+        quarantined[1].error.contains("five hundred") || quarantined[1].error.contains("Int32"),
+        "{}",
+        quarantined[1].error
+    );
+    assert!(quarantined[0].raw.starts_with("{\"event_id\": \"truncated"));
 
     // The s3:TestEvent and the filtered-out file left nothing behind: no retries, no dead letters.
     assert_eq!(pipeline.queue_depth(&pipeline.queue_url).await.unwrap(), 0);

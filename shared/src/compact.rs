@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::fragment::FragmentStore;
+use crate::metrics::Metric;
 use crate::table::open_or_create;
 
 /// An on-demand or scheduled compaction request (the compactor Lambda's payload).
@@ -65,6 +66,19 @@ pub struct CompactionReport {
     pub bytes: u64,
     /// Table version created, if anything was committed.
     pub version: Option<u64>,
+}
+
+impl CompactionReport {
+    /// The report as CloudWatch metrics.
+    pub fn metrics(&self) -> [Metric; 5] {
+        [
+            Metric { name: "FragmentsConsumed", value: self.fragments as f64, unit: "Count" },
+            Metric { name: "RowsCommitted", value: self.rows as f64, unit: "Count" },
+            Metric { name: "FilesWritten", value: self.files as f64, unit: "Count" },
+            Metric { name: "BytesWritten", value: self.bytes as f64, unit: "Bytes" },
+            Metric { name: "CommitVersion", value: self.version.map_or(-1.0, |v| v as f64), unit: "None" },
+        ]
+    }
 }
 
 /// Merges fragments of one table into its Delta log.

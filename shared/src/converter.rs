@@ -14,6 +14,7 @@ use crate::decode::{JsonDecoder, QuarantinedLine};
 use crate::error::{Error, Result};
 use crate::event::{BatchPlan, SourceObject};
 use crate::fragment::{self, FragmentSource, FragmentStore};
+use crate::metrics::Metric;
 use crate::quarantine::Quarantine;
 use crate::schema::TableSchema;
 use crate::source::{ObjectSource, S3Source, decompress};
@@ -33,6 +34,36 @@ pub struct ConversionReport {
     pub fragment: Option<String>,
     /// Message ids that failed (retried by SQS, then dead-lettered).
     pub failed_messages: Vec<String>,
+    /// Bytes of the fragment written.
+    pub bytes_out: u64,
+    /// Wall time of the invocation, in milliseconds.
+    pub duration_ms: u64,
+}
+
+impl ConversionReport {
+    /// The partial batch response: the failed messages, for SQS to retry.
+    pub fn batch_response(&self) -> SqsBatchResponse {
+        let mut response = SqsBatchResponse::default();
+        for id in &self.failed_messages {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id.clone();
+            response.batch_item_failures.push(failure);
+        }
+        response
+    }
+
+    /// The report as CloudWatch metrics.
+    pub fn metrics(&self) -> [Metric; 7] {
+        [
+            Metric { name: "Objects", value: self.objects as f64, unit: "Count" },
+            Metric { name: "Rows", value: self.rows as f64, unit: "Count" },
+            Metric { name: "QuarantinedLines", value: self.quarantined as f64, unit: "Count" },
+            Metric { name: "FailedMessages", value: self.failed_messages.len() as f64, unit: "Count" },
+            Metric { name: "BytesIn", value: self.bytes_in as f64, unit: "Bytes" },
+            Metric { name: "BytesOut", value: self.bytes_out as f64, unit: "Bytes" },
+            Metric { name: "Duration", value: self.duration_ms as f64, unit: "Milliseconds" },
+        ]
+    }
 }
 
 /// Converts source objects to fragments.
@@ -81,19 +112,13 @@ impl Converter {
 
     /// Handles an SQS event as the Lambda does, returning the partial batch response.
     pub async fn handle(&self, event: &SqsEvent) -> Result<SqsBatchResponse> {
-        let report = self.convert(event).await?;
-        let mut response = SqsBatchResponse::default();
-        for id in report.failed_messages {
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = id;
-            response.batch_item_failures.push(failure);
-        }
-        Ok(response)
+        Ok(self.convert(event).await?.batch_response())
     }
 
     /// Converts every object the batch names; an object that fails fails only its messages.
     /// An error here (the fragment could not be staged) means the whole batch must be retried.
     pub async fn convert(&self, event: &SqsEvent) -> Result<ConversionReport> {
+        let started = std::time::Instant::now();
         let plan = BatchPlan::from_sqs(event);
         let mut failed = BTreeSet::new();
         for (id, reason) in &plan.invalid {
@@ -138,10 +163,12 @@ impl Converter {
             let data = tokio::task::spawn_blocking(move || fragment::encode(&schema, &batches, &sources))
                 .await
                 .map_err(|err| Error::Io(std::io::Error::other(err)))??;
+            report.bytes_out = data.len() as u64;
             let path = self.fragments.put(data).await?;
             report.fragment = Some(path.to_string());
         }
         report.failed_messages = failed.into_iter().collect();
+        report.duration_ms = started.elapsed().as_millis() as u64;
         tracing::info!(
             objects = report.objects,
             rows = report.rows,

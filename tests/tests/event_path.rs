@@ -96,6 +96,16 @@ async fn put_objects_become_rows_that_an_independent_reader_sees() {
     );
     assert!(quarantined[0].raw.starts_with("{\"event_id\": \"truncated"));
 
+    // The converter's CloudWatch metrics (EMF lines in its log) account for every row.
+    let emf_rows: f64 = pipeline
+        .function_log(&pipeline.converter)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|doc| doc.get("_aws").is_some())
+        .map(|doc| doc["Rows"].as_f64().unwrap())
+        .sum();
+    assert_eq!(emf_rows as usize, written.len());
+
     // The s3:TestEvent and the filtered-out file left nothing behind: no retries, no dead letters.
     assert_eq!(pipeline.queue_depth(&pipeline.queue_url).await.unwrap(), 0);
     assert_eq!(pipeline.queue_depth(&pipeline.dlq_url).await.unwrap(), 0);

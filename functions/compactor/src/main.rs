@@ -11,7 +11,9 @@ async fn main() -> Result<(), Error> {
     let context = &Context::from_env().await?;
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         let request = CompactRequest::from_payload(&event.payload)?;
-        Ok::<CompactionReport, Error>(compact_table(context, &request).await?)
+        let report = compact_table(context, &request).await?;
+        inlet::metrics::emit("compactor", &context.settings.table_uri, &report.metrics());
+        Ok::<CompactionReport, Error>(report)
     }))
     .await
 }

@@ -10,8 +10,11 @@ async fn main() -> Result<(), Error> {
     inlet::telemetry::init();
     let context = Context::from_env().await?;
     let converter = &Converter::from_context(&context);
+    let table = context.settings.table_uri.as_str();
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<SqsBatchResponse, Error>(converter.handle(&event.payload).await?)
+        let report = converter.convert(&event.payload).await?;
+        inlet::metrics::emit("converter", table, &report.metrics());
+        Ok::<SqsBatchResponse, Error>(report.batch_response())
     }))
     .await
 }

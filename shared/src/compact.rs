@@ -173,7 +173,7 @@ mod tests {
         let data: String = ids.clone().map(|i| format!("{{\"id\":{i}}}\n")).collect();
         let batches = JsonDecoder::new(schema.clone(), 64).decode(&object, data.as_bytes()).unwrap().batches;
         let sources = [FragmentSource { uri: object.uri(), etag: None, rows: ids.count() as u64 }];
-        store.put(fragment::encode(&schema.table, &batches, &sources).unwrap()).await.unwrap();
+        store.put(fragment::encode(&schema.table, &batches, &sources).unwrap(), None).await.unwrap();
     }
 
     fn rows_in(dir: &std::path::Path, table: &DeltaTable) -> Vec<i64> {

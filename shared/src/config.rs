@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use crate::error::{Error, Result};
+use crate::schema::Layout;
 
 /// One documented setting: its environment variable, default and meaning.
 #[derive(Debug, Clone, Copy)]
@@ -31,6 +32,26 @@ pub const SETTINGS: &[SettingDoc] = &[
         env: "INLET_TARGET_FILE_BYTES",
         default: Some("268435456"),
         description: "Target size of the Parquet files the compactor commits.",
+    },
+    SettingDoc {
+        env: "INLET_FRAGMENT_BYTES",
+        default: Some("134217728"),
+        description: "Arrow bytes a converter buffers per partition before it stages a fragment (bounds its memory).",
+    },
+    SettingDoc {
+        env: "INLET_MAX_LINE_BYTES",
+        default: Some("1048576"),
+        description: "Longest accepted NDJSON line; longer lines are quarantined.",
+    },
+    SettingDoc {
+        env: "INLET_UNKNOWN_FIELDS",
+        default: Some("ignore"),
+        description: "`ignore` top-level fields the schema does not declare, or `rescue` them as JSON in the `_rescued` column.",
+    },
+    SettingDoc {
+        env: "INLET_PARTITION_BY",
+        default: Some("(none)"),
+        description: "`<column>=key` (from a `<column>=value` key segment) or `<column>=<timestamp field>` (its UTC date).",
     },
     SettingDoc {
         env: "INLET_DOWNLOAD_CONCURRENCY",
@@ -62,6 +83,12 @@ pub struct Settings {
     pub download_concurrency: usize,
     /// Rows per decoded record batch.
     pub decode_batch_rows: usize,
+    /// Arrow bytes buffered per partition before a fragment is staged.
+    pub fragment_bytes: usize,
+    /// Longest accepted line.
+    pub max_line_bytes: usize,
+    /// Partition columns and the rescue column.
+    pub layout: Layout,
 }
 
 impl Settings {
@@ -90,6 +117,20 @@ impl Settings {
             target_file_bytes: parse_positive(&get, "INLET_TARGET_FILE_BYTES")?,
             download_concurrency: parse_positive(&get, "INLET_DOWNLOAD_CONCURRENCY")?,
             decode_batch_rows: parse_positive(&get, "INLET_DECODE_BATCH_ROWS")?,
+            fragment_bytes: parse_positive(&get, "INLET_FRAGMENT_BYTES")?,
+            max_line_bytes: parse_positive(&get, "INLET_MAX_LINE_BYTES")?,
+            layout: Layout {
+                partition: get("INLET_PARTITION_BY").map(|spec| spec.parse()).transpose()?,
+                rescue_unknown_fields: match get("INLET_UNKNOWN_FIELDS").as_deref().map(str::trim) {
+                    None | Some("ignore") => false,
+                    Some("rescue") => true,
+                    Some(other) => {
+                        return Err(Error::Config(format!(
+                            "INLET_UNKNOWN_FIELDS must be ignore or rescue, got {other:?}"
+                        )));
+                    }
+                },
+            },
         })
     }
 
@@ -158,6 +199,29 @@ mod tests {
         assert_eq!(settings.target_file_bytes, 256 * 1024 * 1024);
         assert_eq!(settings.download_concurrency, 16);
         assert_eq!(settings.decode_batch_rows, 1024);
+        assert_eq!(settings.fragment_bytes, 128 * 1024 * 1024);
+        assert_eq!(settings.max_line_bytes, 1024 * 1024);
+        assert_eq!(settings.layout, Layout::default());
+    }
+
+    #[test]
+    fn layout_settings_parse_and_bad_ones_are_named() {
+        let settings = settings(&[
+            ("INLET_TABLE_URI", "s3://lake/t"),
+            ("INLET_PARTITION_BY", "date=key"),
+            ("INLET_UNKNOWN_FIELDS", "rescue"),
+        ])
+        .unwrap();
+        assert_eq!(settings.layout.partition.unwrap().column, "date");
+        assert!(settings.layout.rescue_unknown_fields);
+        let err = settings_err(&[("INLET_TABLE_URI", "s3://lake/t"), ("INLET_UNKNOWN_FIELDS", "keep")]);
+        assert!(err.contains("INLET_UNKNOWN_FIELDS must be ignore or rescue"), "{err}");
+        let err = settings_err(&[("INLET_TABLE_URI", "s3://lake/t"), ("INLET_PARTITION_BY", "date")]);
+        assert!(err.contains("INLET_PARTITION_BY"), "{err}");
+    }
+
+    fn settings_err(pairs: &[(&str, &str)]) -> String {
+        settings(pairs).unwrap_err().to_string()
     }
 
     #[test]

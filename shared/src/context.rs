@@ -7,7 +7,7 @@ use deltalake::ObjectStore;
 
 use crate::config::{Settings, storage_options_from_env};
 use crate::error::{Error, Result};
-use crate::schema::TableSchema;
+use crate::schema::{Layout, TableSchema};
 
 /// Shared state of a converter or compactor process.
 #[derive(Clone)]
@@ -30,17 +30,17 @@ impl Context {
         let settings = Settings::from_env()?;
         let sdk = crate::aws::sdk_config().await;
         let s3 = crate::aws::s3_client(&sdk);
-        let schema = Arc::new(load_schema(&settings.schema_location, &s3).await?);
+        let schema = Arc::new(load_schema(&settings.schema_location, &s3, settings.layout.clone()).await?);
         let storage_options = storage_options_from_env();
         let table_store = crate::table::table_store(&settings.table_url()?, &storage_options)?;
         Ok(Self { settings, schema, s3, storage_options, table_store })
     }
 }
 
-/// Loads the declared schema from a local path or `s3://bucket/key`.
-pub async fn load_schema(location: &str, s3: &aws_sdk_s3::Client) -> Result<TableSchema> {
+/// Loads the declared schema from a local path or `s3://bucket/key`, with the deployment's layout.
+pub async fn load_schema(location: &str, s3: &aws_sdk_s3::Client, layout: Layout) -> Result<TableSchema> {
     let Some(rest) = location.strip_prefix("s3://") else {
-        return TableSchema::from_path(std::path::Path::new(location));
+        return TableSchema::from_path_with(std::path::Path::new(location), layout);
     };
     let unreadable = |reason: String| Error::Schema { location: location.to_string(), reason };
     let (bucket, key) = rest.split_once('/').ok_or_else(|| unreadable("expected s3://bucket/key".into()))?;
@@ -53,5 +53,5 @@ pub async fn load_schema(location: &str, s3: &aws_sdk_s3::Client) -> Result<Tabl
         .map_err(|err| unreadable(aws_sdk_s3::error::DisplayErrorContext(&err).to_string()))?;
     let body = object.body.collect().await.map_err(|err| unreadable(err.to_string()))?.into_bytes();
     let text = std::str::from_utf8(&body).map_err(|err| unreadable(err.to_string()))?;
-    TableSchema::parse(text, location)
+    TableSchema::parse_with(text, location, layout)
 }

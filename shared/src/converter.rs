@@ -1,7 +1,13 @@
-//! The converter: one SQS batch of S3 notifications in, one Parquet fragment out, and a
-//! partial batch response naming the messages whose objects could not be ingested.
+//! The converter: SQS batches of S3 notifications in, Parquet fragments out, and a partial
+//! batch response naming the messages whose objects could not be ingested.
+//!
+//! Objects stream through a pipeline: up to `concurrency` objects download and decode at once
+//! (decompression and decoding on the blocking pool) while the decoded ones are encoded into
+//! one fragment writer per partition. A writer is staged as soon as it holds
+//! `fragment_bytes` of Arrow data, so memory is bounded by configuration, not by batch size.
+//! Fragments roll between objects, never inside one: each fragment holds whole sources.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
@@ -13,7 +19,7 @@ use crate::context::Context;
 use crate::decode::{JsonDecoder, QuarantinedLine};
 use crate::error::{Error, Result};
 use crate::event::{BatchPlan, SourceObject};
-use crate::fragment::{self, FragmentSource, FragmentStore};
+use crate::fragment::{FragmentSource, FragmentStore, FragmentWriter};
 use crate::metrics::Metric;
 use crate::quarantine::Quarantine;
 use crate::schema::TableSchema;
@@ -22,19 +28,21 @@ use crate::source::{ObjectSource, S3Source, decompress};
 /// What one converter invocation did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 pub struct ConversionReport {
-    /// Objects ingested into the fragment.
+    /// Identity of this invocation, recorded in every fragment it staged.
+    pub batch: String,
+    /// Objects ingested (rows staged, lines quarantined, or both).
     pub objects: usize,
-    /// Rows written.
+    /// Rows staged.
     pub rows: u64,
     /// Lines quarantined.
     pub quarantined: u64,
     /// Uncompressed bytes decoded.
     pub bytes_in: u64,
-    /// Fragment written, if any rows were.
-    pub fragment: Option<String>,
+    /// Fragments staged, relative to the table root.
+    pub fragments: Vec<String>,
     /// Message ids that failed (retried by SQS, then dead-lettered).
     pub failed_messages: Vec<String>,
-    /// Bytes of the fragment written.
+    /// Bytes of the fragments staged.
     pub bytes_out: u64,
     /// Wall time of the invocation, in milliseconds.
     pub duration_ms: u64,
@@ -53,16 +61,41 @@ impl ConversionReport {
     }
 
     /// The report as CloudWatch metrics.
-    pub fn metrics(&self) -> [Metric; 7] {
+    pub fn metrics(&self) -> [Metric; 8] {
         [
             Metric { name: "Objects", value: self.objects as f64, unit: "Count" },
             Metric { name: "Rows", value: self.rows as f64, unit: "Count" },
             Metric { name: "QuarantinedLines", value: self.quarantined as f64, unit: "Count" },
             Metric { name: "FailedMessages", value: self.failed_messages.len() as f64, unit: "Count" },
+            Metric { name: "Fragments", value: self.fragments.len() as f64, unit: "Count" },
             Metric { name: "BytesIn", value: self.bytes_in as f64, unit: "Bytes" },
             Metric { name: "BytesOut", value: self.bytes_out as f64, unit: "Bytes" },
             Metric { name: "Duration", value: self.duration_ms as f64, unit: "Milliseconds" },
         ]
+    }
+}
+
+/// Converter knobs (see the configuration table in the README).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConverterOptions {
+    /// Rows per decoded record batch.
+    pub batch_rows: usize,
+    /// Objects downloaded and decoded at once.
+    pub concurrency: usize,
+    /// Arrow bytes per partition before a fragment is staged.
+    pub fragment_bytes: usize,
+    /// Longest accepted line.
+    pub max_line_bytes: usize,
+}
+
+impl Default for ConverterOptions {
+    fn default() -> Self {
+        Self {
+            batch_rows: 1024,
+            concurrency: 16,
+            fragment_bytes: 128 * 1024 * 1024,
+            max_line_bytes: crate::decode::DEFAULT_MAX_LINE_BYTES,
+        }
     }
 }
 
@@ -73,14 +106,14 @@ pub struct Converter {
     quarantine: Quarantine,
     schema: Arc<TableSchema>,
     decoder: JsonDecoder,
-    concurrency: usize,
+    options: ConverterOptions,
 }
 
+/// One object, decoded and split by partition.
 struct Decoded {
     object: SourceObject,
-    source: FragmentSource,
     bytes_in: u64,
-    batches: Vec<RecordBatch>,
+    parts: Vec<(Option<String>, Vec<RecordBatch>)>,
     quarantined: Vec<QuarantinedLine>,
 }
 
@@ -91,22 +124,27 @@ impl Converter {
         fragments: FragmentStore,
         quarantine: Quarantine,
         schema: Arc<TableSchema>,
-        batch_rows: usize,
-        concurrency: usize,
+        options: ConverterOptions,
     ) -> Self {
-        let decoder = JsonDecoder::new(schema.clone(), batch_rows);
-        Self { source, fragments, quarantine, schema, decoder, concurrency: concurrency.max(1) }
+        let decoder = JsonDecoder::new(schema.clone(), options.batch_rows).with_max_line_bytes(options.max_line_bytes);
+        let options = ConverterOptions { concurrency: options.concurrency.max(1), ..options };
+        Self { source, fragments, quarantine, schema, decoder, options }
     }
 
     /// A converter over S3 sources and the table's staging area, as the Lambda runs it.
     pub fn from_context(context: &Context) -> Self {
+        let settings = &context.settings;
         Self::new(
             Arc::new(S3Source::new(context.s3.clone())),
             FragmentStore::new(context.table_store.clone()),
             Quarantine::new(context.table_store.clone()),
             context.schema.clone(),
-            context.settings.decode_batch_rows,
-            context.settings.download_concurrency,
+            ConverterOptions {
+                batch_rows: settings.decode_batch_rows,
+                concurrency: settings.download_concurrency,
+                fragment_bytes: settings.fragment_bytes,
+                max_line_bytes: settings.max_line_bytes,
+            },
         )
     }
 
@@ -116,7 +154,7 @@ impl Converter {
     }
 
     /// Converts every object the batch names; an object that fails fails only its messages.
-    /// An error here (the fragment could not be staged) means the whole batch must be retried.
+    /// An error here (a fragment could not be staged) means the whole batch must be retried.
     pub async fn convert(&self, event: &SqsEvent) -> Result<ConversionReport> {
         let started = std::time::Instant::now();
         let plan = BatchPlan::from_sqs(event);
@@ -128,70 +166,146 @@ impl Converter {
         for (id, reason) in &plan.ignored {
             tracing::info!(message_id = %id, reason = %reason, "nothing to ingest");
         }
-        let mut decoded = Vec::new();
-        let mut results = futures::stream::iter(plan.objects)
-            .map(|(object, ids)| async move { (self.read(&object).await, object, ids) })
-            .buffer_unordered(self.concurrency);
-        while let Some((result, object, ids)) = results.next().await {
-            match result {
-                Ok(object_rows) => decoded.push(object_rows),
-                Err(err) => {
-                    tracing::error!(object = %object.uri(), error = %err, retryable = err.is_retryable(), "object failed");
-                    failed.extend(ids);
+        let mut report = ConversionReport { batch: uuid::Uuid::new_v4().simple().to_string(), ..Default::default() };
+
+        let (decoded_tx, mut decoded_rx) = tokio::sync::mpsc::channel(self.options.concurrency);
+        let produce = async move {
+            futures::stream::iter(plan.objects)
+                .for_each_concurrent(self.options.concurrency, |(object, ids)| {
+                    let decoded_tx = decoded_tx.clone();
+                    async move {
+                        let result = self.read(&object).await;
+                        // The consumer only stops early on an error that fails the whole batch.
+                        let _ = decoded_tx.send((result, object, ids)).await;
+                    }
+                })
+                .await;
+        };
+        let consume = async {
+            let mut writers: BTreeMap<Option<String>, FragmentWriter> = BTreeMap::new();
+            while let Some((result, object, ids)) = decoded_rx.recv().await {
+                match result {
+                    Ok(decoded) => self.stage(decoded, &mut writers, &mut report).await?,
+                    Err(err) => {
+                        tracing::error!(object = %object.uri(), error = %err, retryable = err.is_retryable(), "object failed");
+                        failed.extend(ids);
+                    }
                 }
             }
-        }
-        drop(results);
-
-        let mut report = ConversionReport {
-            objects: decoded.len(),
-            rows: decoded.iter().map(|d| d.source.rows).sum(),
-            bytes_in: decoded.iter().map(|d| d.bytes_in).sum(),
-            quarantined: decoded.iter().map(|d| d.quarantined.len() as u64).sum(),
-            ..Default::default()
+            for (partition, writer) in std::mem::take(&mut writers) {
+                self.flush(partition, writer, &mut report).await?;
+            }
+            Ok::<(), Error>(())
         };
-        // Quarantine records are named by object version, so writing them first and then
-        // failing on the fragment leaves nothing twice when the batch is retried.
-        for object in decoded.iter().filter(|d| !d.quarantined.is_empty()) {
-            let path = self.quarantine.put(&object.object, &object.quarantined).await?;
-            tracing::warn!(object = %object.source.uri, lines = object.quarantined.len(), quarantine = %path, "quarantined lines");
-        }
-        if decoded.iter().any(|d| d.source.rows > 0) {
-            let sources: Vec<FragmentSource> = decoded.iter().map(|d| d.source.clone()).collect();
-            let batches: Vec<RecordBatch> = decoded.into_iter().flat_map(|d| d.batches).collect();
-            let schema = self.schema.table.clone();
-            let data = tokio::task::spawn_blocking(move || fragment::encode(&schema, &batches, &sources))
-                .await
-                .map_err(|err| Error::Io(std::io::Error::other(err)))??;
-            report.bytes_out = data.len() as u64;
-            let path = self.fragments.put(data).await?;
-            report.fragment = Some(path.to_string());
-        }
+        let ((), staged) = tokio::join!(produce, consume);
+        staged?;
+
         report.failed_messages = failed.into_iter().collect();
         report.duration_ms = started.elapsed().as_millis() as u64;
         tracing::info!(
+            batch = %report.batch,
             objects = report.objects,
             rows = report.rows,
             quarantined = report.quarantined,
             bytes_in = report.bytes_in,
-            fragment = report.fragment.as_deref().unwrap_or(""),
+            fragments = report.fragments.len(),
             failed_messages = report.failed_messages.len(),
             "converted batch"
         );
         Ok(report)
     }
 
+    /// Quarantines an object's refused lines and adds its rows to the writers of their partitions.
+    async fn stage(
+        &self,
+        decoded: Decoded,
+        writers: &mut BTreeMap<Option<String>, FragmentWriter>,
+        report: &mut ConversionReport,
+    ) -> Result<()> {
+        let Decoded { object, bytes_in, parts, quarantined } = decoded;
+        report.objects += 1;
+        report.bytes_in += bytes_in;
+        report.quarantined += quarantined.len() as u64;
+        if !quarantined.is_empty() {
+            // Named by object version: a retried batch rewrites the record instead of adding one.
+            let path = self.quarantine.put(&object, &quarantined).await?;
+            tracing::warn!(object = %object.uri(), lines = quarantined.len(), quarantine = %path, "quarantined lines");
+        }
+        for (partition, batches) in parts {
+            let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+            report.rows += rows;
+            let mut writer = match writers.remove(&partition) {
+                Some(writer) => writer,
+                None => FragmentWriter::new(&self.schema.table)?,
+            };
+            let source = FragmentSource { uri: object.uri(), etag: object.etag.clone(), rows };
+            let writer = tokio::task::spawn_blocking(move || writer.write(source, &batches).map(|()| writer))
+                .await
+                .map_err(|err| Error::Io(std::io::Error::other(err)))??;
+            if writer.arrow_bytes() >= self.options.fragment_bytes {
+                self.flush(partition, writer, report).await?;
+            } else {
+                writers.insert(partition, writer);
+            }
+        }
+        Ok(())
+    }
+
+    /// Finishes a fragment and stages it.
+    async fn flush(
+        &self,
+        partition: Option<String>,
+        writer: FragmentWriter,
+        report: &mut ConversionReport,
+    ) -> Result<()> {
+        let batch = report.batch.clone();
+        let data = tokio::task::spawn_blocking(move || writer.finish(&batch))
+            .await
+            .map_err(|err| Error::Io(std::io::Error::other(err)))??;
+        report.bytes_out += data.len() as u64;
+        let column = self.schema.layout.partition.as_ref().map(|spec| spec.column.as_str());
+        let path = self.fragments.put(data, column.map(|column| (column, partition.as_deref()))).await?;
+        report.fragments.push(path.to_string());
+        Ok(())
+    }
+
+    /// Downloads, decompresses, decodes and partitions one object.
     async fn read(&self, object: &SourceObject) -> Result<Decoded> {
-        let raw = self.source.fetch(object).await?;
+        let fetched = self.source.fetch(object).await?;
+        // Lineage and load history name the version actually read, not the one notified.
+        let object = SourceObject { etag: fetched.etag.or_else(|| object.etag.clone()), ..object.clone() };
         let decoder = self.decoder.clone();
-        let object = object.clone();
+        let partition = self.schema.layout.partition.clone();
         tokio::task::spawn_blocking(move || {
-            let data = decompress(&object, raw)?;
+            let key_value = match &partition {
+                Some(spec) if spec.source == crate::partition::PartitionSource::KeySegment => {
+                    Some(spec.value_from_key(&object.key).ok_or_else(|| Error::Source {
+                        uri: object.uri(),
+                        reason: format!(
+                            "key has no `{}=` directory segment, which INLET_PARTITION_BY={}=key requires",
+                            spec.column, spec.column
+                        ),
+                        retryable: false,
+                    })?)
+                }
+                _ => None,
+            };
+            let data = decompress(&object, fetched.data)?;
             let decoded = decoder.decode(&object, &data)?;
+            let mut parts: BTreeMap<Option<String>, Vec<RecordBatch>> = BTreeMap::new();
+            for batch in decoded.batches {
+                match &partition {
+                    None => parts.entry(None).or_default().push(batch),
+                    Some(spec) => {
+                        for (value, part) in spec.split(batch, key_value.as_deref())? {
+                            parts.entry(value).or_default().push(part);
+                        }
+                    }
+                }
+            }
             Ok(Decoded {
-                source: FragmentSource { uri: object.uri(), etag: object.etag.clone(), rows: decoded.rows() },
                 bytes_in: data.len() as u64,
-                batches: decoded.batches,
+                parts: parts.into_iter().collect(),
                 quarantined: decoded.quarantined,
                 object,
             })
@@ -203,23 +317,33 @@ impl Converter {
 
 #[cfg(test)]
 mod tests {
+    use arrow_array::Array;
+    use arrow_array::cast::AsArray;
     use aws_lambda_events::event::sqs::SqsMessage;
     use object_store::memory::InMemory;
 
     use super::*;
+    use crate::fragment::Fragment;
+    use crate::schema::Layout;
     use crate::source::MemorySource;
 
-    fn notification(bucket: &str, key: &str) -> String {
+    const SCHEMA: &str = r#"{"fields":[{"name":"id","type":"long"},{"name":"at","type":"timestamp"}]}"#;
+
+    fn notification(bucket: &str, key: &str, event: &str) -> String {
         let encoded: String = key.split('/').map(|s| s.replace(' ', "+")).collect::<Vec<_>>().join("/");
         serde_json::json!({"Records": [{
             "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
-            "eventTime": "2026-05-16T10:00:00.000Z", "eventName": "ObjectCreated:Put",
+            "eventTime": "2026-05-16T10:00:00.000Z", "eventName": event,
             "userIdentity": {"principalId": "test"}, "requestParameters": {"sourceIPAddress": "127.0.0.1"},
             "responseElements": {}, "s3": {"s3SchemaVersion": "1.0", "configurationId": "t",
             "bucket": {"name": bucket, "arn": format!("arn:aws:s3:::{bucket}")},
-            "object": {"key": encoded, "size": 1, "eTag": "abc"}}
+            "object": {"key": encoded, "size": 1, "eTag": format!("etag-{key}")}}
         }]})
         .to_string()
+    }
+
+    fn created(key: &str) -> String {
+        notification("raw", key, "ObjectCreated:Put")
     }
 
     fn sqs(bodies: Vec<String>) -> SqsEvent {
@@ -233,50 +357,205 @@ mod tests {
         event
     }
 
-    #[tokio::test]
-    async fn good_objects_land_in_one_fragment_and_bad_ones_fail_alone() {
-        let schema = Arc::new(TableSchema::parse(r#"{"fields":[{"name":"id","type":"long"}]}"#, "t").unwrap());
+    struct Fixture {
+        source: Arc<MemorySource>,
+        fragments: FragmentStore,
+        quarantine: Quarantine,
+        converter: Converter,
+    }
+
+    fn fixture(layout: Layout, options: ConverterOptions) -> Fixture {
+        let schema = Arc::new(TableSchema::parse_with(SCHEMA, "t", layout).unwrap());
         let source = Arc::new(MemorySource::default());
-        source.put("raw", "a b.json.zst", zstd::bulk::compress(b"{\"id\":1}\n{\"id\":2}\n", 3).unwrap());
-        source.put("raw", "c.json", &b"{\"id\":3}\n"[..]);
-        source.put("raw", "corrupt.json.zst", &b"garbage"[..]);
-        source.put("raw", "half.json", &b"{\"id\":4}\n{\"id\":\"four\"}\n{\"id\":5}\n"[..]);
         let lake = Arc::new(InMemory::new());
         let fragments = FragmentStore::new(lake.clone());
         let quarantine = Quarantine::new(lake);
-        let converter = Converter::new(source, fragments.clone(), quarantine.clone(), schema, 1024, 4);
+        let converter = Converter::new(source.clone(), fragments.clone(), quarantine.clone(), schema, options);
+        Fixture { source, fragments, quarantine, converter }
+    }
+
+    fn small() -> ConverterOptions {
+        ConverterOptions { concurrency: 4, ..ConverterOptions::default() }
+    }
+
+    fn lines(ids: std::ops::Range<i64>) -> Vec<u8> {
+        ids.map(|i| format!("{{\"id\":{i},\"at\":\"2026-05-16T10:00:00Z\"}}\n")).collect::<String>().into_bytes()
+    }
+
+    async fn staged(fixture: &Fixture) -> Vec<Fragment> {
+        let mut fragments = Vec::new();
+        for meta in fixture.fragments.list().await.unwrap() {
+            fragments.push(fixture.fragments.read(&meta.location).await.unwrap());
+        }
+        fragments
+    }
+
+    fn staged_rows(fragments: &[Fragment]) -> Vec<(String, u64)> {
+        let mut rows: Vec<(String, u64)> =
+            fragments.iter().flat_map(|f| f.sources.iter().map(|s| (s.uri.clone(), s.rows))).collect();
+        rows.sort();
+        rows
+    }
+
+    #[tokio::test]
+    async fn every_bad_input_fails_or_quarantines_alone_and_good_rows_stage() {
+        let f = fixture(Layout::default(), ConverterOptions { max_line_bytes: 200, ..small() });
+        f.source.put("raw", "good one.json.zst", zstd::bulk::compress(&lines(0..2), 3).unwrap());
+        f.source.put("raw", "plain.ndjson", lines(2..3));
+        f.source.put("raw", "corrupt.json.zst", &b"garbage"[..]);
+        let truncated = zstd::bulk::compress(&lines(0..500), 3).unwrap();
+        f.source.put("raw", "truncated.json.zst", truncated[..truncated.len() / 2].to_vec());
+        f.source.put("raw", "binary.json", &b"\x00\x01\x02 PNG not json\n\xff\xfe\n"[..]);
+        f.source.put("raw", "empty.json", &b""[..]);
+        let mut mixed = lines(10..11);
+        mixed.extend_from_slice(b"{\"id\":\"eleven\"}\n{\"id\":12,\n");
+        mixed.extend_from_slice(format!("{{\"id\":13,\"pad\":\"{}\"}}\n", "x".repeat(300)).as_bytes());
+        mixed.extend(lines(14..15));
+        f.source.put("raw", "mixed.json", mixed);
         let event = sqs(vec![
-            notification("raw", "a b.json.zst"),
-            notification("raw", "corrupt.json.zst"),
-            notification("raw", "missing.json"),
-            notification("raw", "c.json"),
+            created("good one.json.zst"),
+            created("corrupt.json.zst"),
+            created("missing.json"),
+            created("plain.ndjson"),
             r#"{"Service":"Amazon S3","Event":"s3:TestEvent"}"#.to_string(),
-            notification("raw", "half.json"),
+            created("truncated.json.zst"),
+            created("binary.json"),
+            created("empty.json"),
+            created("mixed.json"),
+            notification("raw", "gone.json", "ObjectRemoved:Delete"),
+            "not even json".to_string(),
         ]);
-        let report = converter.convert(&event).await.unwrap();
-        assert_eq!(report.failed_messages, vec!["m1".to_string(), "m2".to_string()]);
-        assert_eq!((report.objects, report.rows, report.quarantined), (3, 5, 1));
-        let staged = fragments.list().await.unwrap();
-        assert_eq!(staged.len(), 1);
-        let fragment = fragments.read(&staged[0].location).await.unwrap();
-        let mut uris: Vec<_> = fragment.sources.iter().map(|s| (s.uri.clone(), s.rows)).collect();
-        uris.sort();
+        let report = f.converter.convert(&event).await.unwrap();
+
+        // Object-level failures fail only their own messages: SQS retries them, then dead-letters.
+        assert_eq!(report.failed_messages, vec!["m1", "m10", "m2", "m5", "m6"]);
         assert_eq!(
-            uris,
+            staged_rows(&staged(&f).await),
             vec![
-                ("s3://raw/a b.json.zst".to_string(), 2),
-                ("s3://raw/c.json".to_string(), 1),
-                ("s3://raw/half.json".to_string(), 2)
+                ("s3://raw/good one.json.zst".to_string(), 2),
+                ("s3://raw/mixed.json".to_string(), 2),
+                ("s3://raw/plain.ndjson".to_string(), 1),
             ]
         );
-        let refused = quarantine.lines().await.unwrap();
-        assert_eq!(refused.len(), 1);
+        // Line-level failures are quarantined with source, line number, reason and raw text.
+        let refused = f.quarantine.lines().await.unwrap();
+        let summary: Vec<(&str, u64)> = refused.iter().map(|q| (q.source.as_str(), q.line)).collect();
         assert_eq!(
-            (refused[0].source.as_str(), refused[0].line, refused[0].raw.as_str()),
-            ("s3://raw/half.json", 2, "{\"id\":\"four\"}")
+            summary,
+            vec![
+                ("s3://raw/empty.json", 0),
+                ("s3://raw/mixed.json", 2),
+                ("s3://raw/mixed.json", 3),
+                ("s3://raw/mixed.json", 4)
+            ]
         );
+        assert!(refused[0].error.contains("object is empty"), "{}", refused[0].error);
+        assert_eq!(refused[1].raw, r#"{"id":"eleven"}"#);
+        assert!(refused[3].error.contains("over the limit of 200 (INLET_MAX_LINE_BYTES)"), "{}", refused[3].error);
+        assert_eq!((report.rows, report.quarantined), (5, 4));
+    }
 
-        let response = converter.handle(&sqs(vec![notification("raw", "corrupt.json.zst")])).await.unwrap();
+    #[tokio::test]
+    async fn an_object_named_twice_in_a_batch_is_staged_once() {
+        let f = fixture(Layout::default(), small());
+        f.source.put("raw", "a.json", lines(0..3));
+        let report = f.converter.convert(&sqs(vec![created("a.json"), created("a.json")])).await.unwrap();
+        assert!(report.failed_messages.is_empty());
+        assert_eq!(staged_rows(&staged(&f).await), vec![("s3://raw/a.json".to_string(), 3)]);
+    }
+
+    #[tokio::test]
+    async fn unknown_fields_are_ignored_by_default_and_rescued_on_request() {
+        let data = b"{\"id\":1,\"extra\":{\"k\":[1,2]},\"more\":\"x\"}\n{\"id\":2}\n".to_vec();
+        let ignoring = fixture(Layout::default(), small());
+        ignoring.source.put("raw", "a.json", data.clone());
+        ignoring.converter.convert(&sqs(vec![created("a.json")])).await.unwrap();
+        let batches = &staged(&ignoring).await[0].batches;
+        assert!(batches[0].column_by_name("_rescued").is_none());
+        assert_eq!(batches[0].num_rows(), 2);
+
+        let rescuing = fixture(Layout { rescue_unknown_fields: true, ..Layout::default() }, small());
+        rescuing.source.put("raw", "a.json", data);
+        rescuing.converter.convert(&sqs(vec![created("a.json")])).await.unwrap();
+        let batches = &staged(&rescuing).await[0].batches;
+        let rescued = batches[0].column_by_name("_rescued").unwrap().as_string::<i32>();
+        assert_eq!(rescued.value(0), r#"{"extra":{"k":[1,2]},"more":"x"}"#);
+        assert!(rescued.is_null(1));
+    }
+
+    #[tokio::test]
+    async fn rows_carry_the_key_and_etag_of_their_object() {
+        let f = fixture(Layout::default(), small());
+        f.source.put("raw", "dir/a b.json", lines(0..2));
+        f.converter.convert(&sqs(vec![created("dir/a b.json")])).await.unwrap();
+        let batch = &staged(&f).await[0].batches[0];
+        let files = batch.column_by_name("_source_file").unwrap().as_string::<i32>();
+        let etags = batch.column_by_name("_source_etag").unwrap().as_string::<i32>();
+        assert_eq!((files.value(1), etags.value(1)), ("s3://raw/dir/a b.json", "etag-dir/a b.json"));
+    }
+
+    #[tokio::test]
+    async fn fragments_roll_at_the_configured_size_between_objects() {
+        let f = fixture(Layout::default(), ConverterOptions { fragment_bytes: 1, concurrency: 2, ..small() });
+        for i in 0..5 {
+            f.source.put("raw", &format!("o{i}.json"), lines(i * 10..i * 10 + 10));
+        }
+        let report = f.converter.convert(&sqs((0..5).map(|i| created(&format!("o{i}.json"))).collect())).await.unwrap();
+        let fragments = staged(&f).await;
+        assert_eq!(fragments.len(), 5, "a fragment per object when every object fills one");
+        assert!(fragments.iter().all(|fragment| fragment.sources.len() == 1));
+        assert!(fragments.iter().all(|fragment| fragment.batch.as_deref() == Some(report.batch.as_str())));
+        assert_eq!(report.fragments.len(), 5);
+        assert_eq!(report.rows, 50);
+    }
+
+    #[tokio::test]
+    async fn key_partitions_stage_fragments_per_partition_and_keys_without_one_fail() {
+        let layout = Layout { partition: Some("date=key".parse().unwrap()), ..Layout::default() };
+        let f = fixture(layout, small());
+        f.source.put("raw", "web/date=2026-05-16/a.json", lines(0..2));
+        f.source.put("raw", "web/date=2026-05-17/b.json", lines(2..5));
+        f.source.put("raw", "web/undated/c.json", lines(5..6));
+        let event = sqs(vec![
+            created("web/date=2026-05-16/a.json"),
+            created("web/date=2026-05-17/b.json"),
+            created("web/undated/c.json"),
+        ]);
+        let report = f.converter.convert(&event).await.unwrap();
+        assert_eq!(report.failed_messages, vec!["m2"]);
+        let mut paths = report.fragments.clone();
+        paths.sort();
+        assert!(paths[0].starts_with("_inlet/fragments/date=2026-05-16/"), "{paths:?}");
+        assert!(paths[1].starts_with("_inlet/fragments/date=2026-05-17/"), "{paths:?}");
+        for fragment in staged(&f).await {
+            let dates = fragment.batches[0].column_by_name("date").unwrap().as_string::<i32>();
+            assert!(fragment.path.as_ref().contains(&format!("date={}", dates.value(0))));
+        }
+    }
+
+    #[tokio::test]
+    async fn field_partitions_split_one_object_across_dates() {
+        let layout = Layout { partition: Some("day=at".parse().unwrap()), ..Layout::default() };
+        let f = fixture(layout, small());
+        f.source.put(
+            "raw",
+            "a.json",
+            &b"{\"id\":1,\"at\":\"2026-05-15T23:59:59Z\"}\n{\"id\":2,\"at\":\"2026-05-16T00:00:01Z\"}\n"[..],
+        );
+        let report = f.converter.convert(&sqs(vec![created("a.json")])).await.unwrap();
+        assert_eq!(report.fragments.len(), 2);
+        let fragments = staged(&f).await;
+        let per_fragment: Vec<(String, u64)> =
+            fragments.iter().map(|f| (f.path.to_string(), f.sources[0].rows)).collect();
+        assert!(per_fragment[0].0.contains("day=2026-05-15") && per_fragment[0].1 == 1, "{per_fragment:?}");
+        assert!(per_fragment[1].0.contains("day=2026-05-16") && per_fragment[1].1 == 1, "{per_fragment:?}");
+    }
+
+    #[tokio::test]
+    async fn handle_reports_failed_messages_as_batch_item_failures() {
+        let f = fixture(Layout::default(), small());
+        f.source.put("raw", "corrupt.json.zst", &b"garbage"[..]);
+        let response = f.converter.handle(&sqs(vec![created("corrupt.json.zst")])).await.unwrap();
         assert_eq!(response.batch_item_failures.len(), 1);
         assert_eq!(response.batch_item_failures[0].item_identifier, "m0");
     }

@@ -1,14 +1,15 @@
 //! NDJSON to Arrow record batches, with the declared schema and the lineage column.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, RecordBatch, StringArray};
+use arrow_array::{ArrayRef, RecordBatch, StringArray, new_null_array};
 use arrow_json::ReaderBuilder;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::event::SourceObject;
-use crate::schema::TableSchema;
+use crate::schema::{RESCUED_COLUMN, SOURCE_ETAG_COLUMN, SOURCE_FILE_COLUMN, TableSchema};
 
 /// A line that could not become a row, kept with everything needed to replay it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,92 +40,235 @@ impl DecodedObject {
     }
 }
 
+/// Longest line accepted unless configured otherwise (`INLET_MAX_LINE_BYTES`).
+pub const DEFAULT_MAX_LINE_BYTES: usize = 1024 * 1024;
+/// How much of an over-long line the quarantine keeps (the object itself stays in S3).
+const QUARANTINED_RAW_LIMIT: usize = 64 * 1024;
+
 /// Decodes NDJSON objects into record batches of the table schema.
 #[derive(Debug, Clone)]
 pub struct JsonDecoder {
     schema: Arc<TableSchema>,
+    declared: Arc<HashSet<String>>,
     batch_rows: usize,
+    max_line_bytes: usize,
+}
+
+/// What every row of one object shares.
+struct Origin<'a> {
+    uri: &'a str,
+    etag: Option<&'a str>,
+}
+
+/// A line kept for decoding: its number and where it sits in the buffer of kept lines.
+struct KeptLine {
+    number: u64,
+    range: std::ops::Range<usize>,
 }
 
 impl JsonDecoder {
     /// A decoder for `schema` producing batches of at most `batch_rows` rows.
     pub fn new(schema: Arc<TableSchema>, batch_rows: usize) -> Self {
-        Self { schema, batch_rows: batch_rows.max(1) }
+        let declared = schema.decoded.fields().iter().map(|f| f.name().clone()).collect();
+        Self {
+            schema,
+            declared: Arc::new(declared),
+            batch_rows: batch_rows.max(1),
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+        }
     }
 
-    /// Decodes a whole (decompressed) object; every batch carries `_source_file`.
+    /// Refuses (quarantines) lines longer than `max_line_bytes`.
+    pub fn with_max_line_bytes(mut self, max_line_bytes: usize) -> Self {
+        self.max_line_bytes = max_line_bytes.max(1);
+        self
+    }
+
+    /// Decodes a whole (decompressed) object; rows carry the lineage of `object`, whose `etag`
+    /// should be that of the version actually read.
     ///
-    /// Lines that are not JSON or do not fit the schema are quarantined and the rest ingest.
-    /// An object in which no line decodes is not NDJSON at all and fails as a whole.
+    /// Lines that are not JSON, do not fit the schema or are too long are quarantined and the
+    /// rest ingest. An object in which no line decodes is not NDJSON at all and fails whole; an
+    /// empty object yields no rows and one quarantine record saying so.
     pub fn decode(&self, object: &SourceObject, data: &[u8]) -> Result<DecodedObject> {
         let uri = object.uri();
-        // Fast path: the whole object in one pass. Only an object with a bad line pays for
-        // the line-by-line pass below.
-        if let Ok(batches) = self.decode_all(data, &uri) {
+        let origin = Origin { uri: &uri, etag: object.etag.as_deref() };
+        let rescue = self.schema.layout.rescue_unknown_fields;
+        // Fast path: the whole object in one pass. Only objects with a bad or over-long line,
+        // or deployments rescuing unknown fields, pay for the line-by-line pass below.
+        if !rescue
+            && longest_line(data) <= self.max_line_bytes
+            && let Ok(batches) = self.decode_rows(data, &origin, None)
+            && !batches.is_empty()
+        {
             return Ok(DecodedObject { batches, quarantined: Vec::new() });
         }
-        let mut good = Vec::with_capacity(data.len());
+
+        let mut kept = Vec::with_capacity(data.len());
+        let mut kept_lines = Vec::new();
+        let mut rescued = Vec::new();
         let mut quarantined = Vec::new();
-        let mut lines_seen = 0u64;
+        let mut seen = 0u64;
+        let refuse = |quarantined: &mut Vec<QuarantinedLine>, number: u64, line: &[u8], error: String| {
+            let raw = &line[..line.len().min(QUARANTINED_RAW_LIMIT)];
+            quarantined.push(QuarantinedLine {
+                source: uri.clone(),
+                line: number,
+                error,
+                raw: String::from_utf8_lossy(raw).into_owned(),
+            });
+        };
         for (index, line) in data.split(|byte| *byte == b'\n').enumerate() {
+            let number = index as u64 + 1;
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            lines_seen += 1;
-            match self.decode_all(line, &uri) {
-                Ok(_) => {
-                    good.extend_from_slice(line);
-                    good.push(b'\n');
-                }
-                Err(err) => quarantined.push(QuarantinedLine {
-                    source: uri.clone(),
-                    line: index as u64 + 1,
-                    error: err.to_string(),
-                    raw: String::from_utf8_lossy(line).into_owned(),
-                }),
+            seen += 1;
+            if line.len() > self.max_line_bytes {
+                let error = format!(
+                    "line is {} bytes, over the limit of {} (INLET_MAX_LINE_BYTES)",
+                    line.len(),
+                    self.max_line_bytes
+                );
+                refuse(&mut quarantined, number, line, error);
+                continue;
             }
+            if rescue {
+                match self.unknown_fields(line) {
+                    Ok(extra) => rescued.push(extra),
+                    Err(error) => {
+                        refuse(&mut quarantined, number, line, error);
+                        continue;
+                    }
+                }
+            }
+            let start = kept.len();
+            kept.extend_from_slice(line);
+            kept_lines.push(KeptLine { number, range: start..kept.len() });
+            kept.push(b'\n');
         }
-        if quarantined.len() as u64 == lines_seen {
+        if seen == 0 {
+            let error = format!("object is empty ({} bytes after decompression, no lines)", data.len());
+            refuse(&mut quarantined, 0, b"", error);
+            return Ok(DecodedObject { batches: Vec::new(), quarantined });
+        }
+
+        let rescued_column = rescue.then_some(rescued.as_slice());
+        let batches = match self.decode_rows(&kept, &origin, rescued_column) {
+            Ok(batches) => batches,
+            Err(_) => {
+                // Some kept line does not fit the schema: find each one, then decode the rest.
+                let mut fitting = Vec::with_capacity(kept.len());
+                let mut fitting_rescued = Vec::new();
+                for (position, line) in kept_lines.iter().enumerate() {
+                    let text = &kept[line.range.clone()];
+                    match self.decode_rows(text, &origin, None) {
+                        Ok(_) => {
+                            fitting.extend_from_slice(text);
+                            fitting.push(b'\n');
+                            if rescue {
+                                fitting_rescued.push(rescued[position].clone());
+                            }
+                        }
+                        Err(err) => refuse(&mut quarantined, line.number, text, err.to_string()),
+                    }
+                }
+                quarantined.sort_by_key(|q| q.line);
+                self.decode_rows(&fitting, &origin, rescue.then_some(fitting_rescued.as_slice())).map_err(|err| {
+                    Error::Source {
+                        uri: uri.clone(),
+                        reason: format!("lines that decoded alone failed together: {err}"),
+                        retryable: false,
+                    }
+                })?
+            }
+        };
+        if quarantined.len() as u64 == seen {
             let first = &quarantined[0];
             return Err(Error::Source {
-                uri,
+                uri: uri.clone(),
                 reason: format!("not NDJSON: no line fits the declared schema (line {}: {})", first.line, first.error),
                 retryable: false,
             });
         }
-        let batches = self.decode_all(&good, &uri).map_err(|err| Error::Source {
-            uri: uri.clone(),
-            reason: format!("lines that decoded alone failed together: {err}"),
-            retryable: false,
-        })?;
         Ok(DecodedObject { batches, quarantined })
     }
 
-    fn decode_all(&self, data: &[u8], uri: &str) -> Result<Vec<RecordBatch>, arrow_schema::ArrowError> {
+    /// The line's top-level fields the schema does not declare, as a JSON object (or none).
+    fn unknown_fields(&self, line: &[u8]) -> Result<Option<String>, String> {
+        let mut fields: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(line).map_err(|err| format!("not a JSON object: {err}"))?;
+        fields.retain(|name, _| !self.declared.contains(name));
+        Ok((!fields.is_empty()).then(|| serde_json::Value::Object(fields).to_string()))
+    }
+
+    fn decode_rows(
+        &self,
+        data: &[u8],
+        origin: &Origin<'_>,
+        rescued: Option<&[Option<String>]>,
+    ) -> Result<Vec<RecordBatch>, arrow_schema::ArrowError> {
         let mut decoder =
             ReaderBuilder::new(self.schema.decoded.clone()).with_batch_size(self.batch_rows).build_decoder()?;
         let mut batches = Vec::new();
+        let mut rows_done = 0;
         let mut rest = data;
-        while !rest.is_empty() {
+        loop {
             let consumed = decoder.decode(rest)?;
             rest = &rest[consumed..];
             // The decoder stops early when a batch is full; drain it before feeding more.
-            if let Some(batch) = decoder.flush()? {
-                batches.push(self.with_lineage(batch, uri)?);
+            match decoder.flush()? {
+                Some(batch) => {
+                    let rows = batch.num_rows();
+                    let rescued = rescued.map(|values| &values[rows_done..rows_done + rows]);
+                    batches.push(self.complete(batch, origin, rescued)?);
+                    rows_done += rows;
+                }
+                None if consumed == 0 => break,
+                None => {}
             }
         }
-        if let Some(batch) = decoder.flush()? {
-            batches.push(self.with_lineage(batch, uri)?);
+        if !rest.is_empty() {
+            // Never drop input silently: a stalled decoder fails the object.
+            return Err(arrow_schema::ArrowError::JsonError(format!("decoder stopped with {} bytes left", rest.len())));
         }
         Ok(batches)
     }
 
-    fn with_lineage(&self, batch: RecordBatch, uri: &str) -> Result<RecordBatch, arrow_schema::ArrowError> {
-        let lineage: ArrayRef = Arc::new(StringArray::from_iter_values(std::iter::repeat_n(uri, batch.num_rows())));
+    /// Adds the partition (filled later), rescue and lineage columns after the declared ones.
+    fn complete(
+        &self,
+        batch: RecordBatch,
+        origin: &Origin<'_>,
+        rescued: Option<&[Option<String>]>,
+    ) -> Result<RecordBatch, arrow_schema::ArrowError> {
+        let rows = batch.num_rows();
         let mut columns = batch.columns().to_vec();
-        columns.push(lineage);
+        for field in self.schema.table.fields().iter().skip(columns.len()) {
+            let column: ArrayRef = match field.name().as_str() {
+                SOURCE_FILE_COLUMN => Arc::new(StringArray::from_iter_values(std::iter::repeat_n(origin.uri, rows))),
+                SOURCE_ETAG_COLUMN => Arc::new(StringArray::from(vec![origin.etag; rows])),
+                RESCUED_COLUMN => match rescued {
+                    Some(values) => Arc::new(StringArray::from_iter(values.iter().map(Option::as_deref))),
+                    None => new_null_array(field.data_type(), rows),
+                },
+                _ => new_null_array(field.data_type(), rows),
+            };
+            columns.push(column);
+        }
         RecordBatch::try_new(self.schema.table.clone(), columns)
     }
+}
+
+/// Length of the longest line, found with a vectorised newline scan.
+fn longest_line(data: &[u8]) -> usize {
+    let mut longest = 0;
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', data) {
+        longest = longest.max(end - start);
+        start = end + 1;
+    }
+    longest.max(data.len() - start)
 }
 
 #[cfg(test)]

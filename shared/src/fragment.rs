@@ -22,6 +22,10 @@ use crate::error::{Error, Result};
 pub const FRAGMENTS_PREFIX: &str = "_inlet/fragments";
 /// Parquet key-value metadata entry listing a fragment's sources (JSON array).
 pub const SOURCES_METADATA_KEY: &str = "inlet.sources";
+/// Parquet key-value metadata entry naming the converter invocation that wrote the fragment.
+pub const BATCH_METADATA_KEY: &str = "inlet.batch";
+/// Directory value of a null partition, as Hive and Delta write it.
+pub const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
 
 /// One source object whose rows a fragment holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,46 +46,89 @@ pub struct Fragment {
     pub path: Path,
     /// Sources listed in its metadata.
     pub sources: Vec<FragmentSource>,
+    /// The converter invocation that wrote it.
+    pub batch: Option<String>,
     /// Its rows.
     pub batches: Vec<RecordBatch>,
 }
 
-/// Encodes batches and their source list as one Parquet file.
-pub fn encode(schema: &SchemaRef, batches: &[RecordBatch], sources: &[FragmentSource]) -> Result<Vec<u8>> {
-    let properties = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
-        .set_key_value_metadata(Some(vec![KeyValue::new(
-            SOURCES_METADATA_KEY.to_string(),
-            serde_json::to_string(sources)?,
-        )]))
-        .build();
-    let mut out = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut out, schema.clone(), Some(properties))?;
-    for batch in batches {
-        writer.write(batch)?;
+/// Streams record batches into one fragment file in memory, remembering their sources.
+pub struct FragmentWriter {
+    writer: ArrowWriter<Vec<u8>>,
+    sources: Vec<FragmentSource>,
+    arrow_bytes: usize,
+}
+
+impl FragmentWriter {
+    /// A writer of fragments with `schema` (the table schema).
+    pub fn new(schema: &SchemaRef) -> Result<Self> {
+        // Fragments are read once, by the compactor: fast zstd, no statistics to speak of.
+        let properties = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?)).build();
+        let writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(properties))?;
+        Ok(Self { writer, sources: Vec::new(), arrow_bytes: 0 })
     }
-    writer.close()?;
-    Ok(out)
+
+    /// Appends one source's rows.
+    pub fn write(&mut self, source: FragmentSource, batches: &[RecordBatch]) -> Result<()> {
+        for batch in batches {
+            self.writer.write(batch)?;
+            self.arrow_bytes += batch.get_array_memory_size();
+        }
+        self.sources.push(source);
+        Ok(())
+    }
+
+    /// Arrow bytes written so far: the measure fragments are rolled by.
+    pub fn arrow_bytes(&self) -> usize {
+        self.arrow_bytes
+    }
+
+    /// Sources written so far.
+    pub fn sources(&self) -> &[FragmentSource] {
+        &self.sources
+    }
+
+    /// Closes the file, recording its sources and the invocation (`batch`) that wrote it.
+    pub fn finish(mut self, batch: &str) -> Result<Vec<u8>> {
+        self.writer.append_key_value_metadata(KeyValue::new(
+            SOURCES_METADATA_KEY.to_string(),
+            serde_json::to_string(&self.sources)?,
+        ));
+        self.writer.append_key_value_metadata(KeyValue::new(BATCH_METADATA_KEY.to_string(), batch.to_string()));
+        Ok(self.writer.into_inner()?)
+    }
+}
+
+/// Encodes batches and their source list as one Parquet file (a one-shot [`FragmentWriter`]).
+pub fn encode(schema: &SchemaRef, batches: &[RecordBatch], sources: &[FragmentSource]) -> Result<Vec<u8>> {
+    let mut writer = FragmentWriter::new(schema)?;
+    for batch in batches {
+        writer.writer.write(batch)?;
+    }
+    writer.sources = sources.to_vec();
+    writer.finish("encode")
 }
 
 /// Decodes a fragment file.
 pub fn decode(path: Path, data: Bytes) -> Result<Fragment> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(data)?;
-    let sources = builder
-        .metadata()
-        .file_metadata()
-        .key_value_metadata()
-        .and_then(|entries| entries.iter().find(|entry| entry.key == SOURCES_METADATA_KEY))
-        .and_then(|entry| entry.value.as_deref())
-        .map(serde_json::from_str)
-        .transpose()?
-        .ok_or_else(|| Error::Source {
+    let entry = |key: &str| {
+        builder
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()
+            .and_then(|entries| entries.iter().find(|entry| entry.key == key))
+            .and_then(|entry| entry.value.clone())
+    };
+    let batch = entry(BATCH_METADATA_KEY);
+    let sources =
+        entry(SOURCES_METADATA_KEY).as_deref().map(serde_json::from_str).transpose()?.ok_or_else(|| Error::Source {
             uri: path.to_string(),
             reason: format!("fragment has no {SOURCES_METADATA_KEY} metadata"),
             retryable: false,
         })?;
     let batches = builder.build()?.collect::<Result<Vec<_>, _>>()?;
-    Ok(Fragment { path, sources, batches })
+    Ok(Fragment { path, sources, batch, batches })
 }
 
 /// The staging area of one table.
@@ -96,11 +143,15 @@ impl FragmentStore {
         Self { store }
     }
 
-    /// Stages a fragment under a new unique name and returns it.
-    pub async fn put(&self, data: Vec<u8>) -> Result<Path> {
+    /// Stages a fragment under a new unique name (in its partition's directory) and returns it.
+    pub async fn put(&self, data: Vec<u8>, partition: Option<(&str, Option<&str>)>) -> Result<Path> {
         let name =
             format!("{}-{}.parquet", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"), uuid::Uuid::new_v4().simple());
-        let path = Path::from(FRAGMENTS_PREFIX).join(name);
+        let mut path = Path::from(FRAGMENTS_PREFIX);
+        if let Some((column, value)) = partition {
+            path = path.join(format!("{column}={}", value.unwrap_or(NULL_PARTITION)).as_str());
+        }
+        let path = path.join(name.as_str());
         self.store.put(&path, PutPayload::from(data)).await?;
         Ok(path)
     }
@@ -153,7 +204,7 @@ mod tests {
             JsonDecoder::new(schema.clone(), 10).decode(&object, b"{\"id\":1}\n{\"id\":2}\n").unwrap().batches;
         let sources = vec![FragmentSource { uri: object.uri(), etag: object.etag.clone(), rows: 2 }];
         let store = FragmentStore::new(Arc::new(InMemory::new()));
-        let path = store.put(encode(&schema.table, &batches, &sources).unwrap()).await.unwrap();
+        let path = store.put(encode(&schema.table, &batches, &sources).unwrap(), None).await.unwrap();
         assert!(path.as_ref().starts_with("_inlet/fragments/"));
         let listed = store.list().await.unwrap();
         assert_eq!(listed.len(), 1);

@@ -17,6 +17,7 @@ pub mod error;
 pub mod event;
 pub mod fragment;
 pub mod metrics;
+pub mod partition;
 pub mod quarantine;
 pub mod sample;
 pub mod schema;

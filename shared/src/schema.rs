@@ -22,19 +22,35 @@ use deltalake::kernel::{ArrayType, DataType, MapType, StructField, StructType};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::partition::{PartitionSource, PartitionSpec};
 
 /// Lineage column: the `s3://bucket/key` each row came from.
 pub const SOURCE_FILE_COLUMN: &str = "_source_file";
+/// Lineage column: the ETag of the object version each row came from.
+pub const SOURCE_ETAG_COLUMN: &str = "_source_etag";
+/// Unknown top-level fields of a line, as a JSON object, when they are rescued.
+pub const RESCUED_COLUMN: &str = "_rescued";
+
+/// Columns a deployment adds around the declared ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Layout {
+    /// Partitioning of the table, if any.
+    pub partition: Option<PartitionSpec>,
+    /// Keep unknown top-level fields in [`RESCUED_COLUMN`] instead of ignoring them.
+    pub rescue_unknown_fields: bool,
+}
 
 /// A declared schema, in the forms each stage needs.
 #[derive(Debug, Clone)]
 pub struct TableSchema {
-    /// The Delta table schema: declared columns plus lineage columns.
+    /// The Delta table schema: declared columns, then partition, rescue and lineage columns.
     pub delta: StructType,
     /// Arrow schema of the declared columns, as decoded from JSON.
     pub decoded: SchemaRef,
-    /// Arrow schema of fragments and table files: declared columns plus lineage columns.
+    /// Arrow schema of fragments and table files (the same columns as [`TableSchema::delta`]).
     pub table: SchemaRef,
+    /// The columns added around the declared ones.
+    pub layout: Layout,
 }
 
 #[derive(Debug, Deserialize)]
@@ -73,36 +89,75 @@ enum NestedSpec {
 }
 
 impl TableSchema {
-    /// Parses a schema file's text; `location` only names it in errors.
+    /// Parses a schema file's text with no partitioning or rescue; `location` names it in errors.
     pub fn parse(text: &str, location: &str) -> Result<Self> {
+        Self::parse_with(text, location, Layout::default())
+    }
+
+    /// Parses a schema file's text and adds the columns `layout` asks for.
+    pub fn parse_with(text: &str, location: &str, layout: Layout) -> Result<Self> {
         let invalid = |reason: String| Error::Schema { location: location.to_string(), reason };
         let file: SchemaFile = serde_json::from_str(text).map_err(|err| invalid(err.to_string()))?;
         if file.fields.is_empty() {
             return Err(invalid("declares no fields".into()));
         }
         let declared = struct_of(&file.fields).map_err(invalid)?;
-        if declared.field(SOURCE_FILE_COLUMN).is_some() {
-            return Err(invalid(format!("{SOURCE_FILE_COLUMN} is reserved for lineage")));
+        for reserved in [SOURCE_FILE_COLUMN, SOURCE_ETAG_COLUMN, RESCUED_COLUMN] {
+            if declared.field(reserved).is_some() {
+                return Err(invalid(format!("{reserved} is reserved for Inlet's own columns")));
+            }
         }
+        let mut added = Vec::new();
+        if let Some(partition) = &layout.partition {
+            if declared.field(&partition.column).is_some() {
+                return Err(invalid(format!(
+                    "partition column {:?} is also a declared field; name the partition column differently",
+                    partition.column
+                )));
+            }
+            if let PartitionSource::FieldDate(field) = &partition.source {
+                match declared.field(field).map(|f| f.data_type()) {
+                    Some(&DataType::TIMESTAMP) | Some(&DataType::TIMESTAMP_NTZ) | Some(&DataType::DATE) => {}
+                    _ => {
+                        return Err(invalid(format!("partition field {field:?} must be a declared timestamp or date")));
+                    }
+                }
+            }
+            added.push(StructField::new(partition.column.clone(), DataType::STRING, true));
+        }
+        if layout.rescue_unknown_fields {
+            added.push(StructField::new(RESCUED_COLUMN, DataType::STRING, true));
+        }
+        added.push(StructField::new(SOURCE_FILE_COLUMN, DataType::STRING, false));
+        added.push(StructField::new(SOURCE_ETAG_COLUMN, DataType::STRING, true));
         let decoded: Schema = (&declared).try_into_arrow().map_err(|err| invalid(err.to_string()))?;
-        let lineage = StructField::new(SOURCE_FILE_COLUMN, DataType::STRING, false);
         let delta =
-            StructType::try_new(declared.fields().cloned().chain([lineage])).map_err(|err| invalid(err.to_string()))?;
+            StructType::try_new(declared.fields().cloned().chain(added)).map_err(|err| invalid(err.to_string()))?;
         let table: Schema = (&delta).try_into_arrow().map_err(|err| invalid(err.to_string()))?;
-        Ok(Self { delta, decoded: Arc::new(decoded), table: Arc::new(table) })
+        Ok(Self { delta, decoded: Arc::new(decoded), table: Arc::new(table), layout })
     }
 
     /// Reads and parses a schema from a local path.
     pub fn from_path(path: &std::path::Path) -> Result<Self> {
+        Self::from_path_with(path, Layout::default())
+    }
+
+    /// Reads and parses a schema from a local path with a layout.
+    pub fn from_path_with(path: &std::path::Path, layout: Layout) -> Result<Self> {
         let location = path.display().to_string();
         let text = std::fs::read_to_string(path)
             .map_err(|err| Error::Schema { location: location.clone(), reason: err.to_string() })?;
-        Self::parse(&text, &location)
+        Self::parse_with(&text, &location, layout)
     }
 
-    /// The lineage field appended to every decoded batch.
-    pub fn source_file_field(&self) -> Arc<Field> {
-        Arc::new(self.table.field_with_name(SOURCE_FILE_COLUMN).expect("lineage column").clone())
+    /// The table's partition columns.
+    pub fn partition_columns(&self) -> Vec<String> {
+        self.layout.partition.iter().map(|p| p.column.clone()).collect()
+    }
+
+    /// The field of a table column.
+    pub fn table_field(&self, name: &str) -> Option<Arc<Field>> {
+        self.table.field_with_name(name).ok().map(|f| Arc::new(f.clone()))
     }
 }
 
@@ -175,10 +230,10 @@ mod tests {
         };
         assert!(matches!(item.data_type(), ArrowType::Struct(fields) if fields.len() == 2));
         assert!(matches!(decoded.field_with_name("attributes").unwrap().data_type(), ArrowType::Map(..)));
-        // Fragments and the table carry the lineage column after the declared ones.
-        assert_eq!(schema.table.fields().len(), 7);
-        assert_eq!(schema.table.field(6).name(), SOURCE_FILE_COLUMN);
-        assert_eq!(schema.delta.fields().count(), 7);
+        // Fragments and the table carry the lineage columns after the declared ones.
+        let names: Vec<&str> = schema.table.fields().iter().skip(6).map(|f| f.name().as_str()).collect();
+        assert_eq!(names, vec![SOURCE_FILE_COLUMN, SOURCE_ETAG_COLUMN]);
+        assert_eq!(schema.delta.fields().count(), 8);
     }
 
     #[test]
@@ -192,8 +247,29 @@ mod tests {
         let err =
             TableSchema::parse(r#"{"fields":[{"name":"_source_file","type":"string"}]}"#, "s").unwrap_err().to_string();
         assert!(err.contains("reserved"), "{err}");
+        assert!(TableSchema::parse(r#"{"fields":[{"name":"_rescued","type":"string"}]}"#, "s").is_err());
         assert!(TableSchema::parse(r#"{"fields":[]}"#, "s").is_err());
         assert!(TableSchema::parse("not json", "s").is_err());
+    }
+
+    #[test]
+    fn layout_adds_partition_and_rescue_columns_in_order() {
+        let layout = Layout { partition: Some("date=at".parse().unwrap()), rescue_unknown_fields: true };
+        let schema = TableSchema::parse_with(NESTED, "t", layout).unwrap();
+        let names: Vec<&str> = schema.table.fields().iter().skip(6).map(|f| f.name().as_str()).collect();
+        assert_eq!(names, vec!["date", RESCUED_COLUMN, SOURCE_FILE_COLUMN, SOURCE_ETAG_COLUMN]);
+        assert_eq!(schema.partition_columns(), vec!["date".to_string()]);
+        assert_eq!(schema.decoded.fields().len(), 6, "only declared fields are decoded from JSON");
+    }
+
+    #[test]
+    fn partition_specs_must_fit_the_schema() {
+        let clash = Layout { partition: Some("id=key".parse().unwrap()), ..Layout::default() };
+        let err = TableSchema::parse_with(NESTED, "t", clash).unwrap_err().to_string();
+        assert!(err.contains("also a declared field"), "{err}");
+        let not_a_time = Layout { partition: Some("date=n".parse().unwrap()), ..Layout::default() };
+        let err = TableSchema::parse_with(NESTED, "t", not_a_time).unwrap_err().to_string();
+        assert!(err.contains("must be a declared timestamp or date"), "{err}");
     }
 
     #[test]

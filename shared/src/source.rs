@@ -10,11 +10,20 @@ use bytes::Bytes;
 use crate::error::{Error, Result};
 use crate::event::SourceObject;
 
+/// An object's bytes as stored (still compressed) and the ETag of the version read.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// The stored bytes.
+    pub data: Bytes,
+    /// ETag of the version that was read (quotes removed), when the store reports one.
+    pub etag: Option<String>,
+}
+
 /// Where source objects are fetched from.
 #[async_trait]
 pub trait ObjectSource: Send + Sync {
-    /// The object's bytes, as stored (still compressed).
-    async fn fetch(&self, object: &SourceObject) -> Result<Bytes>;
+    /// Reads the object.
+    async fn fetch(&self, object: &SourceObject) -> Result<Fetched>;
 }
 
 /// Source objects in S3, read with the AWS SDK.
@@ -32,7 +41,7 @@ impl S3Source {
 
 #[async_trait]
 impl ObjectSource for S3Source {
-    async fn fetch(&self, object: &SourceObject) -> Result<Bytes> {
+    async fn fetch(&self, object: &SourceObject) -> Result<Fetched> {
         let uri = object.uri();
         let response =
             self.client.get_object().bucket(&object.bucket).key(&object.key).send().await.map_err(|err| {
@@ -49,12 +58,13 @@ impl ObjectSource for S3Source {
                     retryable: true,
                 }
             })?;
+        let etag = response.e_tag.as_deref().map(|etag| etag.trim_matches('"').to_string());
         let body = response.body.collect().await.map_err(|err| Error::Source {
             uri,
             reason: format!("reading the object body failed: {err}"),
             retryable: true,
         })?;
-        Ok(body.into_bytes())
+        Ok(Fetched { data: body.into_bytes(), etag })
     }
 }
 
@@ -73,9 +83,10 @@ impl MemorySource {
 
 #[async_trait]
 impl ObjectSource for MemorySource {
-    async fn fetch(&self, object: &SourceObject) -> Result<Bytes> {
+    async fn fetch(&self, object: &SourceObject) -> Result<Fetched> {
         let objects = self.objects.lock().expect("poisoned");
-        objects.get(&(object.bucket.clone(), object.key.clone())).cloned().ok_or_else(|| Error::Source {
+        let data = objects.get(&(object.bucket.clone(), object.key.clone())).cloned();
+        data.map(|data| Fetched { data, etag: object.etag.clone() }).ok_or_else(|| Error::Source {
             uri: object.uri(),
             reason: "object not found (deleted before it was read?)".into(),
             retryable: true,

@@ -33,6 +33,7 @@ pub async fn open_or_create(
         .with_table_name(name)
         .with_comment("Ingested by Inlet")
         .with_columns(schema.delta.fields().cloned())
+        .with_partition_columns(schema.partition_columns())
         .await;
     match created {
         Ok(table) => {

@@ -220,10 +220,10 @@ impl Pipeline {
         })
     }
 
-    /// Uploads an object to the raw bucket.
-    pub async fn put(&self, key: &str, body: Vec<u8>) -> Result<()> {
-        self.localstack.s3.put_object().bucket(&self.raw_bucket).key(key).body(body.into()).send().await?;
-        Ok(())
+    /// Uploads an object to the raw bucket and returns its ETag (quotes removed).
+    pub async fn put(&self, key: &str, body: Vec<u8>) -> Result<String> {
+        let output = self.localstack.s3.put_object().bucket(&self.raw_bucket).key(key).body(body.into()).send().await?;
+        Ok(output.e_tag.unwrap_or_default().trim_matches('"').to_string())
     }
 
     /// The object store rooted at the table location (staging and quarantine live under it).

@@ -26,8 +26,9 @@ async fn put_objects_become_rows_that_an_independent_reader_sees() {
     let localstack = LocalStack::connect().await.unwrap();
     let pipeline = Pipeline::deploy(&localstack, "path", PipelineOptions::default()).await.unwrap();
 
-    // What services wrote: every line, keyed by its event id.
+    // What services wrote: every line, keyed by its event id, with the object it came from.
     let mut written: BTreeMap<String, (Value, String)> = BTreeMap::new();
+    let mut etags: BTreeMap<String, String> = BTreeMap::new();
     let mut uris = Vec::new();
     for (index, key) in keys().iter().enumerate() {
         let ndjson = sample::ndjson_object(SEED, index as u64, OBJECT_BYTES);
@@ -37,7 +38,7 @@ async fn put_objects_become_rows_that_an_independent_reader_sees() {
             let id = value["event_id"].as_str().unwrap().to_string();
             assert!(written.insert(id, (value, uri.clone())).is_none(), "generator repeated an event id");
         }
-        pipeline.put(key, sample::zstd_compress(&ndjson)).await.unwrap();
+        etags.insert(uri.clone(), pipeline.put(key, sample::zstd_compress(&ndjson)).await.unwrap());
         uris.push(uri);
     }
     // An object with two bad lines: they go to quarantine, the rest of the object ingests.
@@ -59,7 +60,7 @@ async fn put_objects_become_rows_that_an_independent_reader_sees() {
         }
         mixed.push(b'\n');
     }
-    pipeline.put(mixed_key, sample::zstd_compress(&mixed)).await.unwrap();
+    etags.insert(mixed_uri.clone(), pipeline.put(mixed_key, sample::zstd_compress(&mixed)).await.unwrap());
     uris.push(mixed_uri.clone());
 
     // A file the notification filter must not pass on.
@@ -81,8 +82,10 @@ async fn put_objects_become_rows_that_an_independent_reader_sees() {
         let id = row["event_id"].as_str().unwrap();
         let (line, uri) = written.get(id).unwrap_or_else(|| panic!("row {id} was never written"));
         assert_eq!(row["_source_file"].as_str().unwrap(), uri);
+        assert_eq!(row["_source_etag"].as_str().unwrap(), etags[uri], "lineage names the object version read");
         let mut row = row.clone();
         row.remove("_source_file");
+        row.remove("_source_etag");
         assert_eq!(&Value::Object(row), line, "row {id} differs from its input line");
     }
 

@@ -1,11 +1,25 @@
-//! Compaction: merge staged fragments into target-sized Parquet files and commit them to
-//! Delta in one transaction, then delete the consumed fragments.
+//! Compaction: merge staged fragments into target-sized Parquet files and commit them to Delta
+//! exactly once.
+//!
+//! One run: read the load history (which source versions the table holds), read the staged
+//! fragments' footers, decide for every source which copy (if any) to commit, stream the kept
+//! rows into files of the target size, commit those files together with the new history
+//! entries and the compactor's `txn` version in ONE Delta commit, and only then delete the
+//! consumed fragments. A crash before the commit leaves only unreferenced files; a crash after
+//! it leaves fragments whose sources the next run finds in the history and drops.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, BooleanArray, RecordBatch};
 use deltalake::DeltaTable;
-use deltalake::kernel::Action;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::{Action, Transaction};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use object_store::ObjectStore;
 use object_store::path::Path;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -13,8 +27,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::fragment::FragmentStore;
+use crate::fragment::{FragmentInfo, FragmentStore};
+use crate::history::{COMMIT_SOURCES_KEY, COMPACTOR_APP_ID, CommittedSource, LoadHistory, SNAPSHOT_INTERVAL, SourceId};
 use crate::metrics::Metric;
+use crate::schema::{SOURCE_ETAG_COLUMN, SOURCE_FILE_COLUMN};
 use crate::table::open_or_create;
 
 /// An on-demand or scheduled compaction request (the compactor Lambda's payload).
@@ -24,6 +40,9 @@ pub struct CompactRequest {
     /// Table to compact; must be the configured one when given.
     #[serde(default)]
     pub table: Option<String>,
+    /// Also consume fragments holding incomplete copies of sources, whatever their age.
+    #[serde(default)]
+    pub force: bool,
 }
 
 impl CompactRequest {
@@ -46,9 +65,12 @@ pub async fn compact_table(context: &Context, request: &CompactRequest) -> Resul
     }
     let url = context.settings.table_url()?;
     let mut table = open_or_create(&url, &context.storage_options, &context.schema).await?;
-    Compactor::new(FragmentStore::new(context.table_store.clone()), context.settings.target_file_bytes)
-        .run(&mut table)
-        .await
+    let options = CompactorOptions {
+        target_file_bytes: context.settings.target_file_bytes,
+        abandon_after: Duration::from_secs(context.settings.abandon_after_seconds),
+        history_retention: Duration::from_secs(context.settings.history_retention_days * 86_400),
+    };
+    Compactor::new(context.table_store.clone(), options).run(&mut table, request.force).await
 }
 
 /// What one compaction run did.
@@ -56,10 +78,14 @@ pub async fn compact_table(context: &Context, request: &CompactRequest) -> Resul
 pub struct CompactionReport {
     /// Fragments merged and deleted.
     pub fragments: usize,
+    /// Fragments left staged: they hold a copy of a source that is not complete yet.
+    pub deferred_fragments: usize,
     /// Source objects whose rows were committed.
     pub sources: usize,
     /// Rows committed.
     pub rows: u64,
+    /// Rows dropped because their source was already committed or staged twice.
+    pub duplicate_rows: u64,
     /// Parquet files added to the table.
     pub files: usize,
     /// Bytes of Parquet added to the table.
@@ -70,10 +96,12 @@ pub struct CompactionReport {
 
 impl CompactionReport {
     /// The report as CloudWatch metrics.
-    pub fn metrics(&self) -> [Metric; 5] {
+    pub fn metrics(&self) -> [Metric; 7] {
         [
             Metric { name: "FragmentsConsumed", value: self.fragments as f64, unit: "Count" },
+            Metric { name: "FragmentsDeferred", value: self.deferred_fragments as f64, unit: "Count" },
             Metric { name: "RowsCommitted", value: self.rows as f64, unit: "Count" },
+            Metric { name: "DuplicateRowsDropped", value: self.duplicate_rows as f64, unit: "Count" },
             Metric { name: "FilesWritten", value: self.files as f64, unit: "Count" },
             Metric { name: "BytesWritten", value: self.bytes as f64, unit: "Bytes" },
             Metric { name: "CommitVersion", value: self.version.map_or(-1.0, |v| v as f64), unit: "None" },
@@ -81,69 +109,245 @@ impl CompactionReport {
     }
 }
 
+/// Compactor knobs (see the configuration table in the README).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompactorOptions {
+    /// Target size of committed files.
+    pub target_file_bytes: u64,
+    /// Age after which a fragment with an incomplete copy of a source is taken to come from a
+    /// converter that died (longer than the converter's timeout).
+    pub abandon_after: Duration,
+    /// How long committed sources are remembered in history snapshots.
+    pub history_retention: Duration,
+}
+
+impl Default for CompactorOptions {
+    fn default() -> Self {
+        Self {
+            target_file_bytes: 256 * 1024 * 1024,
+            abandon_after: Duration::from_secs(900),
+            history_retention: Duration::from_secs(30 * 86_400),
+        }
+    }
+}
+
+/// Which copy of each staged source gets committed.
+#[derive(Debug, Default)]
+struct Plan {
+    /// Fragments to merge and delete.
+    consume: Vec<FragmentInfo>,
+    /// Fragments left for a later run.
+    deferred: usize,
+    /// The converter batch whose copy of a source is committed.
+    keep: HashMap<SourceId, Option<String>>,
+}
+
+impl Plan {
+    fn new(staged: Vec<FragmentInfo>, history: &LoadHistory, options: &CompactorOptions, force: bool) -> Self {
+        // Rows per (source, batch), and each source's expected total.
+        let mut copies: HashMap<SourceId, BTreeMap<Option<String>, u64>> = HashMap::new();
+        let mut totals: HashMap<SourceId, u64> = HashMap::new();
+        for fragment in &staged {
+            for source in &fragment.sources {
+                *copies.entry(source.id()).or_default().entry(fragment.batch.clone()).or_default() += source.rows;
+                if let Some(total) = source.total_rows {
+                    totals.insert(source.id(), total);
+                }
+            }
+        }
+        let mut keep = HashMap::new();
+        let mut incomplete = HashSet::new();
+        for (id, batches) in copies {
+            if history.contains(&id) {
+                continue;
+            }
+            // The first complete copy wins; batch ids are random, so "first" is just stable.
+            let complete = batches.iter().find(|(_, rows)| totals.get(&id).is_none_or(|total| *rows >= total));
+            match complete {
+                Some((batch, _)) => {
+                    keep.insert(id, batch.clone());
+                }
+                None => {
+                    incomplete.insert(id);
+                }
+            }
+        }
+        let now = chrono::Utc::now();
+        let mut deferred: Vec<bool> = staged
+            .iter()
+            .map(|fragment| {
+                let abandoned = (now - fragment.staged_at).to_std().unwrap_or_default() >= options.abandon_after;
+                !(force || abandoned) && fragment.sources.iter().any(|s| incomplete.contains(&s.id()))
+            })
+            .collect();
+        // A kept copy is committed whole or not at all: deferring one of its fragments defers
+        // every fragment of that copy (and, in turn, the copies those hold).
+        loop {
+            let held: HashSet<(SourceId, Option<String>)> = staged
+                .iter()
+                .zip(&deferred)
+                .filter(|(_, deferred)| **deferred)
+                .flat_map(|(fragment, _)| fragment.sources.iter().map(|s| (s.id(), fragment.batch.clone())))
+                .collect();
+            let mut changed = false;
+            for (fragment, deferred) in staged.iter().zip(deferred.iter_mut()) {
+                if !*deferred && fragment.sources.iter().any(|s| held.contains(&(s.id(), fragment.batch.clone()))) {
+                    *deferred = true;
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        let deferred_count = deferred.iter().filter(|d| **d).count();
+        let consume = staged.into_iter().zip(deferred).filter(|(_, deferred)| !deferred).map(|(f, _)| f).collect();
+        Plan { consume, deferred: deferred_count, keep }
+    }
+
+    /// The sources of `fragment` whose rows are committed from it.
+    fn kept_in(&self, fragment: &FragmentInfo) -> HashSet<SourceId> {
+        fragment
+            .sources
+            .iter()
+            .map(|source| source.id())
+            .filter(|id| self.keep.get(id).is_some_and(|batch| *batch == fragment.batch))
+            .collect()
+    }
+}
+
 /// Merges fragments of one table into its Delta log.
 pub struct Compactor {
+    store: Arc<dyn ObjectStore>,
     fragments: FragmentStore,
-    target_file_bytes: u64,
+    options: CompactorOptions,
 }
 
 impl Compactor {
-    /// A compactor for the fragments staged in `fragments`.
-    pub fn new(fragments: FragmentStore, target_file_bytes: u64) -> Self {
-        Self { fragments, target_file_bytes }
+    /// A compactor for the table whose root is `store`.
+    pub fn new(store: Arc<dyn ObjectStore>, options: CompactorOptions) -> Self {
+        Self { fragments: FragmentStore::new(store.clone()), store, options }
     }
 
-    /// Merges every staged fragment into `table` in one commit.
-    pub async fn run(&self, table: &mut DeltaTable) -> Result<CompactionReport> {
-        let staged = self.fragments.list().await?;
+    /// Merges the staged fragments into `table` in one commit; `force` also takes fragments
+    /// holding incomplete copies of sources.
+    pub async fn run(&self, table: &mut DeltaTable, force: bool) -> Result<CompactionReport> {
+        table.update_state().await?;
+        let read_version = table.version().unwrap_or_default();
+        let history = LoadHistory::load(&self.store, read_version).await?;
+        let compactions = table.snapshot()?.transaction_version(table.log_store().as_ref(), COMPACTOR_APP_ID).await?;
+
+        let mut staged = Vec::new();
+        for meta in self.fragments.list().await? {
+            staged.push(self.fragments.info(&meta).await?);
+        }
         if staged.is_empty() {
             return Ok(CompactionReport::default());
         }
+        let plan = Plan::new(staged, &history, &self.options, force);
+        let mut report =
+            CompactionReport { fragments: plan.consume.len(), deferred_fragments: plan.deferred, ..Default::default() };
+
         let mut writer = RecordBatchWriter::for_table(table)?
-            .with_target_file_size(self.target_file_bytes)
+            .with_target_file_size(self.options.target_file_bytes)
             .with_writer_properties(output_properties()?);
-        let mut report = CompactionReport { fragments: staged.len(), ..Default::default() };
-        let mut consumed: Vec<Path> = Vec::with_capacity(staged.len());
-        let mut sources = Vec::new();
-        for meta in &staged {
-            let fragment = self.fragments.read(&meta.location).await?;
+        let mut committed: BTreeMap<SourceId, u64> = BTreeMap::new();
+        for info in &plan.consume {
+            let kept = plan.kept_in(info);
+            let fragment = self.fragments.read(&info.path).await?;
             for batch in fragment.batches {
-                report.rows += batch.num_rows() as u64;
-                writer.write(batch).await?;
+                let total = batch.num_rows() as u64;
+                let batch = if kept.len() == info.sources.len() { batch } else { only_sources(&batch, &kept)? };
+                report.duplicate_rows += total - batch.num_rows() as u64;
+                if batch.num_rows() > 0 {
+                    report.rows += batch.num_rows() as u64;
+                    writer.write(batch).await?;
+                }
             }
-            sources.extend(fragment.sources.into_iter().map(|source| source.uri));
-            consumed.push(fragment.path);
+            for source in info.sources.iter().filter(|s| kept.contains(&s.id())) {
+                *committed.entry(source.id()).or_default() += source.rows;
+            }
         }
-        report.sources = sources.len();
+        let consumed: Vec<Path> = plan.consume.iter().map(|info| info.path.clone()).collect();
         let adds = writer.flush().await?;
+        report.sources = committed.len();
         report.files = adds.len();
         report.bytes = adds.iter().map(|add| add.size.max(0) as u64).sum();
-        let properties = CommitProperties::default().with_metadata([
-            (
-                "inlet.fragments".to_string(),
-                serde_json::json!(consumed.iter().map(|p| p.to_string()).collect::<Vec<_>>()),
-            ),
-            ("inlet.rows".to_string(), serde_json::json!(report.rows)),
-        ]);
-        let operation = DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None };
-        let committed = CommitBuilder::from(properties)
-            .with_actions(adds.into_iter().map(Action::Add).collect())
-            .build(Some(table.snapshot()?), table.log_store(), operation)
-            .await?;
-        report.version = Some(committed.version());
-        table.update_state().await?;
-        // Only after the commit: a crash before this line leaves fragments that are already in the table.
+
+        if !adds.is_empty() {
+            let sources: Vec<CommittedSource> =
+                committed.into_iter().map(|(id, rows)| CommittedSource { id, rows }).collect();
+            let properties = CommitProperties::default()
+                .with_metadata([
+                    (COMMIT_SOURCES_KEY.to_string(), serde_json::to_value(&sources)?),
+                    (
+                        "inlet.fragments".to_string(),
+                        serde_json::json!(consumed.iter().map(|p| p.to_string()).collect::<Vec<_>>()),
+                    ),
+                    ("inlet.rows".to_string(), serde_json::json!(report.rows)),
+                ])
+                // A second compactor that read the same txn version conflicts instead of appending the same rows.
+                .with_application_transaction(Transaction::new(COMPACTOR_APP_ID, compactions.unwrap_or(0) + 1));
+            let operation = DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None };
+            let committed = CommitBuilder::from(properties)
+                .with_actions(adds.into_iter().map(Action::Add).collect())
+                .build(Some(table.snapshot()?), table.log_store(), operation)
+                .await?;
+            let version = committed.version();
+            report.version = Some(version);
+            table.update_state().await?;
+            if version / SNAPSHOT_INTERVAL > read_version / SNAPSHOT_INTERVAL {
+                self.snapshot_history(version).await;
+            }
+        }
+        // Only after the commit: a crash before this line leaves fragments the history explains.
         self.fragments.delete(&consumed).await?;
         tracing::info!(
             fragments = report.fragments,
+            deferred = report.deferred_fragments,
+            sources = report.sources,
             rows = report.rows,
+            duplicate_rows = report.duplicate_rows,
             files = report.files,
             bytes = report.bytes,
-            version = committed.version(),
-            "compaction committed"
+            version = report.version,
+            "compaction done"
         );
         Ok(report)
     }
+
+    /// Writes a history snapshot; a failure only costs later runs more commit reads.
+    async fn snapshot_history(&self, version: u64) {
+        let retain_after = chrono::Utc::now().timestamp_millis() - self.options.history_retention.as_millis() as i64;
+        let saved = match LoadHistory::load(&self.store, version).await {
+            Ok(history) => history.save_snapshot(&self.store, retain_after).await,
+            Err(err) => Err(err),
+        };
+        match saved {
+            Ok(path) => tracing::info!(snapshot = %path, "load history snapshot written"),
+            Err(err) => tracing::warn!(error = %err, "load history snapshot not written"),
+        }
+    }
+}
+
+/// The rows of `batch` that come from one of `sources`.
+fn only_sources(batch: &RecordBatch, sources: &HashSet<SourceId>) -> Result<RecordBatch> {
+    let files = batch.column_by_name(SOURCE_FILE_COLUMN).ok_or_else(|| lineage_missing(SOURCE_FILE_COLUMN))?;
+    let etags = batch.column_by_name(SOURCE_ETAG_COLUMN).ok_or_else(|| lineage_missing(SOURCE_ETAG_COLUMN))?;
+    let (files, etags) = (files.as_string::<i32>(), etags.as_string::<i32>());
+    let wanted: BTreeSet<(&str, Option<&str>)> =
+        sources.iter().map(|id| (id.uri.as_str(), id.etag.as_deref())).collect();
+    let mask: BooleanArray = (0..batch.num_rows())
+        .map(|row| {
+            let etag = (!etags.is_null(row)).then(|| etags.value(row));
+            Some(wanted.contains(&(files.value(row), etag)))
+        })
+        .collect();
+    Ok(arrow_select::filter::filter_record_batch(batch, &mask)?)
+}
+
+fn lineage_missing(column: &str) -> Error {
+    Error::Config(format!("fragment has no {column} column: it was not written by this version of Inlet"))
 }
 
 /// Settings of committed files: zstd, statistics for pruning.
@@ -156,64 +360,257 @@ fn output_properties() -> Result<WriterProperties> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-    use std::sync::Arc;
+    use std::collections::HashMap as Map;
 
+    use object_store::{ObjectStoreExt, PutPayload};
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
     use super::*;
     use crate::decode::JsonDecoder;
     use crate::event::SourceObject;
-    use crate::fragment::{self, FragmentSource};
-    use crate::schema::TableSchema;
+    use crate::fragment::{self, FragmentSource, FragmentWriter};
+    use crate::schema::{Layout, TableSchema};
     use crate::table::table_store;
 
-    async fn stage(store: &FragmentStore, schema: &Arc<TableSchema>, key: &str, ids: std::ops::Range<i64>) {
-        let object = SourceObject { bucket: "raw".into(), key: key.into(), etag: None };
-        let data: String = ids.clone().map(|i| format!("{{\"id\":{i}}}\n")).collect();
-        let batches = JsonDecoder::new(schema.clone(), 64).decode(&object, data.as_bytes()).unwrap().batches;
-        let sources = [FragmentSource { uri: object.uri(), etag: None, rows: ids.count() as u64 }];
-        store.put(fragment::encode(&schema.table, &batches, &sources).unwrap(), None).await.unwrap();
+    const SCHEMA: &str = r#"{"fields":[{"name":"id","type":"long"}]}"#;
+
+    struct Lake {
+        dir: tempfile::TempDir,
+        url: url::Url,
+        schema: Arc<TableSchema>,
+        store: Arc<dyn ObjectStore>,
+        fragments: FragmentStore,
     }
 
-    fn rows_in(dir: &std::path::Path, table: &DeltaTable) -> Vec<i64> {
-        let mut ids = Vec::new();
-        for uri in table.get_file_uris().unwrap() {
-            let path = uri.strip_prefix("file://").map(str::to_string).unwrap_or(uri);
-            let file = std::fs::File::open(if path.starts_with('/') { path.into() } else { dir.join(path) }).unwrap();
-            for batch in ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap() {
-                let batch = batch.unwrap();
-                let column = batch.column_by_name("id").unwrap();
-                let values = column.as_any().downcast_ref::<arrow_array::Int64Array>().unwrap();
-                ids.extend(values.iter().flatten());
-            }
+    fn lake(layout: Layout) -> Lake {
+        let dir = tempfile::tempdir().unwrap();
+        let url = url::Url::from_directory_path(dir.path()).unwrap();
+        let schema = Arc::new(TableSchema::parse_with(SCHEMA, "t", layout).unwrap());
+        let store = table_store(&url, &Map::new()).unwrap();
+        Lake { fragments: FragmentStore::new(store.clone()), dir, url, schema, store }
+    }
+
+    impl Lake {
+        async fn table(&self) -> DeltaTable {
+            open_or_create(&self.url, &Map::new(), &self.schema).await.unwrap()
         }
-        ids.sort();
-        ids
+
+        /// Stages the rows `ids` of object `key` as converter batch `batch` would.
+        async fn stage(&self, batch: &str, key: &str, ids: std::ops::Range<i64>) -> Path {
+            self.stage_part(batch, key, ids.clone(), ids.count() as u64).await
+        }
+
+        async fn stage_part(&self, batch: &str, key: &str, ids: std::ops::Range<i64>, total: u64) -> Path {
+            let object = SourceObject { bucket: "raw".into(), key: key.into(), etag: Some("e1".into()) };
+            let data: String = ids.clone().map(|i| format!("{{\"id\":{i}}}\n")).collect();
+            let batches = JsonDecoder::new(self.schema.clone(), 64).decode(&object, data.as_bytes()).unwrap().batches;
+            let mut writer = FragmentWriter::new(&self.schema.table).unwrap();
+            let source = FragmentSource {
+                uri: object.uri(),
+                etag: object.etag.clone(),
+                rows: ids.count() as u64,
+                total_rows: Some(total),
+            };
+            writer.write(source, &batches).unwrap();
+            self.fragments.put(writer.finish(batch).unwrap(), None).await.unwrap()
+        }
+
+        fn rows(&self, table: &DeltaTable) -> Vec<i64> {
+            let mut ids = Vec::new();
+            for uri in table.get_file_uris().unwrap() {
+                let path = uri.strip_prefix("file://").map(str::to_string).unwrap_or(uri);
+                let path = if path.starts_with('/') { path.into() } else { self.dir.path().join(path) };
+                for batch in ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap())
+                    .unwrap()
+                    .build()
+                    .unwrap()
+                {
+                    let batch = batch.unwrap();
+                    let values = batch.column_by_name("id").unwrap().as_primitive::<arrow_array::types::Int64Type>();
+                    ids.extend(values.iter().flatten());
+                }
+            }
+            ids.sort();
+            ids
+        }
+
+        fn compactor(&self) -> Compactor {
+            Compactor::new(
+                self.store.clone(),
+                CompactorOptions { target_file_bytes: 1 << 20, ..CompactorOptions::default() },
+            )
+        }
     }
 
     #[tokio::test]
     async fn fragments_become_one_commit_and_are_deleted() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = url::Url::from_directory_path(dir.path()).unwrap();
-        let schema = Arc::new(TableSchema::parse(r#"{"fields":[{"name":"id","type":"long"}]}"#, "t").unwrap());
-        let options = HashMap::new();
-        let fragments = FragmentStore::new(table_store(&url, &options).unwrap());
-        stage(&fragments, &schema, "a.json", 0..100).await;
-        stage(&fragments, &schema, "b.json", 100..250).await;
-
-        let mut table = open_or_create(&url, &options, &schema).await.unwrap();
+        let lake = lake(Layout::default());
+        lake.stage("b1", "a.json", 0..100).await;
+        lake.stage("b1", "b.json", 100..250).await;
+        let mut table = lake.table().await;
         assert_eq!(table.version(), Some(0), "created with the declared schema");
-        let report = Compactor::new(fragments.clone(), 1 << 20).run(&mut table).await.unwrap();
+        let report = lake.compactor().run(&mut table, false).await.unwrap();
         assert_eq!((report.fragments, report.sources, report.rows, report.version), (2, 2, 250, Some(1)));
         assert_eq!(report.files, 1, "small fragments merge into one file");
-        assert!(fragments.list().await.unwrap().is_empty(), "consumed fragments are deleted");
-        assert_eq!(rows_in(dir.path(), &table), (0..250).collect::<Vec<_>>());
+        assert!(lake.fragments.list().await.unwrap().is_empty(), "consumed fragments are deleted");
+        assert_eq!(lake.rows(&table), (0..250).collect::<Vec<_>>());
 
         // Nothing staged: nothing committed.
-        let report = Compactor::new(fragments, 1 << 20).run(&mut table).await.unwrap();
+        let report = lake.compactor().run(&mut table, false).await.unwrap();
         assert_eq!(report, CompactionReport::default());
         assert_eq!(table.version(), Some(1));
+    }
+
+    #[tokio::test]
+    async fn redelivered_source_is_not_committed_twice() {
+        let lake = lake(Layout::default());
+        let mut table = lake.table().await;
+        lake.stage("b1", "a.json", 0..10).await;
+        lake.compactor().run(&mut table, false).await.unwrap();
+        // SQS redelivers the notification; a new converter batch stages the object again.
+        lake.stage("b2", "a.json", 0..10).await;
+        lake.stage("b2", "b.json", 10..12).await;
+        let report = lake.compactor().run(&mut table, false).await.unwrap();
+        assert_eq!((report.rows, report.duplicate_rows, report.sources), (2, 10, 1));
+        assert_eq!(lake.rows(&table), (0..12).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn crash_after_commit_before_delete_leaves_fragments_the_next_run_drops() {
+        let lake = lake(Layout::default());
+        let mut table = lake.table().await;
+        let path = lake.stage("b1", "a.json", 0..10).await;
+        let bytes = lake.store.get(&path).await.unwrap().bytes().await.unwrap();
+        lake.compactor().run(&mut table, false).await.unwrap();
+        // The crash: the commit landed but the fragment was never deleted.
+        lake.store.put(&path, PutPayload::from(bytes)).await.unwrap();
+        let report = lake.compactor().run(&mut table, false).await.unwrap();
+        assert_eq!((report.rows, report.duplicate_rows, report.version), (0, 10, None));
+        assert!(lake.fragments.list().await.unwrap().is_empty());
+        assert_eq!(lake.rows(&table), (0..10).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn crash_before_commit_leaves_the_table_unchanged_and_the_rerun_commits_once() {
+        let lake = lake(Layout::default());
+        let mut table = lake.table().await;
+        lake.stage("b1", "a.json", 0..10).await;
+        // The crash: files written, no commit (what a process killed mid-run leaves).
+        let mut writer = RecordBatchWriter::for_table(&table).unwrap();
+        let fragment = lake.fragments.read(&lake.fragments.list().await.unwrap()[0].location).await.unwrap();
+        for batch in fragment.batches {
+            writer.write(batch).await.unwrap();
+        }
+        let orphans = writer.flush().await.unwrap();
+        assert!(!orphans.is_empty());
+        assert_eq!(lake.rows(&lake.table().await), Vec::<i64>::new(), "uncommitted files are invisible");
+        lake.compactor().run(&mut table, false).await.unwrap();
+        assert_eq!(lake.rows(&table), (0..10).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn the_same_source_staged_by_two_batches_is_committed_once() {
+        let lake = lake(Layout::default());
+        let mut table = lake.table().await;
+        lake.stage("b1", "a.json", 0..10).await;
+        lake.stage("b2", "a.json", 0..10).await;
+        let report = lake.compactor().run(&mut table, false).await.unwrap();
+        assert_eq!((report.rows, report.duplicate_rows, report.fragments), (10, 10, 2));
+        assert_eq!(lake.rows(&table), (0..10).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn incomplete_copies_wait_for_a_complete_one_or_for_force() {
+        let lake = lake(Layout::default());
+        let mut table = lake.table().await;
+        // A converter died after staging 4 of an object's 10 rows (one of two partitions).
+        lake.stage_part("b1", "a.json", 0..4, 10).await;
+        lake.stage("b1", "b.json", 100..102).await;
+        let report = lake.compactor().run(&mut table, false).await.unwrap();
+        assert_eq!((report.fragments, report.deferred_fragments, report.rows), (1, 1, 2));
+        // SQS retries the batch: the complete copy arrives, in two fragments.
+        lake.stage_part("b2", "a.json", 0..4, 10).await;
+        lake.stage_part("b2", "a.json", 4..10, 10).await;
+        let report = lake.compactor().run(&mut table, false).await.unwrap();
+        assert_eq!((report.rows, report.duplicate_rows, report.deferred_fragments), (10, 4, 0));
+        assert_eq!(lake.rows(&table), (0..10).chain(100..102).collect::<Vec<_>>());
+
+        // An abandoned incomplete copy with no retry coming is cleared by a forced run.
+        lake.stage_part("b3", "c.json", 200..203, 6).await;
+        assert_eq!(lake.compactor().run(&mut table, false).await.unwrap().deferred_fragments, 1);
+        let report = lake.compactor().run(&mut table, true).await.unwrap();
+        assert_eq!((report.fragments, report.rows, report.duplicate_rows), (1, 0, 3));
+        assert!(lake.fragments.list().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn two_compactors_racing_commit_each_row_once() {
+        let lake = lake(Layout::default());
+        lake.table().await;
+        for i in 0..6 {
+            lake.stage("b1", &format!("o{i}.json"), i * 10..i * 10 + 10).await;
+        }
+        let (mut first, mut second) = (lake.table().await, lake.table().await);
+        let (one, two) = (lake.compactor(), lake.compactor());
+        let (a, b) = tokio::join!(one.run(&mut first, false), two.run(&mut second, false));
+        assert!(a.is_ok() || b.is_ok(), "one of them commits: {a:?} {b:?}");
+        for loser in [&a, &b].into_iter().filter_map(|result| result.as_ref().err()) {
+            assert!(format!("{loser:?}").contains("ConcurrentTransaction"), "the loser conflicts: {loser:?}");
+        }
+        // Whatever the interleaving, a third run finds nothing new to add.
+        let mut table = lake.table().await;
+        lake.compactor().run(&mut table, false).await.unwrap();
+        assert_eq!(lake.rows(&table), (0..60).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn the_load_history_survives_snapshots() {
+        let lake = lake(Layout::default());
+        let mut table = lake.table().await;
+        for i in 0..(SNAPSHOT_INTERVAL as i64 + 2) {
+            lake.stage("b1", &format!("o{i}.json"), i..i + 1).await;
+            lake.compactor().run(&mut table, false).await.unwrap();
+        }
+        let snapshots: Vec<_> =
+            futures::StreamExt::collect::<Vec<_>>(lake.store.list(Some(&Path::from(crate::history::HISTORY_PREFIX))))
+                .await;
+        assert_eq!(snapshots.len(), 1, "one snapshot after {SNAPSHOT_INTERVAL} versions");
+        lake.stage("b2", "o3.json", 3..4).await;
+        let report = lake.compactor().run(&mut table, false).await.unwrap();
+        assert_eq!((report.rows, report.duplicate_rows), (0, 1));
+    }
+
+    #[tokio::test]
+    async fn partitioned_tables_get_files_per_partition() {
+        let lake = lake(Layout { partition: Some("date=key".parse().unwrap()), ..Layout::default() });
+        let mut table = lake.table().await;
+        for (key, ids) in [("web/date=2026-05-16/a.json", 0..5), ("web/date=2026-05-17/b.json", 5..8)] {
+            let object = SourceObject { bucket: "raw".into(), key: key.into(), etag: Some("e".into()) };
+            let data: String = ids.clone().map(|i| format!("{{\"id\":{i}}}\n")).collect();
+            let spec = lake.schema.layout.partition.clone().unwrap();
+            let decoded = JsonDecoder::new(lake.schema.clone(), 64).decode(&object, data.as_bytes()).unwrap();
+            let value = spec.value_from_key(key);
+            let batches: Vec<RecordBatch> = decoded
+                .batches
+                .into_iter()
+                .flat_map(|b| spec.split(b, value.as_deref()).unwrap())
+                .map(|(_, b)| b)
+                .collect();
+            let source = FragmentSource {
+                uri: object.uri(),
+                etag: object.etag.clone(),
+                rows: ids.count() as u64,
+                total_rows: None,
+            };
+            let bytes = fragment::encode(&lake.schema.table, &batches, &[source]).unwrap();
+            lake.fragments.put(bytes, Some(("date", value.as_deref()))).await.unwrap();
+        }
+        let report = lake.compactor().run(&mut table, false).await.unwrap();
+        assert_eq!((report.files, report.rows), (2, 8));
+        let mut paths: Vec<String> = table.get_file_uris().unwrap().collect();
+        paths.sort();
+        assert!(paths[0].contains("date=2026-05-16/") && paths[1].contains("date=2026-05-17/"), "{paths:?}");
+        assert_eq!(lake.rows(&table), (0..8).collect::<Vec<_>>());
     }
 
     #[test]
@@ -223,8 +620,8 @@ mod tests {
         let scheduled =
             serde_json::json!({"version": "0", "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
         assert_eq!(CompactRequest::from_payload(&scheduled).unwrap(), CompactRequest::default());
-        let named = CompactRequest::from_payload(&serde_json::json!({"table": "events"})).unwrap();
-        assert_eq!(named.table.as_deref(), Some("events"));
+        let named = CompactRequest::from_payload(&serde_json::json!({"table": "events", "force": true})).unwrap();
+        assert_eq!((named.table.as_deref(), named.force), (Some("events"), true));
         assert!(CompactRequest::from_payload(&serde_json::json!({"table": 3})).is_err());
     }
 }

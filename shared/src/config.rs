@@ -54,6 +54,16 @@ pub const SETTINGS: &[SettingDoc] = &[
         description: "`<column>=key` (from a `<column>=value` key segment) or `<column>=<timestamp field>` (its UTC date).",
     },
     SettingDoc {
+        env: "INLET_ABANDON_AFTER_SECONDS",
+        default: Some("900"),
+        description: "Age after which the compactor takes a fragment holding an incomplete copy of a source to come from a dead converter (keep above the converter timeout).",
+    },
+    SettingDoc {
+        env: "INLET_HISTORY_RETENTION_DAYS",
+        default: Some("30"),
+        description: "How long the load history remembers committed sources: a redelivery older than this is ingested again.",
+    },
+    SettingDoc {
         env: "INLET_DOWNLOAD_CONCURRENCY",
         default: Some("16"),
         description: "Source objects the converter downloads at once.",
@@ -89,6 +99,10 @@ pub struct Settings {
     pub max_line_bytes: usize,
     /// Partition columns and the rescue column.
     pub layout: Layout,
+    /// Seconds before an incomplete fragment is taken as abandoned.
+    pub abandon_after_seconds: u64,
+    /// Days committed sources are remembered.
+    pub history_retention_days: u64,
 }
 
 impl Settings {
@@ -119,6 +133,8 @@ impl Settings {
             decode_batch_rows: parse_positive(&get, "INLET_DECODE_BATCH_ROWS")?,
             fragment_bytes: parse_positive(&get, "INLET_FRAGMENT_BYTES")?,
             max_line_bytes: parse_positive(&get, "INLET_MAX_LINE_BYTES")?,
+            abandon_after_seconds: parse_positive(&get, "INLET_ABANDON_AFTER_SECONDS")?,
+            history_retention_days: parse_positive(&get, "INLET_HISTORY_RETENTION_DAYS")?,
             layout: Layout {
                 partition: get("INLET_PARTITION_BY").map(|spec| spec.parse()).transpose()?,
                 rescue_unknown_fields: match get("INLET_UNKNOWN_FIELDS").as_deref().map(str::trim) {

@@ -223,6 +223,7 @@ impl Converter {
         report: &mut ConversionReport,
     ) -> Result<()> {
         let Decoded { object, bytes_in, parts, quarantined } = decoded;
+        let total_rows: u64 = parts.iter().flat_map(|(_, batches)| batches).map(|b| b.num_rows() as u64).sum();
         report.objects += 1;
         report.bytes_in += bytes_in;
         report.quarantined += quarantined.len() as u64;
@@ -238,7 +239,8 @@ impl Converter {
                 Some(writer) => writer,
                 None => FragmentWriter::new(&self.schema.table)?,
             };
-            let source = FragmentSource { uri: object.uri(), etag: object.etag.clone(), rows };
+            let source =
+                FragmentSource { uri: object.uri(), etag: object.etag.clone(), rows, total_rows: Some(total_rows) };
             let writer = tokio::task::spawn_blocking(move || writer.write(source, &batches).map(|()| writer))
                 .await
                 .map_err(|err| Error::Io(std::io::Error::other(err)))??;

@@ -12,7 +12,7 @@ use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::metadata::KeyValue;
+use parquet::file::metadata::{KeyValue, ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +37,32 @@ pub struct FragmentSource {
     pub etag: Option<String>,
     /// Rows the fragment holds from it.
     pub rows: u64,
+    /// Rows the whole object decoded to, across partitions: a copy of a source is complete
+    /// when one batch's fragments hold this many. Absent means `rows`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_rows: Option<u64>,
+}
+
+impl FragmentSource {
+    /// The object version this source is.
+    pub fn id(&self) -> crate::history::SourceId {
+        crate::history::SourceId { uri: self.uri.clone(), etag: self.etag.clone() }
+    }
+}
+
+/// What a fragment's footer says, read without its rows.
+#[derive(Debug, Clone)]
+pub struct FragmentInfo {
+    /// Location relative to the table root.
+    pub path: Path,
+    /// Size in bytes.
+    pub size: u64,
+    /// When it was staged.
+    pub staged_at: chrono::DateTime<chrono::Utc>,
+    /// Sources listed in its metadata.
+    pub sources: Vec<FragmentSource>,
+    /// The converter invocation that wrote it.
+    pub batch: Option<String>,
 }
 
 /// A fragment read back: its sources and its rows.
@@ -112,23 +138,27 @@ pub fn encode(schema: &SchemaRef, batches: &[RecordBatch], sources: &[FragmentSo
 /// Decodes a fragment file.
 pub fn decode(path: Path, data: Bytes) -> Result<Fragment> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(data)?;
+    let (sources, batch) = inlet_metadata(&path, builder.metadata())?;
+    let batches = builder.build()?.collect::<Result<Vec<_>, _>>()?;
+    Ok(Fragment { path, sources, batch, batches })
+}
+
+/// The sources and batch id recorded in a fragment's footer.
+fn inlet_metadata(path: &Path, metadata: &ParquetMetaData) -> Result<(Vec<FragmentSource>, Option<String>)> {
     let entry = |key: &str| {
-        builder
-            .metadata()
+        metadata
             .file_metadata()
             .key_value_metadata()
             .and_then(|entries| entries.iter().find(|entry| entry.key == key))
             .and_then(|entry| entry.value.clone())
     };
-    let batch = entry(BATCH_METADATA_KEY);
     let sources =
         entry(SOURCES_METADATA_KEY).as_deref().map(serde_json::from_str).transpose()?.ok_or_else(|| Error::Source {
             uri: path.to_string(),
             reason: format!("fragment has no {SOURCES_METADATA_KEY} metadata"),
             retryable: false,
         })?;
-    let batches = builder.build()?.collect::<Result<Vec<_>, _>>()?;
-    Ok(Fragment { path, sources, batch, batches })
+    Ok((sources, entry(BATCH_METADATA_KEY)))
 }
 
 /// The staging area of one table.
@@ -169,6 +199,30 @@ impl FragmentStore {
         Ok(listed)
     }
 
+    /// Reads a fragment's footer only.
+    pub async fn info(&self, meta: &ObjectMeta) -> Result<FragmentInfo> {
+        // The footer is the last 8 bytes (metadata length, "PAR1") after the metadata itself:
+        // one ranged GET of the tail usually covers both.
+        let tail_len = meta.size.min(64 * 1024);
+        let tail = self.store.get_range(&meta.location, meta.size - tail_len..meta.size).await?;
+        let corrupt =
+            |reason: &str| Error::Source { uri: meta.location.to_string(), reason: reason.into(), retryable: false };
+        if tail.len() < 8 || &tail[tail.len() - 4..] != b"PAR1" {
+            return Err(corrupt("not a Parquet file (no PAR1 footer)"));
+        }
+        let length = u32::from_le_bytes(tail[tail.len() - 8..tail.len() - 4].try_into().expect("4 bytes")) as u64;
+        let footer = if length + 8 <= tail.len() as u64 {
+            tail.slice(tail.len() - 8 - length as usize..tail.len() - 8)
+        } else if length + 8 <= meta.size {
+            self.store.get_range(&meta.location, meta.size - 8 - length..meta.size - 8).await?
+        } else {
+            return Err(corrupt("Parquet footer longer than the file"));
+        };
+        let metadata = ParquetMetaDataReader::decode_metadata(&footer)?;
+        let (sources, batch) = inlet_metadata(&meta.location, &metadata)?;
+        Ok(FragmentInfo { path: meta.location.clone(), size: meta.size, staged_at: meta.last_modified, sources, batch })
+    }
+
     /// Reads one fragment.
     pub async fn read(&self, path: &Path) -> Result<Fragment> {
         let data = self.store.get(path).await?.bytes().await?;
@@ -202,12 +256,14 @@ mod tests {
         let object = SourceObject { bucket: "raw".into(), key: "k.json".into(), etag: Some("e1".into()) };
         let batches =
             JsonDecoder::new(schema.clone(), 10).decode(&object, b"{\"id\":1}\n{\"id\":2}\n").unwrap().batches;
-        let sources = vec![FragmentSource { uri: object.uri(), etag: object.etag.clone(), rows: 2 }];
+        let sources = vec![FragmentSource { uri: object.uri(), etag: object.etag.clone(), rows: 2, total_rows: None }];
         let store = FragmentStore::new(Arc::new(InMemory::new()));
         let path = store.put(encode(&schema.table, &batches, &sources).unwrap(), None).await.unwrap();
         assert!(path.as_ref().starts_with("_inlet/fragments/"));
         let listed = store.list().await.unwrap();
         assert_eq!(listed.len(), 1);
+        let info = store.info(&listed[0]).await.unwrap();
+        assert_eq!((info.sources.clone(), info.batch.as_deref()), (sources.clone(), Some("encode")));
         let fragment = store.read(&listed[0].location).await.unwrap();
         assert_eq!(fragment.sources, sources);
         assert_eq!(fragment.batches.iter().map(|b| b.num_rows()).sum::<usize>(), 2);

@@ -16,6 +16,7 @@ pub mod decode;
 pub mod error;
 pub mod event;
 pub mod fragment;
+pub mod history;
 pub mod metrics;
 pub mod partition;
 pub mod quarantine;

@@ -1,0 +1,226 @@
+//! The load history: which source object versions the table already holds.
+//!
+//! It lives atomically with the data: every compaction commit lists the sources it adds in its
+//! `commitInfo` (`inlet.sources`). Reading it back means reading commits; to keep that cheap as
+//! the log grows, the compactor also writes snapshots of the whole history under
+//! `_inlet/history/<version>.json.zst`. A snapshot is derived data: losing one only means
+//! reading more commits. Entries older than the retention window are dropped from snapshots.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// `commitInfo` key listing the sources a commit adds.
+pub const COMMIT_SOURCES_KEY: &str = "inlet.sources";
+/// Where history snapshots live, relative to the table root.
+pub const HISTORY_PREFIX: &str = "_inlet/history";
+/// Delta application id of the compactor; its `txn` version counts compactions, and makes two
+/// compactors racing on one table conflict instead of both appending.
+pub const COMPACTOR_APP_ID: &str = "inlet-compactor";
+
+/// One version of one source object.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SourceId {
+    /// `s3://bucket/key`
+    pub uri: String,
+    /// ETag of the version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+}
+
+/// A source as recorded in a commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommittedSource {
+    /// Which object version.
+    #[serde(flatten)]
+    pub id: SourceId,
+    /// Rows it contributed.
+    pub rows: u64,
+}
+
+/// The set of committed sources, as of a table version.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadHistory {
+    /// Table version this history is complete up to.
+    pub version: u64,
+    /// Committed sources and the commit time (ms since the epoch) of each.
+    #[serde(with = "entries")]
+    pub sources: HashMap<SourceId, i64>,
+}
+
+mod entries {
+    use std::collections::HashMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::SourceId;
+
+    #[derive(Serialize, Deserialize)]
+    struct Entry {
+        #[serde(flatten)]
+        id: SourceId,
+        at: i64,
+    }
+
+    pub fn serialize<S: Serializer>(map: &HashMap<SourceId, i64>, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut entries: Vec<Entry> = map.iter().map(|(id, at)| Entry { id: id.clone(), at: *at }).collect();
+        entries.sort_by(|a, b| a.id.cmp(&b.id));
+        entries.serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<HashMap<SourceId, i64>, D::Error> {
+        Ok(Vec::<Entry>::deserialize(deserializer)?.into_iter().map(|entry| (entry.id, entry.at)).collect())
+    }
+}
+
+impl LoadHistory {
+    /// Whether this object version is already in the table.
+    pub fn contains(&self, id: &SourceId) -> bool {
+        self.sources.contains_key(id)
+    }
+
+    /// Reads the history as of `table_version` from the latest snapshot and the commits after it.
+    pub async fn load(store: &Arc<dyn ObjectStore>, table_version: u64) -> Result<Self> {
+        let mut history = match latest_snapshot(store, table_version).await? {
+            Some(path) => {
+                let data = store.get(&path).await?.bytes().await?;
+                let json = zstd::decode_all(&data[..])?;
+                serde_json::from_slice(&json)?
+            }
+            None => LoadHistory::default(),
+        };
+        let first = if history.version == 0 && history.sources.is_empty() { 0 } else { history.version + 1 };
+        for version in first..=table_version {
+            let path = Path::from(format!("_delta_log/{version:020}.json"));
+            let data = match store.get(&path).await {
+                Ok(found) => found.bytes().await?,
+                Err(object_store::Error::NotFound { .. }) => {
+                    return Err(Error::Config(format!(
+                        "load history incomplete: commit {version} is gone (log cleanup) and no snapshot under \
+                         {HISTORY_PREFIX}/ covers it; refusing to compact rather than risk duplicates"
+                    )));
+                }
+                Err(err) => return Err(err.into()),
+            };
+            history.apply_commit(&data)?;
+        }
+        history.version = table_version;
+        Ok(history)
+    }
+
+    /// Adds the sources listed in one commit file's `commitInfo`.
+    pub fn apply_commit(&mut self, commit: &[u8]) -> Result<()> {
+        for line in commit.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let action: serde_json::Value = serde_json::from_slice(line)?;
+            let Some(info) = action.get("commitInfo") else { continue };
+            let at = info.get("timestamp").and_then(|t| t.as_i64()).unwrap_or_default();
+            if let Some(sources) = info.get(COMMIT_SOURCES_KEY) {
+                for source in serde_json::from_value::<Vec<CommittedSource>>(sources.clone())? {
+                    self.sources.insert(source.id, at);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a snapshot of this history, dropping entries committed before `retain_after_ms`.
+    pub async fn save_snapshot(&self, store: &Arc<dyn ObjectStore>, retain_after_ms: i64) -> Result<Path> {
+        let kept = LoadHistory {
+            version: self.version,
+            sources: self
+                .sources
+                .iter()
+                .filter(|(_, at)| **at >= retain_after_ms)
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+        };
+        let data = zstd::encode_all(&serde_json::to_vec(&kept)?[..], 3)?;
+        let path = Path::from(format!("{HISTORY_PREFIX}/{:020}.json.zst", self.version));
+        store.put(&path, PutPayload::from(data)).await?;
+        Ok(path)
+    }
+}
+
+/// The newest snapshot at or below `table_version`.
+async fn latest_snapshot(store: &Arc<dyn ObjectStore>, table_version: u64) -> Result<Option<Path>> {
+    let prefix = Path::from(HISTORY_PREFIX);
+    let listed: Vec<Path> = store.list(Some(&prefix)).map_ok(|meta| meta.location).try_collect().await?;
+    Ok(listed
+        .into_iter()
+        .filter_map(|path| {
+            let version = path.filename()?.strip_suffix(".json.zst")?.parse::<u64>().ok()?;
+            (version <= table_version).then_some((version, path))
+        })
+        .max_by_key(|(version, _)| *version)
+        .map(|(_, path)| path))
+}
+
+/// The compactor writes a history snapshot every this many table versions.
+pub const SNAPSHOT_INTERVAL: u64 = 50;
+
+#[cfg(test)]
+mod tests {
+    use object_store::memory::InMemory;
+
+    use super::*;
+
+    fn commit(version: u64, sources: &[(&str, &str)], at: i64) -> (Path, Vec<u8>) {
+        let listed: Vec<CommittedSource> = sources
+            .iter()
+            .map(|(uri, etag)| CommittedSource {
+                id: SourceId { uri: uri.to_string(), etag: Some(etag.to_string()) },
+                rows: 1,
+            })
+            .collect();
+        let info = serde_json::json!({"commitInfo": {"timestamp": at, COMMIT_SOURCES_KEY: listed}});
+        let add = serde_json::json!({"add": {"path": "x.parquet"}});
+        (Path::from(format!("_delta_log/{version:020}.json")), format!("{info}\n{add}\n").into_bytes())
+    }
+
+    fn id(uri: &str, etag: &str) -> SourceId {
+        SourceId { uri: uri.into(), etag: Some(etag.into()) }
+    }
+
+    #[tokio::test]
+    async fn history_is_read_from_commits_and_snapshots() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        for (version, sources) in
+            [(0, vec![]), (1, vec![("s3://r/a", "1")]), (2, vec![("s3://r/b", "1"), ("s3://r/a", "2")])]
+        {
+            let (path, data) = commit(version, &sources, 1000 * version as i64);
+            store.put(&path, PutPayload::from(data)).await.unwrap();
+        }
+        let history = LoadHistory::load(&store, 2).await.unwrap();
+        assert!(history.contains(&id("s3://r/a", "1")) && history.contains(&id("s3://r/a", "2")));
+        assert!(history.contains(&id("s3://r/b", "1")));
+        assert!(!history.contains(&id("s3://r/b", "2")), "a new version of an object is a new source");
+
+        // A snapshot at version 2 (dropping entries older than t=1500), then the log is cleaned.
+        history.save_snapshot(&store, 1500).await.unwrap();
+        for version in 0..=2 {
+            store.delete(&Path::from(format!("_delta_log/{version:020}.json"))).await.unwrap();
+        }
+        let (path, data) = commit(3, &[("s3://r/c", "1")], 3000);
+        store.put(&path, PutPayload::from(data)).await.unwrap();
+        let history = LoadHistory::load(&store, 3).await.unwrap();
+        assert_eq!(history.version, 3);
+        let mut ids: Vec<SourceId> = history.sources.keys().cloned().collect();
+        ids.sort();
+        assert_eq!(ids, vec![id("s3://r/a", "2"), id("s3://r/b", "1"), id("s3://r/c", "1")]);
+    }
+
+    #[tokio::test]
+    async fn a_gap_in_the_log_refuses_to_guess() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let (path, data) = commit(1, &[("s3://r/a", "1")], 1);
+        store.put(&path, PutPayload::from(data)).await.unwrap();
+        let err = LoadHistory::load(&store, 1).await.unwrap_err().to_string();
+        assert!(err.contains("commit 0 is gone"), "{err}");
+    }
+}

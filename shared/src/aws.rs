@@ -18,3 +18,22 @@ pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
 pub fn sqs_client(config: &SdkConfig) -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::new(config)
 }
+
+/// Messages in a queue, visible plus in flight.
+pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> crate::Result<u64> {
+    use aws_sdk_sqs::types::QueueAttributeName as Name;
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(Name::ApproximateNumberOfMessages)
+        .attribute_names(Name::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .map_err(|err| {
+            crate::Error::Config(format!("reading queue {url}: {}", aws_sdk_sqs::error::DisplayErrorContext(&err)))
+        })?
+        .attributes
+        .unwrap_or_default();
+    let count = |name: Name| attributes.get(&name).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    Ok(count(Name::ApproximateNumberOfMessages) + count(Name::ApproximateNumberOfMessagesNotVisible))
+}

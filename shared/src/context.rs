@@ -27,7 +27,11 @@ pub struct Context {
 impl Context {
     /// Reads settings and schema from the environment; any error here is a deployment error.
     pub async fn from_env() -> Result<Self> {
-        let settings = Settings::from_env()?;
+        Self::new(Settings::from_env()?).await
+    }
+
+    /// Builds clients, loads the schema and opens the table's store for `settings`.
+    pub async fn new(settings: Settings) -> Result<Self> {
         let sdk = crate::aws::sdk_config().await;
         let s3 = crate::aws::s3_client(&sdk);
         let schema = Arc::new(load_schema(&settings.schema_location, &s3, settings.layout.clone()).await?);

@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 pub mod aws;
+pub mod backfill;
 pub mod compact;
 pub mod config;
 pub mod context;
@@ -23,6 +24,7 @@ pub mod quarantine;
 pub mod sample;
 pub mod schema;
 pub mod source;
+pub mod status;
 pub mod table;
 pub mod telemetry;
 

@@ -226,6 +226,45 @@ impl Pipeline {
         Ok(output.e_tag.unwrap_or_default().trim_matches('"').to_string())
     }
 
+    /// Turns the raw bucket's notification off (objects that land now are only found by a backfill).
+    pub async fn disable_notifications(&self) -> Result<()> {
+        self.localstack
+            .s3
+            .put_bucket_notification_configuration()
+            .bucket(&self.raw_bucket)
+            .notification_configuration(NotificationConfiguration::builder().build())
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// Sends a raw message body to the ingest queue (a notification S3 never sent, say).
+    pub async fn send_to_queue(&self, body: String) -> Result<()> {
+        self.localstack.sqs.send_message().queue_url(&self.queue_url).message_body(body).send().await?;
+        Ok(())
+    }
+
+    /// Runs the `inlet` CLI against this LocalStack and returns its standard output.
+    pub async fn inlet(&self, args: &[&str]) -> Result<String> {
+        let target =
+            std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| workspace_root().join("target"));
+        let binary = target.join("debug/inlet");
+        ensure!(
+            binary.exists(),
+            "{} is missing: build it with `cargo build -p inlet-cli` (make test does)",
+            binary.display()
+        );
+        let output = tokio::process::Command::new(&binary)
+            .args(args)
+            .envs(self.localstack.aws_env())
+            .env("INLET_TABLE_URI", &self.table_uri)
+            .env("INLET_SCHEMA", workspace_root().join("schemas/events.schema.json"))
+            .output()
+            .await?;
+        ensure!(output.status.success(), "inlet {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+        Ok(String::from_utf8(output.stdout)?)
+    }
+
     /// The object store rooted at the table location (staging and quarantine live under it).
     pub fn table_store(&self) -> Result<std::sync::Arc<dyn inlet::table::ObjectStore>> {
         let url = url::Url::parse(&self.table_uri)?;
@@ -269,19 +308,7 @@ impl Pipeline {
 
     /// Messages in a queue, visible plus in flight.
     pub async fn queue_depth(&self, queue_url: &str) -> Result<u64> {
-        let attributes = self
-            .localstack
-            .sqs
-            .get_queue_attributes()
-            .queue_url(queue_url)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-            .send()
-            .await?;
-        let map = attributes.attributes.unwrap_or_default();
-        let count = |name: QueueAttributeName| map.get(&name).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        Ok(count(QueueAttributeName::ApproximateNumberOfMessages)
-            + count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible))
+        Ok(inlet::aws::queue_depth(&self.localstack.sqs, queue_url).await?)
     }
 
     /// Waits until the dead-letter queue holds `count` messages and returns their bodies

@@ -116,7 +116,7 @@ async fn put_objects_become_rows_that_an_independent_reader_sees() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_corrupt_object_fails_alone_and_reaches_the_dlq_with_its_reason() {
+async fn bad_objects_reach_the_dlq_bad_lines_the_quarantine_and_good_rows_ingest() {
     let localstack = LocalStack::connect().await.unwrap();
     let options = PipelineOptions {
         max_receive_count: 2,
@@ -124,19 +124,123 @@ async fn a_corrupt_object_fails_alone_and_reaches_the_dlq_with_its_reason() {
         converter_timeout_seconds: 4,
         ..PipelineOptions::default()
     };
-    let pipeline = Pipeline::deploy(&localstack, "dlq", options).await.unwrap();
-    let good = "web/date=2026-05-16/good.json.zst";
-    let corrupt = "web/date=2026-05-16/corrupt.json.zst";
-    pipeline.put(good, sample::zstd_compress(&sample::ndjson_object(SEED, 9, 16 * 1024))).await.unwrap();
-    pipeline.put(corrupt, b"\x28\xb5\x2f\xfd this is not a zstd frame".to_vec()).await.unwrap();
+    let pipeline = Pipeline::deploy(&localstack, "bad", options).await.unwrap();
+    let dir = "web/date=2026-05-16";
+    let good = sample::ndjson_object(SEED, 9, 16 * 1024);
+    let good_lines = good.iter().filter(|b| **b == b'\n').count() as u64;
+    pipeline.put(&format!("{dir}/good.json.zst"), sample::zstd_compress(&good)).await.unwrap();
+    pipeline
+        .put(&format!("{dir}/corrupt.json.zst"), b"\x28\xb5\x2f\xfd this is not a zstd frame".to_vec())
+        .await
+        .unwrap();
+    let whole = sample::zstd_compress(&sample::ndjson_object(SEED, 10, 64 * 1024));
+    pipeline.put(&format!("{dir}/truncated.json.zst"), whole[..whole.len() / 2].to_vec()).await.unwrap();
+    pipeline.put(&format!("{dir}/binary.json.zst"), sample::zstd_compress(b"\x89PNG\r\n\x1a\n\x00\x00")).await.unwrap();
+    pipeline.put(&format!("{dir}/empty.json.zst"), sample::zstd_compress(b"")).await.unwrap();
+    let mut bad_lines = good.clone();
+    bad_lines.extend_from_slice(b"{\"event_id\": 42}\nnot json at all\n");
+    pipeline.put(&format!("{dir}/bad-lines.json.zst"), sample::zstd_compress(&bad_lines)).await.unwrap();
+    // A notification for an object that is gone by the time the converter reads it.
+    let missing = inlet::backfill::ListedObject {
+        object: inlet::event::SourceObject {
+            bucket: pipeline.raw_bucket.clone(),
+            key: format!("{dir}/deleted.json.zst"),
+            etag: None,
+        },
+        size: 1,
+        last_modified: None,
+    };
+    pipeline.send_to_queue(inlet::backfill::notification_body(&missing)).await.unwrap();
 
-    let good_uri = format!("s3://{}/{good}", pipeline.raw_bucket);
-    pipeline.wait_for_staged(std::slice::from_ref(&good_uri), Duration::from_secs(60)).await.unwrap();
+    let uri = |name: &str| format!("s3://{}/{dir}/{name}", pipeline.raw_bucket);
+    let staged_uris = [uri("good.json.zst"), uri("bad-lines.json.zst")];
+    pipeline.wait_for_staged(&staged_uris, Duration::from_secs(60)).await.unwrap();
 
-    let dead = pipeline.wait_for_dead_letters(1, Duration::from_secs(90)).await.unwrap();
-    assert_eq!(dead.len(), 1, "only the corrupt object's message is dead-lettered: {dead:?}");
-    assert!(dead[0].contains("corrupt.json.zst"), "{}", dead[0]);
+    // Unreadable objects: retried, then dead-lettered, each message naming its object.
+    let dead = pipeline.wait_for_dead_letters(4, Duration::from_secs(120)).await.unwrap();
+    let mut dead_keys: Vec<&str> = ["corrupt", "truncated", "binary", "deleted"]
+        .into_iter()
+        .filter(|k| dead.iter().any(|d| d.contains(k)))
+        .collect();
+    dead_keys.sort();
+    assert_eq!(dead_keys, vec!["binary", "corrupt", "deleted", "truncated"], "{dead:?}");
     let log = pipeline.function_log(&pipeline.converter);
-    assert!(log.contains("corrupt.json.zst: zstd decompression failed"), "converter log lacks the reason:\n{log}");
-    assert_eq!(pipeline.staged_sources().await.unwrap(), vec![good_uri], "the good object staged exactly once");
+    for reason in [
+        "corrupt.json.zst: zstd decompression failed",
+        "binary.json.zst: not NDJSON",
+        "deleted.json.zst: object not found",
+    ] {
+        assert!(log.contains(reason), "converter log lacks {reason:?}:\n{log}");
+    }
+
+    // Bad lines and the empty object: quarantined with their reasons; nothing else lost.
+    let quarantine = inlet::quarantine::Quarantine::new(pipeline.table_store().unwrap()).lines().await.unwrap();
+    let refused: Vec<(String, u64)> = quarantine.iter().map(|q| (q.source.clone(), q.line)).collect();
+    assert_eq!(
+        refused,
+        vec![
+            (uri("bad-lines.json.zst"), good_lines + 1),
+            (uri("bad-lines.json.zst"), good_lines + 2),
+            (uri("empty.json.zst"), 0)
+        ]
+    );
+    let report = pipeline.compact(serde_json::json!({})).await.unwrap();
+    assert_eq!(report["rows"].as_u64().unwrap(), 2 * good_lines, "{report}");
+    assert_eq!(pipeline.read_table(false).await.unwrap().num_rows, 2 * good_lines);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backfilling_a_prefix_ingests_every_row_exactly_once() {
+    let localstack = LocalStack::connect().await.unwrap();
+    let pipeline = Pipeline::deploy(&localstack, "backfill", PipelineOptions::default()).await.unwrap();
+    // Fifty objects: (key, compressed body, lines).
+    let objects: Vec<(String, Vec<u8>, u64)> = (0..50u64)
+        .map(|index| {
+            let ndjson = sample::ndjson_object(SEED, 1000 + index, 24 * 1024);
+            let lines = ndjson.iter().filter(|b| **b == b'\n').count() as u64;
+            (format!("svc/date=2026-05-16/part-{index:04}.json.zst"), sample::zstd_compress(&ndjson), lines)
+        })
+        .collect();
+    let uris: Vec<String> = objects.iter().map(|(key, _, _)| format!("s3://{}/{key}", pipeline.raw_bucket)).collect();
+    let all_rows: u64 = objects.iter().map(|(_, _, lines)| lines).sum();
+    let live_rows: u64 = objects[..10].iter().map(|(_, _, lines)| lines).sum();
+
+    // Ten objects arrive live and are ingested.
+    for (key, body, _) in &objects[..10] {
+        pipeline.put(key, body.clone()).await.unwrap();
+    }
+    pipeline.wait_for_staged(&uris[..10], Duration::from_secs(60)).await.unwrap();
+    let first = pipeline.compact(serde_json::json!({})).await.unwrap();
+    assert_eq!(first["rows"].as_u64().unwrap(), live_rows);
+
+    // Forty more land while notifications are off (an outage, a copy from an archive).
+    pipeline.disable_notifications().await.unwrap();
+    for (key, body, _) in &objects[10..] {
+        pipeline.put(key, body.clone()).await.unwrap();
+    }
+    let prefix = format!("s3://{}/svc/", pipeline.raw_bucket);
+    let dry = pipeline.inlet(&["backfill", &prefix, "--dry-run"]).await.unwrap();
+    assert!(dry.lines().count() >= 10, "dry run lists objects: {dry}");
+    assert!(pipeline.staged_sources().await.unwrap().is_empty(), "a dry run sends nothing");
+
+    // The backfill sends all fifty through the pipeline; the ten ingested ones are dropped.
+    let sent = pipeline.inlet(&["backfill", &prefix, "--queue-url", &pipeline.queue_url]).await.unwrap();
+    let sent: Value = serde_json::from_str(sent.trim()).unwrap();
+    assert_eq!(sent["queued"], 50);
+    pipeline.wait_for_staged(&uris, Duration::from_secs(120)).await.unwrap();
+    let report: Value = serde_json::from_str(pipeline.inlet(&["compact"]).await.unwrap().trim()).unwrap();
+    assert_eq!(report["rows"].as_u64().unwrap(), all_rows - live_rows, "{report}");
+    assert_eq!(report["duplicate_rows"].as_u64().unwrap(), live_rows, "{report}");
+
+    let table = pipeline.read_table(true).await.unwrap();
+    assert_eq!(table.num_rows, all_rows);
+    let ids: std::collections::HashSet<&str> = table.rows.iter().map(|r| r["event_id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len() as u64, all_rows, "every row exactly once");
+    let status = pipeline.inlet(&["status", "--json", "--queue-url", &pipeline.queue_url]).await.unwrap();
+    let status: Value = serde_json::from_str(status.trim()).unwrap();
+    assert_eq!(
+        (status["version"].as_u64(), status["staged_fragments"].as_u64()),
+        (Some(table.version), Some(0)),
+        "{status}"
+    );
 }

@@ -1,0 +1,177 @@
+//! `inlet`: operate an Inlet pipeline from a shell — backfill existing objects, compact on
+//! demand (here, or by invoking the deployed compactor), and show a table's status.
+//! Settings come from the same `INLET_*` variables as the Lambdas; flags override them.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use aws_sdk_lambda::primitives::Blob;
+use clap::{Parser, Subcommand};
+use inlet::backfill::{self, BackfillFilter};
+use inlet::compact::{CompactRequest, compact_table};
+use inlet::config::Settings;
+use inlet::context::Context;
+
+#[derive(Parser)]
+#[command(name = "inlet", version, about = "Operate an Inlet JSON-to-Delta pipeline")]
+struct Cli {
+    /// Delta table location (overrides INLET_TABLE_URI).
+    #[arg(long, global = true)]
+    table_uri: Option<String>,
+    /// Declared schema file (overrides INLET_SCHEMA).
+    #[arg(long, global = true)]
+    schema: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Send existing objects under an S3 prefix through the pipeline (synthetic notifications).
+    Backfill {
+        /// `s3://bucket/prefix/`
+        prefix: String,
+        /// Ingest queue the converter reads.
+        #[arg(long, env = "INLET_QUEUE_URL")]
+        queue_url: Option<String>,
+        /// Only data from this date (YYYY-MM-DD): the key's date= segment, else last-modified.
+        #[arg(long)]
+        since: Option<chrono::NaiveDate>,
+        /// Only keys ending with this.
+        #[arg(long, default_value = ".json.zst")]
+        suffix: String,
+        /// List and count, send nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Merge staged fragments into the table now.
+    Compact {
+        /// Also take fragments holding incomplete copies of sources.
+        #[arg(long)]
+        force: bool,
+        /// Invoke this deployed compactor function instead of compacting from here.
+        #[arg(long, env = "INLET_COMPACTOR_FUNCTION")]
+        function: Option<String>,
+    },
+    /// Show queue depths, staged fragments and the table's version and files.
+    Status {
+        /// Ingest queue.
+        #[arg(long, env = "INLET_QUEUE_URL")]
+        queue_url: Option<String>,
+        /// Dead-letter queue.
+        #[arg(long, env = "INLET_DLQ_URL")]
+        dlq_url: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    inlet::telemetry::init();
+    let cli = Cli::parse();
+    let overrides: HashMap<&str, String> =
+        [("INLET_TABLE_URI", cli.table_uri.clone()), ("INLET_SCHEMA", cli.schema.clone())]
+            .into_iter()
+            .filter_map(|(name, value)| value.map(|value| (name, value)))
+            .collect();
+    let settings = || Settings::from_lookup(|name| overrides.get(name).cloned().or_else(|| std::env::var(name).ok()));
+    let sdk = inlet::aws::sdk_config().await;
+    match cli.command {
+        Command::Backfill { prefix, queue_url, since, suffix, dry_run } => {
+            let (bucket, key_prefix) = backfill::parse_s3_uri(&prefix)?;
+            let filter = BackfillFilter { suffix: Some(suffix).filter(|s| !s.is_empty()), since };
+            let objects = backfill::list_objects(&inlet::aws::s3_client(&sdk), &bucket, &key_prefix, &filter).await?;
+            let bytes: u64 = objects.iter().map(|o| o.size).sum();
+            eprintln!("backfill: {} objects ({:.1} MiB) under {prefix}", objects.len(), bytes as f64 / 1048576.0);
+            if dry_run {
+                for listed in objects.iter().take(10) {
+                    println!("{}", listed.object.uri());
+                }
+                if objects.len() > 10 {
+                    println!("... and {} more", objects.len() - 10);
+                }
+                return Ok(());
+            }
+            let Some(queue_url) = queue_url else { bail!("--queue-url (or INLET_QUEUE_URL) is required to send") };
+            let bar = indicatif::ProgressBar::new(objects.len() as u64);
+            bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} objects queued, {per_sec}")?);
+            let sent =
+                backfill::enqueue(&inlet::aws::sqs_client(&sdk), &queue_url, &objects, |n| bar.set_position(n as u64))
+                    .await?;
+            bar.finish();
+            println!("{}", serde_json::json!({"queued": sent, "bytes": bytes, "queue": queue_url}));
+        }
+        Command::Compact { force, function: Some(function) } => {
+            let lambda = aws_sdk_lambda::Client::new(&sdk);
+            let payload = serde_json::json!({"force": force});
+            let output = lambda
+                .invoke()
+                .function_name(&function)
+                .payload(Blob::new(serde_json::to_vec(&payload)?))
+                .send()
+                .await
+                .with_context(|| format!("invoking {function}"))?;
+            let body = String::from_utf8_lossy(&output.payload.map(Blob::into_inner).unwrap_or_default()).to_string();
+            if let Some(error) = output.function_error {
+                bail!("{function} failed ({error}): {body}");
+            }
+            println!("{body}");
+        }
+        Command::Compact { force, function: None } => {
+            let context = Context::new(settings()?).await?;
+            let report = compact_table(&context, &CompactRequest { table: None, force }).await?;
+            println!("{}", serde_json::to_string(&report)?);
+        }
+        Command::Status { queue_url, dlq_url, json } => {
+            let context = Context::new(settings()?).await?;
+            let status = inlet::status::table_status(&context).await?;
+            let sqs = inlet::aws::sqs_client(&sdk);
+            let mut queues = serde_json::Map::new();
+            for (name, url) in [("queue", queue_url), ("dlq", dlq_url)] {
+                if let Some(url) = url {
+                    queues.insert(name.into(), serde_json::json!(inlet::aws::queue_depth(&sqs, &url).await?));
+                }
+            }
+            if json {
+                let mut document = serde_json::to_value(&status)?;
+                document["queues"] = serde_json::Value::Object(queues);
+                println!("{document}");
+            } else {
+                println!("table            {}", status.table);
+                match status.version {
+                    Some(version) => println!("version          {version}"),
+                    None => println!("version          (no table yet)"),
+                }
+                println!(
+                    "files            {} ({} bytes, average {} bytes)",
+                    status.files,
+                    status.bytes,
+                    status.average_file_bytes()
+                );
+                if let Some(at) = status.last_commit_ms.and_then(chrono::DateTime::from_timestamp_millis) {
+                    println!("last commit      {}", at.to_rfc3339());
+                }
+                println!("staged           {} fragments, {} bytes", status.staged_fragments, status.staged_bytes);
+                if let Some(age) = status.oldest_staged_seconds {
+                    println!("oldest staged    {}", humanize(Duration::from_secs(age.max(0) as u64)));
+                }
+                for (name, depth) in queues {
+                    println!("{name:<16} {depth} messages");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn humanize(age: Duration) -> String {
+    let seconds = age.as_secs();
+    match seconds {
+        0..60 => format!("{seconds}s"),
+        60..3600 => format!("{}m{:02}s", seconds / 60, seconds % 60),
+        _ => format!("{}h{:02}m", seconds / 3600, (seconds / 60) % 60),
+    }
+}

@@ -89,7 +89,14 @@ impl FragmentWriter {
     /// A writer of fragments with `schema` (the table schema).
     pub fn new(schema: &SchemaRef) -> Result<Self> {
         // Fragments are read once, by the compactor: fast zstd, no statistics to speak of.
-        let properties = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?)).build();
+        // Small pages and row groups: an open writer buffers up to a page and a dictionary per
+        // leaf column (~60 here), so the defaults (1 MiB each) would dominate converter memory.
+        let properties = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
+            .set_data_page_size_limit(128 * 1024)
+            .set_dictionary_page_size_limit(128 * 1024)
+            .set_max_row_group_row_count(Some(16 * 1024))
+            .build();
         let writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(properties))?;
         Ok(Self { writer, sources: Vec::new(), arrow_bytes: 0 })
     }

@@ -1,0 +1,83 @@
+//! The converter's memory is bounded by its configuration, not by the size of its input.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use inlet::backfill::{ListedObject, notification_body};
+use inlet::converter::{Converter, ConverterOptions};
+use inlet::event::SourceObject;
+use inlet::fragment::FragmentStore;
+use inlet::quarantine::Quarantine;
+use inlet::sample;
+use inlet::schema::TableSchema;
+use inlet::source::MemorySource;
+
+const OBJECTS: u64 = 200;
+
+/// Peak resident set size of this process so far, in bytes (Linux `VmHWM`).
+fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let line = status.lines().find(|line| line.starts_with("VmHWM:")).expect("VmHWM");
+    line.split_whitespace().nth(1).and_then(|kib| kib.parse::<u64>().ok()).expect("VmHWM in kB") * 1024
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_200_object_batch_stays_within_the_configured_memory() {
+    let schema_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/events.schema.json");
+    let schema = Arc::new(TableSchema::from_path(std::path::Path::new(schema_path)).unwrap());
+    let source = Arc::new(MemorySource::default());
+    let mut event = SqsEvent::default();
+    let mut input_bytes = 0u64;
+    let mut lines = 0u64;
+    for index in 0..OBJECTS {
+        let ndjson = sample::ndjson_object(7, index, sample::OBJECT_BYTES);
+        input_bytes += ndjson.len() as u64;
+        lines += ndjson.iter().filter(|b| **b == b'\n').count() as u64;
+        let key = format!("svc/date=2026-05-16/{index:04}.json.zst");
+        source.put("raw", &key, sample::zstd_compress(&ndjson));
+        let listed = ListedObject {
+            object: SourceObject { bucket: "raw".into(), key, etag: Some(format!("etag-{index}")) },
+            size: 0,
+            last_modified: None,
+        };
+        let mut message = SqsMessage::default();
+        message.message_id = Some(format!("m{index}"));
+        message.body = Some(notification_body(&listed));
+        event.records.push(message);
+    }
+
+    let lake = tempfile::tempdir().unwrap();
+    let store =
+        inlet::table::table_store(&url::Url::from_directory_path(lake.path()).unwrap(), &Default::default()).unwrap();
+    let options = ConverterOptions { concurrency: 4, fragment_bytes: 32 << 20, ..ConverterOptions::default() };
+    let converter = Converter::new(source, FragmentStore::new(store.clone()), Quarantine::new(store), schema, options);
+
+    // What the process holds before converting: the compressed input and the runtime.
+    let baseline = peak_rss();
+    let started = Instant::now();
+    let report = converter.convert(&event).await.unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    let peak = peak_rss();
+
+    assert!(report.failed_messages.is_empty());
+    assert_eq!((report.objects as u64, report.rows), (OBJECTS, lines));
+    // Bound: `concurrency` objects in flight plus as many queued (each ~1 MiB of JSON and a few
+    // MiB of Arrow), one fragment writer's buffers and its finished file, and allocator slack.
+    // Holding the whole batch would need well over 400 MiB of Arrow data.
+    let bound = 160 << 20;
+    let mib = |bytes: u64| bytes as f64 / 1048576.0;
+    println!(
+        "converter memory: {OBJECTS} objects, {:.0} MiB of NDJSON in {seconds:.1}s ({:.1} MiB/s, debug build), \
+         {} fragments; peak RSS {:.0} MiB, {:.0} MiB above the {:.0} MiB baseline (bound {:.0} MiB)",
+        mib(input_bytes),
+        mib(input_bytes) / seconds,
+        report.fragments.len(),
+        mib(peak),
+        mib(peak.saturating_sub(baseline)),
+        mib(baseline),
+        mib(bound),
+    );
+    assert!(report.fragments.len() > 1, "fragments roll at the configured size");
+    assert!(peak.saturating_sub(baseline) < bound, "converter used {:.0} MiB over its baseline", mib(peak - baseline));
+}

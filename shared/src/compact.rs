@@ -14,11 +14,13 @@ use std::time::Duration;
 
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, BooleanArray, RecordBatch};
-use deltalake::DeltaTable;
+use arrow_schema::SchemaRef;
+use deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
-use deltalake::kernel::{Action, Transaction};
+use deltalake::kernel::{Action, MetadataExt, Transaction};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::{DeltaTable, DeltaTableError};
 use object_store::ObjectStore;
 use object_store::path::Path;
 use parquet::basic::{Compression, ZstdLevel};
@@ -27,10 +29,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::context::Context;
 use crate::error::{Error, Result};
+use crate::evolution::{conform, plan_evolution};
 use crate::fragment::{FragmentInfo, FragmentStore};
 use crate::history::{COMMIT_SOURCES_KEY, COMPACTOR_APP_ID, CommittedSource, LoadHistory, SNAPSHOT_INTERVAL, SourceId};
 use crate::metrics::Metric;
-use crate::schema::{SOURCE_ETAG_COLUMN, SOURCE_FILE_COLUMN};
+use crate::schema::{SOURCE_ETAG_COLUMN, SOURCE_FILE_COLUMN, TableSchema};
 use crate::table::open_or_create;
 
 /// An on-demand or scheduled compaction request (the compactor Lambda's payload).
@@ -70,7 +73,9 @@ pub async fn compact_table(context: &Context, request: &CompactRequest) -> Resul
         abandon_after: Duration::from_secs(context.settings.abandon_after_seconds),
         history_retention: Duration::from_secs(context.settings.history_retention_days * 86_400),
     };
-    Compactor::new(context.table_store.clone(), options).run(&mut table, request.force).await
+    Compactor::new(context.table_store.clone(), context.schema.clone(), context.storage_options.clone(), options)
+        .run(&mut table, request.force)
+        .await
 }
 
 /// What one compaction run did.
@@ -220,13 +225,20 @@ impl Plan {
 pub struct Compactor {
     store: Arc<dyn ObjectStore>,
     fragments: FragmentStore,
+    schema: Arc<TableSchema>,
+    storage_options: HashMap<String, String>,
     options: CompactorOptions,
 }
 
 impl Compactor {
-    /// A compactor for the table whose root is `store`.
-    pub fn new(store: Arc<dyn ObjectStore>, options: CompactorOptions) -> Self {
-        Self { fragments: FragmentStore::new(store.clone()), store, options }
+    /// A compactor for the table whose root is `store`, declared as `schema`.
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        schema: Arc<TableSchema>,
+        storage_options: HashMap<String, String>,
+        options: CompactorOptions,
+    ) -> Self {
+        Self { fragments: FragmentStore::new(store.clone()), store, schema, storage_options, options }
     }
 
     /// Merges the staged fragments into `table` in one commit; `force` also takes fragments
@@ -248,15 +260,29 @@ impl Compactor {
         let mut report =
             CompactionReport { fragments: plan.consume.len(), deferred_fragments: plan.deferred, ..Default::default() };
 
-        let mut writer = RecordBatchWriter::for_table(table)?
-            .with_target_file_size(self.options.target_file_bytes)
-            .with_writer_properties(output_properties()?);
+        // New nullable columns in the declared schema join the table in this commit.
+        let metadata = table.snapshot()?.metadata().clone();
+        let table_schema = metadata.parse_schema().map_err(DeltaTableError::from)?;
+        let evolved = plan_evolution(&table_schema, &self.schema.delta)?;
+        let target: SchemaRef = Arc::new((evolved.as_ref().unwrap_or(&table_schema)).try_into_arrow()?);
+        let writer = match &evolved {
+            None => RecordBatchWriter::for_table(table)?,
+            Some(_) => RecordBatchWriter::try_new(
+                table.table_url().as_str(),
+                target.clone(),
+                Some(metadata.partition_columns().to_vec()),
+                Some(self.storage_options.clone()),
+            )?,
+        };
+        let mut writer =
+            writer.with_target_file_size(self.options.target_file_bytes).with_writer_properties(output_properties()?);
         let mut committed: BTreeMap<SourceId, u64> = BTreeMap::new();
         for info in &plan.consume {
             let kept = plan.kept_in(info);
             let fragment = self.fragments.read(&info.path).await?;
             for batch in fragment.batches {
                 let total = batch.num_rows() as u64;
+                let batch = conform(&batch, &target)?;
                 let batch = if kept.len() == info.sources.len() { batch } else { only_sources(&batch, &kept)? };
                 report.duplicate_rows += total - batch.num_rows() as u64;
                 if batch.num_rows() > 0 {
@@ -275,6 +301,17 @@ impl Compactor {
         report.bytes = adds.iter().map(|add| add.size.max(0) as u64).sum();
 
         if !adds.is_empty() {
+            let mut actions: Vec<Action> = Vec::with_capacity(adds.len() + 1);
+            if let Some(schema) = &evolved {
+                let added: Vec<&str> = schema
+                    .fields()
+                    .filter(|f| table_schema.field(f.name()).is_none())
+                    .map(|f| f.name().as_str())
+                    .collect();
+                tracing::info!(columns = ?added, "adding columns to the table schema");
+                actions.push(Action::Metadata(metadata.clone().with_schema(schema).map_err(DeltaTableError::from)?));
+            }
+            actions.extend(adds.into_iter().map(Action::Add));
             let sources: Vec<CommittedSource> =
                 committed.into_iter().map(|(id, rows)| CommittedSource { id, rows }).collect();
             let properties = CommitProperties::default()
@@ -290,7 +327,7 @@ impl Compactor {
                 .with_application_transaction(Transaction::new(COMPACTOR_APP_ID, compactions.unwrap_or(0) + 1));
             let operation = DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None };
             let committed = CommitBuilder::from(properties)
-                .with_actions(adds.into_iter().map(Action::Add).collect())
+                .with_actions(actions)
                 .build(Some(table.snapshot()?), table.log_store(), operation)
                 .await?;
             let version = committed.version();
@@ -435,10 +472,12 @@ mod tests {
         }
 
         fn compactor(&self) -> Compactor {
-            Compactor::new(
-                self.store.clone(),
-                CompactorOptions { target_file_bytes: 1 << 20, ..CompactorOptions::default() },
-            )
+            self.compactor_for(self.schema.clone())
+        }
+
+        fn compactor_for(&self, schema: Arc<TableSchema>) -> Compactor {
+            let options = CompactorOptions { target_file_bytes: 1 << 20, ..CompactorOptions::default() };
+            Compactor::new(self.store.clone(), schema, Map::new(), options)
         }
     }
 
@@ -611,6 +650,47 @@ mod tests {
         paths.sort();
         assert!(paths[0].contains("date=2026-05-16/") && paths[1].contains("date=2026-05-17/"), "{paths:?}");
         assert_eq!(lake.rows(&table), (0..8).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn a_new_nullable_column_joins_the_table_with_the_first_data_that_has_it() {
+        let lake = lake(Layout::default());
+        let mut table = lake.table().await;
+        lake.stage("b1", "old.json", 0..3).await;
+        lake.compactor().run(&mut table, false).await.unwrap();
+
+        // The declared schema gains a nullable column; an old converter is still staging.
+        let v2 = Arc::new(
+            TableSchema::parse(r#"{"fields":[{"name":"id","type":"long"},{"name":"country","type":"string"}]}"#, "v2")
+                .unwrap(),
+        );
+        lake.stage("b2", "late-old.json", 3..5).await;
+        let object = SourceObject { bucket: "raw".into(), key: "new.json".into(), etag: Some("e".into()) };
+        let data = b"{\"id\":5,\"country\":\"DE\"}\n{\"id\":6}\n";
+        let batches = JsonDecoder::new(v2.clone(), 64).decode(&object, data).unwrap().batches;
+        let source = FragmentSource { uri: object.uri(), etag: object.etag.clone(), rows: 2, total_rows: None };
+        lake.fragments.put(fragment::encode(&v2.table, &batches, &[source]).unwrap(), None).await.unwrap();
+
+        let report = lake.compactor_for(v2.clone()).run(&mut table, false).await.unwrap();
+        assert_eq!((report.rows, report.version), (4, Some(2)));
+        let commit = std::fs::read_to_string(lake.dir.path().join("_delta_log/00000000000000000002.json")).unwrap();
+        assert!(commit.contains("\"metaData\"") && commit.contains("\"add\""), "schema and data in one commit");
+        let schema = table.snapshot().unwrap().metadata().parse_schema().unwrap();
+        assert!(schema.field("country").is_some_and(|f| f.is_nullable()));
+        assert_eq!(lake.rows(&table), (0..7).collect::<Vec<_>>());
+
+        // A type change is refused with the column named, and nothing is committed.
+        let retyped = Arc::new(
+            TableSchema::parse(
+                r#"{"fields":[{"name":"id","type":"string"},{"name":"country","type":"string"}]}"#,
+                "v3",
+            )
+            .unwrap(),
+        );
+        lake.stage("b3", "more.json", 7..8).await;
+        let err = lake.compactor_for(retyped).run(&mut table, false).await.unwrap_err().to_string();
+        assert!(err.contains("\"id\" changes type"), "{err}");
+        assert_eq!(table.version(), Some(2));
     }
 
     #[test]

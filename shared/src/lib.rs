@@ -16,6 +16,7 @@ pub mod converter;
 pub mod decode;
 pub mod error;
 pub mod event;
+pub mod evolution;
 pub mod fragment;
 pub mod history;
 pub mod metrics;

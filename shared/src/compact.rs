@@ -67,11 +67,13 @@ pub async fn compact_table(context: &Context, request: &CompactRequest) -> Resul
         }
     }
     let url = context.settings.table_url()?;
-    let mut table = open_or_create(&url, &context.storage_options, &context.schema).await?;
+    let mut table =
+        open_or_create(&url, &context.storage_options, &context.schema, context.settings.maintenance).await?;
     let options = CompactorOptions {
         target_file_bytes: context.settings.target_file_bytes,
         abandon_after: Duration::from_secs(context.settings.abandon_after_seconds),
         history_retention: Duration::from_secs(context.settings.history_retention_days * 86_400),
+        ..CompactorOptions::default()
     };
     Compactor::new(context.table_store.clone(), context.schema.clone(), context.storage_options.clone(), options)
         .run(&mut table, request.force)
@@ -124,6 +126,8 @@ pub struct CompactorOptions {
     pub abandon_after: Duration,
     /// How long committed sources are remembered in history snapshots.
     pub history_retention: Duration,
+    /// Table versions between load history snapshots (they are also written at least daily).
+    pub snapshot_every: u64,
 }
 
 impl Default for CompactorOptions {
@@ -132,6 +136,7 @@ impl Default for CompactorOptions {
             target_file_bytes: 256 * 1024 * 1024,
             abandon_after: Duration::from_secs(900),
             history_retention: Duration::from_secs(30 * 86_400),
+            snapshot_every: SNAPSHOT_INTERVAL,
         }
     }
 }
@@ -333,7 +338,7 @@ impl Compactor {
             let version = committed.version();
             report.version = Some(version);
             table.update_state().await?;
-            if version / SNAPSHOT_INTERVAL > read_version / SNAPSHOT_INTERVAL {
+            if history.snapshot_due(version, self.options.snapshot_every, chrono::Utc::now().timestamp_millis()) {
                 self.snapshot_history(version).await;
             }
         }
@@ -407,7 +412,7 @@ mod tests {
     use crate::event::SourceObject;
     use crate::fragment::{self, FragmentSource, FragmentWriter};
     use crate::schema::{Layout, TableSchema};
-    use crate::table::table_store;
+    use crate::table::{Maintenance, table_store};
 
     const SCHEMA: &str = r#"{"fields":[{"name":"id","type":"long"}]}"#;
 
@@ -429,7 +434,14 @@ mod tests {
 
     impl Lake {
         async fn table(&self) -> DeltaTable {
-            open_or_create(&self.url, &Map::new(), &self.schema).await.unwrap()
+            open_or_create(
+                &self.url,
+                &Map::new(),
+                &self.schema,
+                Maintenance { checkpoint_interval: 4, log_retention_days: 30 },
+            )
+            .await
+            .unwrap()
         }
 
         /// Stages the rows `ids` of object `key` as converter batch `batch` would.
@@ -603,20 +615,28 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_load_history_survives_snapshots() {
+    async fn the_load_history_survives_checkpoints_and_log_cleanup() {
         let lake = lake(Layout::default());
         let mut table = lake.table().await;
-        for i in 0..(SNAPSHOT_INTERVAL as i64 + 2) {
+        let options = CompactorOptions { snapshot_every: 4, ..CompactorOptions::default() };
+        let compactor = Compactor::new(lake.store.clone(), lake.schema.clone(), Map::new(), options);
+        for i in 0..10 {
             lake.stage("b1", &format!("o{i}.json"), i..i + 1).await;
-            lake.compactor().run(&mut table, false).await.unwrap();
+            compactor.run(&mut table, false).await.unwrap();
         }
-        let snapshots: Vec<_> =
-            futures::StreamExt::collect::<Vec<_>>(lake.store.list(Some(&Path::from(crate::history::HISTORY_PREFIX))))
-                .await;
-        assert_eq!(snapshots.len(), 1, "one snapshot after {SNAPSHOT_INTERVAL} versions");
+        let log = lake.dir.path().join("_delta_log");
+        assert!(log.join("00000000000000000007.checkpoint.parquet").exists(), "a checkpoint every 4 commits");
+        // Log cleanup removes the commits a checkpoint covers.
+        for version in 0..=7 {
+            std::fs::remove_file(log.join(format!("{version:020}.json"))).unwrap();
+        }
+        let mut table = lake.table().await;
+        assert_eq!(table.version(), Some(10));
         lake.stage("b2", "o3.json", 3..4).await;
-        let report = lake.compactor().run(&mut table, false).await.unwrap();
-        assert_eq!((report.rows, report.duplicate_rows), (0, 1));
+        lake.stage("b2", "o10.json", 10..11).await;
+        let report = compactor.run(&mut table, false).await.unwrap();
+        assert_eq!((report.rows, report.duplicate_rows), (1, 1), "o3 is remembered, o10 is new");
+        assert_eq!(lake.rows(&table), (0..11).collect::<Vec<_>>());
     }
 
     #[tokio::test]

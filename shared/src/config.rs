@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use crate::error::{Error, Result};
 use crate::schema::Layout;
+use crate::table::Maintenance;
 
 /// One documented setting: its environment variable, default and meaning.
 #[derive(Debug, Clone, Copy)]
@@ -64,6 +65,16 @@ pub const SETTINGS: &[SettingDoc] = &[
         description: "How long the load history remembers committed sources: a redelivery older than this is ingested again.",
     },
     SettingDoc {
+        env: "INLET_CHECKPOINT_INTERVAL",
+        default: Some("100"),
+        description: "Commits between Delta checkpoints, set when the compactor creates the table.",
+    },
+    SettingDoc {
+        env: "INLET_LOG_RETENTION_DAYS",
+        default: Some("30"),
+        description: "Days Delta keeps commit files before log cleanup, set when the compactor creates the table.",
+    },
+    SettingDoc {
         env: "INLET_DOWNLOAD_CONCURRENCY",
         default: Some("16"),
         description: "Source objects the converter downloads at once.",
@@ -103,6 +114,8 @@ pub struct Settings {
     pub abandon_after_seconds: u64,
     /// Days committed sources are remembered.
     pub history_retention_days: u64,
+    /// Checkpoint interval and log retention of a new table.
+    pub maintenance: Maintenance,
 }
 
 impl Settings {
@@ -135,6 +148,10 @@ impl Settings {
             max_line_bytes: parse_positive(&get, "INLET_MAX_LINE_BYTES")?,
             abandon_after_seconds: parse_positive(&get, "INLET_ABANDON_AFTER_SECONDS")?,
             history_retention_days: parse_positive(&get, "INLET_HISTORY_RETENTION_DAYS")?,
+            maintenance: Maintenance {
+                checkpoint_interval: parse_positive(&get, "INLET_CHECKPOINT_INTERVAL")?,
+                log_retention_days: parse_positive(&get, "INLET_LOG_RETENTION_DAYS")?,
+            },
             layout: Layout {
                 partition: get("INLET_PARTITION_BY").map(|spec| spec.parse()).transpose()?,
                 rescue_unknown_fields: match get("INLET_UNKNOWN_FIELDS").as_deref().map(str::trim) {

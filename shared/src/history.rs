@@ -52,6 +52,12 @@ pub struct LoadHistory {
     /// Committed sources and the commit time (ms since the epoch) of each.
     #[serde(with = "entries")]
     pub sources: HashMap<SourceId, i64>,
+    /// When this snapshot was written (ms since the epoch); 0 when not loaded from one.
+    #[serde(default)]
+    pub written_at_ms: i64,
+    /// Version of the snapshot this history was loaded from, if any.
+    #[serde(skip)]
+    pub snapshot_version: Option<u64>,
 }
 
 mod entries {
@@ -95,7 +101,13 @@ impl LoadHistory {
             }
             None => LoadHistory::default(),
         };
-        let first = if history.version == 0 && history.sources.is_empty() { 0 } else { history.version + 1 };
+        let first = match history.written_at_ms {
+            0 => 0,
+            _ => {
+                history.snapshot_version = Some(history.version);
+                history.version + 1
+            }
+        };
         for version in first..=table_version {
             let path = Path::from(format!("_delta_log/{version:020}.json"));
             let data = match store.get(&path).await {
@@ -139,6 +151,8 @@ impl LoadHistory {
                 .filter(|(_, at)| **at >= retain_after_ms)
                 .map(|(k, v)| (k.clone(), *v))
                 .collect(),
+            written_at_ms: chrono::Utc::now().timestamp_millis(),
+            snapshot_version: None,
         };
         let data = zstd::encode_all(&serde_json::to_vec(&kept)?[..], 3)?;
         let path = Path::from(format!("{HISTORY_PREFIX}/{:020}.json.zst", self.version));
@@ -161,8 +175,20 @@ async fn latest_snapshot(store: &Arc<dyn ObjectStore>, table_version: u64) -> Re
         .map(|(_, path)| path))
 }
 
-/// The compactor writes a history snapshot every this many table versions.
+/// The compactor writes a history snapshot at least every this many table versions...
 pub const SNAPSHOT_INTERVAL: u64 = 50;
+/// ...and at least daily, so log cleanup (days of retention) never outruns the snapshots.
+pub const SNAPSHOT_MAX_AGE_MS: i64 = 24 * 3600 * 1000;
+
+impl LoadHistory {
+    /// Whether a snapshot should be written after committing `version`.
+    pub fn snapshot_due(&self, version: u64, every: u64, now_ms: i64) -> bool {
+        match self.snapshot_version {
+            None => true,
+            Some(at) => version.saturating_sub(at) >= every || now_ms - self.written_at_ms >= SNAPSHOT_MAX_AGE_MS,
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use deltalake::ObjectStore;
-use deltalake::{DeltaTable, DeltaTableBuilder};
+use deltalake::{DeltaTable, DeltaTableBuilder, TableProperty};
 use url::Url;
 
 use crate::error::Result;
@@ -17,11 +17,27 @@ pub fn table_store(url: &Url, storage_options: &HashMap<String, String>) -> Resu
     Ok(log_store.object_store(None))
 }
 
-/// Opens the table at `url`, creating it with `schema` if no table is there yet.
+/// Log maintenance settings a new table is created with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Maintenance {
+    /// Commits between checkpoints (`delta.checkpointInterval`).
+    pub checkpoint_interval: u64,
+    /// Days commit files are kept before log cleanup (`delta.logRetentionDuration`).
+    pub log_retention_days: u64,
+}
+
+impl Default for Maintenance {
+    fn default() -> Self {
+        Self { checkpoint_interval: 100, log_retention_days: 30 }
+    }
+}
+
+/// Opens the table at `url`, creating it with `schema` (and `maintenance`) if no table is there yet.
 pub async fn open_or_create(
     url: &Url,
     storage_options: &HashMap<String, String>,
     schema: &TableSchema,
+    maintenance: Maintenance,
 ) -> Result<DeltaTable> {
     let table = DeltaTable::try_from_url_with_storage_options(url.clone(), storage_options.clone()).await?;
     if table.version().is_some() {
@@ -34,6 +50,15 @@ pub async fn open_or_create(
         .with_comment("Ingested by Inlet")
         .with_columns(schema.delta.fields().cloned())
         .with_partition_columns(schema.partition_columns())
+        .with_configuration_property(
+            TableProperty::CheckpointInterval,
+            Some(maintenance.checkpoint_interval.to_string()),
+        )
+        .with_configuration_property(
+            TableProperty::LogRetentionDuration,
+            Some(format!("interval {} days", maintenance.log_retention_days)),
+        )
+        .with_configuration_property(TableProperty::EnableExpiredLogCleanup, Some("true"))
         .await;
     match created {
         Ok(table) => {

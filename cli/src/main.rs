@@ -45,11 +45,8 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Merge staged fragments into the table now.
+    /// Merge staged fragments into the table now, however little is staged.
     Compact {
-        /// Also take fragments holding incomplete copies of sources.
-        #[arg(long)]
-        force: bool,
         /// Invoke this deployed compactor function instead of compacting from here.
         #[arg(long, env = "INLET_COMPACTOR_FUNCTION")]
         function: Option<String>,
@@ -104,9 +101,9 @@ async fn main() -> Result<()> {
             bar.finish();
             println!("{}", serde_json::json!({"queued": sent, "bytes": bytes, "queue": queue_url}));
         }
-        Command::Compact { force, function: Some(function) } => {
+        Command::Compact { function: Some(function) } => {
             let lambda = aws_sdk_lambda::Client::new(&sdk);
-            let payload = serde_json::json!({"force": force});
+            let payload = serde_json::json!({"force": true});
             let output = lambda
                 .invoke()
                 .function_name(&function)
@@ -120,9 +117,9 @@ async fn main() -> Result<()> {
             }
             println!("{body}");
         }
-        Command::Compact { force, function: None } => {
+        Command::Compact { function: None } => {
             let context = Context::new(settings()?).await?;
-            let report = compact_table(&context, &CompactRequest { table: None, force }).await?;
+            let report = compact_table(&context, &CompactRequest { table: None, force: true }).await?;
             println!("{}", serde_json::to_string(&report)?);
         }
         Command::Status { queue_url, dlq_url, json } => {

@@ -43,7 +43,8 @@ pub struct CompactRequest {
     /// Table to compact; must be the configured one when given.
     #[serde(default)]
     pub table: Option<String>,
-    /// Also consume fragments holding incomplete copies of sources, whatever their age.
+    /// Compact now, however little is staged (on-demand runs); scheduled runs leave small,
+    /// fresh partitions to grow.
     #[serde(default)]
     pub force: bool,
 }
@@ -72,6 +73,8 @@ pub async fn compact_table(context: &Context, request: &CompactRequest) -> Resul
     let options = CompactorOptions {
         target_file_bytes: context.settings.target_file_bytes,
         abandon_after: Duration::from_secs(context.settings.abandon_after_seconds),
+        min_bytes: context.settings.min_compact_bytes,
+        freshness: Duration::from_secs(context.settings.freshness_seconds),
         history_retention: Duration::from_secs(context.settings.history_retention_days * 86_400),
         ..CompactorOptions::default()
     };
@@ -85,8 +88,10 @@ pub async fn compact_table(context: &Context, request: &CompactRequest) -> Resul
 pub struct CompactionReport {
     /// Fragments merged and deleted.
     pub fragments: usize,
-    /// Fragments left staged: they hold a copy of a source that is not complete yet.
+    /// Fragments left staged: small and fresh, or holding a copy of a source not complete yet.
     pub deferred_fragments: usize,
+    /// Age of the oldest staged fragment when the run started, in seconds: the freshness lag.
+    pub oldest_staged_seconds: u64,
     /// Source objects whose rows were committed.
     pub sources: usize,
     /// Rows committed.
@@ -103,8 +108,9 @@ pub struct CompactionReport {
 
 impl CompactionReport {
     /// The report as CloudWatch metrics.
-    pub fn metrics(&self) -> [Metric; 7] {
+    pub fn metrics(&self) -> [Metric; 8] {
         [
+            Metric { name: "FreshnessLag", value: self.oldest_staged_seconds as f64, unit: "Seconds" },
             Metric { name: "FragmentsConsumed", value: self.fragments as f64, unit: "Count" },
             Metric { name: "FragmentsDeferred", value: self.deferred_fragments as f64, unit: "Count" },
             Metric { name: "RowsCommitted", value: self.rows as f64, unit: "Count" },
@@ -124,6 +130,10 @@ pub struct CompactorOptions {
     /// Age after which a fragment with an incomplete copy of a source is taken to come from a
     /// converter that died (longer than the converter's timeout).
     pub abandon_after: Duration,
+    /// A partition with fewer staged bytes than this waits for more (unless forced)...
+    pub min_bytes: u64,
+    /// ...until its oldest fragment is this old.
+    pub freshness: Duration,
     /// How long committed sources are remembered in history snapshots.
     pub history_retention: Duration,
     /// Table versions between load history snapshots (they are also written at least daily).
@@ -135,6 +145,8 @@ impl Default for CompactorOptions {
         Self {
             target_file_bytes: 256 * 1024 * 1024,
             abandon_after: Duration::from_secs(900),
+            min_bytes: 64 * 1024 * 1024,
+            freshness: Duration::from_secs(60),
             history_retention: Duration::from_secs(30 * 86_400),
             snapshot_every: SNAPSHOT_INTERVAL,
         }
@@ -183,13 +195,32 @@ impl Plan {
             }
         }
         let now = chrono::Utc::now();
+        let age = |fragment: &FragmentInfo| (now - fragment.staged_at).to_std().unwrap_or_default();
         let mut deferred: Vec<bool> = staged
             .iter()
             .map(|fragment| {
-                let abandoned = (now - fragment.staged_at).to_std().unwrap_or_default() >= options.abandon_after;
-                !(force || abandoned) && fragment.sources.iter().any(|s| incomplete.contains(&s.id()))
+                let abandoned = age(fragment) >= options.abandon_after;
+                !abandoned && fragment.sources.iter().any(|s| incomplete.contains(&s.id()))
             })
             .collect();
+        // Small partitions wait to grow into a decent file, but never past the freshness bound.
+        if !force {
+            let directory = |fragment: &FragmentInfo| {
+                fragment.path.as_ref().rsplit_once('/').map_or(String::new(), |(dir, _)| dir.to_string())
+            };
+            let mut partitions: BTreeMap<String, (u64, Duration)> = BTreeMap::new();
+            for fragment in &staged {
+                let entry = partitions.entry(directory(fragment)).or_default();
+                entry.0 += fragment.size;
+                entry.1 = entry.1.max(age(fragment));
+            }
+            for (fragment, deferred) in staged.iter().zip(deferred.iter_mut()) {
+                let (bytes, oldest) = partitions[&directory(fragment)];
+                if bytes < options.min_bytes && oldest < options.freshness {
+                    *deferred = true;
+                }
+            }
+        }
         // A kept copy is committed whole or not at all: deferring one of its fragments defers
         // every fragment of that copy (and, in turn, the copies those hold).
         loop {
@@ -246,8 +277,8 @@ impl Compactor {
         Self { fragments: FragmentStore::new(store.clone()), store, schema, storage_options, options }
     }
 
-    /// Merges the staged fragments into `table` in one commit; `force` also takes fragments
-    /// holding incomplete copies of sources.
+    /// Merges the staged fragments into `table` in one commit; `force` compacts small, fresh
+    /// partitions too.
     pub async fn run(&self, table: &mut DeltaTable, force: bool) -> Result<CompactionReport> {
         table.update_state().await?;
         let read_version = table.version().unwrap_or_default();
@@ -261,9 +292,20 @@ impl Compactor {
         if staged.is_empty() {
             return Ok(CompactionReport::default());
         }
+        let now = chrono::Utc::now();
+        let oldest_staged_seconds =
+            staged.iter().map(|f| (now - f.staged_at).num_seconds().max(0) as u64).max().unwrap_or(0);
         let plan = Plan::new(staged, &history, &self.options, force);
-        let mut report =
-            CompactionReport { fragments: plan.consume.len(), deferred_fragments: plan.deferred, ..Default::default() };
+        let mut report = CompactionReport {
+            fragments: plan.consume.len(),
+            deferred_fragments: plan.deferred,
+            oldest_staged_seconds,
+            ..Default::default()
+        };
+        if plan.consume.is_empty() {
+            tracing::info!(deferred = report.deferred_fragments, oldest_staged_seconds, "nothing ready to compact");
+            return Ok(report);
+        }
 
         // New nullable columns in the declared schema join the table in this commit.
         let metadata = table.snapshot()?.metadata().clone();
@@ -416,6 +458,11 @@ mod tests {
 
     const SCHEMA: &str = r#"{"fields":[{"name":"id","type":"long"}]}"#;
 
+    /// Small files, and no waiting for partitions to grow.
+    fn test_options() -> CompactorOptions {
+        CompactorOptions { target_file_bytes: 1 << 20, min_bytes: 0, ..CompactorOptions::default() }
+    }
+
     struct Lake {
         dir: tempfile::TempDir,
         url: url::Url,
@@ -488,8 +535,7 @@ mod tests {
         }
 
         fn compactor_for(&self, schema: Arc<TableSchema>) -> Compactor {
-            let options = CompactorOptions { target_file_bytes: 1 << 20, ..CompactorOptions::default() };
-            Compactor::new(self.store.clone(), schema, Map::new(), options)
+            Compactor::new(self.store.clone(), schema, Map::new(), test_options())
         }
     }
 
@@ -571,7 +617,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn incomplete_copies_wait_for_a_complete_one_or_for_force() {
+    async fn incomplete_copies_wait_for_a_complete_one_or_until_abandoned() {
         let lake = lake(Layout::default());
         let mut table = lake.table().await;
         // A converter died after staging 4 of an object's 10 rows (one of two partitions).
@@ -586,10 +632,14 @@ mod tests {
         assert_eq!((report.rows, report.duplicate_rows, report.deferred_fragments), (10, 4, 0));
         assert_eq!(lake.rows(&table), (0..10).chain(100..102).collect::<Vec<_>>());
 
-        // An abandoned incomplete copy with no retry coming is cleared by a forced run.
+        // An incomplete copy whose converter died (no retry coming) is cleared once abandoned.
         lake.stage_part("b3", "c.json", 200..203, 6).await;
-        assert_eq!(lake.compactor().run(&mut table, false).await.unwrap().deferred_fragments, 1);
-        let report = lake.compactor().run(&mut table, true).await.unwrap();
+        assert_eq!(lake.compactor().run(&mut table, true).await.unwrap().deferred_fragments, 1, "force alone does not");
+        let options = CompactorOptions { abandon_after: Duration::ZERO, ..test_options() };
+        let report = Compactor::new(lake.store.clone(), lake.schema.clone(), Map::new(), options)
+            .run(&mut table, false)
+            .await
+            .unwrap();
         assert_eq!((report.fragments, report.rows, report.duplicate_rows), (1, 0, 3));
         assert!(lake.fragments.list().await.unwrap().is_empty());
     }
@@ -618,7 +668,7 @@ mod tests {
     async fn the_load_history_survives_checkpoints_and_log_cleanup() {
         let lake = lake(Layout::default());
         let mut table = lake.table().await;
-        let options = CompactorOptions { snapshot_every: 4, ..CompactorOptions::default() };
+        let options = CompactorOptions { snapshot_every: 4, ..test_options() };
         let compactor = Compactor::new(lake.store.clone(), lake.schema.clone(), Map::new(), options);
         for i in 0..10 {
             lake.stage("b1", &format!("o{i}.json"), i..i + 1).await;
@@ -711,6 +761,27 @@ mod tests {
         let err = lake.compactor_for(retyped).run(&mut table, false).await.unwrap_err().to_string();
         assert!(err.contains("\"id\" changes type"), "{err}");
         assert_eq!(table.version(), Some(2));
+    }
+
+    #[tokio::test]
+    async fn small_fresh_partitions_wait_unless_forced() {
+        let lake = lake(Layout::default());
+        let mut table = lake.table().await;
+        lake.stage("b1", "a.json", 0..10).await;
+        let waiting = CompactorOptions { min_bytes: 1 << 30, freshness: Duration::from_secs(3600), ..test_options() };
+        let compactor = Compactor::new(lake.store.clone(), lake.schema.clone(), Map::new(), waiting);
+        let report = compactor.run(&mut table, false).await.unwrap();
+        assert_eq!((report.fragments, report.deferred_fragments, report.version), (0, 1, None));
+        let report = compactor.run(&mut table, true).await.unwrap();
+        assert_eq!((report.fragments, report.rows), (1, 10), "on demand, whatever the size");
+        // Past the freshness bound, small partitions go too.
+        lake.stage("b2", "b.json", 10..12).await;
+        let stale = CompactorOptions { min_bytes: 1 << 30, freshness: Duration::ZERO, ..test_options() };
+        let report = Compactor::new(lake.store.clone(), lake.schema.clone(), Map::new(), stale)
+            .run(&mut table, false)
+            .await
+            .unwrap();
+        assert_eq!(report.rows, 2);
     }
 
     #[test]

@@ -55,6 +55,16 @@ pub const SETTINGS: &[SettingDoc] = &[
         description: "`<column>=key` (from a `<column>=value` key segment) or `<column>=<timestamp field>` (its UTC date).",
     },
     SettingDoc {
+        env: "INLET_MIN_COMPACT_BYTES",
+        default: Some("67108864"),
+        description: "A scheduled compaction leaves a partition with fewer staged bytes than this to grow (on-demand runs take everything)...",
+    },
+    SettingDoc {
+        env: "INLET_FRESHNESS_SECONDS",
+        default: Some("60"),
+        description: "...until its oldest fragment is this old: the bound on how long rows wait in staging.",
+    },
+    SettingDoc {
         env: "INLET_ABANDON_AFTER_SECONDS",
         default: Some("900"),
         description: "Age after which the compactor takes a fragment holding an incomplete copy of a source to come from a dead converter (keep above the converter timeout).",
@@ -112,6 +122,10 @@ pub struct Settings {
     pub layout: Layout,
     /// Seconds before an incomplete fragment is taken as abandoned.
     pub abandon_after_seconds: u64,
+    /// Staged bytes below which a partition waits to grow.
+    pub min_compact_bytes: u64,
+    /// Longest a fragment waits in staging for its partition to grow.
+    pub freshness_seconds: u64,
     /// Days committed sources are remembered.
     pub history_retention_days: u64,
     /// Checkpoint interval and log retention of a new table.
@@ -147,6 +161,8 @@ impl Settings {
             fragment_bytes: parse_positive(&get, "INLET_FRAGMENT_BYTES")?,
             max_line_bytes: parse_positive(&get, "INLET_MAX_LINE_BYTES")?,
             abandon_after_seconds: parse_positive(&get, "INLET_ABANDON_AFTER_SECONDS")?,
+            min_compact_bytes: parse_positive(&get, "INLET_MIN_COMPACT_BYTES")?,
+            freshness_seconds: parse_positive(&get, "INLET_FRESHNESS_SECONDS")?,
             history_retention_days: parse_positive(&get, "INLET_HISTORY_RETENTION_DAYS")?,
             maintenance: Maintenance {
                 checkpoint_interval: parse_positive(&get, "INLET_CHECKPOINT_INTERVAL")?,

@@ -69,7 +69,7 @@ async fn put_objects_become_rows_that_an_independent_reader_sees() {
     let staged = pipeline.wait_for_staged(&uris, Duration::from_secs(120)).await.unwrap();
     assert_eq!(staged.len(), uris.len(), "each object staged once: {staged:?}");
 
-    let report = pipeline.compact(serde_json::json!({})).await.unwrap();
+    let report = pipeline.compact(serde_json::json!({"force": true})).await.unwrap();
     assert_eq!(report["rows"].as_u64().unwrap(), written.len() as u64, "{report}");
     assert_eq!(report["sources"].as_u64().unwrap(), uris.len() as u64, "{report}");
 
@@ -184,7 +184,7 @@ async fn bad_objects_reach_the_dlq_bad_lines_the_quarantine_and_good_rows_ingest
             (uri("empty.json.zst"), 0)
         ]
     );
-    let report = pipeline.compact(serde_json::json!({})).await.unwrap();
+    let report = pipeline.compact(serde_json::json!({"force": true})).await.unwrap();
     assert_eq!(report["rows"].as_u64().unwrap(), 2 * good_lines, "{report}");
     assert_eq!(pipeline.read_table(false).await.unwrap().num_rows, 2 * good_lines);
 }
@@ -210,7 +210,7 @@ async fn backfilling_a_prefix_ingests_every_row_exactly_once() {
         pipeline.put(key, body.clone()).await.unwrap();
     }
     pipeline.wait_for_staged(&uris[..10], Duration::from_secs(60)).await.unwrap();
-    let first = pipeline.compact(serde_json::json!({})).await.unwrap();
+    let first = pipeline.compact(serde_json::json!({"force": true})).await.unwrap();
     assert_eq!(first["rows"].as_u64().unwrap(), live_rows);
 
     // Forty more land while notifications are off (an outage, a copy from an archive).

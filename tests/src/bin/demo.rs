@@ -39,7 +39,7 @@ async fn main() -> Result<()> {
     pipeline.wait_for_staged(&uris, Duration::from_secs(180)).await?;
     println!("converter staged fragments for all objects after {:.1}s", started.elapsed().as_secs_f64());
 
-    let report = pipeline.compact(serde_json::json!({})).await?;
+    let report = pipeline.compact(serde_json::json!({"force": true})).await?;
     println!("compactor: {report}");
 
     let table = pipeline.read_table(false).await?;

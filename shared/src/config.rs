@@ -85,6 +85,11 @@ pub const SETTINGS: &[SettingDoc] = &[
         description: "Days Delta keeps commit files before log cleanup, set when the compactor creates the table.",
     },
     SettingDoc {
+        env: "INLET_COMPACTOR_FUNCTION",
+        default: Some("(none)"),
+        description: "Compactor function the converter invokes (asynchronously) once a target file's worth of bytes is staged.",
+    },
+    SettingDoc {
         env: "INLET_DOWNLOAD_CONCURRENCY",
         default: Some("16"),
         description: "Source objects the converter downloads at once.",
@@ -130,6 +135,8 @@ pub struct Settings {
     pub history_retention_days: u64,
     /// Checkpoint interval and log retention of a new table.
     pub maintenance: Maintenance,
+    /// Compactor function for the size trigger.
+    pub compactor_function: Option<String>,
 }
 
 impl Settings {
@@ -164,6 +171,7 @@ impl Settings {
             min_compact_bytes: parse_positive(&get, "INLET_MIN_COMPACT_BYTES")?,
             freshness_seconds: parse_positive(&get, "INLET_FRESHNESS_SECONDS")?,
             history_retention_days: parse_positive(&get, "INLET_HISTORY_RETENTION_DAYS")?,
+            compactor_function: get("INLET_COMPACTOR_FUNCTION"),
             maintenance: Maintenance {
                 checkpoint_interval: parse_positive(&get, "INLET_CHECKPOINT_INTERVAL")?,
                 log_retention_days: parse_positive(&get, "INLET_LOG_RETENTION_DAYS")?,

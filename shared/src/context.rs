@@ -18,6 +18,8 @@ pub struct Context {
     pub schema: Arc<TableSchema>,
     /// S3 client for source objects and configuration.
     pub s3: aws_sdk_s3::Client,
+    /// Lambda client, when a compactor function is configured for the size trigger.
+    pub lambda: Option<aws_sdk_lambda::Client>,
     /// delta-rs storage options for the table location.
     pub storage_options: HashMap<String, String>,
     /// Object store rooted at the table location (fragments live under it).
@@ -37,7 +39,8 @@ impl Context {
         let schema = Arc::new(load_schema(&settings.schema_location, &s3, settings.layout.clone()).await?);
         let storage_options = storage_options_from_env();
         let table_store = crate::table::table_store(&settings.table_url()?, &storage_options)?;
-        Ok(Self { settings, schema, s3, storage_options, table_store })
+        let lambda = settings.compactor_function.as_ref().map(|_| aws_sdk_lambda::Client::new(&sdk));
+        Ok(Self { settings, schema, s3, lambda, storage_options, table_store })
     }
 }
 

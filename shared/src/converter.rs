@@ -24,6 +24,7 @@ use crate::metrics::Metric;
 use crate::quarantine::Quarantine;
 use crate::schema::TableSchema;
 use crate::source::{ObjectSource, S3Source, decompress};
+use crate::trigger::{CompactionTrigger, LambdaTrigger};
 
 /// What one converter invocation did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
@@ -107,6 +108,8 @@ pub struct Converter {
     schema: Arc<TableSchema>,
     decoder: JsonDecoder,
     options: ConverterOptions,
+    /// Asked for a compaction once this many bytes are staged.
+    trigger: Option<(Arc<dyn CompactionTrigger>, u64)>,
 }
 
 /// One object, decoded and split by partition.
@@ -128,13 +131,19 @@ impl Converter {
     ) -> Self {
         let decoder = JsonDecoder::new(schema.clone(), options.batch_rows).with_max_line_bytes(options.max_line_bytes);
         let options = ConverterOptions { concurrency: options.concurrency.max(1), ..options };
-        Self { source, fragments, quarantine, schema, decoder, options }
+        Self { source, fragments, quarantine, schema, decoder, options, trigger: None }
+    }
+
+    /// Requests a compaction from `trigger` whenever staged fragments reach `staged_bytes`.
+    pub fn with_trigger(mut self, trigger: Arc<dyn CompactionTrigger>, staged_bytes: u64) -> Self {
+        self.trigger = Some((trigger, staged_bytes));
+        self
     }
 
     /// A converter over S3 sources and the table's staging area, as the Lambda runs it.
     pub fn from_context(context: &Context) -> Self {
         let settings = &context.settings;
-        Self::new(
+        let converter = Self::new(
             Arc::new(S3Source::new(context.s3.clone())),
             FragmentStore::new(context.table_store.clone()),
             Quarantine::new(context.table_store.clone()),
@@ -145,7 +154,14 @@ impl Converter {
                 fragment_bytes: settings.fragment_bytes,
                 max_line_bytes: settings.max_line_bytes,
             },
-        )
+        );
+        match (&settings.compactor_function, &context.lambda) {
+            (Some(function), Some(lambda)) => converter.with_trigger(
+                Arc::new(LambdaTrigger::new(lambda.clone(), function.clone())),
+                settings.target_file_bytes,
+            ),
+            _ => converter,
+        }
     }
 
     /// Handles an SQS event as the Lambda does, returning the partial batch response.
@@ -199,6 +215,9 @@ impl Converter {
         };
         let ((), staged) = tokio::join!(produce, consume);
         staged?;
+        if !report.fragments.is_empty() {
+            self.request_compaction_if_due().await;
+        }
 
         report.failed_messages = failed.into_iter().collect();
         report.duration_ms = started.elapsed().as_millis() as u64;
@@ -213,6 +232,26 @@ impl Converter {
             "converted batch"
         );
         Ok(report)
+    }
+
+    /// Asks for a compaction when a file's worth of bytes is staged; a failure only leaves the
+    /// data to the schedule.
+    async fn request_compaction_if_due(&self) {
+        let Some((trigger, threshold)) = &self.trigger else { return };
+        let staged: u64 = match self.fragments.list().await {
+            Ok(listed) => listed.iter().map(|meta| meta.size).sum(),
+            Err(err) => {
+                tracing::warn!(error = %err, "could not measure staged bytes");
+                return;
+            }
+        };
+        if staged < *threshold {
+            return;
+        }
+        match trigger.request("size").await {
+            Ok(()) => tracing::info!(staged_bytes = staged, "requested a compaction"),
+            Err(err) => tracing::warn!(error = %err, "could not request a compaction"),
+        }
     }
 
     /// Quarantines an object's refused lines and adds its rows to the writers of their partitions.
@@ -551,6 +590,32 @@ mod tests {
             fragments.iter().map(|f| (f.path.to_string(), f.sources[0].rows)).collect();
         assert!(per_fragment[0].0.contains("day=2026-05-15") && per_fragment[0].1 == 1, "{per_fragment:?}");
         assert!(per_fragment[1].0.contains("day=2026-05-16") && per_fragment[1].1 == 1, "{per_fragment:?}");
+    }
+
+    #[derive(Default)]
+    struct CountingTrigger(std::sync::atomic::AtomicUsize);
+
+    #[async_trait::async_trait]
+    impl CompactionTrigger for CountingTrigger {
+        async fn request(&self, _reason: &str) -> Result<()> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_compaction_is_requested_once_a_file_worth_is_staged() {
+        let trigger = Arc::new(CountingTrigger::default());
+        let mut f = fixture(Layout::default(), small());
+        f.converter = f.converter.with_trigger(trigger.clone(), 4000);
+        f.source.put("raw", "a.json", lines(0..10));
+        f.converter.convert(&sqs(vec![created("a.json")])).await.unwrap();
+        assert_eq!(trigger.0.load(std::sync::atomic::Ordering::SeqCst), 0, "one small fragment is not enough");
+        for i in 1..4 {
+            f.source.put("raw", &format!("b{i}.json"), lines(i * 100..i * 100 + 100));
+            f.converter.convert(&sqs(vec![created(&format!("b{i}.json"))])).await.unwrap();
+        }
+        assert!(trigger.0.load(std::sync::atomic::Ordering::SeqCst) >= 1, "staged bytes crossed the threshold");
     }
 
     #[tokio::test]

@@ -28,5 +28,6 @@ pub mod source;
 pub mod status;
 pub mod table;
 pub mod telemetry;
+pub mod trigger;
 
 pub use error::{Error, Result};

@@ -98,6 +98,8 @@ pub struct PipelineOptions {
     pub converter_timeout_seconds: i32,
     /// Extra environment for both functions.
     pub environment: Vec<(String, String)>,
+    /// Let the converter invoke the compactor once a file's worth is staged.
+    pub size_trigger: bool,
 }
 
 impl Default for PipelineOptions {
@@ -109,6 +111,7 @@ impl Default for PipelineOptions {
             visibility_timeout_seconds: 40,
             converter_timeout_seconds: 30,
             environment: Vec::new(),
+            size_trigger: false,
         }
     }
 }
@@ -194,7 +197,12 @@ impl Pipeline {
         let role = "arn:aws:iam::000000000000:role/inlet-test".to_string();
         let converter = format!("converter-{name}");
         let compactor = format!("compactor-{name}");
-        create_function(ls, &converter, "converter", &role, &environment, options.converter_timeout_seconds).await?;
+        let mut converter_environment = environment.clone();
+        if options.size_trigger {
+            converter_environment.push(("INLET_COMPACTOR_FUNCTION".into(), compactor.clone()));
+        }
+        create_function(ls, &converter, "converter", &role, &converter_environment, options.converter_timeout_seconds)
+            .await?;
         create_function(ls, &compactor, "compactor", &role, &environment, 300).await?;
         ls.lambda
             .create_event_source_mapping()
@@ -352,6 +360,25 @@ impl Pipeline {
             bail!("compactor failed ({error}): {text}; log: {}", self.function_log(&self.compactor));
         }
         Ok(serde_json::from_str(&text)?)
+    }
+
+    /// Waits until the independent reader sees `rows` rows (compactions it did not start).
+    pub async fn wait_for_rows(&self, rows: u64, timeout: Duration) -> Result<TableSnapshot> {
+        let started = Instant::now();
+        loop {
+            if let Ok(table) = self.read_table(false).await
+                && table.num_rows >= rows
+            {
+                return Ok(table);
+            }
+            if started.elapsed() > timeout {
+                bail!(
+                    "after {timeout:?} the table does not hold {rows} rows; compactor log: {}",
+                    self.function_log(&self.compactor)
+                );
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
     }
 
     /// Reads the table with the independent Python reader.

@@ -6,14 +6,16 @@ PYTHON ?= python3
 VENV := .venv
 WITH_LOCALSTACK := localstack/with-localstack.sh
 LAMBDA_ARCH ?= arm64
+OBJECTS ?= 300
 
 .PHONY: help setup cargo-tools localstack-venv tools-venv localstack-start localstack-stop \
-        build build-functions test unit-test lint fmt demo build-lambdas clean
+        build build-functions test unit-test lint fmt demo bench build-lambdas clean
 
 help:
 	@echo "make demo           run the whole pipeline on LocalStack and show the Delta table"
 	@echo "make test           unit + LocalStack integration tests"
 	@echo "make lint           rustfmt check and clippy with warnings as errors"
+	@echo "make bench          converter throughput and peak memory (OBJECTS=300)"
 	@echo "make build-lambdas  cargo-lambda release zips (LAMBDA_ARCH=arm64|x86_64)"
 	@echo "make localstack-start / localstack-stop"
 
@@ -61,6 +63,12 @@ fmt:
 demo: setup build-functions
 	cargo build -p inlet-tests --bin demo
 	$(WITH_LOCALSTACK) target/debug/demo
+
+# The converter core on the reference workload (OBJECTS=10000 for the big run). Not part of
+# test/CI: it needs an optimised build. Results: target/bench/inlet.json.
+bench:
+	cargo build --profile perf -p inlet-bench
+	target/perf/inlet-bench --objects $(OBJECTS)
 
 # Release zips for AWS. Not part of test/CI: a cold release build takes tens of minutes here.
 build-lambdas:

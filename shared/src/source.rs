@@ -68,6 +68,32 @@ impl ObjectSource for S3Source {
     }
 }
 
+/// Source objects in a local directory (`<root>/<bucket>/<key>`), for benchmarks and local runs.
+#[derive(Debug, Clone)]
+pub struct LocalSource {
+    root: std::path::PathBuf,
+}
+
+impl LocalSource {
+    /// Objects under `root`.
+    pub fn new(root: impl Into<std::path::PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+}
+
+#[async_trait]
+impl ObjectSource for LocalSource {
+    async fn fetch(&self, object: &SourceObject) -> Result<Fetched> {
+        let path = self.root.join(&object.bucket).join(&object.key);
+        let data = tokio::fs::read(&path).await.map_err(|err| Error::Source {
+            uri: object.uri(),
+            reason: format!("reading {}: {err}", path.display()),
+            retryable: err.kind() != std::io::ErrorKind::NotFound,
+        })?;
+        Ok(Fetched { data: data.into(), etag: object.etag.clone() })
+    }
+}
+
 /// Source objects held in memory, for tests and benchmarks.
 #[derive(Debug, Default)]
 pub struct MemorySource {

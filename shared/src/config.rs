@@ -50,6 +50,11 @@ pub const SETTINGS: &[SettingDoc] = &[
         description: "`ignore` top-level fields the schema does not declare, or `rescue` them as JSON in the `_rescued` column.",
     },
     SettingDoc {
+        env: "INLET_INGESTED_AT",
+        default: Some("false"),
+        description: "`true` adds an `_ingested_at` timestamp column: when the converter decoded the row.",
+    },
+    SettingDoc {
         env: "INLET_PARTITION_BY",
         default: Some("(none)"),
         description: "`<column>=key` (from a `<column>=value` key segment) or `<column>=<timestamp field>` (its UTC date).",
@@ -178,6 +183,13 @@ impl Settings {
             },
             layout: Layout {
                 partition: get("INLET_PARTITION_BY").map(|spec| spec.parse()).transpose()?,
+                ingested_at: match get("INLET_INGESTED_AT").as_deref().map(str::trim) {
+                    None | Some("false") => false,
+                    Some("true") => true,
+                    Some(other) => {
+                        return Err(Error::Config(format!("INLET_INGESTED_AT must be true or false, got {other:?}")));
+                    }
+                },
                 rescue_unknown_fields: match get("INLET_UNKNOWN_FIELDS").as_deref().map(str::trim) {
                     None | Some("ignore") => false,
                     Some("rescue") => true,

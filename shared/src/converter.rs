@@ -525,6 +525,19 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn rows_carry_their_ingestion_time_when_configured() {
+        let f = fixture(Layout { ingested_at: true, ..Layout::default() }, small());
+        f.source.put("raw", "a.json", lines(0..2));
+        let before = chrono::Utc::now().timestamp_micros();
+        f.converter.convert(&sqs(vec![created("a.json")])).await.unwrap();
+        let after = chrono::Utc::now().timestamp_micros();
+        let batch = &staged(&f).await[0].batches[0];
+        let at = batch.column_by_name("_ingested_at").unwrap();
+        let at = at.as_primitive::<arrow_array::types::TimestampMicrosecondType>();
+        assert!(at.iter().all(|t| t.is_some_and(|t| (before..=after).contains(&t))));
+    }
+
+    #[tokio::test]
     async fn rows_carry_the_key_and_etag_of_their_object() {
         let f = fixture(Layout::default(), small());
         f.source.put("raw", "dir/a b.json", lines(0..2));

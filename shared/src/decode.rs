@@ -3,13 +3,13 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, RecordBatch, StringArray, new_null_array};
+use arrow_array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray, new_null_array};
 use arrow_json::ReaderBuilder;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::event::SourceObject;
-use crate::schema::{RESCUED_COLUMN, SOURCE_ETAG_COLUMN, SOURCE_FILE_COLUMN, TableSchema};
+use crate::schema::{INGESTED_AT_COLUMN, RESCUED_COLUMN, SOURCE_ETAG_COLUMN, SOURCE_FILE_COLUMN, TableSchema};
 
 /// A line that could not become a row, kept with everything needed to replay it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +40,9 @@ impl DecodedObject {
     }
 }
 
+/// Delta timestamps are UTC.
+const UTC_TIMEZONE: &str = "UTC";
+
 /// Longest line accepted unless configured otherwise (`INLET_MAX_LINE_BYTES`).
 pub const DEFAULT_MAX_LINE_BYTES: usize = 1024 * 1024;
 /// How much of an over-long line the quarantine keeps (the object itself stays in S3).
@@ -58,6 +61,8 @@ pub struct JsonDecoder {
 struct Origin<'a> {
     uri: &'a str,
     etag: Option<&'a str>,
+    /// Microseconds since the epoch, when the object was decoded.
+    ingested_at: i64,
 }
 
 /// A line kept for decoding: its number and where it sits in the buffer of kept lines.
@@ -92,7 +97,8 @@ impl JsonDecoder {
     /// empty object yields no rows and one quarantine record saying so.
     pub fn decode(&self, object: &SourceObject, data: &[u8]) -> Result<DecodedObject> {
         let uri = object.uri();
-        let origin = Origin { uri: &uri, etag: object.etag.as_deref() };
+        let ingested_at = chrono::Utc::now().timestamp_micros();
+        let origin = Origin { uri: &uri, etag: object.etag.as_deref(), ingested_at };
         let rescue = self.schema.layout.rescue_unknown_fields;
         // Fast path: the whole object in one pass. Only objects with a bad or over-long line,
         // or deployments rescuing unknown fields, pay for the line-by-line pass below.
@@ -248,6 +254,9 @@ impl JsonDecoder {
             let column: ArrayRef = match field.name().as_str() {
                 SOURCE_FILE_COLUMN => Arc::new(StringArray::from_iter_values(std::iter::repeat_n(origin.uri, rows))),
                 SOURCE_ETAG_COLUMN => Arc::new(StringArray::from(vec![origin.etag; rows])),
+                INGESTED_AT_COLUMN => Arc::new(
+                    TimestampMicrosecondArray::from(vec![origin.ingested_at; rows]).with_timezone(UTC_TIMEZONE),
+                ),
                 RESCUED_COLUMN => match rescued {
                     Some(values) => Arc::new(StringArray::from_iter(values.iter().map(Option::as_deref))),
                     None => new_null_array(field.data_type(), rows),

@@ -30,6 +30,8 @@ pub const SOURCE_FILE_COLUMN: &str = "_source_file";
 pub const SOURCE_ETAG_COLUMN: &str = "_source_etag";
 /// Unknown top-level fields of a line, as a JSON object, when they are rescued.
 pub const RESCUED_COLUMN: &str = "_rescued";
+/// When the converter decoded the row (UTC), when configured.
+pub const INGESTED_AT_COLUMN: &str = "_ingested_at";
 
 /// Columns a deployment adds around the declared ones.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -38,6 +40,8 @@ pub struct Layout {
     pub partition: Option<PartitionSpec>,
     /// Keep unknown top-level fields in [`RESCUED_COLUMN`] instead of ignoring them.
     pub rescue_unknown_fields: bool,
+    /// Record the conversion time of every row in [`INGESTED_AT_COLUMN`].
+    pub ingested_at: bool,
 }
 
 /// A declared schema, in the forms each stage needs.
@@ -102,7 +106,7 @@ impl TableSchema {
             return Err(invalid("declares no fields".into()));
         }
         let declared = struct_of(&file.fields).map_err(invalid)?;
-        for reserved in [SOURCE_FILE_COLUMN, SOURCE_ETAG_COLUMN, RESCUED_COLUMN] {
+        for reserved in [SOURCE_FILE_COLUMN, SOURCE_ETAG_COLUMN, RESCUED_COLUMN, INGESTED_AT_COLUMN] {
             if declared.field(reserved).is_some() {
                 return Err(invalid(format!("{reserved} is reserved for Inlet's own columns")));
             }
@@ -127,6 +131,9 @@ impl TableSchema {
         }
         if layout.rescue_unknown_fields {
             added.push(StructField::new(RESCUED_COLUMN, DataType::STRING, true));
+        }
+        if layout.ingested_at {
+            added.push(StructField::new(INGESTED_AT_COLUMN, DataType::TIMESTAMP, true));
         }
         added.push(StructField::new(SOURCE_FILE_COLUMN, DataType::STRING, false));
         added.push(StructField::new(SOURCE_ETAG_COLUMN, DataType::STRING, true));
@@ -254,10 +261,11 @@ mod tests {
 
     #[test]
     fn layout_adds_partition_and_rescue_columns_in_order() {
-        let layout = Layout { partition: Some("date=at".parse().unwrap()), rescue_unknown_fields: true };
+        let layout =
+            Layout { partition: Some("date=at".parse().unwrap()), rescue_unknown_fields: true, ingested_at: true };
         let schema = TableSchema::parse_with(NESTED, "t", layout).unwrap();
         let names: Vec<&str> = schema.table.fields().iter().skip(6).map(|f| f.name().as_str()).collect();
-        assert_eq!(names, vec!["date", RESCUED_COLUMN, SOURCE_FILE_COLUMN, SOURCE_ETAG_COLUMN]);
+        assert_eq!(names, vec!["date", RESCUED_COLUMN, INGESTED_AT_COLUMN, SOURCE_FILE_COLUMN, SOURCE_ETAG_COLUMN]);
         assert_eq!(schema.partition_columns(), vec!["date".to_string()]);
         assert_eq!(schema.decoded.fields().len(), 6, "only declared fields are decoded from JSON");
     }

@@ -39,12 +39,13 @@ localstack-start: localstack-venv
 localstack-stop:
 	localstack/localstack.sh stop
 
-# Debug builds: the Lambda bootstraps the integration tests run in LocalStack.
-build-functions:
-	cargo build -p converter -p compactor
-
-build: build-functions
+# One debug build of everything (the Lambda bootstraps the LocalStack tests run, the CLI, the
+# tests). Always the same cargo invocation: a narrower one (-p converter) unifies features
+# differently and rebuilds half the dependency tree.
+build:
 	cargo build --workspace --all-targets
+
+build-functions: build
 
 unit-test: cargo-tools
 	cargo nextest run --workspace --exclude inlet-tests
@@ -60,8 +61,7 @@ lint:
 fmt:
 	cargo fmt --all
 
-demo: setup build-functions
-	cargo build -p inlet-tests --bin demo
+demo: setup build
 	$(WITH_LOCALSTACK) target/debug/demo
 
 # The converter core on the reference workload (OBJECTS=10000 for the big run). Not part of

@@ -10,6 +10,7 @@ use anyhow::{Context, Result, bail};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use clap::{Parser, Subcommand};
 use inlet::backfill::{ListedObject, notification_body};
+use inlet::compact::{Compactor, CompactorOptions};
 use inlet::converter::{Converter, ConverterOptions};
 use inlet::event::SourceObject;
 use inlet::fragment::FragmentStore;
@@ -37,6 +38,12 @@ enum Command {
         #[arg(long)]
         threads: usize,
     },
+    /// Compaction commits on a growing table: latency per commit, checkpoints, table load time.
+    Commits {
+        /// Compactions to run, each committing one small fragment.
+        #[arg(long, default_value_t = 1000)]
+        count: u64,
+    },
 }
 
 /// What one run measured.
@@ -50,14 +57,23 @@ struct Measurement {
     wall_seconds: f64,
     cpu_seconds: f64,
     peak_rss_mib: f64,
+    /// The compactor merging the run's fragments into a Delta table.
+    compact_seconds: f64,
+    compact_cpu_seconds: f64,
+    table_mib: f64,
+    peak_rss_with_compaction_mib: f64,
 }
 
 const SCHEMA: &str = include_str!("../../schemas/events.schema.json");
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    if let Some(Command::Commits { count }) = cli.command {
+        return commits(count);
+    }
     let keys = ensure_workload(&cli.data, cli.objects)?;
     match cli.command {
+        Some(Command::Commits { .. }) => unreachable!("handled above"),
         Some(Command::Run { threads }) => {
             let measured = run(&cli.data, &keys, threads)?;
             println!("{}", serde_json::to_string(&measured)?);
@@ -100,54 +116,76 @@ fn ensure_workload(data: &Path, objects: usize) -> Result<Vec<String>> {
 }
 
 fn run(data: &Path, keys: &[String], threads: usize) -> Result<Measurement> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let schema = Arc::new(TableSchema::parse(SCHEMA, "schemas/events.schema.json")?);
+    let lake = tempfile::tempdir()?;
+    let url = url::Url::from_directory_path(lake.path()).unwrap();
+    let store = inlet::table::table_store(&url, &Default::default())?;
+
+    // The converter, on exactly `threads` threads: async I/O and CPU work (blocking pool) alike.
+    let converting = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .max_blocking_threads(threads)
         .enable_all()
         .build()?;
-    runtime.block_on(async {
-        let schema = Arc::new(TableSchema::parse(SCHEMA, "schemas/events.schema.json")?);
-        let lake = tempfile::tempdir()?;
-        let store =
-            inlet::table::table_store(&url::Url::from_directory_path(lake.path()).unwrap(), &Default::default())?;
-        let options = ConverterOptions { concurrency: threads * 2, ..ConverterOptions::default() };
-        let converter = Converter::new(
-            Arc::new(LocalSource::new(data)),
-            FragmentStore::new(store.clone()),
-            Quarantine::new(store),
-            schema,
-            options,
-        );
-        let mut event = SqsEvent::default();
-        for (index, key) in keys.iter().enumerate() {
-            let listed = ListedObject {
-                object: SourceObject { bucket: "raw".into(), key: key.clone(), etag: None },
-                size: 0,
-                last_modified: None,
-            };
-            let mut message = SqsMessage::default();
-            message.message_id = Some(index.to_string());
-            message.body = Some(notification_body(&listed));
-            event.records.push(message);
-        }
-        let cpu_before = cpu_seconds()?;
-        let started = Instant::now();
-        let report = converter.convert(&event).await?;
-        let wall_seconds = started.elapsed().as_secs_f64();
-        let cpu_seconds = cpu_seconds()? - cpu_before;
-        if !report.failed_messages.is_empty() {
-            bail!("{} objects failed", report.failed_messages.len());
-        }
-        Ok(Measurement {
-            threads,
-            objects: keys.len(),
-            rows: report.rows,
-            json_mib: report.bytes_in as f64 / 1048576.0,
-            output_mib: report.bytes_out as f64 / 1048576.0,
-            wall_seconds,
-            cpu_seconds,
-            peak_rss_mib: peak_rss_mib()?,
-        })
+    let options = ConverterOptions { concurrency: threads * 2, ..ConverterOptions::default() };
+    let converter = Converter::new(
+        Arc::new(LocalSource::new(data)),
+        FragmentStore::new(store.clone()),
+        Quarantine::new(store.clone()),
+        schema.clone(),
+        options,
+    );
+    let mut event = SqsEvent::default();
+    for (index, key) in keys.iter().enumerate() {
+        let listed = ListedObject {
+            object: SourceObject { bucket: "raw".into(), key: key.clone(), etag: None },
+            size: 0,
+            last_modified: None,
+        };
+        let mut message = SqsMessage::default();
+        message.message_id = Some(index.to_string());
+        message.body = Some(notification_body(&listed));
+        event.records.push(message);
+    }
+    let cpu_before = cpu_seconds()?;
+    let started = Instant::now();
+    let report = converting.block_on(converter.convert(&event))?;
+    let wall_seconds = started.elapsed().as_secs_f64();
+    let convert_cpu_seconds = cpu_seconds()? - cpu_before;
+    drop(converting);
+    if !report.failed_messages.is_empty() {
+        bail!("{} objects failed", report.failed_messages.len());
+    }
+    let converter_peak_rss_mib = peak_rss_mib()?;
+
+    // The compactor merging those fragments, on a default runtime (delta-rs' file I/O uses the
+    // blocking pool too).
+    let compacting = tokio::runtime::Runtime::new()?;
+    let cpu_before = cpu_seconds()?;
+    let started = Instant::now();
+    let compacted = compacting.block_on(async {
+        let mut table = inlet::table::open_or_create(&url, &Default::default(), &schema, Default::default()).await?;
+        Compactor::new(store, schema.clone(), Default::default(), CompactorOptions::default())
+            .run(&mut table, true)
+            .await
+    })?;
+    let compact_seconds = started.elapsed().as_secs_f64();
+    if compacted.rows != report.rows {
+        bail!("compacted {} rows of {}", compacted.rows, report.rows);
+    }
+    Ok(Measurement {
+        threads,
+        objects: keys.len(),
+        rows: report.rows,
+        json_mib: report.bytes_in as f64 / 1048576.0,
+        output_mib: report.bytes_out as f64 / 1048576.0,
+        wall_seconds,
+        cpu_seconds: convert_cpu_seconds,
+        peak_rss_mib: converter_peak_rss_mib,
+        compact_seconds,
+        compact_cpu_seconds: cpu_seconds()? - cpu_before,
+        table_mib: compacted.bytes as f64 / 1048576.0,
+        peak_rss_with_compaction_mib: peak_rss_mib()?,
     })
 }
 
@@ -163,6 +201,72 @@ fn peak_rss_mib() -> Result<f64> {
     let status = std::fs::read_to_string("/proc/self/status")?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:")).context("VmHWM")?;
     Ok(line.split_whitespace().nth(1).context("VmHWM value")?.parse::<f64>()? / 1024.0)
+}
+
+/// Runs `count` compactions of one tiny fragment each on a local table.
+fn commits(count: u64) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async {
+        let schema = Arc::new(TableSchema::parse(SCHEMA, "schemas/events.schema.json")?);
+        let lake = tempfile::tempdir()?;
+        let url = url::Url::from_directory_path(lake.path()).unwrap();
+        let store = inlet::table::table_store(&url, &Default::default())?;
+        let fragments = FragmentStore::new(store.clone());
+        let mut table = inlet::table::open_or_create(&url, &Default::default(), &schema, Default::default()).await?;
+        let options = CompactorOptions { min_bytes: 0, ..CompactorOptions::default() };
+        let compactor = Compactor::new(store, schema.clone(), Default::default(), options);
+        let decoder = inlet::decode::JsonDecoder::new(schema.clone(), 1024);
+        let mut latencies = Vec::new();
+        let mut checkpointed = Vec::new();
+        let started = Instant::now();
+        for index in 0..count {
+            let object = SourceObject { bucket: "raw".into(), key: format!("{index}.json"), etag: Some("e".into()) };
+            let ndjson = inlet::sample::ndjson_object(1, index, 2048);
+            let batches = decoder.decode(&object, &ndjson)?.batches;
+            let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
+            let source = inlet::fragment::FragmentSource {
+                uri: object.uri(),
+                etag: object.etag.clone(),
+                rows,
+                total_rows: None,
+            };
+            fragments.put(inlet::fragment::encode(&schema.table, &batches, &[source])?, None).await?;
+            let run_started = Instant::now();
+            let report = compactor.run(&mut table, true).await?;
+            let seconds = run_started.elapsed().as_secs_f64();
+            let version = report.version.context("a commit")?;
+            if lake.path().join(format!("_delta_log/{version:020}.checkpoint.parquet")).exists() {
+                checkpointed.push(seconds);
+            } else {
+                latencies.push(seconds);
+            }
+        }
+        let total = started.elapsed().as_secs_f64();
+        let load_started = Instant::now();
+        let reopened =
+            deltalake::DeltaTable::try_from_url_with_storage_options(url.clone(), Default::default()).await?;
+        let load_seconds = load_started.elapsed().as_secs_f64();
+        latencies.sort_by(f64::total_cmp);
+        let percentile = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize] * 1000.0;
+        let mean =
+            |values: &[f64]| (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64 * 1000.0);
+        let summary = serde_json::json!({
+            "compactions": count,
+            "final_version": reopened.version(),
+            "seconds": total,
+            "compaction_ms_p50": percentile(0.5),
+            "compaction_ms_p95": percentile(0.95),
+            "compaction_ms_first_100_mean": mean(&latencies[..latencies.len().min(100)]),
+            "compaction_ms_last_100_mean": mean(&latencies[latencies.len().saturating_sub(100)..]),
+            "compactions_with_checkpoint": checkpointed.len(),
+            "compaction_with_checkpoint_ms_mean": mean(&checkpointed),
+            "table_load_ms": load_seconds * 1000.0,
+        });
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+        std::fs::create_dir_all("target/bench")?;
+        std::fs::write("target/bench/commits.json", serde_json::to_vec_pretty(&summary)?)?;
+        Ok(())
+    })
 }
 
 fn print_table(results: &[Measurement]) {
@@ -181,6 +285,19 @@ fn print_table(results: &[Measurement]) {
             m.json_mib / m.cpu_seconds.max(1e-9),
             m.peak_rss_mib,
             m.output_mib
+        );
+    }
+    println!("\ncompaction of the converter's fragments into one Delta commit:");
+    for m in results {
+        println!(
+            "  after the {}-thread run: {:.1} MiB of fragments -> {:.1} MiB table in {:.2}s ({:.1} MiB/s of fragments, {:.1} per CPU-s), peak RSS {:.0} MiB",
+            m.threads,
+            m.output_mib,
+            m.table_mib,
+            m.compact_seconds,
+            m.output_mib / m.compact_seconds,
+            m.output_mib / m.compact_cpu_seconds.max(1e-9),
+            m.peak_rss_with_compaction_mib
         );
     }
 }

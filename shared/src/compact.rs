@@ -282,7 +282,7 @@ impl Compactor {
     pub async fn run(&self, table: &mut DeltaTable, force: bool) -> Result<CompactionReport> {
         table.update_state().await?;
         let read_version = table.version().unwrap_or_default();
-        let history = LoadHistory::load(&self.store, read_version).await?;
+        let mut history = LoadHistory::load(&self.store, read_version).await?;
         let compactions = table.snapshot()?.transaction_version(table.log_store().as_ref(), COMPACTOR_APP_ID).await?;
 
         let mut staged = Vec::new();
@@ -361,9 +361,10 @@ impl Compactor {
             actions.extend(adds.into_iter().map(Action::Add));
             let sources: Vec<CommittedSource> =
                 committed.into_iter().map(|(id, rows)| CommittedSource { id, rows }).collect();
+            let sources_json = serde_json::to_value(&sources)?;
             let properties = CommitProperties::default()
                 .with_metadata([
-                    (COMMIT_SOURCES_KEY.to_string(), serde_json::to_value(&sources)?),
+                    (COMMIT_SOURCES_KEY.to_string(), sources_json),
                     (
                         "inlet.fragments".to_string(),
                         serde_json::json!(consumed.iter().map(|p| p.to_string()).collect::<Vec<_>>()),
@@ -380,8 +381,18 @@ impl Compactor {
             let version = committed.version();
             report.version = Some(version);
             table.update_state().await?;
-            if history.snapshot_due(version, self.options.snapshot_every, chrono::Utc::now().timestamp_millis()) {
-                self.snapshot_history(version).await;
+            let now = chrono::Utc::now().timestamp_millis();
+            if history.snapshot_due(version, self.options.snapshot_every, now) {
+                // Our commit directly on top of what we read: the history is what we loaded plus
+                // what we added. Anything else committed in between: read the log again.
+                let current = if version == read_version + 1 {
+                    history.version = version;
+                    history.sources.extend(sources.into_iter().map(|source| (source.id, now)));
+                    Ok(history)
+                } else {
+                    LoadHistory::load(&self.store, version).await
+                };
+                self.snapshot_history(current).await;
             }
         }
         // Only after the commit: a crash before this line leaves fragments the history explains.
@@ -401,9 +412,9 @@ impl Compactor {
     }
 
     /// Writes a history snapshot; a failure only costs later runs more commit reads.
-    async fn snapshot_history(&self, version: u64) {
+    async fn snapshot_history(&self, history: Result<LoadHistory>) {
         let retain_after = chrono::Utc::now().timestamp_millis() - self.options.history_retention.as_millis() as i64;
-        let saved = match LoadHistory::load(&self.store, version).await {
+        let saved = match history {
             Ok(history) => history.save_snapshot(&self.store, retain_after).await,
             Err(err) => Err(err),
         };

@@ -9,7 +9,7 @@ LAMBDA_ARCH ?= arm64
 OBJECTS ?= 300
 
 .PHONY: help setup cargo-tools localstack-venv tools-venv localstack-start localstack-stop \
-        build build-functions test unit-test lint fmt demo bench build-lambdas clean
+        build test unit-test lint fmt demo bench build-lambdas clean
 
 help:
 	@echo "make demo           run the whole pipeline on LocalStack and show the Delta table"
@@ -45,7 +45,6 @@ localstack-stop:
 build:
 	cargo build --workspace --all-targets
 
-build-functions: build
 
 unit-test: cargo-tools
 	cargo nextest run --workspace --exclude inlet-tests

@@ -116,11 +116,6 @@ impl FragmentWriter {
         self.arrow_bytes
     }
 
-    /// Sources written so far.
-    pub fn sources(&self) -> &[FragmentSource] {
-        &self.sources
-    }
-
     /// Closes the file, recording its sources and the invocation (`batch`) that wrote it.
     pub fn finish(mut self, batch: &str) -> Result<Vec<u8>> {
         self.writer.append_key_value_metadata(KeyValue::new(

@@ -16,7 +16,7 @@
 
 use std::sync::Arc;
 
-use arrow_schema::{Field, Schema, SchemaRef};
+use arrow_schema::{Schema, SchemaRef};
 use deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
 use deltalake::kernel::{ArrayType, DataType, MapType, StructField, StructType};
 use serde::Deserialize;
@@ -160,11 +160,6 @@ impl TableSchema {
     /// The table's partition columns.
     pub fn partition_columns(&self) -> Vec<String> {
         self.layout.partition.iter().map(|p| p.column.clone()).collect()
-    }
-
-    /// The field of a table column.
-    pub fn table_field(&self, name: &str) -> Option<Arc<Field>> {
-        self.table.field_with_name(name).ok().map(|f| Arc::new(f.clone()))
     }
 }
 

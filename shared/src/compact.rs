@@ -287,7 +287,12 @@ impl Compactor {
 
         let mut staged = Vec::new();
         for meta in self.fragments.list().await? {
-            staged.push(self.fragments.info(&meta).await?);
+            match self.fragments.info(&meta).await {
+                Ok(info) => staged.push(info),
+                // Consumed by another compactor between our listing and this read.
+                Err(Error::Storage(object_store::Error::NotFound { .. })) => {}
+                Err(err) => return Err(err),
+            }
         }
         if staged.is_empty() {
             return Ok(CompactionReport::default());
@@ -326,7 +331,17 @@ impl Compactor {
         let mut committed: BTreeMap<SourceId, u64> = BTreeMap::new();
         for info in &plan.consume {
             let kept = plan.kept_in(info);
-            let fragment = self.fragments.read(&info.path).await?;
+            let fragment = match self.fragments.read(&info.path).await {
+                Ok(fragment) => fragment,
+                // Only a compactor deletes fragments, and only after committing them: another
+                // one got here first. Its sources are either in the history we read or in a
+                // commit after it, which makes ours fail on the compactor txn. Skipping is safe.
+                Err(Error::Storage(object_store::Error::NotFound { .. })) => {
+                    tracing::warn!(fragment = %info.path, "fragment consumed by another compactor meanwhile");
+                    continue;
+                }
+                Err(err) => return Err(err),
+            };
             for batch in fragment.batches {
                 let total = batch.num_rows() as u64;
                 let batch = conform(&batch, &target)?;

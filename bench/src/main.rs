@@ -165,7 +165,7 @@ fn run(data: &Path, keys: &[String], threads: usize) -> Result<Measurement> {
     let started = Instant::now();
     let compacted = compacting.block_on(async {
         let mut table = inlet::table::open_or_create(&url, &Default::default(), &schema, Default::default()).await?;
-        Compactor::new(store, schema.clone(), Default::default(), CompactorOptions::default())
+        Compactor::new(store, schema.clone(), CompactorOptions::default())
             .run(&mut table, true)
             .await
     })?;
@@ -214,10 +214,10 @@ fn commits(count: u64) -> Result<()> {
         let fragments = FragmentStore::new(store.clone());
         let mut table = inlet::table::open_or_create(&url, &Default::default(), &schema, Default::default()).await?;
         let options = CompactorOptions { min_bytes: 0, ..CompactorOptions::default() };
-        let compactor = Compactor::new(store, schema.clone(), Default::default(), options);
+        let compactor = Compactor::new(store, schema.clone(), options);
         let decoder = inlet::decode::JsonDecoder::new(schema.clone(), 1024);
-        let mut latencies = Vec::new();
-        let mut checkpointed = Vec::new();
+        // In commit order: (seconds, phases, wrote a checkpoint).
+        let mut runs: Vec<(f64, inlet::compact::Timings, bool)> = Vec::new();
         let started = Instant::now();
         for index in 0..count {
             let object = SourceObject { bucket: "raw".into(), key: format!("{index}.json"), etag: Some("e".into()) };
@@ -235,10 +235,10 @@ fn commits(count: u64) -> Result<()> {
             let report = compactor.run(&mut table, true).await?;
             let seconds = run_started.elapsed().as_secs_f64();
             let version = report.version.context("a commit")?;
-            if lake.path().join(format!("_delta_log/{version:020}.checkpoint.parquet")).exists() {
-                checkpointed.push(seconds);
-            } else {
-                latencies.push(seconds);
+            let checkpoint = lake.path().join(format!("_delta_log/{version:020}.checkpoint.parquet")).exists();
+            runs.push((seconds, report.timings, checkpoint));
+            if (index + 1) % 1000 == 0 {
+                eprintln!("{} compactions, last one {:.0} ms", index + 1, seconds * 1000.0);
             }
         }
         let total = started.elapsed().as_secs_f64();
@@ -246,18 +246,34 @@ fn commits(count: u64) -> Result<()> {
         let reopened =
             deltalake::DeltaTable::try_from_url_with_storage_options(url.clone(), Default::default()).await?;
         let load_seconds = load_started.elapsed().as_secs_f64();
-        latencies.sort_by(f64::total_cmp);
-        let percentile = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize] * 1000.0;
+        let plain: Vec<&(f64, inlet::compact::Timings, bool)> = runs.iter().filter(|run| !run.2).collect();
+        let checkpointed: Vec<f64> = runs.iter().filter(|run| run.2).map(|run| run.0).collect();
+        let mut sorted: Vec<f64> = plain.iter().map(|run| run.0).collect();
+        sorted.sort_by(f64::total_cmp);
+        let percentile = |p: f64| sorted[((sorted.len() - 1) as f64 * p) as usize] * 1000.0;
         let mean =
             |values: &[f64]| (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64 * 1000.0);
+        // Latency and its phases over the first and the last 100 compactions, in commit order.
+        let window = |runs: &[&(f64, inlet::compact::Timings, bool)]| {
+            let n = runs.len().max(1) as f64;
+            let phase = |f: fn(&inlet::compact::Timings) -> u64| runs.iter().map(|r| f(&r.1) as f64).sum::<f64>() / n;
+            serde_json::json!({
+                "ms_mean": runs.iter().map(|r| r.0).sum::<f64>() / n * 1000.0,
+                "load_ms": phase(|t| t.load_ms),
+                "stage_ms": phase(|t| t.stage_ms),
+                "merge_ms": phase(|t| t.merge_ms),
+                "commit_ms": phase(|t| t.commit_ms),
+                "cleanup_ms": phase(|t| t.cleanup_ms),
+            })
+        };
         let summary = serde_json::json!({
             "compactions": count,
             "final_version": reopened.version(),
             "seconds": total,
             "compaction_ms_p50": percentile(0.5),
             "compaction_ms_p95": percentile(0.95),
-            "compaction_ms_first_100_mean": mean(&latencies[..latencies.len().min(100)]),
-            "compaction_ms_last_100_mean": mean(&latencies[latencies.len().saturating_sub(100)..]),
+            "first_100": window(&plain[..plain.len().min(100)]),
+            "last_100": window(&plain[plain.len().saturating_sub(100)..]),
             "compactions_with_checkpoint": checkpointed.len(),
             "compaction_with_checkpoint_ms_mean": mean(&checkpointed),
             "table_load_ms": load_seconds * 1000.0,

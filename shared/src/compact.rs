@@ -19,12 +19,9 @@ use deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, MetadataExt, Transaction};
 use deltalake::protocol::{DeltaOperation, SaveMode};
-use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableError};
 use object_store::ObjectStore;
 use object_store::path::Path;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
 use crate::context::Context;
@@ -34,7 +31,7 @@ use crate::fragment::{FragmentInfo, FragmentStore};
 use crate::history::{COMMIT_SOURCES_KEY, COMPACTOR_APP_ID, CommittedSource, LoadHistory, SNAPSHOT_INTERVAL, SourceId};
 use crate::metrics::Metric;
 use crate::schema::{SOURCE_ETAG_COLUMN, SOURCE_FILE_COLUMN, TableSchema};
-use crate::table::open_or_create;
+use crate::table::{data_writer, open_or_create};
 
 /// An on-demand or scheduled compaction request (the compactor Lambda's payload).
 /// `{}` and EventBridge's scheduled-event payload both mean "compact the configured table".
@@ -78,13 +75,13 @@ pub async fn compact_table(context: &Context, request: &CompactRequest) -> Resul
         history_retention: Duration::from_secs(context.settings.history_retention_days * 86_400),
         ..CompactorOptions::default()
     };
-    Compactor::new(context.table_store.clone(), context.schema.clone(), context.storage_options.clone(), options)
+    Compactor::new(context.table_store.clone(), context.schema.clone(), options)
         .run(&mut table, request.force)
         .await
 }
 
 /// What one compaction run did.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Default, Clone, Serialize)]
 pub struct CompactionReport {
     /// Fragments merged and deleted.
     pub fragments: usize,
@@ -104,6 +101,38 @@ pub struct CompactionReport {
     pub bytes: u64,
     /// Table version created, if anything was committed.
     pub version: Option<u64>,
+    /// Where the run's time went.
+    pub timings: Timings,
+}
+
+/// Milliseconds spent in each phase of a run.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Timings {
+    /// Refreshing the table state, the load history and the compactor's txn version.
+    pub load_ms: u64,
+    /// Listing staged fragments and reading their footers.
+    pub stage_ms: u64,
+    /// Reading fragments and writing the merged files.
+    pub merge_ms: u64,
+    /// The Delta commit, with its checkpoint and log cleanup when due.
+    pub commit_ms: u64,
+    /// Writing the load history snapshot (when due) and deleting consumed fragments.
+    pub cleanup_ms: u64,
+}
+
+/// Hands out the time since it was last asked, in milliseconds.
+struct Lap(std::time::Instant);
+
+impl Lap {
+    fn start() -> Self {
+        Self(std::time::Instant::now())
+    }
+
+    fn next(&mut self) -> u64 {
+        let now = std::time::Instant::now();
+        let elapsed = now - std::mem::replace(&mut self.0, now);
+        elapsed.as_millis() as u64
+    }
 }
 
 impl CompactionReport {
@@ -262,7 +291,6 @@ pub struct Compactor {
     store: Arc<dyn ObjectStore>,
     fragments: FragmentStore,
     schema: Arc<TableSchema>,
-    storage_options: HashMap<String, String>,
     options: CompactorOptions,
 }
 
@@ -271,19 +299,21 @@ impl Compactor {
     pub fn new(
         store: Arc<dyn ObjectStore>,
         schema: Arc<TableSchema>,
-        storage_options: HashMap<String, String>,
         options: CompactorOptions,
     ) -> Self {
-        Self { fragments: FragmentStore::new(store.clone()), store, schema, storage_options, options }
+        Self { fragments: FragmentStore::new(store.clone()), store, schema, options }
     }
 
     /// Merges the staged fragments into `table` in one commit; `force` compacts small, fresh
     /// partitions too.
     pub async fn run(&self, table: &mut DeltaTable, force: bool) -> Result<CompactionReport> {
+        let mut lap = Lap::start();
+        let mut timings = Timings::default();
         table.update_state().await?;
         let read_version = table.version().unwrap_or_default();
         let mut history = LoadHistory::load(&self.store, read_version).await?;
         let compactions = table.snapshot()?.transaction_version(table.log_store().as_ref(), COMPACTOR_APP_ID).await?;
+        timings.load_ms = lap.next();
 
         let mut staged = Vec::new();
         for meta in self.fragments.list().await? {
@@ -294,8 +324,9 @@ impl Compactor {
                 Err(err) => return Err(err),
             }
         }
+        timings.stage_ms = lap.next();
         if staged.is_empty() {
-            return Ok(CompactionReport::default());
+            return Ok(CompactionReport { timings, ..Default::default() });
         }
         let now = chrono::Utc::now();
         let oldest_staged_seconds =
@@ -305,6 +336,7 @@ impl Compactor {
             fragments: plan.consume.len(),
             deferred_fragments: plan.deferred,
             oldest_staged_seconds,
+            timings,
             ..Default::default()
         };
         if plan.consume.is_empty() {
@@ -317,22 +349,12 @@ impl Compactor {
         let table_schema = metadata.parse_schema().map_err(DeltaTableError::from)?;
         let evolved = plan_evolution(&table_schema, &self.schema.delta)?;
         let target: SchemaRef = Arc::new((evolved.as_ref().unwrap_or(&table_schema)).try_into_arrow()?);
-        let writer = match &evolved {
-            None => RecordBatchWriter::for_table(table)?,
-            Some(_) => RecordBatchWriter::try_new(
-                table.table_url().as_str(),
-                target.clone(),
-                Some(metadata.partition_columns().to_vec()),
-                Some(self.storage_options.clone()),
-            )?,
-        };
-        let mut writer =
-            writer.with_target_file_size(self.options.target_file_bytes).with_writer_properties(output_properties()?);
+        let mut writer = data_writer(table, target.clone(), self.options.target_file_bytes)?;
         let mut committed: BTreeMap<SourceId, u64> = BTreeMap::new();
         for info in &plan.consume {
             let kept = plan.kept_in(info);
-            let fragment = match self.fragments.read(&info.path).await {
-                Ok(fragment) => fragment,
+            let rows = match self.fragments.rows(&info.path).await {
+                Ok(rows) => rows,
                 // Only a compactor deletes fragments, and only after committing them: another
                 // one got here first. Its sources are either in the history we read or in a
                 // commit after it, which makes ours fail on the compactor txn. Skipping is safe.
@@ -342,14 +364,15 @@ impl Compactor {
                 }
                 Err(err) => return Err(err),
             };
-            for batch in fragment.batches {
+            for batch in rows {
+                let batch = batch?;
                 let total = batch.num_rows() as u64;
                 let batch = conform(&batch, &target)?;
                 let batch = if kept.len() == info.sources.len() { batch } else { only_sources(&batch, &kept)? };
                 report.duplicate_rows += total - batch.num_rows() as u64;
                 if batch.num_rows() > 0 {
                     report.rows += batch.num_rows() as u64;
-                    writer.write(batch).await?;
+                    writer.write(&batch).await?;
                 }
             }
             for source in info.sources.iter().filter(|s| kept.contains(&s.id())) {
@@ -357,7 +380,8 @@ impl Compactor {
             }
         }
         let consumed: Vec<Path> = plan.consume.iter().map(|info| info.path.clone()).collect();
-        let adds = writer.flush().await?;
+        let adds = writer.close().await?;
+        report.timings.merge_ms = lap.next();
         report.sources = committed.len();
         report.files = adds.len();
         report.bytes = adds.iter().map(|add| add.size.max(0) as u64).sum();
@@ -396,6 +420,7 @@ impl Compactor {
             let version = committed.version();
             report.version = Some(version);
             table.update_state().await?;
+            report.timings.commit_ms = lap.next();
             let now = chrono::Utc::now().timestamp_millis();
             if history.snapshot_due(version, self.options.snapshot_every, now) {
                 // Our commit directly on top of what we read: the history is what we loaded plus
@@ -412,6 +437,7 @@ impl Compactor {
         }
         // Only after the commit: a crash before this line leaves fragments the history explains.
         self.fragments.delete(&consumed).await?;
+        report.timings.cleanup_ms = lap.next();
         tracing::info!(
             fragments = report.fragments,
             deferred = report.deferred_fragments,
@@ -421,6 +447,7 @@ impl Compactor {
             files = report.files,
             bytes = report.bytes,
             version = report.version,
+            timings = ?report.timings,
             "compaction done"
         );
         Ok(report)
@@ -460,13 +487,6 @@ fn lineage_missing(column: &str) -> Error {
     Error::Config(format!("fragment has no {column} column: it was not written by this version of Inlet"))
 }
 
-/// Settings of committed files: zstd, statistics for pruning.
-fn output_properties() -> Result<WriterProperties> {
-    Ok(WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
-        .set_max_row_group_row_count(Some(128 * 1024))
-        .build())
-}
 
 #[cfg(test)]
 mod tests {
@@ -561,7 +581,7 @@ mod tests {
         }
 
         fn compactor_for(&self, schema: Arc<TableSchema>) -> Compactor {
-            Compactor::new(self.store.clone(), schema, Map::new(), test_options())
+            Compactor::new(self.store.clone(), schema, test_options())
         }
     }
 
@@ -580,7 +600,7 @@ mod tests {
 
         // Nothing staged: nothing committed.
         let report = lake.compactor().run(&mut table, false).await.unwrap();
-        assert_eq!(report, CompactionReport::default());
+        assert_eq!((report.fragments, report.rows, report.version), (0, 0, None));
         assert_eq!(table.version(), Some(1));
     }
 
@@ -619,12 +639,12 @@ mod tests {
         let mut table = lake.table().await;
         lake.stage("b1", "a.json", 0..10).await;
         // The crash: files written, no commit (what a process killed mid-run leaves).
-        let mut writer = RecordBatchWriter::for_table(&table).unwrap();
+        let mut writer = data_writer(&table, lake.schema.table.clone(), 1 << 30).unwrap();
         let fragment = lake.fragments.read(&lake.fragments.list().await.unwrap()[0].location).await.unwrap();
         for batch in fragment.batches {
-            writer.write(batch).await.unwrap();
+            writer.write(&batch).await.unwrap();
         }
-        let orphans = writer.flush().await.unwrap();
+        let orphans = writer.close().await.unwrap();
         assert!(!orphans.is_empty());
         assert_eq!(lake.rows(&lake.table().await), Vec::<i64>::new(), "uncommitted files are invisible");
         lake.compactor().run(&mut table, false).await.unwrap();
@@ -662,7 +682,7 @@ mod tests {
         lake.stage_part("b3", "c.json", 200..203, 6).await;
         assert_eq!(lake.compactor().run(&mut table, true).await.unwrap().deferred_fragments, 1, "force alone does not");
         let options = CompactorOptions { abandon_after: Duration::ZERO, ..test_options() };
-        let report = Compactor::new(lake.store.clone(), lake.schema.clone(), Map::new(), options)
+        let report = Compactor::new(lake.store.clone(), lake.schema.clone(), options)
             .run(&mut table, false)
             .await
             .unwrap();
@@ -695,7 +715,7 @@ mod tests {
         let lake = lake(Layout::default());
         let mut table = lake.table().await;
         let options = CompactorOptions { snapshot_every: 4, ..test_options() };
-        let compactor = Compactor::new(lake.store.clone(), lake.schema.clone(), Map::new(), options);
+        let compactor = Compactor::new(lake.store.clone(), lake.schema.clone(), options);
         for i in 0..10 {
             lake.stage("b1", &format!("o{i}.json"), i..i + 1).await;
             compactor.run(&mut table, false).await.unwrap();
@@ -795,7 +815,7 @@ mod tests {
         let mut table = lake.table().await;
         lake.stage("b1", "a.json", 0..10).await;
         let waiting = CompactorOptions { min_bytes: 1 << 30, freshness: Duration::from_secs(3600), ..test_options() };
-        let compactor = Compactor::new(lake.store.clone(), lake.schema.clone(), Map::new(), waiting);
+        let compactor = Compactor::new(lake.store.clone(), lake.schema.clone(), waiting);
         let report = compactor.run(&mut table, false).await.unwrap();
         assert_eq!((report.fragments, report.deferred_fragments, report.version), (0, 1, None));
         let report = compactor.run(&mut table, true).await.unwrap();
@@ -803,7 +823,7 @@ mod tests {
         // Past the freshness bound, small partitions go too.
         lake.stage("b2", "b.json", 10..12).await;
         let stale = CompactorOptions { min_bytes: 1 << 30, freshness: Duration::ZERO, ..test_options() };
-        let report = Compactor::new(lake.store.clone(), lake.schema.clone(), Map::new(), stale)
+        let report = Compactor::new(lake.store.clone(), lake.schema.clone(), stale)
             .run(&mut table, false)
             .await
             .unwrap();

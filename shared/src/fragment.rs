@@ -10,7 +10,7 @@ use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::{KeyValue, ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::properties::WriterProperties;
@@ -145,6 +145,24 @@ pub fn decode(path: Path, data: Bytes) -> Result<Fragment> {
     Ok(Fragment { path, sources, batch, batches })
 }
 
+/// A fragment's rows, decoded one batch at a time: only the compressed file and one batch are
+/// in memory, where decoding it whole would hold its full Arrow size (up to the fragment limit).
+pub struct FragmentRows {
+    reader: ParquetRecordBatchReader,
+}
+
+impl Iterator for FragmentRows {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.reader.next().map(|batch| batch.map_err(Error::from))
+    }
+}
+
+/// Rows per batch when streaming a fragment: big enough to amortise per-batch work, small
+/// enough (a few MiB) not to matter for memory.
+const STREAM_BATCH_ROWS: usize = 8 * 1024;
+
 /// The sources and batch id recorded in a fragment's footer.
 fn inlet_metadata(path: &Path, metadata: &ParquetMetaData) -> Result<(Vec<FragmentSource>, Option<String>)> {
     let entry = |key: &str| {
@@ -225,10 +243,17 @@ impl FragmentStore {
         Ok(FragmentInfo { path: meta.location.clone(), size: meta.size, staged_at: meta.last_modified, sources, batch })
     }
 
-    /// Reads one fragment.
+    /// Reads one fragment whole.
     pub async fn read(&self, path: &Path) -> Result<Fragment> {
         let data = self.store.get(path).await?.bytes().await?;
         decode(path.clone(), data)
+    }
+
+    /// Reads one fragment's rows as a stream of batches.
+    pub async fn rows(&self, path: &Path) -> Result<FragmentRows> {
+        let data = self.store.get(path).await?.bytes().await?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(data)?.with_batch_size(STREAM_BATCH_ROWS).build()?;
+        Ok(FragmentRows { reader })
     }
 
     /// Deletes consumed fragments; already-deleted ones are fine.

@@ -157,22 +157,43 @@ impl LoadHistory {
         let data = zstd::encode_all(&serde_json::to_vec(&kept)?[..], 3)?;
         let path = Path::from(format!("{HISTORY_PREFIX}/{:020}.json.zst", self.version));
         store.put(&path, PutPayload::from(data)).await?;
+        prune_snapshots(store, SNAPSHOTS_KEPT).await?;
         Ok(path)
     }
 }
 
-/// The newest snapshot at or below `table_version`.
-async fn latest_snapshot(store: &Arc<dyn ObjectStore>, table_version: u64) -> Result<Option<Path>> {
+/// History snapshots kept: the newest covers everything; older ones are only a fallback
+/// should the newest be unreadable, so a few suffice.
+pub const SNAPSHOTS_KEPT: usize = 3;
+
+/// Every snapshot under the history prefix, oldest first.
+async fn snapshots(store: &Arc<dyn ObjectStore>) -> Result<Vec<(u64, Path)>> {
     let prefix = Path::from(HISTORY_PREFIX);
     let listed: Vec<Path> = store.list(Some(&prefix)).map_ok(|meta| meta.location).try_collect().await?;
-    Ok(listed
+    let mut versions: Vec<(u64, Path)> = listed
         .into_iter()
-        .filter_map(|path| {
-            let version = path.filename()?.strip_suffix(".json.zst")?.parse::<u64>().ok()?;
-            (version <= table_version).then_some((version, path))
-        })
-        .max_by_key(|(version, _)| *version)
-        .map(|(_, path)| path))
+        .filter_map(|path| Some((path.filename()?.strip_suffix(".json.zst")?.parse::<u64>().ok()?, path)))
+        .collect();
+    versions.sort();
+    Ok(versions)
+}
+
+/// Deletes all but the newest `keep` snapshots.
+async fn prune_snapshots(store: &Arc<dyn ObjectStore>, keep: usize) -> Result<()> {
+    let all = snapshots(store).await?;
+    for (_, path) in &all[..all.len().saturating_sub(keep)] {
+        match store.delete(path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(())
+}
+
+/// The newest snapshot at or below `table_version`.
+async fn latest_snapshot(store: &Arc<dyn ObjectStore>, table_version: u64) -> Result<Option<Path>> {
+    let all = snapshots(store).await?;
+    Ok(all.into_iter().rev().find(|(version, _)| *version <= table_version).map(|(_, path)| path))
 }
 
 /// The compactor writes a history snapshot at least every this many table versions...
@@ -239,6 +260,20 @@ mod tests {
         let mut ids: Vec<SourceId> = history.sources.keys().cloned().collect();
         ids.sort();
         assert_eq!(ids, vec![id("s3://r/a", "2"), id("s3://r/b", "1"), id("s3://r/c", "1")]);
+    }
+
+    #[tokio::test]
+    async fn only_the_newest_snapshots_are_kept() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let mut history = LoadHistory::default();
+        for version in [50, 100, 150, 200, 250] {
+            history.version = version;
+            history.save_snapshot(&store, 0).await.unwrap();
+        }
+        let kept: Vec<u64> = snapshots(&store).await.unwrap().into_iter().map(|(version, _)| version).collect();
+        assert_eq!(kept, vec![150, 200, 250]);
+        let latest = latest_snapshot(&store, 249).await.unwrap().unwrap();
+        assert_eq!(latest.filename(), Some("00000000000000000200.json.zst"), "the newest at or below the version");
     }
 
     #[tokio::test]

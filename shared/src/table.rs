@@ -3,11 +3,17 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use std::num::NonZeroU64;
+
+use arrow_schema::SchemaRef;
 pub use deltalake::ObjectStore;
+use deltalake::datafile::writer::{DeltaWriter, WriterConfig};
 use deltalake::{DeltaTable, DeltaTableBuilder, TableProperty};
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
 use url::Url;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::schema::TableSchema;
 
 /// The object store rooted at the table location, without reading the Delta log.
@@ -71,4 +77,35 @@ pub async fn open_or_create(
             if table.version().is_some() { Ok(table) } else { Err(err.into()) }
         }
     }
+}
+
+/// A writer of data files for `table` with `schema` (its own, or an evolved one), rolling files
+/// at `target_file_bytes`. Files stream to storage as multipart uploads a row group at a time,
+/// so memory stays near one row group per partition rather than one whole file.
+pub fn data_writer(table: &DeltaTable, schema: SchemaRef, target_file_bytes: u64) -> Result<DeltaWriter> {
+    let snapshot = table.snapshot()?;
+    let properties = snapshot.table_config();
+    let stats_columns = properties
+        .data_skipping_stats_columns
+        .as_ref()
+        .map(|columns| columns.iter().map(|column| column.to_string()).collect());
+    let config = WriterConfig::new(
+        schema,
+        snapshot.metadata().partition_columns().to_vec(),
+        Some(data_file_properties()?),
+        Some(NonZeroU64::new(target_file_bytes).ok_or_else(|| Error::Config("target file size is 0".into()))?),
+        None,
+        properties.data_skipping_num_indexed_cols.unwrap_or_default(),
+        stats_columns,
+    );
+    Ok(DeltaWriter::new(table.object_store(), config))
+}
+
+/// Settings of committed files: zstd, row groups big enough for efficient scans and small
+/// enough to bound the writer's memory; statistics (for pruning) are on by default.
+fn data_file_properties() -> Result<WriterProperties> {
+    Ok(WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+        .set_max_row_group_row_count(Some(128 * 1024))
+        .build())
 }

@@ -165,9 +165,7 @@ fn run(data: &Path, keys: &[String], threads: usize) -> Result<Measurement> {
     let started = Instant::now();
     let compacted = compacting.block_on(async {
         let mut table = inlet::table::open_or_create(&url, &Default::default(), &schema, Default::default()).await?;
-        Compactor::new(store, schema.clone(), CompactorOptions::default())
-            .run(&mut table, true)
-            .await
+        Compactor::new(store, schema.clone(), CompactorOptions::default()).run(&mut table, true).await
     })?;
     let compact_seconds = started.elapsed().as_secs_f64();
     if compacted.rows != report.rows {

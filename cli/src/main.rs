@@ -50,6 +50,15 @@ enum Command {
         /// Invoke this deployed compactor function instead of compacting from here.
         #[arg(long, env = "INLET_COMPACTOR_FUNCTION")]
         function: Option<String>,
+        /// Only this partition (Hive directory, e.g. `date=2026-05-16`); repeatable.
+        #[arg(long = "partition")]
+        partitions: Vec<String>,
+        /// Also rewrite small files already in the table into target-sized ones.
+        #[arg(long)]
+        optimize: bool,
+        /// Also delete unreferenced data files older than the table's retention.
+        #[arg(long)]
+        vacuum: bool,
     },
     /// Show queue depths, staged fragments and the table's version and files.
     Status {
@@ -101,26 +110,37 @@ async fn main() -> Result<()> {
             bar.finish();
             println!("{}", serde_json::json!({"queued": sent, "bytes": bytes, "queue": queue_url}));
         }
-        Command::Compact { function: Some(function) } => {
-            let lambda = aws_sdk_lambda::Client::new(&sdk);
-            let payload = serde_json::json!({"force": true});
-            let output = lambda
-                .invoke()
-                .function_name(&function)
-                .payload(Blob::new(serde_json::to_vec(&payload)?))
-                .send()
-                .await
-                .with_context(|| format!("invoking {function}"))?;
-            let body = String::from_utf8_lossy(&output.payload.map(Blob::into_inner).unwrap_or_default()).to_string();
-            if let Some(error) = output.function_error {
-                bail!("{function} failed ({error}): {body}");
+        Command::Compact { function, partitions, optimize, vacuum } => {
+            let request = CompactRequest {
+                table: None,
+                force: true,
+                partitions: (!partitions.is_empty()).then_some(partitions),
+                optimize,
+                vacuum,
+            };
+            match function {
+                Some(function) => {
+                    let lambda = aws_sdk_lambda::Client::new(&sdk);
+                    let output = lambda
+                        .invoke()
+                        .function_name(&function)
+                        .payload(Blob::new(serde_json::to_vec(&request)?))
+                        .send()
+                        .await
+                        .with_context(|| format!("invoking {function}"))?;
+                    let body = output.payload.map(Blob::into_inner).unwrap_or_default();
+                    let body = String::from_utf8_lossy(&body);
+                    if let Some(error) = output.function_error {
+                        bail!("{function} failed ({error}): {body}");
+                    }
+                    println!("{body}");
+                }
+                None => {
+                    let context = Context::new(settings()?).await?;
+                    let report = compact_table(&context, &request).await?;
+                    println!("{}", serde_json::to_string(&report)?);
+                }
             }
-            println!("{body}");
-        }
-        Command::Compact { function: None } => {
-            let context = Context::new(settings()?).await?;
-            let report = compact_table(&context, &CompactRequest { table: None, force: true }).await?;
-            println!("{}", serde_json::to_string(&report)?);
         }
         Command::Status { queue_url, dlq_url, json } => {
             let context = Context::new(settings()?).await?;

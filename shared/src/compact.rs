@@ -27,23 +27,34 @@ use serde::{Deserialize, Serialize};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::evolution::{conform, plan_evolution};
-use crate::fragment::{FragmentInfo, FragmentStore};
+use crate::fragment::{FRAGMENTS_PREFIX, FragmentInfo, FragmentStore};
 use crate::history::{COMMIT_SOURCES_KEY, COMPACTOR_APP_ID, CommittedSource, LoadHistory, SNAPSHOT_INTERVAL, SourceId};
 use crate::metrics::Metric;
+use crate::optimize::{OptimizeOptions, OptimizeReport, VacuumReport, optimize, vacuum};
 use crate::schema::{SOURCE_ETAG_COLUMN, SOURCE_FILE_COLUMN, TableSchema};
 use crate::table::{data_writer, open_or_create};
 
 /// An on-demand or scheduled compaction request (the compactor Lambda's payload).
 /// `{}` and EventBridge's scheduled-event payload both mean "compact the configured table".
-#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CompactRequest {
     /// Table to compact; must be the configured one when given.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub table: Option<String>,
     /// Compact now, however little is staged (on-demand runs); scheduled runs leave small,
     /// fresh partitions to grow.
     #[serde(default)]
     pub force: bool,
+    /// Only these partitions (Hive directories such as `date=2026-05-16`); all when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<Vec<String>>,
+    /// Also rewrite small files already in the table, in every partition with two or more
+    /// (scheduled runs do so once a partition reaches `INLET_OPTIMIZE_MIN_FILES`).
+    #[serde(default)]
+    pub optimize: bool,
+    /// Also vacuum: delete unreferenced data files older than the table's retention.
+    #[serde(default)]
+    pub vacuum: bool,
 }
 
 impl CompactRequest {
@@ -75,9 +86,21 @@ pub async fn compact_table(context: &Context, request: &CompactRequest) -> Resul
         history_retention: Duration::from_secs(context.settings.history_retention_days * 86_400),
         ..CompactorOptions::default()
     };
-    Compactor::new(context.table_store.clone(), context.schema.clone(), options)
-        .run(&mut table, request.force)
-        .await
+    let mut compactor = Compactor::new(context.table_store.clone(), context.schema.clone(), options);
+    if let Some(partitions) = &request.partitions {
+        compactor = compactor.with_partitions(partitions.clone());
+    }
+    let mut report = compactor.run(&mut table, request.force).await?;
+    let optimize_options = OptimizeOptions {
+        target_file_bytes: context.settings.target_file_bytes,
+        min_small_files: context.settings.optimize_min_files,
+    };
+    let optimized = optimize(&mut table, &optimize_options, request.partitions.as_deref(), request.optimize).await?;
+    report.optimize = (optimized.version.is_some() || request.optimize).then_some(optimized);
+    if request.vacuum {
+        report.vacuum = Some(vacuum(&mut table, None).await?);
+    }
+    Ok(report)
 }
 
 /// What one compaction run did.
@@ -103,6 +126,12 @@ pub struct CompactionReport {
     pub version: Option<u64>,
     /// Where the run's time went.
     pub timings: Timings,
+    /// Small table files rewritten after the commit, when that was due or asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub optimize: Option<OptimizeReport>,
+    /// Files vacuumed, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vacuum: Option<VacuumReport>,
 }
 
 /// Milliseconds spent in each phase of a run.
@@ -137,8 +166,10 @@ impl Lap {
 
 impl CompactionReport {
     /// The report as CloudWatch metrics.
-    pub fn metrics(&self) -> [Metric; 8] {
-        [
+    pub fn metrics(&self) -> Vec<Metric> {
+        let optimized = self.optimize.as_ref().map_or(0, |o| o.files_removed);
+        let vacuumed = self.vacuum.as_ref().map_or(0, |v| v.files_deleted);
+        vec![
             Metric { name: "FreshnessLag", value: self.oldest_staged_seconds as f64, unit: "Seconds" },
             Metric { name: "FragmentsConsumed", value: self.fragments as f64, unit: "Count" },
             Metric { name: "FragmentsDeferred", value: self.deferred_fragments as f64, unit: "Count" },
@@ -147,6 +178,8 @@ impl CompactionReport {
             Metric { name: "FilesWritten", value: self.files as f64, unit: "Count" },
             Metric { name: "BytesWritten", value: self.bytes as f64, unit: "Bytes" },
             Metric { name: "CommitVersion", value: self.version.map_or(-1.0, |v| v as f64), unit: "None" },
+            Metric { name: "SmallFilesOptimized", value: optimized as f64, unit: "Count" },
+            Metric { name: "FilesVacuumed", value: vacuumed as f64, unit: "Count" },
         ]
     }
 }
@@ -292,16 +325,19 @@ pub struct Compactor {
     fragments: FragmentStore,
     schema: Arc<TableSchema>,
     options: CompactorOptions,
+    partitions: Option<HashSet<String>>,
 }
 
 impl Compactor {
     /// A compactor for the table whose root is `store`, declared as `schema`.
-    pub fn new(
-        store: Arc<dyn ObjectStore>,
-        schema: Arc<TableSchema>,
-        options: CompactorOptions,
-    ) -> Self {
-        Self { fragments: FragmentStore::new(store.clone()), store, schema, options }
+    pub fn new(store: Arc<dyn ObjectStore>, schema: Arc<TableSchema>, options: CompactorOptions) -> Self {
+        Self { fragments: FragmentStore::new(store.clone()), store, schema, options, partitions: None }
+    }
+
+    /// Limits runs to fragments staged for these partitions (Hive directories).
+    pub fn with_partitions(mut self, partitions: impl IntoIterator<Item = String>) -> Self {
+        self.partitions = Some(partitions.into_iter().map(|p| p.trim_matches('/').to_string()).collect());
+        self
     }
 
     /// Merges the staged fragments into `table` in one commit; `force` compacts small, fresh
@@ -317,6 +353,11 @@ impl Compactor {
 
         let mut staged = Vec::new();
         for meta in self.fragments.list().await? {
+            if let Some(wanted) = &self.partitions
+                && !wanted.contains(staged_partition(&meta.location))
+            {
+                continue;
+            }
             match self.fragments.info(&meta).await {
                 Ok(info) => staged.push(info),
                 // Consumed by another compactor between our listing and this read.
@@ -467,6 +508,12 @@ impl Compactor {
     }
 }
 
+/// The partition directory a fragment is staged under (`date=2026-05-16`; empty when unpartitioned).
+fn staged_partition(path: &Path) -> &str {
+    let relative = path.as_ref().strip_prefix(FRAGMENTS_PREFIX).unwrap_or(path.as_ref()).trim_start_matches('/');
+    relative.rsplit_once('/').map_or("", |(dir, _)| dir)
+}
+
 /// The rows of `batch` that come from one of `sources`.
 fn only_sources(batch: &RecordBatch, sources: &HashSet<SourceId>) -> Result<RecordBatch> {
     let files = batch.column_by_name(SOURCE_FILE_COLUMN).ok_or_else(|| lineage_missing(SOURCE_FILE_COLUMN))?;
@@ -486,7 +533,6 @@ fn only_sources(batch: &RecordBatch, sources: &HashSet<SourceId>) -> Result<Reco
 fn lineage_missing(column: &str) -> Error {
     Error::Config(format!("fragment has no {column} column: it was not written by this version of Inlet"))
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -555,6 +601,29 @@ mod tests {
             };
             writer.write(source, &batches).unwrap();
             self.fragments.put(writer.finish(batch).unwrap(), None).await.unwrap()
+        }
+
+        /// Stages object `key` of a `date=key` partitioned table.
+        async fn stage_keyed(&self, key: &str, ids: std::ops::Range<i64>) {
+            let object = SourceObject { bucket: "raw".into(), key: key.into(), etag: Some("e".into()) };
+            let data: String = ids.clone().map(|i| format!("{{\"id\":{i}}}\n")).collect();
+            let spec = self.schema.layout.partition.clone().unwrap();
+            let decoded = JsonDecoder::new(self.schema.clone(), 64).decode(&object, data.as_bytes()).unwrap();
+            let value = spec.value_from_key(key);
+            let batches: Vec<RecordBatch> = decoded
+                .batches
+                .into_iter()
+                .flat_map(|b| spec.split(b, value.as_deref()).unwrap())
+                .map(|(_, b)| b)
+                .collect();
+            let source = FragmentSource {
+                uri: object.uri(),
+                etag: object.etag.clone(),
+                rows: ids.count() as u64,
+                total_rows: None,
+            };
+            let bytes = fragment::encode(&self.schema.table, &batches, &[source]).unwrap();
+            self.fragments.put(bytes, Some(("date", value.as_deref()))).await.unwrap();
         }
 
         fn rows(&self, table: &DeltaTable) -> Vec<i64> {
@@ -682,10 +751,8 @@ mod tests {
         lake.stage_part("b3", "c.json", 200..203, 6).await;
         assert_eq!(lake.compactor().run(&mut table, true).await.unwrap().deferred_fragments, 1, "force alone does not");
         let options = CompactorOptions { abandon_after: Duration::ZERO, ..test_options() };
-        let report = Compactor::new(lake.store.clone(), lake.schema.clone(), options)
-            .run(&mut table, false)
-            .await
-            .unwrap();
+        let report =
+            Compactor::new(lake.store.clone(), lake.schema.clone(), options).run(&mut table, false).await.unwrap();
         assert_eq!((report.fragments, report.rows, report.duplicate_rows), (1, 0, 3));
         assert!(lake.fragments.list().await.unwrap().is_empty());
     }
@@ -736,36 +803,89 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn partitioned_tables_get_files_per_partition() {
+    async fn partitioned_tables_get_files_per_partition_and_runs_can_be_limited_to_some() {
         let lake = lake(Layout { partition: Some("date=key".parse().unwrap()), ..Layout::default() });
         let mut table = lake.table().await;
-        for (key, ids) in [("web/date=2026-05-16/a.json", 0..5), ("web/date=2026-05-17/b.json", 5..8)] {
-            let object = SourceObject { bucket: "raw".into(), key: key.into(), etag: Some("e".into()) };
-            let data: String = ids.clone().map(|i| format!("{{\"id\":{i}}}\n")).collect();
-            let spec = lake.schema.layout.partition.clone().unwrap();
-            let decoded = JsonDecoder::new(lake.schema.clone(), 64).decode(&object, data.as_bytes()).unwrap();
-            let value = spec.value_from_key(key);
-            let batches: Vec<RecordBatch> = decoded
-                .batches
-                .into_iter()
-                .flat_map(|b| spec.split(b, value.as_deref()).unwrap())
-                .map(|(_, b)| b)
-                .collect();
-            let source = FragmentSource {
-                uri: object.uri(),
-                etag: object.etag.clone(),
-                rows: ids.count() as u64,
-                total_rows: None,
-            };
-            let bytes = fragment::encode(&lake.schema.table, &batches, &[source]).unwrap();
-            lake.fragments.put(bytes, Some(("date", value.as_deref()))).await.unwrap();
-        }
+        lake.stage_keyed("web/date=2026-05-16/a.json", 0..5).await;
+        lake.stage_keyed("web/date=2026-05-17/b.json", 5..8).await;
+        let report =
+            lake.compactor().with_partitions(["date=2026-05-17".to_string()]).run(&mut table, false).await.unwrap();
+        assert_eq!((report.files, report.rows), (1, 3), "only the partition asked for");
+        assert_eq!(lake.fragments.list().await.unwrap().len(), 1, "the other one stays staged");
         let report = lake.compactor().run(&mut table, false).await.unwrap();
-        assert_eq!((report.files, report.rows), (2, 8));
+        assert_eq!((report.files, report.rows), (1, 5));
         let mut paths: Vec<String> = table.get_file_uris().unwrap().collect();
         paths.sort();
         assert!(paths[0].contains("date=2026-05-16/") && paths[1].contains("date=2026-05-17/"), "{paths:?}");
         assert_eq!(lake.rows(&table), (0..8).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn small_files_are_rewritten_per_partition_and_rows_stay_put() {
+        let lake = lake(Layout { partition: Some("date=key".parse().unwrap()), ..Layout::default() });
+        let mut table = lake.table().await;
+        for i in 0..4 {
+            lake.stage_keyed(&format!("web/date=2026-05-16/{i}.json"), i * 10..i * 10 + 10).await;
+            lake.compactor().run(&mut table, false).await.unwrap();
+        }
+        lake.stage_keyed("web/date=2026-05-17/x.json", 100..103).await;
+        lake.stage_keyed("web/date=2026-05-17/y.json", 103..105).await;
+        lake.compactor().run(&mut table, false).await.unwrap();
+        assert_eq!(table.get_file_uris().unwrap().count(), 5);
+
+        // Below the threshold nothing happens unless asked.
+        let waiting = OptimizeOptions { target_file_bytes: 1 << 20, min_small_files: 5 };
+        assert_eq!(optimize(&mut table, &waiting, None, false).await.unwrap().version, None);
+        // The threshold reached in one partition rewrites that partition only.
+        let due = OptimizeOptions { min_small_files: 4, ..waiting };
+        let report = optimize(&mut table, &due, None, false).await.unwrap();
+        assert_eq!((report.partitions, report.files_removed, report.files_added), (1, 4, 1));
+        let version = report.version.unwrap();
+        let commit = std::fs::read_to_string(lake.dir.path().join(format!("_delta_log/{version:020}.json"))).unwrap();
+        assert!(commit.contains("\"operation\":\"OPTIMIZE\""), "{commit}");
+        assert!(!commit.contains("\"dataChange\":true"), "a rewrite changes no data: streaming readers skip it");
+        let files: Vec<String> = table.get_file_uris().unwrap().collect();
+        assert_eq!(files.len(), 2);
+        assert_eq!(files.iter().filter(|f| f.contains("date=2026-05-16/")).count(), 1, "{files:?}");
+        assert_eq!(lake.rows(&table), (0..40).chain(100..105).collect::<Vec<_>>());
+
+        // The load history is untouched: a redelivered source is still dropped.
+        lake.stage_keyed("web/date=2026-05-16/0.json", 0..10).await;
+        let report = lake.compactor().run(&mut table, false).await.unwrap();
+        assert_eq!((report.rows, report.duplicate_rows), (0, 10));
+        // A single small file per partition is left alone even when asked.
+        assert_eq!(
+            optimize(&mut table, &waiting, Some(&["date=2026-05-16".into()]), true).await.unwrap().version,
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn vacuum_deletes_uncommitted_and_replaced_files_but_not_staging_or_live_files() {
+        let lake = lake(Layout::default());
+        let mut table = lake.table().await;
+        for i in 0..3 {
+            lake.stage("b1", &format!("{i}.json"), i * 10..i * 10 + 10).await;
+            lake.compactor().run(&mut table, false).await.unwrap();
+        }
+        // A compactor that crashed before committing left a file behind.
+        let mut writer = data_writer(&table, lake.schema.table.clone(), 1 << 20).unwrap();
+        let fragment = lake.fragments.read(&lake.stage("b2", "late.json", 90..95).await).await.unwrap();
+        for batch in &fragment.batches {
+            writer.write(batch).await.unwrap();
+        }
+        assert_eq!(writer.close().await.unwrap().len(), 1);
+        let options = OptimizeOptions { target_file_bytes: 1 << 20, min_small_files: 0 };
+        assert_eq!(optimize(&mut table, &options, None, true).await.unwrap().files_removed, 3);
+
+        // Within the retention window nothing goes: readers of older versions still need them.
+        assert_eq!(vacuum(&mut table, None).await.unwrap().files_deleted, 0);
+        let report = vacuum(&mut table, Some(Duration::ZERO)).await.unwrap();
+        assert_eq!(report.files_deleted, 4, "3 replaced files and the uncommitted one");
+        assert_eq!(lake.rows(&table), (0..30).collect::<Vec<_>>());
+        assert_eq!(lake.fragments.list().await.unwrap().len(), 1, "staging is not the vacuum's business");
+        let report = lake.compactor().run(&mut table, false).await.unwrap();
+        assert_eq!(report.rows, 5);
     }
 
     #[tokio::test]
@@ -823,10 +943,8 @@ mod tests {
         // Past the freshness bound, small partitions go too.
         lake.stage("b2", "b.json", 10..12).await;
         let stale = CompactorOptions { min_bytes: 1 << 30, freshness: Duration::ZERO, ..test_options() };
-        let report = Compactor::new(lake.store.clone(), lake.schema.clone(), stale)
-            .run(&mut table, false)
-            .await
-            .unwrap();
+        let report =
+            Compactor::new(lake.store.clone(), lake.schema.clone(), stale).run(&mut table, false).await.unwrap();
         assert_eq!(report.rows, 2);
     }
 

@@ -70,6 +70,11 @@ pub const SETTINGS: &[SettingDoc] = &[
         description: "...until its oldest fragment is this old: the bound on how long rows wait in staging.",
     },
     SettingDoc {
+        env: "INLET_OPTIMIZE_MIN_FILES",
+        default: Some("16"),
+        description: "After committing, the compactor rewrites a partition's small table files (under half the target size) into target-sized ones once it holds this many; `0` only when a request asks (`optimize`).",
+    },
+    SettingDoc {
         env: "INLET_ABANDON_AFTER_SECONDS",
         default: Some("900"),
         description: "Age after which the compactor takes a fragment holding an incomplete copy of a source to come from a dead converter (keep above the converter timeout).",
@@ -136,6 +141,8 @@ pub struct Settings {
     pub min_compact_bytes: u64,
     /// Longest a fragment waits in staging for its partition to grow.
     pub freshness_seconds: u64,
+    /// Small table files per partition that trigger a rewrite (0: on request only).
+    pub optimize_min_files: usize,
     /// Days committed sources are remembered.
     pub history_retention_days: u64,
     /// Checkpoint interval and log retention of a new table.
@@ -175,6 +182,7 @@ impl Settings {
             abandon_after_seconds: parse_positive(&get, "INLET_ABANDON_AFTER_SECONDS")?,
             min_compact_bytes: parse_positive(&get, "INLET_MIN_COMPACT_BYTES")?,
             freshness_seconds: parse_positive(&get, "INLET_FRESHNESS_SECONDS")?,
+            optimize_min_files: parse_count(&get, "INLET_OPTIMIZE_MIN_FILES")?,
             history_retention_days: parse_positive(&get, "INLET_HISTORY_RETENTION_DAYS")?,
             compactor_function: get("INLET_COMPACTOR_FUNCTION"),
             maintenance: Maintenance {
@@ -226,6 +234,11 @@ where
         Ok(value) if value > T::default() => Ok(value),
         _ => Err(Error::Config(format!("{env} must be a positive integer, got {raw:?}"))),
     }
+}
+
+fn parse_count(get: &impl Fn(&str) -> Option<String>, env: &str) -> Result<usize> {
+    let raw = get(env).unwrap_or_else(|| default_of(env).to_string());
+    raw.trim().parse().map_err(|_| Error::Config(format!("{env} must be a whole number, got {raw:?}")))
 }
 
 /// Storage options for delta-rs taken from the standard AWS variables, so the same binary

@@ -20,6 +20,7 @@ pub mod evolution;
 pub mod fragment;
 pub mod history;
 pub mod metrics;
+pub mod optimize;
 pub mod partition;
 pub mod quarantine;
 pub mod sample;

@@ -32,7 +32,7 @@ use crate::history::{COMMIT_SOURCES_KEY, COMPACTOR_APP_ID, CommittedSource, Load
 use crate::metrics::Metric;
 use crate::optimize::{OptimizeOptions, OptimizeReport, VacuumReport, optimize, vacuum};
 use crate::schema::{SOURCE_ETAG_COLUMN, SOURCE_FILE_COLUMN, TableSchema};
-use crate::table::{data_writer, open_or_create};
+use crate::table::{data_writer, log_cleanup_due, open_or_create};
 
 /// An on-demand or scheduled compaction request (the compactor Lambda's payload).
 /// `{}` and EventBridge's scheduled-event payload both mean "compact the configured table".
@@ -452,7 +452,8 @@ impl Compactor {
                     ("inlet.rows".to_string(), serde_json::json!(report.rows)),
                 ])
                 // A second compactor that read the same txn version conflicts instead of appending the same rows.
-                .with_application_transaction(Transaction::new(COMPACTOR_APP_ID, compactions.unwrap_or(0) + 1));
+                .with_application_transaction(Transaction::new(COMPACTOR_APP_ID, compactions.unwrap_or(0) + 1))
+                .with_cleanup_expired_logs(Some(log_cleanup_due(table)?));
             let operation = DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None };
             let committed = CommitBuilder::from(properties)
                 .with_actions(actions)
@@ -460,7 +461,7 @@ impl Compactor {
                 .await?;
             let version = committed.version();
             report.version = Some(version);
-            table.update_state().await?;
+            table.state = Some(committed.snapshot());
             report.timings.commit_ms = lap.next();
             let now = chrono::Utc::now().timestamp_millis();
             if history.snapshot_due(version, self.options.snapshot_every, now) {

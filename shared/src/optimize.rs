@@ -27,7 +27,7 @@ use serde::Serialize;
 use crate::error::Result;
 use crate::evolution::conform;
 use crate::fragment::NULL_PARTITION;
-use crate::table::data_writer;
+use crate::table::{data_writer, log_cleanup_due};
 
 /// When small files get rewritten.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,16 +158,18 @@ pub async fn optimize(
         .chain(adds.into_iter().map(|add| Action::Add(deltalake::kernel::Add { data_change: false, ..add })))
         .collect();
     let operation = DeltaOperation::Optimize { predicate: None, target_size: options.target_file_bytes as i64 };
-    let properties = CommitProperties::default().with_metadata([(
-        "inlet.optimized".to_string(),
-        serde_json::json!({"files_removed": report.files_removed, "files_added": report.files_added}),
-    )]);
+    let properties = CommitProperties::default()
+        .with_metadata([(
+            "inlet.optimized".to_string(),
+            serde_json::json!({"files_removed": report.files_removed, "files_added": report.files_added}),
+        )])
+        .with_cleanup_expired_logs(Some(log_cleanup_due(table)?));
     let committed = CommitBuilder::from(properties)
         .with_actions(actions)
         .build(Some(table.snapshot()?), table.log_store(), operation)
         .await?;
     report.version = Some(committed.version());
-    table.update_state().await?;
+    table.state = Some(committed.snapshot());
     tracing::info!(
         partitions = report.partitions,
         files_removed = report.files_removed,

@@ -8,6 +8,7 @@ use std::num::NonZeroU64;
 use arrow_schema::SchemaRef;
 pub use deltalake::ObjectStore;
 use deltalake::datafile::writer::{DeltaWriter, WriterConfig};
+use deltalake::table::config::TablePropertiesExt as _;
 use deltalake::{DeltaTable, DeltaTableBuilder, TableProperty};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -21,6 +22,16 @@ pub fn table_store(url: &Url, storage_options: &HashMap<String, String>) -> Resu
     let log_store =
         DeltaTableBuilder::from_url(url.clone())?.with_storage_options(storage_options.clone()).build_storage()?;
     Ok(log_store.object_store(None))
+}
+
+/// Whether log cleanup should run with the next commit: only when that commit writes a
+/// checkpoint. delta-rs would otherwise list the whole `_delta_log` after every commit once
+/// `delta.enableExpiredLogCleanup` is set, which makes each commit slower as the log grows.
+pub fn log_cleanup_due(table: &DeltaTable) -> Result<bool> {
+    let snapshot = table.snapshot()?;
+    let interval = snapshot.table_config().checkpoint_interval().get();
+    let next = snapshot.version() + 1;
+    Ok((next + 1).is_multiple_of(interval))
 }
 
 /// Log maintenance settings a new table is created with.

@@ -9,12 +9,13 @@ LAMBDA_ARCH ?= arm64
 OBJECTS ?= 300
 
 .PHONY: help setup cargo-tools localstack-venv tools-venv localstack-start localstack-stop \
-        build test unit-test lint fmt demo bench build-lambdas clean
+        infra-check build test unit-test lint fmt demo bench build-lambdas clean
 
 help:
 	@echo "make demo           run the whole pipeline on LocalStack and show the Delta table"
 	@echo "make test           unit + LocalStack integration tests"
 	@echo "make lint           rustfmt check and clippy with warnings as errors"
+	@echo "make infra-check    terraform fmt/validate (offline), checkov, module assertions"
 	@echo "make bench          converter throughput and peak memory (OBJECTS=300)"
 	@echo "make build-lambdas  cargo-lambda release zips (LAMBDA_ARCH=arm64|x86_64)"
 	@echo "make localstack-start / localstack-stop"
@@ -49,9 +50,16 @@ build:
 unit-test: cargo-tools
 	cargo nextest run --workspace --exclude inlet-tests
 
-test: setup build
+# Terraform: fmt, offline validate (provider mirror), checkov, settings assertions. Says
+# SKIPPED loudly when terraform or the mirror is missing.
+infra-check:
+	infra/check.sh
+
+# When terraform and the mirror are here, the LocalStack deploy test must run, not skip.
+test: setup build infra-check
 	cargo nextest run --workspace --no-run
-	$(WITH_LOCALSTACK) cargo nextest run --workspace
+	INLET_REQUIRE_TERRAFORM=$$(infra/check.sh tfrc 2>/dev/null | grep -q . && echo 1 || echo 0) \
+	  $(WITH_LOCALSTACK) cargo nextest run --workspace
 
 lint:
 	cargo fmt --all --check
@@ -73,6 +81,7 @@ bench:
 build-lambdas:
 	@[[ -x $(VENV)/cargo-lambda/bin/cargo-lambda ]] || { $(PYTHON) -m venv $(VENV)/cargo-lambda && \
 	  $(VENV)/cargo-lambda/bin/pip install --quiet --disable-pip-version-check cargo-lambda; }
+	$(if $(filter arm64,$(LAMBDA_ARCH)),rustup target add aarch64-unknown-linux-gnu,true)
 	PATH="$(CURDIR)/$(VENV)/cargo-lambda/bin:$$PATH" cargo lambda build --release \
 	  $(if $(filter arm64,$(LAMBDA_ARCH)),--arm64,--x86-64) --output-format zip \
 	  --lambda-dir target/lambda/$(LAMBDA_ARCH) -p converter -p compactor

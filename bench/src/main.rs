@@ -43,6 +43,10 @@ enum Command {
         /// Compactions to run, each committing one small fragment.
         #[arg(long, default_value_t = 1000)]
         count: u64,
+        /// Skip the small-file rewrite after each compaction (shows the cost of a table whose
+        /// file count only grows).
+        #[arg(long)]
+        no_optimize: bool,
     },
 }
 
@@ -68,8 +72,8 @@ const SCHEMA: &str = include_str!("../../schemas/events.schema.json");
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    if let Some(Command::Commits { count }) = cli.command {
-        return commits(count);
+    if let Some(Command::Commits { count, no_optimize }) = cli.command {
+        return commits(count, !no_optimize);
     }
     let keys = ensure_workload(&cli.data, cli.objects)?;
     match cli.command {
@@ -201,8 +205,9 @@ fn peak_rss_mib() -> Result<f64> {
     Ok(line.split_whitespace().nth(1).context("VmHWM value")?.parse::<f64>()? / 1024.0)
 }
 
-/// Runs `count` compactions of one tiny fragment each on a local table.
-fn commits(count: u64) -> Result<()> {
+/// Runs `count` compactions of one tiny fragment each on a local table, each followed by the
+/// small-file rewrite a deployed compactor does (unless `optimize` is off).
+fn commits(count: u64, optimize: bool) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async {
         let schema = Arc::new(TableSchema::parse(SCHEMA, "schemas/events.schema.json")?);
@@ -214,6 +219,8 @@ fn commits(count: u64) -> Result<()> {
         let options = CompactorOptions { min_bytes: 0, ..CompactorOptions::default() };
         let compactor = Compactor::new(store, schema.clone(), options);
         let decoder = inlet::decode::JsonDecoder::new(schema.clone(), 1024);
+        let optimize_options = inlet::optimize::OptimizeOptions { target_file_bytes: 256 << 20, min_small_files: 16 };
+        let mut optimizations = 0;
         // In commit order: (seconds, phases, wrote a checkpoint).
         let mut runs: Vec<(f64, inlet::compact::Timings, bool)> = Vec::new();
         let started = Instant::now();
@@ -231,9 +238,16 @@ fn commits(count: u64) -> Result<()> {
             fragments.put(inlet::fragment::encode(&schema.table, &batches, &[source])?, None).await?;
             let run_started = Instant::now();
             let report = compactor.run(&mut table, true).await?;
+            let mut versions = vec![report.version.context("a commit")?];
+            if optimize {
+                let optimized = inlet::optimize::optimize(&mut table, &optimize_options, None, false).await?;
+                optimizations += usize::from(optimized.version.is_some());
+                versions.extend(optimized.version);
+            }
             let seconds = run_started.elapsed().as_secs_f64();
-            let version = report.version.context("a commit")?;
-            let checkpoint = lake.path().join(format!("_delta_log/{version:020}.checkpoint.parquet")).exists();
+            let checkpoint = versions
+                .iter()
+                .any(|version| lake.path().join(format!("_delta_log/{version:020}.checkpoint.parquet")).exists());
             runs.push((seconds, report.timings, checkpoint));
             if (index + 1) % 1000 == 0 {
                 eprintln!("{} compactions, last one {:.0} ms", index + 1, seconds * 1000.0);
@@ -266,6 +280,9 @@ fn commits(count: u64) -> Result<()> {
         };
         let summary = serde_json::json!({
             "compactions": count,
+            "optimize_after_each": optimize,
+            "optimize_commits": optimizations,
+            "files_in_table": reopened.snapshot()?.log_data().num_files(),
             "final_version": reopened.version(),
             "seconds": total,
             "compaction_ms_p50": percentile(0.5),

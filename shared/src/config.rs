@@ -349,4 +349,30 @@ mod documentation {
             assert!(readme.contains(&format!("| `{}` |", setting.env)), "README lacks a row for {}", setting.env);
         }
     }
+
+    /// The Terraform module passes every setting with a module variable whose description
+    /// starts with the variable's name; its default must be the code's.
+    #[test]
+    fn the_terraform_module_has_the_same_defaults() {
+        let variables = include_str!("../../infra/modules/inlet/variables.tf");
+        let derived = ["INLET_TABLE_URI", "INLET_SCHEMA", "INLET_COMPACTOR_FUNCTION", "INLET_LOG_FORMAT"];
+        for setting in SETTINGS.iter().filter(|s| !derived.contains(&s.env)) {
+            let marker = format!("description = \"{}:", setting.env);
+            let block = variables
+                .split("variable \"")
+                .find(|block| block.contains(&marker))
+                .unwrap_or_else(|| panic!("no module variable for {}", setting.env));
+            let default = block
+                .lines()
+                .find_map(|line| line.trim().strip_prefix("default"))
+                .map(|rest| rest.trim().trim_start_matches('=').trim().trim_matches('"'))
+                .unwrap_or_else(|| panic!("the variable for {} has no default", setting.env));
+            let expected = match setting.default {
+                Some("(none)") => "",
+                Some(value) => value,
+                None => panic!("{} is required but has a module variable", setting.env),
+            };
+            assert_eq!(default, expected, "module default of {}", setting.env);
+        }
+    }
 }

@@ -445,7 +445,7 @@ async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String> {
 
 /// Lays out a function's code directory (`bootstrap` = the debug binary) for LocalStack's
 /// hot-reload code source, so no zip of a large debug binary is uploaded per test.
-fn code_dir(binary: &str) -> Result<PathBuf> {
+pub fn code_dir(binary: &str) -> Result<PathBuf> {
     let root = workspace_root();
     let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target"));
     let built = target.join("debug").join(binary);

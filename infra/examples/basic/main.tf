@@ -1,0 +1,97 @@
+# One Inlet pipeline: s3://<raw>/service/... *.json.zst -> Delta table s3://<lake>/events.
+#   make build-lambdas          # target/lambda/arm64/{converter,compactor}/bootstrap.zip
+#   terraform init && terraform apply -var raw_bucket=... -var lake_bucket=...
+
+terraform {
+  required_version = ">= 1.5"
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = ">= 5.40, < 6.0"
+    }
+  }
+}
+
+provider "aws" {
+  region = var.region
+}
+
+variable "region" {
+  description = "AWS region."
+  type        = string
+  default     = "us-east-1"
+}
+
+variable "name" {
+  description = "Pipeline name."
+  type        = string
+  default     = "inlet-events"
+}
+
+variable "raw_bucket" {
+  description = "Bucket services write to (created)."
+  type        = string
+}
+
+variable "lake_bucket" {
+  description = "Bucket of the Delta table (created)."
+  type        = string
+}
+
+variable "package_dir" {
+  description = "Where make build-lambdas put the zips."
+  type        = string
+  default     = "../../../target/lambda/arm64"
+}
+
+variable "converter_package" {
+  description = "Override of the converter package (e.g. an S3 object); defaults to the local zip."
+  type        = object({ filename = optional(string), s3_bucket = optional(string), s3_key = optional(string) })
+  default     = null
+}
+
+variable "compactor_package" {
+  description = "Override of the compactor package; defaults to the local zip."
+  type        = object({ filename = optional(string), s3_bucket = optional(string), s3_key = optional(string) })
+  default     = null
+}
+
+variable "force_destroy" {
+  description = "Let destroy empty the buckets (demos and tests)."
+  type        = bool
+  default     = false
+}
+
+module "inlet" {
+  source = "../../modules/inlet"
+
+  name              = var.name
+  raw_bucket_name   = var.raw_bucket
+  lake_bucket_name  = var.lake_bucket
+  table_prefix      = "events"
+  schema_file       = "${path.module}/../../../schemas/events.schema.json"
+  partition_by      = "date=key"
+  force_destroy     = var.force_destroy
+  converter_package = coalesce(var.converter_package, { filename = "${var.package_dir}/converter/bootstrap.zip" })
+  compactor_package = coalesce(var.compactor_package, { filename = "${var.package_dir}/compactor/bootstrap.zip" })
+}
+
+output "table_uri" {
+  description = "The Delta table."
+  value       = module.inlet.table_uri
+}
+
+output "queue_url" {
+  description = "Ingest queue."
+  value       = module.inlet.queue_url
+}
+
+output "dlq_url" {
+  description = "Dead-letter queue."
+  value       = module.inlet.dlq_url
+}
+
+output "compactor_function" {
+  description = "Compactor function."
+  value       = module.inlet.compactor_function
+}

@@ -1,0 +1,276 @@
+# The two functions, what drives them, and their least-privilege roles.
+
+locals {
+  settings = {
+    INLET_TABLE_URI              = local.table_uri
+    INLET_SCHEMA                 = "s3://${local.lake_bucket}/${local.schema_key}"
+    INLET_TARGET_FILE_BYTES      = tostring(var.target_file_bytes)
+    INLET_FRAGMENT_BYTES         = tostring(var.fragment_bytes)
+    INLET_MAX_LINE_BYTES         = tostring(var.max_line_bytes)
+    INLET_UNKNOWN_FIELDS         = var.unknown_fields
+    INLET_INGESTED_AT            = tostring(var.ingested_at)
+    INLET_PARTITION_BY           = var.partition_by
+    INLET_MIN_COMPACT_BYTES      = tostring(var.min_compact_bytes)
+    INLET_FRESHNESS_SECONDS      = tostring(var.freshness_seconds)
+    INLET_OPTIMIZE_MIN_FILES     = tostring(var.optimize_min_files)
+    INLET_ABANDON_AFTER_SECONDS  = tostring(var.abandon_after_seconds)
+    INLET_HISTORY_RETENTION_DAYS = tostring(var.history_retention_days)
+    INLET_CHECKPOINT_INTERVAL    = tostring(var.checkpoint_interval)
+    INLET_LOG_RETENTION_DAYS     = tostring(var.delta_log_retention_days)
+    INLET_DOWNLOAD_CONCURRENCY   = tostring(var.download_concurrency)
+    INLET_DECODE_BATCH_ROWS      = tostring(var.decode_batch_rows)
+    INLET_LOG_FORMAT             = "json"
+    RUST_LOG                     = var.log_level
+  }
+  # The empty partition setting means "unpartitioned"; Lambda refuses empty values anyway.
+  common_environment = merge({ for k, v in local.settings : k => v if v != "" }, var.extra_environment)
+  converter_name     = "${var.name}-converter"
+  compactor_name     = "${var.name}-compactor"
+  compactor_arn      = "arn:${data.aws_partition.current.partition}:lambda:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:function:${local.compactor_name}"
+}
+
+data "aws_region" "current" {}
+data "aws_caller_identity" "current" {}
+
+data "aws_iam_policy_document" "lambda_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_cloudwatch_log_group" "converter" {
+  name              = "/aws/lambda/${local.converter_name}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+}
+
+resource "aws_cloudwatch_log_group" "compactor" {
+  name              = "/aws/lambda/${local.compactor_name}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+}
+
+# ---------------------------------------------------------------- converter
+
+data "aws_iam_policy_document" "converter" {
+  statement {
+    sid       = "ReadRawObjects"
+    actions   = ["s3:GetObject"]
+    resources = ["${local.raw_bucket_arn}/${var.raw_prefix}*"]
+  }
+  statement {
+    sid       = "ReadSchema"
+    actions   = ["s3:GetObject"]
+    resources = ["${local.lake_bucket_arn}/${local.schema_key}"]
+  }
+  statement {
+    sid       = "StageFragmentsAndQuarantine"
+    actions   = ["s3:PutObject"]
+    resources = ["${local.lake_bucket_arn}/${local.table_prefix}/_inlet/*"]
+  }
+  statement {
+    sid       = "ListStaging"
+    actions   = ["s3:ListBucket"]
+    resources = [local.lake_bucket_arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${local.table_prefix}/_inlet/*"]
+    }
+  }
+  statement {
+    sid       = "ConsumeQueue"
+    actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"]
+    resources = [aws_sqs_queue.ingest.arn]
+  }
+  statement {
+    sid       = "Logs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.converter.arn}:*"]
+  }
+  dynamic "statement" {
+    for_each = var.size_trigger ? [1] : []
+    content {
+      sid       = "SizeTrigger"
+      actions   = ["lambda:InvokeFunction"]
+      resources = [local.compactor_arn]
+    }
+  }
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [1]
+    content {
+      sid       = "Encryption"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = [var.kms_key_arn]
+    }
+  }
+}
+
+resource "aws_iam_role" "converter" {
+  name               = "${var.name}-converter"
+  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
+}
+
+resource "aws_iam_role_policy" "converter" {
+  name   = "inlet-converter"
+  role   = aws_iam_role.converter.id
+  policy = data.aws_iam_policy_document.converter.json
+}
+
+resource "aws_lambda_function" "converter" {
+  function_name    = local.converter_name
+  description      = "Inlet: S3 notifications -> Parquet fragments for ${local.table_uri}"
+  role             = aws_iam_role.converter.arn
+  runtime          = "provided.al2023"
+  handler          = "bootstrap"
+  architectures    = [var.architecture]
+  memory_size      = var.converter_memory_mb
+  timeout          = var.converter_timeout_seconds
+  filename         = var.converter_package.filename
+  s3_bucket        = var.converter_package.s3_bucket
+  s3_key           = var.converter_package.s3_key
+  source_code_hash = var.converter_package.filename == null ? null : filebase64sha256(var.converter_package.filename)
+  kms_key_arn      = var.kms_key_arn
+  environment {
+    variables = merge(local.common_environment, var.size_trigger ? { INLET_COMPACTOR_FUNCTION = local.compactor_name } : {})
+  }
+  tracing_config {
+    mode = "PassThrough"
+  }
+  depends_on = [aws_cloudwatch_log_group.converter, aws_iam_role_policy.converter]
+}
+
+resource "aws_lambda_event_source_mapping" "converter" {
+  event_source_arn                   = aws_sqs_queue.ingest.arn
+  function_name                      = aws_lambda_function.converter.arn
+  batch_size                         = var.batch_size
+  maximum_batching_window_in_seconds = var.maximum_batching_window_seconds
+  function_response_types            = ["ReportBatchItemFailures"]
+  scaling_config {
+    maximum_concurrency = var.maximum_concurrency
+  }
+}
+
+# ---------------------------------------------------------------- compactor
+
+data "aws_iam_policy_document" "compactor" {
+  statement {
+    sid       = "TableReadWrite"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
+    resources = ["${local.lake_bucket_arn}/${local.table_prefix}/*"]
+  }
+  statement {
+    sid       = "ListTable"
+    actions   = ["s3:ListBucket"]
+    resources = [local.lake_bucket_arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${local.table_prefix}/*"]
+    }
+  }
+  statement {
+    sid       = "Logs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.compactor.arn}:*"]
+  }
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [1]
+    content {
+      sid       = "Encryption"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = [var.kms_key_arn]
+    }
+  }
+}
+
+resource "aws_iam_role" "compactor" {
+  name               = "${var.name}-compactor"
+  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
+}
+
+resource "aws_iam_role_policy" "compactor" {
+  name   = "inlet-compactor"
+  role   = aws_iam_role.compactor.id
+  policy = data.aws_iam_policy_document.compactor.json
+}
+
+resource "aws_lambda_function" "compactor" {
+  function_name    = local.compactor_name
+  description      = "Inlet: staged fragments -> Delta commits for ${local.table_uri}"
+  role             = aws_iam_role.compactor.arn
+  runtime          = "provided.al2023"
+  handler          = "bootstrap"
+  architectures    = [var.architecture]
+  memory_size      = var.compactor_memory_mb
+  timeout          = var.compactor_timeout_seconds
+  filename         = var.compactor_package.filename
+  s3_bucket        = var.compactor_package.s3_bucket
+  s3_key           = var.compactor_package.s3_key
+  source_code_hash = var.compactor_package.filename == null ? null : filebase64sha256(var.compactor_package.filename)
+  kms_key_arn      = var.kms_key_arn
+  # One compactor per table: concurrent runs would only conflict on the Delta commit.
+  reserved_concurrent_executions = 1
+  environment {
+    variables = local.common_environment
+  }
+  tracing_config {
+    mode = "PassThrough"
+  }
+  depends_on = [aws_cloudwatch_log_group.compactor, aws_iam_role_policy.compactor]
+}
+
+# Size-trigger and scheduled invocations are asynchronous: no retries (the next run picks up
+# whatever a failed one left), and nothing older than the schedule period is worth running.
+resource "aws_lambda_function_event_invoke_config" "compactor" {
+  function_name                = aws_lambda_function.compactor.function_name
+  maximum_retry_attempts       = 0
+  maximum_event_age_in_seconds = 300
+}
+
+resource "aws_cloudwatch_event_rule" "compact" {
+  name                = "${var.name}-compact"
+  description         = "Regular Inlet compaction of ${local.table_uri}"
+  schedule_expression = var.compact_schedule
+}
+
+resource "aws_cloudwatch_event_target" "compact" {
+  rule  = aws_cloudwatch_event_rule.compact.name
+  arn   = aws_lambda_function.compactor.arn
+  input = jsonencode({})
+}
+
+resource "aws_lambda_permission" "compact" {
+  statement_id  = "compact-schedule"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.compactor.function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.compact.arn
+}
+
+resource "aws_cloudwatch_event_rule" "maintenance" {
+  count               = var.maintenance_schedule == null ? 0 : 1
+  name                = "${var.name}-maintenance"
+  description         = "Inlet maintenance of ${local.table_uri}: rewrite small files, vacuum"
+  schedule_expression = var.maintenance_schedule
+}
+
+resource "aws_cloudwatch_event_target" "maintenance" {
+  count = var.maintenance_schedule == null ? 0 : 1
+  rule  = aws_cloudwatch_event_rule.maintenance[0].name
+  arn   = aws_lambda_function.compactor.arn
+  input = jsonencode({ optimize = true, vacuum = true })
+}
+
+resource "aws_lambda_permission" "maintenance" {
+  count         = var.maintenance_schedule == null ? 0 : 1
+  statement_id  = "maintenance-schedule"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.compactor.function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.maintenance[0].arn
+}

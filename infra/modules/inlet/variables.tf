@@ -1,0 +1,305 @@
+# Inputs of the Inlet module: one Delta table fed by one raw bucket prefix.
+# Function settings (the INLET_* environment variables) carry the same defaults as the code;
+# a unit test (shared/src/config.rs) checks that they stay equal.
+
+variable "name" {
+  description = "Name of this pipeline; prefixes every resource (queues, functions, roles, alarms)."
+  type        = string
+  validation {
+    condition     = can(regex("^[a-z0-9-]{1,40}$", var.name))
+    error_message = "name must be 1-40 lowercase letters, digits or hyphens."
+  }
+}
+
+# ---------------------------------------------------------------- storage
+
+variable "raw_bucket_name" {
+  description = "Bucket the services write *.json.zst objects to."
+  type        = string
+}
+
+variable "create_raw_bucket" {
+  description = "Create the raw bucket; false uses an existing bucket by name (its notification configuration is then owned by this module)."
+  type        = bool
+  default     = true
+}
+
+variable "raw_prefix" {
+  description = "Only objects under this key prefix are ingested (\"\" for the whole bucket)."
+  type        = string
+  default     = ""
+}
+
+variable "raw_suffix" {
+  description = "Only objects whose key ends with this are ingested."
+  type        = string
+  default     = ".json.zst"
+}
+
+variable "lake_bucket_name" {
+  description = "Bucket holding the Delta table."
+  type        = string
+}
+
+variable "create_lake_bucket" {
+  description = "Create the lake bucket; false uses an existing bucket by name."
+  type        = bool
+  default     = true
+}
+
+variable "table_prefix" {
+  description = "Key prefix of the Delta table in the lake bucket (the table URI is s3://<lake>/<prefix>)."
+  type        = string
+  default     = "events"
+}
+
+variable "schema_file" {
+  description = "Local path of the declared schema (JSON); uploaded next to the table and read by both functions."
+  type        = string
+}
+
+variable "force_destroy" {
+  description = "Let terraform destroy delete buckets that still hold objects (tests and demos only)."
+  type        = bool
+  default     = false
+}
+
+variable "kms_key_arn" {
+  description = "Customer-managed KMS key for buckets, queues and logs; null uses AWS-managed encryption."
+  type        = string
+  default     = null
+}
+
+# ---------------------------------------------------------------- packages
+
+variable "converter_package" {
+  description = "Converter code: a local zip (filename, from make build-lambdas) or an S3 object (s3_bucket, s3_key)."
+  type = object({
+    filename  = optional(string)
+    s3_bucket = optional(string)
+    s3_key    = optional(string)
+  })
+}
+
+variable "compactor_package" {
+  description = "Compactor code, as converter_package."
+  type = object({
+    filename  = optional(string)
+    s3_bucket = optional(string)
+    s3_key    = optional(string)
+  })
+}
+
+variable "architecture" {
+  description = "Lambda architecture of the packages: arm64 (cheaper per GB-second) or x86_64."
+  type        = string
+  default     = "arm64"
+  validation {
+    condition     = contains(["arm64", "x86_64"], var.architecture)
+    error_message = "architecture must be arm64 or x86_64."
+  }
+}
+
+# ---------------------------------------------------------------- converter function
+
+variable "converter_memory_mb" {
+  description = "Converter memory; also buys CPU (1769 MB = one full vCPU)."
+  type        = number
+  default     = 1769
+}
+
+variable "converter_timeout_seconds" {
+  description = "Converter timeout; the queue's visibility timeout is six times this plus the batching window."
+  type        = number
+  default     = 300
+}
+
+variable "batch_size" {
+  description = "Most S3 notifications per converter invocation."
+  type        = number
+  default     = 50
+}
+
+variable "maximum_batching_window_seconds" {
+  description = "Longest the event source mapping waits to fill a batch."
+  type        = number
+  default     = 20
+}
+
+variable "maximum_concurrency" {
+  description = "Most converter invocations the queue drives at once (2-1000)."
+  type        = number
+  default     = 10
+}
+
+variable "max_receive_count" {
+  description = "Receives of a message before it moves to the dead-letter queue."
+  type        = number
+  default     = 5
+}
+
+# ---------------------------------------------------------------- compactor function
+
+variable "compactor_memory_mb" {
+  description = "Compactor memory."
+  type        = number
+  default     = 2048
+}
+
+variable "compactor_timeout_seconds" {
+  description = "Compactor timeout."
+  type        = number
+  default     = 900
+}
+
+variable "compact_schedule" {
+  description = "EventBridge schedule of regular compactions."
+  type        = string
+  default     = "rate(5 minutes)"
+}
+
+variable "maintenance_schedule" {
+  description = "EventBridge schedule of maintenance runs (optimize small files, vacuum); null disables them."
+  type        = string
+  default     = "rate(1 day)"
+}
+
+variable "size_trigger" {
+  description = "Let the converter start a compaction as soon as a target file's worth of bytes is staged."
+  type        = bool
+  default     = true
+}
+
+# ---------------------------------------------------------------- logs and alarms
+
+variable "log_retention_days" {
+  description = "Retention of the functions' CloudWatch log groups."
+  type        = number
+  default     = 30
+}
+
+variable "log_level" {
+  description = "RUST_LOG of both functions."
+  type        = string
+  default     = "info"
+}
+
+variable "alarm_actions" {
+  description = "ARNs (e.g. an SNS topic) notified when an alarm fires."
+  type        = list(string)
+  default     = []
+}
+
+variable "max_queue_age_seconds" {
+  description = "Alarm when the oldest queued notification is older than this."
+  type        = number
+  default     = 900
+}
+
+variable "max_freshness_lag_seconds" {
+  description = "Alarm when the oldest staged fragment is older than this at a compaction."
+  type        = number
+  default     = 1800
+}
+
+variable "extra_environment" {
+  description = "More environment variables for both functions (overrides the module's)."
+  type        = map(string)
+  default     = {}
+}
+
+# ---------------------------------------------------------------- INLET_* settings (same defaults as the code)
+
+variable "target_file_bytes" {
+  description = "INLET_TARGET_FILE_BYTES: target size of the Parquet files the compactor commits."
+  type        = number
+  default     = 268435456
+}
+
+variable "fragment_bytes" {
+  description = "INLET_FRAGMENT_BYTES: Arrow bytes a converter buffers per partition before it stages a fragment."
+  type        = number
+  default     = 134217728
+}
+
+variable "max_line_bytes" {
+  description = "INLET_MAX_LINE_BYTES: longest accepted NDJSON line; longer lines are quarantined."
+  type        = number
+  default     = 1048576
+}
+
+variable "unknown_fields" {
+  description = "INLET_UNKNOWN_FIELDS: ignore undeclared fields, or rescue them as JSON in _rescued."
+  type        = string
+  default     = "ignore"
+  validation {
+    condition     = contains(["ignore", "rescue"], var.unknown_fields)
+    error_message = "unknown_fields must be ignore or rescue."
+  }
+}
+
+variable "ingested_at" {
+  description = "INLET_INGESTED_AT: add an _ingested_at timestamp column."
+  type        = bool
+  default     = false
+}
+
+variable "partition_by" {
+  description = "INLET_PARTITION_BY: <column>=key or <column>=<timestamp field>; \"\" for an unpartitioned table."
+  type        = string
+  default     = ""
+}
+
+variable "min_compact_bytes" {
+  description = "INLET_MIN_COMPACT_BYTES: a scheduled compaction leaves a partition with fewer staged bytes to grow..."
+  type        = number
+  default     = 67108864
+}
+
+variable "freshness_seconds" {
+  description = "INLET_FRESHNESS_SECONDS: ...until its oldest fragment is this old."
+  type        = number
+  default     = 60
+}
+
+variable "optimize_min_files" {
+  description = "INLET_OPTIMIZE_MIN_FILES: small table files in a partition that trigger their rewrite (0: on request only)."
+  type        = number
+  default     = 16
+}
+
+variable "abandon_after_seconds" {
+  description = "INLET_ABANDON_AFTER_SECONDS: age after which an incomplete staged copy of a source is taken as abandoned."
+  type        = number
+  default     = 900
+}
+
+variable "history_retention_days" {
+  description = "INLET_HISTORY_RETENTION_DAYS: how long the load history remembers committed sources."
+  type        = number
+  default     = 30
+}
+
+variable "checkpoint_interval" {
+  description = "INLET_CHECKPOINT_INTERVAL: commits between Delta checkpoints (set at table creation)."
+  type        = number
+  default     = 100
+}
+
+variable "delta_log_retention_days" {
+  description = "INLET_LOG_RETENTION_DAYS: days Delta keeps commit files (set at table creation)."
+  type        = number
+  default     = 30
+}
+
+variable "download_concurrency" {
+  description = "INLET_DOWNLOAD_CONCURRENCY: source objects the converter downloads at once."
+  type        = number
+  default     = 16
+}
+
+variable "decode_batch_rows" {
+  description = "INLET_DECODE_BATCH_ROWS: rows per Arrow record batch when decoding NDJSON."
+  type        = number
+  default     = 1024
+}

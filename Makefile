@@ -9,7 +9,7 @@ LAMBDA_ARCH ?= arm64
 OBJECTS ?= 300
 
 .PHONY: help setup cargo-tools localstack-venv tools-venv localstack-start localstack-stop \
-        infra-check build test unit-test lint fmt demo bench build-lambdas clean
+        infra-check build test unit-test lint fmt demo bench bench-venv build-lambdas clean
 
 help:
 	@echo "make demo           run the whole pipeline on LocalStack and show the Delta table"
@@ -71,11 +71,20 @@ fmt:
 demo: setup build
 	$(WITH_LOCALSTACK) target/debug/demo
 
-# The converter core on the reference workload (OBJECTS=10000 for the big run). Not part of
-# test/CI: it needs an optimised build. Results: target/bench/inlet.json.
-bench:
+# The converter core on the reference workload (OBJECTS=10000 for the big run), then pyarrow and
+# DuckDB on the same files and schema, side by side with ratios. Not part of test/CI: it needs
+# an optimised build. Results: target/bench/report.json.
+bench: bench-venv
 	cargo build --profile perf -p inlet-bench
 	target/perf/inlet-bench --objects $(OBJECTS)
+	$(VENV)/bench/bin/python bench/peers.py --data target/bench/data --schema schemas/events.schema.json \
+	  --threads 1 2 --inlet target/bench/inlet.json --report target/bench/report.json
+
+bench-venv: $(VENV)/bench/.installed
+$(VENV)/bench/.installed: bench/requirements.txt
+	$(PYTHON) -m venv $(VENV)/bench
+	$(VENV)/bench/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	touch $@
 
 # Release zips for AWS. Not part of test/CI: a cold release build takes tens of minutes here.
 build-lambdas:

@@ -122,11 +122,14 @@ def main():
     parser.add_argument("--schema", required=True)
     parser.add_argument("--threads", type=int, nargs="+", default=[1])
     parser.add_argument("--systems", nargs="+", default=["pyarrow", "duckdb"])
+    parser.add_argument("--inlet", help="inlet-bench results (target/bench/inlet.json) to compare against")
+    parser.add_argument("--report", help="where to write the combined JSON report")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child, args.data, args.schema, args.threads[0])
         return
+    peers = []
     for system in args.systems:
         for threads in args.threads:
             result = subprocess.run(
@@ -136,7 +139,51 @@ def main():
             )
             if result.returncode != 0:
                 sys.exit(f"{system} with {threads} threads failed:\n{result.stderr}")
-            print(result.stdout.strip(), flush=True)
+            peers.append(json.loads(result.stdout))
+            print(f"  {system} ({threads} thread{'s' if threads > 1 else ''}) done", file=sys.stderr, flush=True)
+    if args.inlet:
+        with open(args.inlet) as handle:
+            inlet = [dict(run, system="inlet") for run in json.load(handle)]
+        report(inlet, peers, args.report)
+    else:
+        for run in peers:
+            print(json.dumps(run))
+
+
+def per_cpu(run):
+    return run["json_mib"] / run["cpu_seconds"]
+
+
+def report(inlet, peers, path):
+    """One table, Inlet and peers side by side, and Inlet/peer ratios at equal thread counts."""
+    rows = inlet + peers
+    for run in rows:
+        run["mib_per_s"] = run["json_mib"] / run["wall_seconds"]
+        run["mib_per_cpu_s"] = per_cpu(run)
+    header = f"{'system':<8} {'threads':>7} {'rows':>8} {'JSON MiB':>9} {'out MiB':>8} {'MiB/s':>7} {'MiB/CPU-s':>9} {'peak RSS':>9}"
+    print(header)
+    print("-" * len(header))
+    for run in rows:
+        print(f"{run['system']:<8} {run['threads']:>7} {run['rows']:>8} {run['json_mib']:>9.1f} {run['output_mib']:>8.1f} "
+              f"{run['mib_per_s']:>7.1f} {run['mib_per_cpu_s']:>9.1f} {run['peak_rss_mib']:>7.0f} M")
+    ratios = {}
+    for peer in peers:
+        ours = next((run for run in inlet if run["threads"] == peer["threads"]), None)
+        if ours is None:
+            continue
+        if ours["rows"] != peer["rows"]:
+            sys.exit(f"row counts differ: inlet {ours['rows']}, {peer['system']} {peer['rows']}")
+        key = f"{peer['system']}_{peer['threads']}t"
+        ratios[key] = {
+            "throughput_per_cpu": per_cpu(ours) / per_cpu(peer),
+            "peak_rss": ours["peak_rss_mib"] / peer["peak_rss_mib"],
+        }
+        print(f"Inlet / {peer['system']} at {peer['threads']} thread(s): {ratios[key]['throughput_per_cpu']:.2f}x MiB per CPU-s, "
+              f"{ratios[key]['peak_rss']:.2f}x peak RSS")
+    if path:
+        with open(path, "w") as handle:
+            json.dump({"runs": rows, "ratios": ratios}, handle, indent=2)
+        print(f"report: {path}")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use clap::{Parser, Subcommand};
+use parquet::basic::{Compression, ZstdLevel};
 use inlet::backfill::{ListedObject, notification_body};
 use inlet::compact::{Compactor, CompactorOptions};
 use inlet::converter::{Converter, ConverterOptions};
@@ -27,8 +28,70 @@ struct Cli {
     /// Where the generated workload is kept between runs.
     #[arg(long, default_value = "target/bench/data")]
     data: PathBuf,
+    #[command(flatten)]
+    levers: Levers,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// Converter settings to measure against the defaults (see docs/performance.md).
+#[derive(clap::Args, Debug, Clone)]
+struct Levers {
+    /// Rows per decoded record batch.
+    #[arg(long, global = true)]
+    batch_rows: Option<usize>,
+    /// Fragment page compression: zstd1, zstd3, lz4, snappy or none.
+    #[arg(long, global = true)]
+    fragment_compression: Option<String>,
+    /// Fragments without dictionary encoding.
+    #[arg(long, global = true)]
+    no_dictionary: bool,
+    /// Fragments without column statistics.
+    #[arg(long, global = true)]
+    no_statistics: bool,
+}
+
+impl Levers {
+    fn options(&self, threads: usize) -> Result<ConverterOptions> {
+        let defaults = ConverterOptions::default();
+        let mut encoding = defaults.fragment_encoding;
+        if let Some(name) = &self.fragment_compression {
+            encoding.compression = match name.as_str() {
+                "zstd1" => Compression::ZSTD(ZstdLevel::try_new(1)?),
+                "zstd3" => Compression::ZSTD(ZstdLevel::try_new(3)?),
+                "lz4" => Compression::LZ4_RAW,
+                "snappy" => Compression::SNAPPY,
+                "none" => Compression::UNCOMPRESSED,
+                other => bail!("unknown fragment compression {other:?}"),
+            };
+        }
+        encoding.dictionary &= !self.no_dictionary;
+        encoding.statistics &= !self.no_statistics;
+        Ok(ConverterOptions {
+            concurrency: threads * 2,
+            batch_rows: self.batch_rows.unwrap_or(defaults.batch_rows),
+            fragment_encoding: encoding,
+            ..defaults
+        })
+    }
+
+    /// The flags that reproduce these levers in a child process.
+    fn args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if let Some(rows) = self.batch_rows {
+            args.extend(["--batch-rows".to_string(), rows.to_string()]);
+        }
+        if let Some(name) = &self.fragment_compression {
+            args.extend(["--fragment-compression".to_string(), name.clone()]);
+        }
+        if self.no_dictionary {
+            args.push("--no-dictionary".into());
+        }
+        if self.no_statistics {
+            args.push("--no-statistics".into());
+        }
+        args
+    }
 }
 
 #[derive(Subcommand)]
@@ -79,7 +142,7 @@ fn main() -> Result<()> {
     match cli.command {
         Some(Command::Commits { .. }) => unreachable!("handled above"),
         Some(Command::Run { threads }) => {
-            let measured = run(&cli.data, &keys, threads)?;
+            let measured = run(&cli.data, &keys, threads, cli.levers.options(threads)?)?;
             println!("{}", serde_json::to_string(&measured)?);
         }
         None => {
@@ -89,6 +152,7 @@ fn main() -> Result<()> {
                 let output = std::process::Command::new(std::env::current_exe()?)
                     .args(["--objects", &cli.objects.to_string(), "--data"])
                     .arg(&cli.data)
+                    .args(cli.levers.args())
                     .args(["run", "--threads", &threads.to_string()])
                     .output()?;
                 if !output.status.success() {
@@ -119,7 +183,7 @@ fn ensure_workload(data: &Path, objects: usize) -> Result<Vec<String>> {
     Ok(keys)
 }
 
-fn run(data: &Path, keys: &[String], threads: usize) -> Result<Measurement> {
+fn run(data: &Path, keys: &[String], threads: usize, options: ConverterOptions) -> Result<Measurement> {
     let schema = Arc::new(TableSchema::parse(SCHEMA, "schemas/events.schema.json")?);
     let lake = tempfile::tempdir()?;
     let url = url::Url::from_directory_path(lake.path()).unwrap();
@@ -131,7 +195,6 @@ fn run(data: &Path, keys: &[String], threads: usize) -> Result<Measurement> {
         .max_blocking_threads(threads)
         .enable_all()
         .build()?;
-    let options = ConverterOptions { concurrency: threads * 2, ..ConverterOptions::default() };
     let converter = Converter::new(
         Arc::new(LocalSource::new(data)),
         FragmentStore::new(store.clone()),

@@ -19,7 +19,7 @@ use crate::context::Context;
 use crate::decode::{JsonDecoder, QuarantinedLine};
 use crate::error::{Error, Result};
 use crate::event::{BatchPlan, SourceObject};
-use crate::fragment::{FragmentSource, FragmentStore, FragmentWriter};
+use crate::fragment::{FragmentEncoding, FragmentSource, FragmentStore, FragmentWriter};
 use crate::metrics::Metric;
 use crate::quarantine::Quarantine;
 use crate::schema::TableSchema;
@@ -87,6 +87,8 @@ pub struct ConverterOptions {
     pub fragment_bytes: usize,
     /// Longest accepted line.
     pub max_line_bytes: usize,
+    /// How fragments are encoded.
+    pub fragment_encoding: FragmentEncoding,
 }
 
 impl Default for ConverterOptions {
@@ -96,6 +98,7 @@ impl Default for ConverterOptions {
             concurrency: 16,
             fragment_bytes: 128 * 1024 * 1024,
             max_line_bytes: crate::decode::DEFAULT_MAX_LINE_BYTES,
+            fragment_encoding: FragmentEncoding::default(),
         }
     }
 }
@@ -153,6 +156,7 @@ impl Converter {
                 concurrency: settings.download_concurrency,
                 fragment_bytes: settings.fragment_bytes,
                 max_line_bytes: settings.max_line_bytes,
+                ..ConverterOptions::default()
             },
         );
         match (&settings.compactor_function, &context.lambda) {
@@ -276,7 +280,7 @@ impl Converter {
             report.rows += rows;
             let mut writer = match writers.remove(&partition) {
                 Some(writer) => writer,
-                None => FragmentWriter::new(&self.schema.table)?,
+                None => FragmentWriter::with_encoding(&self.schema.table, &self.options.fragment_encoding)?,
             };
             let source =
                 FragmentSource { uri: object.uri(), etag: object.etag.clone(), rows, total_rows: Some(total_rows) };

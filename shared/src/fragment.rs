@@ -13,7 +13,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::{KeyValue, ParquetMetaData, ParquetMetaDataReader};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -78,6 +78,39 @@ pub struct Fragment {
     pub batches: Vec<RecordBatch>,
 }
 
+/// How fragments are encoded. They are read once, by the compactor, which re-encodes every
+/// row: what matters is the converter's CPU per byte, not the fragment's size or scan speed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FragmentEncoding {
+    /// Page compression.
+    pub compression: Compression,
+    /// Dictionary-encode columns (the Parquet default; costs a hash per value).
+    pub dictionary: bool,
+    /// Column statistics (min/max per page and chunk); nothing prunes fragments.
+    pub statistics: bool,
+}
+
+impl Default for FragmentEncoding {
+    fn default() -> Self {
+        Self { compression: Compression::ZSTD(ZstdLevel::default()), dictionary: true, statistics: true }
+    }
+}
+
+impl FragmentEncoding {
+    fn properties(&self) -> WriterProperties {
+        // Small pages and row groups: an open writer buffers up to a page and a dictionary per
+        // leaf column (~60 here), so the defaults (1 MiB each) would dominate converter memory.
+        WriterProperties::builder()
+            .set_compression(self.compression)
+            .set_dictionary_enabled(self.dictionary)
+            .set_statistics_enabled(if self.statistics { EnabledStatistics::Page } else { EnabledStatistics::None })
+            .set_data_page_size_limit(128 * 1024)
+            .set_dictionary_page_size_limit(128 * 1024)
+            .set_max_row_group_row_count(Some(16 * 1024))
+            .build()
+    }
+}
+
 /// Streams record batches into one fragment file in memory, remembering their sources.
 pub struct FragmentWriter {
     writer: ArrowWriter<Vec<u8>>,
@@ -86,18 +119,14 @@ pub struct FragmentWriter {
 }
 
 impl FragmentWriter {
-    /// A writer of fragments with `schema` (the table schema).
+    /// A writer of fragments with `schema` (the table schema), encoded the default way.
     pub fn new(schema: &SchemaRef) -> Result<Self> {
-        // Fragments are read once, by the compactor: fast zstd, no statistics to speak of.
-        // Small pages and row groups: an open writer buffers up to a page and a dictionary per
-        // leaf column (~60 here), so the defaults (1 MiB each) would dominate converter memory.
-        let properties = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
-            .set_data_page_size_limit(128 * 1024)
-            .set_dictionary_page_size_limit(128 * 1024)
-            .set_max_row_group_row_count(Some(16 * 1024))
-            .build();
-        let writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(properties))?;
+        Self::with_encoding(schema, &FragmentEncoding::default())
+    }
+
+    /// A writer of fragments with `schema`, encoded as `encoding` says.
+    pub fn with_encoding(schema: &SchemaRef, encoding: &FragmentEncoding) -> Result<Self> {
+        let writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(encoding.properties()))?;
         Ok(Self { writer, sources: Vec::new(), arrow_bytes: 0 })
     }
 

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::SqsEvent;
 use clap::{Parser, Subcommand};
 use parquet::basic::{Compression, ZstdLevel};
-use inlet::backfill::{ListedObject, notification_body};
+use inlet::backfill::sqs_message;
 use inlet::compact::{Compactor, CompactorOptions};
 use inlet::converter::{Converter, ConverterOptions};
 use inlet::event::SourceObject;
@@ -204,15 +204,8 @@ fn run(data: &Path, keys: &[String], threads: usize, options: ConverterOptions) 
     );
     let mut event = SqsEvent::default();
     for (index, key) in keys.iter().enumerate() {
-        let listed = ListedObject {
-            object: SourceObject { bucket: "raw".into(), key: key.clone(), etag: None },
-            size: 0,
-            last_modified: None,
-        };
-        let mut message = SqsMessage::default();
-        message.message_id = Some(index.to_string());
-        message.body = Some(notification_body(&listed));
-        event.records.push(message);
+        let object = SourceObject { bucket: "raw".into(), key: key.clone(), etag: None };
+        event.records.push(sqs_message(index.to_string(), object));
     }
     let cpu_before = cpu_seconds()?;
     let started = Instant::now();

@@ -100,6 +100,16 @@ pub async fn list_objects(
     Ok(listed)
 }
 
+/// An SQS message carrying the synthetic notification for `object`, as the converter receives
+/// it from the event source mapping (for local runs, benchmarks and tests).
+pub fn sqs_message(id: impl Into<String>, object: SourceObject) -> aws_lambda_events::event::sqs::SqsMessage {
+    let listed = ListedObject { object, size: 0, last_modified: None };
+    let mut message = aws_lambda_events::event::sqs::SqsMessage::default();
+    message.message_id = Some(id.into());
+    message.body = Some(notification_body(&listed));
+    message
+}
+
 /// The S3 `ObjectCreated` notification S3 itself would have sent for `listed`.
 pub fn notification_body(listed: &ListedObject) -> String {
     let key = utf8_percent_encode(&listed.object.key, KEY_SAFE).to_string().replace(' ', "+");

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use inlet::backfill::{ListedObject, notification_body};
+use aws_lambda_events::event::sqs::SqsEvent;
+use inlet::backfill::sqs_message;
 use inlet::converter::{Converter, ConverterOptions};
 use inlet::event::SourceObject;
 use inlet::fragment::FragmentStore;
@@ -36,15 +36,8 @@ async fn a_200_object_batch_stays_within_the_configured_memory() {
         lines += ndjson.iter().filter(|b| **b == b'\n').count() as u64;
         let key = format!("svc/date=2026-05-16/{index:04}.json.zst");
         source.put("raw", &key, sample::zstd_compress(&ndjson));
-        let listed = ListedObject {
-            object: SourceObject { bucket: "raw".into(), key, etag: Some(format!("etag-{index}")) },
-            size: 0,
-            last_modified: None,
-        };
-        let mut message = SqsMessage::default();
-        message.message_id = Some(format!("m{index}"));
-        message.body = Some(notification_body(&listed));
-        event.records.push(message);
+        let object = SourceObject { bucket: "raw".into(), key, etag: Some(format!("etag-{index}")) };
+        event.records.push(sqs_message(format!("m{index}"), object));
     }
 
     let lake = tempfile::tempdir().unwrap();

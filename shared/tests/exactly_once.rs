@@ -8,7 +8,7 @@ use std::sync::Arc;
 use arrow_array::cast::AsArray;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use deltalake::DeltaTable;
-use inlet::backfill::{ListedObject, notification_body};
+use inlet::backfill::sqs_message;
 use inlet::compact::{Compactor, CompactorOptions};
 use inlet::converter::{Converter, ConverterOptions};
 use inlet::event::SourceObject;
@@ -24,15 +24,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 const OBJECTS: usize = 1000;
 
 fn message(id: String, key: &str) -> SqsMessage {
-    let listed = ListedObject {
-        object: SourceObject { bucket: "raw".into(), key: key.into(), etag: Some("v1".into()) },
-        size: 0,
-        last_modified: None,
-    };
-    let mut message = SqsMessage::default();
-    message.message_id = Some(id);
-    message.body = Some(notification_body(&listed));
-    message
+    sqs_message(id, SourceObject { bucket: "raw".into(), key: key.into(), etag: Some("v1".into()) })
 }
 
 fn event_ids_in(dir: &std::path::Path, table: &DeltaTable) -> Vec<String> {

@@ -9,7 +9,7 @@ LAMBDA_ARCH ?= arm64
 OBJECTS ?= 300
 
 .PHONY: help setup cargo-tools localstack-venv tools-venv localstack-start localstack-stop \
-        infra-check build test unit-test lint fmt demo bench bench-venv build-lambdas clean
+        infra-check build test unit-test lint fmt demo bench bench-venv coldstart build-lambdas clean
 
 help:
 	@echo "make demo           run the whole pipeline on LocalStack and show the Delta table"
@@ -74,11 +74,23 @@ demo: setup build
 # The converter core on the reference workload (OBJECTS=10000 for the big run), then pyarrow and
 # DuckDB on the same files and schema, side by side with ratios. Not part of test/CI: it needs
 # an optimised build. Results: target/bench/report.json.
+PERF_BUILD := cargo build --profile perf -p inlet-bench -p converter -p compactor
+
 bench: bench-venv
-	cargo build --profile perf -p inlet-bench
+	$(PERF_BUILD)
 	target/perf/inlet-bench --objects $(OBJECTS)
 	$(VENV)/bench/bin/python bench/peers.py --data target/bench/data --schema schemas/events.schema.json \
 	  --threads 1 2 --inlet target/bench/inlet.json --report target/bench/report.json
+
+# Init and first-invocation time of the function binaries (optimised, x86_64), median of 5.
+coldstart: bench-venv
+	$(PERF_BUILD)
+	$(VENV)/bench/bin/python bench/coldstart.py target/perf/converter --event '{"Records":[]}' \
+	  --env INLET_SCHEMA=$(CURDIR)/schemas/events.schema.json --env AWS_REGION=us-east-1 \
+	  --env AWS_ACCESS_KEY_ID=cold --env AWS_SECRET_ACCESS_KEY=start
+	$(VENV)/bench/bin/python bench/coldstart.py target/perf/compactor --event '{}' \
+	  --env INLET_SCHEMA=$(CURDIR)/schemas/events.schema.json --env AWS_REGION=us-east-1 \
+	  --env AWS_ACCESS_KEY_ID=cold --env AWS_SECRET_ACCESS_KEY=start
 
 bench-venv: $(VENV)/bench/.installed
 $(VENV)/bench/.installed: bench/requirements.txt

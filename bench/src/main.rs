@@ -9,7 +9,6 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use aws_lambda_events::event::sqs::SqsEvent;
 use clap::{Parser, Subcommand};
-use parquet::basic::{Compression, ZstdLevel};
 use inlet::backfill::sqs_message;
 use inlet::compact::{Compactor, CompactorOptions};
 use inlet::converter::{Converter, ConverterOptions};
@@ -18,6 +17,7 @@ use inlet::fragment::FragmentStore;
 use inlet::quarantine::Quarantine;
 use inlet::schema::TableSchema;
 use inlet::source::LocalSource;
+use parquet::basic::{Compression, ZstdLevel};
 use serde::{Deserialize, Serialize};
 
 #[derive(Parser)]

@@ -58,6 +58,21 @@ pub enum Error {
 }
 
 impl Error {
+    /// A short, stable name for the kind of failure (Lambda's `errorType`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Config(_) => "Inlet.Config",
+            Error::Schema { .. } => "Inlet.Schema",
+            Error::Source { .. } => "Inlet.Source",
+            Error::Storage(_) => "Inlet.Storage",
+            Error::Delta(_) => "Inlet.Delta",
+            Error::Arrow(_) => "Inlet.Arrow",
+            Error::Parquet(_) => "Inlet.Parquet",
+            Error::Io(_) => "Inlet.Io",
+            Error::Json(_) => "Inlet.Json",
+        }
+    }
+
     /// Whether the failed operation may succeed if simply retried.
     pub fn is_retryable(&self) -> bool {
         match self {

@@ -3,7 +3,7 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use inlet::context::Context;
 use inlet::converter::Converter;
-use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use lambda_runtime::{Diagnostic, Error, LambdaEvent, run, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -12,9 +12,13 @@ async fn main() -> Result<(), Error> {
     let converter = &Converter::from_context(&context);
     let table = context.settings.table_uri.as_str();
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let report = converter.convert(&event.payload).await?;
+        // Per-object failures are reported per message; an error here fails the whole batch.
+        let report = converter.convert(&event.payload).await.map_err(|error| {
+            tracing::error!(error = %error, kind = error.kind(), "batch failed");
+            Diagnostic { error_type: error.kind().to_string(), error_message: error.to_string() }
+        })?;
         inlet::metrics::emit("converter", table, &report.metrics());
-        Ok::<SqsBatchResponse, Error>(report.batch_response())
+        Ok::<SqsBatchResponse, Diagnostic>(report.batch_response())
     }))
     .await
 }

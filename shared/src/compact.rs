@@ -656,6 +656,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn merged_files_are_cut_near_the_target_size() {
+        let lake = lake(Layout::default());
+        let mut table = lake.table().await;
+        for i in 0..60 {
+            lake.stage("b1", &format!("o{i}.json"), i * 2000..i * 2000 + 2000).await;
+        }
+        let target = 64 * 1024;
+        let options = CompactorOptions { target_file_bytes: target, ..test_options() };
+        let report =
+            Compactor::new(lake.store.clone(), lake.schema.clone(), options).run(&mut table, false).await.unwrap();
+        let mut sizes: Vec<u64> = table.snapshot().unwrap().log_data().iter().map(|f| f.size() as u64).collect();
+        sizes.sort();
+        assert!(sizes.len() >= 3, "120,000 rows at a {target}-byte target make several files: {sizes:?}");
+        assert_eq!((report.files, report.rows), (sizes.len(), 120_000));
+        // Every file but the last one written is cut near the target.
+        for size in &sizes[1..] {
+            assert!((target / 2..=target * 2).contains(size), "{size} bytes, target {target}: {sizes:?}");
+        }
+        assert_eq!(lake.rows(&table), (0..120_000).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
     async fn fragments_become_one_commit_and_are_deleted() {
         let lake = lake(Layout::default());
         lake.stage("b1", "a.json", 0..100).await;

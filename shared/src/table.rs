@@ -103,7 +103,7 @@ pub fn data_writer(table: &DeltaTable, schema: SchemaRef, target_file_bytes: u64
     let config = WriterConfig::new(
         schema,
         snapshot.metadata().partition_columns().to_vec(),
-        Some(data_file_properties()?),
+        Some(data_file_properties(target_file_bytes)?),
         Some(NonZeroU64::new(target_file_bytes).ok_or_else(|| Error::Config("target file size is 0".into()))?),
         None,
         properties.data_skipping_num_indexed_cols.unwrap_or_default(),
@@ -113,10 +113,16 @@ pub fn data_writer(table: &DeltaTable, schema: SchemaRef, target_file_bytes: u64
 }
 
 /// Settings of committed files: zstd, row groups big enough for efficient scans and small
-/// enough to bound the writer's memory; statistics (for pruning) are on by default.
-fn data_file_properties() -> Result<WriterProperties> {
+/// enough to bound the writer's memory; statistics (for pruning) are on by default. The writer
+/// cuts files on its estimate of the bytes written, which counts open dictionaries and pages
+/// uncompressed: capping both at 1/64 of the target (1 MiB, the Parquet default, for targets of
+/// 64 MiB and more) keeps that estimate, and so the file sizes, close to the target.
+fn data_file_properties(target_file_bytes: u64) -> Result<WriterProperties> {
+    let page_bytes = (target_file_bytes / 64).clamp(1024, 1024 * 1024) as usize;
     Ok(WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
         .set_max_row_group_row_count(Some(128 * 1024))
+        .set_data_page_size_limit(page_bytes)
+        .set_dictionary_page_size_limit(page_bytes)
         .build())
 }

@@ -101,6 +101,9 @@ enum Command {
         #[arg(long)]
         threads: usize,
     },
+    /// The deployed path on a running LocalStack (perf binaries as functions): wall time from the
+    /// first PUT to committed rows, and the CPU Inlet's functions and LocalStack each used.
+    E2e,
     /// Compaction commits on a growing table: latency per commit, checkpoints, table load time.
     Commits {
         /// Compactions to run, each committing one small fragment.
@@ -141,6 +144,13 @@ fn main() -> Result<()> {
     let keys = ensure_workload(&cli.data, cli.objects)?;
     match cli.command {
         Some(Command::Commits { .. }) => unreachable!("handled above"),
+        Some(Command::E2e) => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            let measured = runtime.block_on(end_to_end(&cli.data, &keys))?;
+            println!("{}", serde_json::to_string_pretty(&measured)?);
+            std::fs::create_dir_all("target/bench")?;
+            std::fs::write("target/bench/e2e.json", serde_json::to_vec_pretty(&measured)?)?;
+        }
         Some(Command::Run { threads }) => {
             let measured = run(&cli.data, &keys, threads, cli.levers.options(threads)?)?;
             println!("{}", serde_json::to_string(&measured)?);
@@ -387,4 +397,84 @@ fn print_table(results: &[Measurement]) {
             m.peak_rss_with_compaction_mib
         );
     }
+}
+
+/// User + system CPU seconds of one process, from /proc/<pid>/stat.
+fn process_cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// CPU seconds of every running function bootstrap (processes run from `lambda-local`).
+fn functions_cpu_seconds() -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return 0.0 };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/exe"))
+                .is_ok_and(|exe| exe.to_string_lossy().contains("lambda-local"))
+        })
+        .filter_map(process_cpu_seconds)
+        .sum()
+}
+
+/// Puts the workload into a freshly deployed pipeline on LocalStack and waits for its rows.
+async fn end_to_end(data: &Path, keys: &[String]) -> Result<serde_json::Value> {
+    let localstack = inlet_tests::LocalStack::connect().await?;
+    let pid_file = inlet_tests::workspace_root().join(".localstack/localstack.pid");
+    let localstack_pid: u32 = std::fs::read_to_string(&pid_file)
+        .with_context(|| format!("{} (start LocalStack with make localstack-start)", pid_file.display()))?
+        .trim()
+        .parse()?;
+    let options = inlet_tests::PipelineOptions {
+        profile: "perf",
+        batch_size: 10,
+        converter_timeout_seconds: 300,
+        visibility_timeout_seconds: 1800,
+        environment: vec![("INLET_MIN_COMPACT_BYTES".into(), "1".into())],
+        ..Default::default()
+    };
+    let pipeline = inlet_tests::Pipeline::deploy(&localstack, "bench", options).await?;
+    let bodies: Vec<(String, Vec<u8>)> = keys
+        .iter()
+        .map(|key| {
+            Ok((format!("web/date=2026-05-16/{}", key.replace('/', "-")), std::fs::read(data.join("raw").join(key))?))
+        })
+        .collect::<Result<_>>()?;
+    let json_bytes: u64 =
+        bodies.iter().map(|(_, body)| zstd::decode_all(&body[..]).map_or(0, |b| b.len() as u64)).sum();
+    let (functions_before, localstack_before) =
+        (functions_cpu_seconds(), process_cpu_seconds(localstack_pid).unwrap_or(0.0));
+    let started = Instant::now();
+    let mut uris = Vec::new();
+    for (key, body) in bodies {
+        pipeline.put(&key, body).await?;
+        uris.push(format!("s3://{}/{key}", pipeline.raw_bucket));
+    }
+    let put_seconds = started.elapsed().as_secs_f64();
+    pipeline.wait_for_staged(&uris, std::time::Duration::from_secs(1800)).await?;
+    let staged_seconds = started.elapsed().as_secs_f64();
+    let report = pipeline.compact(serde_json::json!({"force": true})).await?;
+    let wall_seconds = started.elapsed().as_secs_f64();
+    let functions_cpu = functions_cpu_seconds() - functions_before;
+    let localstack_cpu = process_cpu_seconds(localstack_pid).unwrap_or(0.0) - localstack_before;
+    let table = pipeline.read_table(false).await?;
+    let json_mib = json_bytes as f64 / 1048576.0;
+    Ok(serde_json::json!({
+        "objects": keys.len(),
+        "json_mib": json_mib,
+        "rows": table.num_rows,
+        "rows_committed": report["rows"],
+        "put_seconds": put_seconds,
+        "staged_seconds": staged_seconds,
+        "wall_seconds": wall_seconds,
+        "mib_per_s": json_mib / wall_seconds,
+        "functions_cpu_seconds": functions_cpu,
+        "localstack_cpu_seconds": localstack_cpu,
+        "functions_cpu_share": functions_cpu / (functions_cpu + localstack_cpu),
+    }))
 }

@@ -100,6 +100,8 @@ pub struct PipelineOptions {
     pub environment: Vec<(String, String)>,
     /// Let the converter invoke the compactor once a file's worth is staged.
     pub size_trigger: bool,
+    /// Cargo profile whose binaries the functions run (`debug`; `perf` for benchmarks).
+    pub profile: &'static str,
 }
 
 impl Default for PipelineOptions {
@@ -112,6 +114,7 @@ impl Default for PipelineOptions {
             converter_timeout_seconds: 30,
             environment: Vec::new(),
             size_trigger: false,
+            profile: "debug",
         }
     }
 }
@@ -201,9 +204,17 @@ impl Pipeline {
         if options.size_trigger {
             converter_environment.push(("INLET_COMPACTOR_FUNCTION".into(), compactor.clone()));
         }
-        create_function(ls, &converter, "converter", &role, &converter_environment, options.converter_timeout_seconds)
-            .await?;
-        create_function(ls, &compactor, "compactor", &role, &environment, 300).await?;
+        let code = |binary: &str| code_dir_of(binary, options.profile);
+        create_function(
+            ls,
+            &converter,
+            &code("converter")?,
+            &role,
+            &converter_environment,
+            options.converter_timeout_seconds,
+        )
+        .await?;
+        create_function(ls, &compactor, &code("compactor")?, &role, &environment, 300).await?;
         ls.lambda
             .create_event_source_mapping()
             .event_source_arn(&ingest_arn)
@@ -446,11 +457,20 @@ async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String> {
 /// Lays out a function's code directory (`bootstrap` = the debug binary) for LocalStack's
 /// hot-reload code source, so no zip of a large debug binary is uploaded per test.
 pub fn code_dir(binary: &str) -> Result<PathBuf> {
+    code_dir_of(binary, "debug")
+}
+
+/// [`code_dir`] for the binary of a cargo profile (`debug`, `perf`).
+pub fn code_dir_of(binary: &str, profile: &str) -> Result<PathBuf> {
     let root = workspace_root();
     let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target"));
-    let built = target.join("debug").join(binary);
+    let built = target.join(profile).join(binary);
     ensure!(built.exists(), "{} is missing: build it with `cargo build -p {binary}` (make test does)", built.display());
-    let dir = target.join("lambda-local").join(binary);
+    // Debug code keeps its historical place; other profiles get their own directory.
+    let dir = match profile {
+        "debug" => target.join("lambda-local").join(binary),
+        _ => target.join("lambda-local").join(profile).join(binary),
+    };
     std::fs::create_dir_all(&dir)?;
     let bootstrap = dir.join("bootstrap");
     let fresh = std::fs::metadata(&bootstrap)
@@ -467,12 +487,11 @@ pub fn code_dir(binary: &str) -> Result<PathBuf> {
 async fn create_function(
     ls: &LocalStack,
     name: &str,
-    binary: &str,
+    dir: &Path,
     role: &str,
     environment: &[(String, String)],
     timeout_seconds: i32,
 ) -> Result<()> {
-    let dir = code_dir(binary)?;
     let variables: HashMap<String, String> = environment.iter().cloned().collect();
     ls.lambda
         .create_function()

@@ -95,14 +95,14 @@ fn bin_pack(mut files: Vec<TableFile>, target: u64) -> Vec<Vec<TableFile>> {
 
 /// Rewrites small files of `table` into target-sized ones. `partitions` (Hive directories)
 /// limits the pass; `force` rewrites every partition with two or more small files, however
-/// few.
+/// few. Works from the table state already loaded (the compactor has just refreshed or
+/// committed it); a newer commit by someone else is caught by the commit's conflict check.
 pub async fn optimize(
     table: &mut DeltaTable,
     options: &OptimizeOptions,
     partitions: Option<&[String]>,
     force: bool,
 ) -> Result<OptimizeReport> {
-    table.update_state().await?;
     let snapshot = table.snapshot()?;
     let metadata = snapshot.metadata().clone();
     let columns = metadata.partition_columns().to_vec();

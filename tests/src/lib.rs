@@ -300,7 +300,7 @@ impl Pipeline {
         let store = self.fragments()?;
         let mut sources = Vec::new();
         for meta in store.list().await? {
-            sources.extend(store.read(&meta.location).await?.sources.into_iter().map(|s| s.uri));
+            sources.extend(store.info(&meta).await?.sources.into_iter().map(|s| s.uri));
         }
         Ok(sources)
     }

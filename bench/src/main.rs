@@ -49,6 +49,9 @@ struct Levers {
     /// Fragments without column statistics.
     #[arg(long, global = true)]
     no_statistics: bool,
+    /// Decode with arrow-json only, not the one-pass decoder.
+    #[arg(long, global = true)]
+    arrow_json: bool,
 }
 
 impl Levers {
@@ -71,6 +74,7 @@ impl Levers {
             concurrency: threads * 2,
             batch_rows: self.batch_rows.unwrap_or(defaults.batch_rows),
             fragment_encoding: encoding,
+            direct_decode: !self.arrow_json,
             ..defaults
         })
     }
@@ -89,6 +93,9 @@ impl Levers {
         }
         if self.no_statistics {
             args.push("--no-statistics".into());
+        }
+        if self.arrow_json {
+            args.push("--arrow-json".into());
         }
         args
     }

@@ -89,6 +89,8 @@ pub struct ConverterOptions {
     pub max_line_bytes: usize,
     /// How fragments are encoded.
     pub fragment_encoding: FragmentEncoding,
+    /// Try the one-pass decoder ([`crate::direct`]) before arrow-json.
+    pub direct_decode: bool,
 }
 
 impl Default for ConverterOptions {
@@ -99,6 +101,7 @@ impl Default for ConverterOptions {
             fragment_bytes: 128 * 1024 * 1024,
             max_line_bytes: crate::decode::DEFAULT_MAX_LINE_BYTES,
             fragment_encoding: FragmentEncoding::default(),
+            direct_decode: true,
         }
     }
 }
@@ -132,7 +135,9 @@ impl Converter {
         schema: Arc<TableSchema>,
         options: ConverterOptions,
     ) -> Self {
-        let decoder = JsonDecoder::new(schema.clone(), options.batch_rows).with_max_line_bytes(options.max_line_bytes);
+        let decoder = JsonDecoder::new(schema.clone(), options.batch_rows)
+            .with_max_line_bytes(options.max_line_bytes)
+            .with_direct(options.direct_decode);
         let options = ConverterOptions { concurrency: options.concurrency.max(1), ..options };
         Self { source, fragments, quarantine, schema, decoder, options, trigger: None }
     }

@@ -7,6 +7,7 @@ use arrow_array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray,
 use arrow_json::ReaderBuilder;
 use serde::{Deserialize, Serialize};
 
+use crate::direct::DirectDecoder;
 use crate::error::{Error, Result};
 use crate::event::SourceObject;
 use crate::schema::{INGESTED_AT_COLUMN, RESCUED_COLUMN, SOURCE_ETAG_COLUMN, SOURCE_FILE_COLUMN, TableSchema};
@@ -55,6 +56,8 @@ pub struct JsonDecoder {
     declared: Arc<HashSet<String>>,
     batch_rows: usize,
     max_line_bytes: usize,
+    /// The one-pass decoder, tried first when the schema's types allow it.
+    direct: Option<DirectDecoder>,
 }
 
 /// What every row of one object shares.
@@ -76,11 +79,18 @@ impl JsonDecoder {
     pub fn new(schema: Arc<TableSchema>, batch_rows: usize) -> Self {
         let declared = schema.decoded.fields().iter().map(|f| f.name().clone()).collect();
         Self {
+            direct: DirectDecoder::new(schema.decoded.clone(), batch_rows),
             schema,
             declared: Arc::new(declared),
             batch_rows: batch_rows.max(1),
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
         }
+    }
+
+    /// Decodes with arrow-json only (`false`), or tries the one-pass [`DirectDecoder`] first.
+    pub fn with_direct(mut self, direct: bool) -> Self {
+        self.direct = if direct { DirectDecoder::new(self.schema.decoded.clone(), self.batch_rows) } else { None };
+        self
     }
 
     /// Refuses (quarantines) lines longer than `max_line_bytes`.
@@ -100,14 +110,30 @@ impl JsonDecoder {
         let ingested_at = chrono::Utc::now().timestamp_micros();
         let origin = Origin { uri: &uri, etag: object.etag.as_deref(), ingested_at };
         let rescue = self.schema.layout.rescue_unknown_fields;
-        // Fast path: the whole object in one pass. Only objects with a bad or over-long line,
-        // or deployments rescuing unknown fields, pay for the line-by-line pass below.
-        if !rescue
-            && longest_line(data) <= self.max_line_bytes
-            && let Ok(batches) = self.decode_rows(data, &origin, None)
-            && !batches.is_empty()
-        {
-            return Ok(DecodedObject { batches, quarantined: Vec::new() });
+        // Fast paths: the whole object in one pass, by the direct decoder, else by arrow-json.
+        // Only objects with a bad or over-long line, or deployments rescuing unknown fields, pay
+        // for the line-by-line pass below.
+        if !rescue && longest_line(data) <= self.max_line_bytes {
+            if let Some(direct) = &self.direct
+                && let Ok(rows) = direct.decode(data)
+                && !rows.is_empty()
+            {
+                let batches = rows
+                    .into_iter()
+                    .map(|batch| self.complete(batch, &origin, None))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|err| Error::Source {
+                        uri: uri.clone(),
+                        reason: format!("decoded rows do not fit the table: {err}"),
+                        retryable: false,
+                    })?;
+                return Ok(DecodedObject { batches, quarantined: Vec::new() });
+            }
+            if let Ok(batches) = self.decode_rows(data, &origin, None)
+                && !batches.is_empty()
+            {
+                return Ok(DecodedObject { batches, quarantined: Vec::new() });
+            }
         }
 
         let mut kept = Vec::with_capacity(data.len());
@@ -388,5 +414,26 @@ mod tests {
         let lines = data.iter().filter(|b| **b == b'\n').count();
         let decoded = JsonDecoder::new(schema, 1024).decode(&object(), &data).unwrap();
         assert_eq!(decoded.rows(), lines as u64);
+    }
+
+    #[test]
+    fn the_direct_decoder_and_arrow_json_ingest_and_quarantine_the_same() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/events.schema.json");
+        let schema = Arc::new(TableSchema::from_path(std::path::Path::new(path)).unwrap());
+        let clean = crate::sample::ndjson_object(3, 0, 64 * 1024);
+        let mut mixed = clean.clone();
+        mixed.extend_from_slice(
+            b"{\"event_id\":\"x\",\"event_time\":\"2026-05-16T00:00:00Z\",\"http_status\":\"200\"}\n",
+        );
+        mixed.extend_from_slice(b"{\"event_id\":\"y\",\"event_time\":\"2026-05-16T00:00:00Z\",\"retries\":true}\n");
+        // The string "200" is coerced by arrow-json (the direct decoder hands that object over);
+        // a boolean for an integer is refused by both.
+        for (data, refused) in [(clean, 0), (mixed, 1)] {
+            let direct = JsonDecoder::new(schema.clone(), 100).decode(&object(), &data).unwrap();
+            let arrow = JsonDecoder::new(schema.clone(), 100).with_direct(false).decode(&object(), &data).unwrap();
+            assert_eq!(direct.batches, arrow.batches);
+            assert_eq!(direct.quarantined, arrow.quarantined);
+            assert_eq!(direct.quarantined.len(), refused);
+        }
     }
 }

@@ -14,6 +14,7 @@ pub mod config;
 pub mod context;
 pub mod converter;
 pub mod decode;
+pub mod direct;
 pub mod error;
 pub mod event;
 pub mod evolution;

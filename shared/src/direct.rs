@@ -1,0 +1,1044 @@
+//! NDJSON straight into the Arrow columns of the declared schema, in one pass over the bytes.
+//!
+//! arrow-json first writes every token of a batch to a tape, then walks the tape once per
+//! column. On wide event lines that was about half of the converter's CPU. This decoder reads
+//! each value once and appends it to its column on the spot.
+//!
+//! It is deliberately narrower than arrow-json. It accepts only input whose values it decodes
+//! exactly as arrow-json would (strings for string columns, JSON integers for integer columns,
+//! numbers for floats, text arrow-cast parses for timestamps and dates) and *rejects* the rest:
+//! type coercions, duplicate keys, nulls in non-nullable columns, malformed JSON. A rejected
+//! object is decoded again by arrow-json, whose line-by-line pass quarantines the bad lines
+//! with its own messages, so what is ingested or quarantined never depends on which decoder
+//! ran. The tests hold both decoders to identical batches.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_array::builder::{BooleanBufferBuilder, NullBufferBuilder};
+use arrow_array::timezone::Tz;
+use arrow_array::types::{
+    Date32Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, TimestampMicrosecondType,
+};
+use arrow_array::{
+    ArrayRef, ArrowPrimitiveType, BooleanArray, ListArray, MapArray, PrimitiveArray, RecordBatch, StringArray,
+    StructArray,
+};
+use arrow_buffer::OffsetBuffer;
+use arrow_cast::parse::{Parser, string_to_datetime};
+use arrow_schema::{ArrowError, DataType, FieldRef, Fields, SchemaRef, TimeUnit};
+
+/// Why the direct decoder handed an object back to arrow-json (for logs and tests only: users
+/// see arrow-json's verdict).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// Byte offset in the object where decoding stopped.
+    pub offset: usize,
+    /// What was expected there.
+    pub reason: &'static str,
+}
+
+type Decoded<T> = std::result::Result<T, Rejected>;
+
+/// Deepest nesting skipped inside fields the schema does not declare.
+const MAX_SKIPPED_DEPTH: usize = 64;
+
+/// Decodes objects for one schema; `None` from [`DirectDecoder::new`] means the schema holds a
+/// type this decoder leaves to arrow-json.
+#[derive(Debug, Clone)]
+pub struct DirectDecoder {
+    schema: SchemaRef,
+    batch_rows: usize,
+}
+
+impl DirectDecoder {
+    /// A decoder for `schema` (every type supported) producing batches of `batch_rows` rows.
+    pub fn new(schema: SchemaRef, batch_rows: usize) -> Option<Self> {
+        schema
+            .fields()
+            .iter()
+            .all(|field| supported(field.data_type()))
+            .then_some(Self { schema, batch_rows: batch_rows.max(1) })
+    }
+
+    /// Every value of the whole object as record batches, or where it stopped.
+    pub fn decode(&self, data: &[u8]) -> Decoded<Vec<RecordBatch>> {
+        if let Err(err) = simdutf8::compat::from_utf8(data) {
+            return Err(Rejected { offset: err.valid_up_to(), reason: "UTF-8" });
+        }
+        let mut rows = StructColumn::new(self.schema.fields());
+        let mut cursor = Cursor { bytes: data, pos: 0, scratch: Vec::new() };
+        let mut batches = Vec::new();
+        let mut pending = 0;
+        loop {
+            cursor.skip_whitespace();
+            match cursor.peek() {
+                None => break,
+                Some(b'{') => rows.parse_object(&mut cursor)?,
+                Some(_) => return Err(cursor.reject("an object")),
+            }
+            pending += 1;
+            if pending == self.batch_rows {
+                batches.push(self.finish(&mut rows, cursor.pos)?);
+                pending = 0;
+            }
+        }
+        if pending > 0 {
+            batches.push(self.finish(&mut rows, cursor.pos)?);
+        }
+        Ok(batches)
+    }
+
+    fn finish(&self, rows: &mut StructColumn, offset: usize) -> Decoded<RecordBatch> {
+        // The root is never null; its validity only counted rows.
+        rows.nulls = NullBufferBuilder::new(0);
+        let columns = rows.finish_children().map_err(|_| Rejected { offset, reason: "valid arrays" })?;
+        RecordBatch::try_new(self.schema.clone(), columns).map_err(|_| Rejected { offset, reason: "a valid batch" })
+    }
+}
+
+fn supported(data_type: &DataType) -> bool {
+    match data_type {
+        DataType::Utf8
+        | DataType::Boolean
+        | DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::Float32
+        | DataType::Float64
+        | DataType::Date32
+        | DataType::Timestamp(TimeUnit::Microsecond, _) => true,
+        DataType::Struct(fields) => fields.iter().all(|f| supported(f.data_type())),
+        DataType::List(element) => supported(element.data_type()),
+        DataType::Map(entries, _) => match entries.data_type() {
+            DataType::Struct(kv) => {
+                kv.len() == 2 && kv[0].data_type() == &DataType::Utf8 && supported(kv[1].data_type())
+            }
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// The bytes of one object and a position in them.
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    /// Unescaped keys and skipped strings.
+    scratch: Vec<u8>,
+}
+
+/// A JSON number: its text, and its value when it is an integer that fits `i64`.
+struct Number<'a> {
+    text: &'a str,
+    integer: Option<i64>,
+}
+
+impl<'a> Cursor<'a> {
+    fn reject(&self, reason: &'static str) -> Rejected {
+        Rejected { offset: self.pos, reason }
+    }
+
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    #[inline]
+    fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    #[inline]
+    fn eat(&mut self, byte: u8, reason: &'static str) -> Decoded<()> {
+        if self.peek() == Some(byte) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(self.reject(reason))
+        }
+    }
+
+    fn literal(&mut self, text: &'static [u8]) -> Decoded<()> {
+        if self.bytes[self.pos..].starts_with(text) {
+            self.pos += text.len();
+            Ok(())
+        } else {
+            Err(self.reject("true, false or null"))
+        }
+    }
+
+    /// After a value: `,` (then whitespace) continues the container, `close` ends it.
+    #[inline]
+    fn next_or_close(&mut self, close: u8) -> Decoded<bool> {
+        self.skip_whitespace();
+        match self.peek() {
+            Some(b',') => {
+                self.pos += 1;
+                self.skip_whitespace();
+                Ok(true)
+            }
+            Some(byte) if byte == close => {
+                self.pos += 1;
+                Ok(false)
+            }
+            _ => Err(self.reject("',' or the end of the container")),
+        }
+    }
+
+    /// Appends the string at the cursor, unescaped, to `out`.
+    fn string_into(&mut self, out: &mut Vec<u8>) -> Decoded<()> {
+        self.eat(b'"', "a string")?;
+        loop {
+            let rest = &self.bytes[self.pos..];
+            let Some(stop) = memchr::memchr2(b'"', b'\\', rest) else {
+                return Err(self.reject("the end of the string"));
+            };
+            out.extend_from_slice(&rest[..stop]);
+            self.pos += stop + 1;
+            if rest[stop] == b'"' {
+                return Ok(());
+            }
+            self.escape_into(out)?;
+        }
+    }
+
+    /// The escape after a backslash, as arrow-json reads it.
+    fn escape_into(&mut self, out: &mut Vec<u8>) -> Decoded<()> {
+        let byte = self.peek().ok_or_else(|| self.reject("an escape"))?;
+        self.pos += 1;
+        let plain = match byte {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            b'/' => b'/',
+            b'b' => 8,
+            b'f' => 12,
+            b'n' => b'\n',
+            b'r' => b'\r',
+            b't' => b'\t',
+            b'u' => {
+                let high = self.hex4()?;
+                let code = match high {
+                    0xD800..=0xDBFF => {
+                        self.eat(b'\\', "a low surrogate")?;
+                        self.eat(b'u', "a low surrogate")?;
+                        let low = self.hex4()?;
+                        if !(0xDC00..=0xDFFF).contains(&low) {
+                            return Err(self.reject("a low surrogate"));
+                        }
+                        0x10000 + ((u32::from(high) - 0xD800) << 10) + (u32::from(low) - 0xDC00)
+                    }
+                    0xDC00..=0xDFFF => return Err(self.reject("a high surrogate first")),
+                    _ => u32::from(high),
+                };
+                let c = char::from_u32(code).ok_or_else(|| self.reject("a character"))?;
+                out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+                return Ok(());
+            }
+            _ => return Err(self.reject("a valid escape")),
+        };
+        out.push(plain);
+        Ok(())
+    }
+
+    fn hex4(&mut self) -> Decoded<u16> {
+        let digits = self.bytes.get(self.pos..self.pos + 4).ok_or_else(|| self.reject("4 hex digits"))?;
+        let mut value = 0u16;
+        for &digit in digits {
+            let nibble = (digit as char).to_digit(16).ok_or_else(|| self.reject("4 hex digits"))?;
+            value = (value << 4) | nibble as u16;
+        }
+        self.pos += 4;
+        Ok(value)
+    }
+
+    /// A string's bytes: borrowed when it holds no escape, else unescaped into the scratch.
+    fn raw_string(&mut self) -> Decoded<&[u8]> {
+        if self.peek() != Some(b'"') {
+            return Err(self.reject("a string"));
+        }
+        let start = self.pos + 1;
+        if let Some(len) = memchr::memchr2(b'"', b'\\', &self.bytes[start..])
+            && self.bytes[start + len] == b'"'
+        {
+            self.pos = start + len + 1;
+            return Ok(&self.bytes[start..start + len]);
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        let read = self.string_into(&mut scratch);
+        self.scratch = scratch;
+        read?;
+        Ok(&self.scratch)
+    }
+
+    /// A string as text (the object as a whole was checked as UTF-8, but not every escape).
+    fn text(&mut self) -> Decoded<&str> {
+        let offset = self.pos;
+        let bytes = self.raw_string()?;
+        std::str::from_utf8(bytes).map_err(|_| Rejected { offset, reason: "UTF-8" })
+    }
+
+    /// A number in JSON's grammar (no leading zeros, digits on both sides of the point).
+    fn number(&mut self) -> Decoded<Number<'a>> {
+        let bytes = self.bytes;
+        let start = self.pos;
+        let mut pos = start;
+        let negative = bytes.get(pos) == Some(&b'-');
+        pos += usize::from(negative);
+        let digits_start = pos;
+        let mut magnitude: u64 = 0;
+        let mut overflow = false;
+        while let Some(&digit @ b'0'..=b'9') = bytes.get(pos) {
+            match magnitude.checked_mul(10).and_then(|m| m.checked_add(u64::from(digit - b'0'))) {
+                Some(m) => magnitude = m,
+                None => overflow = true,
+            }
+            pos += 1;
+        }
+        let digits = pos - digits_start;
+        if digits == 0 || (digits > 1 && bytes[digits_start] == b'0') {
+            return Err(Rejected { offset: pos, reason: "a number" });
+        }
+        let mut integral = true;
+        if bytes.get(pos) == Some(&b'.') {
+            integral = false;
+            pos += 1;
+            let fraction_start = pos;
+            while let Some(b'0'..=b'9') = bytes.get(pos) {
+                pos += 1;
+            }
+            if pos == fraction_start {
+                return Err(Rejected { offset: pos, reason: "digits after the point" });
+            }
+        }
+        if let Some(b'e' | b'E') = bytes.get(pos) {
+            integral = false;
+            pos += 1;
+            if let Some(b'+' | b'-') = bytes.get(pos) {
+                pos += 1;
+            }
+            let exponent_start = pos;
+            while let Some(b'0'..=b'9') = bytes.get(pos) {
+                pos += 1;
+            }
+            if pos == exponent_start {
+                return Err(Rejected { offset: pos, reason: "exponent digits" });
+            }
+        }
+        self.pos = pos;
+        let text = std::str::from_utf8(&bytes[start..pos]).map_err(|_| self.reject("a number"))?;
+        let integer = if integral && !overflow {
+            if negative { 0i64.checked_sub_unsigned(magnitude) } else { i64::try_from(magnitude).ok() }
+        } else {
+            None
+        };
+        Ok(Number { text, integer })
+    }
+
+    /// Steps over any valid JSON value (of a field the schema does not declare).
+    fn skip_value(&mut self, depth: usize) -> Decoded<()> {
+        if depth > MAX_SKIPPED_DEPTH {
+            return Err(self.reject("shallower nesting"));
+        }
+        match self.peek() {
+            Some(b'"') => {
+                self.raw_string()?;
+            }
+            Some(b'{') => {
+                self.pos += 1;
+                self.skip_whitespace();
+                if self.peek() == Some(b'}') {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                loop {
+                    self.raw_string()?;
+                    self.skip_whitespace();
+                    self.eat(b':', "':'")?;
+                    self.skip_whitespace();
+                    self.skip_value(depth + 1)?;
+                    if !self.next_or_close(b'}')? {
+                        break;
+                    }
+                }
+            }
+            Some(b'[') => {
+                self.pos += 1;
+                self.skip_whitespace();
+                if self.peek() == Some(b']') {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                loop {
+                    self.skip_value(depth + 1)?;
+                    if !self.next_or_close(b']')? {
+                        break;
+                    }
+                }
+            }
+            Some(b't') => self.literal(b"true")?,
+            Some(b'f') => self.literal(b"false")?,
+            Some(b'n') => self.literal(b"null")?,
+            Some(b'-' | b'0'..=b'9') => {
+                self.number()?;
+            }
+            _ => return Err(self.reject("a value")),
+        }
+        Ok(())
+    }
+}
+
+/// Values of one column, with the type and nullability its field declares.
+struct Column {
+    nullable: bool,
+    values: Values,
+}
+
+enum Values {
+    Utf8(Utf8Values),
+    Boolean { values: BooleanBufferBuilder, nulls: NullBufferBuilder },
+    Int8(Primitives<Int8Type>),
+    Int16(Primitives<Int16Type>),
+    Int32(Primitives<Int32Type>),
+    Int64(Primitives<Int64Type>),
+    Float32(Primitives<Float32Type>),
+    Float64(Primitives<Float64Type>),
+    Date32(Primitives<Date32Type>),
+    Timestamp { values: Primitives<TimestampMicrosecondType>, zone: Option<Tz> },
+    Struct(Box<StructColumn>),
+    List(Box<ListColumn>),
+    Map(Box<MapColumn>),
+}
+
+struct Utf8Values {
+    offsets: Vec<i32>,
+    bytes: Vec<u8>,
+    nulls: NullBufferBuilder,
+}
+
+struct Primitives<T: ArrowPrimitiveType> {
+    data_type: DataType,
+    values: Vec<T::Native>,
+    nulls: NullBufferBuilder,
+}
+
+struct StructColumn {
+    fields: Fields,
+    children: Vec<Column>,
+    /// Which fields the object being read has set.
+    seen: Vec<bool>,
+    index: HashMap<Box<[u8]>, usize>,
+    nulls: NullBufferBuilder,
+}
+
+struct ListColumn {
+    element: FieldRef,
+    offsets: Vec<i32>,
+    child: Column,
+    nulls: NullBufferBuilder,
+}
+
+struct MapColumn {
+    entries: FieldRef,
+    ordered: bool,
+    offsets: Vec<i32>,
+    keys: Utf8Values,
+    values: Column,
+    nulls: NullBufferBuilder,
+}
+
+fn offset(len: usize, cursor: &Cursor<'_>) -> Decoded<i32> {
+    i32::try_from(len).map_err(|_| cursor.reject("fewer than 2 GiB per batch"))
+}
+
+impl Utf8Values {
+    fn new() -> Self {
+        Self { offsets: vec![0], bytes: Vec::new(), nulls: NullBufferBuilder::new(0) }
+    }
+
+    fn parse(&mut self, cursor: &mut Cursor<'_>) -> Decoded<()> {
+        cursor.string_into(&mut self.bytes)?;
+        self.offsets.push(offset(self.bytes.len(), cursor)?);
+        self.nulls.append_non_null();
+        Ok(())
+    }
+
+    fn append_null(&mut self) {
+        self.offsets.push(*self.offsets.last().expect("offsets start with 0"));
+        self.nulls.append_null();
+    }
+
+    fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
+        let offsets = std::mem::replace(&mut self.offsets, vec![0]);
+        let bytes = std::mem::take(&mut self.bytes);
+        let array = StringArray::try_new(offsets_buffer(offsets), bytes.into(), self.nulls.finish())?;
+        Ok(Arc::new(array))
+    }
+}
+
+fn offsets_buffer(offsets: Vec<i32>) -> OffsetBuffer<i32> {
+    OffsetBuffer::new(offsets.into())
+}
+
+impl<T: ArrowPrimitiveType> Primitives<T> {
+    fn new(data_type: &DataType) -> Self {
+        Self { data_type: data_type.clone(), values: Vec::new(), nulls: NullBufferBuilder::new(0) }
+    }
+
+    #[inline]
+    fn push(&mut self, value: T::Native) {
+        self.values.push(value);
+        self.nulls.append_non_null();
+    }
+
+    fn append_null(&mut self) {
+        self.values.push(T::Native::default());
+        self.nulls.append_null();
+    }
+
+    fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
+        let values = std::mem::take(&mut self.values);
+        let array = PrimitiveArray::<T>::try_new(values.into(), self.nulls.finish())?;
+        Ok(Arc::new(array.with_data_type(self.data_type.clone())))
+    }
+}
+
+impl Column {
+    fn new(nullable: bool, data_type: &DataType) -> Self {
+        let values = match data_type {
+            DataType::Utf8 => Values::Utf8(Utf8Values::new()),
+            DataType::Boolean => {
+                Values::Boolean { values: BooleanBufferBuilder::new(0), nulls: NullBufferBuilder::new(0) }
+            }
+            DataType::Int8 => Values::Int8(Primitives::new(data_type)),
+            DataType::Int16 => Values::Int16(Primitives::new(data_type)),
+            DataType::Int32 => Values::Int32(Primitives::new(data_type)),
+            DataType::Int64 => Values::Int64(Primitives::new(data_type)),
+            DataType::Float32 => Values::Float32(Primitives::new(data_type)),
+            DataType::Float64 => Values::Float64(Primitives::new(data_type)),
+            DataType::Date32 => Values::Date32(Primitives::new(data_type)),
+            DataType::Timestamp(_, zone) => Values::Timestamp {
+                values: Primitives::new(data_type),
+                // arrow-json reads zone-less timestamps as UTC; a bad zone fails the decoder
+                // at construction there, and here falls back to it.
+                zone: zone.as_deref().and_then(|zone| zone.parse().ok()),
+            },
+            DataType::Struct(fields) => Values::Struct(Box::new(StructColumn::new(fields))),
+            DataType::List(element) => Values::List(Box::new(ListColumn {
+                element: element.clone(),
+                offsets: vec![0],
+                child: Column::new(element.is_nullable(), element.data_type()),
+                nulls: NullBufferBuilder::new(0),
+            })),
+            DataType::Map(entries, ordered) => {
+                let DataType::Struct(kv) = entries.data_type() else { unreachable!("checked by supported()") };
+                Values::Map(Box::new(MapColumn {
+                    entries: entries.clone(),
+                    ordered: *ordered,
+                    offsets: vec![0],
+                    keys: Utf8Values::new(),
+                    values: Column::new(kv[1].is_nullable(), kv[1].data_type()),
+                    nulls: NullBufferBuilder::new(0),
+                }))
+            }
+            other => unreachable!("{other} is refused by supported()"),
+        };
+        Self { nullable, values }
+    }
+
+    /// A null for this row: `masked` when it only pads under a null parent. arrow-json accepts a
+    /// masked null in a non-nullable primitive, but in no non-nullable nested column.
+    fn append_null(&mut self, masked: bool, cursor: &Cursor<'_>) -> Decoded<()> {
+        let nested = matches!(self.values, Values::Struct(_) | Values::List(_) | Values::Map(_));
+        if !self.nullable && (nested || !masked) {
+            return Err(cursor.reject("a value in a non-nullable column"));
+        }
+        match &mut self.values {
+            Values::Utf8(v) => v.append_null(),
+            Values::Boolean { values, nulls } => {
+                values.append(false);
+                nulls.append_null();
+            }
+            Values::Int8(v) => v.append_null(),
+            Values::Int16(v) => v.append_null(),
+            Values::Int32(v) => v.append_null(),
+            Values::Int64(v) => v.append_null(),
+            Values::Float32(v) => v.append_null(),
+            Values::Float64(v) => v.append_null(),
+            Values::Date32(v) => v.append_null(),
+            Values::Timestamp { values, .. } => values.append_null(),
+            Values::Struct(s) => {
+                for child in &mut s.children {
+                    child.append_null(true, cursor)?;
+                }
+                s.nulls.append_null();
+            }
+            Values::List(l) => {
+                l.offsets.push(*l.offsets.last().expect("offsets start with 0"));
+                l.nulls.append_null();
+            }
+            Values::Map(m) => {
+                m.offsets.push(*m.offsets.last().expect("offsets start with 0"));
+                m.nulls.append_null();
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the value at the cursor into this column.
+    fn parse(&mut self, cursor: &mut Cursor<'_>) -> Decoded<()> {
+        if cursor.peek() == Some(b'n') {
+            cursor.literal(b"null")?;
+            return self.append_null(false, cursor);
+        }
+        match &mut self.values {
+            Values::Utf8(v) => v.parse(cursor)?,
+            Values::Boolean { values, nulls } => {
+                let value = match cursor.peek() {
+                    Some(b't') => cursor.literal(b"true").map(|_| true)?,
+                    Some(b'f') => cursor.literal(b"false").map(|_| false)?,
+                    _ => return Err(cursor.reject("a boolean")),
+                };
+                values.append(value);
+                nulls.append_non_null();
+            }
+            Values::Int8(v) => v.push(integer(cursor)?),
+            Values::Int16(v) => v.push(integer(cursor)?),
+            Values::Int32(v) => v.push(integer(cursor)?),
+            Values::Int64(v) => v.push(integer(cursor)?),
+            Values::Float32(v) => v.push(float(cursor)?),
+            Values::Float64(v) => v.push(float(cursor)?),
+            Values::Date32(v) => {
+                if cursor.peek() != Some(b'"') {
+                    return Err(cursor.reject("a date string"));
+                }
+                let date = Date32Type::parse(cursor.text()?);
+                v.push(date.ok_or_else(|| cursor.reject("a date"))?);
+            }
+            Values::Timestamp { values, zone } => {
+                if cursor.peek() != Some(b'"') {
+                    return Err(cursor.reject("a timestamp string"));
+                }
+                let text = cursor.text()?;
+                let micros = match zone {
+                    Some(zone) => string_to_datetime(zone, text).map(|t| t.timestamp_micros()),
+                    None => string_to_datetime(&chrono::Utc, text).map(|t| t.timestamp_micros()),
+                };
+                values.push(micros.map_err(|_| cursor.reject("a timestamp"))?);
+            }
+            Values::Struct(s) => {
+                if cursor.peek() != Some(b'{') {
+                    return Err(cursor.reject("an object"));
+                }
+                s.parse_object(cursor)?;
+            }
+            Values::List(l) => {
+                cursor.eat(b'[', "a list")?;
+                cursor.skip_whitespace();
+                if cursor.peek() == Some(b']') {
+                    cursor.pos += 1;
+                } else {
+                    loop {
+                        l.child.parse(cursor)?;
+                        if !cursor.next_or_close(b']')? {
+                            break;
+                        }
+                    }
+                }
+                l.offsets.push(offset(l.child.len(), cursor)?);
+                l.nulls.append_non_null();
+            }
+            Values::Map(m) => {
+                cursor.eat(b'{', "an object")?;
+                cursor.skip_whitespace();
+                if cursor.peek() == Some(b'}') {
+                    cursor.pos += 1;
+                } else {
+                    loop {
+                        m.keys.parse(cursor)?;
+                        cursor.skip_whitespace();
+                        cursor.eat(b':', "':'")?;
+                        cursor.skip_whitespace();
+                        m.values.parse(cursor)?;
+                        if !cursor.next_or_close(b'}')? {
+                            break;
+                        }
+                    }
+                }
+                m.offsets.push(offset(m.keys.offsets.len() - 1, cursor)?);
+                m.nulls.append_non_null();
+            }
+        }
+        Ok(())
+    }
+
+    /// Values (rows, list elements or map entries) held so far.
+    fn len(&self) -> usize {
+        match &self.values {
+            Values::Utf8(v) => v.offsets.len() - 1,
+            Values::Boolean { values, .. } => values.len(),
+            Values::Int8(v) => v.values.len(),
+            Values::Int16(v) => v.values.len(),
+            Values::Int32(v) => v.values.len(),
+            Values::Int64(v) => v.values.len(),
+            Values::Float32(v) => v.values.len(),
+            Values::Float64(v) => v.values.len(),
+            Values::Date32(v) => v.values.len(),
+            Values::Timestamp { values, .. } => values.values.len(),
+            Values::Struct(s) => s.nulls.len(),
+            Values::List(l) => l.offsets.len() - 1,
+            Values::Map(m) => m.offsets.len() - 1,
+        }
+    }
+
+    fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
+        match &mut self.values {
+            Values::Utf8(v) => v.finish(),
+            Values::Boolean { values, nulls } => Ok(Arc::new(BooleanArray::new(values.finish(), nulls.finish()))),
+            Values::Int8(v) => v.finish(),
+            Values::Int16(v) => v.finish(),
+            Values::Int32(v) => v.finish(),
+            Values::Int64(v) => v.finish(),
+            Values::Float32(v) => v.finish(),
+            Values::Float64(v) => v.finish(),
+            Values::Date32(v) => v.finish(),
+            Values::Timestamp { values, .. } => values.finish(),
+            Values::Struct(s) => {
+                let nulls = s.nulls.finish();
+                let children = s.finish_children()?;
+                Ok(Arc::new(StructArray::try_new(s.fields.clone(), children, nulls)?))
+            }
+            Values::List(l) => {
+                let offsets = std::mem::replace(&mut l.offsets, vec![0]);
+                let values = l.child.finish()?;
+                Ok(Arc::new(ListArray::try_new(l.element.clone(), offsets_buffer(offsets), values, l.nulls.finish())?))
+            }
+            Values::Map(m) => {
+                let DataType::Struct(kv) = m.entries.data_type() else { unreachable!("checked by supported()") };
+                let entries = StructArray::try_new(kv.clone(), vec![m.keys.finish()?, m.values.finish()?], None)?;
+                let offsets = std::mem::replace(&mut m.offsets, vec![0]);
+                let array = MapArray::try_new(
+                    m.entries.clone(),
+                    offsets_buffer(offsets),
+                    entries,
+                    m.nulls.finish(),
+                    m.ordered,
+                )?;
+                Ok(Arc::new(array))
+            }
+        }
+    }
+}
+
+/// An integer column's value: a JSON integer in the column's range.
+fn integer<N: TryFrom<i64>>(cursor: &mut Cursor<'_>) -> Decoded<N> {
+    let number = cursor.number()?;
+    number.integer.and_then(|value| N::try_from(value).ok()).ok_or_else(|| cursor.reject("an integer in range"))
+}
+
+/// A float column's value: any finite JSON number, correctly rounded (as arrow-json's parser).
+fn float<F: std::str::FromStr + Finite>(cursor: &mut Cursor<'_>) -> Decoded<F> {
+    let number = cursor.number()?;
+    number.text.parse::<F>().ok().filter(Finite::is_finite).ok_or_else(|| cursor.reject("a finite number"))
+}
+
+trait Finite {
+    fn is_finite(&self) -> bool;
+}
+
+impl Finite for f32 {
+    fn is_finite(&self) -> bool {
+        f32::is_finite(*self)
+    }
+}
+
+impl Finite for f64 {
+    fn is_finite(&self) -> bool {
+        f64::is_finite(*self)
+    }
+}
+
+impl StructColumn {
+    fn new(fields: &Fields) -> Self {
+        Self {
+            fields: fields.clone(),
+            children: fields.iter().map(|f| Column::new(f.is_nullable(), f.data_type())).collect(),
+            seen: vec![false; fields.len()],
+            index: fields.iter().enumerate().rev().map(|(i, f)| (f.name().as_bytes().into(), i)).collect(),
+            nulls: NullBufferBuilder::new(0),
+        }
+    }
+
+    /// The declared field named `key`; `expected` (the one after the last field read) is
+    /// tried first, since producers write fields in a steady order.
+    #[inline]
+    fn field(&self, key: &[u8], expected: usize) -> Option<usize> {
+        match self.fields.get(expected) {
+            Some(field) if field.name().as_bytes() == key => Some(expected),
+            _ => self.index.get(key).copied(),
+        }
+    }
+
+    /// Reads the object at the cursor as one row (or element) of this struct.
+    fn parse_object(&mut self, cursor: &mut Cursor<'_>) -> Decoded<()> {
+        cursor.eat(b'{', "an object")?;
+        self.seen.fill(false);
+        cursor.skip_whitespace();
+        if cursor.peek() == Some(b'}') {
+            cursor.pos += 1;
+        } else {
+            let mut expected = 0;
+            loop {
+                if cursor.peek() != Some(b'"') {
+                    return Err(cursor.reject("a field name"));
+                }
+                let field = {
+                    let key = cursor.raw_string()?;
+                    self.field(key, expected)
+                };
+                cursor.skip_whitespace();
+                cursor.eat(b':', "':'")?;
+                cursor.skip_whitespace();
+                match field {
+                    Some(index) => {
+                        // arrow-json keeps the last of duplicate keys; rare enough to leave to it.
+                        if std::mem::replace(&mut self.seen[index], true) {
+                            return Err(cursor.reject("no duplicate field"));
+                        }
+                        self.children[index].parse(cursor)?;
+                        expected = index + 1;
+                    }
+                    None => cursor.skip_value(0)?,
+                }
+                if !cursor.next_or_close(b'}')? {
+                    break;
+                }
+            }
+        }
+        for (child, seen) in self.children.iter_mut().zip(&self.seen) {
+            if !seen {
+                child.append_null(false, cursor)?;
+            }
+        }
+        self.nulls.append_non_null();
+        Ok(())
+    }
+
+    fn finish_children(&mut self) -> Result<Vec<ArrayRef>, ArrowError> {
+        self.children.iter_mut().map(Column::finish).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+
+    use arrow_json::ReaderBuilder;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    use super::*;
+    use crate::schema::TableSchema;
+
+    /// Every type the direct decoder takes, nested every way the schema language allows.
+    const SCHEMA: &str = r#"{"fields": [
+        {"name": "id", "type": "string", "nullable": false},
+        {"name": "at", "type": "timestamp"},
+        {"name": "day", "type": "date"},
+        {"name": "b", "type": "byte"},
+        {"name": "s", "type": "short"},
+        {"name": "i", "type": "integer"},
+        {"name": "n", "type": "long"},
+        {"name": "f", "type": "float"},
+        {"name": "d", "type": "double"},
+        {"name": "ok", "type": "boolean"},
+        {"name": "device", "type": {"struct": [
+            {"name": "os", "type": "string", "nullable": false},
+            {"name": "v", "type": "integer"},
+            {"name": "inner", "type": {"struct": [{"name": "x", "type": "long"}]}}
+        ]}},
+        {"name": "items", "type": {"list": {"struct": [
+            {"name": "sku", "type": "string"},
+            {"name": "tags", "type": {"list": "string"}}
+        ]}}},
+        {"name": "flags", "type": {"list": "string"}},
+        {"name": "attrs", "type": {"map": "string"}},
+        {"name": "scores", "type": {"map": "double"}}
+    ]}"#;
+
+    /// Lines that exercise escapes, whitespace, field order, unknown fields, nulls and absences.
+    const LINES: &[&str] = &[
+        r#"{"id":"a","at":"2026-05-16T10:00:00.5Z","day":"2026-05-16","b":-128,"s":32767,"i":-7,"n":9223372036854775807,"f":1.5,"d":-0.0,"ok":true,"device":{"os":"ios","v":17,"inner":{"x":-9223372036854775808}},"items":[{"sku":"S1","tags":["x","y"]},{"sku":null,"tags":[]}],"flags":["p"],"attrs":{"k":"v","k":"again"},"scores":{"a":1e3,"b":null}}"#,
+        r#"  { "ok" : false , "id" : "tab\there \"quoted\" back\\slash \/ \b\f\n\r \u00e9\u4e2d \ud83d\ude00" , "d" : 12345678901234567890 , "f" : 3.4028235e38 }  "#,
+        r#"{"id":"b","device":null,"items":null,"flags":null,"attrs":null,"at":null,"ok":null}"#,
+        r#"{"id":"c","unknown":{"deep":[1,2.5e-3,{"z":[null,true,false,"s\u0041"]}],"e":{}},"other":[],"n":0}"#,
+        r#"{"id":"d","device":{"os":"android"},"items":[{}],"flags":[null,"q"],"attrs":{}}"#,
+        r#"{"id":"e","at":"2026-05-16 10:00:00+02:00","day":"2026-05-16","d":1E-7,"i":2147483647}"#,
+        r#"{"id":"\u0000ctl","note":"raw	tab","d":0.1,"f":0.1}"#,
+        r#"{"id":"f"}{"id":"g"}"#,
+        "{\"id\":\"h\",\r\n\"n\":-1}",
+        r#"{"device":{"inner":null,"v":null,"os":"x"},"id":"é"}"#,
+    ];
+
+    fn schema() -> SchemaRef {
+        TableSchema::parse(SCHEMA, "test").unwrap().decoded
+    }
+
+    fn arrow_json(schema: &SchemaRef, data: &[u8], batch_rows: usize) -> Option<Vec<RecordBatch>> {
+        let run = || -> Result<Vec<RecordBatch>, ArrowError> {
+            let mut decoder = ReaderBuilder::new(schema.clone()).with_batch_size(batch_rows).build_decoder()?;
+            let mut batches = Vec::new();
+            let mut rest = data;
+            loop {
+                let consumed = decoder.decode(rest)?;
+                rest = &rest[consumed..];
+                match decoder.flush()? {
+                    Some(batch) => batches.push(batch),
+                    None if consumed == 0 => break,
+                    None => {}
+                }
+            }
+            Ok(batches)
+        };
+        // A panic in arrow-json counts as a refusal: the direct decoder must then refuse too.
+        catch_unwind(AssertUnwindSafe(run)).ok().and_then(Result::ok)
+    }
+
+    fn assert_same_as_arrow_json(schema: &SchemaRef, data: &[u8], batch_rows: usize) {
+        let direct = DirectDecoder::new(schema.clone(), batch_rows).unwrap().decode(data);
+        let direct = direct.unwrap_or_else(|r| panic!("refused at {} ({}): {}", r.offset, r.reason, show(data)));
+        let expected = arrow_json(schema, data, batch_rows).expect("arrow-json accepts it");
+        assert_eq!(direct, expected, "{}", show(data));
+    }
+
+    fn show(data: &[u8]) -> String {
+        String::from_utf8_lossy(data).into_owned()
+    }
+
+    #[test]
+    fn every_line_decodes_as_arrow_json_decodes_it() {
+        let schema = schema();
+        for line in LINES {
+            assert_same_as_arrow_json(&schema, line.as_bytes(), 4);
+        }
+        let all = LINES.join("\n");
+        for batch_rows in [1, 3, 1024] {
+            assert_same_as_arrow_json(&schema, all.as_bytes(), batch_rows);
+        }
+    }
+
+    #[test]
+    fn the_reference_workload_decodes_as_arrow_json_decodes_it() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/events.schema.json");
+        let schema = TableSchema::from_path(std::path::Path::new(path)).unwrap().decoded;
+        for seed in 1..4 {
+            let data = crate::sample::ndjson_object(seed, 0, 128 * 1024);
+            assert_same_as_arrow_json(&schema, &data, 100);
+        }
+    }
+
+    #[test]
+    fn input_arrow_json_would_refuse_or_read_differently_is_refused() {
+        let schema = schema();
+        let decoder = DirectDecoder::new(schema.clone(), 8).unwrap();
+        for bad in [
+            r#"{"id":"a""#,
+            r#"{"id":"a",}"#,
+            r#"{"id":"a"} x"#,
+            r#"["id"]"#,
+            r#"null"#,
+            r#"{"n":1}"#,                     // non-nullable id missing
+            r#"{"id":null}"#,                 // non-nullable id null
+            r#"{"id":"a","device":{"v":1}}"#, // non-nullable os missing in a present struct
+            r#"{"id":"a","n":"7"}"#,          // arrow-json coerces; left to it
+            r#"{"id":7}"#,                    // a number for a string
+            r#"{"id":"a","i":2147483648}"#,   // out of range
+            r#"{"id":"a","n":1.0}"#,          // a float for an integer: left to arrow-json
+            r#"{"id":"a","n":01}"#,           // leading zero
+            r#"{"id":"a","d":1.}"#,           // no digits after the point
+            r#"{"id":"a","d":1e999}"#,        // infinite
+            r#"{"id":"a","at":1}"#,           // epoch number: left to arrow-json
+            r#"{"id":"a","at":"yesterday"}"#, // not a timestamp
+            r#"{"id":"a","id":"b"}"#,         // duplicate: arrow-json keeps the last
+            r#"{"id":"\ud83d"}"#,             // lone surrogate
+            r#"{"id":"\x"}"#,                 // bad escape
+            r#"{"id":"a","ok":tru}"#,
+            r#"{"id":"a","flags":"p"}"#,
+        ] {
+            assert!(decoder.decode(bad.as_bytes()).is_err(), "accepted {bad}");
+        }
+        assert!(decoder.decode(b"{\"id\":\"\xff\"}").is_err(), "accepted invalid UTF-8");
+    }
+
+    /// The safety property the fallback rests on: whatever the direct decoder accepts,
+    /// arrow-json accepts too, with the same batches.
+    #[test]
+    fn mutated_input_is_refused_or_decoded_exactly_as_arrow_json_does() {
+        let schema = schema();
+        let decoder = DirectDecoder::new(schema.clone(), 3).unwrap();
+        let alphabet = b"{}[]\":,\\ \n0123456789.-+eEtrufalsn\"abu";
+        let base = LINES.join("\n");
+        // INLET_FUZZ_ITERATIONS and INLET_FUZZ_SEED widen the search when run by hand.
+        let setting =
+            |name: &str, default: u64| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+        let mut rng = StdRng::seed_from_u64(setting("INLET_FUZZ_SEED", 7));
+        let (mut accepted, mut refused) = (0, 0);
+        for _ in 0..setting("INLET_FUZZ_ITERATIONS", 3000) {
+            let mut data = base.clone().into_bytes();
+            for _ in 0..rng.random_range(1..4) {
+                let at = rng.random_range(0..data.len());
+                match rng.random_range(0..3) {
+                    0 => {
+                        data.remove(at);
+                    }
+                    1 => data.insert(at, alphabet[rng.random_range(0..alphabet.len())]),
+                    _ => data[at] = alphabet[rng.random_range(0..alphabet.len())],
+                }
+            }
+            match decoder.decode(&data) {
+                Ok(direct) => {
+                    accepted += 1;
+                    let expected = arrow_json(&schema, &data, 3);
+                    if expected.is_some() && escapes_arrow_json_misreads(&data) {
+                        continue;
+                    }
+                    assert_eq!(Some(direct), expected, "{}", show(&data));
+                }
+                Err(_) => refused += 1,
+            }
+        }
+        // Both outcomes must actually be exercised for the property to mean anything.
+        assert!(accepted > 100 && refused > 100, "accepted {accepted}, refused {refused}");
+    }
+
+    /// arrow-json 59 combines a surrogate pair with `|` where `+` is due, which is only right
+    /// below U+20000 (high surrogates up to \uD83F).
+    fn escapes_arrow_json_misreads(data: &[u8]) -> bool {
+        data.windows(6).any(|w| {
+            w.starts_with(b"\\u")
+                && std::str::from_utf8(&w[2..])
+                    .ok()
+                    .and_then(|h| u16::from_str_radix(h, 16).ok())
+                    .is_some_and(|high| (0xD840..=0xDBFF).contains(&high))
+        })
+    }
+
+    #[test]
+    fn surrogate_pairs_beyond_u20000_decode_to_the_right_character() {
+        let schema = schema();
+        let line = br#"{"id":"\ud840\udc00 \udbff\udfff \ud83d\ude00"}"#;
+        let batches = DirectDecoder::new(schema, 8).unwrap().decode(line).unwrap();
+        let id = batches[0].column(0).as_any().downcast_ref::<StringArray>().unwrap().value(0);
+        assert_eq!(id, "\u{20000} \u{10FFFF} \u{1F600}");
+    }
+
+    #[test]
+    fn schemas_with_types_it_does_not_handle_are_left_to_arrow_json() {
+        let schema = TableSchema::parse(r#"{"fields": [{"name": "blob", "type": "binary"}]}"#, "t").unwrap();
+        assert!(DirectDecoder::new(schema.decoded, 8).is_none());
+    }
+}

@@ -107,6 +107,9 @@ enum Command {
     Run {
         #[arg(long)]
         threads: usize,
+        /// Stop after the converter (to profile or count its instructions alone).
+        #[arg(long)]
+        convert_only: bool,
     },
     /// The deployed path on a running LocalStack (perf binaries as functions): wall time from the
     /// first PUT to committed rows, and the CPU Inlet's functions and LocalStack each used.
@@ -158,8 +161,8 @@ fn main() -> Result<()> {
             std::fs::create_dir_all("target/bench")?;
             std::fs::write("target/bench/e2e.json", serde_json::to_vec_pretty(&measured)?)?;
         }
-        Some(Command::Run { threads }) => {
-            let measured = run(&cli.data, &keys, threads, cli.levers.options(threads)?)?;
+        Some(Command::Run { threads, convert_only }) => {
+            let measured = run(&cli.data, &keys, threads, cli.levers.options(threads)?, !convert_only)?;
             println!("{}", serde_json::to_string(&measured)?);
         }
         None => {
@@ -200,7 +203,7 @@ fn ensure_workload(data: &Path, objects: usize) -> Result<Vec<String>> {
     Ok(keys)
 }
 
-fn run(data: &Path, keys: &[String], threads: usize, options: ConverterOptions) -> Result<Measurement> {
+fn run(data: &Path, keys: &[String], threads: usize, options: ConverterOptions, compact: bool) -> Result<Measurement> {
     let schema = Arc::new(TableSchema::parse(SCHEMA, "schemas/events.schema.json")?);
     let lake = tempfile::tempdir()?;
     let url = url::Url::from_directory_path(lake.path()).unwrap();
@@ -210,6 +213,7 @@ fn run(data: &Path, keys: &[String], threads: usize, options: ConverterOptions) 
     let converting = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .max_blocking_threads(threads)
+        .thread_name("convert")
         .enable_all()
         .build()?;
     let converter = Converter::new(
@@ -234,6 +238,23 @@ fn run(data: &Path, keys: &[String], threads: usize, options: ConverterOptions) 
         bail!("{} objects failed", report.failed_messages.len());
     }
     let converter_peak_rss_mib = peak_rss_mib()?;
+    let mut measured = Measurement {
+        threads,
+        objects: keys.len(),
+        rows: report.rows,
+        json_mib: report.bytes_in as f64 / 1048576.0,
+        output_mib: report.bytes_out as f64 / 1048576.0,
+        wall_seconds,
+        cpu_seconds: convert_cpu_seconds,
+        peak_rss_mib: converter_peak_rss_mib,
+        compact_seconds: 0.0,
+        compact_cpu_seconds: 0.0,
+        table_mib: 0.0,
+        peak_rss_with_compaction_mib: converter_peak_rss_mib,
+    };
+    if !compact {
+        return Ok(measured);
+    }
 
     // The compactor merging those fragments, on a default runtime (delta-rs' file I/O uses the
     // blocking pool too).
@@ -248,20 +269,11 @@ fn run(data: &Path, keys: &[String], threads: usize, options: ConverterOptions) 
     if compacted.rows != report.rows {
         bail!("compacted {} rows of {}", compacted.rows, report.rows);
     }
-    Ok(Measurement {
-        threads,
-        objects: keys.len(),
-        rows: report.rows,
-        json_mib: report.bytes_in as f64 / 1048576.0,
-        output_mib: report.bytes_out as f64 / 1048576.0,
-        wall_seconds,
-        cpu_seconds: convert_cpu_seconds,
-        peak_rss_mib: converter_peak_rss_mib,
-        compact_seconds,
-        compact_cpu_seconds: cpu_seconds()? - cpu_before,
-        table_mib: compacted.bytes as f64 / 1048576.0,
-        peak_rss_with_compaction_mib: peak_rss_mib()?,
-    })
+    measured.compact_seconds = compact_seconds;
+    measured.compact_cpu_seconds = cpu_seconds()? - cpu_before;
+    measured.table_mib = compacted.bytes as f64 / 1048576.0;
+    measured.peak_rss_with_compaction_mib = peak_rss_mib()?;
+    Ok(measured)
 }
 
 /// User + system CPU time of this process, from /proc (clock ticks of 1/100 s).

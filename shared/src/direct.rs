@@ -13,7 +13,7 @@
 //! ran. The tests hold both decoders to identical batches.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arrow_array::builder::{BooleanBufferBuilder, NullBufferBuilder};
 use arrow_array::timezone::Tz;
@@ -49,16 +49,29 @@ const MAX_SKIPPED_DEPTH: usize = 64;
 pub struct DirectDecoder {
     schema: SchemaRef,
     batch_rows: usize,
+    spare: Arc<Spare>,
+}
+
+/// Column buffers of finished objects, kept at the size they last reached so that the next
+/// object's values land without regrowing (and copying) them. At most one per decode running
+/// at once.
+#[derive(Default)]
+struct Spare(Mutex<Vec<StructColumn>>);
+
+impl std::fmt::Debug for Spare {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Spare")
+    }
 }
 
 impl DirectDecoder {
     /// A decoder for `schema` (every type supported) producing batches of `batch_rows` rows.
     pub fn new(schema: SchemaRef, batch_rows: usize) -> Option<Self> {
-        schema
-            .fields()
-            .iter()
-            .all(|field| supported(field.data_type()))
-            .then_some(Self { schema, batch_rows: batch_rows.max(1) })
+        schema.fields().iter().all(|field| supported(field.data_type())).then_some(Self {
+            schema,
+            batch_rows: batch_rows.max(1),
+            spare: Arc::default(),
+        })
     }
 
     /// Every value of the whole object as record batches, or where it stopped.
@@ -66,7 +79,9 @@ impl DirectDecoder {
         if let Err(err) = simdutf8::compat::from_utf8(data) {
             return Err(Rejected { offset: err.valid_up_to(), reason: "UTF-8" });
         }
-        let mut rows = StructColumn::new(self.schema.fields());
+        let spare = self.spare.0.lock().ok().and_then(|mut spare| spare.pop());
+        // A refused object leaves its columns half filled: they are dropped, not kept.
+        let mut rows = spare.unwrap_or_else(|| StructColumn::new(self.schema.fields()));
         let mut cursor = Cursor { bytes: data, pos: 0, scratch: Vec::new() };
         let mut batches = Vec::new();
         let mut pending = 0;
@@ -85,6 +100,9 @@ impl DirectDecoder {
         }
         if pending > 0 {
             batches.push(self.finish(&mut rows, cursor.pos)?);
+        }
+        if let Ok(mut spare) = self.spare.0.lock() {
+            spare.push(rows);
         }
         Ok(batches)
     }
@@ -131,7 +149,7 @@ struct Cursor<'a> {
 
 /// A JSON number: its text, and its value when it is an integer that fits `i64`.
 struct Number<'a> {
-    text: &'a str,
+    text: &'a [u8],
     integer: Option<i64>,
 }
 
@@ -194,7 +212,7 @@ impl<'a> Cursor<'a> {
         self.eat(b'"', "a string")?;
         loop {
             let rest = &self.bytes[self.pos..];
-            let Some(stop) = memchr::memchr2(b'"', b'\\', rest) else {
+            let Some(stop) = quote_or_backslash(rest) else {
                 return Err(self.reject("the end of the string"));
             };
             out.extend_from_slice(&rest[..stop]);
@@ -261,7 +279,7 @@ impl<'a> Cursor<'a> {
             return Err(self.reject("a string"));
         }
         let start = self.pos + 1;
-        if let Some(len) = memchr::memchr2(b'"', b'\\', &self.bytes[start..])
+        if let Some(len) = quote_or_backslash(&self.bytes[start..])
             && self.bytes[start + len] == b'"'
         {
             self.pos = start + len + 1;
@@ -330,7 +348,7 @@ impl<'a> Cursor<'a> {
             }
         }
         self.pos = pos;
-        let text = std::str::from_utf8(&bytes[start..pos]).map_err(|_| self.reject("a number"))?;
+        let text = &bytes[start..pos];
         let integer = if integral && !overflow {
             if negative { 0i64.checked_sub_unsigned(magnitude) } else { i64::try_from(magnitude).ok() }
         } else {
@@ -392,6 +410,28 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// Where the first `"` or `\\` is. Most strings here are short (ids, enums, keys), where a
+/// word-at-a-time scan beats setting up a vector search; longer ones go to memchr.
+#[inline]
+fn quote_or_backslash(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let short = bytes.len().min(32);
+    let mut at = 0;
+    while at + 8 <= short {
+        let word = u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+        let quotes = word ^ (ONES * u64::from(b'"'));
+        let backslashes = word ^ (ONES * u64::from(b'\\'));
+        // A zero byte in either marks a hit; the lowest marked byte is always a true one.
+        let hits = (quotes.wrapping_sub(ONES) & !quotes | backslashes.wrapping_sub(ONES) & !backslashes) & HIGHS;
+        if hits != 0 {
+            return Some(at + hits.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    memchr::memchr2(b'"', b'\\', &bytes[at..]).map(|found| at + found)
+}
+
 /// Values of one column, with the type and nullability its field declares.
 struct Column {
     nullable: bool,
@@ -432,6 +472,9 @@ struct StructColumn {
     /// Which fields the object being read has set.
     seen: Vec<bool>,
     index: HashMap<Box<[u8]>, usize>,
+    /// Each field's name as it appears in JSON when it needs no escape (then the raw key
+    /// bytes can be compared with it).
+    plain_names: Vec<Option<Box<[u8]>>>,
     nulls: NullBufferBuilder,
 }
 
@@ -473,11 +516,24 @@ impl Utf8Values {
     }
 
     fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
-        let offsets = std::mem::replace(&mut self.offsets, vec![0]);
-        let bytes = std::mem::take(&mut self.bytes);
+        let offsets = take_offsets(&mut self.offsets);
+        let bytes = take_sized(&mut self.bytes);
         let array = StringArray::try_new(offsets_buffer(offsets), bytes.into(), self.nulls.finish())?;
         Ok(Arc::new(array))
     }
+}
+
+/// The filled buffer, replaced by an empty one of the same size for the next batch.
+fn take_sized<T>(values: &mut Vec<T>) -> Vec<T> {
+    let size = values.len();
+    std::mem::replace(values, Vec::with_capacity(size))
+}
+
+/// The filled offsets, replaced by `[0]` with room for as many as were taken.
+fn take_offsets(offsets: &mut Vec<i32>) -> Vec<i32> {
+    let mut fresh = Vec::with_capacity(offsets.len());
+    fresh.push(0);
+    std::mem::replace(offsets, fresh)
 }
 
 fn offsets_buffer(offsets: Vec<i32>) -> OffsetBuffer<i32> {
@@ -501,7 +557,7 @@ impl<T: ArrowPrimitiveType> Primitives<T> {
     }
 
     fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
-        let values = std::mem::take(&mut self.values);
+        let values = take_sized(&mut self.values);
         let array = PrimitiveArray::<T>::try_new(values.into(), self.nulls.finish())?;
         Ok(Arc::new(array.with_data_type(self.data_type.clone())))
     }
@@ -713,14 +769,14 @@ impl Column {
                 Ok(Arc::new(StructArray::try_new(s.fields.clone(), children, nulls)?))
             }
             Values::List(l) => {
-                let offsets = std::mem::replace(&mut l.offsets, vec![0]);
+                let offsets = take_offsets(&mut l.offsets);
                 let values = l.child.finish()?;
                 Ok(Arc::new(ListArray::try_new(l.element.clone(), offsets_buffer(offsets), values, l.nulls.finish())?))
             }
             Values::Map(m) => {
                 let DataType::Struct(kv) = m.entries.data_type() else { unreachable!("checked by supported()") };
                 let entries = StructArray::try_new(kv.clone(), vec![m.keys.finish()?, m.values.finish()?], None)?;
-                let offsets = std::mem::replace(&mut m.offsets, vec![0]);
+                let offsets = take_offsets(&mut m.offsets);
                 let array = MapArray::try_new(
                     m.entries.clone(),
                     offsets_buffer(offsets),
@@ -740,10 +796,10 @@ fn integer<N: TryFrom<i64>>(cursor: &mut Cursor<'_>) -> Decoded<N> {
     number.integer.and_then(|value| N::try_from(value).ok()).ok_or_else(|| cursor.reject("an integer in range"))
 }
 
-/// A float column's value: any finite JSON number, correctly rounded (as arrow-json's parser).
-fn float<F: std::str::FromStr + Finite>(cursor: &mut Cursor<'_>) -> Decoded<F> {
+/// A float column's value: any finite JSON number, parsed by the parser arrow-json uses.
+fn float<F: lexical_core::FromLexical + Finite>(cursor: &mut Cursor<'_>) -> Decoded<F> {
     let number = cursor.number()?;
-    number.text.parse::<F>().ok().filter(Finite::is_finite).ok_or_else(|| cursor.reject("a finite number"))
+    lexical_core::parse::<F>(number.text).ok().filter(Finite::is_finite).ok_or_else(|| cursor.reject("a finite number"))
 }
 
 trait Finite {
@@ -769,6 +825,13 @@ impl StructColumn {
             children: fields.iter().map(|f| Column::new(f.is_nullable(), f.data_type())).collect(),
             seen: vec![false; fields.len()],
             index: fields.iter().enumerate().rev().map(|(i, f)| (f.name().as_bytes().into(), i)).collect(),
+            plain_names: fields
+                .iter()
+                .map(|f| {
+                    let name = f.name().as_bytes();
+                    name.iter().all(|b| *b >= 0x20 && *b != b'"' && *b != b'\\').then(|| name.into())
+                })
+                .collect(),
             nulls: NullBufferBuilder::new(0),
         }
     }
@@ -781,6 +844,20 @@ impl StructColumn {
             Some(field) if field.name().as_bytes() == key => Some(expected),
             _ => self.index.get(key).copied(),
         }
+    }
+
+    /// Steps over the key at the cursor if it is exactly the `expected` field's name.
+    #[inline]
+    fn expected_key(&self, cursor: &mut Cursor<'_>, expected: usize) -> Option<usize> {
+        let name = self.plain_names.get(expected)?.as_deref()?;
+        let start = cursor.pos + 1;
+        let key = cursor.bytes.get(start..start + name.len() + 1)?;
+        // Byte by byte: names are short, where a memcmp call costs more than the comparison.
+        let same = key[name.len()] == b'"' && key.iter().zip(name).all(|(a, b)| a == b);
+        same.then(|| {
+            cursor.pos = start + name.len() + 1;
+            expected
+        })
     }
 
     /// Reads the object at the cursor as one row (or element) of this struct.
@@ -796,9 +873,12 @@ impl StructColumn {
                 if cursor.peek() != Some(b'"') {
                     return Err(cursor.reject("a field name"));
                 }
-                let field = {
-                    let key = cursor.raw_string()?;
-                    self.field(key, expected)
+                let field = match self.expected_key(cursor, expected) {
+                    Some(index) => Some(index),
+                    None => {
+                        let key = cursor.raw_string()?;
+                        self.field(key, expected)
+                    }
                 };
                 cursor.skip_whitespace();
                 cursor.eat(b':', "':'")?;
@@ -1034,6 +1114,26 @@ mod tests {
         let batches = DirectDecoder::new(schema, 8).unwrap().decode(line).unwrap();
         let id = batches[0].column(0).as_any().downcast_ref::<StringArray>().unwrap().value(0);
         assert_eq!(id, "\u{20000} \u{10FFFF} \u{1F600}");
+    }
+
+    #[test]
+    fn the_word_scan_finds_the_first_quote_or_backslash_anywhere() {
+        for len in 0..80 {
+            for at in 0..=len {
+                for mark in [b'"', b'\\'] {
+                    // Bytes either side of the marks' values, and multi-byte UTF-8, around it.
+                    let mut bytes: Vec<u8> = (0..len).map(|i| [b'!', b'#', b'[', b']', 0xC3, 0xA9][i % 6]).collect();
+                    if at < len {
+                        bytes[at] = mark;
+                        if at + 3 < len {
+                            bytes[at + 3] = b'"';
+                        }
+                    }
+                    let expected = bytes.iter().position(|b| *b == b'"' || *b == b'\\');
+                    assert_eq!(quote_or_backslash(&bytes), expected, "len {len}, mark at {at}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -87,9 +87,9 @@ impl JsonDecoder {
         }
     }
 
-    /// Decodes with arrow-json only (`false`), or tries the one-pass [`DirectDecoder`] first.
+    /// `false` decodes with arrow-json only, not trying the one-pass [`DirectDecoder`] first.
     pub fn with_direct(mut self, direct: bool) -> Self {
-        self.direct = if direct { DirectDecoder::new(self.schema.decoded.clone(), self.batch_rows) } else { None };
+        self.direct = self.direct.filter(|_| direct);
         self
     }
 
@@ -117,16 +117,8 @@ impl JsonDecoder {
             if let Some(direct) = &self.direct
                 && let Ok(rows) = direct.decode(data)
                 && !rows.is_empty()
+                && let Ok(batches) = rows.into_iter().map(|batch| self.complete(batch, &origin, None)).collect()
             {
-                let batches = rows
-                    .into_iter()
-                    .map(|batch| self.complete(batch, &origin, None))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|err| Error::Source {
-                        uri: uri.clone(),
-                        reason: format!("decoded rows do not fit the table: {err}"),
-                        retryable: false,
-                    })?;
                 return Ok(DecodedObject { batches, quarantined: Vec::new() });
             }
             if let Ok(batches) = self.decode_rows(data, &origin, None)

@@ -189,22 +189,40 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// After a value: `,` (then whitespace) continues the container, `close` ends it.
+    /// Reads a list (`[`, `]`) or object (`{`, `}`) at the cursor, calling `item` at each
+    /// element or member with the whitespace around the commas skipped.
     #[inline]
-    fn next_or_close(&mut self, close: u8) -> Decoded<bool> {
+    fn each(&mut self, open: u8, close: u8, mut item: impl FnMut(&mut Self) -> Decoded<()>) -> Decoded<()> {
+        self.eat(open, if open == b'[' { "a list" } else { "an object" })?;
         self.skip_whitespace();
-        match self.peek() {
-            Some(b',') => {
-                self.pos += 1;
-                self.skip_whitespace();
-                Ok(true)
-            }
-            Some(byte) if byte == close => {
-                self.pos += 1;
-                Ok(false)
-            }
-            _ => Err(self.reject("',' or the end of the container")),
+        if self.peek() == Some(close) {
+            self.pos += 1;
+            return Ok(());
         }
+        loop {
+            item(self)?;
+            self.skip_whitespace();
+            match self.peek() {
+                Some(b',') => {
+                    self.pos += 1;
+                    self.skip_whitespace();
+                }
+                Some(byte) if byte == close => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.reject("',' or the end of the container")),
+            }
+        }
+    }
+
+    /// The `:` between a member's key and its value, and the whitespace around it.
+    #[inline]
+    fn colon(&mut self) -> Decoded<()> {
+        self.skip_whitespace();
+        self.eat(b':', "':'")?;
+        self.skip_whitespace();
+        Ok(())
     }
 
     /// Appends the string at the cursor, unescaped, to `out`.
@@ -366,38 +384,12 @@ impl<'a> Cursor<'a> {
             Some(b'"') => {
                 self.raw_string()?;
             }
-            Some(b'{') => {
-                self.pos += 1;
-                self.skip_whitespace();
-                if self.peek() == Some(b'}') {
-                    self.pos += 1;
-                    return Ok(());
-                }
-                loop {
-                    self.raw_string()?;
-                    self.skip_whitespace();
-                    self.eat(b':', "':'")?;
-                    self.skip_whitespace();
-                    self.skip_value(depth + 1)?;
-                    if !self.next_or_close(b'}')? {
-                        break;
-                    }
-                }
-            }
-            Some(b'[') => {
-                self.pos += 1;
-                self.skip_whitespace();
-                if self.peek() == Some(b']') {
-                    self.pos += 1;
-                    return Ok(());
-                }
-                loop {
-                    self.skip_value(depth + 1)?;
-                    if !self.next_or_close(b']')? {
-                        break;
-                    }
-                }
-            }
+            Some(b'{') => self.each(b'{', b'}', |cursor| {
+                cursor.raw_string()?;
+                cursor.colon()?;
+                cursor.skip_value(depth + 1)
+            })?,
+            Some(b'[') => self.each(b'[', b']', |cursor| cursor.skip_value(depth + 1))?,
             Some(b't') => self.literal(b"true")?,
             Some(b'f') => self.literal(b"false")?,
             Some(b'n') => self.literal(b"null")?,
@@ -699,45 +691,18 @@ impl Column {
                 };
                 values.push(micros.map_err(|_| cursor.reject("a timestamp"))?);
             }
-            Values::Struct(s) => {
-                if cursor.peek() != Some(b'{') {
-                    return Err(cursor.reject("an object"));
-                }
-                s.parse_object(cursor)?;
-            }
+            Values::Struct(s) => s.parse_object(cursor)?,
             Values::List(l) => {
-                cursor.eat(b'[', "a list")?;
-                cursor.skip_whitespace();
-                if cursor.peek() == Some(b']') {
-                    cursor.pos += 1;
-                } else {
-                    loop {
-                        l.child.parse(cursor)?;
-                        if !cursor.next_or_close(b']')? {
-                            break;
-                        }
-                    }
-                }
+                cursor.each(b'[', b']', |cursor| l.child.parse(cursor))?;
                 l.offsets.push(offset(l.child.len(), cursor)?);
                 l.nulls.append_non_null();
             }
             Values::Map(m) => {
-                cursor.eat(b'{', "an object")?;
-                cursor.skip_whitespace();
-                if cursor.peek() == Some(b'}') {
-                    cursor.pos += 1;
-                } else {
-                    loop {
-                        m.keys.parse(cursor)?;
-                        cursor.skip_whitespace();
-                        cursor.eat(b':', "':'")?;
-                        cursor.skip_whitespace();
-                        m.values.parse(cursor)?;
-                        if !cursor.next_or_close(b'}')? {
-                            break;
-                        }
-                    }
-                }
+                cursor.each(b'{', b'}', |cursor| {
+                    m.keys.parse(cursor)?;
+                    cursor.colon()?;
+                    m.values.parse(cursor)
+                })?;
                 m.offsets.push(offset(m.keys.offsets.len() - 1, cursor)?);
                 m.nulls.append_non_null();
             }
@@ -810,25 +775,10 @@ fn integer<N: TryFrom<i64>>(cursor: &mut Cursor<'_>) -> Decoded<N> {
 }
 
 /// A float column's value: any finite JSON number, parsed by the parser arrow-json uses.
-fn float<F: lexical_core::FromLexical + Finite>(cursor: &mut Cursor<'_>) -> Decoded<F> {
+fn float<F: lexical_core::FromLexical + Into<f64> + Copy>(cursor: &mut Cursor<'_>) -> Decoded<F> {
     let number = cursor.number()?;
-    lexical_core::parse::<F>(number.text).ok().filter(Finite::is_finite).ok_or_else(|| cursor.reject("a finite number"))
-}
-
-trait Finite {
-    fn is_finite(&self) -> bool;
-}
-
-impl Finite for f32 {
-    fn is_finite(&self) -> bool {
-        f32::is_finite(*self)
-    }
-}
-
-impl Finite for f64 {
-    fn is_finite(&self) -> bool {
-        f64::is_finite(*self)
-    }
+    let value = lexical_core::parse::<F>(number.text).ok().filter(|v| (*v).into().is_finite());
+    value.ok_or_else(|| cursor.reject("a finite number"))
 }
 
 impl StructColumn {
@@ -874,43 +824,30 @@ impl StructColumn {
 
     /// Reads the object at the cursor as one row (or element) of this struct.
     fn parse_object(&mut self, cursor: &mut Cursor<'_>) -> Decoded<()> {
-        cursor.eat(b'{', "an object")?;
         self.seen.fill(false);
-        cursor.skip_whitespace();
-        if cursor.peek() == Some(b'}') {
-            cursor.pos += 1;
-        } else {
-            let mut expected = 0;
-            loop {
-                if cursor.peek() != Some(b'"') {
-                    return Err(cursor.reject("a field name"));
-                }
-                let field = match self.expected_key(cursor, expected) {
-                    Some(index) => Some(index),
-                    None => {
-                        let key = cursor.raw_string()?;
-                        self.field(key, expected)
-                    }
-                };
-                cursor.skip_whitespace();
-                cursor.eat(b':', "':'")?;
-                cursor.skip_whitespace();
-                match field {
-                    Some(index) => {
-                        // arrow-json keeps the last of duplicate keys; rare enough to leave to it.
-                        if std::mem::replace(&mut self.seen[index], true) {
-                            return Err(cursor.reject("no duplicate field"));
-                        }
-                        self.children[index].parse(cursor)?;
-                        expected = index + 1;
-                    }
-                    None => cursor.skip_value(0)?,
-                }
-                if !cursor.next_or_close(b'}')? {
-                    break;
-                }
+        let mut expected = 0;
+        cursor.each(b'{', b'}', |cursor| {
+            if cursor.peek() != Some(b'"') {
+                return Err(cursor.reject("a field name"));
             }
-        }
+            let field = match self.expected_key(cursor, expected) {
+                Some(index) => Some(index),
+                None => {
+                    let key = cursor.raw_string()?;
+                    self.field(key, expected)
+                }
+            };
+            cursor.colon()?;
+            let Some(index) = field else {
+                return cursor.skip_value(0);
+            };
+            // arrow-json keeps the last of duplicate keys; rare enough to leave to it.
+            if std::mem::replace(&mut self.seen[index], true) {
+                return Err(cursor.reject("no duplicate field"));
+            }
+            expected = index + 1;
+            self.children[index].parse(cursor)
+        })?;
         for (child, seen) in self.children.iter_mut().zip(&self.seen) {
             if !seen {
                 child.append_null(false, cursor)?;

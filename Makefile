@@ -71,19 +71,23 @@ fmt:
 demo: setup build
 	$(WITH_LOCALSTACK) target/debug/demo
 
-# The converter core on the reference workload (OBJECTS=10000 for the big run), then pyarrow and
-# DuckDB on the same files and schema, side by side with ratios. Not part of test/CI: it needs
+# The converter core on the reference workload (OBJECTS=10000 for the big run) with compaction; then
+# ROUNDS rounds of Inlet, pyarrow and DuckDB back to back on the same files and schema: medians
+# and in-round Inlet/peer ratios, so host speed drift cancels. Not part of test/CI: it needs
 # an optimised build. Results: target/bench/report.json. Last, the deployed path on LocalStack
 # (E2E_OBJECTS=100, perf binaries as functions): target/bench/e2e.json.
 PERF_BUILD := cargo build --profile perf -p inlet-bench -p converter -p compactor
 
 E2E_OBJECTS ?= 100
+# Rounds of Inlet, pyarrow and DuckDB back to back; the table shows medians.
+ROUNDS ?= 3
 
 bench: bench-venv localstack-venv tools-venv
 	$(PERF_BUILD)
 	target/perf/inlet-bench --objects $(OBJECTS)
 	$(VENV)/bench/bin/python bench/peers.py --data target/bench/data --schema schemas/events.schema.json \
-	  --threads 1 2 --inlet target/bench/inlet.json --report target/bench/report.json
+	  --threads 1 2 --rounds $(ROUNDS) --inlet-bench "target/perf/inlet-bench --objects $(OBJECTS)" \
+	  --report target/bench/report.json
 	$(WITH_LOCALSTACK) target/perf/inlet-bench --objects $(E2E_OBJECTS) e2e
 
 # Init and first-invocation time of the function binaries (optimised, x86_64), median of 5.

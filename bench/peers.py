@@ -5,6 +5,9 @@ Each system runs in its own child process (so its peak RSS is its own) on the wo
   {"system", "threads", "rows", "json_mib", "output_mib", "wall_seconds", "cpu_seconds", "peak_rss_mib"}
 
     python bench/peers.py --data target/bench/data --schema schemas/events.schema.json [--threads 1]
+
+With `--inlet-bench "target/perf/inlet-bench --objects 300"` it runs Inlet's converter core in the same
+rounds and prints one table of medians with Inlet/peer ratios (`--rounds`, default 3).
 """
 
 import argparse
@@ -12,6 +15,7 @@ import glob
 import json
 import os
 import resource
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -116,37 +120,48 @@ def child(system, data, schema_path, threads):
     }))
 
 
+def run_child(command, label):
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"{label} failed:\n{result.stderr}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", required=True)
     parser.add_argument("--schema", required=True)
     parser.add_argument("--threads", type=int, nargs="+", default=[1])
     parser.add_argument("--systems", nargs="+", default=["pyarrow", "duckdb"])
-    parser.add_argument("--inlet", help="inlet-bench results (target/bench/inlet.json) to compare against")
+    parser.add_argument("--inlet-bench", help="command running Inlet's converter core (`inlet-bench --objects N`), "
+                        "measured in the same rounds as the peers")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of every system back to back; medians are reported")
     parser.add_argument("--report", help="where to write the combined JSON report")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child, args.data, args.schema, args.threads[0])
         return
-    peers = []
-    for system in args.systems:
+    # The host's speed drifts over minutes, so each round runs every system at one thread count
+    # back to back, and ratios are taken within a round before their median is taken.
+    runs = []
+    for round_index in range(args.rounds):
         for threads in args.threads:
-            result = subprocess.run(
-                [sys.executable, __file__, "--child", system, "--data", args.data, "--schema", args.schema,
-                 "--threads", str(threads)],
-                capture_output=True, text=True,
-            )
-            if result.returncode != 0:
-                sys.exit(f"{system} with {threads} threads failed:\n{result.stderr}")
-            peers.append(json.loads(result.stdout))
-            print(f"  {system} ({threads} thread{'s' if threads > 1 else ''}) done", file=sys.stderr, flush=True)
-    if args.inlet:
-        with open(args.inlet) as handle:
-            inlet = [dict(run, system="inlet") for run in json.load(handle)]
-        report(inlet, peers, args.report)
+            if args.inlet_bench:
+                command = shlex.split(args.inlet_bench) + ["--data", args.data, "run", "--threads", str(threads),
+                                                           "--convert-only"]
+                runs.append(dict(run_child(command, f"inlet with {threads} threads"), system="inlet",
+                                 round=round_index))
+            for system in args.systems:
+                command = [sys.executable, __file__, "--child", system, "--data", args.data, "--schema", args.schema,
+                           "--threads", str(threads)]
+                runs.append(dict(run_child(command, f"{system} with {threads} threads"), round=round_index))
+        print(f"  round {round_index + 1} of {args.rounds} done", file=sys.stderr, flush=True)
+    if args.inlet_bench:
+        report(runs, args.report)
     else:
-        for run in peers:
+        for run in runs:
             print(json.dumps(run))
 
 
@@ -154,35 +169,57 @@ def per_cpu(run):
     return run["json_mib"] / run["cpu_seconds"]
 
 
-def report(inlet, peers, path):
-    """One table, Inlet and peers side by side, and Inlet/peer ratios at equal thread counts."""
-    rows = inlet + peers
-    for run in rows:
+def median_run(runs):
+    """The run with the median MiB per CPU-second (the lower middle one for an even count)."""
+    ordered = sorted(runs, key=per_cpu)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def report(runs, path):
+    """One table of medians, Inlet and peers side by side, and Inlet/peer ratios at equal thread
+    counts: the median of the ratios within each round."""
+    for run in runs:
         run["mib_per_s"] = run["json_mib"] / run["wall_seconds"]
         run["mib_per_cpu_s"] = per_cpu(run)
-    header = f"{'system':<8} {'threads':>7} {'rows':>8} {'JSON MiB':>9} {'out MiB':>8} {'MiB/s':>7} {'MiB/CPU-s':>9} {'peak RSS':>9}"
+    rounds = 1 + max(run["round"] for run in runs)
+    groups = {}
+    for run in runs:
+        groups.setdefault((run["system"], run["threads"]), []).append(run)
+    medians = {key: median_run(group) for key, group in groups.items()}
+    header = (f"{'system':<8} {'threads':>7} {'rows':>8} {'JSON MiB':>9} {'out MiB':>8} {'MiB/s':>7} {'MiB/CPU-s':>9} "
+              f"{'(range)':>13} {'peak RSS':>9}")
+    print(f"medians of {rounds} round(s), each running every system back to back")
     print(header)
     print("-" * len(header))
-    for run in rows:
-        print(f"{run['system']:<8} {run['threads']:>7} {run['rows']:>8} {run['json_mib']:>9.1f} {run['output_mib']:>8.1f} "
-              f"{run['mib_per_s']:>7.1f} {run['mib_per_cpu_s']:>9.1f} {run['peak_rss_mib']:>7.0f} M")
+    for (system, threads), run in sorted(medians.items(), key=lambda item: (item[0][0] != "inlet", item[0])):
+        values = [per_cpu(r) for r in groups[(system, threads)]]
+        spread = f"{min(values):.0f}-{max(values):.0f}"
+        print(f"{system:<8} {threads:>7} {run['rows']:>8} {run['json_mib']:>9.1f} {run['output_mib']:>8.1f} "
+              f"{run['mib_per_s']:>7.1f} {run['mib_per_cpu_s']:>9.1f} {spread:>13} {run['peak_rss_mib']:>7.0f} M")
     ratios = {}
-    for peer in peers:
-        ours = next((run for run in inlet if run["threads"] == peer["threads"]), None)
-        if ours is None:
+    for (system, threads) in sorted(medians):
+        if system == "inlet" or ("inlet", threads) not in medians:
             continue
-        if ours["rows"] != peer["rows"]:
-            sys.exit(f"row counts differ: inlet {ours['rows']}, {peer['system']} {peer['rows']}")
-        key = f"{peer['system']}_{peer['threads']}t"
+        per_round = []
+        for round_index in range(rounds):
+            ours = next(r for r in groups[("inlet", threads)] if r["round"] == round_index)
+            peer = next(r for r in groups[(system, threads)] if r["round"] == round_index)
+            if ours["rows"] != peer["rows"]:
+                sys.exit(f"row counts differ: inlet {ours['rows']}, {system} {peer['rows']}")
+            per_round.append(per_cpu(ours) / per_cpu(peer))
+        ordered = sorted(per_round)
+        key = f"{system}_{threads}t"
         ratios[key] = {
-            "throughput_per_cpu": per_cpu(ours) / per_cpu(peer),
-            "peak_rss": ours["peak_rss_mib"] / peer["peak_rss_mib"],
+            "throughput_per_cpu": ordered[(len(ordered) - 1) // 2],
+            "throughput_per_cpu_by_round": per_round,
+            "peak_rss": medians[("inlet", threads)]["peak_rss_mib"] / medians[(system, threads)]["peak_rss_mib"],
         }
-        print(f"Inlet / {peer['system']} at {peer['threads']} thread(s): {ratios[key]['throughput_per_cpu']:.2f}x MiB per CPU-s, "
-              f"{ratios[key]['peak_rss']:.2f}x peak RSS")
+        print(f"Inlet / {system} at {threads} thread(s): {ratios[key]['throughput_per_cpu']:.2f}x MiB per CPU-s "
+              f"(rounds: {', '.join(f'{r:.2f}x' for r in per_round)}), {ratios[key]['peak_rss']:.2f}x peak RSS")
     if path:
         with open(path, "w") as handle:
-            json.dump({"runs": rows, "ratios": ratios}, handle, indent=2)
+            json.dump({"runs": runs, "medians": [medians[key] for key in sorted(medians)], "ratios": ratios}, handle,
+                      indent=2)
         print(f"report: {path}")
 
 

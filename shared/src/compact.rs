@@ -32,7 +32,7 @@ use crate::history::{COMMIT_SOURCES_KEY, COMPACTOR_APP_ID, CommittedSource, Load
 use crate::metrics::Metric;
 use crate::optimize::{OptimizeOptions, OptimizeReport, VacuumReport, optimize, vacuum};
 use crate::schema::{SOURCE_ETAG_COLUMN, SOURCE_FILE_COLUMN, TableSchema};
-use crate::table::{data_writer, log_cleanup_due, open_or_create};
+use crate::table::{DataFiles, log_cleanup_due, open_or_create};
 
 /// An on-demand or scheduled compaction request (the compactor Lambda's payload).
 /// `{}` and EventBridge's scheduled-event payload both mean "compact the configured table".
@@ -390,7 +390,7 @@ impl Compactor {
         let table_schema = metadata.parse_schema().map_err(DeltaTableError::from)?;
         let evolved = plan_evolution(&table_schema, &self.schema.delta)?;
         let target: SchemaRef = Arc::new((evolved.as_ref().unwrap_or(&table_schema)).try_into_arrow()?);
-        let mut writer = data_writer(table, target.clone(), self.options.target_file_bytes)?;
+        let mut writer = DataFiles::new(table, target.clone(), self.options.target_file_bytes)?;
         let mut committed: BTreeMap<SourceId, u64> = BTreeMap::new();
         for info in &plan.consume {
             let kept = plan.kept_in(info);
@@ -731,7 +731,7 @@ mod tests {
         let mut table = lake.table().await;
         lake.stage("b1", "a.json", 0..10).await;
         // The crash: files written, no commit (what a process killed mid-run leaves).
-        let mut writer = data_writer(&table, lake.schema.table.clone(), 1 << 30).unwrap();
+        let mut writer = DataFiles::new(&table, lake.schema.table.clone(), 1 << 30).unwrap();
         let fragment = lake.fragments.read(&lake.fragments.list().await.unwrap()[0].location).await.unwrap();
         for batch in fragment.batches {
             writer.write(&batch).await.unwrap();
@@ -892,7 +892,7 @@ mod tests {
             lake.compactor().run(&mut table, false).await.unwrap();
         }
         // A compactor that crashed before committing left a file behind.
-        let mut writer = data_writer(&table, lake.schema.table.clone(), 1 << 20).unwrap();
+        let mut writer = DataFiles::new(&table, lake.schema.table.clone(), 1 << 20).unwrap();
         let fragment = lake.fragments.read(&lake.stage("b2", "late.json", 90..95).await).await.unwrap();
         for batch in &fragment.batches {
             writer.write(batch).await.unwrap();

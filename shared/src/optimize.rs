@@ -27,7 +27,7 @@ use serde::Serialize;
 use crate::error::Result;
 use crate::evolution::conform;
 use crate::fragment::NULL_PARTITION;
-use crate::table::{data_writer, log_cleanup_due};
+use crate::table::{DataFiles, log_cleanup_due};
 
 /// When small files get rewritten.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,7 +136,7 @@ pub async fn optimize(
 
     let target: SchemaRef = Arc::new((&metadata.parse_schema().map_err(DeltaTableError::from)?).try_into_arrow()?);
     let reader = ParquetFileReader::new(table.object_store());
-    let mut writer = data_writer(table, target.clone(), options.target_file_bytes)?;
+    let mut writer = DataFiles::new(table, target.clone(), options.target_file_bytes)?;
     let mut removes = Vec::new();
     for file in bins.into_iter().flatten() {
         let mut batches = reader.read_file(file.path.clone()).await?;

@@ -1,17 +1,22 @@
 //! The Delta table: opening, creating it with the declared schema, and its storage.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::num::NonZeroU64;
 use std::sync::Arc;
 
-use std::num::NonZeroU64;
-
-use arrow_schema::SchemaRef;
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::{DataType, SchemaRef};
 pub use deltalake::ObjectStore;
 use deltalake::datafile::writer::{DeltaWriter, WriterConfig};
+use deltalake::kernel::Add;
+use deltalake::logstore::ObjectStoreRef;
 use deltalake::table::config::TablePropertiesExt as _;
 use deltalake::{DeltaTable, DeltaTableBuilder, TableProperty};
+use parquet::arrow::ArrowSchemaConverter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use url::Url;
 
 use crate::error::{Error, Result};
@@ -90,39 +95,263 @@ pub async fn open_or_create(
     }
 }
 
-/// A writer of data files for `table` with `schema` (its own, or an evolved one), rolling files
-/// at `target_file_bytes`. Files stream to storage as multipart uploads a row group at a time,
-/// so memory stays near one row group per partition rather than one whole file.
-pub fn data_writer(table: &DeltaTable, schema: SchemaRef, target_file_bytes: u64) -> Result<DeltaWriter> {
-    let snapshot = table.snapshot()?;
-    let properties = snapshot.table_config();
-    let stats_columns = properties
-        .data_skipping_stats_columns
-        .as_ref()
-        .map(|columns| columns.iter().map(|column| column.to_string()).collect());
-    let config = WriterConfig::new(
-        schema,
-        snapshot.metadata().partition_columns().to_vec(),
-        Some(data_file_properties(target_file_bytes)?),
-        Some(NonZeroU64::new(target_file_bytes).ok_or_else(|| Error::Config("target file size is 0".into()))?),
-        None,
-        properties.data_skipping_num_indexed_cols.unwrap_or_default(),
-        stats_columns,
-    );
-    Ok(DeltaWriter::new(table.object_store(), config))
+/// Data files being written for `table` with `schema` (its own, or an evolved one), rolled at
+/// `target_file_bytes`. Files stream to storage as multipart uploads a row group at a time, so
+/// memory stays near one row group per partition rather than one whole file. The writer starts
+/// at the first batch, whose values decide which columns get dictionary encoding.
+pub struct DataFiles {
+    store: ObjectStoreRef,
+    partition_columns: Vec<String>,
+    target_file_bytes: u64,
+    /// The writer's configuration, given the Parquet settings.
+    config: Box<dyn Fn(WriterProperties) -> WriterConfig + Send + Sync>,
+    writer: Option<DeltaWriter>,
+}
+
+impl DataFiles {
+    /// Nothing is written until the first batch.
+    pub fn new(table: &DeltaTable, schema: SchemaRef, target_file_bytes: u64) -> Result<Self> {
+        let snapshot = table.snapshot()?;
+        let properties = snapshot.table_config();
+        let partition_columns = snapshot.metadata().partition_columns().to_vec();
+        let target = NonZeroU64::new(target_file_bytes).ok_or_else(|| Error::Config("target file size is 0".into()))?;
+        let num_indexed_cols = properties.data_skipping_num_indexed_cols.unwrap_or_default();
+        let stats_columns: Option<Vec<String>> = properties
+            .data_skipping_stats_columns
+            .as_ref()
+            .map(|columns| columns.iter().map(|column| column.to_string()).collect());
+        let partitions = partition_columns.clone();
+        Ok(Self {
+            store: table.object_store(),
+            partition_columns,
+            target_file_bytes,
+            config: Box::new(move |parquet| {
+                WriterConfig::new(
+                    schema.clone(),
+                    partitions.clone(),
+                    Some(parquet),
+                    Some(target),
+                    None,
+                    num_indexed_cols,
+                    stats_columns.clone(),
+                )
+            }),
+            writer: None,
+        })
+    }
+
+    /// Appends rows (partition columns included; they pick the file's partition).
+    pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let writer = match &mut self.writer {
+            Some(writer) => writer,
+            None => {
+                let unique = mostly_unique_columns(batch, &self.partition_columns);
+                if !unique.is_empty() {
+                    tracing::debug!(columns = ?unique, "no dictionary encoding for mostly distinct columns");
+                }
+                let config = (self.config)(data_file_properties(self.target_file_bytes, unique)?);
+                self.writer.insert(DeltaWriter::new(self.store.clone(), config))
+            }
+        };
+        Ok(writer.write(batch).await?)
+    }
+
+    /// Finishes the open files; their Add actions, none if nothing was written.
+    pub async fn close(self) -> Result<Vec<Add>> {
+        match self.writer {
+            Some(writer) => Ok(writer.close().await?),
+            None => Ok(Vec::new()),
+        }
+    }
 }
 
 /// Settings of committed files: zstd, row groups big enough for efficient scans and small
 /// enough to bound the writer's memory; statistics (for pruning) are on by default. The writer
 /// cuts files on its estimate of the bytes written, which counts open dictionaries and pages
 /// uncompressed: capping both at 1/64 of the target (1 MiB, the Parquet default, for targets of
-/// 64 MiB and more) keeps that estimate, and so the file sizes, close to the target.
-fn data_file_properties(target_file_bytes: u64) -> Result<WriterProperties> {
+/// 64 MiB and more) keeps that estimate, and so the file sizes, close to the target. Columns in
+/// `no_dictionary` are written plain.
+fn data_file_properties(target_file_bytes: u64, no_dictionary: Vec<ColumnPath>) -> Result<WriterProperties> {
     let page_bytes = (target_file_bytes / 64).clamp(1024, 1024 * 1024) as usize;
-    Ok(WriterProperties::builder()
+    let mut builder = WriterProperties::builder();
+    for column in no_dictionary {
+        builder = builder.set_column_dictionary_enabled(column, false);
+    }
+    Ok(builder
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
         .set_max_row_group_row_count(Some(128 * 1024))
         .set_data_page_size_limit(page_bytes)
         .set_dictionary_page_size_limit(page_bytes)
         .build())
+}
+
+/// Values sampled per column to judge its cardinality, and the fewest that make a judgement.
+const DICTIONARY_SAMPLE_VALUES: usize = 4096;
+const DICTIONARY_MIN_SAMPLE: usize = 256;
+
+/// The Parquet columns of `batch` (outside `partition_columns`) whose sampled values are over
+/// 90% distinct: ids, timestamps, prices. A dictionary there is hashing for nothing (the writer
+/// drops it once its page fills) and made the files larger than plain values under zstd
+/// (docs/performance.md). Columns with repeats keep the dictionary.
+fn mostly_unique_columns(batch: &RecordBatch, partition_columns: &[String]) -> Vec<ColumnPath> {
+    let schema = batch.schema();
+    let (fields, columns): (Vec<_>, Vec<_>) = schema
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .filter(|(field, _)| !partition_columns.contains(field.name()))
+        .map(|(field, column)| (field.clone(), column.clone()))
+        .unzip();
+    let Ok(descriptor) = ArrowSchemaConverter::new().convert(&arrow_schema::Schema::new(fields)) else {
+        return Vec::new();
+    };
+    let mut leaves = Vec::new();
+    for column in &columns {
+        leaf_arrays(column, &mut leaves);
+    }
+    // Leaves come in the order Parquet numbers its columns; if that ever differs, decide nothing.
+    if leaves.len() != descriptor.num_columns() {
+        return Vec::new();
+    }
+    descriptor
+        .columns()
+        .iter()
+        .zip(&leaves)
+        .filter(|(_, leaf)| mostly_unique(leaf.as_ref()))
+        .map(|(column, _)| column.path().clone())
+        .collect()
+}
+
+/// The arrays holding `array`'s leaf values, depth first (Parquet's column order).
+fn leaf_arrays(array: &ArrayRef, out: &mut Vec<ArrayRef>) {
+    match array.data_type() {
+        DataType::Struct(_) => array.as_struct().columns().iter().for_each(|child| leaf_arrays(child, out)),
+        DataType::List(_) => leaf_arrays(array.as_list::<i32>().values(), out),
+        DataType::LargeList(_) => leaf_arrays(array.as_list::<i64>().values(), out),
+        DataType::Map(_, _) => {
+            let entries = array.as_map();
+            leaf_arrays(entries.keys(), out);
+            leaf_arrays(entries.values(), out);
+        }
+        _ => out.push(array.clone()),
+    }
+}
+
+/// Whether over 90% of the first non-null values are distinct (strings, binaries, fixed-width
+/// primitives; anything else keeps its dictionary).
+fn mostly_unique(array: &dyn Array) -> bool {
+    match array.data_type() {
+        DataType::Utf8 => mostly_distinct(array, |i| array.as_string::<i32>().value(i).as_bytes()),
+        DataType::LargeUtf8 => mostly_distinct(array, |i| array.as_string::<i64>().value(i).as_bytes()),
+        DataType::Binary => mostly_distinct(array, |i| array.as_binary::<i32>().value(i)),
+        DataType::LargeBinary => mostly_distinct(array, |i| array.as_binary::<i64>().value(i)),
+        other => match other.primitive_width() {
+            Some(width) => {
+                let data = array.to_data();
+                let Some(values) = data.buffers().first() else { return false };
+                let start = data.offset();
+                mostly_distinct(array, |i| &values.as_slice()[(start + i) * width..(start + i + 1) * width])
+            }
+            None => false,
+        },
+    }
+}
+
+fn mostly_distinct<'a>(array: &dyn Array, value: impl Fn(usize) -> &'a [u8]) -> bool {
+    let mut distinct = HashSet::new();
+    let mut present = 0;
+    for i in (0..array.len()).filter(|&i| array.is_valid(i)).take(DICTIONARY_SAMPLE_VALUES) {
+        present += 1;
+        distinct.insert(value(i));
+    }
+    present >= DICTIONARY_MIN_SAMPLE && distinct.len() * 10 > present * 9
+}
+
+#[cfg(test)]
+mod tests {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    use super::*;
+    use crate::decode::JsonDecoder;
+    use crate::event::SourceObject;
+
+    const SCHEMA: &str = r#"{"fields": [
+        {"name": "id", "type": "string"},
+        {"name": "kind", "type": "string"},
+        {"name": "n", "type": "long"},
+        {"name": "price", "type": "double"},
+        {"name": "items", "type": {"list": {"struct": [
+            {"name": "sku", "type": "string"},
+            {"name": "qty", "type": "integer"}
+        ]}}}
+    ]}"#;
+
+    /// Rows whose `id`, `n` and item `sku` never repeat, while `kind`, `price` and `qty` do.
+    fn rows(schema: &Arc<TableSchema>, count: usize) -> Vec<RecordBatch> {
+        let ndjson: String = (0..count)
+            .map(|i| {
+                format!(
+                    r#"{{"id":"id-{i}","kind":"{}","n":{},"price":{}.5,"items":[{{"sku":"s-{i}","qty":{}}}]}}"#,
+                    ["click", "view", "buy"][i % 3],
+                    i * 7,
+                    i % 5,
+                    i % 3
+                ) + "\n"
+            })
+            .collect();
+        let object = SourceObject { bucket: "raw".into(), key: "a.json".into(), etag: None };
+        JsonDecoder::new(schema.clone(), 4096).decode(&object, ndjson.as_bytes()).unwrap().batches
+    }
+
+    fn names(columns: Vec<ColumnPath>) -> Vec<String> {
+        columns.iter().map(ColumnPath::string).collect()
+    }
+
+    #[test]
+    fn columns_whose_sampled_values_are_mostly_distinct_are_found_at_every_depth() {
+        let schema = Arc::new(TableSchema::parse(SCHEMA, "test").unwrap());
+        let batch = &rows(&schema, 1000)[0];
+        assert_eq!(names(mostly_unique_columns(batch, &[])), ["id", "n", "items.list.element.sku"]);
+        // Partition columns are not in the files, so not among their columns either.
+        assert_eq!(names(mostly_unique_columns(batch, &["id".to_string()])), ["n", "items.list.element.sku"]);
+        // Too few values to judge: every column keeps its dictionary.
+        assert!(mostly_unique_columns(&rows(&schema, 100)[0], &[]).is_empty());
+    }
+
+    #[tokio::test]
+    async fn data_files_leave_dictionaries_out_of_mostly_distinct_columns_only() {
+        let schema = Arc::new(TableSchema::parse(SCHEMA, "test").unwrap());
+        let lake = tempfile::tempdir().unwrap();
+        let url = Url::from_directory_path(lake.path()).unwrap();
+        let table = open_or_create(&url, &HashMap::new(), &schema, Default::default()).await.unwrap();
+        let mut files = DataFiles::new(&table, schema.table.clone(), 1 << 30).unwrap();
+        for batch in rows(&schema, 3000) {
+            files.write(&batch).await.unwrap();
+        }
+        let adds = files.close().await.unwrap();
+        assert_eq!(adds.len(), 1);
+        let file = std::fs::File::open(lake.path().join(&adds[0].path)).unwrap();
+        let reader = SerializedFileReader::new(file).unwrap();
+        let row_group = reader.metadata().row_group(0);
+        let dictionary: HashMap<String, bool> = row_group
+            .columns()
+            .iter()
+            .map(|column| (column.column_path().string(), column.dictionary_page_offset().is_some()))
+            .collect();
+        for (column, expected) in
+            [("id", false), ("n", false), ("items.list.element.sku", false), ("kind", true), ("price", true)]
+        {
+            assert_eq!(dictionary[column], expected, "{column}: {dictionary:?}");
+        }
+        assert_eq!(reader.metadata().file_metadata().num_rows(), 3000);
+    }
+
+    #[tokio::test]
+    async fn data_files_with_no_rows_write_no_file() {
+        let schema = Arc::new(TableSchema::parse(SCHEMA, "test").unwrap());
+        let lake = tempfile::tempdir().unwrap();
+        let url = Url::from_directory_path(lake.path()).unwrap();
+        let table = open_or_create(&url, &HashMap::new(), &schema, Default::default()).await.unwrap();
+        assert!(DataFiles::new(&table, schema.table.clone(), 1 << 30).unwrap().close().await.unwrap().is_empty());
+    }
 }

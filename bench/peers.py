@@ -169,9 +169,9 @@ def per_cpu(run):
     return run["json_mib"] / run["cpu_seconds"]
 
 
-def median_run(runs):
-    """The run with the median MiB per CPU-second (the lower middle one for an even count)."""
-    ordered = sorted(runs, key=per_cpu)
+def lower_median(items, key=None):
+    """The median item (the lower middle one for an even count)."""
+    ordered = sorted(items, key=key)
     return ordered[(len(ordered) - 1) // 2]
 
 
@@ -185,7 +185,7 @@ def report(runs, path):
     groups = {}
     for run in runs:
         groups.setdefault((run["system"], run["threads"]), []).append(run)
-    medians = {key: median_run(group) for key, group in groups.items()}
+    medians = {key: lower_median(group, key=per_cpu) for key, group in groups.items()}
     header = (f"{'system':<8} {'threads':>7} {'rows':>8} {'JSON MiB':>9} {'out MiB':>8} {'MiB/s':>7} {'MiB/CPU-s':>9} "
               f"{'(range)':>13} {'peak RSS':>9}")
     print(f"medians of {rounds} round(s), each running every system back to back")
@@ -207,10 +207,9 @@ def report(runs, path):
             if ours["rows"] != peer["rows"]:
                 sys.exit(f"row counts differ: inlet {ours['rows']}, {system} {peer['rows']}")
             per_round.append(per_cpu(ours) / per_cpu(peer))
-        ordered = sorted(per_round)
         key = f"{system}_{threads}t"
         ratios[key] = {
-            "throughput_per_cpu": ordered[(len(ordered) - 1) // 2],
+            "throughput_per_cpu": lower_median(per_round),
             "throughput_per_cpu_by_round": per_round,
             "peak_rss": medians[("inlet", threads)]["peak_rss_mib"] / medians[(system, threads)]["peak_rss_mib"],
         }

@@ -102,9 +102,10 @@ pub async fn open_or_create(
 pub struct DataFiles {
     store: ObjectStoreRef,
     partition_columns: Vec<String>,
-    target_file_bytes: u64,
-    /// The writer's configuration, given the Parquet settings.
-    config: Box<dyn Fn(WriterProperties) -> WriterConfig + Send + Sync>,
+    target_file_bytes: NonZeroU64,
+    /// The writer's configuration from the table's own settings, given the Parquet settings,
+    /// partition columns and target size.
+    config: Box<dyn Fn(WriterProperties, Vec<String>, NonZeroU64) -> WriterConfig + Send + Sync>,
     writer: Option<DeltaWriter>,
 }
 
@@ -113,27 +114,26 @@ impl DataFiles {
     pub fn new(table: &DeltaTable, schema: SchemaRef, target_file_bytes: u64) -> Result<Self> {
         let snapshot = table.snapshot()?;
         let properties = snapshot.table_config();
-        let partition_columns = snapshot.metadata().partition_columns().to_vec();
-        let target = NonZeroU64::new(target_file_bytes).ok_or_else(|| Error::Config("target file size is 0".into()))?;
         let num_indexed_cols = properties.data_skipping_num_indexed_cols.unwrap_or_default();
         let stats_columns: Option<Vec<String>> = properties
             .data_skipping_stats_columns
             .as_ref()
             .map(|columns| columns.iter().map(|column| column.to_string()).collect());
-        let partitions = partition_columns.clone();
         Ok(Self {
             store: table.object_store(),
-            partition_columns,
-            target_file_bytes,
-            config: Box::new(move |parquet| {
+            partition_columns: snapshot.metadata().partition_columns().to_vec(),
+            target_file_bytes: NonZeroU64::new(target_file_bytes)
+                .ok_or_else(|| Error::Config("target file size is 0".into()))?,
+            config: Box::new(move |parquet, partition_columns, target| {
+                let stats_columns = stats_columns.clone();
                 WriterConfig::new(
                     schema.clone(),
-                    partitions.clone(),
+                    partition_columns,
                     Some(parquet),
                     Some(target),
                     None,
                     num_indexed_cols,
-                    stats_columns.clone(),
+                    stats_columns,
                 )
             }),
             writer: None,
@@ -149,7 +149,8 @@ impl DataFiles {
                 if !unique.is_empty() {
                     tracing::debug!(columns = ?unique, "no dictionary encoding for mostly distinct columns");
                 }
-                let config = (self.config)(data_file_properties(self.target_file_bytes, unique)?);
+                let parquet = data_file_properties(self.target_file_bytes.get(), unique)?;
+                let config = (self.config)(parquet, self.partition_columns.clone(), self.target_file_bytes);
                 self.writer.insert(DeltaWriter::new(self.store.clone(), config))
             }
         };
@@ -318,12 +319,18 @@ mod tests {
         assert!(mostly_unique_columns(&rows(&schema, 100)[0], &[]).is_empty());
     }
 
-    #[tokio::test]
-    async fn data_files_leave_dictionaries_out_of_mostly_distinct_columns_only() {
+    /// A new table with [`SCHEMA`] in a temporary directory.
+    async fn new_table() -> (Arc<TableSchema>, tempfile::TempDir, DeltaTable) {
         let schema = Arc::new(TableSchema::parse(SCHEMA, "test").unwrap());
         let lake = tempfile::tempdir().unwrap();
         let url = Url::from_directory_path(lake.path()).unwrap();
         let table = open_or_create(&url, &HashMap::new(), &schema, Default::default()).await.unwrap();
+        (schema, lake, table)
+    }
+
+    #[tokio::test]
+    async fn data_files_leave_dictionaries_out_of_mostly_distinct_columns_only() {
+        let (schema, lake, table) = new_table().await;
         let mut files = DataFiles::new(&table, schema.table.clone(), 1 << 30).unwrap();
         for batch in rows(&schema, 3000) {
             files.write(&batch).await.unwrap();
@@ -348,10 +355,7 @@ mod tests {
 
     #[tokio::test]
     async fn data_files_with_no_rows_write_no_file() {
-        let schema = Arc::new(TableSchema::parse(SCHEMA, "test").unwrap());
-        let lake = tempfile::tempdir().unwrap();
-        let url = Url::from_directory_path(lake.path()).unwrap();
-        let table = open_or_create(&url, &HashMap::new(), &schema, Default::default()).await.unwrap();
+        let (schema, _lake, table) = new_table().await;
         assert!(DataFiles::new(&table, schema.table.clone(), 1 << 30).unwrap().close().await.unwrap().is_empty());
     }
 }

@@ -6,8 +6,9 @@ Each system runs in its own child process (so its peak RSS is its own) on the wo
 
     python bench/peers.py --data target/bench/data --schema schemas/events.schema.json [--threads 1]
 
-With `--inlet-bench "target/perf/inlet-bench --objects 300"` it runs Inlet's converter core in the same
-rounds and prints one table of medians with Inlet/peer ratios (`--rounds`, default 3).
+With `--inlet-bench "target/perf/inlet-bench --objects 300"` it runs Inlet's converter core, and the
+naive arrow-rs program (`inlet-bench naive`, 1 thread), in the same rounds and prints one table of
+medians with Inlet/peer ratios (`--rounds`, default 3).
 """
 
 import argparse
@@ -153,6 +154,10 @@ def main():
                                                            "--convert-only"]
                 runs.append(dict(run_child(command, f"inlet with {threads} threads"), system="inlet",
                                  round=round_index))
+            if args.inlet_bench and threads == 1:
+                # The guide's naive arrow-rs program is single-threaded: it runs at 1 thread only.
+                command = shlex.split(args.inlet_bench) + ["--data", args.data, "naive"]
+                runs.append(dict(run_child(command, "naive arrow-rs"), round=round_index))
             for system in args.systems:
                 command = [sys.executable, __file__, "--child", system, "--data", args.data, "--schema", args.schema,
                            "--threads", str(threads)]

@@ -111,6 +111,9 @@ enum Command {
         #[arg(long)]
         convert_only: bool,
     },
+    /// The guide's "naive arrow-rs" peer on the same files: zstd, arrow-json's reader and
+    /// `ArrowWriter`, each with its defaults, one thread (prints the peers' JSON format).
+    Naive,
     /// The deployed path on a running LocalStack (perf binaries as functions): wall time from the
     /// first PUT to committed rows, and the CPU Inlet's functions and LocalStack each used.
     E2e,
@@ -161,6 +164,7 @@ fn main() -> Result<()> {
             std::fs::create_dir_all("target/bench")?;
             std::fs::write("target/bench/e2e.json", serde_json::to_vec_pretty(&measured)?)?;
         }
+        Some(Command::Naive) => println!("{}", serde_json::to_string(&naive(&cli.data, &keys)?)?),
         Some(Command::Run { threads, convert_only }) => {
             let measured = run(&cli.data, &keys, threads, cli.levers.options(threads)?, !convert_only)?;
             println!("{}", serde_json::to_string(&measured)?);
@@ -274,6 +278,54 @@ fn run(data: &Path, keys: &[String], threads: usize, options: ConverterOptions, 
     measured.table_mib = compacted.bytes as f64 / 1048576.0;
     measured.peak_rss_with_compaction_mib = peak_rss_mib()?;
     Ok(measured)
+}
+
+/// One run of a peer, in the format `bench/peers.py` reads.
+#[derive(Debug, Serialize)]
+struct PeerMeasurement {
+    system: &'static str,
+    threads: usize,
+    objects: usize,
+    rows: u64,
+    json_mib: f64,
+    output_mib: f64,
+    wall_seconds: f64,
+    cpu_seconds: f64,
+    peak_rss_mib: f64,
+}
+
+/// What a first arrow-rs program does: decompress an object whole, read it with arrow-json's
+/// `ReaderBuilder` (default batch size) and write every batch with a default `ArrowWriter`
+/// (uncompressed, dictionary, page statistics) into one file.
+fn naive(data: &Path, keys: &[String]) -> Result<PeerMeasurement> {
+    let schema = TableSchema::parse(SCHEMA, "schemas/events.schema.json")?.decoded;
+    let scratch = tempfile::tempdir()?;
+    let out = scratch.path().join("out.parquet");
+    let cpu_before = cpu_seconds()?;
+    let started = Instant::now();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&out)?, schema.clone(), None)?;
+    let (mut rows, mut json_bytes) = (0u64, 0usize);
+    for key in keys {
+        let json = zstd::decode_all(std::fs::File::open(data.join("raw").join(key))?)?;
+        json_bytes += json.len();
+        for batch in arrow_json::ReaderBuilder::new(schema.clone()).build(std::io::Cursor::new(json))? {
+            let batch = batch?;
+            rows += batch.num_rows() as u64;
+            writer.write(&batch)?;
+        }
+    }
+    writer.close()?;
+    Ok(PeerMeasurement {
+        system: "arrow-rs",
+        threads: 1,
+        objects: keys.len(),
+        rows,
+        json_mib: json_bytes as f64 / 1048576.0,
+        output_mib: std::fs::metadata(&out)?.len() as f64 / 1048576.0,
+        wall_seconds: started.elapsed().as_secs_f64(),
+        cpu_seconds: cpu_seconds()? - cpu_before,
+        peak_rss_mib: peak_rss_mib()?,
+    })
 }
 
 /// User + system CPU time of this process, from /proc (clock ticks of 1/100 s).

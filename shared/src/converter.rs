@@ -23,7 +23,7 @@ use crate::fragment::{FragmentEncoding, FragmentSource, FragmentStore, FragmentW
 use crate::metrics::Metric;
 use crate::quarantine::Quarantine;
 use crate::schema::TableSchema;
-use crate::source::{ObjectSource, S3Source, decompress};
+use crate::source::{ObjectSource, S3Source, with_decompressed};
 use crate::trigger::{CompactionTrigger, LambdaTrigger};
 
 /// What one converter invocation did.
@@ -340,8 +340,9 @@ impl Converter {
                 }
                 _ => None,
             };
-            let data = decompress(&object, fetched.data)?;
-            let decoded = decoder.decode(&object, &data)?;
+            let (bytes_in, decoded) =
+                with_decompressed(&object, &fetched.data, |data| (data.len() as u64, decoder.decode(&object, data)))?;
+            let decoded = decoded?;
             let mut parts: BTreeMap<Option<String>, Vec<RecordBatch>> = BTreeMap::new();
             for batch in decoded.batches {
                 match &partition {
@@ -353,12 +354,7 @@ impl Converter {
                     }
                 }
             }
-            Ok(Decoded {
-                bytes_in: data.len() as u64,
-                parts: parts.into_iter().collect(),
-                quarantined: decoded.quarantined,
-                object,
-            })
+            Ok(Decoded { bytes_in, parts: parts.into_iter().collect(), quarantined: decoded.quarantined, object })
         })
         .await
         .map_err(|err| Error::Io(std::io::Error::other(err)))?

@@ -72,7 +72,7 @@ demo: setup build
 	$(WITH_LOCALSTACK) target/debug/demo
 
 # The converter core on the reference workload (OBJECTS=10000 for the big run) with compaction; then
-# ROUNDS rounds of Inlet, pyarrow and DuckDB back to back on the same files and schema: medians
+# ROUNDS rounds of Inlet, pyarrow, DuckDB and naive arrow-rs back to back on the same files and schema: medians
 # and in-round Inlet/peer ratios, so host speed drift cancels. Not part of test/CI: it needs
 # an optimised build. Results: target/bench/report.json. Last, the deployed path on LocalStack
 # (E2E_OBJECTS=100, perf binaries as functions): target/bench/e2e.json.

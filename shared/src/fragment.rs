@@ -14,11 +14,9 @@ use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchR
 use parquet::basic::Compression;
 use parquet::file::metadata::{KeyValue, ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::schema::{INGESTED_AT_COLUMN, SOURCE_ETAG_COLUMN, SOURCE_FILE_COLUMN};
 
 /// Where fragments are staged, relative to the table root.
 pub const FRAGMENTS_PREFIX: &str = "_inlet/fragments";
@@ -106,20 +104,14 @@ impl FragmentEncoding {
     fn properties(&self) -> WriterProperties {
         // Small pages and row groups: an open writer buffers up to a page and a dictionary per
         // leaf column (~60 here), so the defaults (1 MiB each) would dominate converter memory.
-        let mut builder = WriterProperties::builder()
+        WriterProperties::builder()
             .set_compression(self.compression)
             .set_dictionary_enabled(self.dictionary)
             .set_statistics_enabled(if self.statistics { EnabledStatistics::Page } else { EnabledStatistics::None })
             .set_data_page_size_limit(128 * 1024)
             .set_dictionary_page_size_limit(128 * 1024)
-            .set_max_row_group_row_count(Some(16 * 1024));
-        // Lineage columns hold one value per source object. Written plain, the path and ETag
-        // alone were ~65 bytes a row (5% of what LZ4 compressed); a dictionary makes them one
-        // run of one index per object.
-        for column in [SOURCE_FILE_COLUMN, SOURCE_ETAG_COLUMN, INGESTED_AT_COLUMN] {
-            builder = builder.set_column_dictionary_enabled(ColumnPath::from(column), true);
-        }
-        builder.build()
+            .set_max_row_group_row_count(Some(16 * 1024))
+            .build()
     }
 }
 
@@ -338,42 +330,5 @@ mod tests {
         assert_eq!(fragment.batches[0].schema(), schema.table);
         store.delete(&[path.clone(), path]).await.unwrap();
         assert!(store.list().await.unwrap().is_empty());
-    }
-
-    #[test]
-    fn only_the_lineage_columns_of_a_fragment_are_dictionary_encoded_and_they_read_back_whole() {
-        let schema = Arc::new(TableSchema::parse(r#"{"fields":[{"name":"name","type":"string"}]}"#, "t").unwrap());
-        let decoder = JsonDecoder::new(schema.clone(), 100);
-        let mut writer = FragmentWriter::new(&schema.table).unwrap();
-        let mut uris = Vec::new();
-        for index in 0..3 {
-            let object =
-                SourceObject { bucket: "raw".into(), key: format!("{index}.json"), etag: Some(format!("e{index}")) };
-            let lines: String = (0..250).map(|row| format!("{{\"name\":\"n{index}-{row}\"}}\n")).collect();
-            let batches = decoder.decode(&object, lines.as_bytes()).unwrap().batches;
-            let source = FragmentSource { uri: object.uri(), etag: object.etag.clone(), rows: 250, total_rows: None };
-            writer.write(source, &batches).unwrap();
-            uris.extend(std::iter::repeat_n(object.uri(), 250));
-        }
-        let data = Bytes::from(writer.finish("b").unwrap());
-        use parquet::file::reader::FileReader;
-        let reader = parquet::file::reader::SerializedFileReader::new(data.clone()).unwrap();
-        let row_group = reader.metadata().row_group(0);
-        for column in row_group.columns() {
-            let name = column.column_path().string();
-            let lineage = [SOURCE_FILE_COLUMN, SOURCE_ETAG_COLUMN, INGESTED_AT_COLUMN].contains(&name.as_str());
-            assert_eq!(column.dictionary_page_offset().is_some(), lineage, "{name}");
-        }
-        let fragment = decode(Path::from("f"), data).unwrap();
-        let read: Vec<String> = fragment
-            .batches
-            .iter()
-            .flat_map(|batch| {
-                let column = batch.column_by_name(SOURCE_FILE_COLUMN).unwrap();
-                let values = column.as_any().downcast_ref::<arrow_array::StringArray>().unwrap();
-                values.iter().map(|v| v.unwrap().to_string()).collect::<Vec<_>>()
-            })
-            .collect();
-        assert_eq!(read, uris);
     }
 }

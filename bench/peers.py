@@ -157,7 +157,7 @@ def main():
             if args.inlet_bench and threads == 1:
                 # The guide's naive arrow-rs program is single-threaded: it runs at 1 thread only.
                 command = shlex.split(args.inlet_bench) + ["--data", args.data, "naive"]
-                runs.append(dict(run_child(command, "naive arrow-rs"), round=round_index))
+                runs.append(dict(run_child(command, "naive arrow-rs"), system="arrow-rs", round=round_index))
             for system in args.systems:
                 command = [sys.executable, __file__, "--child", system, "--data", args.data, "--schema", args.schema,
                            "--threads", str(threads)]

@@ -112,7 +112,7 @@ enum Command {
         convert_only: bool,
     },
     /// The guide's "naive arrow-rs" peer on the same files: zstd, arrow-json's reader and
-    /// `ArrowWriter`, each with its defaults, one thread (prints the peers' JSON format).
+    /// `ArrowWriter`, each with its defaults, one thread (no compaction).
     Naive,
     /// The deployed path on a running LocalStack (perf binaries as functions): wall time from the
     /// first PUT to committed rows, and the CPU Inlet's functions and LocalStack each used.
@@ -280,24 +280,10 @@ fn run(data: &Path, keys: &[String], threads: usize, options: ConverterOptions, 
     Ok(measured)
 }
 
-/// One run of a peer, in the format `bench/peers.py` reads.
-#[derive(Debug, Serialize)]
-struct PeerMeasurement {
-    system: &'static str,
-    threads: usize,
-    objects: usize,
-    rows: u64,
-    json_mib: f64,
-    output_mib: f64,
-    wall_seconds: f64,
-    cpu_seconds: f64,
-    peak_rss_mib: f64,
-}
-
 /// What a first arrow-rs program does: decompress an object whole, read it with arrow-json's
 /// `ReaderBuilder` (default batch size) and write every batch with a default `ArrowWriter`
 /// (uncompressed, dictionary, page statistics) into one file.
-fn naive(data: &Path, keys: &[String]) -> Result<PeerMeasurement> {
+fn naive(data: &Path, keys: &[String]) -> Result<Measurement> {
     let schema = TableSchema::parse(SCHEMA, "schemas/events.schema.json")?.decoded;
     let scratch = tempfile::tempdir()?;
     let out = scratch.path().join("out.parquet");
@@ -315,8 +301,8 @@ fn naive(data: &Path, keys: &[String]) -> Result<PeerMeasurement> {
         }
     }
     writer.close()?;
-    Ok(PeerMeasurement {
-        system: "arrow-rs",
+    let peak_rss_mib = peak_rss_mib()?;
+    Ok(Measurement {
         threads: 1,
         objects: keys.len(),
         rows,
@@ -324,7 +310,11 @@ fn naive(data: &Path, keys: &[String]) -> Result<PeerMeasurement> {
         output_mib: std::fs::metadata(&out)?.len() as f64 / 1048576.0,
         wall_seconds: started.elapsed().as_secs_f64(),
         cpu_seconds: cpu_seconds()? - cpu_before,
-        peak_rss_mib: peak_rss_mib()?,
+        peak_rss_mib,
+        compact_seconds: 0.0,
+        compact_cpu_seconds: 0.0,
+        table_mib: 0.0,
+        peak_rss_with_compaction_mib: peak_rss_mib,
     })
 }
 

@@ -38,7 +38,13 @@ pub struct Rejected {
     pub reason: &'static str,
 }
 
-type Decoded<T> = std::result::Result<T, Rejected>;
+/// The error is boxed: refusals are rare, and a 24-byte error made every parse call return
+/// through memory, where `Ok(())` or `Ok(&[u8])` now comes back in registers.
+type Decoded<T> = std::result::Result<T, Box<Rejected>>;
+
+fn rejected(offset: usize, reason: &'static str) -> Box<Rejected> {
+    Box::new(Rejected { offset, reason })
+}
 
 /// Deepest nesting skipped inside fields the schema does not declare.
 const MAX_SKIPPED_DEPTH: usize = 64;
@@ -75,9 +81,13 @@ impl DirectDecoder {
     }
 
     /// Every value of the whole object as record batches, or where it stopped.
-    pub fn decode(&self, data: &[u8]) -> Decoded<Vec<RecordBatch>> {
+    pub fn decode(&self, data: &[u8]) -> std::result::Result<Vec<RecordBatch>, Rejected> {
+        self.decode_all(data).map_err(|rejected| *rejected)
+    }
+
+    fn decode_all(&self, data: &[u8]) -> Decoded<Vec<RecordBatch>> {
         if let Err(err) = simdutf8::compat::from_utf8(data) {
-            return Err(Rejected { offset: err.valid_up_to(), reason: "UTF-8" });
+            return Err(rejected(err.valid_up_to(), "UTF-8"));
         }
         let spare = self.spare.0.lock().ok().and_then(|mut spare| spare.pop());
         // A refused object leaves its columns half filled: they are dropped, not kept.
@@ -110,8 +120,8 @@ impl DirectDecoder {
     fn finish(&self, rows: &mut StructColumn, offset: usize) -> Decoded<RecordBatch> {
         // The root is never null; its validity only counted rows.
         rows.nulls = NullBufferBuilder::new(0);
-        let columns = rows.finish_children().map_err(|_| Rejected { offset, reason: "valid arrays" })?;
-        RecordBatch::try_new(self.schema.clone(), columns).map_err(|_| Rejected { offset, reason: "a valid batch" })
+        let columns = rows.finish_children().map_err(|_| rejected(offset, "valid arrays"))?;
+        RecordBatch::try_new(self.schema.clone(), columns).map_err(|_| rejected(offset, "a valid batch"))
     }
 }
 
@@ -154,8 +164,8 @@ struct Number<'a> {
 }
 
 impl<'a> Cursor<'a> {
-    fn reject(&self, reason: &'static str) -> Rejected {
-        Rejected { offset: self.pos, reason }
+    fn reject(&self, reason: &'static str) -> Box<Rejected> {
+        rejected(self.pos, reason)
     }
 
     #[inline]
@@ -315,7 +325,7 @@ impl<'a> Cursor<'a> {
     fn text(&mut self) -> Decoded<&str> {
         let offset = self.pos;
         let bytes = self.raw_string()?;
-        std::str::from_utf8(bytes).map_err(|_| Rejected { offset, reason: "UTF-8" })
+        std::str::from_utf8(bytes).map_err(|_| rejected(offset, "UTF-8"))
     }
 
     /// A number in JSON's grammar (no leading zeros, digits on both sides of the point).
@@ -337,7 +347,7 @@ impl<'a> Cursor<'a> {
         }
         let digits = pos - digits_start;
         if digits == 0 || (digits > 1 && bytes[digits_start] == b'0') {
-            return Err(Rejected { offset: pos, reason: "a number" });
+            return Err(rejected(pos, "a number"));
         }
         let mut integral = true;
         if bytes.get(pos) == Some(&b'.') {
@@ -348,7 +358,7 @@ impl<'a> Cursor<'a> {
                 pos += 1;
             }
             if pos == fraction_start {
-                return Err(Rejected { offset: pos, reason: "digits after the point" });
+                return Err(rejected(pos, "digits after the point"));
             }
         }
         if let Some(b'e' | b'E') = bytes.get(pos) {
@@ -362,7 +372,7 @@ impl<'a> Cursor<'a> {
                 pos += 1;
             }
             if pos == exponent_start {
-                return Err(Rejected { offset: pos, reason: "exponent digits" });
+                return Err(rejected(pos, "exponent digits"));
             }
         }
         self.pos = pos;

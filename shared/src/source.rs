@@ -217,11 +217,15 @@ fn zstd_into(zstd: &mut zstd::zstd_safe::DCtx<'_>, input: &[u8], out: &mut Vec<u
             out.reserve(out.len().max(64 * 1024));
         }
         let room_before = out.capacity() - out.len();
-        let start = out.len();
+        let (start, read_before) = (out.len(), source.pos());
         let mut target = OutBuffer::around_pos(out, start);
         let hint = zstd.decompress_stream(&mut target, &mut source).map_err(|code| get_error_name(code).to_string())?;
         let written = target.pos() - start;
         let input_left = source.pos() < input.len();
+        if hint != 0 && written == 0 && source.pos() == read_before {
+            // zstd always moves with input and room to write; never spin if it does not.
+            return Err("the decompressor made no progress".to_string());
+        }
         match hint {
             // A frame ended; more input is another frame.
             0 if !input_left => return Ok(()),

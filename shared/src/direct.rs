@@ -42,6 +42,7 @@ pub struct Rejected {
 /// through memory, where `Ok(())` or `Ok(&[u8])` now comes back in registers.
 type Decoded<T> = std::result::Result<T, Box<Rejected>>;
 
+/// A refusal at `offset`, expecting `reason`.
 fn rejected(offset: usize, reason: &'static str) -> Box<Rejected> {
     Box::new(Rejected { offset, reason })
 }

@@ -180,20 +180,20 @@ pub fn with_decompressed<T>(object: &SourceObject, data: &Bytes, read: impl FnOn
     state.out.clear();
     let decompressed = match compression {
         Compression::Zstd => zstd_into(&mut state.zstd, data, &mut state.out).map_err(|e| corrupt("zstd", e)),
-        Compression::Gzip => {
-            state.out.reserve(data.len() * 5);
-            flate2::read::MultiGzDecoder::new(&data[..])
-                .read_to_end(&mut state.out)
-                .map(|_| ())
-                .map_err(|e| corrupt("gzip", e.to_string()))
-        }
-        Compression::None => unreachable!("returned above"),
+        Compression::Gzip => gzip_into(data, &mut state.out).map_err(|e| corrupt("gzip", e)),
+        Compression::None => unreachable!("uncompressed objects returned above"),
     };
     let result = decompressed.map(|()| read(&state.out));
     if state.out.capacity() <= KEPT_BUFFER_BYTES {
         DECOMPRESSOR.set(Some(state));
     }
     result
+}
+
+/// Decompresses every gzip member of `input` into `out` (empty on entry).
+fn gzip_into(input: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    out.reserve(input.len() * 5);
+    flate2::read::MultiGzDecoder::new(input).read_to_end(out).map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// Decompresses every zstd frame of `input` into `out` (empty on entry), without zero-filling

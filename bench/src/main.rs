@@ -52,6 +52,9 @@ struct Levers {
     /// Decode with arrow-json only, not the one-pass decoder.
     #[arg(long, global = true)]
     arrow_json: bool,
+    /// Encode fragments through parquet's `ArrowWriter`, not the direct page writer.
+    #[arg(long, global = true)]
+    arrow_writer: bool,
 }
 
 impl Levers {
@@ -70,6 +73,7 @@ impl Levers {
         }
         encoding.dictionary &= !self.no_dictionary;
         encoding.statistics &= !self.no_statistics;
+        encoding.direct_pages &= !self.arrow_writer;
         Ok(ConverterOptions {
             concurrency: threads * 2,
             batch_rows: self.batch_rows.unwrap_or(defaults.batch_rows),
@@ -96,6 +100,9 @@ impl Levers {
         }
         if self.arrow_json {
             args.push("--arrow-json".into());
+        }
+        if self.arrow_writer {
+            args.push("--arrow-writer".into());
         }
         args
     }

@@ -23,6 +23,7 @@ pub mod fragment;
 pub mod history;
 pub mod metrics;
 pub mod optimize;
+pub mod pages;
 pub mod partition;
 pub mod quarantine;
 pub mod sample;

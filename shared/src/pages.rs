@@ -137,7 +137,7 @@ impl PageFileWriter {
             ))));
         }
         for (node, column) in self.columns.iter().zip(batch.columns()) {
-            node.write(column.as_ref(), 0..rows, 0, Repetition::ROW, &mut self.leaves)?;
+            node.write(column.as_ref(), 0..rows, 0, None, &mut self.leaves)?;
         }
         self.group_rows += rows;
         // Pages end between batches only, so every page starts a new row.
@@ -167,10 +167,15 @@ impl PageFileWriter {
         if self.group_rows == 0 {
             return Ok(());
         }
-        let mut group = self.file.next_row_group()?;
+        let mut chunks = Vec::with_capacity(self.leaves.len());
         for leaf in &mut self.leaves {
             leaf.flush_page(&mut self.codec)?;
-            let (chunk, close) = leaf.close_chunk(self.codec.kind, self.group_rows)?;
+            chunks.push(leaf.close_chunk(self.codec.kind, self.group_rows)?);
+        }
+        // Room for the whole row group at once, not a doubling of the file buffer per chunk.
+        self.file.inner_mut().reserve(chunks.iter().map(|(chunk, _)| chunk.len()).sum());
+        let mut group = self.file.next_row_group()?;
+        for (chunk, close) in chunks {
             group.append_column(&chunk, close)?;
         }
         group.close()?;
@@ -179,21 +184,13 @@ impl PageFileWriter {
     }
 }
 
-/// The repetition levels of a range of values: the first one's, and every other one's.
-#[derive(Debug, Clone, Copy)]
-struct Repetition {
-    first: u8,
-    rest: u8,
-}
+/// The repetition level of each entry of a range, or `None` at the top, where each entry starts
+/// a row (level 0).
+type Reps<'a> = Option<&'a [u8]>;
 
-impl Repetition {
-    /// Top-level values: each starts a row.
-    const ROW: Self = Self { first: 0, rest: 0 };
-
-    /// The repetition of a sub-range starting `offset` values into this one.
-    fn from(self, offset: usize) -> Self {
-        if offset == 0 { self } else { Self { first: self.rest, rest: self.rest } }
-    }
+/// The repetition levels of the entries `range` of `reps`.
+fn sub_reps(reps: Reps<'_>, range: Range<usize>) -> Reps<'_> {
+    reps.map(|reps| &reps[range])
 }
 
 /// How one Arrow field maps onto Parquet leaf columns. `leaves` are the indexes of the leaf
@@ -323,34 +320,34 @@ impl Node {
         array: &dyn Array,
         range: Range<usize>,
         def: u8,
-        rep: Repetition,
+        reps: Reps<'_>,
         leaves: &mut [Leaf],
     ) -> Result<()> {
         match self {
-            Node::Leaf { leaf, nullable } => leaves[*leaf].write(array, range, *nullable, def, rep),
+            Node::Leaf { leaf, nullable } => leaves[*leaf].write(array, range, *nullable, def, reps),
             Node::Struct { nullable, children, leaves: under } => {
                 let array = array.as_struct();
                 let nulls = if *nullable { nulls_of(array) } else { None };
                 let Some(nulls) = nulls else {
                     let def = def + *nullable as u8;
                     for (child, column) in children.iter().zip(array.columns()) {
-                        child.write(column.as_ref(), range.clone(), def, rep, leaves)?;
+                        child.write(column.as_ref(), range.clone(), def, reps, leaves)?;
                     }
                     return Ok(());
                 };
                 let mut done = 0;
                 for (start, end) in valid_runs(nulls, &range) {
                     if start > done {
-                        absent(&mut leaves[under.clone()], def, rep.from(done), start - done);
+                        absent(&mut leaves[under.clone()], def, sub_reps(reps, done..start), start - done);
                     }
                     let run = range.start + start..range.start + end;
                     for (child, column) in children.iter().zip(array.columns()) {
-                        child.write(column.as_ref(), run.clone(), def + 1, rep.from(start), leaves)?;
+                        child.write(column.as_ref(), run.clone(), def + 1, sub_reps(reps, start..end), leaves)?;
                     }
                     done = end;
                 }
                 if done < range.len() {
-                    absent(&mut leaves[under.clone()], def, rep.from(done), range.len() - done);
+                    absent(&mut leaves[under.clone()], def, sub_reps(reps, done..range.len()), range.len() - done);
                 }
                 Ok(())
             }
@@ -367,19 +364,33 @@ impl Node {
                 };
                 let nulls = if *nullable { nulls_of(array) } else { None };
                 let defined = def + *nullable as u8;
+                // Consecutive non-empty lists are written as one range of their elements, whose
+                // repetition levels say where each list starts: a few calls per batch, not one
+                // per list. A null or empty list ends such a run and gets one level per leaf.
+                let mut element_reps = Vec::new();
+                let mut run_start = None;
                 for (index, row) in range.clone().enumerate() {
-                    let first = rep.from(index).first;
-                    let at_row = Repetition { first, rest: first };
-                    if nulls.is_some_and(|nulls| nulls.is_null(row)) {
-                        absent(&mut leaves[under.clone()], def, at_row, 1);
-                        continue;
-                    }
+                    let rep = reps.map_or(0, |reps| reps[index]);
                     let (start, end) = (offsets[row].as_usize(), offsets[row + 1].as_usize());
-                    if start == end {
-                        absent(&mut leaves[under.clone()], defined, at_row, 1);
+                    let stops_at = if nulls.is_some_and(|nulls| nulls.is_null(row)) {
+                        def
+                    } else if start == end {
+                        defined
                     } else {
-                        child.write(values, start..end, defined + 1, Repetition { first, rest: *level }, leaves)?;
+                        run_start.get_or_insert(start);
+                        element_reps.push(rep);
+                        element_reps.resize(element_reps.len() + end - start - 1, *level);
+                        continue;
+                    };
+                    if let Some(run_start) = run_start.take() {
+                        child.write(values, run_start..start, defined + 1, Some(&element_reps), leaves)?;
+                        element_reps.clear();
                     }
+                    absent(&mut leaves[under.clone()], stops_at, Some(std::slice::from_ref(&rep)), 1);
+                }
+                if let Some(run_start) = run_start {
+                    let end = offsets[range.end].as_usize();
+                    child.write(values, run_start..end, defined + 1, Some(&element_reps), leaves)?;
                 }
                 Ok(())
             }
@@ -389,13 +400,16 @@ impl Node {
 
 /// Records `count` entries that stop at definition level `def` (a null or an empty list above
 /// these leaves): a level each, no value.
-fn absent(leaves: &mut [Leaf], def: u8, rep: Repetition, count: usize) {
+fn absent(leaves: &mut [Leaf], def: u8, reps: Reps<'_>, count: usize) {
     for leaf in leaves {
         leaf.levels += count;
-        leaf.push_repetition(rep, count);
+        leaf.push_repetition(reps, count);
         leaf.def.resize(leaf.def.len() + count, def);
     }
 }
+
+/// Pages of a leaf stored uncompressed after one saved less than an eighth of its size.
+const STORED_PAGES_AFTER_POOR_COMPRESSION: usize = 8;
 
 /// One leaf column: its open page and the row group's finished pages.
 struct Leaf {
@@ -409,6 +423,8 @@ struct Leaf {
     values: Vec<u8>,
     /// Booleans in the open page (PLAIN booleans are bits, so `values` alone cannot tell).
     booleans: usize,
+    /// Pages still to store uncompressed since one compressed poorly.
+    pages_to_store: usize,
     /// The row group's pages, serialized.
     chunk: TrackedWrite<Vec<u8>>,
     chunk_levels: i64,
@@ -425,6 +441,7 @@ impl Leaf {
             rep: Vec::new(),
             values: Vec::new(),
             booleans: 0,
+            pages_to_store: 0,
             chunk: TrackedWrite::new(Vec::new()),
             chunk_levels: 0,
             chunk_uncompressed: 0,
@@ -436,22 +453,17 @@ impl Leaf {
         self.values.len() + (self.def.len() + self.rep.len()) / 4
     }
 
-    fn push_repetition(&mut self, rep: Repetition, count: usize) {
-        if self.spec.max_rep > 0 && count > 0 {
-            self.rep.push(rep.first);
-            self.rep.resize(self.rep.len() + count - 1, rep.rest);
+    fn push_repetition(&mut self, reps: Reps<'_>, count: usize) {
+        if self.spec.max_rep > 0 {
+            match reps {
+                Some(reps) => self.rep.extend_from_slice(reps),
+                None => self.rep.resize(self.rep.len() + count, 0),
+            }
         }
     }
 
     /// Writes the values `range` of `array`, whose ancestors define `def` levels.
-    fn write(
-        &mut self,
-        array: &dyn Array,
-        range: Range<usize>,
-        nullable: bool,
-        def: u8,
-        rep: Repetition,
-    ) -> Result<()> {
+    fn write(&mut self, array: &dyn Array, range: Range<usize>, nullable: bool, def: u8, reps: Reps<'_>) -> Result<()> {
         let nulls = nulls_of(array);
         // A non-nullable column may hold nulls only where an ancestor is null, which is never
         // visited; in a visited range one would be a bug upstream.
@@ -469,7 +481,7 @@ impl Leaf {
         };
         let count = range.len();
         self.levels += count;
-        self.push_repetition(rep, count);
+        self.push_repetition(reps, count);
         if self.spec.max_def > 0 {
             match nulls {
                 Some(nulls) => {
@@ -518,28 +530,45 @@ impl Leaf {
         Ok(())
     }
 
-    /// Closes the open page, if it holds anything, into the chunk.
+    /// Closes the open page, if it holds anything, into the chunk. It is a V2 data page: its
+    /// levels, already run-length encoded, stay uncompressed, and its values are compressed
+    /// straight from the leaf's buffer.
     fn flush_page(&mut self, codec: &mut Codec) -> Result<()> {
         if self.levels == 0 {
             return Ok(());
         }
+        let (max_def, max_rep) = (self.spec.max_def, self.spec.max_rep);
         let page = &mut codec.page;
         page.clear();
-        if self.spec.max_rep > 0 {
-            encode_levels(&self.rep, self.spec.max_rep, page);
-        }
-        if self.spec.max_def > 0 {
-            encode_levels(&self.def, self.spec.max_def, page);
-        }
-        page.extend_from_slice(&self.values);
-        let uncompressed = page.len();
-        let data = codec.compress()?;
-        let page = Page::DataPage {
-            buf: data,
-            num_values: u32::try_from(self.levels).map_err(|_| parquet_error("page of over 4 G values"))?,
+        let rep_bytes = if max_rep > 0 { encode_levels(&self.rep, max_rep, page) } else { 0 };
+        let def_bytes = if max_def > 0 { encode_levels(&self.def, max_def, page) } else { 0 };
+        let values = if max_def > 0 { count_equal(&self.def, max_def) } else { self.levels };
+        let rows = if max_rep > 0 { count_equal(&self.rep, 0) } else { self.levels };
+        let compressed = if self.pages_to_store > 0 {
+            self.pages_to_store -= 1;
+            page.extend_from_slice(&self.values);
+            false
+        } else {
+            let start = page.len();
+            let compressed = codec.compressor.compress(&self.values, page)?;
+            // Values that barely compress (random ids, hashes) cost the codec's full price for
+            // nothing: store the next pages as they are, and try again after those.
+            if compressed && (page.len() - start) * 8 > self.values.len() * 7 {
+                self.pages_to_store = STORED_PAGES_AFTER_POOR_COMPRESSION;
+            }
+            compressed
+        };
+        let uncompressed = rep_bytes + def_bytes + self.values.len();
+        let count = |n: usize| u32::try_from(n).map_err(|_| parquet_error("a page of over 4 G values or bytes"));
+        let page = Page::DataPageV2 {
+            buf: Bytes::copy_from_slice(page),
+            num_values: count(self.levels)?,
             encoding: Encoding::PLAIN,
-            def_level_encoding: Encoding::RLE,
-            rep_level_encoding: Encoding::RLE,
+            num_nulls: count(self.levels - values)?,
+            num_rows: count(rows)?,
+            def_levels_byte_len: count(def_bytes)?,
+            rep_levels_byte_len: count(rep_bytes)?,
+            is_compressed: compressed,
             statistics: None,
         };
         let spec = SerializedPageWriter::new(&mut self.chunk).write_page(CompressedPage::new(page, uncompressed))?;
@@ -633,17 +662,21 @@ fn byte_arrays<T: ByteArrayType>(
     });
 }
 
-/// Levels as a V1 data page holds them: their byte length (4 bytes, little-endian), then the
-/// RLE/bit-packed hybrid encoding at the bit width of `max`.
-fn encode_levels(levels: &[u8], max: u8, out: &mut Vec<u8>) {
+/// How many of `levels` are `level`.
+fn count_equal(levels: &[u8], level: u8) -> usize {
+    levels.iter().filter(|&&each| each == level).count()
+}
+
+/// Appends `levels` in the RLE/bit-packed hybrid encoding at the bit width of `max`, and
+/// returns the bytes appended.
+fn encode_levels(levels: &[u8], max: u8, out: &mut Vec<u8>) -> usize {
     let width = (8 - max.leading_zeros()) as usize;
     let start = out.len();
-    out.extend_from_slice(&[0; 4]);
     let mut literals = 0; // levels[literals..at] wait to be bit-packed
     let mut at = 0;
     while at < levels.len() {
         let value = levels[at];
-        let run = levels[at..].iter().take_while(|&&level| level == value).count();
+        let run = run_length(&levels[at..]);
         // A bit-packed run holds whole groups of 8: complete the pending group from this run,
         // and repeat the rest if that leaves 8 or more.
         let fill = (8 - (at - literals) % 8) % 8;
@@ -660,8 +693,22 @@ fn encode_levels(levels: &[u8], max: u8, out: &mut Vec<u8>) {
     if literals < levels.len() {
         bit_pack(&levels[literals..], width, out);
     }
-    let length = (out.len() - start - 4) as u32;
-    out[start..start + 4].copy_from_slice(&length.to_le_bytes());
+    out.len() - start
+}
+
+/// How many of `levels` from the first on equal the first, compared eight at a time.
+fn run_length(levels: &[u8]) -> usize {
+    let pattern = u64::from_ne_bytes([levels[0]; 8]);
+    let mut words = levels.chunks_exact(8);
+    let mut length = 0;
+    for word in &mut words {
+        let differs = u64::from_le_bytes(word.try_into().expect("8 bytes")) ^ pattern;
+        if differs != 0 {
+            return length + (differs.trailing_zeros() / 8) as usize;
+        }
+        length += 8;
+    }
+    length + words.remainder().iter().take_while(|&&level| level == levels[0]).count()
 }
 
 /// A bit-packed run of `levels`, padded with zeros to a whole group of 8.
@@ -685,33 +732,42 @@ fn varint(mut value: usize, out: &mut Vec<u8>) {
     out.push(value as u8);
 }
 
-/// A page codec with its reusable buffers.
+/// A page codec and the buffers reused from page to page.
 struct Codec {
     kind: PageCodec,
     /// The page being assembled: levels, then values.
     page: Vec<u8>,
+    compressor: Compressor,
+}
+
+impl Codec {
+    fn new(kind: PageCodec) -> Self {
+        Self { kind, page: Vec::new(), compressor: Compressor { kind, output: Vec::new(), zstd: None } }
+    }
+}
+
+/// Compresses page values.
+struct Compressor {
+    kind: PageCodec,
     /// Compressed output, sized once to the largest bound seen so it is zeroed only then.
     output: Vec<u8>,
     zstd: Option<zstd::bulk::Compressor<'static>>,
 }
 
-impl Codec {
-    fn new(kind: PageCodec) -> Self {
-        Self { kind, page: Vec::new(), output: Vec::new(), zstd: None }
-    }
-
-    /// The assembled page, compressed.
-    fn compress(&mut self) -> Result<Bytes> {
-        let input = &self.page;
-        match self.kind {
-            PageCodec::Uncompressed => Ok(Bytes::copy_from_slice(input)),
+impl Compressor {
+    /// Appends `input`, compressed, to `out`; false if it was stored as it is.
+    fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<bool> {
+        let written = match self.kind {
+            PageCodec::Uncompressed => {
+                out.extend_from_slice(input);
+                return Ok(false);
+            }
             PageCodec::Lz4Raw => {
                 let bound = lz4::block::compress_bound(input.len())?;
                 if self.output.len() < bound {
                     self.output.resize(bound, 0);
                 }
-                let written = lz4::block::compress_to_buffer(input, None, false, &mut self.output)?;
-                Ok(Bytes::copy_from_slice(&self.output[..written]))
+                lz4::block::compress_to_buffer(input, None, false, &mut self.output)?
             }
             PageCodec::Zstd(level) => {
                 let compressor = match &mut self.zstd {
@@ -722,10 +778,11 @@ impl Codec {
                 if self.output.len() < bound {
                     self.output.resize(bound, 0);
                 }
-                let written = compressor.compress_to_buffer(input, &mut self.output[..])?;
-                Ok(Bytes::copy_from_slice(&self.output[..written]))
+                compressor.compress_to_buffer(input, &mut self.output[..])?
             }
-        }
+        };
+        out.extend_from_slice(&self.output[..written]);
+        Ok(true)
     }
 }
 
@@ -957,20 +1014,82 @@ mod tests {
     #[test]
     fn levels_use_runs_and_bit_packing_as_parquet_defines_them() {
         let mut out = Vec::new();
-        encode_levels(&[1; 20], 1, &mut out);
-        // 4-byte length, then one repeated run: header 20 << 1, value 1.
-        assert_eq!(out, [2, 0, 0, 0, 40, 1]);
+        assert_eq!(encode_levels(&[1; 20], 1, &mut out), 2);
+        // One repeated run: header 20 << 1, value 1.
+        assert_eq!(out, [40, 1]);
         out.clear();
         encode_levels(&[0, 1, 1, 0, 1], 1, &mut out);
         // One bit-packed group, padded: header (1 << 1) | 1, bits 0b10110.
-        assert_eq!(out, [2, 0, 0, 0, 3, 0b10110]);
+        assert_eq!(out, [3, 0b10110]);
         out.clear();
         // Three literals borrow five from the run to fill their group; 10 remain to repeat.
         let mut levels = vec![2, 0, 3];
         levels.extend([1; 15]);
         encode_levels(&levels, 3, &mut out);
         // Width 2: levels 2, 0, 3, 1 fill the first byte, four 1s the second.
-        assert_eq!(out[4..], [3, 0b01_11_00_10, 0b01_01_01_01, 20, 1]);
+        assert_eq!(out, [3, 0b01_11_00_10, 0b01_01_01_01, 20, 1]);
+    }
+
+    #[test]
+    fn runs_are_measured_across_words() {
+        for length in [1, 7, 8, 9, 16, 17, 100] {
+            let mut levels = vec![3; length];
+            assert_eq!(run_length(&levels), length);
+            levels.push(2);
+            levels.extend([3; 9]);
+            assert_eq!(run_length(&levels), length);
+        }
+    }
+
+    #[test]
+    fn values_behind_a_null_list_are_skipped() {
+        // Arrow lets a null list cover values; they are not part of any row.
+        let item = Arc::new(Field::new("item", DataType::Int64, true));
+        let values = arrow_array::Int64Array::from(vec![1, 2, 3, 4, 5]);
+        let offsets = arrow_buffer::OffsetBuffer::new(vec![0, 2, 4, 4, 5].into());
+        let nulls = NullBuffer::from(vec![true, false, true, true]);
+        let list = arrow_array::ListArray::new(item.clone(), offsets, Arc::new(values), Some(nulls));
+        let schema = Arc::new(Schema::new(vec![Field::new("l", DataType::List(item), true)]));
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(list)]).unwrap();
+        let limits = PageLimits { page_bytes: 100, row_group_rows: 100 };
+        let (_, read, _) = read_back(write(std::slice::from_ref(&batch), PageCodec::Lz4Raw, limits));
+        let read = read[0].column(0).as_list::<i32>();
+        assert!(read.is_null(1));
+        assert_eq!(read.value(0).as_primitive::<Int64Type>().values(), &[1, 2]);
+        assert_eq!(read.value(2).len(), 0);
+        assert_eq!(read.value(3).as_primitive::<Int64Type>().values(), &[5]);
+    }
+
+    #[test]
+    fn pages_that_barely_compress_are_followed_by_stored_ones() {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let mut rng = StdRng::seed_from_u64(1);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("random", DataType::Int64, false),
+            Field::new("constant", DataType::Int64, false),
+        ]));
+        let batches: Vec<RecordBatch> = (0..40)
+            .map(|_| {
+                let random = arrow_array::Int64Array::from_iter_values((0..64).map(|_| rng.random::<i64>()));
+                let constant = arrow_array::Int64Array::from(vec![7; 64]);
+                RecordBatch::try_new(schema.clone(), vec![Arc::new(random), Arc::new(constant)]).unwrap()
+            })
+            .collect();
+        let limits = PageLimits { page_bytes: 256, row_group_rows: usize::MAX };
+        let file = write(&batches, PageCodec::Lz4Raw, limits);
+        let reader = SerializedFileReader::new(Bytes::from(file.clone())).unwrap();
+        let compressed = |column| {
+            let pages = reader.get_row_group(0).unwrap().get_column_page_reader(column).unwrap();
+            pages.map(|page| matches!(page.unwrap(), Page::DataPageV2 { is_compressed: true, .. })).collect::<Vec<_>>()
+        };
+        // Tried on the 1st, 10th, 19th... page; stored as they are in between.
+        let random = compressed(0);
+        assert_eq!(random.len(), 40);
+        assert!(random.iter().enumerate().all(|(page, &compressed)| compressed == (page % 9 == 0)), "{random:?}");
+        assert!(compressed(1).iter().all(|&compressed| compressed));
+        let (_, read, _) = read_back(file);
+        let concat = |batches: &[RecordBatch]| arrow_select::concat::concat_batches(&schema, batches).unwrap();
+        assert_eq!(concat(&read), concat(&batches));
     }
 
     #[test]

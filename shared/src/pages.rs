@@ -264,6 +264,16 @@ impl ValueKind {
         })
     }
 
+    /// How a page holds the values: byte arrays as their lengths then their bytes, which
+    /// takes one copy per run of values (not one per value) and compresses better than PLAIN's
+    /// interleaving of lengths and bytes.
+    fn encoding(self) -> Encoding {
+        match self.physical() {
+            PhysicalType::BYTE_ARRAY => Encoding::DELTA_LENGTH_BYTE_ARRAY,
+            _ => Encoding::PLAIN,
+        }
+    }
+
     fn physical(self) -> PhysicalType {
         match self {
             Self::Boolean => PhysicalType::BOOLEAN,
@@ -421,6 +431,8 @@ struct Leaf {
     rep: Vec<u8>,
     /// The open page's PLAIN-encoded values.
     values: Vec<u8>,
+    /// The open page's byte array lengths (its `values` are their bytes, back to back).
+    lengths: Vec<i32>,
     /// Booleans in the open page (PLAIN booleans are bits, so `values` alone cannot tell).
     booleans: usize,
     /// Pages still to store uncompressed since one compressed poorly.
@@ -440,6 +452,7 @@ impl Leaf {
             def: Vec::new(),
             rep: Vec::new(),
             values: Vec::new(),
+            lengths: Vec::new(),
             booleans: 0,
             pages_to_store: 0,
             chunk: TrackedWrite::new(Vec::new()),
@@ -450,7 +463,7 @@ impl Leaf {
 
     /// Bytes the open page will take before compression, about.
     fn page_bytes(&self) -> usize {
-        self.values.len() + (self.def.len() + self.rep.len()) / 4
+        self.values.len() + self.lengths.len() + (self.def.len() + self.rep.len()) / 4
     }
 
     fn push_repetition(&mut self, reps: Reps<'_>, count: usize) {
@@ -522,10 +535,18 @@ impl Leaf {
             }
             ValueKind::Float32 => fixed(&mut self.values, array.as_primitive::<Float32Type>().values(), nulls, &range),
             ValueKind::Float64 => fixed(&mut self.values, array.as_primitive::<Float64Type>().values(), nulls, &range),
-            ValueKind::Utf8 => byte_arrays(&mut self.values, array.as_string::<i32>(), nulls, &range),
-            ValueKind::LargeUtf8 => byte_arrays(&mut self.values, array.as_string::<i64>(), nulls, &range),
-            ValueKind::Binary => byte_arrays(&mut self.values, array.as_binary::<i32>(), nulls, &range),
-            ValueKind::LargeBinary => byte_arrays(&mut self.values, array.as_binary::<i64>(), nulls, &range),
+            ValueKind::Utf8 => {
+                byte_arrays(&mut self.values, &mut self.lengths, array.as_string::<i32>(), nulls, &range)
+            }
+            ValueKind::LargeUtf8 => {
+                byte_arrays(&mut self.values, &mut self.lengths, array.as_string::<i64>(), nulls, &range)
+            }
+            ValueKind::Binary => {
+                byte_arrays(&mut self.values, &mut self.lengths, array.as_binary::<i32>(), nulls, &range)
+            }
+            ValueKind::LargeBinary => {
+                byte_arrays(&mut self.values, &mut self.lengths, array.as_binary::<i64>(), nulls, &range)
+            }
         }
         Ok(())
     }
@@ -544,26 +565,36 @@ impl Leaf {
         let def_bytes = if max_def > 0 { encode_levels(&self.def, max_def, page) } else { 0 };
         let values = if max_def > 0 { count_equal(&self.def, max_def) } else { self.levels };
         let rows = if max_rep > 0 { count_equal(&self.rep, 0) } else { self.levels };
+        let encoded = match self.spec.kind.encoding() {
+            Encoding::DELTA_LENGTH_BYTE_ARRAY => {
+                let staged = &mut codec.staged;
+                staged.clear();
+                delta_binary_packed(&self.lengths, staged);
+                staged.extend_from_slice(&self.values);
+                &codec.staged[..]
+            }
+            _ => &self.values[..],
+        };
         let compressed = if self.pages_to_store > 0 {
             self.pages_to_store -= 1;
-            page.extend_from_slice(&self.values);
+            page.extend_from_slice(encoded);
             false
         } else {
             let start = page.len();
-            let compressed = codec.compressor.compress(&self.values, page)?;
+            let compressed = codec.compressor.compress(encoded, page)?;
             // Values that barely compress (random ids, hashes) cost the codec's full price for
             // nothing: store the next pages as they are, and try again after those.
-            if compressed && (page.len() - start) * 8 > self.values.len() * 7 {
+            if compressed && (page.len() - start) * 8 > encoded.len() * 7 {
                 self.pages_to_store = STORED_PAGES_AFTER_POOR_COMPRESSION;
             }
             compressed
         };
-        let uncompressed = rep_bytes + def_bytes + self.values.len();
+        let uncompressed = rep_bytes + def_bytes + encoded.len();
         let count = |n: usize| u32::try_from(n).map_err(|_| parquet_error("a page of over 4 G values or bytes"));
         let page = Page::DataPageV2 {
             buf: Bytes::copy_from_slice(page),
             num_values: count(self.levels)?,
-            encoding: Encoding::PLAIN,
+            encoding: self.spec.kind.encoding(),
             num_nulls: count(self.levels - values)?,
             num_rows: count(rows)?,
             def_levels_byte_len: count(def_bytes)?,
@@ -579,6 +610,7 @@ impl Leaf {
         self.def.clear();
         self.rep.clear();
         self.values.clear();
+        self.lengths.clear();
         Ok(())
     }
 
@@ -587,7 +619,7 @@ impl Leaf {
         let chunk = std::mem::replace(&mut self.chunk, TrackedWrite::new(Vec::new())).into_inner()?;
         let metadata = ColumnChunkMetaData::builder(self.descr.clone())
             .set_compression(codec.compression())
-            .set_encodings(vec![Encoding::PLAIN, Encoding::RLE])
+            .set_encodings(vec![self.spec.kind.encoding(), Encoding::RLE])
             .set_num_values(std::mem::take(&mut self.chunk_levels))
             .set_total_compressed_size(chunk.len() as i64)
             .set_total_uncompressed_size(std::mem::take(&mut self.chunk_uncompressed))
@@ -644,22 +676,90 @@ fn widen<T: ArrowNativeType + Into<i32>>(
     for_each_valid(nulls, range, |row| out.extend_from_slice(&values[row].into().to_le_bytes()));
 }
 
-/// PLAIN byte arrays: each valid value's length as 4 little-endian bytes, then its bytes.
+/// Byte arrays as `DELTA_LENGTH_BYTE_ARRAY` takes them: each valid value's length to `lengths`,
+/// the values' bytes back to back to `out`, one copy per run of valid values.
 fn byte_arrays<T: ByteArrayType>(
     out: &mut Vec<u8>,
+    lengths: &mut Vec<i32>,
     array: &GenericByteArray<T>,
     nulls: Option<&NullBuffer>,
     range: &Range<usize>,
 ) {
     let offsets = array.value_offsets();
     let bytes = array.value_data();
-    let span = offsets[range.end].as_usize() - offsets[range.start].as_usize();
-    out.reserve(span + 4 * range.len());
-    for_each_valid(nulls, range, |row| {
-        let (start, end) = (offsets[row].as_usize(), offsets[row + 1].as_usize());
-        out.extend_from_slice(&((end - start) as u32).to_le_bytes());
-        out.extend_from_slice(&bytes[start..end]);
-    });
+    let mut copy = |rows: Range<usize>| {
+        out.extend_from_slice(&bytes[offsets[rows.start].as_usize()..offsets[rows.end].as_usize()]);
+        // Page sizes keep every length far below 2 GiB.
+        lengths.extend(offsets[rows.start..=rows.end].windows(2).map(|pair| (pair[1] - pair[0]).as_usize() as i32));
+    };
+    match nulls {
+        None => copy(range.clone()),
+        Some(nulls) => {
+            for (start, end) in valid_runs(nulls, range) {
+                copy(range.start + start..range.start + end);
+            }
+        }
+    }
+}
+
+/// `values` in Parquet's `DELTA_BINARY_PACKED` encoding: blocks of 128 deltas from the previous
+/// value, each block's minimum subtracted, in 4 miniblocks of 32 bit-packed at their own width.
+fn delta_binary_packed(values: &[i32], out: &mut Vec<u8>) {
+    const BLOCK: usize = 128;
+    const MINIBLOCKS: usize = 4;
+    const MINIBLOCK: usize = BLOCK / MINIBLOCKS;
+    varint(BLOCK, out);
+    varint(MINIBLOCKS, out);
+    varint(values.len(), out);
+    zigzag(values.first().map_or(0, |&first| i64::from(first)), out);
+    let mut deltas = [0i64; BLOCK];
+    // Block k holds the deltas to values 1 + 128k.. from the value before each.
+    for block in (1..values.len()).step_by(BLOCK) {
+        let count = BLOCK.min(values.len() - block);
+        let mut min = i64::MAX;
+        for (delta, pair) in deltas.iter_mut().zip(values[block - 1..block + count].windows(2)) {
+            *delta = i64::from(pair[1]) - i64::from(pair[0]);
+            min = min.min(*delta);
+        }
+        zigzag(min, out);
+        // Widths of miniblocks the last block does not need stay 0, with no body; the last
+        // one it needs is padded to its full 32 values.
+        deltas[count..].fill(min);
+        let widths = out.len();
+        out.extend_from_slice(&[0; MINIBLOCKS]);
+        for index in 0..count.div_ceil(MINIBLOCK) {
+            let miniblock = &deltas[index * MINIBLOCK..(index + 1) * MINIBLOCK];
+            let max = miniblock.iter().map(|&delta| (delta - min) as u64).max().unwrap_or(0);
+            let width = 64 - max.leading_zeros();
+            out[widths + index] = width as u8;
+            pack_bits(miniblock.iter().map(|&delta| (delta - min) as u64), width, out);
+        }
+    }
+}
+
+/// Packs values of `width` bits, least significant first, as whole bytes (the caller packs a
+/// multiple of 8 values).
+fn pack_bits(values: impl Iterator<Item = u64>, width: u32, out: &mut Vec<u8>) {
+    if width == 0 {
+        return;
+    }
+    let (mut buffer, mut bits) = (0u64, 0u32);
+    for value in values {
+        buffer |= value << bits;
+        bits += width;
+        if bits >= 64 {
+            out.extend_from_slice(&buffer.to_le_bytes());
+            bits -= 64;
+            // The value's bits that did not fit (none when it ended exactly at 64).
+            buffer = if bits == 0 { 0 } else { value >> (width - bits) };
+        }
+    }
+    out.extend_from_slice(&buffer.to_le_bytes()[..bits.div_ceil(8) as usize]);
+}
+
+/// A signed value as zigzag-mapped ULEB128.
+fn zigzag(value: i64, out: &mut Vec<u8>) {
+    varint(((value << 1) ^ (value >> 63)) as u64 as usize, out);
 }
 
 /// How many of `levels` are `level`.
@@ -737,12 +837,19 @@ struct Codec {
     kind: PageCodec,
     /// The page being assembled: levels, then values.
     page: Vec<u8>,
+    /// Values encoded in two parts (lengths, bytes), joined for the codec.
+    staged: Vec<u8>,
     compressor: Compressor,
 }
 
 impl Codec {
     fn new(kind: PageCodec) -> Self {
-        Self { kind, page: Vec::new(), compressor: Compressor { kind, output: Vec::new(), zstd: None } }
+        Self {
+            kind,
+            page: Vec::new(),
+            staged: Vec::new(),
+            compressor: Compressor { kind, output: Vec::new(), zstd: None },
+        }
     }
 }
 
@@ -1090,6 +1197,42 @@ mod tests {
         let (_, read, _) = read_back(file);
         let concat = |batches: &[RecordBatch]| arrow_select::concat::concat_batches(&schema, batches).unwrap();
         assert_eq!(concat(&read), concat(&batches));
+    }
+
+    #[test]
+    fn string_lengths_read_back_across_delta_blocks() {
+        let schema = Arc::new(Schema::new(vec![Field::new("s", DataType::Utf8, true)]));
+        let mut rng = StdRng::seed_from_u64(3);
+        for count in [1, 2, 31, 32, 33, 127, 128, 129, 130, 300, 1000] {
+            // Lengths from 0 to 70,000 bytes: miniblock widths from 0 to 17 bits.
+            let values: Vec<Option<String>> = (0..count)
+                .map(|i| match rng.random_range(0..8) {
+                    0 => None,
+                    1 => Some("y".repeat(rng.random_range(0..70_000))),
+                    2 => Some(String::new()),
+                    _ => Some(format!("{i}").repeat(rng.random_range(1..4))),
+                })
+                .collect();
+            let column = arrow_array::StringArray::from(values);
+            let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(column)]).unwrap();
+            for limits in [
+                PageLimits { page_bytes: usize::MAX, row_group_rows: usize::MAX },
+                PageLimits { page_bytes: 1, row_group_rows: 50 },
+            ] {
+                let pieces: Vec<_> = (0..count).step_by(7).map(|at| batch.slice(at, 7.min(count - at))).collect();
+                let (_, read, _) = read_back(write(&pieces, PageCodec::Lz4Raw, limits));
+                assert_eq!(arrow_select::concat::concat_batches(&schema, &read).unwrap(), batch, "{count} values");
+            }
+        }
+        // Pages with no value at all: their lengths are an empty delta sequence.
+        let nulls = arrow_array::StringArray::from(vec![None::<&str>; 40]);
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(nulls)]).unwrap();
+        let (_, read, _) = read_back(write(
+            std::slice::from_ref(&batch),
+            PageCodec::Lz4Raw,
+            PageLimits { page_bytes: 1, row_group_rows: 100 },
+        ));
+        assert_eq!(arrow_select::concat::concat_batches(&schema, &read).unwrap(), batch);
     }
 
     #[test]

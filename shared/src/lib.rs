@@ -4,7 +4,7 @@
 //! The data path, module by module:
 //! [`event`] (which objects an SQS batch names) → [`source`] (fetch and decompress) →
 //! [`decode`] (NDJSON to Arrow with the declared [`schema`], by [`direct`] or arrow-json) →
-//! [`fragment`] (staged Parquet) →
+//! [`fragment`] (staged Parquet, its pages encoded by [`pages`]) →
 //! [`compact`] (merge fragments and commit them to Delta through [`table`]).
 #![deny(missing_docs)]
 

@@ -69,18 +69,24 @@ impl PageCodec {
     }
 }
 
+/// Rows written between checks of the page and row group limits.
+const ROWS_PER_STEP: usize = 1024;
+
 /// Size limits of a [`PageFileWriter`].
 #[derive(Debug, Clone, Copy)]
 pub struct PageLimits {
-    /// A leaf's page is closed after the batch that takes its values and levels past this.
+    /// A leaf's page is closed after the batch (or 1,024 rows of one) that takes its values
+    /// and levels past this.
     pub page_bytes: usize,
-    /// A row group is closed after the batch that takes it past this many rows.
+    /// A row group is closed after the batch (or 1,024 rows of one) that takes it past this
+    /// many rows.
     pub row_group_rows: usize,
 }
 
 /// Writes record batches of one schema into a Parquet file held in memory.
 pub struct PageFileWriter {
     file: SerializedFileWriter<Vec<u8>>,
+    fields: arrow_schema::Fields,
     columns: Vec<Node>,
     leaves: Vec<Leaf>,
     codec: Codec,
@@ -120,7 +126,8 @@ impl PageFileWriter {
         let mut file = SerializedFileWriter::new(Vec::new(), descriptor.root_schema_ptr(), properties)?;
         // What lets readers rebuild the exact Arrow types (time zones, map and list field names).
         file.append_key_value_metadata(KeyValue::new(ARROW_SCHEMA_META_KEY.to_string(), encode_arrow_schema(schema)));
-        Ok(Some(Self { file, columns, leaves, codec: Codec::new(codec), limits, group_rows: 0 }))
+        let fields = schema.fields().clone();
+        Ok(Some(Self { file, fields, columns, leaves, codec: Codec::new(codec), limits, group_rows: 0 }))
     }
 
     /// Appends a batch of the writer's schema.
@@ -129,25 +136,33 @@ impl PageFileWriter {
         if rows == 0 {
             return Ok(());
         }
-        if batch.num_columns() != self.columns.len() {
+        // The walk downcasts each array to the type it planned for: check that first.
+        let columns = batch.columns();
+        let mismatch = columns.len() != self.fields.len()
+            || columns.iter().zip(&self.fields).any(|(column, field)| column.data_type() != field.data_type());
+        if mismatch {
             return Err(Error::Arrow(arrow_schema::ArrowError::SchemaError(format!(
-                "batch has {} columns, the fragment schema {}",
-                batch.num_columns(),
-                self.columns.len()
+                "batch schema {} is not the fragment schema {}",
+                batch.schema(),
+                Schema::new(self.fields.clone())
             ))));
         }
-        for (node, column) in self.columns.iter().zip(batch.columns()) {
-            node.write(column.as_ref(), 0..rows, 0, None, &mut self.leaves)?;
-        }
-        self.group_rows += rows;
-        // Pages end between batches only, so every page starts a new row.
-        for leaf in &mut self.leaves {
-            if leaf.page_bytes() >= self.limits.page_bytes {
-                leaf.flush_page(&mut self.codec)?;
+        // A step at a time, so a page outgrows its limit by at most a step's values.
+        for start in (0..rows).step_by(ROWS_PER_STEP) {
+            let range = start..rows.min(start + ROWS_PER_STEP);
+            for (node, column) in self.columns.iter().zip(columns) {
+                node.write(column.as_ref(), range.clone(), 0, None, &mut self.leaves)?;
             }
-        }
-        if self.group_rows >= self.limits.row_group_rows {
-            self.flush_row_group()?;
+            self.group_rows += range.len();
+            // Pages end between steps only, so every page starts a new row.
+            for leaf in &mut self.leaves {
+                if leaf.page_bytes() >= self.limits.page_bytes {
+                    leaf.flush_page(&mut self.codec)?;
+                }
+            }
+            if self.group_rows >= self.limits.row_group_rows {
+                self.flush_row_group()?;
+            }
         }
         Ok(())
     }
@@ -1101,6 +1116,31 @@ mod tests {
             PageLimits { page_bytes: 100, row_group_rows: 1000 },
         ));
         assert_eq!(arrow_select::concat::concat_batches(&schema, &read).unwrap(), batch);
+    }
+
+    #[test]
+    fn long_batches_are_paged_and_grouped_within_themselves() {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let batch = random_batch(11, 5000);
+        let file =
+            write(std::slice::from_ref(&batch), PageCodec::Lz4Raw, PageLimits { page_bytes: 1, row_group_rows: 2048 });
+        let reader = SerializedFileReader::new(Bytes::from(file.clone())).unwrap();
+        let groups: Vec<i64> = reader.metadata().row_groups().iter().map(|group| group.num_rows()).collect();
+        assert_eq!(groups, [2048, 2048, 904]);
+        let pages = reader.get_row_group(0).unwrap().get_column_page_reader(0).unwrap().count();
+        assert_eq!(pages, 2);
+        let (_, read, _) = read_back(file);
+        assert_eq!(arrow_select::concat::concat_batches(&batch.schema(), &read).unwrap(), batch);
+    }
+
+    #[test]
+    fn a_batch_of_another_schema_is_refused() {
+        let limits = PageLimits { page_bytes: 100, row_group_rows: 100 };
+        let mut writer = PageFileWriter::try_new(&nested_schema(), PageCodec::Lz4Raw, limits).unwrap().unwrap();
+        let other = Arc::new(Schema::new(vec![Field::new("id", DataType::Utf8, false)]));
+        let batch = RecordBatch::try_new(other, vec![Arc::new(arrow_array::StringArray::from(vec!["a"]))]).unwrap();
+        let err = writer.write(&batch).unwrap_err();
+        assert!(err.to_string().contains("is not the fragment schema"), "{err}");
     }
 
     #[test]

@@ -928,12 +928,15 @@ mod tests {
 
     use super::*;
 
-    fn read_back(file: Vec<u8>) -> (SchemaRef, Vec<RecordBatch>, usize) {
-        let builder = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(file)).unwrap();
-        let row_groups = builder.metadata().num_row_groups();
-        let reader = builder.with_batch_size(1000).build().unwrap();
+    /// A file's rows as one batch, with the Arrow schema its footer gives.
+    fn read_back(file: Vec<u8>) -> RecordBatch {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(file)).unwrap().build().unwrap();
         let schema = reader.schema();
-        (schema, reader.collect::<Result<Vec<_>, _>>().unwrap(), row_groups)
+        concat(&schema, &reader.collect::<Result<Vec<_>, _>>().unwrap())
+    }
+
+    fn concat(schema: &SchemaRef, batches: &[RecordBatch]) -> RecordBatch {
+        arrow_select::concat::concat_batches(schema, batches).unwrap()
     }
 
     fn write(batches: &[RecordBatch], codec: PageCodec, limits: PageLimits) -> Vec<u8> {
@@ -1044,10 +1047,7 @@ mod tests {
             for (codec, limits) in
                 [(PageCodec::Lz4Raw, unlimited), (PageCodec::Uncompressed, tiny), (PageCodec::Zstd(1), tiny)]
             {
-                let (schema, read, _) = read_back(write(&pieces, codec, limits));
-                assert_eq!(schema, batch.schema(), "seed {seed}");
-                let read = arrow_select::concat::concat_batches(&schema, &read).unwrap();
-                assert_eq!(read, batch, "seed {seed} {codec:?}");
+                assert_eq!(read_back(write(&pieces, codec, limits)), batch, "seed {seed} {codec:?}");
             }
         }
     }
@@ -1068,9 +1068,9 @@ mod tests {
             let source = FragmentSource { uri: object.uri(), etag: None, rows: 0, total_rows: None };
             writer.write(source, &batches).unwrap();
             let fragment = crate::fragment::decode("f".into(), Bytes::from(writer.finish("b").unwrap())).unwrap();
-            read.push(arrow_select::concat::concat_batches(&schema.table, &fragment.batches).unwrap());
+            read.push(concat(&schema.table, &fragment.batches));
         }
-        assert_eq!(read[0], arrow_select::concat::concat_batches(&schema.table, &batches).unwrap());
+        assert_eq!(read[0], concat(&schema.table, &batches));
         assert_eq!(read[0], read[1]);
     }
 
@@ -1083,8 +1083,7 @@ mod tests {
         // 64 rows is reached after 7 batches of 10: 4 groups of 70 rows, then 20.
         let rows: Vec<i64> = metadata.row_groups().iter().map(|group| group.num_rows()).collect();
         assert_eq!(rows, [70, 70, 70, 70, 20]);
-        let (_, read, _) = read_back(file);
-        assert_eq!(arrow_select::concat::concat_batches(&batch.schema(), &read).unwrap(), batch);
+        assert_eq!(read_back(file), batch);
     }
 
     #[test]
@@ -1110,12 +1109,8 @@ mod tests {
         let batch =
             RecordBatch::try_new(Arc::new(Schema::new(fields)), columns.into_iter().map(|(_, array)| array).collect())
                 .unwrap();
-        let (schema, read, _) = read_back(write(
-            std::slice::from_ref(&batch),
-            PageCodec::Lz4Raw,
-            PageLimits { page_bytes: 100, row_group_rows: 1000 },
-        ));
-        assert_eq!(arrow_select::concat::concat_batches(&schema, &read).unwrap(), batch);
+        let limits = PageLimits { page_bytes: 100, row_group_rows: 1000 };
+        assert_eq!(read_back(write(std::slice::from_ref(&batch), PageCodec::Lz4Raw, limits)), batch);
     }
 
     #[test]
@@ -1129,8 +1124,7 @@ mod tests {
         assert_eq!(groups, [2048, 2048, 904]);
         let pages = reader.get_row_group(0).unwrap().get_column_page_reader(0).unwrap().count();
         assert_eq!(pages, 2);
-        let (_, read, _) = read_back(file);
-        assert_eq!(arrow_select::concat::concat_batches(&batch.schema(), &read).unwrap(), batch);
+        assert_eq!(read_back(file), batch);
     }
 
     #[test]
@@ -1199,8 +1193,8 @@ mod tests {
         let schema = Arc::new(Schema::new(vec![Field::new("l", DataType::List(item), true)]));
         let batch = RecordBatch::try_new(schema, vec![Arc::new(list)]).unwrap();
         let limits = PageLimits { page_bytes: 100, row_group_rows: 100 };
-        let (_, read, _) = read_back(write(std::slice::from_ref(&batch), PageCodec::Lz4Raw, limits));
-        let read = read[0].column(0).as_list::<i32>();
+        let read = read_back(write(std::slice::from_ref(&batch), PageCodec::Lz4Raw, limits));
+        let read = read.column(0).as_list::<i32>();
         assert!(read.is_null(1));
         assert_eq!(read.value(0).as_primitive::<Int64Type>().values(), &[1, 2]);
         assert_eq!(read.value(2).len(), 0);
@@ -1234,9 +1228,7 @@ mod tests {
         assert_eq!(random.len(), 40);
         assert!(random.iter().enumerate().all(|(page, &compressed)| compressed == (page % 9 == 0)), "{random:?}");
         assert!(compressed(1).iter().all(|&compressed| compressed));
-        let (_, read, _) = read_back(file);
-        let concat = |batches: &[RecordBatch]| arrow_select::concat::concat_batches(&schema, batches).unwrap();
-        assert_eq!(concat(&read), concat(&batches));
+        assert_eq!(read_back(file), concat(&schema, &batches));
     }
 
     #[test]
@@ -1260,19 +1252,14 @@ mod tests {
                 PageLimits { page_bytes: 1, row_group_rows: 50 },
             ] {
                 let pieces: Vec<_> = (0..count).step_by(7).map(|at| batch.slice(at, 7.min(count - at))).collect();
-                let (_, read, _) = read_back(write(&pieces, PageCodec::Lz4Raw, limits));
-                assert_eq!(arrow_select::concat::concat_batches(&schema, &read).unwrap(), batch, "{count} values");
+                assert_eq!(read_back(write(&pieces, PageCodec::Lz4Raw, limits)), batch, "{count} values");
             }
         }
         // Pages with no value at all: their lengths are an empty delta sequence.
         let nulls = arrow_array::StringArray::from(vec![None::<&str>; 40]);
         let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(nulls)]).unwrap();
-        let (_, read, _) = read_back(write(
-            std::slice::from_ref(&batch),
-            PageCodec::Lz4Raw,
-            PageLimits { page_bytes: 1, row_group_rows: 100 },
-        ));
-        assert_eq!(arrow_select::concat::concat_batches(&schema, &read).unwrap(), batch);
+        let limits = PageLimits { page_bytes: 1, row_group_rows: 100 };
+        assert_eq!(read_back(write(std::slice::from_ref(&batch), PageCodec::Lz4Raw, limits)), batch);
     }
 
     #[test]
@@ -1280,10 +1267,8 @@ mod tests {
         let batch = random_batch(7, 500);
         let mut arrow = ArrowWriter::try_new(Vec::new(), batch.schema(), None).unwrap();
         arrow.write(&batch).unwrap();
-        let (_, expected, _) = read_back(arrow.into_inner().unwrap());
+        let expected = read_back(arrow.into_inner().unwrap());
         let limits = PageLimits { page_bytes: 1024, row_group_rows: 128 };
-        let (_, read, _) = read_back(write(std::slice::from_ref(&batch), PageCodec::Lz4Raw, limits));
-        let concat = |batches: &[RecordBatch]| arrow_select::concat::concat_batches(&batch.schema(), batches).unwrap();
-        assert_eq!(concat(&read), concat(&expected));
+        assert_eq!(read_back(write(std::slice::from_ref(&batch), PageCodec::Lz4Raw, limits)), expected);
     }
 }

@@ -207,20 +207,27 @@ impl Converter {
                 .await;
         };
         let consume = async {
-            let mut writers: BTreeMap<Option<String>, FragmentWriter> = BTreeMap::new();
-            while let Some((result, object, ids)) = decoded_rx.recv().await {
-                match result {
-                    Ok(decoded) => self.stage(decoded, &mut writers, &mut report).await?,
-                    Err(err) => {
-                        tracing::error!(object = %object.uri(), error = %err, retryable = err.is_retryable(), "object failed");
-                        failed.extend(ids);
+            let mut uploads = Uploads::default();
+            let staged = async {
+                let mut writers: BTreeMap<Option<String>, FragmentWriter> = BTreeMap::new();
+                while let Some((result, object, ids)) = decoded_rx.recv().await {
+                    match result {
+                        Ok(decoded) => self.stage(decoded, &mut writers, &mut report, &mut uploads).await?,
+                        Err(err) => {
+                            tracing::error!(object = %object.uri(), error = %err, retryable = err.is_retryable(), "object failed");
+                            failed.extend(ids);
+                        }
                     }
                 }
+                for (partition, writer) in std::mem::take(&mut writers) {
+                    self.flush(partition, writer, &mut report, &mut uploads).await?;
+                }
+                Ok::<(), Error>(())
             }
-            for (partition, writer) in std::mem::take(&mut writers) {
-                self.flush(partition, writer, &mut report).await?;
-            }
-            Ok::<(), Error>(())
+            .await;
+            // Even after a failure: no upload is left running once the batch has answered.
+            let uploaded = uploads.wait(&mut report).await;
+            staged.and(uploaded)
         };
         let ((), staged) = tokio::join!(produce, consume);
         staged?;
@@ -269,6 +276,7 @@ impl Converter {
         decoded: Decoded,
         writers: &mut BTreeMap<Option<String>, FragmentWriter>,
         report: &mut ConversionReport,
+        uploads: &mut Uploads,
     ) -> Result<()> {
         let Decoded { object, bytes_in, parts, quarantined } = decoded;
         let total_rows: u64 = parts.iter().flat_map(|(_, batches)| batches).map(|b| b.num_rows() as u64).sum();
@@ -293,7 +301,7 @@ impl Converter {
                 .await
                 .map_err(|err| Error::Io(std::io::Error::other(err)))??;
             if writer.arrow_bytes() >= self.options.fragment_bytes {
-                self.flush(partition, writer, report).await?;
+                self.flush(partition, writer, report, uploads).await?;
             } else {
                 writers.insert(partition, writer);
             }
@@ -301,22 +309,24 @@ impl Converter {
         Ok(())
     }
 
-    /// Finishes a fragment and stages it.
+    /// Finishes a fragment and starts staging it.
     async fn flush(
         &self,
         partition: Option<String>,
         writer: FragmentWriter,
         report: &mut ConversionReport,
+        uploads: &mut Uploads,
     ) -> Result<()> {
         let batch = report.batch.clone();
         let data = tokio::task::spawn_blocking(move || writer.finish(&batch))
             .await
             .map_err(|err| Error::Io(std::io::Error::other(err)))??;
         report.bytes_out += data.len() as u64;
-        let column = self.schema.layout.partition.as_ref().map(|spec| spec.column.as_str());
-        let path = self.fragments.put(data, column.map(|column| (column, partition.as_deref()))).await?;
-        report.fragments.push(path.to_string());
-        Ok(())
+        let column = self.schema.layout.partition.as_ref().map(|spec| spec.column.clone());
+        let fragments = self.fragments.clone();
+        let upload =
+            async move { fragments.put(data, column.as_deref().map(|column| (column, partition.as_deref()))).await };
+        uploads.start(upload, report).await
     }
 
     /// Downloads, decompresses, decodes and partitions one object.
@@ -358,6 +368,36 @@ impl Converter {
         })
         .await
         .map_err(|err| Error::Io(std::io::Error::other(err)))?
+    }
+}
+
+/// The fragment upload in flight. One at a time: the objects after a full fragment are
+/// decoded and encoded while it uploads (in Lambda, billed time the PUT used to spend alone),
+/// and memory holds at most one finished fragment besides the open writers.
+#[derive(Default)]
+struct Uploads {
+    pending: Option<tokio::task::JoinHandle<Result<object_store::path::Path>>>,
+}
+
+impl Uploads {
+    /// Starts `upload` once the one before it has finished.
+    async fn start(
+        &mut self,
+        upload: impl Future<Output = Result<object_store::path::Path>> + Send + 'static,
+        report: &mut ConversionReport,
+    ) -> Result<()> {
+        self.wait(report).await?;
+        self.pending = Some(tokio::spawn(upload));
+        Ok(())
+    }
+
+    /// Waits for the upload in flight, and records its fragment.
+    async fn wait(&mut self, report: &mut ConversionReport) -> Result<()> {
+        if let Some(upload) = self.pending.take() {
+            let path = upload.await.map_err(|err| Error::Io(std::io::Error::other(err)))??;
+            report.fragments.push(path.to_string());
+        }
+        Ok(())
     }
 }
 
@@ -566,6 +606,25 @@ mod tests {
         assert!(fragments.iter().all(|fragment| fragment.batch.as_deref() == Some(report.batch.as_str())));
         assert_eq!(report.fragments.len(), 5);
         assert_eq!(report.rows, 50);
+    }
+
+    #[tokio::test]
+    async fn a_fragment_that_cannot_be_staged_fails_the_batch() {
+        // A file where the staging directory should be: every fragment upload fails.
+        let lake_dir = tempfile::tempdir().unwrap();
+        std::fs::write(lake_dir.path().join("_inlet"), b"not a directory").unwrap();
+        let lake = Arc::new(object_store::local::LocalFileSystem::new_with_prefix(lake_dir.path()).unwrap());
+        let schema = Arc::new(TableSchema::parse_with(SCHEMA, "t", Layout::default()).unwrap());
+        let source = Arc::new(MemorySource::default());
+        for i in 0..3 {
+            source.put("raw", &format!("o{i}.json"), lines(i * 10..i * 10 + 10));
+        }
+        let options = ConverterOptions { fragment_bytes: 1, concurrency: 2, ..small() };
+        let converter =
+            Converter::new(source, FragmentStore::new(lake.clone()), Quarantine::new(lake), schema, options);
+        let event = sqs((0..3).map(|i| created(&format!("o{i}.json"))).collect());
+        let err = converter.convert(&event).await.unwrap_err();
+        assert!(matches!(err, Error::Storage(_)), "{err}");
     }
 
     #[tokio::test]

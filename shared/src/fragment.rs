@@ -144,6 +144,21 @@ impl Encoder {
             Encoder::Arrow(writer) => Ok(writer.write(batch)?),
         }
     }
+
+    fn append_key_value_metadata(&mut self, entry: KeyValue) {
+        match self {
+            Encoder::Pages(writer) => writer.append_key_value_metadata(entry),
+            Encoder::Arrow(writer) => writer.append_key_value_metadata(entry),
+        }
+    }
+
+    /// Closes the file and returns its bytes.
+    fn finish(self) -> Result<Vec<u8>> {
+        match self {
+            Encoder::Pages(writer) => writer.finish(),
+            Encoder::Arrow(writer) => Ok(writer.into_inner()?),
+        }
+    }
 }
 
 /// Streams record batches into one fragment file in memory, remembering their sources.
@@ -194,21 +209,11 @@ impl FragmentWriter {
     }
 
     /// Closes the file, recording its sources and the invocation (`batch`) that wrote it.
-    pub fn finish(self, batch: &str) -> Result<Vec<u8>> {
-        let entries = [
-            KeyValue::new(SOURCES_METADATA_KEY.to_string(), serde_json::to_string(&self.sources)?),
-            KeyValue::new(BATCH_METADATA_KEY.to_string(), batch.to_string()),
-        ];
-        match self.encoder {
-            Encoder::Pages(mut writer) => {
-                entries.into_iter().for_each(|entry| writer.append_key_value_metadata(entry));
-                writer.finish()
-            }
-            Encoder::Arrow(mut writer) => {
-                entries.into_iter().for_each(|entry| writer.append_key_value_metadata(entry));
-                Ok(writer.into_inner()?)
-            }
-        }
+    pub fn finish(mut self, batch: &str) -> Result<Vec<u8>> {
+        let sources = serde_json::to_string(&self.sources)?;
+        self.encoder.append_key_value_metadata(KeyValue::new(SOURCES_METADATA_KEY.to_string(), sources));
+        self.encoder.append_key_value_metadata(KeyValue::new(BATCH_METADATA_KEY.to_string(), batch.to_string()));
+        self.encoder.finish()
     }
 }
 

@@ -28,7 +28,7 @@ use arrow_buffer::{ArrowNativeType, NullBuffer, ToByteSlice};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use bytes::Bytes;
 use parquet::arrow::{ARROW_SCHEMA_META_KEY, ArrowSchemaConverter, encode_arrow_schema};
-use parquet::basic::{Compression, Encoding, Type as PhysicalType};
+use parquet::basic::{Compression, Encoding, Type as PhysicalType, ZstdLevel};
 use parquet::column::page::{CompressedPage, Page, PageWriter};
 use parquet::column::writer::ColumnCloseResult;
 use parquet::file::metadata::{ColumnChunkMetaData, KeyValue};
@@ -46,7 +46,7 @@ pub enum PageCodec {
     /// Parquet's `LZ4_RAW` (an LZ4 block per page), compressed by liblz4.
     Lz4Raw,
     /// Zstandard at the given level, compressed by libzstd.
-    Zstd(i32),
+    Zstd(ZstdLevel),
 }
 
 impl PageCodec {
@@ -55,7 +55,7 @@ impl PageCodec {
         match compression {
             Compression::UNCOMPRESSED => Some(Self::Uncompressed),
             Compression::LZ4_RAW => Some(Self::Lz4Raw),
-            Compression::ZSTD(level) => Some(Self::Zstd(level.compression_level())),
+            Compression::ZSTD(level) => Some(Self::Zstd(level)),
             _ => None,
         }
     }
@@ -64,9 +64,7 @@ impl PageCodec {
         match self {
             Self::Uncompressed => Compression::UNCOMPRESSED,
             Self::Lz4Raw => Compression::LZ4_RAW,
-            Self::Zstd(level) => {
-                Compression::ZSTD(parquet::basic::ZstdLevel::try_new(level).expect("level came from a ZstdLevel"))
-            }
+            Self::Zstd(level) => Compression::ZSTD(level),
         }
     }
 }
@@ -187,7 +185,7 @@ impl PageFileWriter {
         let mut chunks = Vec::with_capacity(self.leaves.len());
         for leaf in &mut self.leaves {
             leaf.flush_page(&mut self.codec)?;
-            chunks.push(leaf.close_chunk(self.codec.kind, self.group_rows)?);
+            chunks.push(leaf.close_chunk(self.codec.compressor.kind, self.group_rows)?);
         }
         // Room for the whole row group at once, not a doubling of the file buffer per chunk.
         self.file.inner_mut().reserve(chunks.iter().map(|(chunk, _)| chunk.len()).sum());
@@ -754,8 +752,7 @@ fn delta_binary_packed(values: &[i32], out: &mut Vec<u8>) {
     }
 }
 
-/// Packs values of `width` bits, least significant first, as whole bytes (the caller packs a
-/// multiple of 8 values).
+/// Packs values of `width` bits, least significant first; zero bits fill the last byte.
 fn pack_bits(values: impl Iterator<Item = u64>, width: u32, out: &mut Vec<u8>) {
     if width == 0 {
         return;
@@ -787,7 +784,7 @@ fn count_equal(levels: &[u8], level: u8) -> usize {
 /// Appends `levels` in the RLE/bit-packed hybrid encoding at the bit width of `max`, and
 /// returns the bytes appended.
 fn encode_levels(levels: &[u8], max: u8, out: &mut Vec<u8>) -> usize {
-    let width = (8 - max.leading_zeros()) as usize;
+    let width = 8 - max.leading_zeros();
     let start = out.len();
     let mut literals = 0; // levels[literals..at] wait to be bit-packed
     let mut at = 0;
@@ -829,15 +826,13 @@ fn run_length(levels: &[u8]) -> usize {
 }
 
 /// A bit-packed run of `levels`, padded with zeros to a whole group of 8.
-fn bit_pack(levels: &[u8], width: usize, out: &mut Vec<u8>) {
-    varint((levels.len().div_ceil(8) << 1) | 1, out);
-    for group in levels.chunks(8) {
-        let packed = group
-            .iter()
-            .enumerate()
-            .fold(0u64, |packed, (index, &level)| packed | (u64::from(level) << (index * width)));
-        out.extend_from_slice(&packed.to_le_bytes()[..width]);
-    }
+fn bit_pack(levels: &[u8], width: u32, out: &mut Vec<u8>) {
+    let groups = levels.len().div_ceil(8);
+    varint((groups << 1) | 1, out);
+    let start = out.len();
+    pack_bits(levels.iter().map(|&level| u64::from(level)), width, out);
+    // Zero levels pad the last group of 8.
+    out.resize(start + groups * width as usize, 0);
 }
 
 /// Unsigned LEB128, as RLE run headers are written.
@@ -851,7 +846,6 @@ fn varint(mut value: usize, out: &mut Vec<u8>) {
 
 /// A page codec and the buffers reused from page to page.
 struct Codec {
-    kind: PageCodec,
     /// The page being assembled: levels, then values.
     page: Vec<u8>,
     /// Values encoded in two parts (lengths, bytes), joined for the codec.
@@ -861,12 +855,7 @@ struct Codec {
 
 impl Codec {
     fn new(kind: PageCodec) -> Self {
-        Self {
-            kind,
-            page: Vec::new(),
-            staged: Vec::new(),
-            compressor: Compressor { kind, output: Vec::new(), zstd: None },
-        }
+        Self { page: Vec::new(), staged: Vec::new(), compressor: Compressor { kind, output: Vec::new(), zstd: None } }
     }
 }
 
@@ -887,22 +876,16 @@ impl Compressor {
                 return Ok(false);
             }
             PageCodec::Lz4Raw => {
-                let bound = lz4::block::compress_bound(input.len())?;
-                if self.output.len() < bound {
-                    self.output.resize(bound, 0);
-                }
-                lz4::block::compress_to_buffer(input, None, false, &mut self.output)?
+                let output = sized(&mut self.output, lz4::block::compress_bound(input.len())?);
+                lz4::block::compress_to_buffer(input, None, false, output)?
             }
             PageCodec::Zstd(level) => {
                 let compressor = match &mut self.zstd {
                     Some(compressor) => compressor,
-                    None => self.zstd.insert(zstd::bulk::Compressor::new(level)?),
+                    None => self.zstd.insert(zstd::bulk::Compressor::new(level.compression_level())?),
                 };
-                let bound = zstd::zstd_safe::compress_bound(input.len());
-                if self.output.len() < bound {
-                    self.output.resize(bound, 0);
-                }
-                compressor.compress_to_buffer(input, &mut self.output[..])?
+                let output = sized(&mut self.output, zstd::zstd_safe::compress_bound(input.len()));
+                compressor.compress_to_buffer(input, output)?
             }
         };
         out.extend_from_slice(&self.output[..written]);
@@ -910,9 +893,20 @@ impl Compressor {
     }
 }
 
+/// `output` grown to at least `bound` bytes (zero-filled only when it grows).
+fn sized(output: &mut Vec<u8>, bound: usize) -> &mut [u8] {
+    if output.len() < bound {
+        output.resize(bound, 0);
+    }
+    output
+}
+
 impl std::fmt::Debug for PageFileWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PageFileWriter").field("codec", &self.codec.kind).field("limits", &self.limits).finish()
+        f.debug_struct("PageFileWriter")
+            .field("codec", &self.codec.compressor.kind)
+            .field("limits", &self.limits)
+            .finish()
     }
 }
 
@@ -1046,9 +1040,11 @@ mod tests {
                 pieces.push(batch.slice(start, length));
                 start += length;
             }
-            for (codec, limits) in
-                [(PageCodec::Lz4Raw, unlimited), (PageCodec::Uncompressed, tiny), (PageCodec::Zstd(1), tiny)]
-            {
+            for (codec, limits) in [
+                (PageCodec::Lz4Raw, unlimited),
+                (PageCodec::Uncompressed, tiny),
+                (PageCodec::Zstd(ZstdLevel::default()), tiny),
+            ] {
                 assert_eq!(read_back(write(&pieces, codec, limits)), batch, "seed {seed} {codec:?}");
             }
         }

@@ -14,6 +14,7 @@
 //! Schemas with a type this writer does not know make [`PageFileWriter::try_new`] return `None`;
 //! the fragment writer then falls back to `ArrowWriter`.
 
+use std::ffi::c_int;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -27,6 +28,7 @@ use arrow_buffer::bit_iterator::BitSliceIterator;
 use arrow_buffer::{ArrowNativeType, NullBuffer, ToByteSlice};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use bytes::Bytes;
+use lz4::liblz4::LZ4_compress_default;
 use parquet::arrow::{ARROW_SCHEMA_META_KEY, ArrowSchemaConverter, encode_arrow_schema};
 use parquet::basic::{Compression, Encoding, Type as PhysicalType, ZstdLevel};
 use parquet::column::page::{CompressedPage, Page, PageWriter};
@@ -606,8 +608,10 @@ impl Leaf {
         };
         let uncompressed = rep_bytes + def_bytes + encoded.len();
         let count = |n: usize| u32::try_from(n).map_err(|_| parquet_error("a page of over 4 G values or bytes"));
+        // The page's buffer goes to the page writer and comes back once it is copied out.
+        let page_bytes = Bytes::from(std::mem::take(&mut codec.page));
         let page = Page::DataPageV2 {
-            buf: Bytes::copy_from_slice(page),
+            buf: page_bytes.clone(),
             num_values: count(self.levels)?,
             encoding: self.spec.kind.encoding(),
             num_nulls: count(self.levels - values)?,
@@ -618,6 +622,7 @@ impl Leaf {
             statistics: None,
         };
         let spec = SerializedPageWriter::new(&mut self.chunk).write_page(CompressedPage::new(page, uncompressed))?;
+        codec.page = Vec::from(page_bytes);
         self.chunk_levels += self.levels as i64;
         self.chunk_uncompressed += spec.uncompressed_size as i64;
         self.levels = 0;
@@ -632,6 +637,9 @@ impl Leaf {
     /// Hands over the row group's pages and their metadata, relative to the chunk's start.
     fn close_chunk(&mut self, codec: PageCodec, rows: usize) -> Result<(Bytes, ColumnCloseResult)> {
         let chunk = std::mem::replace(&mut self.chunk, TrackedWrite::new(Vec::new())).into_inner()?;
+        // Room for a chunk like this one and an eighth more, so the next row group's pages
+        // do not regrow (and copy) it from empty.
+        self.chunk = TrackedWrite::new(Vec::with_capacity(chunk.len() + chunk.len() / 8));
         let metadata = ColumnChunkMetaData::builder(self.descr.clone())
             .set_compression(codec.compression())
             .set_encodings(vec![self.spec.kind.encoding(), Encoding::RLE])
@@ -862,7 +870,7 @@ impl Codec {
 /// Compresses page values.
 struct Compressor {
     kind: PageCodec,
-    /// Compressed output, sized once to the largest bound seen so it is zeroed only then.
+    /// zstd's output, sized once to the largest bound seen so it is zeroed only then.
     output: Vec<u8>,
     zstd: Option<zstd::bulk::Compressor<'static>>,
 }
@@ -876,8 +884,22 @@ impl Compressor {
                 return Ok(false);
             }
             PageCodec::Lz4Raw => {
-                let output = sized(&mut self.output, lz4::block::compress_bound(input.len())?);
-                lz4::block::compress_to_buffer(input, None, false, output)?
+                let source_len = c_int::try_from(input.len()).map_err(|_| parquet_error("a page of over 2 GiB"))?;
+                out.reserve(lz4::block::compress_bound(input.len())?);
+                let spare = out.spare_capacity_mut();
+                let capacity = c_int::try_from(spare.len()).unwrap_or(c_int::MAX);
+                // SAFETY: liblz4 reads `source_len` bytes from `input` and writes at most
+                // `capacity` bytes, all within the spare capacity, returning how many (0 when
+                // they do not fit). Compressing into the page itself saves copying every
+                // page's output once more.
+                let written = unsafe {
+                    LZ4_compress_default(input.as_ptr().cast(), spare.as_mut_ptr().cast(), source_len, capacity)
+                };
+                let written =
+                    usize::try_from(written).ok().filter(|n| *n > 0).ok_or_else(|| parquet_error("LZ4 failed"))?;
+                // SAFETY: the first `written` bytes of the spare capacity were just written.
+                unsafe { out.set_len(out.len() + written) };
+                return Ok(true);
             }
             PageCodec::Zstd(level) => {
                 let compressor = match &mut self.zstd {

@@ -326,7 +326,7 @@ impl<'a> Cursor<'a> {
     fn text(&mut self) -> Decoded<&str> {
         let offset = self.pos;
         let bytes = self.raw_string()?;
-        std::str::from_utf8(bytes).map_err(|_| rejected(offset, "UTF-8"))
+        utf8(bytes, offset)
     }
 
     /// A number in JSON's grammar (no leading zeros, digits on both sides of the point).
@@ -411,6 +411,12 @@ impl<'a> Cursor<'a> {
         }
         Ok(())
     }
+}
+
+/// A string read at `offset` as text: the object was checked as UTF-8 as a whole, but not the
+/// characters its escapes produce.
+fn utf8(bytes: &[u8], offset: usize) -> Decoded<&str> {
+    std::str::from_utf8(bytes).map_err(|_| rejected(offset, "UTF-8"))
 }
 
 /// Where the first `"` or `\\` is. Most strings here are short (ids, enums, keys), where a
@@ -781,7 +787,7 @@ impl Column {
                 let micros = match utc_micros(raw) {
                     Some(micros) => Ok(micros),
                     None => {
-                        let text = std::str::from_utf8(raw).map_err(|_| rejected(offset, "UTF-8"))?;
+                        let text = utf8(raw, offset)?;
                         match zone {
                             Some(zone) => string_to_datetime(zone, text).map(|t| t.timestamp_micros()),
                             None => string_to_datetime(&chrono::Utc, text).map(|t| t.timestamp_micros()),

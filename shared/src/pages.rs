@@ -637,9 +637,6 @@ impl Leaf {
     /// Hands over the row group's pages and their metadata, relative to the chunk's start.
     fn close_chunk(&mut self, codec: PageCodec, rows: usize) -> Result<(Bytes, ColumnCloseResult)> {
         let chunk = std::mem::replace(&mut self.chunk, TrackedWrite::new(Vec::new())).into_inner()?;
-        // Room for a chunk like this one and an eighth more, so the next row group's pages
-        // do not regrow (and copy) it from empty.
-        self.chunk = TrackedWrite::new(Vec::with_capacity(chunk.len() + chunk.len() / 8));
         let metadata = ColumnChunkMetaData::builder(self.descr.clone())
             .set_compression(codec.compression())
             .set_encodings(vec![self.spec.kind.encoding(), Encoding::RLE])

@@ -192,8 +192,11 @@ impl PageFileWriter {
         // Room for the whole row group at once, not a doubling of the file buffer per chunk.
         self.file.inner_mut().reserve(chunks.iter().map(|(chunk, _)| chunk.len()).sum());
         let mut group = self.file.next_row_group()?;
-        for (chunk, close) in chunks {
+        for ((chunk, close), leaf) in chunks.into_iter().zip(&mut self.leaves) {
             group.append_column(&chunk, close)?;
+            // The chunk is copied into the file: its buffer serves the leaf's next chunk. Fresh
+            // ones grew by reallocation, and their new pages faulted in, every row group.
+            leaf.reuse_chunk_buffer(chunk);
         }
         group.close()?;
         self.group_rows = 0;
@@ -654,6 +657,14 @@ impl Leaf {
             offset_index: None,
         };
         Ok((Bytes::from(chunk), close))
+    }
+
+    /// Takes back the buffer of a chunk [`Self::close_chunk`] handed over, once it was copied
+    /// out (a copy only when something else still holds it).
+    fn reuse_chunk_buffer(&mut self, chunk: Bytes) {
+        let mut buffer = Vec::from(chunk);
+        buffer.clear();
+        self.chunk = TrackedWrite::new(buffer);
     }
 }
 

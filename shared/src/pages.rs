@@ -449,8 +449,11 @@ struct Leaf {
     levels: usize,
     def: Vec<u8>,
     rep: Vec<u8>,
-    /// The open page's PLAIN-encoded values.
+    /// The open page's PLAIN-encoded values, after `gap` bytes kept free in front.
     values: Vec<u8>,
+    /// Room in front of a byte array page's bytes for its encoded lengths, which lets the page
+    /// be compressed where it is instead of copied next to them (sized from the last page).
+    gap: usize,
     /// The open page's byte array lengths (its `values` are their bytes, back to back).
     lengths: Vec<i32>,
     /// Booleans in the open page (PLAIN booleans are bits, so `values` alone cannot tell).
@@ -472,6 +475,7 @@ impl Leaf {
             def: Vec::new(),
             rep: Vec::new(),
             values: Vec::new(),
+            gap: 0,
             lengths: Vec::new(),
             booleans: 0,
             pages_to_store: 0,
@@ -483,7 +487,7 @@ impl Leaf {
 
     /// Bytes the open page will take before compression, about.
     fn page_bytes(&self) -> usize {
-        self.values.len() + self.lengths.len() + (self.def.len() + self.rep.len()) / 4
+        self.values.len() - self.gap + self.lengths.len() + (self.def.len() + self.rep.len()) / 4
     }
 
     fn push_repetition(&mut self, reps: Reps<'_>, count: usize) {
@@ -590,8 +594,15 @@ impl Leaf {
                 let staged = &mut codec.staged;
                 staged.clear();
                 delta_binary_packed(&self.lengths, staged);
-                staged.extend_from_slice(&self.values);
-                &codec.staged[..]
+                let lengths = staged.len();
+                let gap = std::mem::replace(&mut self.gap, lengths + lengths / 4 + 16);
+                if lengths <= gap {
+                    self.values[gap - lengths..gap].copy_from_slice(staged);
+                    &self.values[gap - lengths..]
+                } else {
+                    staged.extend_from_slice(&self.values[gap..]);
+                    &codec.staged[..]
+                }
             }
             _ => &self.values[..],
         };
@@ -633,6 +644,7 @@ impl Leaf {
         self.def.clear();
         self.rep.clear();
         self.values.clear();
+        self.values.resize(self.gap, 0);
         self.lengths.clear();
         Ok(())
     }

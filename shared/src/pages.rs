@@ -595,6 +595,7 @@ impl Leaf {
                 staged.clear();
                 delta_binary_packed(&self.lengths, staged);
                 let lengths = staged.len();
+                // The next page's room: this page's lengths, with a margin for a page of more values.
                 let gap = std::mem::replace(&mut self.gap, lengths + lengths / 4 + 16);
                 if lengths <= gap {
                     self.values[gap - lengths..gap].copy_from_slice(staged);
@@ -861,13 +862,12 @@ fn bit_pack(levels: &[u8], width: u32, out: &mut Vec<u8>) {
     if width == 1 {
         // Levels of 0 and 1 (a nullable column, or one list level): a multiply gathers the low
         // bit of each of eight bytes into one byte, a step instead of eight.
-        let mut groups = levels.chunks_exact(8);
-        out.extend(
-            groups.by_ref().map(|group| gather_low_bits(u64::from_le_bytes(group.try_into().expect("8 levels")))),
-        );
-        let mut last = [0u8; 8];
-        last[..groups.remainder().len()].copy_from_slice(groups.remainder());
-        if !groups.remainder().is_empty() {
+        let mut eights = levels.chunks_exact(8);
+        out.extend(eights.by_ref().map(|eight| gather_low_bits(u64::from_le_bytes(eight.try_into().expect("8")))));
+        let rest = eights.remainder();
+        if !rest.is_empty() {
+            let mut last = [0u8; 8];
+            last[..rest.len()].copy_from_slice(rest);
             out.push(gather_low_bits(u64::from_le_bytes(last)));
         }
     } else {

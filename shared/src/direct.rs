@@ -335,21 +335,14 @@ impl<'a> Cursor<'a> {
     #[inline(always)]
     fn small_integer(&mut self) -> Option<i64> {
         let (bytes, start) = (self.bytes, self.pos);
-        let mut pos = start;
-        let mut value: i64 = 0;
-        while let Some(&digit @ b'0'..=b'9') = bytes.get(pos) {
-            if pos - start == 18 {
-                return None;
-            }
-            value = value * 10 + i64::from(digit - b'0');
-            pos += 1;
-        }
-        let digits = pos - start;
-        if digits == 0 || (digits > 1 && bytes[start] == b'0') || matches!(bytes.get(pos), Some(b'.' | b'e' | b'E')) {
+        let (mut pos, mut value, mut room) = (start, 0, 18);
+        let fits = decimal_digits(bytes, &mut pos, &mut value, &mut room);
+        if !fits || !integer_part(bytes, start, pos) || matches!(bytes.get(pos), Some(b'.' | b'e' | b'E')) {
             return None;
         }
         self.pos = pos;
-        Some(value)
+        // 18 digits stay below 2^63.
+        Some(value as i64)
     }
 
     /// A decimal of at most 15 digits and no exponent at the cursor, as the nearest `f64`:
@@ -360,35 +353,18 @@ impl<'a> Cursor<'a> {
     fn short_decimal(&mut self) -> Option<f64> {
         const POWERS_OF_TEN: [f64; 16] =
             [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
-        let (bytes, start) = (self.bytes, self.pos);
-        let negative = bytes.get(start) == Some(&b'-');
-        let integer_start = start + usize::from(negative);
-        let mut pos = integer_start;
-        let mut mantissa: u64 = 0;
-        let mut digits = 0;
-        let mut read_digits = |pos: &mut usize| {
-            while let Some(&digit @ b'0'..=b'9') = bytes.get(*pos) {
-                if digits == 15 {
-                    return false;
-                }
-                mantissa = mantissa * 10 + u64::from(digit - b'0');
-                digits += 1;
-                *pos += 1;
-            }
-            true
-        };
-        if !read_digits(&mut pos) {
-            return None;
-        }
-        let integer_digits = pos - integer_start;
-        if integer_digits == 0 || (integer_digits > 1 && bytes[integer_start] == b'0') {
+        let bytes = self.bytes;
+        let negative = bytes.get(self.pos) == Some(&b'-');
+        let integer_start = self.pos + usize::from(negative);
+        let (mut pos, mut mantissa, mut room) = (integer_start, 0, 15);
+        if !decimal_digits(bytes, &mut pos, &mut mantissa, &mut room) || !integer_part(bytes, integer_start, pos) {
             return None;
         }
         let mut scale = 0;
         if bytes.get(pos) == Some(&b'.') {
             pos += 1;
             let fraction_start = pos;
-            if !read_digits(&mut pos) || pos == fraction_start {
+            if !decimal_digits(bytes, &mut pos, &mut mantissa, &mut room) || pos == fraction_start {
                 return None;
             }
             scale = pos - fraction_start;
@@ -418,8 +394,7 @@ impl<'a> Cursor<'a> {
             }
             pos += 1;
         }
-        let digits = pos - digits_start;
-        if digits == 0 || (digits > 1 && bytes[digits_start] == b'0') {
+        if !integer_part(bytes, digits_start, pos) {
             return Err(rejected(pos, "a number"));
         }
         let mut integral = true;
@@ -483,6 +458,28 @@ impl<'a> Cursor<'a> {
         }
         Ok(())
     }
+}
+
+/// Appends the decimal digits from `*pos` on to `value`, at most `*room` more of them; false
+/// if a digit is left once the room is used up.
+#[inline(always)]
+fn decimal_digits(bytes: &[u8], pos: &mut usize, value: &mut u64, room: &mut u32) -> bool {
+    while let Some(&digit @ b'0'..=b'9') = bytes.get(*pos) {
+        if *room == 0 {
+            return false;
+        }
+        *value = *value * 10 + u64::from(digit - b'0');
+        *room -= 1;
+        *pos += 1;
+    }
+    true
+}
+
+/// Whether `bytes[start..end]`, all digits, is a number's integer part as JSON writes it: at
+/// least one digit, and no leading zero.
+#[inline(always)]
+fn integer_part(bytes: &[u8], start: usize, end: usize) -> bool {
+    end > start && (end - start == 1 || bytes[start] != b'0')
 }
 
 /// A string read at `offset` as text: the object was checked as UTF-8 as a whole, but not the
@@ -661,10 +658,8 @@ impl Utf8Values {
         let (Some(b'"'), Some(chunk)) = (cursor.peek(), cursor.bytes.get(start..start + 2 * SCAN_STEP)) else {
             return false;
         };
-        let found = match first_mark(&chunk[..SCAN_STEP]) {
-            Some(len) => Some(len),
-            None => first_mark(&chunk[SCAN_STEP..]).map(|len| SCAN_STEP + len),
-        };
+        let found =
+            first_mark(&chunk[..SCAN_STEP]).or_else(|| first_mark(&chunk[SCAN_STEP..]).map(|len| SCAN_STEP + len));
         let Some(len) = found.filter(|&len| chunk[len] == b'"') else {
             return false;
         };
@@ -1028,6 +1023,7 @@ fn integer<N: TryFrom<i64>>(cursor: &mut Cursor<'_>) -> Decoded<N> {
     if let Some(value) = cursor.small_integer().and_then(|value| N::try_from(value).ok()) {
         return Ok(value);
     }
+    // Out of the column's range after all: the general path reads it again and refuses it.
     cursor.pos = start;
     any_integer(cursor)
 }

@@ -292,7 +292,7 @@ impl FragmentStore {
             path = path.join(format!("{column}={}", value.unwrap_or(NULL_PARTITION)).as_str());
         }
         let path = path.join(name.as_str());
-        self.store.put(&path, PutPayload::from(data)).await?;
+        self.store.put(&path, in_pieces(Bytes::from(data))).await?;
         Ok(path)
     }
 
@@ -358,6 +358,20 @@ impl FragmentStore {
     }
 }
 
+/// Fragments go to the store in pieces of this size. A single `write` of a whole fragment
+/// (tens of MiB) has the kernel allocate large page-cache folios, whose first touch on this VM
+/// cost ~3 ms per MiB: 0.22 s for the 74 MiB of 300 objects, against 0.03 s in 1 MiB writes.
+/// On S3 the pieces are one request body either way.
+const PUT_PIECE_BYTES: usize = 1 << 20;
+
+/// `data` as a payload of `PUT_PIECE_BYTES` slices of it, not copied.
+fn in_pieces(data: Bytes) -> PutPayload {
+    (0..data.len())
+        .step_by(PUT_PIECE_BYTES)
+        .map(|start| data.slice(start..data.len().min(start + PUT_PIECE_BYTES)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use object_store::memory::InMemory;
@@ -387,5 +401,15 @@ mod tests {
         assert_eq!(fragment.batches[0].schema(), schema.table);
         store.delete(&[path.clone(), path]).await.unwrap();
         assert!(store.list().await.unwrap().is_empty());
+    }
+
+    #[test]
+    fn payloads_are_cut_into_pieces_that_add_up_to_the_data() {
+        let data: Vec<u8> = (0..2 * PUT_PIECE_BYTES + 7).map(|i| (i % 251) as u8).collect();
+        let payload = in_pieces(Bytes::from(data.clone()));
+        let sizes: Vec<usize> = payload.iter().map(|piece| piece.len()).collect();
+        assert_eq!(sizes, vec![PUT_PIECE_BYTES, PUT_PIECE_BYTES, 7]);
+        assert_eq!(payload.iter().flat_map(|piece| piece.iter().copied()).collect::<Vec<u8>>(), data);
+        assert_eq!(in_pieces(Bytes::new()).content_length(), 0);
     }
 }

@@ -9,14 +9,14 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use aws_lambda_events::event::sqs::SqsEvent;
 use clap::{Parser, Subcommand};
-use inlet::backfill::sqs_message;
-use inlet::compact::{Compactor, CompactorOptions};
-use inlet::converter::{Converter, ConverterOptions};
-use inlet::event::SourceObject;
-use inlet::fragment::FragmentStore;
-use inlet::quarantine::Quarantine;
+use inlet::commit::{Compactor, CompactorOptions};
+use inlet::ingest::Quarantine;
+use inlet::ingest::{Converter, ConverterOptions};
+use inlet::lineage::SourceObject;
+use inlet::ops::backfill::sqs_message;
 use inlet::schema::TableSchema;
-use inlet::source::LocalSource;
+use inlet::stage::FragmentStore;
+use inlet::testing::sources::LocalSource;
 use parquet::basic::{Compression, ZstdLevel};
 use serde::{Deserialize, Serialize};
 
@@ -207,8 +207,8 @@ fn ensure_workload(data: &Path, objects: usize) -> Result<Vec<String>> {
     for (index, key) in keys.iter().enumerate() {
         let path = data.join("raw").join(key);
         if !path.exists() {
-            let ndjson = inlet::sample::ndjson_object(42, index as u64, inlet::sample::OBJECT_BYTES);
-            std::fs::write(&path, inlet::sample::zstd_compress(&ndjson))?;
+            let ndjson = inlet::testing::sample::ndjson_object(42, index as u64, inlet::testing::sample::OBJECT_BYTES);
+            std::fs::write(&path, inlet::testing::sample::zstd_compress(&ndjson))?;
         }
     }
     Ok(keys)
@@ -218,7 +218,7 @@ fn run(data: &Path, keys: &[String], threads: usize, options: ConverterOptions, 
     let schema = Arc::new(TableSchema::parse(SCHEMA, "schemas/events.schema.json")?);
     let lake = tempfile::tempdir()?;
     let url = url::Url::from_directory_path(lake.path()).unwrap();
-    let store = inlet::table::table_store(&url, &Default::default())?;
+    let store = inlet::commit::table_store(&url, &Default::default())?;
 
     // The converter, on exactly `threads` threads: async I/O and CPU work (blocking pool) alike.
     let converting = tokio::runtime::Builder::new_multi_thread()
@@ -273,7 +273,7 @@ fn run(data: &Path, keys: &[String], threads: usize, options: ConverterOptions, 
     let cpu_before = cpu_seconds()?;
     let started = Instant::now();
     let compacted = compacting.block_on(async {
-        let mut table = inlet::table::open_or_create(&url, &Default::default(), &schema, Default::default()).await?;
+        let mut table = inlet::commit::open_or_create(&url, &Default::default(), &schema, Default::default()).await?;
         Compactor::new(store, schema.clone(), CompactorOptions::default()).run(&mut table, true).await
     })?;
     let compact_seconds = started.elapsed().as_secs_f64();
@@ -347,34 +347,29 @@ fn commits(count: u64, optimize: bool) -> Result<()> {
         let schema = Arc::new(TableSchema::parse(SCHEMA, "schemas/events.schema.json")?);
         let lake = tempfile::tempdir()?;
         let url = url::Url::from_directory_path(lake.path()).unwrap();
-        let store = inlet::table::table_store(&url, &Default::default())?;
+        let store = inlet::commit::table_store(&url, &Default::default())?;
         let fragments = FragmentStore::new(store.clone());
-        let mut table = inlet::table::open_or_create(&url, &Default::default(), &schema, Default::default()).await?;
+        let mut table = inlet::commit::open_or_create(&url, &Default::default(), &schema, Default::default()).await?;
         let options = CompactorOptions { min_bytes: 0, ..CompactorOptions::default() };
         let compactor = Compactor::new(store, schema.clone(), options);
-        let decoder = inlet::decode::JsonDecoder::new(schema.clone(), 1024);
-        let optimize_options = inlet::optimize::OptimizeOptions { target_file_bytes: 256 << 20, min_small_files: 16 };
+        let decoder = inlet::ingest::JsonDecoder::new(schema.clone(), 1024);
+        let optimize_options = inlet::commit::OptimizeOptions { target_file_bytes: 256 << 20, min_small_files: 16 };
         let mut optimizations = 0;
         // In commit order: (seconds, phases, wrote a checkpoint).
-        let mut runs: Vec<(f64, inlet::compact::Timings, bool)> = Vec::new();
+        let mut runs: Vec<(f64, inlet::commit::Timings, bool)> = Vec::new();
         let started = Instant::now();
         for index in 0..count {
             let object = SourceObject { bucket: "raw".into(), key: format!("{index}.json"), etag: Some("e".into()) };
-            let ndjson = inlet::sample::ndjson_object(1, index, 2048);
+            let ndjson = inlet::testing::sample::ndjson_object(1, index, 2048);
             let batches = decoder.decode(&object, &ndjson)?.batches;
             let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
-            let source = inlet::fragment::FragmentSource {
-                uri: object.uri(),
-                etag: object.etag.clone(),
-                rows,
-                total_rows: None,
-            };
-            fragments.put(inlet::fragment::encode(&schema.table, &batches, &[source])?, None).await?;
+            let source = inlet::lineage::FragmentSource::new(&object, rows, None);
+            fragments.put(inlet::stage::fragment::encode(&schema.table, &batches, &[source])?, None).await?;
             let run_started = Instant::now();
             let report = compactor.run(&mut table, true).await?;
             let mut versions = vec![report.version.context("a commit")?];
             if optimize {
-                let optimized = inlet::optimize::optimize(&mut table, &optimize_options, None, false).await?;
+                let optimized = inlet::commit::optimize(&mut table, &optimize_options, None, false).await?;
                 optimizations += usize::from(optimized.version.is_some());
                 versions.extend(optimized.version);
             }
@@ -392,7 +387,7 @@ fn commits(count: u64, optimize: bool) -> Result<()> {
         let reopened =
             deltalake::DeltaTable::try_from_url_with_storage_options(url.clone(), Default::default()).await?;
         let load_seconds = load_started.elapsed().as_secs_f64();
-        let plain: Vec<&(f64, inlet::compact::Timings, bool)> = runs.iter().filter(|run| !run.2).collect();
+        let plain: Vec<&(f64, inlet::commit::Timings, bool)> = runs.iter().filter(|run| !run.2).collect();
         let checkpointed: Vec<f64> = runs.iter().filter(|run| run.2).map(|run| run.0).collect();
         let mut sorted: Vec<f64> = plain.iter().map(|run| run.0).collect();
         sorted.sort_by(f64::total_cmp);
@@ -400,9 +395,9 @@ fn commits(count: u64, optimize: bool) -> Result<()> {
         let mean =
             |values: &[f64]| (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64 * 1000.0);
         // Latency and its phases over the first and the last 100 compactions, in commit order.
-        let window = |runs: &[&(f64, inlet::compact::Timings, bool)]| {
+        let window = |runs: &[&(f64, inlet::commit::Timings, bool)]| {
             let n = runs.len().max(1) as f64;
-            let phase = |f: fn(&inlet::compact::Timings) -> u64| runs.iter().map(|r| f(&r.1) as f64).sum::<f64>() / n;
+            let phase = |f: fn(&inlet::commit::Timings) -> u64| runs.iter().map(|r| f(&r.1) as f64).sum::<f64>() / n;
             serde_json::json!({
                 "ms_mean": runs.iter().map(|r| r.0).sum::<f64>() / n * 1000.0,
                 "load_ms": phase(|t| t.load_ms),

@@ -8,10 +8,10 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 use aws_sdk_lambda::primitives::Blob;
 use clap::{Parser, Subcommand};
-use inlet::backfill::{self, BackfillFilter};
-use inlet::compact::{CompactRequest, compact_table};
+use inlet::commit::{CompactRequest, compact_table};
 use inlet::config::Settings;
 use inlet::context::Context;
+use inlet::ops::backfill::{self, BackfillFilter};
 
 #[derive(Parser)]
 #[command(name = "inlet", version, about = "Operate an Inlet JSON-to-Delta pipeline")]
@@ -144,7 +144,7 @@ async fn main() -> Result<()> {
         }
         Command::Status { queue_url, dlq_url, json } => {
             let context = Context::new(settings()?).await?;
-            let status = inlet::status::table_status(&context).await?;
+            let status = inlet::ops::table_status(&context).await?;
             let sqs = inlet::aws::sqs_client(&sdk);
             let mut queues = serde_json::Map::new();
             for (name, url) in [("queue", queue_url), ("dlq", dlq_url)] {

@@ -29,9 +29,7 @@ pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> crate::Result<
         .attribute_names(Name::ApproximateNumberOfMessagesNotVisible)
         .send()
         .await
-        .map_err(|err| {
-            crate::Error::Config(format!("reading queue {url}: {}", aws_sdk_sqs::error::DisplayErrorContext(&err)))
-        })?
+        .map_err(|err| crate::Error::aws("GetQueueAttributes", url, err))?
         .attributes
         .unwrap_or_default();
     let count = |name: Name| attributes.get(&name).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);

@@ -4,7 +4,6 @@ use std::collections::HashMap;
 
 use crate::error::{Error, Result};
 use crate::schema::Layout;
-use crate::table::Maintenance;
 
 /// One documented setting: its environment variable, default and meaning.
 #[derive(Debug, Clone, Copy)]
@@ -211,9 +210,31 @@ impl Settings {
         })
     }
 
+    /// Every setting at its documented default, the table left as `memory:///`: what the
+    /// options of the converter, compactor and optimizer default to, so no default is typed twice.
+    pub fn defaults() -> Self {
+        Self::from_lookup(|name| (name == "INLET_TABLE_URI").then(|| "memory:///".to_string()))
+            .expect("the documented defaults are valid settings")
+    }
+
     /// The table location as a URL.
     pub fn table_url(&self) -> Result<url::Url> {
         url_of(&self.table_uri)
+    }
+}
+
+/// Log maintenance settings a new table is created with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Maintenance {
+    /// Commits between checkpoints (`delta.checkpointInterval`).
+    pub checkpoint_interval: u64,
+    /// Days commit files are kept before log cleanup (`delta.logRetentionDuration`).
+    pub log_retention_days: u64,
+}
+
+impl Default for Maintenance {
+    fn default() -> Self {
+        Settings::defaults().maintenance
     }
 }
 
@@ -347,6 +368,23 @@ mod documentation {
         let readme = include_str!("../../README.md");
         for setting in SETTINGS {
             assert!(readme.contains(&format!("| `{}` |", setting.env)), "README lacks a row for {}", setting.env);
+        }
+    }
+
+    /// Each function's README names the settings it reads; every name there must be a setting.
+    #[test]
+    fn the_function_readmes_name_only_real_settings() {
+        for readme in
+            [include_str!("../../functions/converter/README.md"), include_str!("../../functions/compactor/README.md")]
+        {
+            let named: Vec<&str> = readme
+                .split('`')
+                .filter(|word| word.starts_with("INLET_") && word.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+                .collect();
+            assert!(named.len() >= 10, "the README lists its settings: {named:?}");
+            for name in named {
+                assert!(SETTINGS.iter().any(|setting| setting.env == name), "{name} is not a setting");
+            }
         }
     }
 

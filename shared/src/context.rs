@@ -38,7 +38,7 @@ impl Context {
         let s3 = crate::aws::s3_client(&sdk);
         let schema = Arc::new(load_schema(&settings.schema_location, &s3, settings.layout.clone()).await?);
         let storage_options = storage_options_from_env();
-        let table_store = crate::table::table_store(&settings.table_url()?, &storage_options)?;
+        let table_store = crate::commit::table::table_store(&settings.table_url()?, &storage_options)?;
         let lambda = settings.compactor_function.as_ref().map(|_| aws_sdk_lambda::Client::new(&sdk));
         Ok(Self { settings, schema, s3, lambda, storage_options, table_store })
     }

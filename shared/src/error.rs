@@ -1,9 +1,18 @@
 //! The one error type of the library.
+//!
+//! Each variant says what failed, on which object, and carries the typed cause. Whether a
+//! retry can help decides what happens next: the converter fails a message whose object hit a
+//! retryable error so SQS delivers it again, and sends one with a permanent error the same
+//! way but logs it as such, since only the DLQ will end it; the compactor's schedule retries
+//! any failed run, so there [`Error::is_retryable`] tells an operator whether to wait or to act.
 
 use deltalake::DeltaTableError;
 
 /// Result with the library's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A boxed cause, for errors whose concrete type depends on the call (AWS SDK operations).
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
 
 /// Everything that can go wrong in Inlet, saying what failed and on which object.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +30,10 @@ pub enum Error {
         reason: String,
     },
 
+    /// A request (an invocation payload, a command's arguments) asks for something impossible.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+
     /// A source object could not be read or decoded as a whole.
     #[error("{uri}: {reason}")]
     Source {
@@ -31,6 +44,29 @@ pub enum Error {
         /// Whether trying again later can succeed (network, throttling) or not (corrupt data).
         retryable: bool,
     },
+
+    /// A call to an AWS service (SQS, Lambda, S3 through the SDK) failed.
+    #[error("{operation} {target}: {detail}")]
+    Aws {
+        /// The API operation (`SendMessageBatch`, `Invoke`, ...).
+        operation: &'static str,
+        /// What it was called on: a queue URL, a function name, an object.
+        target: String,
+        /// The SDK's full explanation, service error code included.
+        detail: String,
+        /// The SDK error itself.
+        #[source]
+        cause: Cause,
+    },
+
+    /// What Inlet recorded about the table contradicts itself or is missing (load history,
+    /// lineage): compacting anyway could lose or duplicate rows, so the run stops.
+    #[error("integrity: {0}")]
+    Integrity(String),
+
+    /// A task running part of the work panicked or was cancelled.
+    #[error("task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
 
     /// Reading or writing the lake's object store failed.
     #[error("lake storage: {0}")]
@@ -58,12 +94,25 @@ pub enum Error {
 }
 
 impl Error {
+    /// An AWS SDK call `operation` on `target` that failed with `err`.
+    pub fn aws<E>(operation: &'static str, target: impl Into<String>, err: E) -> Self
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let detail = aws_sdk_s3::error::DisplayErrorContext(&err).to_string();
+        Error::Aws { operation, target: target.into(), detail, cause: Box::new(err) }
+    }
+
     /// A short, stable name for the kind of failure (Lambda's `errorType`).
     pub fn kind(&self) -> &'static str {
         match self {
             Error::Config(_) => "Inlet.Config",
             Error::Schema { .. } => "Inlet.Schema",
+            Error::BadRequest(_) => "Inlet.BadRequest",
             Error::Source { .. } => "Inlet.Source",
+            Error::Aws { .. } => "Inlet.Aws",
+            Error::Integrity(_) => "Inlet.Integrity",
+            Error::Task(_) => "Inlet.Task",
             Error::Storage(_) => "Inlet.Storage",
             Error::Delta(_) => "Inlet.Delta",
             Error::Arrow(_) => "Inlet.Arrow",
@@ -77,8 +126,51 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Source { retryable, .. } => *retryable,
-            Error::Storage(_) | Error::Delta(_) | Error::Io(_) => true,
-            Error::Config(_) | Error::Schema { .. } | Error::Arrow(_) | Error::Parquet(_) | Error::Json(_) => false,
+            // A cancelled task (shutdown) may finish next time; a panic is a bug that repeats.
+            Error::Task(err) => err.is_cancelled(),
+            Error::Aws { .. } | Error::Storage(_) | Error::Delta(_) | Error::Io(_) => true,
+            Error::Config(_)
+            | Error::Schema { .. }
+            | Error::BadRequest(_)
+            | Error::Integrity(_)
+            | Error::Arrow(_)
+            | Error::Parquet(_)
+            | Error::Json(_) => false,
         }
+    }
+}
+
+impl From<Error> for lambda_runtime::Diagnostic {
+    /// The error as Lambda reports it: `Inlet.<kind>` and the message, logged once here so both
+    /// functions record every failure the same way.
+    fn from(error: Error) -> Self {
+        tracing::error!(error = %error, kind = error.kind(), retryable = error.is_retryable(), "invocation failed");
+        lambda_runtime::Diagnostic { error_type: error.kind().to_string(), error_message: error.to_string() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_and_retryability_say_what_to_do() {
+        let unreachable = Error::aws("Invoke", "compactor", std::io::Error::other("connection refused"));
+        assert_eq!((unreachable.kind(), unreachable.is_retryable()), ("Inlet.Aws", true));
+        assert!(unreachable.to_string().starts_with("Invoke compactor: "), "{unreachable}");
+        let broken = Error::Integrity("commit 3 is gone".into());
+        assert_eq!((broken.kind(), broken.is_retryable()), ("Inlet.Integrity", false));
+        let request = Error::BadRequest("unknown table".into());
+        assert_eq!((request.kind(), request.is_retryable()), ("Inlet.BadRequest", false));
+        let diagnostic = lambda_runtime::Diagnostic::from(broken);
+        assert_eq!(diagnostic.error_type, "Inlet.Integrity");
+        assert_eq!(diagnostic.error_message, "integrity: commit 3 is gone");
+    }
+
+    #[tokio::test]
+    async fn a_panicked_task_is_a_task_failure_not_io() {
+        let joined = tokio::spawn(async { panic!("boom") }).await.unwrap_err();
+        let error = Error::from(joined);
+        assert_eq!((error.kind(), error.is_retryable()), ("Inlet.Task", false));
     }
 }

@@ -1,37 +1,33 @@
 //! Inlet core: turns zstd-compressed NDJSON objects announced by S3 notifications into
 //! Parquet fragments, and fragments into target-sized files committed to a Delta table.
 //!
-//! The data path, module by module:
-//! [`event`] (which objects an SQS batch names) → [`source`] (fetch and decompress) →
-//! [`decode`] (NDJSON to Arrow with the declared [`schema`], by [`direct`] or arrow-json) →
-//! [`fragment`] (staged Parquet, its pages encoded by [`pages`]) →
-//! [`compact`] (merge fragments and commit them to Delta through [`table`]).
+//! The folders follow the data path:
+//! - [`ingest`]: an SQS batch of S3 notifications → decoded rows → staged fragments
+//!   (the converter Lambda);
+//! - [`stage`]: the fragment format and store both functions share;
+//! - [`commit`]: staged fragments → one Delta commit, exactly once (the compactor Lambda);
+//! - [`ops`]: what only the `inlet` command uses (backfill, status).
+//!
+//! Beside them: the declared [`schema`] and its [`partition`] spec, source identity
+//! ([`lineage`]), every path and metadata key Inlet owns ([`layout`]), [`config`], the
+//! process [`context`], [`error`]s, [`metrics`] and [`telemetry`].
 #![deny(missing_docs)]
 
 pub mod aws;
-pub mod backfill;
-pub mod compact;
+pub mod commit;
 pub mod config;
 pub mod context;
-pub mod converter;
-pub mod decode;
-pub mod direct;
 pub mod error;
-pub mod event;
-pub mod evolution;
-pub mod fragment;
-pub mod history;
+pub mod ingest;
+pub mod layout;
+pub mod lineage;
 pub mod metrics;
-pub mod optimize;
-pub mod pages;
+pub mod ops;
 pub mod partition;
-pub mod quarantine;
-pub mod sample;
 pub mod schema;
-pub mod source;
-pub mod status;
-pub mod table;
+pub mod stage;
 pub mod telemetry;
-pub mod trigger;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use error::{Error, Result};

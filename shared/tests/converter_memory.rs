@@ -4,14 +4,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use inlet::backfill::sqs_message;
-use inlet::converter::{Converter, ConverterOptions};
-use inlet::event::SourceObject;
-use inlet::fragment::FragmentStore;
-use inlet::quarantine::Quarantine;
-use inlet::sample;
+use inlet::ingest::Quarantine;
+use inlet::ingest::{Converter, ConverterOptions};
+use inlet::lineage::SourceObject;
+use inlet::ops::backfill::sqs_message;
 use inlet::schema::TableSchema;
-use inlet::source::MemorySource;
+use inlet::stage::FragmentStore;
+use inlet::testing::sample;
+use inlet::testing::sources::MemorySource;
 
 const OBJECTS: u64 = 200;
 
@@ -42,7 +42,7 @@ async fn a_200_object_batch_stays_within_the_configured_memory() {
 
     let lake = tempfile::tempdir().unwrap();
     let store =
-        inlet::table::table_store(&url::Url::from_directory_path(lake.path()).unwrap(), &Default::default()).unwrap();
+        inlet::commit::table_store(&url::Url::from_directory_path(lake.path()).unwrap(), &Default::default()).unwrap();
     let options = ConverterOptions { concurrency: 4, fragment_bytes: 32 << 20, ..ConverterOptions::default() };
     let converter = Converter::new(source, FragmentStore::new(store.clone()), Quarantine::new(store), schema, options);
 

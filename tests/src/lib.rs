@@ -15,7 +15,7 @@ use aws_sdk_s3::types::{
     S3KeyFilter,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
-use inlet::fragment::FragmentStore;
+use inlet::stage::FragmentStore;
 use serde::Deserialize;
 
 /// The workspace root, to find binaries, schemas and scripts.
@@ -285,9 +285,9 @@ impl Pipeline {
     }
 
     /// The object store rooted at the table location (staging and quarantine live under it).
-    pub fn table_store(&self) -> Result<std::sync::Arc<dyn inlet::table::ObjectStore>> {
+    pub fn table_store(&self) -> Result<std::sync::Arc<dyn inlet::commit::table::ObjectStore>> {
         let url = url::Url::parse(&self.table_uri)?;
-        Ok(inlet::table::table_store(&url, &self.localstack.storage_options())?)
+        Ok(inlet::commit::table_store(&url, &self.localstack.storage_options())?)
     }
 
     /// The table's staging area.
@@ -300,7 +300,7 @@ impl Pipeline {
         let store = self.fragments()?;
         let mut sources = Vec::new();
         for meta in store.list().await? {
-            sources.extend(store.info(&meta).await?.sources.into_iter().map(|s| s.uri));
+            sources.extend(store.info(&meta).await?.sources.into_iter().map(|s| s.id.uri));
         }
         Ok(sources)
     }

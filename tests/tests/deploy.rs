@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use inlet::sample;
+use inlet::testing::sample;
 use inlet_tests::{LocalStack, Pipeline, code_dir, workspace_root};
 
 /// The CLI config `infra/check.sh` writes for the provider mirror, or why there is none.

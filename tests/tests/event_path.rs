@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use inlet::sample;
+use inlet::testing::sample;
 use inlet_tests::{LocalStack, Pipeline, PipelineOptions};
 use serde_json::Value;
 
@@ -91,7 +91,7 @@ async fn put_objects_become_rows_that_an_independent_reader_sees() {
         assert_eq!(&Value::Object(row), line, "row {id} differs from its input line");
     }
 
-    let quarantined = inlet::quarantine::Quarantine::new(pipeline.table_store().unwrap()).lines().await.unwrap();
+    let quarantined = inlet::ingest::Quarantine::new(pipeline.table_store().unwrap()).lines().await.unwrap();
     let refused: Vec<(&str, u64)> = quarantined.iter().map(|q| (q.source.as_str(), q.line)).collect();
     assert_eq!(refused, vec![(mixed_uri.as_str(), 3), (mixed_uri.as_str(), 7)]);
     assert!(
@@ -143,8 +143,8 @@ async fn bad_objects_reach_the_dlq_bad_lines_the_quarantine_and_good_rows_ingest
     bad_lines.extend_from_slice(b"{\"event_id\": 42}\nnot json at all\n");
     pipeline.put(&format!("{dir}/bad-lines.json.zst"), sample::zstd_compress(&bad_lines)).await.unwrap();
     // A notification for an object that is gone by the time the converter reads it.
-    let missing = inlet::backfill::ListedObject {
-        object: inlet::event::SourceObject {
+    let missing = inlet::ops::backfill::ListedObject {
+        object: inlet::lineage::SourceObject {
             bucket: pipeline.raw_bucket.clone(),
             key: format!("{dir}/deleted.json.zst"),
             etag: None,
@@ -152,7 +152,7 @@ async fn bad_objects_reach_the_dlq_bad_lines_the_quarantine_and_good_rows_ingest
         size: 1,
         last_modified: None,
     };
-    pipeline.send_to_queue(inlet::backfill::notification_body(&missing)).await.unwrap();
+    pipeline.send_to_queue(inlet::ops::backfill::notification_body(&missing)).await.unwrap();
 
     let uri = |name: &str| format!("s3://{}/{dir}/{name}", pipeline.raw_bucket);
     let staged_uris = [uri("good.json.zst"), uri("bad-lines.json.zst")];
@@ -176,7 +176,7 @@ async fn bad_objects_reach_the_dlq_bad_lines_the_quarantine_and_good_rows_ingest
     }
 
     // Bad lines and the empty object: quarantined with their reasons; nothing else lost.
-    let quarantine = inlet::quarantine::Quarantine::new(pipeline.table_store().unwrap()).lines().await.unwrap();
+    let quarantine = inlet::ingest::Quarantine::new(pipeline.table_store().unwrap()).lines().await.unwrap();
     let refused: Vec<(String, u64)> = quarantine.iter().map(|q| (q.source.clone(), q.line)).collect();
     assert_eq!(
         refused,

@@ -3,11 +3,12 @@
 
 use std::sync::Arc;
 
-use inlet::decode::JsonDecoder;
-use inlet::event::SourceObject;
-use inlet::fragment::{FragmentSource, FragmentStore};
-use inlet::sample;
+use inlet::ingest::JsonDecoder;
+use inlet::lineage::FragmentSource;
+use inlet::lineage::SourceObject;
 use inlet::schema::TableSchema;
+use inlet::stage::FragmentStore;
+use inlet::testing::sample;
 use inlet_tests::{LocalStack, workspace_root};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -16,7 +17,7 @@ async fn a_fragment_put_in_several_pieces_reads_back_whole_from_s3() {
     let bucket = format!("staging-{}", uuid::Uuid::new_v4().simple());
     localstack.s3.create_bucket().bucket(&bucket).send().await.unwrap();
     let url = url::Url::parse(&format!("s3://{bucket}/table/")).unwrap();
-    let store = FragmentStore::new(inlet::table::table_store(&url, &localstack.storage_options()).unwrap());
+    let store = FragmentStore::new(inlet::commit::table_store(&url, &localstack.storage_options()).unwrap());
 
     let schema = Arc::new(TableSchema::from_path(&workspace_root().join("schemas/events.schema.json")).unwrap());
     let object = SourceObject { bucket: "raw".into(), key: "svc/date=2026-05-16/big.json.zst".into(), etag: None };
@@ -24,8 +25,8 @@ async fn a_fragment_put_in_several_pieces_reads_back_whole_from_s3() {
         JsonDecoder::new(schema.clone(), 1024).decode(&object, &sample::ndjson_object(7, 0, 12 << 20)).unwrap();
     assert!(decoded.quarantined.is_empty());
     let rows: u64 = decoded.batches.iter().map(|batch| batch.num_rows() as u64).sum();
-    let sources = vec![FragmentSource { uri: object.uri(), etag: None, rows, total_rows: Some(rows) }];
-    let data = inlet::fragment::encode(&schema.table, &decoded.batches, &sources).unwrap();
+    let sources = vec![FragmentSource::new(&object, rows, Some(rows))];
+    let data = inlet::stage::fragment::encode(&schema.table, &decoded.batches, &sources).unwrap();
     assert!(data.len() > 2 << 20, "the fragment must span several 1 MiB pieces: {} bytes", data.len());
 
     let path = store.put(data.clone(), None).await.unwrap();

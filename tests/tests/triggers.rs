@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use aws_sdk_eventbridge::types::Target;
-use inlet::sample;
+use inlet::testing::sample;
 use inlet_tests::{LocalStack, Pipeline, PipelineOptions};
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

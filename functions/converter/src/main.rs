@@ -2,7 +2,7 @@
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use inlet::context::Context;
-use inlet::converter::Converter;
+use inlet::ingest::Converter;
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, run, service_fn};
 
 #[tokio::main]
@@ -13,10 +13,7 @@ async fn main() -> Result<(), Error> {
     let table = context.settings.table_uri.as_str();
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         // Per-object failures are reported per message; an error here fails the whole batch.
-        let report = converter.convert(&event.payload).await.map_err(|error| {
-            tracing::error!(error = %error, kind = error.kind(), "batch failed");
-            Diagnostic { error_type: error.kind().to_string(), error_message: error.to_string() }
-        })?;
+        let report = converter.convert(&event.payload).await.map_err(Diagnostic::from)?;
         inlet::metrics::emit("converter", table, &report.metrics());
         Ok::<SqsBatchResponse, Diagnostic>(report.batch_response())
     }))

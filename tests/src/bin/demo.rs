@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use inlet::sample;
+use inlet::testing::sample;
 use inlet_tests::{LocalStack, Pipeline, PipelineOptions};
 
 const OBJECTS: u64 = 8;

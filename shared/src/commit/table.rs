@@ -19,6 +19,7 @@ use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 use url::Url;
 
+use crate::config::Maintenance;
 use crate::error::{Error, Result};
 use crate::schema::TableSchema;
 
@@ -37,21 +38,6 @@ pub fn log_cleanup_due(table: &DeltaTable) -> Result<bool> {
     let interval = snapshot.table_config().checkpoint_interval().get();
     let next = snapshot.version() + 1;
     Ok((next + 1).is_multiple_of(interval))
-}
-
-/// Log maintenance settings a new table is created with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Maintenance {
-    /// Commits between checkpoints (`delta.checkpointInterval`).
-    pub checkpoint_interval: u64,
-    /// Days commit files are kept before log cleanup (`delta.logRetentionDuration`).
-    pub log_retention_days: u64,
-}
-
-impl Default for Maintenance {
-    fn default() -> Self {
-        Self { checkpoint_interval: 100, log_retention_days: 30 }
-    }
 }
 
 /// Opens the table at `url`, creating it with `schema` (and `maintenance`) if no table is there yet.
@@ -273,8 +259,8 @@ mod tests {
     use parquet::file::reader::{FileReader, SerializedFileReader};
 
     use super::*;
-    use crate::decode::JsonDecoder;
-    use crate::event::SourceObject;
+    use crate::ingest::decode::JsonDecoder;
+    use crate::lineage::SourceObject;
 
     const SCHEMA: &str = r#"{"fields": [
         {"name": "id", "type": "string"},

@@ -14,42 +14,11 @@ use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchR
 use parquet::basic::Compression;
 use parquet::file::metadata::{KeyValue, ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::pages::{PageCodec, PageFileWriter, PageLimits};
-
-/// Where fragments are staged, relative to the table root.
-pub const FRAGMENTS_PREFIX: &str = "_inlet/fragments";
-/// Parquet key-value metadata entry listing a fragment's sources (JSON array).
-pub const SOURCES_METADATA_KEY: &str = "inlet.sources";
-/// Parquet key-value metadata entry naming the converter invocation that wrote the fragment.
-pub const BATCH_METADATA_KEY: &str = "inlet.batch";
-/// Directory value of a null partition, as Hive and Delta write it.
-pub const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
-
-/// One source object whose rows a fragment holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FragmentSource {
-    /// `s3://bucket/key`
-    pub uri: String,
-    /// ETag of the object version read, when known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub etag: Option<String>,
-    /// Rows the fragment holds from it.
-    pub rows: u64,
-    /// Rows the whole object decoded to, across partitions: a copy of a source is complete
-    /// when one batch's fragments hold this many. Absent means `rows`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub total_rows: Option<u64>,
-}
-
-impl FragmentSource {
-    /// The object version this source is.
-    pub fn id(&self) -> crate::history::SourceId {
-        crate::history::SourceId { uri: self.uri.clone(), etag: self.etag.clone() }
-    }
-}
+use crate::layout::{BATCH_KEY, FRAGMENTS_PREFIX, SOURCES_KEY, partition_directory};
+use crate::lineage::FragmentSource;
+use crate::stage::page_writer::{PageCodec, PageFileWriter, PageLimits};
 
 /// What a fragment's footer says, read without its rows.
 #[derive(Debug, Clone)]
@@ -89,16 +58,17 @@ pub struct FragmentEncoding {
     pub dictionary: bool,
     /// Column statistics (min/max per page and chunk); nothing prunes fragments.
     pub statistics: bool,
-    /// Encode pages straight from the Arrow arrays ([`crate::pages`]) where the settings and
+    /// Encode pages straight from the Arrow arrays ([`crate::stage::page_writer`]) where the settings and
     /// schema allow it, instead of through `ArrowWriter`.
     pub direct_pages: bool,
 }
 
 impl Default for FragmentEncoding {
-    /// Measured on the reference workload (docs/performance.md): a fast codec instead of
-    /// zstd(1), no dictionary and no statistics cut the converter's instructions by 15%, for
-    /// fragments 1.8x larger (still ~4x smaller than the JSON). LZ4 over Snappy: Snappy runs 5%
-    /// fewer instructions but about 12% more cycles. Direct pages: see [`crate::pages`].
+    /// A fragment is written once and read once, by the compactor, an hour at most later: a
+    /// fast codec (LZ4 rather than zstd or Snappy) with no dictionary and no statistics costs
+    /// the converter least, for fragments somewhat larger but still several times smaller than
+    /// the JSON. Direct pages: see [`crate::stage::page_writer`]. `make bench` measures each
+    /// choice (docs/performance.md).
     fn default() -> Self {
         Self { compression: Compression::LZ4_RAW, dictionary: false, statistics: false, direct_pages: true }
     }
@@ -211,8 +181,8 @@ impl FragmentWriter {
     /// Closes the file, recording its sources and the invocation (`batch`) that wrote it.
     pub fn finish(mut self, batch: &str) -> Result<Vec<u8>> {
         let sources = serde_json::to_string(&self.sources)?;
-        self.encoder.append_key_value_metadata(KeyValue::new(SOURCES_METADATA_KEY.to_string(), sources));
-        self.encoder.append_key_value_metadata(KeyValue::new(BATCH_METADATA_KEY.to_string(), batch.to_string()));
+        self.encoder.append_key_value_metadata(KeyValue::new(SOURCES_KEY.to_string(), sources));
+        self.encoder.append_key_value_metadata(KeyValue::new(BATCH_KEY.to_string(), batch.to_string()));
         self.encoder.finish()
     }
 }
@@ -263,12 +233,12 @@ fn inlet_metadata(path: &Path, metadata: &ParquetMetaData) -> Result<(Vec<Fragme
             .and_then(|entry| entry.value.clone())
     };
     let sources =
-        entry(SOURCES_METADATA_KEY).as_deref().map(serde_json::from_str).transpose()?.ok_or_else(|| Error::Source {
+        entry(SOURCES_KEY).as_deref().map(serde_json::from_str).transpose()?.ok_or_else(|| Error::Source {
             uri: path.to_string(),
-            reason: format!("fragment has no {SOURCES_METADATA_KEY} metadata"),
+            reason: format!("fragment has no {SOURCES_KEY} metadata"),
             retryable: false,
         })?;
-    Ok((sources, entry(BATCH_METADATA_KEY)))
+    Ok((sources, entry(BATCH_KEY)))
 }
 
 /// The staging area of one table.
@@ -289,7 +259,7 @@ impl FragmentStore {
             format!("{}-{}.parquet", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"), uuid::Uuid::new_v4().simple());
         let mut path = Path::from(FRAGMENTS_PREFIX);
         if let Some((column, value)) = partition {
-            path = path.join(format!("{column}={}", value.unwrap_or(NULL_PARTITION)).as_str());
+            path = path.join(partition_directory(column, value).as_str());
         }
         let path = path.join(name.as_str());
         self.store.put(&path, in_pieces(Bytes::from(data))).await?;
@@ -358,10 +328,11 @@ impl FragmentStore {
     }
 }
 
-/// Fragments go to the store in pieces of this size. A single `write` of a whole fragment
-/// (tens of MiB) has the kernel allocate large page-cache folios, whose first touch on this VM
-/// cost ~3 ms per MiB: 0.22 s for the 74 MiB of 300 objects, against 0.03 s in 1 MiB writes.
-/// On S3 the pieces are one request body either way.
+/// Fragments go to the store in pieces of this size, slices of one buffer. On S3, the Lambda's
+/// store, the pieces stream as one request body, so their size changes nothing there. A local
+/// store (benchmarks, local runs) writes each piece with one `write`: a whole fragment of tens
+/// of MiB in one call makes the kernel take large page-cache pages that are slow to fault in,
+/// while a MiB is already large enough that the number of calls does not matter.
 const PUT_PIECE_BYTES: usize = 1 << 20;
 
 /// `data` as a payload of `PUT_PIECE_BYTES` slices of it, not copied.
@@ -377,8 +348,8 @@ mod tests {
     use object_store::memory::InMemory;
 
     use super::*;
-    use crate::decode::JsonDecoder;
-    use crate::event::SourceObject;
+    use crate::ingest::decode::JsonDecoder;
+    use crate::lineage::SourceObject;
     use crate::schema::TableSchema;
 
     #[tokio::test]
@@ -387,7 +358,7 @@ mod tests {
         let object = SourceObject { bucket: "raw".into(), key: "k.json".into(), etag: Some("e1".into()) };
         let batches =
             JsonDecoder::new(schema.clone(), 10).decode(&object, b"{\"id\":1}\n{\"id\":2}\n").unwrap().batches;
-        let sources = vec![FragmentSource { uri: object.uri(), etag: object.etag.clone(), rows: 2, total_rows: None }];
+        let sources = vec![FragmentSource::new(&object, 2, None)];
         let store = FragmentStore::new(Arc::new(InMemory::new()));
         let path = store.put(encode(&schema.table, &batches, &sources).unwrap(), None).await.unwrap();
         assert!(path.as_ref().starts_with("_inlet/fragments/"));

@@ -7,9 +7,9 @@ use arrow_array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray,
 use arrow_json::ReaderBuilder;
 use serde::{Deserialize, Serialize};
 
-use crate::direct::DirectDecoder;
 use crate::error::{Error, Result};
-use crate::event::SourceObject;
+use crate::ingest::json::ColumnDecoder;
+use crate::lineage::SourceObject;
 use crate::schema::{INGESTED_AT_COLUMN, RESCUED_COLUMN, SOURCE_ETAG_COLUMN, SOURCE_FILE_COLUMN, TableSchema};
 
 /// A line that could not become a row, kept with everything needed to replay it.
@@ -44,8 +44,6 @@ impl DecodedObject {
 /// Delta timestamps are UTC.
 const UTC_TIMEZONE: &str = "UTC";
 
-/// Longest line accepted unless configured otherwise (`INLET_MAX_LINE_BYTES`).
-pub const DEFAULT_MAX_LINE_BYTES: usize = 1024 * 1024;
 /// How much of an over-long line the quarantine keeps (the object itself stays in S3).
 const QUARANTINED_RAW_LIMIT: usize = 64 * 1024;
 
@@ -57,7 +55,7 @@ pub struct JsonDecoder {
     batch_rows: usize,
     max_line_bytes: usize,
     /// The one-pass decoder, tried first when the schema's types allow it.
-    direct: Option<DirectDecoder>,
+    direct: Option<ColumnDecoder>,
 }
 
 /// What every row of one object shares.
@@ -74,20 +72,46 @@ struct KeptLine {
     range: std::ops::Range<usize>,
 }
 
+/// An object's lines that passed the screening, joined, with where each one is.
+#[derive(Default)]
+struct Screened {
+    /// The kept lines, each ended by a newline.
+    kept: Vec<u8>,
+    lines: Vec<KeptLine>,
+    /// When rescuing, each kept line's undeclared fields.
+    rescued: Vec<Option<String>>,
+    /// Non-blank lines seen, kept or not.
+    seen: u64,
+}
+
+/// The lines of one object refused so far.
+struct Refused<'a> {
+    uri: &'a str,
+    lines: Vec<QuarantinedLine>,
+}
+
+impl Refused<'_> {
+    fn add(&mut self, number: u64, line: &[u8], error: String) {
+        let raw = &line[..line.len().min(QUARANTINED_RAW_LIMIT)];
+        let raw = String::from_utf8_lossy(raw).into_owned();
+        self.lines.push(QuarantinedLine { source: self.uri.to_string(), line: number, error, raw });
+    }
+}
+
 impl JsonDecoder {
     /// A decoder for `schema` producing batches of at most `batch_rows` rows.
     pub fn new(schema: Arc<TableSchema>, batch_rows: usize) -> Self {
         let declared = schema.decoded.fields().iter().map(|f| f.name().clone()).collect();
         Self {
-            direct: DirectDecoder::new(schema.decoded.clone(), batch_rows),
+            direct: ColumnDecoder::new(schema.decoded.clone(), batch_rows),
             schema,
             declared: Arc::new(declared),
             batch_rows: batch_rows.max(1),
-            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            max_line_bytes: crate::config::Settings::defaults().max_line_bytes,
         }
     }
 
-    /// `false` decodes with arrow-json only, not trying the one-pass [`DirectDecoder`] first.
+    /// `false` decodes with arrow-json only, not trying the one-pass [`ColumnDecoder`] first.
     pub fn with_direct(mut self, direct: bool) -> Self {
         self.direct = self.direct.filter(|_| direct);
         self
@@ -128,86 +152,21 @@ impl JsonDecoder {
             }
         }
 
-        let mut kept = Vec::with_capacity(data.len());
-        let mut kept_lines = Vec::new();
-        let mut rescued = Vec::new();
-        let mut quarantined = Vec::new();
-        let mut seen = 0u64;
-        let refuse = |quarantined: &mut Vec<QuarantinedLine>, number: u64, line: &[u8], error: String| {
-            let raw = &line[..line.len().min(QUARANTINED_RAW_LIMIT)];
-            quarantined.push(QuarantinedLine {
-                source: uri.clone(),
-                line: number,
-                error,
-                raw: String::from_utf8_lossy(raw).into_owned(),
-            });
-        };
-        for (index, line) in data.split(|byte| *byte == b'\n').enumerate() {
-            let number = index as u64 + 1;
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            seen += 1;
-            if line.len() > self.max_line_bytes {
-                let error = format!(
-                    "line is {} bytes, over the limit of {} (INLET_MAX_LINE_BYTES)",
-                    line.len(),
-                    self.max_line_bytes
-                );
-                refuse(&mut quarantined, number, line, error);
-                continue;
-            }
-            if rescue {
-                match self.unknown_fields(line) {
-                    Ok(extra) => rescued.push(extra),
-                    Err(error) => {
-                        refuse(&mut quarantined, number, line, error);
-                        continue;
-                    }
-                }
-            }
-            let start = kept.len();
-            kept.extend_from_slice(line);
-            kept_lines.push(KeptLine { number, range: start..kept.len() });
-            kept.push(b'\n');
-        }
-        if seen == 0 {
+        let mut refused = Refused { uri: &uri, lines: Vec::new() };
+        let screened = self.screen(data, rescue, &mut refused);
+        if screened.seen == 0 {
             let error = format!("object is empty ({} bytes after decompression, no lines)", data.len());
-            refuse(&mut quarantined, 0, b"", error);
-            return Ok(DecodedObject { batches: Vec::new(), quarantined });
+            refused.add(0, b"", error);
+            return Ok(DecodedObject { batches: Vec::new(), quarantined: refused.lines });
         }
-
-        let rescued_column = rescue.then_some(rescued.as_slice());
-        let batches = match self.decode_rows(&kept, &origin, rescued_column) {
+        let rescued_column = rescue.then_some(screened.rescued.as_slice());
+        let batches = match self.decode_rows(&screened.kept, &origin, rescued_column) {
             Ok(batches) => batches,
-            Err(_) => {
-                // Some kept line does not fit the schema: find each one, then decode the rest.
-                let mut fitting = Vec::with_capacity(kept.len());
-                let mut fitting_rescued = Vec::new();
-                for (position, line) in kept_lines.iter().enumerate() {
-                    let text = &kept[line.range.clone()];
-                    match self.decode_rows(text, &origin, None) {
-                        Ok(_) => {
-                            fitting.extend_from_slice(text);
-                            fitting.push(b'\n');
-                            if rescue {
-                                fitting_rescued.push(rescued[position].clone());
-                            }
-                        }
-                        Err(err) => refuse(&mut quarantined, line.number, text, err.to_string()),
-                    }
-                }
-                quarantined.sort_by_key(|q| q.line);
-                self.decode_rows(&fitting, &origin, rescue.then_some(fitting_rescued.as_slice())).map_err(|err| {
-                    Error::Source {
-                        uri: uri.clone(),
-                        reason: format!("lines that decoded alone failed together: {err}"),
-                        retryable: false,
-                    }
-                })?
-            }
+            // Some kept line does not fit the schema: find each one, then decode the rest.
+            Err(_) => self.decode_fitting(&screened, &origin, rescue, &mut refused)?,
         };
-        if quarantined.len() as u64 == seen {
+        let quarantined = refused.lines;
+        if quarantined.len() as u64 == screened.seen {
             let first = &quarantined[0];
             return Err(Error::Source {
                 uri: uri.clone(),
@@ -216,6 +175,73 @@ impl JsonDecoder {
             });
         }
         Ok(DecodedObject { batches, quarantined })
+    }
+
+    /// The object's non-blank lines that are short enough (and, when rescuing, JSON objects),
+    /// joined for decoding; the others are refused.
+    fn screen(&self, data: &[u8], rescue: bool, refused: &mut Refused<'_>) -> Screened {
+        let mut screened = Screened { kept: Vec::with_capacity(data.len()), ..Screened::default() };
+        for (index, line) in data.split(|byte| *byte == b'\n').enumerate() {
+            let number = index as u64 + 1;
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            screened.seen += 1;
+            if line.len() > self.max_line_bytes {
+                let error = format!(
+                    "line is {} bytes, over the limit of {} (INLET_MAX_LINE_BYTES)",
+                    line.len(),
+                    self.max_line_bytes
+                );
+                refused.add(number, line, error);
+                continue;
+            }
+            if rescue {
+                match self.unknown_fields(line) {
+                    Ok(extra) => screened.rescued.push(extra),
+                    Err(error) => {
+                        refused.add(number, line, error);
+                        continue;
+                    }
+                }
+            }
+            let start = screened.kept.len();
+            screened.kept.extend_from_slice(line);
+            screened.lines.push(KeptLine { number, range: start..screened.kept.len() });
+            screened.kept.push(b'\n');
+        }
+        screened
+    }
+
+    /// Decodes each screened line alone to refuse those that do not fit, then the rest together.
+    fn decode_fitting(
+        &self,
+        screened: &Screened,
+        origin: &Origin<'_>,
+        rescue: bool,
+        refused: &mut Refused<'_>,
+    ) -> Result<Vec<RecordBatch>> {
+        let mut fitting = Vec::with_capacity(screened.kept.len());
+        let mut fitting_rescued = Vec::new();
+        for (position, line) in screened.lines.iter().enumerate() {
+            let text = &screened.kept[line.range.clone()];
+            match self.decode_rows(text, origin, None) {
+                Ok(_) => {
+                    fitting.extend_from_slice(text);
+                    fitting.push(b'\n');
+                    if rescue {
+                        fitting_rescued.push(screened.rescued[position].clone());
+                    }
+                }
+                Err(err) => refused.add(line.number, text, err.to_string()),
+            }
+        }
+        refused.lines.sort_by_key(|q| q.line);
+        self.decode_rows(&fitting, origin, rescue.then_some(fitting_rescued.as_slice())).map_err(|err| Error::Source {
+            uri: refused.uri.to_string(),
+            reason: format!("lines that decoded alone failed together: {err}"),
+            retryable: false,
+        })
     }
 
     /// The line's top-level fields the schema does not declare, as a JSON object (or none).
@@ -402,7 +428,7 @@ mod tests {
     fn the_reference_workload_decodes() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/events.schema.json");
         let schema = Arc::new(TableSchema::from_path(std::path::Path::new(path)).unwrap());
-        let data = crate::sample::ndjson_object(1, 0, 256 * 1024);
+        let data = crate::testing::sample::ndjson_object(1, 0, 256 * 1024);
         let lines = data.iter().filter(|b| **b == b'\n').count();
         let decoded = JsonDecoder::new(schema, 1024).decode(&object(), &data).unwrap();
         assert_eq!(decoded.rows(), lines as u64);
@@ -412,7 +438,7 @@ mod tests {
     fn the_direct_decoder_and_arrow_json_ingest_and_quarantine_the_same() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/events.schema.json");
         let schema = Arc::new(TableSchema::from_path(std::path::Path::new(path)).unwrap());
-        let clean = crate::sample::ndjson_object(3, 0, 64 * 1024);
+        let clean = crate::testing::sample::ndjson_object(3, 0, 64 * 1024);
         let mut mixed = clean.clone();
         mixed.extend_from_slice(
             b"{\"event_id\":\"x\",\"event_time\":\"2026-05-16T00:00:00Z\",\"http_status\":\"200\"}\n",

@@ -39,13 +39,7 @@ impl CompactionTrigger for LambdaTrigger {
             .payload(Blob::new(serde_json::to_vec(&payload)?))
             .send()
             .await
-            .map_err(|err| {
-                Error::Config(format!(
-                    "invoking {}: {}",
-                    self.function,
-                    aws_sdk_lambda::error::DisplayErrorContext(&err)
-                ))
-            })?;
+            .map_err(|err| Error::aws("Invoke", &self.function, err))?;
         Ok(())
     }
 }

@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::error::{Error, Result};
-use crate::event::SourceObject;
+use crate::lineage::SourceObject;
 
 /// Characters S3 leaves as they are when it form-encodes keys in notifications.
 const KEY_SAFE: &AsciiSet =
@@ -58,10 +58,10 @@ impl BackfillFilter {
 
 /// Splits `s3://bucket/prefix` into bucket and prefix.
 pub fn parse_s3_uri(uri: &str) -> Result<(String, String)> {
-    let rest = uri.strip_prefix("s3://").ok_or_else(|| Error::Config(format!("{uri:?} is not an s3:// URI")))?;
+    let rest = uri.strip_prefix("s3://").ok_or_else(|| Error::BadRequest(format!("{uri:?} is not an s3:// URI")))?;
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     if bucket.is_empty() {
-        return Err(Error::Config(format!("{uri:?} names no bucket")));
+        return Err(Error::BadRequest(format!("{uri:?} names no bucket")));
     }
     Ok((bucket.to_string(), prefix.to_string()))
 }
@@ -152,18 +152,22 @@ pub async fn enqueue(
                     .build()
             })
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|err| Error::Config(format!("building an SQS batch: {err}")))?;
-        let output =
-            sqs.send_message_batch().queue_url(queue_url).set_entries(Some(entries)).send().await.map_err(|err| {
-                Error::Config(format!("sending to {queue_url}: {}", aws_sdk_sqs::error::DisplayErrorContext(&err)))
-            })?;
+            .map_err(|err| Error::aws("SendMessageBatch", queue_url, err))?;
+        let output = sqs
+            .send_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|err| Error::aws("SendMessageBatch", queue_url, err))?;
         if let Some(failed) = output.failed.first() {
-            return Err(Error::Config(format!(
-                "{} of {} notifications were refused by {queue_url}: {}",
+            let refused = format!(
+                "{} of {} notifications were refused: {}",
                 output.failed.len(),
                 chunk.len(),
                 failed.message.as_deref().unwrap_or("no reason given")
-            )));
+            );
+            return Err(Error::aws("SendMessageBatch", queue_url, std::io::Error::other(refused)));
         }
         sent += chunk.len();
         progress(sent);
@@ -174,7 +178,7 @@ pub async fn enqueue(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Notification, parse_notification};
+    use crate::ingest::event::{Notification, parse_notification};
 
     fn listed(key: &str, modified: &str) -> ListedObject {
         ListedObject {

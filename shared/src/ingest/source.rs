@@ -1,14 +1,12 @@
-//! Reading source objects: fetch (S3 or memory) and decompress by extension.
+//! Reading source objects: fetch from S3 and decompress by extension.
 
-use std::collections::HashMap;
 use std::io::Read;
-use std::sync::Mutex;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::error::{Error, Result};
-use crate::event::SourceObject;
+use crate::lineage::SourceObject;
 
 /// An object's bytes as stored (still compressed) and the ETag of the version read.
 #[derive(Debug, Clone)]
@@ -68,58 +66,6 @@ impl ObjectSource for S3Source {
     }
 }
 
-/// Source objects in a local directory (`<root>/<bucket>/<key>`), for benchmarks and local runs.
-#[derive(Debug, Clone)]
-pub struct LocalSource {
-    root: std::path::PathBuf,
-}
-
-impl LocalSource {
-    /// Objects under `root`.
-    pub fn new(root: impl Into<std::path::PathBuf>) -> Self {
-        Self { root: root.into() }
-    }
-}
-
-#[async_trait]
-impl ObjectSource for LocalSource {
-    async fn fetch(&self, object: &SourceObject) -> Result<Fetched> {
-        let path = self.root.join(&object.bucket).join(&object.key);
-        let data = tokio::fs::read(&path).await.map_err(|err| Error::Source {
-            uri: object.uri(),
-            reason: format!("reading {}: {err}", path.display()),
-            retryable: err.kind() != std::io::ErrorKind::NotFound,
-        })?;
-        Ok(Fetched { data: data.into(), etag: object.etag.clone() })
-    }
-}
-
-/// Source objects held in memory, for tests and benchmarks.
-#[derive(Debug, Default)]
-pub struct MemorySource {
-    objects: Mutex<HashMap<(String, String), Bytes>>,
-}
-
-impl MemorySource {
-    /// Stores an object.
-    pub fn put(&self, bucket: &str, key: &str, data: impl Into<Bytes>) {
-        self.objects.lock().expect("poisoned").insert((bucket.into(), key.into()), data.into());
-    }
-}
-
-#[async_trait]
-impl ObjectSource for MemorySource {
-    async fn fetch(&self, object: &SourceObject) -> Result<Fetched> {
-        let objects = self.objects.lock().expect("poisoned");
-        let data = objects.get(&(object.bucket.clone(), object.key.clone())).cloned();
-        data.map(|data| Fetched { data, etag: object.etag.clone() }).ok_or_else(|| Error::Source {
-            uri: object.uri(),
-            reason: "object not found (deleted before it was read?)".into(),
-            retryable: true,
-        })
-    }
-}
-
 /// How an object is compressed, from its key's extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
@@ -149,8 +95,8 @@ impl Compression {
 /// object (objects are ~1 MiB; a rare huge one should not pin its size per thread).
 const KEPT_BUFFER_BYTES: usize = 16 * 1024 * 1024;
 
-/// A zstd context and an output buffer, kept per thread between objects: a fresh 1 MiB buffer
-/// per object cost page faults, zero-filling and a copy (4% of the converter's instructions).
+/// A zstd context and an output buffer, kept per thread between objects: a fresh buffer per
+/// object would cost page faults, zero-filling and a copy for every object.
 struct Decompressor {
     zstd: zstd::zstd_safe::DCtx<'static>,
     out: Vec<u8>,

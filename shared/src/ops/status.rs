@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::context::Context;
 use crate::error::Result;
-use crate::fragment::FragmentStore;
+use crate::stage::fragment::FragmentStore;
 
 /// A table's ingestion status.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

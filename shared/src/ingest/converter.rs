@@ -15,16 +15,19 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use futures::StreamExt;
 use serde::Serialize;
 
+use crate::config::Settings;
 use crate::context::Context;
-use crate::decode::{JsonDecoder, QuarantinedLine};
 use crate::error::{Error, Result};
-use crate::event::{BatchPlan, SourceObject};
-use crate::fragment::{FragmentEncoding, FragmentSource, FragmentStore, FragmentWriter};
+use crate::ingest::decode::{JsonDecoder, QuarantinedLine};
+use crate::ingest::event::BatchPlan;
+use crate::ingest::quarantine::Quarantine;
+use crate::ingest::source::{ObjectSource, S3Source, with_decompressed};
+use crate::ingest::trigger::{CompactionTrigger, LambdaTrigger};
+use crate::lineage::FragmentSource;
+use crate::lineage::SourceObject;
 use crate::metrics::Metric;
-use crate::quarantine::Quarantine;
 use crate::schema::TableSchema;
-use crate::source::{ObjectSource, S3Source, with_decompressed};
-use crate::trigger::{CompactionTrigger, LambdaTrigger};
+use crate::stage::fragment::{FragmentEncoding, FragmentStore, FragmentWriter};
 
 /// What one converter invocation did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
@@ -89,20 +92,27 @@ pub struct ConverterOptions {
     pub max_line_bytes: usize,
     /// How fragments are encoded.
     pub fragment_encoding: FragmentEncoding,
-    /// Try the one-pass decoder ([`crate::direct`]) before arrow-json.
+    /// Try the one-pass decoder ([`crate::ingest::json`]) before arrow-json.
     pub direct_decode: bool,
+}
+
+impl ConverterOptions {
+    /// The options `settings` ask for.
+    pub fn from_settings(settings: &Settings) -> Self {
+        Self {
+            batch_rows: settings.decode_batch_rows,
+            concurrency: settings.download_concurrency,
+            fragment_bytes: settings.fragment_bytes,
+            max_line_bytes: settings.max_line_bytes,
+            fragment_encoding: FragmentEncoding::default(),
+            direct_decode: true,
+        }
+    }
 }
 
 impl Default for ConverterOptions {
     fn default() -> Self {
-        Self {
-            batch_rows: 1024,
-            concurrency: 16,
-            fragment_bytes: 128 * 1024 * 1024,
-            max_line_bytes: crate::decode::DEFAULT_MAX_LINE_BYTES,
-            fragment_encoding: FragmentEncoding::default(),
-            direct_decode: true,
-        }
+        Self::from_settings(&Settings::defaults())
     }
 }
 
@@ -156,13 +166,7 @@ impl Converter {
             FragmentStore::new(context.table_store.clone()),
             Quarantine::new(context.table_store.clone()),
             context.schema.clone(),
-            ConverterOptions {
-                batch_rows: settings.decode_batch_rows,
-                concurrency: settings.download_concurrency,
-                fragment_bytes: settings.fragment_bytes,
-                max_line_bytes: settings.max_line_bytes,
-                ..ConverterOptions::default()
-            },
+            ConverterOptions::from_settings(settings),
         );
         match (&settings.compactor_function, &context.lambda) {
             (Some(function), Some(lambda)) => converter.with_trigger(
@@ -295,11 +299,8 @@ impl Converter {
                 Some(writer) => writer,
                 None => FragmentWriter::with_encoding(&self.schema.table, &self.options.fragment_encoding)?,
             };
-            let source =
-                FragmentSource { uri: object.uri(), etag: object.etag.clone(), rows, total_rows: Some(total_rows) };
-            let writer = tokio::task::spawn_blocking(move || writer.write(source, &batches).map(|()| writer))
-                .await
-                .map_err(|err| Error::Io(std::io::Error::other(err)))??;
+            let source = FragmentSource::new(&object, rows, Some(total_rows));
+            let writer = tokio::task::spawn_blocking(move || writer.write(source, &batches).map(|()| writer)).await??;
             if writer.arrow_bytes() >= self.options.fragment_bytes {
                 self.flush(partition, writer, report, uploads).await?;
             } else {
@@ -318,9 +319,7 @@ impl Converter {
         uploads: &mut Uploads,
     ) -> Result<()> {
         let batch = report.batch.clone();
-        let data = tokio::task::spawn_blocking(move || writer.finish(&batch))
-            .await
-            .map_err(|err| Error::Io(std::io::Error::other(err)))??;
+        let data = tokio::task::spawn_blocking(move || writer.finish(&batch)).await??;
         report.bytes_out += data.len() as u64;
         let column = self.schema.layout.partition.as_ref().map(|spec| spec.column.clone());
         let fragments = self.fragments.clone();
@@ -366,13 +365,12 @@ impl Converter {
             }
             Ok(Decoded { bytes_in, parts: parts.into_iter().collect(), quarantined: decoded.quarantined, object })
         })
-        .await
-        .map_err(|err| Error::Io(std::io::Error::other(err)))?
+        .await?
     }
 }
 
 /// The fragment upload in flight. One at a time: the objects after a full fragment are
-/// decoded and encoded while it uploads (in Lambda, billed time the PUT used to spend alone),
+/// decoded and encoded while it uploads (in Lambda, billed time a PUT would otherwise spend alone),
 /// and memory holds at most one finished fragment besides the open writers.
 #[derive(Default)]
 struct Uploads {
@@ -394,7 +392,7 @@ impl Uploads {
     /// Waits for the upload in flight, and records its fragment.
     async fn wait(&mut self, report: &mut ConversionReport) -> Result<()> {
         if let Some(upload) = self.pending.take() {
-            let path = upload.await.map_err(|err| Error::Io(std::io::Error::other(err)))??;
+            let path = upload.await??;
             report.fragments.push(path.to_string());
         }
         Ok(())
@@ -409,9 +407,9 @@ mod tests {
     use object_store::memory::InMemory;
 
     use super::*;
-    use crate::fragment::Fragment;
     use crate::schema::Layout;
-    use crate::source::MemorySource;
+    use crate::stage::fragment::Fragment;
+    use crate::testing::sources::MemorySource;
 
     const SCHEMA: &str = r#"{"fields":[{"name":"id","type":"long"},{"name":"at","type":"timestamp"}]}"#;
 
@@ -478,7 +476,7 @@ mod tests {
 
     fn staged_rows(fragments: &[Fragment]) -> Vec<(String, u64)> {
         let mut rows: Vec<(String, u64)> =
-            fragments.iter().flat_map(|f| f.sources.iter().map(|s| (s.uri.clone(), s.rows))).collect();
+            fragments.iter().flat_map(|f| f.sources.iter().map(|s| (s.id.uri.clone(), s.rows))).collect();
         rows.sort();
         rows
     }

@@ -9,12 +9,10 @@ use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
-use crate::decode::QuarantinedLine;
 use crate::error::Result;
-use crate::event::SourceObject;
-
-/// Where quarantine files live, relative to the table root.
-pub const QUARANTINE_PREFIX: &str = "_inlet/quarantine";
+use crate::ingest::decode::QuarantinedLine;
+use crate::layout::QUARANTINE_PREFIX;
+use crate::lineage::SourceObject;
 
 /// The quarantine area of one table.
 #[derive(Debug, Clone)]

@@ -4,26 +4,8 @@ use std::collections::HashMap;
 
 use aws_lambda_events::event::s3::S3Event;
 use aws_lambda_events::event::sqs::SqsEvent;
-use serde::{Deserialize, Serialize};
 
-/// One source object, as named by an S3 notification.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct SourceObject {
-    /// Bucket name.
-    pub bucket: String,
-    /// Object key, URL-decoded.
-    pub key: String,
-    /// ETag from the notification, when present (quotes removed).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub etag: Option<String>,
-}
-
-impl SourceObject {
-    /// `s3://bucket/key`, the lineage value of its rows.
-    pub fn uri(&self) -> String {
-        format!("s3://{}/{}", self.bucket, self.key)
-    }
-}
+use crate::lineage::SourceObject;
 
 /// What one SQS message body asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,11 +107,11 @@ mod tests {
     use super::*;
 
     /// A notification as real S3 sends it (keys form-encoded, `+` for space).
-    const AWS_PUT: &str = include_str!("../tests/fixtures/s3-put-aws.json");
+    const AWS_PUT: &str = include_str!("../../tests/fixtures/s3-put-aws.json");
     /// A notification as LocalStack 4.13 sends it (`%20` for space).
-    const LOCALSTACK_PUT: &str = include_str!("../tests/fixtures/s3-put-localstack.json");
-    const TEST_EVENT: &str = include_str!("../tests/fixtures/s3-test-event.json");
-    const REMOVED: &str = include_str!("../tests/fixtures/s3-delete-aws.json");
+    const LOCALSTACK_PUT: &str = include_str!("../../tests/fixtures/s3-put-localstack.json");
+    const TEST_EVENT: &str = include_str!("../../tests/fixtures/s3-test-event.json");
+    const REMOVED: &str = include_str!("../../tests/fixtures/s3-delete-aws.json");
 
     fn sqs(bodies: &[&str]) -> SqsEvent {
         let mut event = SqsEvent::default();
@@ -176,7 +158,7 @@ mod tests {
     }
 
     /// The SQS event a Lambda receives: a test event and the same notification delivered twice.
-    const SQS_EVENT: &str = include_str!("../tests/fixtures/sqs-event-localstack.json");
+    const SQS_EVENT: &str = include_str!("../../tests/fixtures/sqs-event-localstack.json");
 
     #[test]
     fn sqs_event_fixture_plans_one_object_for_two_deliveries() {

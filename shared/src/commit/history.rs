@@ -15,34 +15,8 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-
-/// `commitInfo` key listing the sources a commit adds.
-pub const COMMIT_SOURCES_KEY: &str = "inlet.sources";
-/// Where history snapshots live, relative to the table root.
-pub const HISTORY_PREFIX: &str = "_inlet/history";
-/// Delta application id of the compactor; its `txn` version counts compactions, and makes two
-/// compactors racing on one table conflict instead of both appending.
-pub const COMPACTOR_APP_ID: &str = "inlet-compactor";
-
-/// One version of one source object.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct SourceId {
-    /// `s3://bucket/key`
-    pub uri: String,
-    /// ETag of the version.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub etag: Option<String>,
-}
-
-/// A source as recorded in a commit.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CommittedSource {
-    /// Which object version.
-    #[serde(flatten)]
-    pub id: SourceId,
-    /// Rows it contributed.
-    pub rows: u64,
-}
+use crate::layout::{HISTORY_PREFIX, SOURCES_KEY, commit_file, history_snapshot, history_snapshot_version};
+use crate::lineage::{CommittedSource, SourceId};
 
 /// The set of committed sources, as of a table version.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,7 +39,7 @@ mod entries {
 
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    use super::SourceId;
+    use crate::lineage::SourceId;
 
     #[derive(Serialize, Deserialize)]
     struct Entry {
@@ -109,11 +83,11 @@ impl LoadHistory {
             }
         };
         for version in first..=table_version {
-            let path = Path::from(format!("_delta_log/{version:020}.json"));
+            let path = commit_file(version);
             let data = match store.get(&path).await {
                 Ok(found) => found.bytes().await?,
                 Err(object_store::Error::NotFound { .. }) => {
-                    return Err(Error::Config(format!(
+                    return Err(Error::Integrity(format!(
                         "load history incomplete: commit {version} is gone (log cleanup) and no snapshot under \
                          {HISTORY_PREFIX}/ covers it; refusing to compact rather than risk duplicates"
                     )));
@@ -132,7 +106,7 @@ impl LoadHistory {
             let action: serde_json::Value = serde_json::from_slice(line)?;
             let Some(info) = action.get("commitInfo") else { continue };
             let at = info.get("timestamp").and_then(|t| t.as_i64()).unwrap_or_default();
-            if let Some(sources) = info.get(COMMIT_SOURCES_KEY) {
+            if let Some(sources) = info.get(SOURCES_KEY) {
                 for source in serde_json::from_value::<Vec<CommittedSource>>(sources.clone())? {
                     self.sources.insert(source.id, at);
                 }
@@ -155,7 +129,7 @@ impl LoadHistory {
             snapshot_version: None,
         };
         let data = zstd::encode_all(&serde_json::to_vec(&kept)?[..], 3)?;
-        let path = Path::from(format!("{HISTORY_PREFIX}/{:020}.json.zst", self.version));
+        let path = history_snapshot(self.version);
         store.put(&path, PutPayload::from(data)).await?;
         prune_snapshots(store, SNAPSHOTS_KEPT).await?;
         Ok(path)
@@ -170,10 +144,8 @@ pub const SNAPSHOTS_KEPT: usize = 3;
 async fn snapshots(store: &Arc<dyn ObjectStore>) -> Result<Vec<(u64, Path)>> {
     let prefix = Path::from(HISTORY_PREFIX);
     let listed: Vec<Path> = store.list(Some(&prefix)).map_ok(|meta| meta.location).try_collect().await?;
-    let mut versions: Vec<(u64, Path)> = listed
-        .into_iter()
-        .filter_map(|path| Some((path.filename()?.strip_suffix(".json.zst")?.parse::<u64>().ok()?, path)))
-        .collect();
+    let mut versions: Vec<(u64, Path)> =
+        listed.into_iter().filter_map(|path| Some((history_snapshot_version(&path)?, path))).collect();
     versions.sort();
     Ok(versions)
 }
@@ -225,7 +197,7 @@ mod tests {
                 rows: 1,
             })
             .collect();
-        let info = serde_json::json!({"commitInfo": {"timestamp": at, COMMIT_SOURCES_KEY: listed}});
+        let info = serde_json::json!({"commitInfo": {"timestamp": at, SOURCES_KEY: listed}});
         let add = serde_json::json!({"add": {"path": "x.parquet"}});
         (Path::from(format!("_delta_log/{version:020}.json")), format!("{info}\n{add}\n").into_bytes())
     }

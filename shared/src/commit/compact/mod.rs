@@ -1,0 +1,372 @@
+//! Compaction: merge staged fragments into target-sized Parquet files and commit them to Delta
+//! exactly once.
+//!
+//! One run is six phases, each a method of [`Compactor`]: **load** the table state, the load
+//! history (which source versions the table holds) and the compactor's `txn` version; **list**
+//! the staged fragments' footers; **plan** which fragments to take and which copy of each
+//! source to keep ([`plan::plan_compaction`], pure); **merge** the kept rows into files of the
+//! target size; **commit** those files with the new history entries and the next `txn`
+//! version in ONE Delta commit; **clean up** the consumed fragments, only then. A crash before
+//! the commit leaves only unreferenced files; a crash after it leaves fragments whose sources
+//! the next run finds in the history and drops.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, BooleanArray, RecordBatch};
+use arrow_schema::SchemaRef;
+use chrono::{DateTime, Utc};
+use deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::{Action, Add, Metadata, MetadataExt, StructType, Transaction};
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::{DeltaTable, DeltaTableError};
+use object_store::ObjectStore;
+use object_store::path::Path;
+
+use crate::commit::evolution::{conform, plan_evolution};
+use crate::commit::history::{LoadHistory, SNAPSHOT_INTERVAL};
+use crate::commit::table::{DataFiles, log_cleanup_due};
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::layout::{COMPACTOR_APP_ID, FRAGMENTS_KEY, ROWS_KEY, SOURCES_KEY, staged_partition};
+use crate::lineage::{CommittedSource, SourceId};
+use crate::schema::{SOURCE_ETAG_COLUMN, SOURCE_FILE_COLUMN, TableSchema};
+use crate::stage::fragment::{FragmentInfo, FragmentStore};
+
+pub mod plan;
+mod report;
+mod request;
+
+pub use plan::{CompactionPlan, Policy, plan_compaction};
+use report::Lap;
+pub use report::{CompactionReport, Timings};
+pub use request::{CompactRequest, compact_table};
+
+/// Compactor knobs, from the settings table (see the configuration table in the README).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompactorOptions {
+    /// Target size of committed files (`INLET_TARGET_FILE_BYTES`).
+    pub target_file_bytes: u64,
+    /// Age after which a fragment with an incomplete copy of a source is taken to come from a
+    /// converter that died (`INLET_ABANDON_AFTER_SECONDS`).
+    pub abandon_after: Duration,
+    /// A partition with fewer staged bytes than this waits for more, unless forced
+    /// (`INLET_MIN_COMPACT_BYTES`)...
+    pub min_bytes: u64,
+    /// ...until its oldest fragment is this old (`INLET_FRESHNESS_SECONDS`).
+    pub freshness: Duration,
+    /// How long committed sources are remembered in history snapshots
+    /// (`INLET_HISTORY_RETENTION_DAYS`).
+    pub history_retention: Duration,
+    /// Table versions between load history snapshots (they are also written at least daily).
+    pub snapshot_every: u64,
+}
+
+impl CompactorOptions {
+    /// The options `settings` ask for.
+    pub fn from_settings(settings: &Settings) -> Self {
+        Self {
+            target_file_bytes: settings.target_file_bytes,
+            abandon_after: Duration::from_secs(settings.abandon_after_seconds),
+            min_bytes: settings.min_compact_bytes,
+            freshness: Duration::from_secs(settings.freshness_seconds),
+            history_retention: Duration::from_secs(settings.history_retention_days * 86_400),
+            snapshot_every: SNAPSHOT_INTERVAL,
+        }
+    }
+
+    /// The planning policy of a run, forced or not.
+    fn policy(&self, force: bool) -> Policy {
+        Policy { abandon_after: self.abandon_after, min_bytes: self.min_bytes, freshness: self.freshness, force }
+    }
+}
+
+impl Default for CompactorOptions {
+    fn default() -> Self {
+        Self::from_settings(&Settings::defaults())
+    }
+}
+
+/// Where a run takes the time from: fragment ages, history timestamps.
+pub trait Clock: Send + Sync {
+    /// The current time.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// Merges fragments of one table into its Delta log.
+pub struct Compactor {
+    store: Arc<dyn ObjectStore>,
+    fragments: FragmentStore,
+    schema: Arc<TableSchema>,
+    options: CompactorOptions,
+    partitions: Option<HashSet<String>>,
+    clock: Arc<dyn Clock>,
+}
+
+/// What the load phase read.
+struct Loaded {
+    /// The table version the run reads.
+    version: u64,
+    history: LoadHistory,
+    /// The compactor's last `txn` version.
+    compactions: Option<i64>,
+}
+
+/// What the merge phase wrote, ready to commit.
+struct Merged {
+    adds: Vec<Add>,
+    /// The table's metadata with the declared schema's new columns, when it has some.
+    evolved: Option<Metadata>,
+    /// Rows committed per source.
+    sources: Vec<CommittedSource>,
+    consumed: Vec<Path>,
+}
+
+impl Compactor {
+    /// A compactor for the table whose root is `store`, declared as `schema`.
+    pub fn new(store: Arc<dyn ObjectStore>, schema: Arc<TableSchema>, options: CompactorOptions) -> Self {
+        let fragments = FragmentStore::new(store.clone());
+        Self { fragments, store, schema, options, partitions: None, clock: Arc::new(SystemClock) }
+    }
+
+    /// Limits runs to fragments staged for these partitions (Hive directories).
+    pub fn with_partitions(mut self, partitions: impl IntoIterator<Item = String>) -> Self {
+        self.partitions = Some(partitions.into_iter().map(|p| p.trim_matches('/').to_string()).collect());
+        self
+    }
+
+    /// Takes the time from `clock` instead of the system's.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Merges the staged fragments into `table` in one commit; `force` compacts small, fresh
+    /// partitions too.
+    pub async fn run(&self, table: &mut DeltaTable, force: bool) -> Result<CompactionReport> {
+        let mut lap = Lap::start();
+        let mut timings = Timings::default();
+        let loaded = self.load(table).await?;
+        timings.load_ms = lap.next();
+        let staged = self.list_staged().await?;
+        timings.stage_ms = lap.next();
+        if staged.is_empty() {
+            return Ok(CompactionReport { timings, ..Default::default() });
+        }
+        let plan =
+            plan_compaction(staged, |id| loaded.history.contains(id), &self.options.policy(force), self.clock.now());
+        let mut report = CompactionReport {
+            fragments: plan.consume.len(),
+            deferred_fragments: plan.deferred,
+            oldest_staged_seconds: plan.oldest_staged_seconds,
+            timings,
+            ..Default::default()
+        };
+        if plan.consume.is_empty() {
+            tracing::info!(
+                deferred = plan.deferred,
+                oldest_staged_seconds = plan.oldest_staged_seconds,
+                "nothing ready to compact"
+            );
+            return Ok(report);
+        }
+        let merged = self.merge(table, &plan, &mut report).await?;
+        report.timings.merge_ms = lap.next();
+        let consumed = merged.consumed.clone();
+        if !merged.adds.is_empty() {
+            let (version, sources) = self.commit(table, merged, &loaded, report.rows).await?;
+            report.version = Some(version);
+            report.timings.commit_ms = lap.next();
+            self.snapshot_history_if_due(loaded, version, sources).await;
+        }
+        // Only after the commit: a crash before this line leaves fragments the history explains.
+        self.fragments.delete(&consumed).await?;
+        report.timings.cleanup_ms = lap.next();
+        report.log();
+        Ok(report)
+    }
+
+    /// Refreshes the table and reads the load history and the compactor's `txn` version.
+    async fn load(&self, table: &mut DeltaTable) -> Result<Loaded> {
+        table.update_state().await?;
+        let version = table.version().unwrap_or_default();
+        let history = LoadHistory::load(&self.store, version).await?;
+        let compactions = table.snapshot()?.transaction_version(table.log_store().as_ref(), COMPACTOR_APP_ID).await?;
+        Ok(Loaded { version, history, compactions })
+    }
+
+    /// The staged fragments this run may take, with their footers.
+    async fn list_staged(&self) -> Result<Vec<FragmentInfo>> {
+        let mut staged = Vec::new();
+        for meta in self.fragments.list().await? {
+            if let Some(wanted) = &self.partitions
+                && !wanted.contains(staged_partition(&meta.location))
+            {
+                continue;
+            }
+            match self.fragments.info(&meta).await {
+                Ok(info) => staged.push(info),
+                // Consumed by another compactor between our listing and this read.
+                Err(Error::Storage(object_store::Error::NotFound { .. })) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(staged)
+    }
+
+    /// Streams the kept rows of the plan's fragments into target-sized files of the table's
+    /// schema, evolved with the declared schema's new nullable columns.
+    async fn merge(&self, table: &DeltaTable, plan: &CompactionPlan, report: &mut CompactionReport) -> Result<Merged> {
+        let metadata = table.snapshot()?.metadata().clone();
+        let table_schema = metadata.parse_schema().map_err(DeltaTableError::from)?;
+        let evolved = plan_evolution(&table_schema, &self.schema.delta)?;
+        let target: SchemaRef = Arc::new((evolved.as_ref().unwrap_or(&table_schema)).try_into_arrow()?);
+        let mut writer = DataFiles::new(table, target.clone(), self.options.target_file_bytes)?;
+        let mut committed: BTreeMap<SourceId, u64> = BTreeMap::new();
+        for info in &plan.consume {
+            let kept = plan.kept_in(info);
+            let rows = match self.fragments.rows(&info.path).await {
+                Ok(rows) => rows,
+                // Only a compactor deletes fragments, and only after committing them: another
+                // one got here first. Its sources are either in the history we read or in a
+                // commit after it, which makes ours fail on the compactor txn. Skipping is safe.
+                Err(Error::Storage(object_store::Error::NotFound { .. })) => {
+                    tracing::warn!(fragment = %info.path, "fragment consumed by another compactor meanwhile");
+                    continue;
+                }
+                Err(err) => return Err(err),
+            };
+            for batch in rows {
+                let batch = batch?;
+                let total = batch.num_rows() as u64;
+                let batch = conform(&batch, &target)?;
+                let batch = if kept.len() == info.sources.len() { batch } else { only_sources(&batch, &kept)? };
+                report.duplicate_rows += total - batch.num_rows() as u64;
+                if batch.num_rows() > 0 {
+                    report.rows += batch.num_rows() as u64;
+                    writer.write(&batch).await?;
+                }
+            }
+            for source in info.sources.iter().filter(|s| kept.contains(&s.id)) {
+                *committed.entry(source.id.clone()).or_default() += source.rows;
+            }
+        }
+        let adds = writer.close().await?;
+        report.sources = committed.len();
+        report.files = adds.len();
+        report.bytes = adds.iter().map(|add| add.size.max(0) as u64).sum();
+        let evolved = match evolved {
+            Some(schema) => Some(with_new_columns(metadata, &table_schema, &schema)?),
+            None => None,
+        };
+        let sources = committed.into_iter().map(|(id, rows)| CommittedSource { id, rows }).collect();
+        let consumed = plan.consume.iter().map(|info| info.path.clone()).collect();
+        Ok(Merged { adds, evolved, sources, consumed })
+    }
+
+    /// Commits the merged files, the sources they hold and the next compactor `txn` version
+    /// in one Delta commit; returns its version and the committed sources.
+    async fn commit(
+        &self,
+        table: &mut DeltaTable,
+        merged: Merged,
+        loaded: &Loaded,
+        rows: u64,
+    ) -> Result<(u64, Vec<CommittedSource>)> {
+        let Merged { adds, evolved, sources, consumed } = merged;
+        let actions: Vec<Action> =
+            evolved.map(Action::Metadata).into_iter().chain(adds.into_iter().map(Action::Add)).collect();
+        let properties = CommitProperties::default()
+            .with_metadata([
+                (SOURCES_KEY.to_string(), serde_json::to_value(&sources)?),
+                (
+                    FRAGMENTS_KEY.to_string(),
+                    serde_json::json!(consumed.iter().map(|p| p.to_string()).collect::<Vec<_>>()),
+                ),
+                (ROWS_KEY.to_string(), serde_json::json!(rows)),
+            ])
+            // A second compactor that read the same txn version conflicts instead of appending the same rows.
+            .with_application_transaction(Transaction::new(COMPACTOR_APP_ID, loaded.compactions.unwrap_or(0) + 1))
+            .with_cleanup_expired_logs(Some(log_cleanup_due(table)?));
+        let operation = DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None };
+        let committed = CommitBuilder::from(properties)
+            .with_actions(actions)
+            .build(Some(table.snapshot()?), table.log_store(), operation)
+            .await?;
+        let version = committed.version();
+        table.state = Some(committed.snapshot());
+        Ok((version, sources))
+    }
+
+    /// Writes a history snapshot when one is due after committing `version`; a failure only
+    /// costs later runs more commit reads.
+    async fn snapshot_history_if_due(&self, loaded: Loaded, version: u64, sources: Vec<CommittedSource>) {
+        let now = self.clock.now().timestamp_millis();
+        let Loaded { version: read_version, mut history, .. } = loaded;
+        if !history.snapshot_due(version, self.options.snapshot_every, now) {
+            return;
+        }
+        // Our commit directly on top of what we read: the history is what we loaded plus what
+        // we added. Anything else committed in between: read the log again.
+        let current = if version == read_version + 1 {
+            history.version = version;
+            history.sources.extend(sources.into_iter().map(|source| (source.id, now)));
+            Ok(history)
+        } else {
+            LoadHistory::load(&self.store, version).await
+        };
+        let retain_after = now - self.options.history_retention.as_millis() as i64;
+        let saved = match current {
+            Ok(history) => history.save_snapshot(&self.store, retain_after).await,
+            Err(err) => Err(err),
+        };
+        match saved {
+            Ok(path) => tracing::info!(snapshot = %path, "load history snapshot written"),
+            Err(err) => tracing::warn!(error = %err, "load history snapshot not written"),
+        }
+    }
+}
+
+/// The table's metadata with the columns of `evolved` it lacks.
+fn with_new_columns(metadata: Metadata, current: &StructType, evolved: &StructType) -> Result<Metadata> {
+    let added: Vec<&str> =
+        evolved.fields().filter(|f| current.field(f.name()).is_none()).map(|f| f.name().as_str()).collect();
+    tracing::info!(columns = ?added, "adding columns to the table schema");
+    Ok(metadata.with_schema(evolved).map_err(DeltaTableError::from)?)
+}
+
+/// The rows of `batch` that come from one of `sources`.
+fn only_sources(batch: &RecordBatch, sources: &HashSet<SourceId>) -> Result<RecordBatch> {
+    let files = batch.column_by_name(SOURCE_FILE_COLUMN).ok_or_else(|| lineage_missing(SOURCE_FILE_COLUMN))?;
+    let etags = batch.column_by_name(SOURCE_ETAG_COLUMN).ok_or_else(|| lineage_missing(SOURCE_ETAG_COLUMN))?;
+    let (files, etags) = (files.as_string::<i32>(), etags.as_string::<i32>());
+    let wanted: BTreeSet<(&str, Option<&str>)> =
+        sources.iter().map(|id| (id.uri.as_str(), id.etag.as_deref())).collect();
+    let mask: BooleanArray = (0..batch.num_rows())
+        .map(|row| {
+            let etag = (!etags.is_null(row)).then(|| etags.value(row));
+            Some(wanted.contains(&(files.value(row), etag)))
+        })
+        .collect();
+    Ok(arrow_select::filter::filter_record_batch(batch, &mask)?)
+}
+
+fn lineage_missing(column: &str) -> Error {
+    Error::Integrity(format!("fragment has no {column} column: it was not written by this version of Inlet"))
+}
+
+#[cfg(test)]
+mod tests;

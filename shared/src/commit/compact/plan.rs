@@ -1,0 +1,278 @@
+//! Planning a compaction: which staged fragments to merge now, and which copy of each source
+//! to commit from them. A pure function of the staged listing, the load history, the policy
+//! and the time, so every decision is tested without a store.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::layout::staged_partition;
+use crate::lineage::SourceId;
+use crate::stage::fragment::FragmentInfo;
+
+/// When staged fragments are ready to be committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Age after which a fragment holding an incomplete copy of a source is taken to come from
+    /// a converter that died (longer than the converter's timeout).
+    pub abandon_after: Duration,
+    /// A partition with fewer staged bytes than this waits for more...
+    pub min_bytes: u64,
+    /// ...until its oldest fragment is this old.
+    pub freshness: Duration,
+    /// Commit small, fresh partitions too (on-demand runs).
+    pub force: bool,
+}
+
+/// What a run will do with the staged fragments.
+#[derive(Debug, Default)]
+pub struct CompactionPlan {
+    /// Fragments to merge and then delete.
+    pub consume: Vec<FragmentInfo>,
+    /// Fragments left for a later run.
+    pub deferred: usize,
+    /// Age of the oldest staged fragment, in seconds: the freshness lag.
+    pub oldest_staged_seconds: u64,
+    /// For each source to commit, the converter batch whose copy is committed.
+    keep: HashMap<SourceId, Option<String>>,
+}
+
+impl CompactionPlan {
+    /// The sources of `fragment` whose rows are committed from it; its other rows are
+    /// duplicates (already committed, or committed from another copy).
+    pub fn kept_in(&self, fragment: &FragmentInfo) -> HashSet<SourceId> {
+        fragment
+            .sources
+            .iter()
+            .filter(|source| self.keep.get(&source.id).is_some_and(|batch| *batch == fragment.batch))
+            .map(|source| source.id.clone())
+            .collect()
+    }
+}
+
+/// Plans a run over `staged`, skipping sources `committed` says the table already holds.
+pub fn plan_compaction(
+    staged: Vec<FragmentInfo>,
+    committed: impl Fn(&SourceId) -> bool,
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> CompactionPlan {
+    let age = |fragment: &FragmentInfo| (now - fragment.staged_at).to_std().unwrap_or_default();
+    let oldest_staged_seconds = staged.iter().map(|f| age(f).as_secs()).max().unwrap_or(0);
+    let (keep, incomplete) = choose_copies(&staged, committed);
+    let mut deferred: Vec<bool> = staged
+        .iter()
+        .map(|fragment| {
+            let abandoned = age(fragment) >= policy.abandon_after;
+            !abandoned && fragment.sources.iter().any(|source| incomplete.contains(&source.id))
+        })
+        .collect();
+    if !policy.force {
+        defer_small_partitions(&staged, &mut deferred, policy, age);
+    }
+    defer_whole_copies(&staged, &mut deferred);
+    let deferred_count = deferred.iter().filter(|deferred| **deferred).count();
+    let consume = staged.into_iter().zip(deferred).filter(|(_, deferred)| !deferred).map(|(f, _)| f).collect();
+    CompactionPlan { consume, deferred: deferred_count, oldest_staged_seconds, keep }
+}
+
+/// For every source not yet committed, the batch whose complete copy to commit; and the
+/// sources no batch has staged completely yet.
+fn choose_copies(
+    staged: &[FragmentInfo],
+    committed: impl Fn(&SourceId) -> bool,
+) -> (HashMap<SourceId, Option<String>>, HashSet<SourceId>) {
+    // Rows per (source, batch), and each source's expected total.
+    let mut copies: HashMap<&SourceId, BTreeMap<&Option<String>, u64>> = HashMap::new();
+    let mut totals: HashMap<&SourceId, u64> = HashMap::new();
+    for fragment in staged {
+        for source in &fragment.sources {
+            *copies.entry(&source.id).or_default().entry(&fragment.batch).or_default() += source.rows;
+            if let Some(total) = source.total_rows {
+                totals.insert(&source.id, total);
+            }
+        }
+    }
+    let mut keep = HashMap::new();
+    let mut incomplete = HashSet::new();
+    for (id, batches) in copies {
+        if committed(id) {
+            continue;
+        }
+        // The first complete copy wins; batch ids are random, so "first" is just stable.
+        match batches.iter().find(|(_, rows)| totals.get(id).is_none_or(|total| *rows >= total)) {
+            Some((batch, _)) => {
+                keep.insert(id.clone(), (*batch).clone());
+            }
+            None => {
+                incomplete.insert(id.clone());
+            }
+        }
+    }
+    (keep, incomplete)
+}
+
+/// Small partitions wait to grow into a decent file, but never past the freshness bound.
+fn defer_small_partitions(
+    staged: &[FragmentInfo],
+    deferred: &mut [bool],
+    policy: &Policy,
+    age: impl Fn(&FragmentInfo) -> Duration,
+) {
+    let mut partitions: BTreeMap<&str, (u64, Duration)> = BTreeMap::new();
+    for fragment in staged {
+        let entry = partitions.entry(staged_partition(&fragment.path)).or_default();
+        entry.0 += fragment.size;
+        entry.1 = entry.1.max(age(fragment));
+    }
+    for (fragment, deferred) in staged.iter().zip(deferred.iter_mut()) {
+        let (bytes, oldest) = partitions[staged_partition(&fragment.path)];
+        if bytes < policy.min_bytes && oldest < policy.freshness {
+            *deferred = true;
+        }
+    }
+}
+
+/// A kept copy is committed whole or not at all: deferring one of its fragments defers every
+/// fragment of that copy (and, in turn, the copies those hold).
+fn defer_whole_copies(staged: &[FragmentInfo], deferred: &mut [bool]) {
+    loop {
+        let held: HashSet<(&SourceId, &Option<String>)> = staged
+            .iter()
+            .zip(deferred.iter())
+            .filter(|(_, deferred)| **deferred)
+            .flat_map(|(fragment, _)| fragment.sources.iter().map(|s| (&s.id, &fragment.batch)))
+            .collect();
+        let mut changed = false;
+        for (fragment, deferred) in staged.iter().zip(deferred.iter_mut()) {
+            if !*deferred && fragment.sources.iter().any(|s| held.contains(&(&s.id, &fragment.batch))) {
+                *deferred = true;
+                changed = true;
+            }
+        }
+        if !changed {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use object_store::path::Path;
+
+    use super::*;
+    use crate::lineage::FragmentSource;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-05-16T12:00:00Z").unwrap().with_timezone(&Utc)
+    }
+
+    fn id(key: &str) -> SourceId {
+        SourceId { uri: format!("s3://raw/{key}"), etag: Some("e1".into()) }
+    }
+
+    /// A fragment of `batch`, `seconds_old`, in `partition`, holding `(key, rows, total)` sources.
+    fn fragment(batch: &str, partition: &str, seconds_old: i64, sources: &[(&str, u64, u64)]) -> FragmentInfo {
+        let name = format!("{batch}-{}.parquet", sources.iter().map(|s| s.0).collect::<Vec<_>>().join("+"));
+        let path = match partition {
+            "" => Path::from(format!("_inlet/fragments/{name}")),
+            dir => Path::from(format!("_inlet/fragments/{dir}/{name}")),
+        };
+        FragmentInfo {
+            path,
+            size: 1000,
+            staged_at: now() - chrono::Duration::seconds(seconds_old),
+            sources: sources
+                .iter()
+                .map(|(key, rows, total)| FragmentSource { id: id(key), rows: *rows, total_rows: Some(*total) })
+                .collect(),
+            batch: Some(batch.into()),
+        }
+    }
+
+    fn eager() -> Policy {
+        Policy { abandon_after: Duration::from_secs(900), min_bytes: 0, freshness: Duration::ZERO, force: false }
+    }
+
+    fn consumed(plan: &CompactionPlan) -> Vec<String> {
+        plan.consume.iter().map(|f| f.path.filename().unwrap().to_string()).collect()
+    }
+
+    #[test]
+    fn committed_sources_are_consumed_but_not_kept() {
+        let staged = vec![fragment("b1", "", 5, &[("a", 10, 10)]), fragment("b1", "", 5, &[("b", 2, 2)])];
+        let plan = plan_compaction(staged, |source| *source == id("a"), &eager(), now());
+        assert_eq!(plan.consume.len(), 2, "a committed source's fragment is consumed, to be deleted");
+        assert!(plan.kept_in(&plan.consume[0]).is_empty());
+        assert_eq!(plan.kept_in(&plan.consume[1]), HashSet::from([id("b")]));
+        assert_eq!((plan.deferred, plan.oldest_staged_seconds), (0, 5));
+    }
+
+    #[test]
+    fn one_complete_copy_of_a_source_is_kept_and_the_other_dropped() {
+        let staged = vec![fragment("b1", "", 5, &[("a", 10, 10)]), fragment("b2", "", 5, &[("a", 10, 10)])];
+        let plan = plan_compaction(staged, |_| false, &eager(), now());
+        let kept: usize = plan.consume.iter().map(|f| plan.kept_in(f).len()).sum();
+        assert_eq!((plan.consume.len(), kept), (2, 1));
+    }
+
+    #[test]
+    fn an_incomplete_copy_waits_until_abandoned_and_holds_back_its_batch_mates() {
+        // Batch b1 staged 4 of a's 10 rows, in a fragment beside all of b; a second fragment of
+        // b1 holds more of b's copy, so it must wait with it.
+        let staged = vec![
+            fragment("b1", "", 60, &[("a", 4, 10), ("b", 1, 3)]),
+            fragment("b1", "", 60, &[("b", 2, 3)]),
+            fragment("b1", "", 60, &[("c", 5, 5)]),
+        ];
+        let plan = plan_compaction(staged.clone(), |_| false, &eager(), now());
+        assert_eq!(consumed(&plan), vec!["b1-c.parquet"]);
+        assert_eq!(plan.deferred, 2);
+        let abandoning = Policy { abandon_after: Duration::from_secs(60), ..eager() };
+        let plan = plan_compaction(staged, |_| false, &abandoning, now());
+        assert_eq!((plan.consume.len(), plan.deferred), (3, 0), "an abandoned copy is consumed");
+        let kept: HashSet<SourceId> = plan.consume.iter().flat_map(|f| plan.kept_in(f)).collect();
+        assert_eq!(kept, HashSet::from([id("b"), id("c")]), "but its rows are not committed");
+    }
+
+    #[test]
+    fn a_complete_copy_in_another_batch_wins_over_an_incomplete_one() {
+        let staged = vec![
+            fragment("b1", "", 5, &[("a", 4, 10)]),
+            fragment("b2", "", 5, &[("a", 4, 10)]),
+            fragment("b2", "", 5, &[("a", 6, 10)]),
+        ];
+        let plan = plan_compaction(staged, |_| false, &eager(), now());
+        assert_eq!(plan.consume.len(), 3);
+        let kept_rows: u64 = plan
+            .consume
+            .iter()
+            .filter(|f| !plan.kept_in(f).is_empty())
+            .flat_map(|f| f.sources.iter().map(|s| s.rows))
+            .sum();
+        assert_eq!(kept_rows, 10);
+    }
+
+    #[test]
+    fn small_fresh_partitions_wait_unless_forced_or_stale() {
+        let staged = vec![fragment("b1", "date=2026-05-16", 30, &[("a", 1, 1)]), {
+            let mut big = fragment("b1", "date=2026-05-17", 1, &[("b", 1, 1)]);
+            big.size = 5000;
+            big
+        }];
+        let waiting = Policy { min_bytes: 4000, freshness: Duration::from_secs(60), ..eager() };
+        let plan = plan_compaction(staged.clone(), |_| false, &waiting, now());
+        assert_eq!(consumed(&plan), vec!["b1-b.parquet"], "only the partition big enough");
+        let forced = Policy { force: true, ..waiting };
+        assert_eq!(plan_compaction(staged.clone(), |_| false, &forced, now()).consume.len(), 2);
+        let stale = Policy { freshness: Duration::from_secs(30), ..waiting };
+        assert_eq!(plan_compaction(staged, |_| false, &stale, now()).consume.len(), 2);
+    }
+
+    #[test]
+    fn nothing_staged_plans_nothing() {
+        let plan = plan_compaction(Vec::new(), |_| false, &eager(), now());
+        assert_eq!((plan.consume.len(), plan.deferred, plan.oldest_staged_seconds), (0, 0, 0));
+    }
+}

@@ -1,0 +1,105 @@
+//! What a compaction run did, for logs, metrics and the caller.
+
+use serde::Serialize;
+
+use crate::commit::optimize::{OptimizeReport, VacuumReport};
+use crate::metrics::Metric;
+
+/// What one compaction run did.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct CompactionReport {
+    /// Fragments merged and deleted.
+    pub fragments: usize,
+    /// Fragments left staged: small and fresh, or holding a copy of a source not complete yet.
+    pub deferred_fragments: usize,
+    /// Age of the oldest staged fragment when the run started, in seconds: the freshness lag.
+    pub oldest_staged_seconds: u64,
+    /// Source objects whose rows were committed.
+    pub sources: usize,
+    /// Rows committed.
+    pub rows: u64,
+    /// Rows dropped because their source was already committed or staged twice.
+    pub duplicate_rows: u64,
+    /// Parquet files added to the table.
+    pub files: usize,
+    /// Bytes of Parquet added to the table.
+    pub bytes: u64,
+    /// Table version created, if anything was committed.
+    pub version: Option<u64>,
+    /// Where the run's time went.
+    pub timings: Timings,
+    /// Small table files rewritten after the commit, when that was due or asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub optimize: Option<OptimizeReport>,
+    /// Files vacuumed, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vacuum: Option<VacuumReport>,
+}
+
+/// Milliseconds spent in each phase of a run.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Timings {
+    /// Refreshing the table state, the load history and the compactor's txn version.
+    pub load_ms: u64,
+    /// Listing staged fragments and reading their footers.
+    pub stage_ms: u64,
+    /// Reading fragments and writing the merged files.
+    pub merge_ms: u64,
+    /// The Delta commit, with its checkpoint and log cleanup when due.
+    pub commit_ms: u64,
+    /// Writing the load history snapshot (when due) and deleting consumed fragments.
+    pub cleanup_ms: u64,
+}
+
+/// Hands out the time since it was last asked, in milliseconds.
+pub(super) struct Lap(std::time::Instant);
+
+impl Lap {
+    pub(super) fn start() -> Self {
+        Self(std::time::Instant::now())
+    }
+
+    pub(super) fn next(&mut self) -> u64 {
+        let now = std::time::Instant::now();
+        let elapsed = now - std::mem::replace(&mut self.0, now);
+        elapsed.as_millis() as u64
+    }
+}
+
+impl CompactionReport {
+    /// The report as CloudWatch metrics.
+    pub fn metrics(&self) -> Vec<Metric> {
+        let optimized = self.optimize.as_ref().map_or(0, |o| o.files_removed);
+        let vacuumed = self.vacuum.as_ref().map_or(0, |v| v.files_deleted);
+        vec![
+            Metric { name: "FreshnessLag", value: self.oldest_staged_seconds as f64, unit: "Seconds" },
+            Metric { name: "FragmentsConsumed", value: self.fragments as f64, unit: "Count" },
+            Metric { name: "FragmentsDeferred", value: self.deferred_fragments as f64, unit: "Count" },
+            Metric { name: "RowsCommitted", value: self.rows as f64, unit: "Count" },
+            Metric { name: "DuplicateRowsDropped", value: self.duplicate_rows as f64, unit: "Count" },
+            Metric { name: "FilesWritten", value: self.files as f64, unit: "Count" },
+            Metric { name: "BytesWritten", value: self.bytes as f64, unit: "Bytes" },
+            Metric { name: "CommitVersion", value: self.version.map_or(-1.0, |v| v as f64), unit: "None" },
+            Metric { name: "SmallFilesOptimized", value: optimized as f64, unit: "Count" },
+            Metric { name: "FilesVacuumed", value: vacuumed as f64, unit: "Count" },
+        ]
+    }
+}
+
+impl CompactionReport {
+    /// Logs the run's outcome as one line.
+    pub(super) fn log(&self) {
+        tracing::info!(
+            fragments = self.fragments,
+            deferred = self.deferred_fragments,
+            sources = self.sources,
+            rows = self.rows,
+            duplicate_rows = self.duplicate_rows,
+            files = self.files,
+            bytes = self.bytes,
+            version = self.version,
+            timings = ?self.timings,
+            "compaction done"
+        );
+    }
+}

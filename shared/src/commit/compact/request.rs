@@ -1,0 +1,69 @@
+//! What the compactor is asked to do: the Lambda's payload, and the run it starts.
+
+use serde::{Deserialize, Serialize};
+
+use super::{CompactionReport, Compactor, CompactorOptions};
+use crate::commit::optimize::{OptimizeOptions, optimize, vacuum};
+use crate::commit::table::open_or_create;
+use crate::context::Context;
+use crate::error::{Error, Result};
+
+/// An on-demand or scheduled compaction request (the compactor Lambda's payload).
+/// `{}` and EventBridge's scheduled-event payload both mean "compact the configured table".
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompactRequest {
+    /// Table to compact; must be the configured one when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    /// Compact now, however little is staged (on-demand runs); scheduled runs leave small,
+    /// fresh partitions to grow.
+    #[serde(default)]
+    pub force: bool,
+    /// Only these partitions (Hive directories such as `date=2026-05-16`); all when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<Vec<String>>,
+    /// Also rewrite small files already in the table, in every partition with two or more
+    /// (scheduled runs do so once a partition reaches `INLET_OPTIMIZE_MIN_FILES`).
+    #[serde(default)]
+    pub optimize: bool,
+    /// Also vacuum: delete unreferenced data files older than the table's retention.
+    #[serde(default)]
+    pub vacuum: bool,
+}
+
+impl CompactRequest {
+    /// Reads a request from an invocation payload; unknown fields (EventBridge's) are ignored.
+    pub fn from_payload(payload: &serde_json::Value) -> Result<Self> {
+        if payload.is_null() {
+            return Ok(Self::default());
+        }
+        serde_json::from_value(payload.clone())
+            .map_err(|err| Error::BadRequest(format!("not a compaction request ({err}): {payload}")))
+    }
+}
+
+/// Compacts the context's table as asked by `request`.
+pub async fn compact_table(context: &Context, request: &CompactRequest) -> Result<CompactionReport> {
+    if let Some(table) = &request.table {
+        let configured = &context.settings.table_uri;
+        if table.trim_end_matches('/') != configured && !configured.ends_with(&format!("/{table}")) {
+            return Err(Error::BadRequest(format!("this compactor serves {configured}, not {table:?}")));
+        }
+    }
+    let url = context.settings.table_url()?;
+    let mut table =
+        open_or_create(&url, &context.storage_options, &context.schema, context.settings.maintenance).await?;
+    let options = CompactorOptions::from_settings(&context.settings);
+    let mut compactor = Compactor::new(context.table_store.clone(), context.schema.clone(), options);
+    if let Some(partitions) = &request.partitions {
+        compactor = compactor.with_partitions(partitions.clone());
+    }
+    let mut report = compactor.run(&mut table, request.force).await?;
+    let optimize_options = OptimizeOptions::from_settings(&context.settings);
+    let optimized = optimize(&mut table, &optimize_options, request.partitions.as_deref(), request.optimize).await?;
+    report.optimize = (optimized.version.is_some() || request.optimize).then_some(optimized);
+    if request.vacuum {
+        report.vacuum = Some(vacuum(&mut table, None).await?);
+    }
+    Ok(report)
+}

@@ -1,0 +1,429 @@
+//! The compactor against a local table: exactly once through crashes, races and redeliveries.
+
+use std::collections::HashMap as Map;
+
+use object_store::{ObjectStoreExt, PutPayload};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use super::*;
+use crate::commit::table::table_store;
+use crate::commit::{OptimizeOptions, open_or_create, optimize, vacuum};
+use crate::config::Maintenance;
+use crate::ingest::decode::JsonDecoder;
+use crate::lineage::FragmentSource;
+use crate::lineage::SourceObject;
+use crate::schema::{Layout, TableSchema};
+use crate::stage::fragment::{self, FragmentWriter};
+
+const SCHEMA: &str = r#"{"fields":[{"name":"id","type":"long"}]}"#;
+
+/// Small files, and no waiting for partitions to grow.
+fn test_options() -> CompactorOptions {
+    CompactorOptions { target_file_bytes: 1 << 20, min_bytes: 0, ..CompactorOptions::default() }
+}
+
+struct Lake {
+    dir: tempfile::TempDir,
+    url: url::Url,
+    schema: Arc<TableSchema>,
+    store: Arc<dyn ObjectStore>,
+    fragments: FragmentStore,
+}
+
+fn lake(layout: Layout) -> Lake {
+    let dir = tempfile::tempdir().unwrap();
+    let url = url::Url::from_directory_path(dir.path()).unwrap();
+    let schema = Arc::new(TableSchema::parse_with(SCHEMA, "t", layout).unwrap());
+    let store = table_store(&url, &Map::new()).unwrap();
+    Lake { fragments: FragmentStore::new(store.clone()), dir, url, schema, store }
+}
+
+impl Lake {
+    async fn table(&self) -> DeltaTable {
+        open_or_create(
+            &self.url,
+            &Map::new(),
+            &self.schema,
+            Maintenance { checkpoint_interval: 4, log_retention_days: 30 },
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Stages the rows `ids` of object `key` as converter batch `batch` would.
+    async fn stage(&self, batch: &str, key: &str, ids: std::ops::Range<i64>) -> Path {
+        self.stage_part(batch, key, ids.clone(), ids.count() as u64).await
+    }
+
+    async fn stage_part(&self, batch: &str, key: &str, ids: std::ops::Range<i64>, total: u64) -> Path {
+        let object = SourceObject { bucket: "raw".into(), key: key.into(), etag: Some("e1".into()) };
+        let data: String = ids.clone().map(|i| format!("{{\"id\":{i}}}\n")).collect();
+        let batches = JsonDecoder::new(self.schema.clone(), 64).decode(&object, data.as_bytes()).unwrap().batches;
+        let mut writer = FragmentWriter::new(&self.schema.table).unwrap();
+        let source = FragmentSource::new(&object, ids.count() as u64, Some(total));
+        writer.write(source, &batches).unwrap();
+        self.fragments.put(writer.finish(batch).unwrap(), None).await.unwrap()
+    }
+
+    /// Stages object `key` of a `date=key` partitioned table.
+    async fn stage_keyed(&self, key: &str, ids: std::ops::Range<i64>) {
+        let object = SourceObject { bucket: "raw".into(), key: key.into(), etag: Some("e".into()) };
+        let data: String = ids.clone().map(|i| format!("{{\"id\":{i}}}\n")).collect();
+        let spec = self.schema.layout.partition.clone().unwrap();
+        let decoded = JsonDecoder::new(self.schema.clone(), 64).decode(&object, data.as_bytes()).unwrap();
+        let value = spec.value_from_key(key);
+        let batches: Vec<RecordBatch> = decoded
+            .batches
+            .into_iter()
+            .flat_map(|b| spec.split(b, value.as_deref()).unwrap())
+            .map(|(_, b)| b)
+            .collect();
+        let source = FragmentSource::new(&object, ids.count() as u64, None);
+        let bytes = fragment::encode(&self.schema.table, &batches, &[source]).unwrap();
+        self.fragments.put(bytes, Some(("date", value.as_deref()))).await.unwrap();
+    }
+
+    fn rows(&self, table: &DeltaTable) -> Vec<i64> {
+        let mut ids = Vec::new();
+        for uri in table.get_file_uris().unwrap() {
+            let path = uri.strip_prefix("file://").map(str::to_string).unwrap_or(uri);
+            let path = if path.starts_with('/') { path.into() } else { self.dir.path().join(path) };
+            for batch in
+                ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap()).unwrap().build().unwrap()
+            {
+                let batch = batch.unwrap();
+                let values = batch.column_by_name("id").unwrap().as_primitive::<arrow_array::types::Int64Type>();
+                ids.extend(values.iter().flatten());
+            }
+        }
+        ids.sort();
+        ids
+    }
+
+    fn compactor(&self) -> Compactor {
+        self.compactor_for(self.schema.clone())
+    }
+
+    fn compactor_for(&self, schema: Arc<TableSchema>) -> Compactor {
+        Compactor::new(self.store.clone(), schema, test_options())
+    }
+}
+
+#[tokio::test]
+async fn merged_files_are_cut_near_the_target_size() {
+    let lake = lake(Layout::default());
+    let mut table = lake.table().await;
+    for i in 0..60 {
+        lake.stage("b1", &format!("o{i}.json"), i * 2000..i * 2000 + 2000).await;
+    }
+    let target = 64 * 1024;
+    let options = CompactorOptions { target_file_bytes: target, ..test_options() };
+    let report = Compactor::new(lake.store.clone(), lake.schema.clone(), options).run(&mut table, false).await.unwrap();
+    let mut sizes: Vec<u64> = table.snapshot().unwrap().log_data().iter().map(|f| f.size() as u64).collect();
+    sizes.sort();
+    assert!(sizes.len() >= 3, "120,000 rows at a {target}-byte target make several files: {sizes:?}");
+    assert_eq!((report.files, report.rows), (sizes.len(), 120_000));
+    // Every file but the last one written is cut near the target.
+    for size in &sizes[1..] {
+        assert!((target / 2..=target * 2).contains(size), "{size} bytes, target {target}: {sizes:?}");
+    }
+    assert_eq!(lake.rows(&table), (0..120_000).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn fragments_become_one_commit_and_are_deleted() {
+    let lake = lake(Layout::default());
+    lake.stage("b1", "a.json", 0..100).await;
+    lake.stage("b1", "b.json", 100..250).await;
+    let mut table = lake.table().await;
+    assert_eq!(table.version(), Some(0), "created with the declared schema");
+    let report = lake.compactor().run(&mut table, false).await.unwrap();
+    assert_eq!((report.fragments, report.sources, report.rows, report.version), (2, 2, 250, Some(1)));
+    assert_eq!(report.files, 1, "small fragments merge into one file");
+    assert!(lake.fragments.list().await.unwrap().is_empty(), "consumed fragments are deleted");
+    assert_eq!(lake.rows(&table), (0..250).collect::<Vec<_>>());
+
+    // Nothing staged: nothing committed.
+    let report = lake.compactor().run(&mut table, false).await.unwrap();
+    assert_eq!((report.fragments, report.rows, report.version), (0, 0, None));
+    assert_eq!(table.version(), Some(1));
+}
+
+#[tokio::test]
+async fn redelivered_source_is_not_committed_twice() {
+    let lake = lake(Layout::default());
+    let mut table = lake.table().await;
+    lake.stage("b1", "a.json", 0..10).await;
+    lake.compactor().run(&mut table, false).await.unwrap();
+    // SQS redelivers the notification; a new converter batch stages the object again.
+    lake.stage("b2", "a.json", 0..10).await;
+    lake.stage("b2", "b.json", 10..12).await;
+    let report = lake.compactor().run(&mut table, false).await.unwrap();
+    assert_eq!((report.rows, report.duplicate_rows, report.sources), (2, 10, 1));
+    assert_eq!(lake.rows(&table), (0..12).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn crash_after_commit_before_delete_leaves_fragments_the_next_run_drops() {
+    let lake = lake(Layout::default());
+    let mut table = lake.table().await;
+    let path = lake.stage("b1", "a.json", 0..10).await;
+    let bytes = lake.store.get(&path).await.unwrap().bytes().await.unwrap();
+    lake.compactor().run(&mut table, false).await.unwrap();
+    // The crash: the commit landed but the fragment was never deleted.
+    lake.store.put(&path, PutPayload::from(bytes)).await.unwrap();
+    let report = lake.compactor().run(&mut table, false).await.unwrap();
+    assert_eq!((report.rows, report.duplicate_rows, report.version), (0, 10, None));
+    assert!(lake.fragments.list().await.unwrap().is_empty());
+    assert_eq!(lake.rows(&table), (0..10).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn crash_before_commit_leaves_the_table_unchanged_and_the_rerun_commits_once() {
+    let lake = lake(Layout::default());
+    let mut table = lake.table().await;
+    lake.stage("b1", "a.json", 0..10).await;
+    // The crash: files written, no commit (what a process killed mid-run leaves).
+    let mut writer = DataFiles::new(&table, lake.schema.table.clone(), 1 << 30).unwrap();
+    let fragment = lake.fragments.read(&lake.fragments.list().await.unwrap()[0].location).await.unwrap();
+    for batch in fragment.batches {
+        writer.write(&batch).await.unwrap();
+    }
+    let orphans = writer.close().await.unwrap();
+    assert!(!orphans.is_empty());
+    assert_eq!(lake.rows(&lake.table().await), Vec::<i64>::new(), "uncommitted files are invisible");
+    lake.compactor().run(&mut table, false).await.unwrap();
+    assert_eq!(lake.rows(&table), (0..10).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn the_same_source_staged_by_two_batches_is_committed_once() {
+    let lake = lake(Layout::default());
+    let mut table = lake.table().await;
+    lake.stage("b1", "a.json", 0..10).await;
+    lake.stage("b2", "a.json", 0..10).await;
+    let report = lake.compactor().run(&mut table, false).await.unwrap();
+    assert_eq!((report.rows, report.duplicate_rows, report.fragments), (10, 10, 2));
+    assert_eq!(lake.rows(&table), (0..10).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn incomplete_copies_wait_for_a_complete_one_or_until_abandoned() {
+    let lake = lake(Layout::default());
+    let mut table = lake.table().await;
+    // A converter died after staging 4 of an object's 10 rows (one of two partitions).
+    lake.stage_part("b1", "a.json", 0..4, 10).await;
+    lake.stage("b1", "b.json", 100..102).await;
+    let report = lake.compactor().run(&mut table, false).await.unwrap();
+    assert_eq!((report.fragments, report.deferred_fragments, report.rows), (1, 1, 2));
+    // SQS retries the batch: the complete copy arrives, in two fragments.
+    lake.stage_part("b2", "a.json", 0..4, 10).await;
+    lake.stage_part("b2", "a.json", 4..10, 10).await;
+    let report = lake.compactor().run(&mut table, false).await.unwrap();
+    assert_eq!((report.rows, report.duplicate_rows, report.deferred_fragments), (10, 4, 0));
+    assert_eq!(lake.rows(&table), (0..10).chain(100..102).collect::<Vec<_>>());
+
+    // An incomplete copy whose converter died (no retry coming) is cleared once abandoned.
+    lake.stage_part("b3", "c.json", 200..203, 6).await;
+    assert_eq!(lake.compactor().run(&mut table, true).await.unwrap().deferred_fragments, 1, "force alone does not");
+    let options = CompactorOptions { abandon_after: Duration::ZERO, ..test_options() };
+    let report = Compactor::new(lake.store.clone(), lake.schema.clone(), options).run(&mut table, false).await.unwrap();
+    assert_eq!((report.fragments, report.rows, report.duplicate_rows), (1, 0, 3));
+    assert!(lake.fragments.list().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn two_compactors_racing_commit_each_row_once() {
+    let lake = lake(Layout::default());
+    lake.table().await;
+    for i in 0..6 {
+        lake.stage("b1", &format!("o{i}.json"), i * 10..i * 10 + 10).await;
+    }
+    let (mut first, mut second) = (lake.table().await, lake.table().await);
+    let (one, two) = (lake.compactor(), lake.compactor());
+    let (a, b) = tokio::join!(one.run(&mut first, false), two.run(&mut second, false));
+    assert!(a.is_ok() || b.is_ok(), "one of them commits: {a:?} {b:?}");
+    for loser in [&a, &b].into_iter().filter_map(|result| result.as_ref().err()) {
+        assert!(format!("{loser:?}").contains("ConcurrentTransaction"), "the loser conflicts: {loser:?}");
+    }
+    // Whatever the interleaving, a third run finds nothing new to add.
+    let mut table = lake.table().await;
+    lake.compactor().run(&mut table, false).await.unwrap();
+    assert_eq!(lake.rows(&table), (0..60).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn the_load_history_survives_checkpoints_and_log_cleanup() {
+    let lake = lake(Layout::default());
+    let mut table = lake.table().await;
+    let options = CompactorOptions { snapshot_every: 4, ..test_options() };
+    let compactor = Compactor::new(lake.store.clone(), lake.schema.clone(), options);
+    for i in 0..10 {
+        lake.stage("b1", &format!("o{i}.json"), i..i + 1).await;
+        compactor.run(&mut table, false).await.unwrap();
+    }
+    let log = lake.dir.path().join("_delta_log");
+    assert!(log.join("00000000000000000007.checkpoint.parquet").exists(), "a checkpoint every 4 commits");
+    // Log cleanup removes the commits a checkpoint covers.
+    for version in 0..=7 {
+        std::fs::remove_file(log.join(format!("{version:020}.json"))).unwrap();
+    }
+    let mut table = lake.table().await;
+    assert_eq!(table.version(), Some(10));
+    lake.stage("b2", "o3.json", 3..4).await;
+    lake.stage("b2", "o10.json", 10..11).await;
+    let report = compactor.run(&mut table, false).await.unwrap();
+    assert_eq!((report.rows, report.duplicate_rows), (1, 1), "o3 is remembered, o10 is new");
+    assert_eq!(lake.rows(&table), (0..11).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn partitioned_tables_get_files_per_partition_and_runs_can_be_limited_to_some() {
+    let lake = lake(Layout { partition: Some("date=key".parse().unwrap()), ..Layout::default() });
+    let mut table = lake.table().await;
+    lake.stage_keyed("web/date=2026-05-16/a.json", 0..5).await;
+    lake.stage_keyed("web/date=2026-05-17/b.json", 5..8).await;
+    let report =
+        lake.compactor().with_partitions(["date=2026-05-17".to_string()]).run(&mut table, false).await.unwrap();
+    assert_eq!((report.files, report.rows), (1, 3), "only the partition asked for");
+    assert_eq!(lake.fragments.list().await.unwrap().len(), 1, "the other one stays staged");
+    let report = lake.compactor().run(&mut table, false).await.unwrap();
+    assert_eq!((report.files, report.rows), (1, 5));
+    let mut paths: Vec<String> = table.get_file_uris().unwrap().collect();
+    paths.sort();
+    assert!(paths[0].contains("date=2026-05-16/") && paths[1].contains("date=2026-05-17/"), "{paths:?}");
+    assert_eq!(lake.rows(&table), (0..8).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn small_files_are_rewritten_per_partition_and_rows_stay_put() {
+    let lake = lake(Layout { partition: Some("date=key".parse().unwrap()), ..Layout::default() });
+    let mut table = lake.table().await;
+    for i in 0..4 {
+        lake.stage_keyed(&format!("web/date=2026-05-16/{i}.json"), i * 10..i * 10 + 10).await;
+        lake.compactor().run(&mut table, false).await.unwrap();
+    }
+    lake.stage_keyed("web/date=2026-05-17/x.json", 100..103).await;
+    lake.stage_keyed("web/date=2026-05-17/y.json", 103..105).await;
+    lake.compactor().run(&mut table, false).await.unwrap();
+    assert_eq!(table.get_file_uris().unwrap().count(), 5);
+
+    // Below the threshold nothing happens unless asked.
+    let waiting = OptimizeOptions { target_file_bytes: 1 << 20, min_small_files: 5 };
+    assert_eq!(optimize(&mut table, &waiting, None, false).await.unwrap().version, None);
+    // The threshold reached in one partition rewrites that partition only.
+    let due = OptimizeOptions { min_small_files: 4, ..waiting };
+    let report = optimize(&mut table, &due, None, false).await.unwrap();
+    assert_eq!((report.partitions, report.files_removed, report.files_added), (1, 4, 1));
+    let version = report.version.unwrap();
+    let commit = std::fs::read_to_string(lake.dir.path().join(format!("_delta_log/{version:020}.json"))).unwrap();
+    assert!(commit.contains("\"operation\":\"OPTIMIZE\""), "{commit}");
+    assert!(!commit.contains("\"dataChange\":true"), "a rewrite changes no data: streaming readers skip it");
+    let files: Vec<String> = table.get_file_uris().unwrap().collect();
+    assert_eq!(files.len(), 2);
+    assert_eq!(files.iter().filter(|f| f.contains("date=2026-05-16/")).count(), 1, "{files:?}");
+    assert_eq!(lake.rows(&table), (0..40).chain(100..105).collect::<Vec<_>>());
+
+    // The load history is untouched: a redelivered source is still dropped.
+    lake.stage_keyed("web/date=2026-05-16/0.json", 0..10).await;
+    let report = lake.compactor().run(&mut table, false).await.unwrap();
+    assert_eq!((report.rows, report.duplicate_rows), (0, 10));
+    // A single small file per partition is left alone even when asked.
+    assert_eq!(optimize(&mut table, &waiting, Some(&["date=2026-05-16".into()]), true).await.unwrap().version, None);
+}
+
+#[tokio::test]
+async fn vacuum_deletes_uncommitted_and_replaced_files_but_not_staging_or_live_files() {
+    let lake = lake(Layout::default());
+    let mut table = lake.table().await;
+    for i in 0..3 {
+        lake.stage("b1", &format!("{i}.json"), i * 10..i * 10 + 10).await;
+        lake.compactor().run(&mut table, false).await.unwrap();
+    }
+    // A compactor that crashed before committing left a file behind.
+    let mut writer = DataFiles::new(&table, lake.schema.table.clone(), 1 << 20).unwrap();
+    let fragment = lake.fragments.read(&lake.stage("b2", "late.json", 90..95).await).await.unwrap();
+    for batch in &fragment.batches {
+        writer.write(batch).await.unwrap();
+    }
+    assert_eq!(writer.close().await.unwrap().len(), 1);
+    let options = OptimizeOptions { target_file_bytes: 1 << 20, min_small_files: 0 };
+    assert_eq!(optimize(&mut table, &options, None, true).await.unwrap().files_removed, 3);
+
+    // Within the retention window nothing goes: readers of older versions still need them.
+    assert_eq!(vacuum(&mut table, None).await.unwrap().files_deleted, 0);
+    let report = vacuum(&mut table, Some(Duration::ZERO)).await.unwrap();
+    assert_eq!(report.files_deleted, 4, "3 replaced files and the uncommitted one");
+    assert_eq!(lake.rows(&table), (0..30).collect::<Vec<_>>());
+    assert_eq!(lake.fragments.list().await.unwrap().len(), 1, "staging is not the vacuum's business");
+    let report = lake.compactor().run(&mut table, false).await.unwrap();
+    assert_eq!(report.rows, 5);
+}
+
+#[tokio::test]
+async fn a_new_nullable_column_joins_the_table_with_the_first_data_that_has_it() {
+    let lake = lake(Layout::default());
+    let mut table = lake.table().await;
+    lake.stage("b1", "old.json", 0..3).await;
+    lake.compactor().run(&mut table, false).await.unwrap();
+
+    // The declared schema gains a nullable column; an old converter is still staging.
+    let v2 = Arc::new(
+        TableSchema::parse(r#"{"fields":[{"name":"id","type":"long"},{"name":"country","type":"string"}]}"#, "v2")
+            .unwrap(),
+    );
+    lake.stage("b2", "late-old.json", 3..5).await;
+    let object = SourceObject { bucket: "raw".into(), key: "new.json".into(), etag: Some("e".into()) };
+    let data = b"{\"id\":5,\"country\":\"DE\"}\n{\"id\":6}\n";
+    let batches = JsonDecoder::new(v2.clone(), 64).decode(&object, data).unwrap().batches;
+    let source = FragmentSource::new(&object, 2, None);
+    lake.fragments.put(fragment::encode(&v2.table, &batches, &[source]).unwrap(), None).await.unwrap();
+
+    let report = lake.compactor_for(v2.clone()).run(&mut table, false).await.unwrap();
+    assert_eq!((report.rows, report.version), (4, Some(2)));
+    let commit = std::fs::read_to_string(lake.dir.path().join("_delta_log/00000000000000000002.json")).unwrap();
+    assert!(commit.contains("\"metaData\"") && commit.contains("\"add\""), "schema and data in one commit");
+    let schema = table.snapshot().unwrap().metadata().parse_schema().unwrap();
+    assert!(schema.field("country").is_some_and(|f| f.is_nullable()));
+    assert_eq!(lake.rows(&table), (0..7).collect::<Vec<_>>());
+
+    // A type change is refused with the column named, and nothing is committed.
+    let retyped = Arc::new(
+        TableSchema::parse(r#"{"fields":[{"name":"id","type":"string"},{"name":"country","type":"string"}]}"#, "v3")
+            .unwrap(),
+    );
+    lake.stage("b3", "more.json", 7..8).await;
+    let err = lake.compactor_for(retyped).run(&mut table, false).await.unwrap_err().to_string();
+    assert!(err.contains("\"id\" changes type"), "{err}");
+    assert_eq!(table.version(), Some(2));
+}
+
+#[tokio::test]
+async fn small_fresh_partitions_wait_unless_forced() {
+    let lake = lake(Layout::default());
+    let mut table = lake.table().await;
+    lake.stage("b1", "a.json", 0..10).await;
+    let waiting = CompactorOptions { min_bytes: 1 << 30, freshness: Duration::from_secs(3600), ..test_options() };
+    let compactor = Compactor::new(lake.store.clone(), lake.schema.clone(), waiting);
+    let report = compactor.run(&mut table, false).await.unwrap();
+    assert_eq!((report.fragments, report.deferred_fragments, report.version), (0, 1, None));
+    let report = compactor.run(&mut table, true).await.unwrap();
+    assert_eq!((report.fragments, report.rows), (1, 10), "on demand, whatever the size");
+    // Past the freshness bound, small partitions go too.
+    lake.stage("b2", "b.json", 10..12).await;
+    let stale = CompactorOptions { min_bytes: 1 << 30, freshness: Duration::ZERO, ..test_options() };
+    let report = Compactor::new(lake.store.clone(), lake.schema.clone(), stale).run(&mut table, false).await.unwrap();
+    assert_eq!(report.rows, 2);
+}
+
+#[test]
+fn requests_accept_empty_scheduled_and_named_payloads() {
+    let empty = CompactRequest::from_payload(&serde_json::json!({})).unwrap();
+    assert_eq!(empty, CompactRequest::default());
+    let scheduled =
+        serde_json::json!({"version": "0", "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
+    assert_eq!(CompactRequest::from_payload(&scheduled).unwrap(), CompactRequest::default());
+    let named = CompactRequest::from_payload(&serde_json::json!({"table": "events", "force": true})).unwrap();
+    assert_eq!((named.table.as_deref(), named.force), (Some("events"), true));
+    assert!(CompactRequest::from_payload(&serde_json::json!({"table": 3})).is_err());
+}

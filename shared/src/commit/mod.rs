@@ -1,0 +1,17 @@
+//! Committing: staged fragments become target-sized files in one Delta commit, exactly once.
+//!
+//! [`compact`] plans and runs a compaction against the load [`history`], in the [`table`] it
+//! opens or creates, taking new nullable columns through [`evolution`]; [`optimize`] rewrites
+//! small table files and vacuums unreferenced ones.
+
+pub mod compact;
+pub mod evolution;
+pub mod history;
+pub mod optimize;
+pub mod table;
+
+pub use compact::{
+    Clock, CompactRequest, CompactionReport, Compactor, CompactorOptions, SystemClock, Timings, compact_table,
+};
+pub use optimize::{OptimizeOptions, OptimizeReport, VacuumReport, optimize, vacuum};
+pub use table::{open_or_create, table_store};

@@ -1,0 +1,84 @@
+//! Every path and metadata key Inlet owns in a table's storage, in one place.
+//!
+//! Under the table root, Delta readers see `_delta_log/` and the data files; Inlet keeps its
+//! own state under `_inlet/`, where no Delta reader looks:
+//!
+//! ```text
+//! <table>/_inlet/fragments/[<column>=<value>/]<time>-<uuid>.parquet   staged, not yet committed
+//! <table>/_inlet/quarantine/<bucket>/<key>@<etag>.ndjson              lines that did not fit
+//! <table>/_inlet/history/<version>.json.zst                           load history snapshots
+//! ```
+//!
+//! Fragments carry `inlet.sources` and `inlet.batch` in their Parquet footer; compaction
+//! commits carry `inlet.sources`, `inlet.fragments` and `inlet.rows` in their `commitInfo`,
+//! and a `txn` action of the compactor's application id.
+
+use object_store::path::Path;
+
+/// Where fragments are staged, relative to the table root.
+pub const FRAGMENTS_PREFIX: &str = "_inlet/fragments";
+/// Where quarantined lines are kept, relative to the table root.
+pub const QUARANTINE_PREFIX: &str = "_inlet/quarantine";
+/// Where load history snapshots live, relative to the table root.
+pub const HISTORY_PREFIX: &str = "_inlet/history";
+
+/// Key listing sources: in a fragment's footer (each with its rows) and in a compaction
+/// commit's `commitInfo` (the sources it adds). The same key on purpose: both are lineage.
+pub const SOURCES_KEY: &str = "inlet.sources";
+/// Fragment footer key naming the converter invocation that wrote the fragment.
+pub const BATCH_KEY: &str = "inlet.batch";
+/// `commitInfo` key listing the fragments a compaction consumed.
+pub const FRAGMENTS_KEY: &str = "inlet.fragments";
+/// `commitInfo` key counting the rows a compaction committed.
+pub const ROWS_KEY: &str = "inlet.rows";
+/// `commitInfo` key of an optimize commit: the table files it rewrote.
+pub const OPTIMIZED_KEY: &str = "inlet.optimized";
+
+/// Delta application id of the compactor; its `txn` version counts compactions, and makes two
+/// compactors racing on one table conflict instead of both appending.
+pub const COMPACTOR_APP_ID: &str = "inlet-compactor";
+
+/// Directory value of a null partition, as Hive and Delta write it.
+pub const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
+
+/// The Delta commit file of `version`, relative to the table root.
+pub fn commit_file(version: u64) -> Path {
+    Path::from(format!("_delta_log/{version:020}.json"))
+}
+
+/// The load history snapshot as of table `version`.
+pub fn history_snapshot(version: u64) -> Path {
+    Path::from(format!("{HISTORY_PREFIX}/{version:020}.json.zst"))
+}
+
+/// The table version a history snapshot's file name records, if it is one.
+pub fn history_snapshot_version(path: &Path) -> Option<u64> {
+    path.filename()?.strip_suffix(".json.zst")?.parse().ok()
+}
+
+/// The Hive directory of a partition value (`date=2026-05-16`; null as Hive writes it).
+pub fn partition_directory(column: &str, value: Option<&str>) -> String {
+    format!("{column}={}", value.unwrap_or(NULL_PARTITION))
+}
+
+/// The partition directory a fragment is staged under (`date=2026-05-16`; empty when unpartitioned).
+pub fn staged_partition(path: &Path) -> &str {
+    let relative = path.as_ref().strip_prefix(FRAGMENTS_PREFIX).unwrap_or(path.as_ref()).trim_start_matches('/');
+    relative.rsplit_once('/').map_or("", |(dir, _)| dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_round_trip_and_name_their_partition() {
+        assert_eq!(commit_file(7).as_ref(), "_delta_log/00000000000000000007.json");
+        assert_eq!(history_snapshot_version(&history_snapshot(250)), Some(250));
+        assert_eq!(history_snapshot_version(&Path::from("_inlet/history/notes.txt")), None);
+        assert_eq!(partition_directory("date", None), "date=__HIVE_DEFAULT_PARTITION__");
+        let staged = Path::from("_inlet/fragments/date=2026-05-16/x.parquet");
+        assert_eq!(staged_partition(&staged), "date=2026-05-16");
+        assert_eq!(staged_partition(&Path::from("_inlet/fragments/x.parquet")), "");
+    }
+}

@@ -1,0 +1,344 @@
+//! One leaf column: its open page's levels and values, and the row group's finished pages.
+
+use std::ops::Range;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Date32Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, TimestampMicrosecondType,
+    TimestampMillisecondType, TimestampNanosecondType,
+};
+use arrow_array::{Array, GenericByteArray, types::ByteArrayType};
+use arrow_buffer::{ArrowNativeType, NullBuffer, ToByteSlice};
+use bytes::Bytes;
+use parquet::basic::Encoding;
+use parquet::column::page::{CompressedPage, Page, PageWriter};
+use parquet::column::writer::ColumnCloseResult;
+use parquet::file::metadata::ColumnChunkMetaData;
+use parquet::file::writer::{SerializedPageWriter, TrackedWrite};
+use parquet::schema::types::ColumnDescPtr;
+
+use super::PageCodec;
+use super::codec::Codec;
+use super::levels::{count_equal, delta_binary_packed, encode_levels};
+use super::shape::{LeafSpec, Reps, ValueKind, nulls_of, valid_runs};
+use crate::error::{Error, Result};
+
+/// Pages of a leaf stored uncompressed after one saved less than an eighth of its size.
+pub(super) const STORED_PAGES_AFTER_POOR_COMPRESSION: usize = 8;
+
+/// One leaf column: its open page and the row group's finished pages.
+pub(super) struct Leaf {
+    pub(super) spec: LeafSpec,
+    pub(super) descr: ColumnDescPtr,
+    /// Level entries in the open page (values plus nulls and empty lists).
+    pub(super) levels: usize,
+    pub(super) def: Vec<u8>,
+    pub(super) rep: Vec<u8>,
+    /// The open page's PLAIN-encoded values, after `gap` bytes kept free in front.
+    pub(super) values: Vec<u8>,
+    /// Room in front of a byte array page's bytes for its encoded lengths, which lets the page
+    /// be compressed where it is instead of copied next to them (sized from the last page).
+    pub(super) gap: usize,
+    /// The open page's byte array lengths (its `values` are their bytes, back to back).
+    pub(super) lengths: Vec<i32>,
+    /// Booleans in the open page (PLAIN booleans are bits, so `values` alone cannot tell).
+    pub(super) booleans: usize,
+    /// Pages still to store uncompressed since one compressed poorly.
+    pub(super) pages_to_store: usize,
+    /// The row group's pages, serialized.
+    pub(super) chunk: TrackedWrite<Vec<u8>>,
+    pub(super) chunk_levels: i64,
+    pub(super) chunk_uncompressed: i64,
+}
+
+impl Leaf {
+    pub(super) fn new(spec: LeafSpec, descr: ColumnDescPtr) -> Self {
+        Self {
+            spec,
+            descr,
+            levels: 0,
+            def: Vec::new(),
+            rep: Vec::new(),
+            values: Vec::new(),
+            gap: 0,
+            lengths: Vec::new(),
+            booleans: 0,
+            pages_to_store: 0,
+            chunk: TrackedWrite::new(Vec::new()),
+            chunk_levels: 0,
+            chunk_uncompressed: 0,
+        }
+    }
+
+    /// Bytes the open page will take before compression, about.
+    pub(super) fn page_bytes(&self) -> usize {
+        self.values.len() - self.gap + self.lengths.len() + (self.def.len() + self.rep.len()) / 4
+    }
+
+    pub(super) fn push_repetition(&mut self, reps: Reps<'_>, count: usize) {
+        if self.spec.max_rep > 0 {
+            match reps {
+                Some(reps) => self.rep.extend_from_slice(reps),
+                None => self.rep.resize(self.rep.len() + count, 0),
+            }
+        }
+    }
+
+    /// Writes the values `range` of `array`, whose ancestors define `def` levels.
+    pub(super) fn write(
+        &mut self,
+        array: &dyn Array,
+        range: Range<usize>,
+        nullable: bool,
+        def: u8,
+        reps: Reps<'_>,
+    ) -> Result<()> {
+        let nulls = nulls_of(array);
+        // A non-nullable column may hold nulls only where an ancestor is null, which is never
+        // visited; in a visited range one would be a bug upstream.
+        let nulls = match nulls {
+            Some(nulls) if !nullable => {
+                if valid_runs(nulls, &range).map(|(start, end)| end - start).sum::<usize>() < range.len() {
+                    return Err(Error::Arrow(arrow_schema::ArrowError::InvalidArgumentError(format!(
+                        "null in the non-nullable column {}",
+                        self.descr.path()
+                    ))));
+                }
+                None
+            }
+            nulls => nulls,
+        };
+        let count = range.len();
+        self.levels += count;
+        self.push_repetition(reps, count);
+        if self.spec.max_def > 0 {
+            match nulls {
+                Some(nulls) => {
+                    let start = self.def.len();
+                    self.def.resize(start + count, def);
+                    for (run_start, run_end) in valid_runs(nulls, &range) {
+                        self.def[start + run_start..start + run_end].fill(def + 1);
+                    }
+                }
+                None => self.def.resize(self.def.len() + count, def + nullable as u8),
+            }
+        }
+        match self.spec.kind {
+            ValueKind::Boolean => {
+                let values = array.as_boolean().values();
+                for_each_valid(nulls, &range, |row| {
+                    let bit = self.booleans % 8;
+                    if bit == 0 {
+                        self.values.push(0);
+                    }
+                    *self.values.last_mut().expect("pushed above") |= (values.value(row) as u8) << bit;
+                    self.booleans += 1;
+                });
+            }
+            ValueKind::Int8 => widen(&mut self.values, array.as_primitive::<Int8Type>().values(), nulls, &range),
+            ValueKind::Int16 => widen(&mut self.values, array.as_primitive::<Int16Type>().values(), nulls, &range),
+            ValueKind::Int32 => fixed(&mut self.values, array.as_primitive::<Int32Type>().values(), nulls, &range),
+            ValueKind::Date32 => fixed(&mut self.values, array.as_primitive::<Date32Type>().values(), nulls, &range),
+            ValueKind::Int64 => fixed(&mut self.values, array.as_primitive::<Int64Type>().values(), nulls, &range),
+            ValueKind::TimestampMillis => {
+                fixed(&mut self.values, array.as_primitive::<TimestampMillisecondType>().values(), nulls, &range)
+            }
+            ValueKind::TimestampMicros => {
+                fixed(&mut self.values, array.as_primitive::<TimestampMicrosecondType>().values(), nulls, &range)
+            }
+            ValueKind::TimestampNanos => {
+                fixed(&mut self.values, array.as_primitive::<TimestampNanosecondType>().values(), nulls, &range)
+            }
+            ValueKind::Float32 => fixed(&mut self.values, array.as_primitive::<Float32Type>().values(), nulls, &range),
+            ValueKind::Float64 => fixed(&mut self.values, array.as_primitive::<Float64Type>().values(), nulls, &range),
+            ValueKind::Utf8 => {
+                byte_arrays(&mut self.values, &mut self.lengths, array.as_string::<i32>(), nulls, &range)
+            }
+            ValueKind::LargeUtf8 => {
+                byte_arrays(&mut self.values, &mut self.lengths, array.as_string::<i64>(), nulls, &range)
+            }
+            ValueKind::Binary => {
+                byte_arrays(&mut self.values, &mut self.lengths, array.as_binary::<i32>(), nulls, &range)
+            }
+            ValueKind::LargeBinary => {
+                byte_arrays(&mut self.values, &mut self.lengths, array.as_binary::<i64>(), nulls, &range)
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the open page, if it holds anything, into the chunk. It is a V2 data page: its
+    /// levels, already run-length encoded, stay uncompressed, and its values are compressed
+    /// straight from the leaf's buffer.
+    pub(super) fn flush_page(&mut self, codec: &mut Codec) -> Result<()> {
+        if self.levels == 0 {
+            return Ok(());
+        }
+        let (max_def, max_rep) = (self.spec.max_def, self.spec.max_rep);
+        let page = &mut codec.page;
+        page.clear();
+        let rep_bytes = if max_rep > 0 { encode_levels(&self.rep, max_rep, page) } else { 0 };
+        let def_bytes = if max_def > 0 { encode_levels(&self.def, max_def, page) } else { 0 };
+        let values = if max_def > 0 { count_equal(&self.def, max_def) } else { self.levels };
+        let rows = if max_rep > 0 { count_equal(&self.rep, 0) } else { self.levels };
+        let encoded = match self.spec.kind.encoding() {
+            Encoding::DELTA_LENGTH_BYTE_ARRAY => {
+                let staged = &mut codec.staged;
+                staged.clear();
+                delta_binary_packed(&self.lengths, staged);
+                let lengths = staged.len();
+                // The next page's room: this page's lengths, with a margin for a page of more values.
+                let gap = std::mem::replace(&mut self.gap, lengths + lengths / 4 + 16);
+                if lengths <= gap {
+                    self.values[gap - lengths..gap].copy_from_slice(staged);
+                    &self.values[gap - lengths..]
+                } else {
+                    staged.extend_from_slice(&self.values[gap..]);
+                    &codec.staged[..]
+                }
+            }
+            _ => &self.values[..],
+        };
+        let compressed = if self.pages_to_store > 0 {
+            self.pages_to_store -= 1;
+            page.extend_from_slice(encoded);
+            false
+        } else {
+            let start = page.len();
+            let compressed = codec.compressor.compress(encoded, page)?;
+            // Values that barely compress (random ids, hashes) cost the codec's full price for
+            // nothing: store the next pages as they are, and try again after those.
+            if compressed && (page.len() - start) * 8 > encoded.len() * 7 {
+                self.pages_to_store = STORED_PAGES_AFTER_POOR_COMPRESSION;
+            }
+            compressed
+        };
+        let uncompressed = rep_bytes + def_bytes + encoded.len();
+        let count = |n: usize| u32::try_from(n).map_err(|_| parquet_error("a page of over 4 G values or bytes"));
+        // The page's buffer goes to the page writer and comes back once it is copied out.
+        let page_bytes = Bytes::from(std::mem::take(&mut codec.page));
+        let page = Page::DataPageV2 {
+            buf: page_bytes.clone(),
+            num_values: count(self.levels)?,
+            encoding: self.spec.kind.encoding(),
+            num_nulls: count(self.levels - values)?,
+            num_rows: count(rows)?,
+            def_levels_byte_len: count(def_bytes)?,
+            rep_levels_byte_len: count(rep_bytes)?,
+            is_compressed: compressed,
+            statistics: None,
+        };
+        let spec = SerializedPageWriter::new(&mut self.chunk).write_page(CompressedPage::new(page, uncompressed))?;
+        codec.page = Vec::from(page_bytes);
+        self.chunk_levels += self.levels as i64;
+        self.chunk_uncompressed += spec.uncompressed_size as i64;
+        self.levels = 0;
+        self.booleans = 0;
+        self.def.clear();
+        self.rep.clear();
+        self.values.clear();
+        self.values.resize(self.gap, 0);
+        self.lengths.clear();
+        Ok(())
+    }
+
+    /// Hands over the row group's pages and their metadata, relative to the chunk's start.
+    pub(super) fn close_chunk(&mut self, codec: PageCodec, rows: usize) -> Result<(Bytes, ColumnCloseResult)> {
+        let chunk = std::mem::replace(&mut self.chunk, TrackedWrite::new(Vec::new())).into_inner()?;
+        let metadata = ColumnChunkMetaData::builder(self.descr.clone())
+            .set_compression(codec.compression())
+            .set_encodings(vec![self.spec.kind.encoding(), Encoding::RLE])
+            .set_num_values(std::mem::take(&mut self.chunk_levels))
+            .set_total_compressed_size(chunk.len() as i64)
+            .set_total_uncompressed_size(std::mem::take(&mut self.chunk_uncompressed))
+            .set_data_page_offset(0)
+            .build()?;
+        let close = ColumnCloseResult {
+            bytes_written: chunk.len() as u64,
+            rows_written: rows as u64,
+            metadata,
+            bloom_filter: None,
+            column_index: None,
+            offset_index: None,
+        };
+        Ok((Bytes::from(chunk), close))
+    }
+
+    /// Takes back the buffer of a chunk [`Self::close_chunk`] handed over, once it was copied
+    /// out (a copy only when something else still holds it).
+    pub(super) fn reuse_chunk_buffer(&mut self, chunk: Bytes) {
+        let mut buffer = Vec::from(chunk);
+        buffer.clear();
+        self.chunk = TrackedWrite::new(buffer);
+    }
+}
+
+pub(super) fn parquet_error(message: &str) -> Error {
+    Error::Parquet(parquet::errors::ParquetError::General(message.to_string()))
+}
+
+/// Calls `each` with every valid row of `range`.
+pub(super) fn for_each_valid(nulls: Option<&NullBuffer>, range: &Range<usize>, mut each: impl FnMut(usize)) {
+    match nulls {
+        None => range.clone().for_each(each),
+        Some(nulls) => {
+            for (start, end) in valid_runs(nulls, range) {
+                (range.start + start..range.start + end).for_each(&mut each);
+            }
+        }
+    }
+}
+
+/// PLAIN values of a fixed-width type: the valid values' little-endian bytes, back to back.
+pub(super) fn fixed<T: ArrowNativeType>(
+    out: &mut Vec<u8>,
+    values: &[T],
+    nulls: Option<&NullBuffer>,
+    range: &Range<usize>,
+) {
+    // Native order is little-endian on every target Lambda runs (x86_64, aarch64).
+    match nulls {
+        None => out.extend_from_slice(values[range.clone()].to_byte_slice()),
+        Some(nulls) => {
+            for (start, end) in valid_runs(nulls, range) {
+                out.extend_from_slice(values[range.start + start..range.start + end].to_byte_slice());
+            }
+        }
+    }
+}
+
+/// PLAIN values of an 8- or 16-bit integer column, stored as Parquet INT32.
+pub(super) fn widen<T: ArrowNativeType + Into<i32>>(
+    out: &mut Vec<u8>,
+    values: &[T],
+    nulls: Option<&NullBuffer>,
+    range: &Range<usize>,
+) {
+    for_each_valid(nulls, range, |row| out.extend_from_slice(&values[row].into().to_le_bytes()));
+}
+
+/// Byte arrays as `DELTA_LENGTH_BYTE_ARRAY` takes them: each valid value's length to `lengths`,
+/// the values' bytes back to back to `out`, one copy per run of valid values.
+pub(super) fn byte_arrays<T: ByteArrayType>(
+    out: &mut Vec<u8>,
+    lengths: &mut Vec<i32>,
+    array: &GenericByteArray<T>,
+    nulls: Option<&NullBuffer>,
+    range: &Range<usize>,
+) {
+    let offsets = array.value_offsets();
+    let bytes = array.value_data();
+    let mut copy = |rows: Range<usize>| {
+        out.extend_from_slice(&bytes[offsets[rows.start].as_usize()..offsets[rows.end].as_usize()]);
+        // Page sizes keep every length far below 2 GiB.
+        lengths.extend(offsets[rows.start..=rows.end].windows(2).map(|pair| (pair[1] - pair[0]).as_usize() as i32));
+    };
+    match nulls {
+        None => copy(range.clone()),
+        Some(nulls) => {
+            for (start, end) in valid_runs(nulls, range) {
+                copy(range.start + start..range.start + end);
+            }
+        }
+    }
+}

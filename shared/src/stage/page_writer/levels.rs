@@ -1,0 +1,149 @@
+//! Parquet's integer encodings for levels and lengths: the RLE/bit-packed hybrid for
+//! definition and repetition levels, and `DELTA_BINARY_PACKED` for byte array lengths.
+
+/// `values` in Parquet's `DELTA_BINARY_PACKED` encoding: blocks of 128 deltas from the previous
+/// value, each block's minimum subtracted, in 4 miniblocks of 32 bit-packed at their own width.
+pub(super) fn delta_binary_packed(values: &[i32], out: &mut Vec<u8>) {
+    const BLOCK: usize = 128;
+    const MINIBLOCKS: usize = 4;
+    const MINIBLOCK: usize = BLOCK / MINIBLOCKS;
+    varint(BLOCK, out);
+    varint(MINIBLOCKS, out);
+    varint(values.len(), out);
+    zigzag(values.first().map_or(0, |&first| i64::from(first)), out);
+    let mut deltas = [0i64; BLOCK];
+    // Block k holds the deltas to values 1 + 128k.. from the value before each.
+    for block in (1..values.len()).step_by(BLOCK) {
+        let count = BLOCK.min(values.len() - block);
+        let mut min = i64::MAX;
+        for (delta, pair) in deltas.iter_mut().zip(values[block - 1..block + count].windows(2)) {
+            *delta = i64::from(pair[1]) - i64::from(pair[0]);
+            min = min.min(*delta);
+        }
+        zigzag(min, out);
+        // Widths of miniblocks the last block does not need stay 0, with no body; the last
+        // one it needs is padded to its full 32 values.
+        deltas[count..].fill(min);
+        let widths = out.len();
+        out.extend_from_slice(&[0; MINIBLOCKS]);
+        for index in 0..count.div_ceil(MINIBLOCK) {
+            let miniblock = &deltas[index * MINIBLOCK..(index + 1) * MINIBLOCK];
+            let max = miniblock.iter().map(|&delta| (delta - min) as u64).max().unwrap_or(0);
+            let width = 64 - max.leading_zeros();
+            out[widths + index] = width as u8;
+            pack_bits(miniblock.iter().map(|&delta| (delta - min) as u64), width, out);
+        }
+    }
+}
+
+/// Packs values of `width` bits, least significant first; zero bits fill the last byte.
+pub(super) fn pack_bits(values: impl Iterator<Item = u64>, width: u32, out: &mut Vec<u8>) {
+    if width == 0 {
+        return;
+    }
+    let (mut buffer, mut bits) = (0u64, 0u32);
+    for value in values {
+        buffer |= value << bits;
+        bits += width;
+        if bits >= 64 {
+            out.extend_from_slice(&buffer.to_le_bytes());
+            bits -= 64;
+            // The value's bits that did not fit (none when it ended exactly at 64).
+            buffer = if bits == 0 { 0 } else { value >> (width - bits) };
+        }
+    }
+    out.extend_from_slice(&buffer.to_le_bytes()[..bits.div_ceil(8) as usize]);
+}
+
+/// A signed value as zigzag-mapped ULEB128.
+pub(super) fn zigzag(value: i64, out: &mut Vec<u8>) {
+    varint(((value << 1) ^ (value >> 63)) as u64 as usize, out);
+}
+
+/// How many of `levels` are `level`.
+pub(super) fn count_equal(levels: &[u8], level: u8) -> usize {
+    levels.iter().filter(|&&each| each == level).count()
+}
+
+/// Appends `levels` in the RLE/bit-packed hybrid encoding at the bit width of `max`, and
+/// returns the bytes appended.
+pub(super) fn encode_levels(levels: &[u8], max: u8, out: &mut Vec<u8>) -> usize {
+    let width = 8 - max.leading_zeros();
+    let start = out.len();
+    let mut literals = 0; // levels[literals..at] wait to be bit-packed
+    let mut at = 0;
+    while at < levels.len() {
+        let value = levels[at];
+        let run = run_length(&levels[at..]);
+        // A bit-packed run holds whole groups of 8: complete the pending group from this run,
+        // and repeat the rest if that leaves 8 or more.
+        let fill = (8 - (at - literals) % 8) % 8;
+        if run >= fill + 8 {
+            if at + fill > literals {
+                bit_pack(&levels[literals..at + fill], width, out);
+            }
+            varint((run - fill) << 1, out);
+            out.push(value);
+            literals = at + run;
+        }
+        at += run;
+    }
+    if literals < levels.len() {
+        bit_pack(&levels[literals..], width, out);
+    }
+    out.len() - start
+}
+
+/// How many of `levels` from the first on equal the first, compared eight at a time.
+pub(super) fn run_length(levels: &[u8]) -> usize {
+    let pattern = u64::from_ne_bytes([levels[0]; 8]);
+    let mut words = levels.chunks_exact(8);
+    let mut length = 0;
+    for word in &mut words {
+        let differs = u64::from_le_bytes(word.try_into().expect("8 bytes")) ^ pattern;
+        if differs != 0 {
+            return length + (differs.trailing_zeros() / 8) as usize;
+        }
+        length += 8;
+    }
+    length + words.remainder().iter().take_while(|&&level| level == levels[0]).count()
+}
+
+/// A bit-packed run of `levels`, padded with zeros to a whole group of 8.
+pub(super) fn bit_pack(levels: &[u8], width: u32, out: &mut Vec<u8>) {
+    let groups = levels.len().div_ceil(8);
+    varint((groups << 1) | 1, out);
+    let start = out.len();
+    if width == 1 {
+        // Levels of 0 and 1 (a nullable column, or one list level): a multiply gathers the low
+        // bit of each of eight bytes into one byte, a step instead of eight.
+        let mut eights = levels.chunks_exact(8);
+        out.extend(eights.by_ref().map(|eight| gather_low_bits(u64::from_le_bytes(eight.try_into().expect("8")))));
+        let rest = eights.remainder();
+        if !rest.is_empty() {
+            let mut last = [0u8; 8];
+            last[..rest.len()].copy_from_slice(rest);
+            out.push(gather_low_bits(u64::from_le_bytes(last)));
+        }
+    } else {
+        pack_bits(levels.iter().map(|&level| u64::from(level)), width, out);
+    }
+    // Zero levels pad the last group of 8.
+    out.resize(start + groups * width as usize, 0);
+}
+
+/// Bit `i` of the result is the low bit of byte `i` of `bytes`, each byte being 0 or 1. The
+/// multiplier's terms move byte `i`'s bit to bit 56 + `i`, and every other product lands
+/// below bit 56 or past bit 63.
+pub(super) fn gather_low_bits(bytes: u64) -> u8 {
+    (bytes.wrapping_mul(0x0102_0408_1020_4080) >> 56) as u8
+}
+
+/// Unsigned LEB128, as RLE run headers are written.
+pub(super) fn varint(mut value: usize, out: &mut Vec<u8>) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}

@@ -1,0 +1,214 @@
+//! Fragment files encoded page by page straight from Arrow arrays, without `ArrowWriter`.
+//!
+//! A fragment is read once, by the compactor, so it needs none of what makes `ArrowWriter`
+//! general: no dictionaries, statistics, bloom filters or page indexes. What is left is V2 data
+//! pages holding RLE/bit-packed levels (uncompressed) and values (PLAIN, strings as
+//! `DELTA_LENGTH_BYTE_ARRAY`) through one codec call per page. Writing that directly skips
+//! `ArrowWriter`'s level builder, its byte-array encoder's buffer regrowth, a copy of every page
+//! and the LZ4 codec's per-page zero-fill, and it compresses with liblz4, which is cheaper than
+//! the pure-Rust `lz4_flex` the parquet crate uses. The file itself (page headers, footer,
+//! schema) is still written by the parquet crate, and read back by its reader like any other
+//! file.
+//!
+//! The parts, as arrow-rs splits its own writer: [`shape`] maps the Arrow schema onto leaf
+//! columns and walks arrays into them, [`leaf`] buffers one leaf column's levels and values
+//! and closes its pages, [`levels`] holds the level and length encodings (RLE, bit packing,
+//! delta lengths), and [`codec`] compresses page values.
+//!
+//! Schemas with a type this writer does not know make [`PageFileWriter::try_new`] return `None`;
+//! the fragment writer then falls back to `ArrowWriter`.
+
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::Schema;
+use parquet::arrow::{ARROW_SCHEMA_META_KEY, ArrowSchemaConverter, encode_arrow_schema};
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+use parquet::file::writer::SerializedFileWriter;
+
+use crate::error::{Error, Result};
+use codec::Codec;
+use leaf::Leaf;
+use shape::{Node, plan};
+
+mod codec;
+mod leaf;
+mod levels;
+mod shape;
+#[cfg(test)]
+mod tests;
+
+/// The page codecs this writer implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageCodec {
+    /// Pages stored as they are.
+    Uncompressed,
+    /// Parquet's `LZ4_RAW` (an LZ4 block per page), compressed by liblz4.
+    Lz4Raw,
+    /// Zstandard at the given level, compressed by libzstd.
+    Zstd(ZstdLevel),
+}
+
+impl PageCodec {
+    /// The codec for a Parquet compression setting, if this writer implements it.
+    pub fn for_compression(compression: Compression) -> Option<Self> {
+        match compression {
+            Compression::UNCOMPRESSED => Some(Self::Uncompressed),
+            Compression::LZ4_RAW => Some(Self::Lz4Raw),
+            Compression::ZSTD(level) => Some(Self::Zstd(level)),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn compression(self) -> Compression {
+        match self {
+            Self::Uncompressed => Compression::UNCOMPRESSED,
+            Self::Lz4Raw => Compression::LZ4_RAW,
+            Self::Zstd(level) => Compression::ZSTD(level),
+        }
+    }
+}
+
+/// Rows written between checks of the page and row group limits.
+const ROWS_PER_STEP: usize = 1024;
+
+/// Size limits of a [`PageFileWriter`].
+#[derive(Debug, Clone, Copy)]
+pub struct PageLimits {
+    /// A leaf's page is closed after the batch (or 1,024 rows of one) that takes its values
+    /// and levels past this.
+    pub page_bytes: usize,
+    /// A row group is closed after the batch (or 1,024 rows of one) that takes it past this
+    /// many rows.
+    pub row_group_rows: usize,
+}
+
+/// Writes record batches of one schema into a Parquet file held in memory.
+pub struct PageFileWriter {
+    file: SerializedFileWriter<Vec<u8>>,
+    fields: arrow_schema::Fields,
+    columns: Vec<Node>,
+    leaves: Vec<Leaf>,
+    codec: Codec,
+    limits: PageLimits,
+    group_rows: usize,
+}
+
+impl PageFileWriter {
+    /// A writer for `schema`, or `None` when the schema holds a type this writer does not
+    /// encode (the caller then uses `ArrowWriter`).
+    pub fn try_new(schema: &Schema, codec: PageCodec, limits: PageLimits) -> Result<Option<Self>> {
+        let descriptor = ArrowSchemaConverter::new().convert(schema)?;
+        let mut specs = Vec::new();
+        let mut columns = Vec::with_capacity(schema.fields().len());
+        for field in schema.fields() {
+            match plan(field, 0, 0, &mut specs) {
+                Some(node) => columns.push(node),
+                None => return Ok(None),
+            }
+        }
+        let descriptors = descriptor.columns();
+        if specs.len() != descriptors.len() {
+            return Ok(None);
+        }
+        let mut leaves = Vec::with_capacity(specs.len());
+        for (spec, descr) in specs.into_iter().zip(descriptors) {
+            // Our walk of the Arrow schema must agree with the parquet crate's mapping of it.
+            let agrees = spec.max_def as i16 == descr.max_def_level()
+                && spec.max_rep as i16 == descr.max_rep_level()
+                && spec.kind.physical() == descr.physical_type();
+            if !agrees {
+                return Ok(None);
+            }
+            leaves.push(Leaf::new(spec, descr.clone()));
+        }
+        let properties = Arc::new(WriterProperties::builder().set_compression(codec.compression()).build());
+        let mut file = SerializedFileWriter::new(Vec::new(), descriptor.root_schema_ptr(), properties)?;
+        // What lets readers rebuild the exact Arrow types (time zones, map and list field names).
+        file.append_key_value_metadata(KeyValue::new(ARROW_SCHEMA_META_KEY.to_string(), encode_arrow_schema(schema)));
+        let fields = schema.fields().clone();
+        Ok(Some(Self { file, fields, columns, leaves, codec: Codec::new(codec), limits, group_rows: 0 }))
+    }
+
+    /// Appends a batch of the writer's schema.
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let rows = batch.num_rows();
+        if rows == 0 {
+            return Ok(());
+        }
+        // The walk downcasts each array to the type it planned for: check that first.
+        let columns = batch.columns();
+        let mismatch = columns.len() != self.fields.len()
+            || columns.iter().zip(&self.fields).any(|(column, field)| column.data_type() != field.data_type());
+        if mismatch {
+            return Err(Error::Arrow(arrow_schema::ArrowError::SchemaError(format!(
+                "batch schema {} is not the fragment schema {}",
+                batch.schema(),
+                Schema::new(self.fields.clone())
+            ))));
+        }
+        // A step at a time, so a page outgrows its limit by at most a step's values.
+        for start in (0..rows).step_by(ROWS_PER_STEP) {
+            let range = start..rows.min(start + ROWS_PER_STEP);
+            for (node, column) in self.columns.iter().zip(columns) {
+                node.write(column.as_ref(), range.clone(), 0, None, &mut self.leaves)?;
+            }
+            self.group_rows += range.len();
+            // Pages end between steps only, so every page starts a new row.
+            for leaf in &mut self.leaves {
+                if leaf.page_bytes() >= self.limits.page_bytes {
+                    leaf.flush_page(&mut self.codec)?;
+                }
+            }
+            if self.group_rows >= self.limits.row_group_rows {
+                self.flush_row_group()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a key-value entry to the footer.
+    pub fn append_key_value_metadata(&mut self, entry: KeyValue) {
+        self.file.append_key_value_metadata(entry);
+    }
+
+    /// Closes the file and returns its bytes.
+    pub fn finish(mut self) -> Result<Vec<u8>> {
+        self.flush_row_group()?;
+        Ok(self.file.into_inner()?)
+    }
+
+    fn flush_row_group(&mut self) -> Result<()> {
+        if self.group_rows == 0 {
+            return Ok(());
+        }
+        let mut chunks = Vec::with_capacity(self.leaves.len());
+        for leaf in &mut self.leaves {
+            leaf.flush_page(&mut self.codec)?;
+            chunks.push(leaf.close_chunk(self.codec.compressor.kind, self.group_rows)?);
+        }
+        // Room for the whole row group at once, not a doubling of the file buffer per chunk.
+        self.file.inner_mut().reserve(chunks.iter().map(|(chunk, _)| chunk.len()).sum());
+        let mut group = self.file.next_row_group()?;
+        for ((chunk, close), leaf) in chunks.into_iter().zip(&mut self.leaves) {
+            group.append_column(&chunk, close)?;
+            // The chunk is copied into the file: its buffer serves the leaf's next chunk. Fresh
+            // ones grew by reallocation, and their new pages faulted in, every row group.
+            leaf.reuse_chunk_buffer(chunk);
+        }
+        group.close()?;
+        self.group_rows = 0;
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for PageFileWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PageFileWriter")
+            .field("codec", &self.codec.compressor.kind)
+            .field("limits", &self.limits)
+            .finish()
+    }
+}

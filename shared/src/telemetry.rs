@@ -16,7 +16,7 @@ fn filter_directives(rust_log: Option<&str>) -> String {
     }
 }
 
-/// Installs the global `tracing` subscriber, filtered by `RUST_LOG` (see [`filter_directives`]).
+/// Installs the global `tracing` subscriber, filtered by `RUST_LOG` (a bare level applies to Inlet only).
 pub fn init() {
     let json = match std::env::var("INLET_LOG_FORMAT").as_deref() {
         Ok("json") => true,

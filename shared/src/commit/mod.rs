@@ -1,12 +1,12 @@
 //! Committing: staged fragments become target-sized files in one Delta commit, exactly once.
 //!
-//! [`compact`] plans and runs a compaction against the load [`history`], in the [`table`] it
-//! opens or creates, taking new nullable columns through [`evolution`]; [`optimize`] rewrites
-//! small table files and vacuums unreferenced ones.
+//! [`compact`] plans and runs a compaction against the load history (`history`), in the
+//! [`table`] it opens or creates, taking new nullable columns through `evolution`;
+//! [`optimize`](mod@optimize) rewrites small table files and vacuums unreferenced ones.
 
 pub mod compact;
-pub mod evolution;
-pub mod history;
+pub(crate) mod evolution;
+pub(crate) mod history;
 pub mod optimize;
 pub mod table;
 

@@ -92,7 +92,7 @@ pub struct ConverterOptions {
     pub max_line_bytes: usize,
     /// How fragments are encoded.
     pub fragment_encoding: FragmentEncoding,
-    /// Try the one-pass decoder ([`crate::ingest::json`]) before arrow-json.
+    /// Try the one-pass decoder (`ingest::json`) before arrow-json.
     pub direct_decode: bool,
 }
 

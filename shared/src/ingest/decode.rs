@@ -111,7 +111,7 @@ impl JsonDecoder {
         }
     }
 
-    /// `false` decodes with arrow-json only, not trying the one-pass [`ColumnDecoder`] first.
+    /// `false` decodes with arrow-json only, not trying the one-pass column decoder first.
     pub fn with_direct(mut self, direct: bool) -> Self {
         self.direct = self.direct.filter(|_| direct);
         self

@@ -1,21 +1,21 @@
 //! Ingestion: an SQS batch of S3 notifications in, Parquet fragments out.
 //!
-//! [`event`] says which objects a batch names, [`source`] fetches and decompresses them,
-//! [`decode`] turns their lines into Arrow batches of the declared schema (through the
-//! one-pass [`json`] decoder, arrow-json where it declines), [`quarantine`] keeps the lines
-//! that do not fit, and the [`converter`] stages what decoded and asks for a compaction
-//! through [`trigger`].
+//! `event` says which objects a batch names, `source` fetches and decompresses them,
+//! `decode` turns their lines into Arrow batches of the declared schema (through the one-pass
+//! `json` decoder, arrow-json where it declines), `quarantine` keeps the lines that do not
+//! fit, and the `converter` stages what decoded and asks for a compaction through `trigger`.
+//! What other parts use is re-exported here.
 
-pub mod converter;
-pub mod decode;
-pub mod event;
-pub mod json;
-pub mod quarantine;
-pub mod source;
-pub mod trigger;
+pub(crate) mod converter;
+pub(crate) mod decode;
+pub(crate) mod event;
+pub(crate) mod json;
+pub(crate) mod quarantine;
+pub(crate) mod source;
+pub(crate) mod trigger;
 
 pub use converter::{ConversionReport, Converter, ConverterOptions};
-pub use decode::{JsonDecoder, QuarantinedLine};
+pub use decode::{DecodedObject, JsonDecoder, QuarantinedLine};
 pub use quarantine::Quarantine;
-pub use source::{ObjectSource, S3Source};
+pub use source::{Compression, Fetched, ObjectSource, S3Source, with_decompressed};
 pub use trigger::{CompactionTrigger, LambdaTrigger};

@@ -1,7 +1,7 @@
 //! Operations only the `inlet` command performs: [`backfill`] of existing objects and a
-//! table's [`status`].
+//! table's status.
 
 pub mod backfill;
-pub mod status;
+pub(crate) mod status;
 
 pub use status::{TableStatus, table_status};

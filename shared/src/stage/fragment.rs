@@ -58,7 +58,7 @@ pub struct FragmentEncoding {
     pub dictionary: bool,
     /// Column statistics (min/max per page and chunk); nothing prunes fragments.
     pub statistics: bool,
-    /// Encode pages straight from the Arrow arrays ([`crate::stage::page_writer`]) where the settings and
+    /// Encode pages straight from the Arrow arrays (`stage::page_writer`) where the settings and
     /// schema allow it, instead of through `ArrowWriter`.
     pub direct_pages: bool,
 }
@@ -67,7 +67,7 @@ impl Default for FragmentEncoding {
     /// A fragment is written once and read once, by the compactor, an hour at most later: a
     /// fast codec (LZ4 rather than zstd or Snappy) with no dictionary and no statistics costs
     /// the converter least, for fragments somewhat larger but still several times smaller than
-    /// the JSON. Direct pages: see [`crate::stage::page_writer`]. `make bench` measures each
+    /// the JSON. Direct pages: see `stage::page_writer`. `make bench` measures each
     /// choice (docs/performance.md).
     fn default() -> Self {
         Self { compression: Compression::LZ4_RAW, dictionary: false, statistics: false, direct_pages: true }

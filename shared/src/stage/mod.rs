@@ -1,9 +1,9 @@
 //! Staging: the fragment format the converter writes and the compactor reads.
 //!
 //! A [`fragment`] is a Parquet file under `_inlet/fragments/` that lists its sources in its
-//! footer; its pages are encoded by the [`page_writer`].
+//! footer; its pages are encoded by the `page_writer`.
 
 pub mod fragment;
-pub mod page_writer;
+pub(crate) mod page_writer;
 
-pub use fragment::{FragmentInfo, FragmentStore, FragmentWriter};
+pub use fragment::{FragmentEncoding, FragmentInfo, FragmentStore, FragmentWriter};

@@ -158,6 +158,43 @@ fn sentence(rng: &mut StdRng, words: usize) -> String {
     (0..words).map(|_| pick(rng, WORDS)).collect::<Vec<_>>().join(" ")
 }
 
+/// A random version-4 UUID's shape.
+fn uuid_like(rng: &mut StdRng) -> String {
+    format!("{}-{}-4{}-a{}-{}", hex(rng, 4), hex(rng, 2), &hex(rng, 2)[1..], &hex(rng, 2)[1..], hex(rng, 6))
+}
+
+fn user_agent(rng: &mut StdRng) -> String {
+    format!(
+        "Mozilla/5.0 ({}; {}) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{}.0.{}.{} Safari/537.36",
+        pick(rng, OSES),
+        pick(rng, MODELS),
+        rng.random_range(100..140),
+        rng.random_range(1000..9999),
+        rng.random_range(10..200)
+    )
+}
+
+fn items(rng: &mut StdRng) -> Vec<Item<'static>> {
+    (0..rng.random_range(0..=20))
+        .map(|_| Item {
+            sku: format!("SKU-{:06}", rng.random_range(0..200_000)),
+            qty: rng.random_range(1..5),
+            price: (rng.random_range(100..100_000) as f64) / 100.0,
+            tags: (0..rng.random_range(0..3)).map(|_| pick(rng, TAGS)).collect(),
+        })
+        .collect()
+}
+
+fn stack_trace(rng: &mut StdRng) -> String {
+    (0..rng.random_range(3..10))
+        .map(|depth| {
+            let service = pick(rng, SERVICES);
+            format!("  at com.example.{service}.Handler{depth}(Handler.java:{})", rng.random_range(10..900))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn event(rng: &mut StdRng, object: u64, row: u64) -> Event<'static> {
     let seconds = (object * 600 + row) % 86_400;
     let micros = rng.random_range(0..1_000_000);
@@ -165,25 +202,11 @@ fn event(rng: &mut StdRng, object: u64, row: u64) -> Event<'static> {
         format!("2026-05-16T{:02}:{:02}:{:02}.{:06}Z", seconds / 3600, (seconds / 60) % 60, seconds % 60, micros);
     let severity = pick(rng, SEVERITIES);
     let failed = severity == "error";
-    let items: Vec<Item> = (0..rng.random_range(0..=20))
-        .map(|_| Item {
-            sku: format!("SKU-{:06}", rng.random_range(0..200_000)),
-            qty: rng.random_range(1..5),
-            price: (rng.random_range(100..100_000) as f64) / 100.0,
-            tags: (0..rng.random_range(0..3)).map(|_| pick(rng, TAGS)).collect(),
-        })
-        .collect();
+    let items = items(rng);
     let cart_total = items.iter().map(|item| item.price * item.qty as f64).sum::<f64>();
     let attributes = (0..rng.random_range(2..6)).map(|i| (format!("attr_{i}"), sentence(rng, 2))).collect();
     Event {
-        event_id: format!(
-            "{}-{}-4{}-a{}-{}",
-            hex(rng, 4),
-            hex(rng, 2),
-            &hex(rng, 2)[1..],
-            &hex(rng, 2)[1..],
-            hex(rng, 6)
-        ),
+        event_id: uuid_like(rng),
         event_time,
         ingest_time_ms: 1_778_889_600_000 + (seconds as i64) * 1000 + rng.random_range(0..5000),
         tenant_id: format!("tenant-{:03}", rng.random_range(0..50)),
@@ -202,14 +225,7 @@ fn event(rng: &mut StdRng, object: u64, row: u64) -> Event<'static> {
             let words = rng.random_range(8..40);
             sentence(rng, words)
         },
-        user_agent: format!(
-            "Mozilla/5.0 ({}; {}) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{}.0.{}.{} Safari/537.36",
-            pick(rng, OSES),
-            pick(rng, MODELS),
-            rng.random_range(100..140),
-            rng.random_range(1000..9999),
-            rng.random_range(10..200)
-        ),
+        user_agent: user_agent(rng),
         host: format!("ip-10-0-{}-{}.ec2.internal", rng.random_range(0..255), rng.random_range(0..255)),
         ip: format!(
             "{}.{}.{}.{}",
@@ -242,18 +258,7 @@ fn event(rng: &mut StdRng, object: u64, row: u64) -> Event<'static> {
         feature_flags: (0..rng.random_range(0..4)).map(|_| pick(rng, FLAGS)).collect(),
         items,
         error_code: failed.then(|| format!("E{:04}", rng.random_range(0..500))),
-        stack_trace: failed.then(|| {
-            (0..rng.random_range(3..10))
-                .map(|depth| {
-                    format!(
-                        "  at com.example.{}.Handler{depth}(Handler.java:{})",
-                        pick(rng, SERVICES),
-                        rng.random_range(10..900)
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("\n")
-        }),
+        stack_trace: failed.then(|| stack_trace(rng)),
         attributes,
         app_version: format!("{}.{}.{}", rng.random_range(1..4), rng.random_range(0..20), rng.random_range(0..50)),
         build_number: rng.random_range(1000..9000),

@@ -427,3 +427,30 @@ fn requests_accept_empty_scheduled_and_named_payloads() {
     assert_eq!((named.table.as_deref(), named.force), (Some("events"), true));
     assert!(CompactRequest::from_payload(&serde_json::json!({"table": 3})).is_err());
 }
+
+/// A clock that says what it is told.
+struct FixedClock(chrono::DateTime<chrono::Utc>);
+
+impl Clock for FixedClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.0
+    }
+}
+
+#[tokio::test]
+async fn fragment_ages_are_judged_by_the_compactors_clock() {
+    let lake = lake(Layout::default());
+    let mut table = lake.table().await;
+    // A converter died after staging 4 of an object's 10 rows, and no retry is coming.
+    lake.stage_part("b1", "a.json", 0..4, 10).await;
+    let now = chrono::Utc::now();
+    let at = |seconds: i64| Arc::new(FixedClock(now + chrono::Duration::seconds(seconds)));
+    let report = lake.compactor().with_clock(at(0)).run(&mut table, false).await.unwrap();
+    assert_eq!((report.fragments, report.deferred_fragments), (0, 1), "young: its converter may still be running");
+    let abandon_after = test_options().abandon_after.as_secs() as i64;
+    let report = lake.compactor().with_clock(at(abandon_after + 1)).run(&mut table, false).await.unwrap();
+    assert_eq!((report.fragments, report.rows, report.duplicate_rows), (1, 0, 4), "old enough: abandoned");
+    assert!(report.oldest_staged_seconds > abandon_after as u64);
+    assert!(lake.fragments.list().await.unwrap().is_empty());
+    assert_eq!(lake.rows(&table), Vec::<i64>::new());
+}

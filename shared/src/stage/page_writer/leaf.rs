@@ -123,6 +123,14 @@ impl Leaf {
                 None => self.def.resize(self.def.len() + count, def + nullable as u8),
             }
         }
+        self.push_values(array, nulls, &range);
+        Ok(())
+    }
+
+    /// Appends the valid values of `range` to the open page, encoded as the leaf's kind says.
+    #[inline]
+    fn push_values(&mut self, array: &dyn Array, nulls: Option<&NullBuffer>, range: &Range<usize>) {
+        let range = range.clone();
         match self.spec.kind {
             ValueKind::Boolean => {
                 let values = array.as_boolean().values();
@@ -164,7 +172,6 @@ impl Leaf {
                 byte_arrays(&mut self.values, &mut self.lengths, array.as_binary::<i64>(), nulls, &range)
             }
         }
-        Ok(())
     }
 
     /// Closes the open page, if it holds anything, into the chunk. It is a V2 data page: its

@@ -49,9 +49,6 @@ struct Levers {
     /// Fragments without column statistics.
     #[arg(long, global = true)]
     no_statistics: bool,
-    /// Decode with arrow-json only, not the one-pass decoder.
-    #[arg(long, global = true)]
-    arrow_json: bool,
     /// Encode fragments through parquet's `ArrowWriter`, not the direct page writer.
     #[arg(long, global = true)]
     arrow_writer: bool,
@@ -78,7 +75,6 @@ impl Levers {
             concurrency: threads * 2,
             batch_rows: self.batch_rows.unwrap_or(defaults.batch_rows),
             fragment_encoding: encoding,
-            direct_decode: !self.arrow_json,
             ..defaults
         })
     }
@@ -97,9 +93,6 @@ impl Levers {
         }
         if self.no_statistics {
             args.push("--no-statistics".into());
-        }
-        if self.arrow_json {
-            args.push("--arrow-json".into());
         }
         if self.arrow_writer {
             args.push("--arrow-writer".into());

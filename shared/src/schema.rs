@@ -10,10 +10,14 @@
 //! ]}
 //! ```
 //! Primitive types: `string`, `long`, `integer`, `short`, `byte`, `double`, `float`, `boolean`,
-//! `binary`, `date`, `timestamp` (UTC, microseconds). Fields are nullable unless they say
+//! `binary`, `date`, `timestamp` (UTC, microseconds). Two say how their JSON is written:
+//! `timestamp(s|ms|us|ns)` names the unit of numbers in a timestamp column (seconds when not
+//! given), and `binary(base64|hex)` the text encoding of bytes (base64 when not given). The
+//! README's conversion table says what each type accepts. Fields are nullable unless they say
 //! `"nullable": false`. The schema is converted to Delta's types and from there to Arrow, so the
 //! decoder, the fragments and the table agree on every type.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow_schema::{Schema, SchemaRef};
@@ -44,6 +48,41 @@ pub struct Layout {
     pub ingested_at: bool,
 }
 
+/// The unit of epoch numbers in a timestamp column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EpochUnit {
+    /// Seconds since 1970-01-01T00:00:00Z (the default, as Spark reads numbers).
+    Seconds,
+    /// Milliseconds.
+    Millis,
+    /// Microseconds.
+    Micros,
+    /// Nanoseconds.
+    Nanos,
+}
+
+/// How bytes are written as JSON text in a binary column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinaryEncoding {
+    /// RFC 4648 base64, standard alphabet, padded (the default).
+    Base64,
+    /// Hexadecimal digits, two per byte.
+    Hex,
+}
+
+/// How the JSON of one column is read, where its type leaves a choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueFormat {
+    /// A timestamp column: the unit of numbers.
+    Epoch(EpochUnit),
+    /// A binary column: the text encoding.
+    Binary(BinaryEncoding),
+}
+
+/// Value formats by column path: field names joined by `.`, `[]` for a list's elements and
+/// `{}` for a map's values (`items[].at`, `attributes{}`).
+pub type ValueFormats = BTreeMap<String, ValueFormat>;
+
 /// A declared schema, in the forms each stage needs.
 #[derive(Debug, Clone)]
 pub struct TableSchema {
@@ -55,6 +94,8 @@ pub struct TableSchema {
     pub table: SchemaRef,
     /// The columns added around the declared ones.
     pub layout: Layout,
+    /// How timestamp and binary columns read their JSON.
+    pub formats: ValueFormats,
 }
 
 #[derive(Debug, Deserialize)]
@@ -105,7 +146,8 @@ impl TableSchema {
         if file.fields.is_empty() {
             return Err(invalid("declares no fields".into()));
         }
-        let declared = struct_of(&file.fields).map_err(invalid)?;
+        let mut formats = ValueFormats::new();
+        let declared = struct_of(&file.fields, "", &mut formats).map_err(invalid)?;
         for reserved in [SOURCE_FILE_COLUMN, SOURCE_ETAG_COLUMN, RESCUED_COLUMN, INGESTED_AT_COLUMN] {
             if declared.field(reserved).is_some() {
                 return Err(invalid(format!("{reserved} is reserved for Inlet's own columns")));
@@ -141,7 +183,7 @@ impl TableSchema {
         let delta =
             StructType::try_new(declared.fields().cloned().chain(added)).map_err(|err| invalid(err.to_string()))?;
         let table: Schema = (&delta).try_into_arrow().map_err(|err| invalid(err.to_string()))?;
-        Ok(Self { delta, decoded: Arc::new(decoded), table: Arc::new(table), layout })
+        Ok(Self { delta, decoded: Arc::new(decoded), table: Arc::new(table), layout, formats })
     }
 
     /// Reads and parses a schema from a local path.
@@ -163,21 +205,30 @@ impl TableSchema {
     }
 }
 
-fn struct_of(fields: &[FieldSpec]) -> Result<StructType, String> {
+/// The primitive type names a schema may use.
+const PRIMITIVE_TYPES: &str = "string, long, integer, short, byte, double, float, boolean, binary, \
+                               binary(base64), binary(hex), date, timestamp, timestamp(s), timestamp(ms), timestamp(us), \
+                               timestamp(ns)";
+
+/// The struct of `fields` under `path`, recording the value formats its columns declare.
+fn struct_of(fields: &[FieldSpec], path: &str, formats: &mut ValueFormats) -> Result<StructType, String> {
     let fields = fields
         .iter()
         .map(|field| {
             if field.name.is_empty() {
                 return Err("a field has an empty name".to_string());
             }
-            let data_type = type_of(&field.data_type).map_err(|err| format!("field {:?}: {err}", field.name))?;
+            let path = if path.is_empty() { field.name.clone() } else { format!("{path}.{}", field.name) };
+            let data_type =
+                type_of(&field.data_type, &path, formats).map_err(|err| format!("field {:?}: {err}", field.name))?;
             Ok(StructField::new(field.name.clone(), data_type, field.nullable))
         })
         .collect::<Result<Vec<_>, String>>()?;
     StructType::try_new(fields).map_err(|err| err.to_string())
 }
 
-fn type_of(spec: &TypeSpec) -> Result<DataType, String> {
+fn type_of(spec: &TypeSpec, path: &str, formats: &mut ValueFormats) -> Result<DataType, String> {
+    let mut format = |format| formats.insert(path.to_string(), format);
     Ok(match spec {
         TypeSpec::Primitive(name) => match name.as_str() {
             "string" => DataType::STRING,
@@ -188,14 +239,36 @@ fn type_of(spec: &TypeSpec) -> Result<DataType, String> {
             "double" => DataType::DOUBLE,
             "float" => DataType::FLOAT,
             "boolean" => DataType::BOOLEAN,
-            "binary" => DataType::BINARY,
+            "binary" | "binary(base64)" => {
+                format(ValueFormat::Binary(BinaryEncoding::Base64));
+                DataType::BINARY
+            }
+            "binary(hex)" => {
+                format(ValueFormat::Binary(BinaryEncoding::Hex));
+                DataType::BINARY
+            }
             "date" => DataType::DATE,
-            "timestamp" => DataType::TIMESTAMP,
-            other => return Err(format!("unknown type {other:?}")),
+            "timestamp" | "timestamp(s)" | "timestamp(ms)" | "timestamp(us)" | "timestamp(ns)" => {
+                let unit = match name.as_str() {
+                    "timestamp(ms)" => EpochUnit::Millis,
+                    "timestamp(us)" => EpochUnit::Micros,
+                    "timestamp(ns)" => EpochUnit::Nanos,
+                    _ => EpochUnit::Seconds,
+                };
+                format(ValueFormat::Epoch(unit));
+                DataType::TIMESTAMP
+            }
+            other => {
+                return Err(format!("unknown type {other:?}; the types are {PRIMITIVE_TYPES}, struct, list and map"));
+            }
         },
-        TypeSpec::Nested(NestedSpec::Struct(fields)) => struct_of(fields)?.into(),
-        TypeSpec::Nested(NestedSpec::List(element)) => ArrayType::new(type_of(element)?, true).into(),
-        TypeSpec::Nested(NestedSpec::Map(value)) => MapType::new(DataType::STRING, type_of(value)?, true).into(),
+        TypeSpec::Nested(NestedSpec::Struct(fields)) => struct_of(fields, path, formats)?.into(),
+        TypeSpec::Nested(NestedSpec::List(element)) => {
+            ArrayType::new(type_of(element, &format!("{path}[]"), formats)?, true).into()
+        }
+        TypeSpec::Nested(NestedSpec::Map(value)) => {
+            MapType::new(DataType::STRING, type_of(value, &format!("{path}{{}}"), formats)?, true).into()
+        }
     })
 }
 

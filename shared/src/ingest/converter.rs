@@ -92,8 +92,6 @@ pub struct ConverterOptions {
     pub max_line_bytes: usize,
     /// How fragments are encoded.
     pub fragment_encoding: FragmentEncoding,
-    /// Try the one-pass decoder (`ingest::json`) before arrow-json.
-    pub direct_decode: bool,
 }
 
 impl ConverterOptions {
@@ -105,7 +103,6 @@ impl ConverterOptions {
             fragment_bytes: settings.fragment_bytes,
             max_line_bytes: settings.max_line_bytes,
             fragment_encoding: FragmentEncoding::default(),
-            direct_decode: true,
         }
     }
 }
@@ -145,9 +142,7 @@ impl Converter {
         schema: Arc<TableSchema>,
         options: ConverterOptions,
     ) -> Self {
-        let decoder = JsonDecoder::new(schema.clone(), options.batch_rows)
-            .with_max_line_bytes(options.max_line_bytes)
-            .with_direct(options.direct_decode);
+        let decoder = JsonDecoder::new(schema.clone(), options.batch_rows).with_max_line_bytes(options.max_line_bytes);
         let options = ConverterOptions { concurrency: options.concurrency.max(1), ..options };
         Self { source, fragments, quarantine, schema, decoder, options, trigger: None }
     }

@@ -9,14 +9,14 @@ use arrow_array::types::{
 };
 use arrow_array::{ArrayRef, BooleanArray, ListArray, MapArray, StructArray};
 use arrow_buffer::OffsetBuffer;
-use arrow_cast::parse::{Parser, string_to_datetime};
 use arrow_schema::{ArrowError, DataType};
 
 use super::Decoded;
-use super::cursor::{Cursor, utf8};
+use super::cursor::Cursor;
 use super::nested::{ListColumn, MapColumn, StructColumn};
-use super::primitive::{Primitives, double, float, integer, utc_micros};
-use super::string::Utf8Values;
+use super::primitive::{Primitives, date, double, float, integer, timestamp};
+use super::string::{BinaryValues, Utf8Values};
+use crate::schema::{BinaryEncoding, EpochUnit, ValueFormat, ValueFormats};
 
 /// Values of one column, with the type and nullability its field declares.
 pub(super) struct Column {
@@ -34,7 +34,8 @@ pub(super) enum Values {
     Float32(Primitives<Float32Type>),
     Float64(Primitives<Float64Type>),
     Date32(Primitives<Date32Type>),
-    Timestamp { values: Primitives<TimestampMicrosecondType>, zone: Option<Tz> },
+    Timestamp { values: Primitives<TimestampMicrosecondType>, zone: Option<Tz>, unit: EpochUnit },
+    Binary(BinaryValues),
     Struct(Box<StructColumn>),
     List(Box<ListColumn>),
     Map(Box<MapColumn>),
@@ -69,7 +70,8 @@ pub(super) fn offsets_buffer(offsets: Vec<i32>) -> OffsetBuffer<i32> {
 }
 
 impl Column {
-    pub(super) fn new(nullable: bool, data_type: &DataType) -> Self {
+    /// The column of `data_type` at `path`, reading values as `formats` say.
+    pub(super) fn new(nullable: bool, data_type: &DataType, path: &str, formats: &ValueFormats) -> Self {
         let values = match data_type {
             DataType::Utf8 => Values::Utf8(Utf8Values::new()),
             DataType::Boolean => {
@@ -84,39 +86,45 @@ impl Column {
             DataType::Date32 => Values::Date32(Primitives::new(data_type)),
             DataType::Timestamp(_, zone) => Values::Timestamp {
                 values: Primitives::new(data_type),
-                // arrow-json reads zone-less timestamps as UTC; a bad zone fails the decoder
-                // at construction there, and here falls back to it.
                 zone: zone.as_deref().and_then(|zone| zone.parse().ok()),
+                unit: match formats.get(path) {
+                    Some(ValueFormat::Epoch(unit)) => *unit,
+                    _ => EpochUnit::Seconds,
+                },
             },
-            DataType::Struct(fields) => Values::Struct(Box::new(StructColumn::new(fields))),
+            DataType::Binary => Values::Binary(BinaryValues::new(match formats.get(path) {
+                Some(ValueFormat::Binary(encoding)) => *encoding,
+                _ => BinaryEncoding::Base64,
+            })),
+            DataType::Struct(fields) => Values::Struct(Box::new(StructColumn::new(fields, path, formats))),
             DataType::List(element) => Values::List(Box::new(ListColumn {
                 element: element.clone(),
                 offsets: vec![0],
-                child: Column::new(element.is_nullable(), element.data_type()),
+                child: Column::new(element.is_nullable(), element.data_type(), &format!("{path}[]"), formats),
                 nulls: NullBufferBuilder::new(0),
             })),
             DataType::Map(entries, ordered) => {
-                let DataType::Struct(kv) = entries.data_type() else { unreachable!("checked by supported()") };
+                let DataType::Struct(kv) = entries.data_type() else { unreachable!("a map's entries are a struct") };
                 Values::Map(Box::new(MapColumn {
                     entries: entries.clone(),
                     ordered: *ordered,
                     offsets: vec![0],
                     keys: Utf8Values::new(),
-                    values: Column::new(kv[1].is_nullable(), kv[1].data_type()),
+                    values: Column::new(kv[1].is_nullable(), kv[1].data_type(), &format!("{path}{{}}"), formats),
                     nulls: NullBufferBuilder::new(0),
                 }))
             }
-            other => unreachable!("{other} is refused by supported()"),
+            other => unreachable!("the schema language has no {other}"),
         };
         Self { nullable, values }
     }
 
-    /// A null for this row: `masked` when it only pads under a null parent. arrow-json accepts a
-    /// masked null in a non-nullable primitive, but in no non-nullable nested column.
+    /// A null for this row: `masked` when it only pads under a null parent, which even a
+    /// non-nullable primitive column takes (the value is not there, its parent is).
     pub(super) fn append_null(&mut self, masked: bool, cursor: &Cursor<'_>) -> Decoded<()> {
         let nested = matches!(self.values, Values::Struct(_) | Values::List(_) | Values::Map(_));
         if !self.nullable && (nested || !masked) {
-            return Err(cursor.reject("a value in a non-nullable column"));
+            return Err(cursor.reject("a value (the field is not nullable)"));
         }
         match &mut self.values {
             Values::Utf8(v) => v.append_null(),
@@ -132,6 +140,7 @@ impl Column {
             Values::Float64(v) => v.append_null(),
             Values::Date32(v) => v.append_null(),
             Values::Timestamp { values, .. } => values.append_null(),
+            Values::Binary(v) => v.append_null(),
             Values::Struct(s) => {
                 for child in &mut s.children {
                     child.append_null(true, cursor)?;
@@ -175,7 +184,7 @@ impl Column {
                 let value = match cursor.peek() {
                     Some(b't') => cursor.literal(b"true").map(|_| true)?,
                     Some(b'f') => cursor.literal(b"false").map(|_| false)?,
-                    _ => return Err(cursor.reject("a boolean")),
+                    _ => return Err(cursor.reject("true or false")),
                 };
                 values.append(value);
                 nulls.append_non_null();
@@ -186,47 +195,12 @@ impl Column {
             Values::Int64(v) => v.push(integer(cursor)?),
             Values::Float32(v) => v.push(float(cursor)?),
             Values::Float64(v) => v.push(double(cursor)?),
-            Values::Date32(v) => {
-                if cursor.peek() != Some(b'"') {
-                    return Err(cursor.reject("a date string"));
-                }
-                let date = Date32Type::parse(cursor.text()?);
-                v.push(date.ok_or_else(|| cursor.reject("a date"))?);
-            }
-            Values::Timestamp { values, zone } => {
-                if cursor.peek() != Some(b'"') {
-                    return Err(cursor.reject("a timestamp string"));
-                }
-                let offset = cursor.pos;
-                let raw = cursor.raw_string()?;
-                // A `Z` timestamp names its instant whatever the column's zone.
-                let micros = match utc_micros(raw) {
-                    Some(micros) => Ok(micros),
-                    None => {
-                        let text = utf8(raw, offset)?;
-                        match zone {
-                            Some(zone) => string_to_datetime(zone, text).map(|t| t.timestamp_micros()),
-                            None => string_to_datetime(&chrono::Utc, text).map(|t| t.timestamp_micros()),
-                        }
-                    }
-                };
-                values.push(micros.map_err(|_| cursor.reject("a timestamp"))?);
-            }
+            Values::Date32(v) => v.push(date(cursor)?),
+            Values::Timestamp { values, zone, unit } => values.push(timestamp(cursor, zone.as_ref(), *unit)?),
+            Values::Binary(v) => v.parse(cursor)?,
             Values::Struct(s) => s.parse_object(cursor)?,
-            Values::List(l) => {
-                cursor.each(b'[', b']', |cursor| l.child.parse_value(cursor))?;
-                l.offsets.push(offset(l.child.len(), cursor)?);
-                l.nulls.append_non_null();
-            }
-            Values::Map(m) => {
-                cursor.each(b'{', b'}', |cursor| {
-                    m.keys.parse(cursor)?;
-                    cursor.colon()?;
-                    m.values.parse_value(cursor)
-                })?;
-                m.offsets.push(offset(m.keys.offsets.len() - 1, cursor)?);
-                m.nulls.append_non_null();
-            }
+            Values::List(l) => l.parse(cursor)?,
+            Values::Map(m) => m.parse(cursor)?,
         }
         Ok(())
     }
@@ -244,9 +218,33 @@ impl Column {
             Values::Float64(v) => v.values.len(),
             Values::Date32(v) => v.values.len(),
             Values::Timestamp { values, .. } => values.values.len(),
-            Values::Struct(s) => s.nulls.len(),
+            Values::Binary(v) => v.offsets.len() - 1,
+            Values::Struct(s) => s.len(),
             Values::List(l) => l.offsets.len() - 1,
             Values::Map(m) => m.offsets.len() - 1,
+        }
+    }
+
+    /// Takes back every value after the first `len` (those of a refused line).
+    pub(super) fn truncate(&mut self, len: usize) {
+        match &mut self.values {
+            Values::Utf8(v) => v.truncate(len),
+            Values::Boolean { values, nulls } => {
+                values.truncate(len);
+                nulls.truncate(len);
+            }
+            Values::Int8(v) => v.truncate(len),
+            Values::Int16(v) => v.truncate(len),
+            Values::Int32(v) => v.truncate(len),
+            Values::Int64(v) => v.truncate(len),
+            Values::Float32(v) => v.truncate(len),
+            Values::Float64(v) => v.truncate(len),
+            Values::Date32(v) => v.truncate(len),
+            Values::Timestamp { values, .. } => values.truncate(len),
+            Values::Binary(v) => v.truncate(len),
+            Values::Struct(s) => s.truncate(len),
+            Values::List(l) => l.truncate(len),
+            Values::Map(m) => m.truncate(len),
         }
     }
 
@@ -262,6 +260,7 @@ impl Column {
             Values::Float64(v) => v.finish(),
             Values::Date32(v) => v.finish(),
             Values::Timestamp { values, .. } => values.finish(),
+            Values::Binary(v) => v.finish(),
             Values::Struct(s) => {
                 let nulls = s.nulls.finish();
                 let children = s.finish_children()?;
@@ -273,7 +272,7 @@ impl Column {
                 Ok(Arc::new(ListArray::try_new(l.element.clone(), offsets_buffer(offsets), values, l.nulls.finish())?))
             }
             Values::Map(m) => {
-                let DataType::Struct(kv) = m.entries.data_type() else { unreachable!("checked by supported()") };
+                let DataType::Struct(kv) = m.entries.data_type() else { unreachable!("a map's entries are a struct") };
                 let entries = StructArray::try_new(kv.clone(), vec![m.keys.finish()?, m.values.finish()?], None)?;
                 let offsets = take_offsets(&mut m.offsets);
                 let array = MapArray::try_new(

@@ -30,9 +30,11 @@ impl<'a> Cursor<'a> {
         self.bytes.get(self.pos).copied()
     }
 
+    /// Steps over whitespace inside a row. A line break is not among it: a row is one line,
+    /// so a value that goes on past the end of its line is refused.
     #[inline]
     pub(super) fn skip_whitespace(&mut self) {
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+        while let Some(b' ' | b'\r' | b'\t') = self.peek() {
             self.pos += 1;
         }
     }
@@ -97,19 +99,27 @@ impl<'a> Cursor<'a> {
         self.eat(b'"', "a string")?;
         loop {
             let rest = &self.bytes[self.pos..];
-            let Some(stop) = quote_or_backslash(rest) else {
-                return Err(self.reject("the end of the string"));
+            let Some(stop) = string_mark(rest) else {
+                return Err(self.reject("the string to end on its line"));
             };
             out.extend_from_slice(&rest[..stop]);
-            self.pos += stop + 1;
-            if rest[stop] == b'"' {
-                return Ok(());
+            self.pos += stop;
+            match rest[stop] {
+                b'"' => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                b'\\' => {
+                    self.pos += 1;
+                    self.escape_into(out)?;
+                }
+                b'\n' => return Err(self.reject("the string to end on its line")),
+                _ => return Err(self.reject("a control character to be escaped")),
             }
-            self.escape_into(out)?;
         }
     }
 
-    /// The escape after a backslash, as arrow-json reads it.
+    /// The escape after a backslash (RFC 8259: a surrogate pair makes one character).
     pub(super) fn escape_into(&mut self, out: &mut Vec<u8>) -> Decoded<()> {
         let byte = self.peek().ok_or_else(|| self.reject("an escape"))?;
         self.pos += 1;
@@ -164,7 +174,7 @@ impl<'a> Cursor<'a> {
             return Err(self.reject("a string"));
         }
         let start = self.pos + 1;
-        if let Some(len) = quote_or_backslash(&self.bytes[start..])
+        if let Some(len) = string_mark(&self.bytes[start..])
             && self.bytes[start + len] == b'"'
         {
             self.pos = start + len + 1;
@@ -176,13 +186,6 @@ impl<'a> Cursor<'a> {
         self.scratch = scratch;
         read?;
         Ok(&self.scratch)
-    }
-
-    /// A string as text (the object as a whole was checked as UTF-8, but not every escape).
-    pub(super) fn text(&mut self) -> Decoded<&str> {
-        let offset = self.pos;
-        let bytes = self.raw_string()?;
-        utf8(bytes, offset)
     }
 
     /// A non-negative integer of at most 18 digits at the cursor, the common kind (counts,
@@ -344,35 +347,39 @@ pub(super) fn utf8(bytes: &[u8], offset: usize) -> Decoded<&str> {
     std::str::from_utf8(bytes).map_err(|_| rejected(offset, "UTF-8"))
 }
 
-/// Where the first `"` or `\\` is. Most strings here are short (ids, enums, keys), where a
-/// 16-byte compare (x86_64; a word at a time elsewhere) beats setting up a vector search;
-/// longer ones go to memchr.
+/// Where the first byte that ends a string's plain run is: a `"`, a `\\`, or a control
+/// character (which JSON only allows escaped). Most strings are short (ids, enums, keys), so
+/// the scan goes a step (16 bytes on x86_64, a word elsewhere) at a time from the start.
 #[inline]
-pub(super) fn quote_or_backslash(bytes: &[u8]) -> Option<usize> {
-    let short = bytes.len().min(SHORT_STRING);
+pub(super) fn string_mark(bytes: &[u8]) -> Option<usize> {
     let mut at = 0;
-    while at + SCAN_STEP <= short {
+    while at + SCAN_STEP <= bytes.len() {
         if let Some(found) = first_mark(&bytes[at..at + SCAN_STEP]) {
             return Some(at + found);
         }
         at += SCAN_STEP;
     }
-    memchr::memchr2(b'"', b'\\', &bytes[at..]).map(|found| at + found)
+    bytes[at..].iter().position(|&byte| is_mark(byte)).map(|found| at + found)
 }
 
-/// Bytes scanned in steps before a string is handed to memchr.
-pub(super) const SHORT_STRING: usize = 64;
+/// Whether `byte` ends a string's plain run.
+#[inline]
+pub(super) fn is_mark(byte: u8) -> bool {
+    byte == b'"' || byte == b'\\' || byte < 0x20
+}
 
 #[cfg(target_arch = "x86_64")]
 pub(super) const SCAN_STEP: usize = 16;
 #[cfg(not(target_arch = "x86_64"))]
 pub(super) const SCAN_STEP: usize = 8;
 
-/// The first `"` or `\\` of a 16-byte chunk.
+/// The first mark ([`is_mark`]) of a 16-byte chunk.
 #[cfg(target_arch = "x86_64")]
 #[inline]
 pub(super) fn first_mark(chunk: &[u8]) -> Option<usize> {
-    use std::arch::x86_64::{__m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8};
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+    };
     let chunk: &[u8; 16] = chunk.try_into().expect("16 bytes");
     // SAFETY: SSE2 is part of every x86_64 target, and the load reads the 16 bytes of
     // `chunk` (an unaligned load needs no more).
@@ -380,7 +387,9 @@ pub(super) fn first_mark(chunk: &[u8]) -> Option<usize> {
         let chunk = _mm_loadu_si128(chunk.as_ptr().cast::<__m128i>());
         let quotes = _mm_cmpeq_epi8(chunk, _mm_set1_epi8(b'"' as i8));
         let backslashes = _mm_cmpeq_epi8(chunk, _mm_set1_epi8(b'\\' as i8));
-        _mm_movemask_epi8(_mm_or_si128(quotes, backslashes))
+        // A byte is below 0x20 exactly when the unsigned minimum with 0x1f leaves it unchanged.
+        let controls = _mm_cmpeq_epi8(_mm_min_epu8(chunk, _mm_set1_epi8(0x1f)), chunk);
+        _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quotes, backslashes), controls))
     };
     (hits != 0).then(|| hits.trailing_zeros() as usize)
 }
@@ -391,7 +400,8 @@ pub(super) fn first_mark(chunk: &[u8]) -> Option<usize> {
     first_mark_in_word(chunk)
 }
 
-/// The first `"` or `\\` of an 8-byte word (compiled everywhere so that its test runs here).
+/// The first mark ([`is_mark`]) of an 8-byte word (compiled everywhere so that its test runs
+/// here).
 #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
 #[inline]
 pub(super) fn first_mark_in_word(chunk: &[u8]) -> Option<usize> {
@@ -400,8 +410,12 @@ pub(super) fn first_mark_in_word(chunk: &[u8]) -> Option<usize> {
     let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
     let quotes = word ^ (ONES * u64::from(b'"'));
     let backslashes = word ^ (ONES * u64::from(b'\\'));
-    // A zero byte in either marks a hit; the lowest marked byte is always a true one.
-    let hits = (quotes.wrapping_sub(ONES) & !quotes | backslashes.wrapping_sub(ONES) & !backslashes) & HIGHS;
+    // A zero byte in either marks a hit, as does a byte below 0x20 in the word itself; in each
+    // test the lowest marked byte is always a true one, so the lowest of all is too.
+    let hits = (quotes.wrapping_sub(ONES) & !quotes
+        | backslashes.wrapping_sub(ONES) & !backslashes
+        | word.wrapping_sub(ONES * 0x20) & !word)
+        & HIGHS;
     (hits != 0).then(|| hits.trailing_zeros() as usize / 8)
 }
 

@@ -1,15 +1,17 @@
 //! Nested columns: structs (and the rows themselves), lists and maps.
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use arrow_array::ArrayRef;
 use arrow_array::builder::NullBufferBuilder;
 use arrow_schema::{ArrowError, FieldRef, Fields};
 
-use super::Decoded;
-use super::column::Column;
+use super::column::{Column, offset};
 use super::cursor::{Cursor, same_short};
 use super::string::Utf8Values;
+use super::{Decoded, in_field};
+use crate::schema::ValueFormats;
 
 pub(super) struct StructColumn {
     pub(super) fields: Fields,
@@ -21,6 +23,14 @@ pub(super) struct StructColumn {
     /// name needs no escape (then the raw bytes can be compared with it).
     pub(super) plain_keys: Vec<Option<Box<[u8]>>>,
     pub(super) nulls: NullBufferBuilder,
+}
+
+/// Where a member's raw key ends, given where its value starts: at the key's closing quote.
+fn raw_key_end(bytes: &[u8], key_start: usize, value: usize) -> usize {
+    bytes[key_start..value].iter().rposition(|&byte| byte == b':').map_or(value, |colon| {
+        let before_colon = &bytes[key_start..key_start + colon];
+        key_start + before_colon.iter().rposition(|&byte| byte == b'"').map_or(colon, |quote| quote + 1)
+    })
 }
 
 pub(super) struct ListColumn {
@@ -39,11 +49,70 @@ pub(super) struct MapColumn {
     pub(super) nulls: NullBufferBuilder,
 }
 
+/// What a struct does with the members it cannot take: the rows of a rescuing decoder keep
+/// them, every other struct skips unknown fields and refuses values that do not fit.
+pub(super) trait Members {
+    /// Whether a top-level value that does not fit its column is rescued instead.
+    const RESCUES: bool;
+    /// Keeps the member whose raw key and value are at `key` and `value`.
+    fn keep(&mut self, bytes: &[u8], key: Range<usize>, value: Range<usize>);
+}
+
+/// Skips unknown fields; refuses values that do not fit.
+pub(super) struct Strict;
+
+impl Members for Strict {
+    const RESCUES: bool = false;
+
+    #[inline(always)]
+    fn keep(&mut self, _: &[u8], _: Range<usize>, _: Range<usize>) {}
+}
+
+/// The current row's rescued members, as raw JSON (`"key":value,...`).
+#[derive(Debug, Default)]
+pub(super) struct Rescue {
+    members: Vec<u8>,
+}
+
+impl Rescue {
+    /// The row's rescued members as a JSON object, if there were any, and a fresh start.
+    pub(super) fn take_row(&mut self) -> Option<String> {
+        if self.members.is_empty() {
+            return None;
+        }
+        let mut object = Vec::with_capacity(self.members.len() + 2);
+        object.push(b'{');
+        object.extend_from_slice(&self.members);
+        object.push(b'}');
+        self.members.clear();
+        // Raw slices of a line that passed the UTF-8 check, cut at ASCII delimiters.
+        Some(String::from_utf8(object).unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned()))
+    }
+}
+
+impl Members for Rescue {
+    const RESCUES: bool = true;
+
+    fn keep(&mut self, bytes: &[u8], key: Range<usize>, value: Range<usize>) {
+        if !self.members.is_empty() {
+            self.members.push(b',');
+        }
+        self.members.extend_from_slice(&bytes[key]);
+        self.members.push(b':');
+        self.members.extend_from_slice(&bytes[value]);
+    }
+}
+
 impl StructColumn {
-    pub(super) fn new(fields: &Fields) -> Self {
+    /// The struct of `fields` at column `path`, reading values as `formats` say.
+    pub(super) fn new(fields: &Fields, path: &str, formats: &ValueFormats) -> Self {
+        let child_path = |name: &str| if path.is_empty() { name.to_string() } else { format!("{path}.{name}") };
         Self {
             fields: fields.clone(),
-            children: fields.iter().map(|f| Column::new(f.is_nullable(), f.data_type())).collect(),
+            children: fields
+                .iter()
+                .map(|f| Column::new(f.is_nullable(), f.data_type(), &child_path(f.name()), formats))
+                .collect(),
             seen: vec![false; fields.len()],
             index: fields.iter().enumerate().rev().map(|(i, f)| (f.name().as_bytes().into(), i)).collect(),
             plain_keys: fields
@@ -82,7 +151,14 @@ impl StructColumn {
     }
 
     /// Reads the object at the cursor as one row (or element) of this struct.
+    #[inline]
     pub(super) fn parse_object(&mut self, cursor: &mut Cursor<'_>) -> Decoded<()> {
+        self.parse_members(cursor, &mut Strict)
+    }
+
+    /// Reads the object at the cursor as one row (or element), handing `members` what the
+    /// struct does not take.
+    pub(super) fn parse_members<M: Members>(&mut self, cursor: &mut Cursor<'_>, members: &mut M) -> Decoded<()> {
         self.seen.fill(false);
         let mut expected = 0;
         let mut present = 0;
@@ -90,6 +166,7 @@ impl StructColumn {
             if cursor.peek() != Some(b'"') {
                 return Err(cursor.reject("a field name"));
             }
+            let key_start = cursor.pos;
             let field = match self.expected_key(cursor, expected) {
                 Some(index) => {
                     cursor.skip_whitespace();
@@ -103,21 +180,39 @@ impl StructColumn {
                 }
             };
             let Some(index) = field else {
-                return cursor.skip_value(0);
+                let value = cursor.pos;
+                cursor.skip_value(0)?;
+                members.keep(cursor.bytes, key_start..raw_key_end(cursor.bytes, key_start, value), value..cursor.pos);
+                return Ok(());
             };
-            // arrow-json keeps the last of duplicate keys; rare enough to leave to it.
             if std::mem::replace(&mut self.seen[index], true) {
-                return Err(cursor.reject("no duplicate field"));
+                return Err(in_field(cursor.reject("each field once (no duplicate keys)"), self.fields[index].name()));
             }
             expected = index + 1;
             present += 1;
-            self.children[index].parse_value(cursor)
+            let value = cursor.pos;
+            let child = &mut self.children[index];
+            let before = if M::RESCUES { child.len() } else { 0 };
+            match child.parse_value(cursor) {
+                Ok(()) => Ok(()),
+                Err(refused) if M::RESCUES && child.nullable => {
+                    // The value does not fit: keep it as written, and a null in its column.
+                    child.truncate(before);
+                    cursor.pos = value;
+                    cursor.skip_value(0).map_err(|_| in_field(refused, self.fields[index].name()))?;
+                    child.append_null(false, cursor)?;
+                    let key = key_start..raw_key_end(cursor.bytes, key_start, value);
+                    members.keep(cursor.bytes, key, value..cursor.pos);
+                    Ok(())
+                }
+                Err(refused) => Err(in_field(refused, self.fields[index].name())),
+            }
         })?;
         // Producers that write nulls out (serde does) leave no field absent: skip the pass.
         if present < self.children.len() {
-            for (child, seen) in self.children.iter_mut().zip(&self.seen) {
+            for (index, (child, seen)) in self.children.iter_mut().zip(&self.seen).enumerate() {
                 if !seen {
-                    child.append_null(false, cursor)?;
+                    child.append_null(false, cursor).map_err(|refused| in_field(refused, self.fields[index].name()))?;
                 }
             }
         }
@@ -125,7 +220,75 @@ impl StructColumn {
         Ok(())
     }
 
+    /// Rows (or elements) held.
+    pub(super) fn len(&self) -> usize {
+        self.nulls.len()
+    }
+
+    /// Takes back every row (or element) after the first `len`.
+    pub(super) fn truncate(&mut self, len: usize) {
+        for child in &mut self.children {
+            child.truncate(len);
+        }
+        self.nulls.truncate(len);
+    }
+
     pub(super) fn finish_children(&mut self) -> Result<Vec<ArrayRef>, ArrowError> {
         self.children.iter_mut().map(Column::finish).collect()
+    }
+}
+
+impl ListColumn {
+    /// Reads the list at the cursor.
+    pub(super) fn parse(&mut self, cursor: &mut Cursor<'_>) -> Decoded<()> {
+        cursor.each(b'[', b']', |cursor| self.child.parse_value(cursor))?;
+        self.offsets.push(offset(self.child.len(), cursor)?);
+        self.nulls.append_non_null();
+        Ok(())
+    }
+
+    pub(super) fn truncate(&mut self, len: usize) {
+        self.offsets.truncate(len + 1);
+        self.child.truncate(self.offsets[len] as usize);
+        self.nulls.truncate(len);
+    }
+}
+
+/// Maps with more entries than this find duplicate keys through a hash set, not a scan.
+const SCANNED_MAP_ENTRIES: usize = 16;
+
+impl MapColumn {
+    /// Reads the map at the cursor; a key given twice refuses it, as no value would be exact.
+    pub(super) fn parse(&mut self, cursor: &mut Cursor<'_>) -> Decoded<()> {
+        let first = self.keys.offsets.len() - 1;
+        let mut large: Option<std::collections::HashSet<Vec<u8>>> = None;
+        cursor.each(b'{', b'}', |cursor| {
+            self.keys.parse(cursor)?;
+            let entries = self.keys.offsets.len() - 1;
+            let key = self.keys.value(entries - 1);
+            let repeated = if entries - first <= SCANNED_MAP_ENTRIES {
+                (first..entries - 1).any(|entry| self.keys.value(entry) == key)
+            } else {
+                let seen =
+                    large.get_or_insert_with(|| (first..entries - 1).map(|e| self.keys.value(e).to_vec()).collect());
+                !seen.insert(key.to_vec())
+            };
+            if repeated {
+                return Err(cursor.reject("each map key once (no duplicate keys)"));
+            }
+            cursor.colon()?;
+            self.values.parse_value(cursor)
+        })?;
+        self.offsets.push(offset(self.keys.offsets.len() - 1, cursor)?);
+        self.nulls.append_non_null();
+        Ok(())
+    }
+
+    pub(super) fn truncate(&mut self, len: usize) {
+        self.offsets.truncate(len + 1);
+        let entries = self.offsets[len] as usize;
+        self.keys.truncate(entries);
+        self.values.truncate(entries);
+        self.nulls.truncate(len);
     }
 }

@@ -1,15 +1,20 @@
-//! Fixed-width columns: integers, floats, dates and timestamps, read exactly as arrow-json
-//! reads them.
+//! Fixed-width columns: integers, floats, dates and timestamps. Each takes only the JSON it
+//! can hold exactly as written (the README's conversion table); anything else is refused
+//! with what was expected.
 
 use std::sync::Arc;
 
 use arrow_array::builder::NullBufferBuilder;
+use arrow_array::timezone::Tz;
 use arrow_array::{ArrayRef, ArrowPrimitiveType, PrimitiveArray};
+use arrow_cast::parse::string_to_datetime;
 use arrow_schema::{ArrowError, DataType};
+use chrono::{DateTime, NaiveDate, TimeZone};
 
 use super::Decoded;
 use super::column::take_sized;
-use super::cursor::Cursor;
+use super::cursor::{Cursor, utf8};
+use crate::schema::EpochUnit;
 
 pub(super) struct Primitives<T: ArrowPrimitiveType> {
     pub(super) data_type: DataType,
@@ -33,6 +38,11 @@ impl<T: ArrowPrimitiveType> Primitives<T> {
         self.nulls.append_null();
     }
 
+    pub(super) fn truncate(&mut self, len: usize) {
+        self.values.truncate(len);
+        self.nulls.truncate(len);
+    }
+
     pub(super) fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
         let values = take_sized(&mut self.values);
         let array = PrimitiveArray::<T>::try_new(values.into(), self.nulls.finish())?;
@@ -41,9 +51,9 @@ impl<T: ArrowPrimitiveType> Primitives<T> {
 }
 
 /// Microseconds since the epoch of `YYYY-MM-DDTHH:MM:SS[.fraction]Z`, the form producers
-/// write most, read here at under half of arrow-cast's cost. Anything else (offsets, a
-/// space for the `T`, leap seconds, impossible dates) is `None`, left to arrow-cast. Digits
-/// past the sixth of the fraction are dropped, as arrow-cast's nanoseconds become micros.
+/// write most, read here without arrow-cast's general parser. Anything else (offsets, a
+/// space for the `T`, leap seconds, impossible dates, a fraction finer than a microsecond)
+/// is `None`, left to the general path.
 pub(super) fn utc_micros(text: &[u8]) -> Option<i64> {
     let [y0, y1, y2, y3, b'-', m0, m1, b'-', d0, d1, b'T', h0, h1, b':', i0, i1, b':', s0, s1, rest @ ..] = text else {
         return None;
@@ -65,7 +75,13 @@ pub(super) fn utc_micros(text: &[u8]) -> Option<i64> {
         [b'.', digits @ ..] if (1..=9).contains(&digits.len()) => {
             let value = number(digits)?;
             let scale = 10i64.pow(digits.len().abs_diff(6) as u32);
-            if digits.len() > 6 { value / scale } else { value * scale }
+            if digits.len() <= 6 {
+                value * scale
+            } else if value % scale == 0 {
+                value / scale
+            } else {
+                return None;
+            }
         }
         _ => return None,
     };
@@ -89,8 +105,18 @@ pub(super) fn integer<N: TryFrom<i64>>(cursor: &mut Cursor<'_>) -> Decoded<N> {
 
 #[inline(never)]
 pub(super) fn any_integer<N: TryFrom<i64>>(cursor: &mut Cursor<'_>) -> Decoded<N> {
+    if !matches!(cursor.peek(), Some(b'-' | b'0'..=b'9')) {
+        return Err(cursor.reject("an integer"));
+    }
     let number = cursor.number()?;
-    number.integer.and_then(|value| N::try_from(value).ok()).ok_or_else(|| cursor.reject("an integer in range"))
+    if let Some(value) = number.integer.and_then(|value| N::try_from(value).ok()) {
+        return Ok(value);
+    }
+    Err(cursor.reject(if number.text.iter().any(|b| matches!(b, b'.' | b'e' | b'E')) {
+        "an integer (no fraction or exponent)"
+    } else {
+        "an integer within the column's range"
+    }))
 }
 
 /// A double column's value: a short decimal (prices, rates) read at once, else as [`float`].
@@ -102,9 +128,151 @@ pub(super) fn double(cursor: &mut Cursor<'_>) -> Decoded<f64> {
     }
 }
 
-/// A float column's value: any finite JSON number, parsed by the parser arrow-json uses.
+/// A float column's value: any JSON number, as the nearest value of the type, unless that is
+/// infinite or zero for a number that is not (the number is outside the type's range).
 pub(super) fn float<F: lexical_core::FromLexical + Into<f64> + Copy>(cursor: &mut Cursor<'_>) -> Decoded<F> {
     let number = cursor.number()?;
-    let value = lexical_core::parse::<F>(number.text).ok().filter(|v| (*v).into().is_finite());
-    value.ok_or_else(|| cursor.reject("a finite number"))
+    let value = lexical_core::parse::<F>(number.text).ok().filter(|v| {
+        let value: f64 = (*v).into();
+        value.is_finite() && (value != 0.0 || !significant(number.text))
+    });
+    value.ok_or_else(|| cursor.reject("a number within the column's range"))
+}
+
+/// Whether a JSON number's digits before its exponent hold anything but zeros.
+fn significant(text: &[u8]) -> bool {
+    text.iter().take_while(|&&b| b != b'e' && b != b'E').any(|&b| (b'1'..=b'9').contains(&b))
+}
+
+/// Days since the epoch of 0001-01-01 and 9999-12-31: the dates Delta readers take.
+const DAYS: std::ops::RangeInclusive<i32> = -719_162..=2_932_896;
+/// Microseconds since the epoch of 0001-01-01T00:00:00Z and the last of 9999-12-31.
+const MICROS: std::ops::RangeInclusive<i64> = -62_135_596_800_000_000..=253_402_300_799_999_999;
+
+/// A date column's value: a `YYYY-MM-DD` string of years 1 to 9999.
+pub(super) fn date(cursor: &mut Cursor<'_>) -> Decoded<i32> {
+    if cursor.peek() != Some(b'"') {
+        return Err(cursor.reject("a date string (YYYY-MM-DD)"));
+    }
+    let text = cursor.raw_string()?;
+    let days = match text {
+        [y0, y1, y2, y3, b'-', m0, m1, b'-', d0, d1] => {
+            let digits = [*y0, *y1, *y2, *y3, *m0, *m1, *d0, *d1];
+            digits.iter().all(u8::is_ascii_digit).then(|| {
+                let number = |digits: &[u8]| digits.iter().fold(0u32, |v, d| v * 10 + u32::from(d - b'0'));
+                NaiveDate::from_ymd_opt(number(&digits[..4]) as i32, number(&digits[4..6]), number(&digits[6..]))
+            })
+        }
+        _ => None,
+    };
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("the epoch is a date");
+    let days = days.flatten().map(|date| date.signed_duration_since(epoch).num_days());
+    let days = days.ok_or_else(|| cursor.reject("a date (YYYY-MM-DD)"))? as i32;
+    if !DAYS.contains(&days) {
+        return Err(cursor.reject("a date in years 1 to 9999"));
+    }
+    Ok(days)
+}
+
+/// A timestamp column's value: an ISO-8601 string (seconds may be left out; a zone-less one
+/// is in the column's zone, UTC by default), or a number of `unit`s since the epoch; in
+/// years 1 to 9999 and no finer than a microsecond.
+pub(super) fn timestamp(cursor: &mut Cursor<'_>, zone: Option<&Tz>, unit: EpochUnit) -> Decoded<i64> {
+    let micros = match cursor.peek() {
+        Some(b'"') => timestamp_text(cursor, zone)?,
+        Some(b'-' | b'0'..=b'9') => {
+            let number = cursor.number()?;
+            epoch_micros(number.text, unit).map_err(|reason| cursor.reject(reason))?
+        }
+        _ => return Err(cursor.reject("a timestamp string or an epoch number")),
+    };
+    if !MICROS.contains(&micros) {
+        return Err(cursor.reject("a timestamp in years 1 to 9999"));
+    }
+    Ok(micros)
+}
+
+fn timestamp_text(cursor: &mut Cursor<'_>, zone: Option<&Tz>) -> Decoded<i64> {
+    let offset = cursor.pos;
+    let raw = cursor.raw_string()?;
+    // A `Z` timestamp names its instant whatever the column's zone.
+    if let Some(micros) = utc_micros(raw) {
+        return Ok(micros);
+    }
+    let text = utf8(raw, offset)?;
+    let parse = |text: &str| match zone {
+        Some(zone) => string_to_datetime(zone, text).ok().map(|t| exact_micros(&t)),
+        None => string_to_datetime(&chrono::Utc, text).ok().map(|t| exact_micros(&t)),
+    };
+    let parsed = parse(text).or_else(|| with_seconds(text).and_then(|text| parse(&text)));
+    match parsed {
+        Some(Some(micros)) => Ok(micros),
+        Some(None) => Err(cursor.reject("a timestamp no finer than a microsecond")),
+        None => Err(cursor.reject("an ISO-8601 timestamp")),
+    }
+}
+
+/// The instant in microseconds, if it has no finer digits.
+fn exact_micros<T: TimeZone>(time: &DateTime<T>) -> Option<i64> {
+    time.timestamp_subsec_nanos().is_multiple_of(1000).then(|| time.timestamp_micros())
+}
+
+/// `YYYY-MM-DDTHH:MM` with anything after it but seconds, given `:00` seconds.
+fn with_seconds(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let minutes_end = 16;
+    let shaped = bytes.len() >= minutes_end && bytes[4] == b'-' && bytes[13] == b':';
+    let seconds_follow = bytes.get(minutes_end).is_some_and(|b| *b == b':' || b.is_ascii_digit());
+    (shaped && !seconds_follow).then(|| format!("{}:00{}", &text[..minutes_end], &text[minutes_end..]))
+}
+
+/// Microseconds of a JSON number of `unit`s since the epoch, converted exactly: refused when
+/// it holds a fraction of a microsecond or does not fit.
+pub(super) fn epoch_micros(text: &[u8], unit: EpochUnit) -> Result<i64, &'static str> {
+    let (negative, text) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, text),
+    };
+    let (mantissa, exponent) = match text.iter().position(|&b| b == b'e' || b == b'E') {
+        Some(at) => {
+            let exponent = std::str::from_utf8(&text[at + 1..]).ok().and_then(|e| e.parse::<i32>().ok());
+            (&text[..at], exponent.ok_or("an epoch number within range")?)
+        }
+        None => (text, 0),
+    };
+    let (integer, fraction) = match mantissa.iter().position(|&b| b == b'.') {
+        Some(at) => (&mantissa[..at], &mantissa[at + 1..]),
+        None => (mantissa, &[][..]),
+    };
+    let unit_exponent = match unit {
+        EpochUnit::Seconds => 6,
+        EpochUnit::Millis => 3,
+        EpochUnit::Micros => 0,
+        EpochUnit::Nanos => -3,
+    };
+    let scale = i64::from(exponent) - fraction.len() as i64 + unit_exponent;
+    let digits = integer.iter().chain(fraction).map(|d| i128::from(d - b'0')).skip_while(|d| *d == 0);
+    let mut value: i128 = 0;
+    let mut count = 0;
+    for digit in digits {
+        count += 1;
+        if count > 36 {
+            return Err("an epoch number within range");
+        }
+        value = value * 10 + digit;
+    }
+    let value = if value == 0 {
+        0
+    } else if scale >= 0 {
+        let factor = 10i128.checked_pow(u32::try_from(scale).map_err(|_| "an epoch number within range")?);
+        factor.and_then(|f| value.checked_mul(f)).ok_or("an epoch number within range")?
+    } else {
+        let divisor = u32::try_from(-scale).ok().and_then(|s| 10i128.checked_pow(s));
+        match divisor {
+            Some(divisor) if value % divisor == 0 => value / divisor,
+            _ => return Err("an epoch number no finer than a microsecond"),
+        }
+    };
+    let value = if negative { -value } else { value };
+    i64::try_from(value).map_err(|_| "an epoch number within range")
 }

@@ -1,14 +1,16 @@
-//! String columns (and map keys): offsets and bytes built as the text is read.
+//! String columns (and map keys), and binary columns: offsets and bytes built as the text is
+//! read.
 
 use std::sync::Arc;
 
 use arrow_array::builder::NullBufferBuilder;
-use arrow_array::{ArrayRef, StringArray};
+use arrow_array::{ArrayRef, BinaryArray, StringArray};
 use arrow_schema::ArrowError;
 
 use super::Decoded;
 use super::column::{offset, offsets_buffer, take_offsets, take_sized};
 use super::cursor::{Cursor, SCAN_STEP, first_mark};
+use crate::schema::BinaryEncoding;
 
 pub(super) struct Utf8Values {
     pub(super) offsets: Vec<i32>,
@@ -72,6 +74,17 @@ impl Utf8Values {
         self.nulls.append_null();
     }
 
+    /// The bytes of value `index`.
+    pub(super) fn value(&self, index: usize) -> &[u8] {
+        &self.bytes[self.offsets[index] as usize..self.offsets[index + 1] as usize]
+    }
+
+    pub(super) fn truncate(&mut self, len: usize) {
+        self.offsets.truncate(len + 1);
+        self.bytes.truncate(self.offsets[len] as usize);
+        self.nulls.truncate(len);
+    }
+
     pub(super) fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
         let offsets = offsets_buffer(take_offsets(&mut self.offsets));
         let bytes = take_sized(&mut self.bytes);
@@ -86,12 +99,117 @@ impl Utf8Values {
             "decoded strings are UTF-8 at every offset"
         );
         // SAFETY: `try_new` would only re-validate UTF-8, a second full pass over the text.
-        // The object was checked as UTF-8 before
-        // decoding; every value is either a slice of it between ASCII delimiters (quotes,
-        // backslash escapes), so it starts and ends on character boundaries, or text
-        // `escape_into` wrote from a `char`. Offsets are monotonic (`OffsetBuffer::new`
+        // Every line was checked as UTF-8 before its values were read (the whole object at
+        // once, or line by line when the whole is not valid), and the values of refused lines
+        // were truncated away; every value is either a slice of a line between ASCII
+        // delimiters (quotes, backslash escapes), so it starts and ends on character
+        // boundaries, or text `escape_into` wrote from a `char`. Offsets are monotonic (`OffsetBuffer::new`
         // checks), end at the buffer's length and match the nulls in length (checked above).
         let array = unsafe { StringArray::new_unchecked(offsets, bytes.into(), nulls) };
         Ok(Arc::new(array))
     }
+}
+
+/// A binary column: bytes written as base64 or hex text, decoded as they are read.
+pub(super) struct BinaryValues {
+    encoding: BinaryEncoding,
+    pub(super) offsets: Vec<i32>,
+    bytes: Vec<u8>,
+    nulls: NullBufferBuilder,
+}
+
+impl BinaryValues {
+    pub(super) fn new(encoding: BinaryEncoding) -> Self {
+        Self { encoding, offsets: vec![0], bytes: Vec::new(), nulls: NullBufferBuilder::new(0) }
+    }
+
+    /// Reads the string at the cursor and appends the bytes it encodes.
+    pub(super) fn parse(&mut self, cursor: &mut Cursor<'_>) -> Decoded<()> {
+        if cursor.peek() != Some(b'"') {
+            return Err(cursor.reject("a string of encoded bytes"));
+        }
+        let start = cursor.pos;
+        let text = cursor.raw_string()?;
+        let decoded = match self.encoding {
+            BinaryEncoding::Base64 => base64_into(text, &mut self.bytes),
+            BinaryEncoding::Hex => hex_into(text, &mut self.bytes),
+        };
+        if !decoded {
+            self.bytes.truncate(*self.offsets.last().expect("offsets start with 0") as usize);
+            cursor.pos = start;
+            return Err(cursor.reject(match self.encoding {
+                BinaryEncoding::Base64 => "padded base64 (RFC 4648)",
+                BinaryEncoding::Hex => "hex digits, two per byte",
+            }));
+        }
+        self.offsets.push(offset(self.bytes.len(), cursor)?);
+        self.nulls.append_non_null();
+        Ok(())
+    }
+
+    pub(super) fn append_null(&mut self) {
+        self.offsets.push(*self.offsets.last().expect("offsets start with 0"));
+        self.nulls.append_null();
+    }
+
+    pub(super) fn truncate(&mut self, len: usize) {
+        self.offsets.truncate(len + 1);
+        self.bytes.truncate(self.offsets[len] as usize);
+        self.nulls.truncate(len);
+    }
+
+    pub(super) fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
+        let offsets = offsets_buffer(take_offsets(&mut self.offsets));
+        let bytes = take_sized(&mut self.bytes);
+        Ok(Arc::new(BinaryArray::try_new(offsets, bytes.into(), self.nulls.finish())?))
+    }
+}
+
+/// Appends the bytes of standard, padded base64 `text` to `out`; false if it is not that.
+fn base64_into(text: &[u8], out: &mut Vec<u8>) -> bool {
+    if !text.len().is_multiple_of(4) {
+        return false;
+    }
+    let sextet = |byte: u8| match byte {
+        b'A'..=b'Z' => Some(byte - b'A'),
+        b'a'..=b'z' => Some(byte - b'a' + 26),
+        b'0'..=b'9' => Some(byte - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let quads = text.len() / 4;
+    for (index, quad) in text.chunks_exact(4).enumerate() {
+        let padding = if index + 1 == quads { quad.iter().rev().take_while(|&&b| b == b'=').count() } else { 0 };
+        if padding > 2 {
+            return false;
+        }
+        let mut bits = 0u32;
+        for &byte in &quad[..4 - padding] {
+            let Some(value) = sextet(byte) else { return false };
+            bits = bits << 6 | u32::from(value);
+        }
+        bits <<= 6 * padding as u32;
+        let bytes = bits.to_be_bytes();
+        // Padding stands for bits that must be zero, or two texts would mean the same bytes.
+        let kept = 3 - padding;
+        if bytes[1 + kept..].iter().any(|&b| b != 0) {
+            return false;
+        }
+        out.extend_from_slice(&bytes[1..1 + kept]);
+    }
+    true
+}
+
+/// Appends the bytes of hex `text` (either case) to `out`; false if it is not that.
+fn hex_into(text: &[u8], out: &mut Vec<u8>) -> bool {
+    if !text.len().is_multiple_of(2) {
+        return false;
+    }
+    let nibble = |byte: u8| (byte as char).to_digit(16).map(|value| value as u8);
+    for pair in text.chunks_exact(2) {
+        let (Some(high), Some(low)) = (nibble(pair[0]), nibble(pair[1])) else { return false };
+        out.push(high << 4 | low);
+    }
+    true
 }

@@ -211,6 +211,35 @@ mod tests {
     }
 
     #[test]
+    fn a_byte_order_mark_before_the_first_line_is_not_part_of_it() {
+        let decoded = decoder(8).decode(&object(), b"\xEF\xBB\xBF{\"id\":\"a\"}").unwrap();
+        assert!(decoded.quarantined.is_empty(), "{:?}", decoded.quarantined);
+        assert_eq!(decoded.rows(), 1);
+    }
+
+    #[test]
+    fn rescue_keeps_undeclared_fields_and_values_that_do_not_fit_with_the_row() {
+        let layout = crate::schema::Layout { rescue_unknown_fields: true, ..Default::default() };
+        let schema = Arc::new(TableSchema::parse_with(SCHEMA, "test", layout).unwrap());
+        let data = br#"{"id":"a","n":"seven","extra":{"k":[1, 2]},"device":{"os":"ios","v":"x"}}
+{"id":"b","n":2}
+{"id":7}
+"#;
+        let decoded = JsonDecoder::new(schema, 8).decode(&object(), data).unwrap();
+        let batch = &decoded.batches[0];
+        assert_eq!(batch.num_rows(), 2);
+        let n = batch.column_by_name("n").unwrap().as_primitive::<Int64Type>();
+        assert!(n.is_null(0) && n.value(1) == 2);
+        assert!(batch.column_by_name("device").unwrap().is_null(0), "a nested misfit rescues its top-level field");
+        let rescued = batch.column_by_name("_rescued").unwrap().as_string::<i32>();
+        assert_eq!(rescued.value(0), r#"{"n":"seven","extra":{"k":[1, 2]},"device":{"os":"ios","v":"x"}}"#);
+        assert!(rescued.is_null(1));
+        // A value a non-nullable column cannot do without is not rescued: the line is refused.
+        assert_eq!(decoded.quarantined.len(), 1);
+        assert_eq!(decoded.quarantined[0].error, "field id: expected a string");
+    }
+
+    #[test]
     fn batches_respect_the_row_cap() {
         let data: String = (0..10).map(|i| format!("{{\"id\":\"{i}\"}}\n")).collect();
         let batches = decoder(4).decode(&object(), data.as_bytes()).unwrap().batches;

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use arrow_array::builder::{BooleanBufferBuilder, NullBufferBuilder};
-use arrow_array::timezone::Tz;
 use arrow_array::types::{
     Date32Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, TimestampMicrosecondType,
 };
@@ -34,7 +33,7 @@ pub(super) enum Values {
     Float32(Primitives<Float32Type>),
     Float64(Primitives<Float64Type>),
     Date32(Primitives<Date32Type>),
-    Timestamp { values: Primitives<TimestampMicrosecondType>, zone: Option<Tz>, unit: EpochUnit },
+    Timestamp { values: Primitives<TimestampMicrosecondType>, unit: EpochUnit },
     Binary(BinaryValues),
     Struct(Box<StructColumn>),
     List(Box<ListColumn>),
@@ -84,9 +83,9 @@ impl Column {
             DataType::Float32 => Values::Float32(Primitives::new(data_type)),
             DataType::Float64 => Values::Float64(Primitives::new(data_type)),
             DataType::Date32 => Values::Date32(Primitives::new(data_type)),
-            DataType::Timestamp(_, zone) => Values::Timestamp {
+            // Declared timestamps are UTC; text without a zone is read as UTC.
+            DataType::Timestamp(..) => Values::Timestamp {
                 values: Primitives::new(data_type),
-                zone: zone.as_deref().and_then(|zone| zone.parse().ok()),
                 unit: match formats.get(path) {
                     Some(ValueFormat::Epoch(unit)) => *unit,
                     _ => EpochUnit::Seconds,
@@ -196,7 +195,7 @@ impl Column {
             Values::Float32(v) => v.push(float(cursor)?),
             Values::Float64(v) => v.push(double(cursor)?),
             Values::Date32(v) => v.push(date(cursor)?),
-            Values::Timestamp { values, zone, unit } => values.push(timestamp(cursor, zone.as_ref(), *unit)?),
+            Values::Timestamp { values, unit } => values.push(timestamp(cursor, *unit)?),
             Values::Binary(v) => v.parse(cursor)?,
             Values::Struct(s) => s.parse_object(cursor)?,
             Values::List(l) => l.parse(cursor)?,

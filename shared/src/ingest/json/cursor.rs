@@ -311,7 +311,13 @@ impl<'a> Cursor<'a> {
             Some(b'f') => self.literal(b"false")?,
             Some(b'n') => self.literal(b"null")?,
             Some(b'-' | b'0'..=b'9') => {
-                self.number()?;
+                // Even a number no column reads must be one a reader could hold.
+                let number = self.number()?;
+                let finite = number.integer.is_some()
+                    || lexical_core::parse::<f64>(number.text).is_ok_and(|value| value.is_finite());
+                if !finite {
+                    return Err(self.reject("a number within the range of a double"));
+                }
             }
             _ => return Err(self.reject("a value")),
         }
@@ -339,12 +345,6 @@ pub(super) fn decimal_digits(bytes: &[u8], pos: &mut usize, value: &mut u64, roo
 #[inline(always)]
 pub(super) fn integer_part(bytes: &[u8], start: usize, end: usize) -> bool {
     end > start && (end - start == 1 || bytes[start] != b'0')
-}
-
-/// A string read at `offset` as text: the object was checked as UTF-8 as a whole, but not the
-/// characters its escapes produce.
-pub(super) fn utf8(bytes: &[u8], offset: usize) -> Decoded<&str> {
-    std::str::from_utf8(bytes).map_err(|_| rejected(offset, "UTF-8"))
 }
 
 /// Where the first byte that ends a string's plain run is: a `"`, a `\\`, or a control

@@ -24,8 +24,12 @@ use cursor::Cursor;
 use nested::{Rescue, StructColumn};
 
 mod column;
+#[cfg(test)]
+mod conversions;
 mod cursor;
 mod nested;
+#[cfg(test)]
+mod oracle;
 mod primitive;
 mod string;
 #[cfg(test)]

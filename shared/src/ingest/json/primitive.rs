@@ -5,15 +5,13 @@
 use std::sync::Arc;
 
 use arrow_array::builder::NullBufferBuilder;
-use arrow_array::timezone::Tz;
 use arrow_array::{ArrayRef, ArrowPrimitiveType, PrimitiveArray};
-use arrow_cast::parse::string_to_datetime;
 use arrow_schema::{ArrowError, DataType};
-use chrono::{DateTime, NaiveDate, TimeZone};
+use chrono::NaiveDate;
 
 use super::Decoded;
 use super::column::take_sized;
-use super::cursor::{Cursor, utf8};
+use super::cursor::Cursor;
 use crate::schema::EpochUnit;
 
 pub(super) struct Primitives<T: ArrowPrimitiveType> {
@@ -174,12 +172,18 @@ pub(super) fn date(cursor: &mut Cursor<'_>) -> Decoded<i32> {
     Ok(days)
 }
 
-/// A timestamp column's value: an ISO-8601 string (seconds may be left out; a zone-less one
-/// is in the column's zone, UTC by default), or a number of `unit`s since the epoch; in
-/// years 1 to 9999 and no finer than a microsecond.
-pub(super) fn timestamp(cursor: &mut Cursor<'_>, zone: Option<&Tz>, unit: EpochUnit) -> Decoded<i64> {
+/// A timestamp column's value: an ISO-8601 string ([`iso_micros`]) or a number of `unit`s
+/// since the epoch, in years 1 to 9999 and no finer than a microsecond.
+pub(super) fn timestamp(cursor: &mut Cursor<'_>, unit: EpochUnit) -> Decoded<i64> {
     let micros = match cursor.peek() {
-        Some(b'"') => timestamp_text(cursor, zone)?,
+        Some(b'"') => {
+            let text = cursor.raw_string()?;
+            // The form producers write most goes the short way.
+            match utc_micros(text) {
+                Some(micros) => micros,
+                None => iso_micros(text).map_err(|reason| cursor.reject(reason))?,
+            }
+        }
         Some(b'-' | b'0'..=b'9') => {
             let number = cursor.number()?;
             epoch_micros(number.text, unit).map_err(|reason| cursor.reject(reason))?
@@ -192,38 +196,63 @@ pub(super) fn timestamp(cursor: &mut Cursor<'_>, zone: Option<&Tz>, unit: EpochU
     Ok(micros)
 }
 
-fn timestamp_text(cursor: &mut Cursor<'_>, zone: Option<&Tz>) -> Decoded<i64> {
-    let offset = cursor.pos;
-    let raw = cursor.raw_string()?;
-    // A `Z` timestamp names its instant whatever the column's zone.
-    if let Some(micros) = utc_micros(raw) {
-        return Ok(micros);
-    }
-    let text = utf8(raw, offset)?;
-    let parse = |text: &str| match zone {
-        Some(zone) => string_to_datetime(zone, text).ok().map(|t| exact_micros(&t)),
-        None => string_to_datetime(&chrono::Utc, text).ok().map(|t| exact_micros(&t)),
+/// Microseconds since the epoch of an ISO-8601 timestamp: `YYYY-MM-DD`, then `T` (or `t`, or
+/// a space), `HH:MM`, optionally `:SS` and a fraction of 1 to 9 digits, then `Z` (or `z`), an
+/// offset `+HH:MM`, `+HHMM` or `+HH` (or `-`), or nothing for UTC.
+pub(super) fn iso_micros(text: &[u8]) -> Result<i64, &'static str> {
+    const ISO: &str = "an ISO-8601 timestamp";
+    let number = |digits: &[u8]| {
+        digits
+            .iter()
+            .try_fold(0u32, |value, digit| digit.is_ascii_digit().then(|| value * 10 + u32::from(digit - b'0')))
     };
-    let parsed = parse(text).or_else(|| with_seconds(text).and_then(|text| parse(&text)));
-    match parsed {
-        Some(Some(micros)) => Ok(micros),
-        Some(None) => Err(cursor.reject("a timestamp no finer than a microsecond")),
-        None => Err(cursor.reject("an ISO-8601 timestamp")),
+    let field = |start: usize, len: usize| text.get(start..start + len).and_then(number).ok_or(ISO);
+    let shaped = text.len() >= 16
+        && text[4] == b'-'
+        && text[7] == b'-'
+        && matches!(text[10], b'T' | b't' | b' ')
+        && text[13] == b':';
+    if !shaped {
+        return Err(ISO);
     }
-}
-
-/// The instant in microseconds, if it has no finer digits.
-fn exact_micros<T: TimeZone>(time: &DateTime<T>) -> Option<i64> {
-    time.timestamp_subsec_nanos().is_multiple_of(1000).then(|| time.timestamp_micros())
-}
-
-/// `YYYY-MM-DDTHH:MM` with anything after it but seconds, given `:00` seconds.
-fn with_seconds(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let minutes_end = 16;
-    let shaped = bytes.len() >= minutes_end && bytes[4] == b'-' && bytes[13] == b':';
-    let seconds_follow = bytes.get(minutes_end).is_some_and(|b| *b == b':' || b.is_ascii_digit());
-    (shaped && !seconds_follow).then(|| format!("{}:00{}", &text[..minutes_end], &text[minutes_end..]))
+    let (year, month, day, hour, minute) = (field(0, 4)?, field(5, 2)?, field(8, 2)?, field(11, 2)?, field(14, 2)?);
+    let (mut second, mut nanos, mut at) = (0, 0, 16);
+    if text.get(at) == Some(&b':') {
+        second = field(17, 2)?;
+        at = 19;
+        if text.get(at) == Some(&b'.') {
+            let digits = text[at + 1..].iter().take_while(|b| b.is_ascii_digit()).count();
+            if !(1..=9).contains(&digits) {
+                return Err(ISO);
+            }
+            nanos = field(at + 1, digits)? * 10u32.pow(9 - digits as u32);
+            at += 1 + digits;
+        }
+    }
+    let offset_minutes = match &text[at..] {
+        [] | [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), zone @ ..] => {
+            let (hours, minutes) = match zone {
+                [h0, h1] => (number(&[*h0, *h1]), Some(0)),
+                [h0, h1, b':', m0, m1] | [h0, h1, m0, m1] => (number(&[*h0, *h1]), number(&[*m0, *m1])),
+                _ => return Err(ISO),
+            };
+            let (hours, minutes) = (hours.ok_or(ISO)?, minutes.ok_or(ISO)?);
+            if hours > 23 || minutes > 59 {
+                return Err(ISO);
+            }
+            let minutes = i64::from(hours * 60 + minutes);
+            if *sign == b'-' { -minutes } else { minutes }
+        }
+        _ => return Err(ISO),
+    };
+    if nanos % 1000 != 0 {
+        return Err("a timestamp no finer than a microsecond");
+    }
+    // chrono checks the calendar and the clock (no 24th hour, no leap second).
+    let date = NaiveDate::from_ymd_opt(year as i32, month, day).ok_or(ISO)?;
+    let time = date.and_hms_opt(hour, minute, second).ok_or(ISO)?;
+    Ok((time.and_utc().timestamp() - offset_minutes * 60) * 1_000_000 + i64::from(nanos / 1000))
 }
 
 /// Microseconds of a JSON number of `unit`s since the epoch, converted exactly: refused when

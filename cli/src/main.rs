@@ -1,8 +1,11 @@
-//! `inlet`: operate an Inlet pipeline from a shell — backfill existing objects, compact on
-//! demand (here, or by invoking the deployed compactor), and show a table's status.
+//! `inlet`: operate an Inlet pipeline from a shell — try a schema on local files, backfill
+//! existing objects, compact on demand (here, or by invoking the deployed compactor), and show
+//! a table's status.
 //! Settings come from the same `INLET_*` variables as the Lambdas; flags override them.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
@@ -11,7 +14,9 @@ use clap::{Parser, Subcommand};
 use inlet::commit::{CompactRequest, compact_table};
 use inlet::config::Settings;
 use inlet::context::Context;
+use inlet::ingest::ConverterOptions;
 use inlet::ops::backfill::{self, BackfillFilter};
+use inlet::schema::TableSchema;
 
 #[derive(Parser)]
 #[command(name = "inlet", version, about = "Operate an Inlet JSON-to-Delta pipeline")]
@@ -28,6 +33,19 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Convert local objects as the converter would, staging fragments and quarantine records
+    /// under a directory, and summarise what became rows and what was refused, and why.
+    Convert {
+        /// Directory to stage under (as under a table's root).
+        #[arg(long)]
+        out: PathBuf,
+        /// Objects to convert (`.json.zst`, `.json.gz`, `.json`, ...).
+        #[arg(required = true)]
+        objects: Vec<PathBuf>,
+        /// Print the whole result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Send existing objects under an S3 prefix through the pipeline (synthetic notifications).
     Backfill {
         /// `s3://bucket/prefix/`
@@ -86,6 +104,46 @@ async fn main() -> Result<()> {
     let settings = || Settings::from_lookup(|name| overrides.get(name).cloned().or_else(|| std::env::var(name).ok()));
     let sdk = inlet::aws::sdk_config().await;
     match cli.command {
+        Command::Convert { out, objects, json } => {
+            let url = url::Url::from_directory_path(std::path::absolute(&out)?)
+                .map_err(|()| anyhow::anyhow!("{} is not a directory path", out.display()))?;
+            let mut overrides = overrides.clone();
+            overrides.insert("INLET_TABLE_URI", url.to_string());
+            let settings =
+                Settings::from_lookup(|name| overrides.get(name).cloned().or_else(|| std::env::var(name).ok()))?;
+            let schema =
+                TableSchema::from_path_with(std::path::Path::new(&settings.schema_location), settings.layout.clone())
+                    .with_context(|| "loading the schema (set --schema or INLET_SCHEMA)")?;
+            let options = ConverterOptions::from_settings(&settings);
+            let converted = inlet::ops::convert::convert_files(Arc::new(schema), options, &out, &objects).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&converted)?);
+            } else {
+                let report = &converted.report;
+                println!("objects          {} converted, {} failed", report.objects, converted.failed.len());
+                println!("rows             {}", report.rows);
+                println!("quarantined      {} lines", converted.quarantined.len());
+                for fragment in &report.fragments {
+                    println!("fragment         {}", out.join(fragment).display());
+                }
+                for failed in &converted.failed {
+                    println!("failed           {} (reason above)", failed.display());
+                }
+                for line in converted.quarantined.iter().take(20) {
+                    println!("refused          {} line {}: {}", line.source, line.line, line.error);
+                }
+                if converted.quarantined.len() > 20 {
+                    println!(
+                        "refused          ... and {} more (under {})",
+                        converted.quarantined.len() - 20,
+                        out.display()
+                    );
+                }
+            }
+            if !converted.failed.is_empty() {
+                bail!("{} of {} objects could not be converted", converted.failed.len(), objects.len());
+            }
+        }
         Command::Backfill { prefix, queue_url, since, suffix, dry_run } => {
             let (bucket, key_prefix) = backfill::parse_s3_uri(&prefix)?;
             let filter = BackfillFilter { suffix: Some(suffix).filter(|s| !s.is_empty()), since };

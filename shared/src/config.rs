@@ -46,7 +46,7 @@ pub const SETTINGS: &[SettingDoc] = &[
     SettingDoc {
         env: "INLET_UNKNOWN_FIELDS",
         default: Some("ignore"),
-        description: "`ignore` top-level fields the schema does not declare, or `rescue` them as JSON in the `_rescued` column.",
+        description: "`ignore` top-level fields the schema does not declare, or `rescue` them, and top-level values that do not fit their nullable column, as raw JSON in the `_rescued` column.",
     },
     SettingDoc {
         env: "INLET_INGESTED_AT",

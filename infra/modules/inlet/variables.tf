@@ -229,7 +229,7 @@ variable "max_line_bytes" {
 }
 
 variable "unknown_fields" {
-  description = "INLET_UNKNOWN_FIELDS: ignore undeclared fields, or rescue them as JSON in _rescued."
+  description = "INLET_UNKNOWN_FIELDS: ignore undeclared fields, or rescue them (and top-level values that do not fit) as raw JSON in _rescued."
   type        = string
   default     = "ignore"
   validation {

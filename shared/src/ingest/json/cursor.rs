@@ -8,7 +8,11 @@ const MAX_SKIPPED_DEPTH: usize = 64;
 
 /// The bytes of one object and a position in them.
 pub(super) struct Cursor<'a> {
+    /// What the cursor reads: the object up to the end of the current line.
     pub(super) bytes: &'a [u8],
+    /// The whole object, for scans that read a fixed window ahead and stop at a line break
+    /// anyway (a line break is a control character, which ends every plain run).
+    pub(super) object: &'a [u8],
     pub(super) pos: usize,
     /// Unescaped keys and skipped strings.
     pub(super) scratch: Vec<u8>,

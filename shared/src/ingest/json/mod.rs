@@ -156,7 +156,7 @@ impl ColumnDecoder {
         let spare = self.spare.0.lock().ok().and_then(|mut spare| spare.pop());
         let mut rows = spare.unwrap_or_else(|| StructColumn::new(self.schema.fields(), "", &self.formats));
         let mut rescue = self.rescue.then(Rescue::default);
-        let mut cursor = Cursor { bytes: data, pos: 0, scratch: Vec::new() };
+        let mut cursor = Cursor { bytes: data, object: data, pos: 0, scratch: Vec::new() };
         let mut out = DecodedRows::default();
         let mut line = Line { number: 1, start: 0 };
         loop {

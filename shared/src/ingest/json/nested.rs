@@ -182,7 +182,13 @@ impl StructColumn {
             let Some(index) = field else {
                 let value = cursor.pos;
                 cursor.skip_value(0)?;
-                members.keep(cursor.bytes, key_start..raw_key_end(cursor.bytes, key_start, value), value..cursor.pos);
+                if M::RESCUES {
+                    members.keep(
+                        cursor.bytes,
+                        key_start..raw_key_end(cursor.bytes, key_start, value),
+                        value..cursor.pos,
+                    );
+                }
                 return Ok(());
             };
             if std::mem::replace(&mut self.seen[index], true) {

@@ -40,7 +40,8 @@ impl Utf8Values {
     #[inline(always)]
     pub(super) fn short(&mut self, cursor: &mut Cursor<'_>) -> bool {
         let start = cursor.pos + 1;
-        let (Some(b'"'), Some(chunk)) = (cursor.peek(), cursor.bytes.get(start..start + 2 * SCAN_STEP)) else {
+        // The window may reach past the line: the first mark in it is a line break at the latest.
+        let (Some(b'"'), Some(chunk)) = (cursor.peek(), cursor.object.get(start..start + 2 * SCAN_STEP)) else {
             return false;
         };
         let found =

@@ -319,7 +319,7 @@ fn short_decimals_are_the_doubles_a_correct_parser_reads() {
             (0..rng.random_range(0..=9)).map(|_| char::from(b'0' + rng.random_range(0..10u8))).collect();
         let sign = if rng.random_bool(0.2) { "-" } else { "" };
         let text = if fraction.is_empty() { format!("{sign}{integer}") } else { format!("{sign}{integer}.{fraction}") };
-        let mut cursor = Cursor { bytes: text.as_bytes(), pos: 0, scratch: Vec::new() };
+        let mut cursor = Cursor { bytes: text.as_bytes(), object: text.as_bytes(), pos: 0, scratch: Vec::new() };
         if let Some(value) = cursor.short_decimal() {
             fast += 1;
             // std's parser rounds correctly, as lexical (arrow-json's) does.
@@ -330,7 +330,7 @@ fn short_decimals_are_the_doubles_a_correct_parser_reads() {
     assert!(fast > 30_000, "{fast}");
     // Past 15 digits, an exponent, or not JSON: left to the general path, nothing read.
     for text in ["9007199254740993", "1234567890.1234567", "1e5", "2.5E-3", "01.5", "1.", ".5", "-", "-x"] {
-        let mut cursor = Cursor { bytes: text.as_bytes(), pos: 0, scratch: Vec::new() };
+        let mut cursor = Cursor { bytes: text.as_bytes(), object: text.as_bytes(), pos: 0, scratch: Vec::new() };
         assert_eq!((cursor.short_decimal(), cursor.pos), (None, 0), "{text}");
     }
     let schema = Arc::new(Schema::new(vec![Field::new("d", DataType::Float64, true)]));

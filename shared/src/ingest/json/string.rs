@@ -71,8 +71,7 @@ impl Utf8Values {
     }
 
     pub(super) fn append_null(&mut self) {
-        self.offsets.push(*self.offsets.last().expect("offsets start with 0"));
-        self.nulls.append_null();
+        append_null(&mut self.offsets, &mut self.nulls);
     }
 
     /// The bytes of value `index`.
@@ -81,9 +80,7 @@ impl Utf8Values {
     }
 
     pub(super) fn truncate(&mut self, len: usize) {
-        self.offsets.truncate(len + 1);
-        self.bytes.truncate(self.offsets[len] as usize);
-        self.nulls.truncate(len);
+        truncate(&mut self.offsets, &mut self.bytes, &mut self.nulls, len);
     }
 
     pub(super) fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
@@ -149,14 +146,11 @@ impl BinaryValues {
     }
 
     pub(super) fn append_null(&mut self) {
-        self.offsets.push(*self.offsets.last().expect("offsets start with 0"));
-        self.nulls.append_null();
+        append_null(&mut self.offsets, &mut self.nulls);
     }
 
     pub(super) fn truncate(&mut self, len: usize) {
-        self.offsets.truncate(len + 1);
-        self.bytes.truncate(self.offsets[len] as usize);
-        self.nulls.truncate(len);
+        truncate(&mut self.offsets, &mut self.bytes, &mut self.nulls, len);
     }
 
     pub(super) fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
@@ -164,6 +158,19 @@ impl BinaryValues {
         let bytes = take_sized(&mut self.bytes);
         Ok(Arc::new(BinaryArray::try_new(offsets, bytes.into(), self.nulls.finish())?))
     }
+}
+
+/// A null in a column of variable-length values: an empty value, marked null.
+fn append_null(offsets: &mut Vec<i32>, nulls: &mut NullBufferBuilder) {
+    offsets.push(*offsets.last().expect("offsets start with 0"));
+    nulls.append_null();
+}
+
+/// Keeps the first `len` values of a column of variable-length values.
+fn truncate(offsets: &mut Vec<i32>, bytes: &mut Vec<u8>, nulls: &mut NullBufferBuilder, len: usize) {
+    offsets.truncate(len + 1);
+    bytes.truncate(offsets[len] as usize);
+    nulls.truncate(len);
 }
 
 /// Appends the bytes of standard, padded base64 `text` to `out`; false if it is not that.

@@ -4,7 +4,7 @@
 //! Settings come from the same `INLET_*` variables as the Lambdas; flags override them.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -104,46 +104,7 @@ async fn main() -> Result<()> {
     let settings = || Settings::from_lookup(|name| overrides.get(name).cloned().or_else(|| std::env::var(name).ok()));
     let sdk = inlet::aws::sdk_config().await;
     match cli.command {
-        Command::Convert { out, objects, json } => {
-            let url = url::Url::from_directory_path(std::path::absolute(&out)?)
-                .map_err(|()| anyhow::anyhow!("{} is not a directory path", out.display()))?;
-            let mut overrides = overrides.clone();
-            overrides.insert("INLET_TABLE_URI", url.to_string());
-            let settings =
-                Settings::from_lookup(|name| overrides.get(name).cloned().or_else(|| std::env::var(name).ok()))?;
-            let schema =
-                TableSchema::from_path_with(std::path::Path::new(&settings.schema_location), settings.layout.clone())
-                    .with_context(|| "loading the schema (set --schema or INLET_SCHEMA)")?;
-            let options = ConverterOptions::from_settings(&settings);
-            let converted = inlet::ops::convert::convert_files(Arc::new(schema), options, &out, &objects).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&converted)?);
-            } else {
-                let report = &converted.report;
-                println!("objects          {} converted, {} failed", report.objects, converted.failed.len());
-                println!("rows             {}", report.rows);
-                println!("quarantined      {} lines", converted.quarantined.len());
-                for fragment in &report.fragments {
-                    println!("fragment         {}", out.join(fragment).display());
-                }
-                for failed in &converted.failed {
-                    println!("failed           {} (reason above)", failed.display());
-                }
-                for line in converted.quarantined.iter().take(20) {
-                    println!("refused          {} line {}: {}", line.source, line.line, line.error);
-                }
-                if converted.quarantined.len() > 20 {
-                    println!(
-                        "refused          ... and {} more (under {})",
-                        converted.quarantined.len() - 20,
-                        out.display()
-                    );
-                }
-            }
-            if !converted.failed.is_empty() {
-                bail!("{} of {} objects could not be converted", converted.failed.len(), objects.len());
-            }
-        }
+        Command::Convert { out, objects, json } => convert(&overrides, &out, &objects, json).await?,
         Command::Backfill { prefix, queue_url, since, suffix, dry_run } => {
             let (bucket, key_prefix) = backfill::parse_s3_uri(&prefix)?;
             let filter = BackfillFilter { suffix: Some(suffix).filter(|s| !s.is_empty()), since };
@@ -240,6 +201,49 @@ async fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `inlet convert`: the converter on local files, staged under `out`, and what it did.
+async fn convert(overrides: &HashMap<&str, String>, out: &Path, objects: &[PathBuf], json: bool) -> Result<()> {
+    let url = url::Url::from_directory_path(std::path::absolute(out)?)
+        .map_err(|()| anyhow::anyhow!("{} is not a directory path", out.display()))?;
+    let mut overrides = overrides.clone();
+    overrides.insert("INLET_TABLE_URI", url.to_string());
+    let settings = Settings::from_lookup(|name| overrides.get(name).cloned().or_else(|| std::env::var(name).ok()))?;
+    let schema = TableSchema::from_path_with(Path::new(&settings.schema_location), settings.layout.clone())
+        .with_context(|| "loading the schema (set --schema or INLET_SCHEMA)")?;
+    let options = ConverterOptions::from_settings(&settings);
+    let converted = inlet::ops::convert::convert_files(Arc::new(schema), options, out, objects).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&converted)?);
+    } else {
+        print_conversion(&converted, out);
+    }
+    if !converted.failed.is_empty() {
+        bail!("{} of {} objects could not be converted", converted.failed.len(), objects.len());
+    }
+    Ok(())
+}
+
+/// A conversion's summary: counts, fragments, failed files and the first refused lines.
+fn print_conversion(converted: &inlet::ops::convert::LocalConversion, out: &Path) {
+    const SHOWN: usize = 20;
+    let report = &converted.report;
+    println!("objects          {} converted, {} failed", report.objects, converted.failed.len());
+    println!("rows             {}", report.rows);
+    println!("quarantined      {} lines", converted.quarantined.len());
+    for fragment in &report.fragments {
+        println!("fragment         {}", out.join(fragment).display());
+    }
+    for failed in &converted.failed {
+        println!("failed           {} (reason above)", failed.display());
+    }
+    for line in converted.quarantined.iter().take(SHOWN) {
+        println!("refused          {} line {}: {}", line.source, line.line, line.error);
+    }
+    if converted.quarantined.len() > SHOWN {
+        println!("refused          ... and {} more (under {})", converted.quarantined.len() - SHOWN, out.display());
+    }
 }
 
 fn humanize(age: Duration) -> String {

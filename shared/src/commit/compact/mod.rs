@@ -31,7 +31,7 @@ use crate::commit::history::{LoadHistory, SNAPSHOT_INTERVAL};
 use crate::commit::table::{DataFiles, log_cleanup_due};
 use crate::config::Settings;
 use crate::error::{Error, Result};
-use crate::layout::{COMPACTOR_APP_ID, FRAGMENTS_KEY, ROWS_KEY, SOURCES_KEY, staged_partition};
+use crate::layout::{COMPACTOR_APP_ID, FRAGMENTS_KEY, ROWS_KEY, SOURCES_KEY};
 use crate::lineage::{CommittedSource, SourceId};
 use crate::schema::{SOURCE_ETAG_COLUMN, SOURCE_FILE_COLUMN, TableSchema};
 use crate::stage::fragment::{FragmentInfo, FragmentStore};
@@ -78,9 +78,15 @@ impl CompactorOptions {
         }
     }
 
-    /// The planning policy of a run, forced or not.
-    fn policy(&self, force: bool) -> Policy {
-        Policy { abandon_after: self.abandon_after, min_bytes: self.min_bytes, freshness: self.freshness, force }
+    /// The planning policy of a run, forced or not, over `partitions` (all when `None`).
+    fn policy(&self, force: bool, partitions: Option<HashSet<String>>) -> Policy {
+        Policy {
+            abandon_after: self.abandon_after,
+            min_bytes: self.min_bytes,
+            freshness: self.freshness,
+            force,
+            partitions,
+        }
     }
 }
 
@@ -142,7 +148,8 @@ impl Compactor {
         Self { fragments, store, schema, options, partitions: None, clock: Arc::new(SystemClock) }
     }
 
-    /// Limits runs to fragments staged for these partitions (Hive directories).
+    /// Limits runs to fragments staged for these partitions (Hive directories). A source whose
+    /// copy also has fragments in other partitions waits for a run that takes all of them.
     pub fn with_partitions(mut self, partitions: impl IntoIterator<Item = String>) -> Self {
         self.partitions = Some(partitions.into_iter().map(|p| p.trim_matches('/').to_string()).collect());
         self
@@ -166,8 +173,12 @@ impl Compactor {
         if staged.is_empty() {
             return Ok(CompactionReport { timings, ..Default::default() });
         }
-        let plan =
-            plan_compaction(staged, |id| loaded.history.contains(id), &self.options.policy(force), self.clock.now());
+        let plan = plan_compaction(
+            staged,
+            |id| loaded.history.contains(id),
+            &self.options.policy(force, self.partitions.clone()),
+            self.clock.now(),
+        );
         let mut report = CompactionReport {
             fragments: plan.consume.len(),
             deferred_fragments: plan.deferred,
@@ -208,15 +219,11 @@ impl Compactor {
         Ok(Loaded { version, history, compactions })
     }
 
-    /// The staged fragments this run may take, with their footers.
+    /// Every staged fragment, with its footer: even a partition-limited run judges each copy
+    /// of a source by all of its fragments.
     async fn list_staged(&self) -> Result<Vec<FragmentInfo>> {
         let mut staged = Vec::new();
         for meta in self.fragments.list().await? {
-            if let Some(wanted) = &self.partitions
-                && !wanted.contains(staged_partition(&meta.location))
-            {
-                continue;
-            }
             match self.fragments.info(&meta).await {
                 Ok(info) => staged.push(info),
                 // Consumed by another compactor between our listing and this read.

@@ -12,7 +12,7 @@ use crate::lineage::SourceId;
 use crate::stage::fragment::FragmentInfo;
 
 /// When staged fragments are ready to be committed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     /// Age after which a fragment holding an incomplete copy of a source is taken to come from
     /// a converter that died (longer than the converter's timeout).
@@ -23,6 +23,9 @@ pub struct Policy {
     pub freshness: Duration,
     /// Commit small, fresh partitions too (on-demand runs).
     pub force: bool,
+    /// Only these partition directories (`date=2026-05-16`); all when `None`. A copy of a
+    /// source with fragments outside them is left whole for a run that takes them all.
+    pub partitions: Option<HashSet<String>>,
 }
 
 /// What a run will do with the staged fragments.
@@ -68,6 +71,11 @@ pub fn plan_compaction(
             !abandoned && fragment.sources.iter().any(|source| incomplete.contains(&source.id))
         })
         .collect();
+    if let Some(wanted) = &policy.partitions {
+        for (fragment, deferred) in staged.iter().zip(deferred.iter_mut()) {
+            *deferred |= !wanted.contains(staged_partition(&fragment.path));
+        }
+    }
     if !policy.force {
         defer_small_partitions(&staged, &mut deferred, policy, age);
     }
@@ -192,7 +200,13 @@ mod tests {
     }
 
     fn eager() -> Policy {
-        Policy { abandon_after: Duration::from_secs(900), min_bytes: 0, freshness: Duration::ZERO, force: false }
+        Policy {
+            abandon_after: Duration::from_secs(900),
+            min_bytes: 0,
+            freshness: Duration::ZERO,
+            force: false,
+            partitions: None,
+        }
     }
 
     fn consumed(plan: &CompactionPlan) -> Vec<String> {
@@ -264,10 +278,35 @@ mod tests {
         let waiting = Policy { min_bytes: 4000, freshness: Duration::from_secs(60), ..eager() };
         let plan = plan_compaction(staged.clone(), |_| false, &waiting, now());
         assert_eq!(consumed(&plan), vec!["b1-b.parquet"], "only the partition big enough");
-        let forced = Policy { force: true, ..waiting };
+        let forced = Policy { force: true, ..waiting.clone() };
         assert_eq!(plan_compaction(staged.clone(), |_| false, &forced, now()).consume.len(), 2);
         let stale = Policy { freshness: Duration::from_secs(30), ..waiting };
         assert_eq!(plan_compaction(staged, |_| false, &stale, now()).consume.len(), 2);
+    }
+
+    #[test]
+    fn a_partition_limited_run_takes_a_copy_only_with_all_its_partitions() {
+        // One object whose rows fell on two dates, staged by one batch in two fragments, plus
+        // an object wholly on the first date.
+        let staged = vec![
+            fragment("b1", "date=2026-05-16", 5000, &[("a", 3, 5), ("c", 2, 2)]),
+            fragment("b1", "date=2026-05-17", 5000, &[("a", 2, 5)]),
+            fragment("b2", "date=2026-05-16", 5000, &[("d", 4, 4)]),
+        ];
+        let limited = |abandon_after| Policy {
+            partitions: Some(HashSet::from(["date=2026-05-16".to_string()])),
+            abandon_after,
+            ..eager()
+        };
+        for abandon_after in [Duration::from_secs(900), Duration::ZERO] {
+            let plan = plan_compaction(staged.clone(), |_| false, &limited(abandon_after), now());
+            assert_eq!(consumed(&plan), vec!["b2-d.parquet"], "a's copy is complete, but not all of it was asked for");
+            assert_eq!(plan.deferred, 2);
+        }
+        let plan = plan_compaction(staged, |_| false, &eager(), now());
+        assert_eq!(plan.consume.len(), 3, "a run over every partition takes the copy whole");
+        let kept: HashSet<SourceId> = plan.consume.iter().flat_map(|f| plan.kept_in(f)).collect();
+        assert_eq!(kept, HashSet::from([id("a"), id("c"), id("d")]));
     }
 
     #[test]

@@ -68,19 +68,34 @@ impl Lake {
     /// Stages object `key` of a `date=key` partitioned table.
     async fn stage_keyed(&self, key: &str, ids: std::ops::Range<i64>) {
         let object = SourceObject { bucket: "raw".into(), key: key.into(), etag: Some("e".into()) };
-        let data: String = ids.clone().map(|i| format!("{{\"id\":{i}}}\n")).collect();
-        let spec = self.schema.layout.partition.clone().unwrap();
-        let decoded = JsonDecoder::new(self.schema.clone(), 64).decode(&object, data.as_bytes()).unwrap();
-        let value = spec.value_from_key(key);
-        let batches: Vec<RecordBatch> = decoded
-            .batches
-            .into_iter()
-            .flat_map(|b| spec.split(b, value.as_deref()).unwrap())
-            .map(|(_, b)| b)
-            .collect();
+        let value = self.schema.layout.partition.as_ref().unwrap().value_from_key(key);
+        let batches = self.partition_rows(&object, ids.clone(), value.as_deref());
         let source = FragmentSource::new(&object, ids.count() as u64, None);
         let bytes = fragment::encode(&self.schema.table, &batches, &[source]).unwrap();
         self.fragments.put(bytes, Some(("date", value.as_deref()))).await.unwrap();
+    }
+
+    /// Stages the rows `ids` of object `key`, `total` rows in all, in partition `date` of a
+    /// partitioned table, as converter batch `batch` would.
+    async fn stage_part_on(&self, batch: &str, key: &str, ids: std::ops::Range<i64>, total: u64, date: &str) {
+        let object = SourceObject { bucket: "raw".into(), key: key.into(), etag: Some("e1".into()) };
+        let batches = self.partition_rows(&object, ids.clone(), Some(date));
+        let mut writer = FragmentWriter::new(&self.schema.table).unwrap();
+        writer.write(FragmentSource::new(&object, ids.count() as u64, Some(total)), &batches).unwrap();
+        self.fragments.put(writer.finish(batch).unwrap(), Some(("date", Some(date)))).await.unwrap();
+    }
+
+    /// Rows `ids` of `object` with their partition column set to `value`.
+    fn partition_rows(
+        &self,
+        object: &SourceObject,
+        ids: std::ops::Range<i64>,
+        value: Option<&str>,
+    ) -> Vec<RecordBatch> {
+        let data: String = ids.map(|i| format!("{{\"id\":{i}}}\n")).collect();
+        let spec = self.schema.layout.partition.clone().unwrap();
+        let decoded = JsonDecoder::new(self.schema.clone(), 64).decode(object, data.as_bytes()).unwrap();
+        decoded.batches.into_iter().flat_map(|b| spec.split(b, value).unwrap()).map(|(_, b)| b).collect()
     }
 
     fn rows(&self, table: &DeltaTable) -> Vec<i64> {
@@ -453,4 +468,25 @@ async fn fragment_ages_are_judged_by_the_compactors_clock() {
     assert!(report.oldest_staged_seconds > abandon_after as u64);
     assert!(lake.fragments.list().await.unwrap().is_empty());
     assert_eq!(lake.rows(&table), Vec::<i64>::new());
+}
+
+#[tokio::test]
+async fn a_partition_limited_run_never_splits_a_source_across_its_partitions() {
+    let lake = lake(Layout { partition: Some("date=key".parse().unwrap()), ..Layout::default() });
+    let mut table = lake.table().await;
+    // One object whose rows fell on two dates, staged whole by one batch: 3 and 2 of its 5.
+    lake.stage_part_on("b1", "web/a.json", 0..3, 5, "2026-05-16").await;
+    lake.stage_part_on("b1", "web/a.json", 3..5, 5, "2026-05-17").await;
+    // Fragments past the abandonment age (a compactor outage) must not make a limited run
+    // take half of the copy for an abandoned one.
+    let options = CompactorOptions { abandon_after: Duration::ZERO, ..test_options() };
+    let limited = Compactor::new(lake.store.clone(), lake.schema.clone(), options)
+        .with_partitions(["date=2026-05-16".to_string()]);
+    let report = limited.run(&mut table, true).await.unwrap();
+    assert_eq!((report.fragments, report.rows, report.duplicate_rows), (0, 0, 0));
+    assert_eq!(lake.fragments.list().await.unwrap().len(), 2, "both fragments wait, untouched");
+    let everything = Compactor::new(lake.store.clone(), lake.schema.clone(), options);
+    let report = everything.run(&mut table, true).await.unwrap();
+    assert_eq!((report.fragments, report.rows, report.duplicate_rows), (2, 5, 0));
+    assert_eq!(lake.rows(&table), (0..5).collect::<Vec<_>>());
 }

@@ -66,15 +66,28 @@ impl LoadHistory {
     }
 
     /// Reads the history as of `table_version` from the latest snapshot and the commits after it.
+    ///
+    /// A snapshot that cannot be read or decoded is passed over for the one before it (they are
+    /// derived data); with none readable, the history is read from the first commit.
     pub async fn load(store: &Arc<dyn ObjectStore>, table_version: u64) -> Result<Self> {
-        let mut history = match latest_snapshot(store, table_version).await? {
-            Some(path) => {
-                let data = store.get(&path).await?.bytes().await?;
-                let json = zstd::decode_all(&data[..])?;
-                serde_json::from_slice(&json)?
+        let mut history = LoadHistory::default();
+        for (_, path) in snapshots(store).await?.into_iter().rev().filter(|(version, _)| *version <= table_version) {
+            match read_snapshot(store, &path).await {
+                Ok(snapshot) => {
+                    history = snapshot;
+                    break;
+                }
+                // The store failing is not the snapshot's fault: try again later.
+                Err(err @ Error::Storage(_))
+                    if !matches!(err, Error::Storage(object_store::Error::NotFound { .. })) =>
+                {
+                    return Err(err);
+                }
+                Err(err) => {
+                    tracing::warn!(snapshot = %path, error = %err, "history snapshot unreadable; trying an older one")
+                }
             }
-            None => LoadHistory::default(),
-        };
+        }
         let first = match history.written_at_ms {
             0 => 0,
             _ => {
@@ -162,7 +175,15 @@ async fn prune_snapshots(store: &Arc<dyn ObjectStore>, keep: usize) -> Result<()
     Ok(())
 }
 
+/// A snapshot's history; a storage failure is the store's, any other one the snapshot's.
+async fn read_snapshot(store: &Arc<dyn ObjectStore>, path: &Path) -> Result<LoadHistory> {
+    let data = store.get(path).await?.bytes().await?;
+    let json = zstd::decode_all(&data[..])?;
+    Ok(serde_json::from_slice(&json)?)
+}
+
 /// The newest snapshot at or below `table_version`.
+#[cfg(test)]
 async fn latest_snapshot(store: &Arc<dyn ObjectStore>, table_version: u64) -> Result<Option<Path>> {
     let all = snapshots(store).await?;
     Ok(all.into_iter().rev().find(|(version, _)| *version <= table_version).map(|(_, path)| path))
@@ -255,5 +276,27 @@ mod tests {
         store.put(&path, PutPayload::from(data)).await.unwrap();
         let err = LoadHistory::load(&store, 1).await.unwrap_err().to_string();
         assert!(err.contains("commit 0 is gone"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_newest_snapshot_falls_back_to_an_older_one() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        for (version, sources) in
+            [(0, vec![("s3://r/a", "1")]), (1, vec![("s3://r/b", "1")]), (2, vec![("s3://r/c", "1")])]
+        {
+            let (path, data) = commit(version, &sources, 1000);
+            store.put(&path, PutPayload::from(data)).await.unwrap();
+        }
+        let history = LoadHistory::load(&store, 1).await.unwrap();
+        history.save_snapshot(&store, 0).await.unwrap();
+        // A newer snapshot that is damaged, and log cleanup of the commits the older one covers.
+        store.put(&history_snapshot(2), PutPayload::from(b"not zstd".to_vec())).await.unwrap();
+        for version in 0..=1 {
+            store.delete(&commit_file(version)).await.unwrap();
+        }
+        let history = LoadHistory::load(&store, 2).await.unwrap();
+        let mut ids: Vec<SourceId> = history.sources.keys().cloned().collect();
+        ids.sort();
+        assert_eq!(ids, vec![id("s3://r/a", "1"), id("s3://r/b", "1"), id("s3://r/c", "1")]);
     }
 }

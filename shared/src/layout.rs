@@ -7,6 +7,7 @@
 //! <table>/_inlet/fragments/[<column>=<value>/]<time>-<uuid>.parquet   staged, not yet committed
 //! <table>/_inlet/quarantine/<bucket>/<key>@<etag>.ndjson              lines that did not fit
 //! <table>/_inlet/history/<version>.json.zst                           load history snapshots
+//! <table>/_inlet/corrupt/...                                          staged files no reader could read
 //! ```
 //!
 //! Fragments carry `inlet.sources` and `inlet.batch` in their Parquet footer; compaction
@@ -21,6 +22,8 @@ pub const FRAGMENTS_PREFIX: &str = "_inlet/fragments";
 pub const QUARANTINE_PREFIX: &str = "_inlet/quarantine";
 /// Where load history snapshots live, relative to the table root.
 pub const HISTORY_PREFIX: &str = "_inlet/history";
+/// Where staged files that cannot be read as fragments are set aside, relative to the table root.
+pub const CORRUPT_PREFIX: &str = "_inlet/corrupt";
 
 /// Key listing sources: in a fragment's footer (each with its rows) and in a compaction
 /// commit's `commitInfo` (the sources it adds). The same key on purpose: both are lineage.

@@ -16,7 +16,7 @@ use parquet::file::metadata::{KeyValue, ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use crate::error::{Error, Result};
-use crate::layout::{BATCH_KEY, FRAGMENTS_PREFIX, SOURCES_KEY, partition_directory};
+use crate::layout::{BATCH_KEY, CORRUPT_PREFIX, FRAGMENTS_PREFIX, SOURCES_KEY, partition_directory};
 use crate::lineage::FragmentSource;
 use crate::stage::page_writer::{PageCodec, PageFileWriter, PageLimits};
 
@@ -314,6 +314,16 @@ impl FragmentStore {
         let data = self.store.get(path).await?.bytes().await?;
         let reader = ParquetRecordBatchReaderBuilder::try_new(data)?.with_batch_size(STREAM_BATCH_ROWS).build()?;
         Ok(FragmentRows { reader })
+    }
+
+    /// Moves a staged file that cannot be read as a fragment to `_inlet/corrupt/`, where it
+    /// stays for an operator and no longer stops compactions; returns where it went.
+    pub async fn set_aside(&self, path: &Path) -> Result<Path> {
+        let relative = path.as_ref().strip_prefix(FRAGMENTS_PREFIX).unwrap_or(path.as_ref()).trim_start_matches('/');
+        let aside = Path::from(format!("{CORRUPT_PREFIX}/{relative}"));
+        self.store.copy(path, &aside).await?;
+        self.delete(std::slice::from_ref(path)).await?;
+        Ok(aside)
     }
 
     /// Deletes consumed fragments; already-deleted ones are fine.

@@ -165,13 +165,13 @@ impl Compactor {
     /// partitions too.
     pub async fn run(&self, table: &mut DeltaTable, force: bool) -> Result<CompactionReport> {
         let mut lap = Lap::start();
-        let mut timings = Timings::default();
+        let mut report = CompactionReport::default();
         let loaded = self.load(table).await?;
-        timings.load_ms = lap.next();
-        let staged = self.list_staged().await?;
-        timings.stage_ms = lap.next();
+        report.timings.load_ms = lap.next();
+        let staged = self.list_staged(&mut report).await?;
+        report.timings.stage_ms = lap.next();
         if staged.is_empty() {
-            return Ok(CompactionReport { timings, ..Default::default() });
+            return Ok(report);
         }
         let plan = plan_compaction(
             staged,
@@ -179,13 +179,9 @@ impl Compactor {
             &self.options.policy(force, self.partitions.clone()),
             self.clock.now(),
         );
-        let mut report = CompactionReport {
-            fragments: plan.consume.len(),
-            deferred_fragments: plan.deferred,
-            oldest_staged_seconds: plan.oldest_staged_seconds,
-            timings,
-            ..Default::default()
-        };
+        report.fragments = plan.consume.len();
+        report.deferred_fragments = plan.deferred;
+        report.oldest_staged_seconds = plan.oldest_staged_seconds;
         if plan.consume.is_empty() {
             tracing::info!(
                 deferred = plan.deferred,
@@ -220,15 +216,22 @@ impl Compactor {
     }
 
     /// Every staged fragment, with its footer: even a partition-limited run judges each copy
-    /// of a source by all of its fragments.
-    async fn list_staged(&self) -> Result<Vec<FragmentInfo>> {
+    /// of a source by all of its fragments. A file whose footer cannot be read is set aside,
+    /// counted in `report`, so that it stops nothing.
+    async fn list_staged(&self, report: &mut CompactionReport) -> Result<Vec<FragmentInfo>> {
         let mut staged = Vec::new();
         for meta in self.fragments.list().await? {
             match self.fragments.info(&meta).await {
                 Ok(info) => staged.push(info),
                 // Consumed by another compactor between our listing and this read.
                 Err(Error::Storage(object_store::Error::NotFound { .. })) => {}
-                Err(err) => return Err(err),
+                // The store failing is not the file's fault: the run fails and is retried.
+                Err(err @ Error::Storage(_)) => return Err(err),
+                Err(err) => {
+                    let aside = self.fragments.set_aside(&meta.location).await?;
+                    tracing::error!(fragment = %meta.location, error = %err, aside = %aside, "unreadable fragment set aside");
+                    report.corrupt_fragments += 1;
+                }
             }
         }
         Ok(staged)

@@ -12,6 +12,8 @@ pub struct CompactionReport {
     pub fragments: usize,
     /// Fragments left staged: small and fresh, or holding a copy of a source not complete yet.
     pub deferred_fragments: usize,
+    /// Staged files that could not be read as fragments, set aside under `_inlet/corrupt/`.
+    pub corrupt_fragments: usize,
     /// Age of the oldest staged fragment when the run started, in seconds: the freshness lag.
     pub oldest_staged_seconds: u64,
     /// Source objects whose rows were committed.
@@ -75,6 +77,7 @@ impl CompactionReport {
             Metric { name: "FreshnessLag", value: self.oldest_staged_seconds as f64, unit: "Seconds" },
             Metric { name: "FragmentsConsumed", value: self.fragments as f64, unit: "Count" },
             Metric { name: "FragmentsDeferred", value: self.deferred_fragments as f64, unit: "Count" },
+            Metric { name: "CorruptFragments", value: self.corrupt_fragments as f64, unit: "Count" },
             Metric { name: "RowsCommitted", value: self.rows as f64, unit: "Count" },
             Metric { name: "DuplicateRowsDropped", value: self.duplicate_rows as f64, unit: "Count" },
             Metric { name: "FilesWritten", value: self.files as f64, unit: "Count" },
@@ -92,6 +95,7 @@ impl CompactionReport {
         tracing::info!(
             fragments = self.fragments,
             deferred = self.deferred_fragments,
+            corrupt = self.corrupt_fragments,
             sources = self.sources,
             rows = self.rows,
             duplicate_rows = self.duplicate_rows,

@@ -490,3 +490,20 @@ async fn a_partition_limited_run_never_splits_a_source_across_its_partitions() {
     assert_eq!((report.fragments, report.rows, report.duplicate_rows), (2, 5, 0));
     assert_eq!(lake.rows(&table), (0..5).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn an_unreadable_staged_file_is_set_aside_and_the_rest_compacts() {
+    let lake = lake(Layout::default());
+    let mut table = lake.table().await;
+    lake.stage("b1", "a.json", 0..10).await;
+    let junk = Path::from("_inlet/fragments/20260516T000000.000Z-junk.parquet");
+    lake.store.put(&junk, PutPayload::from(b"not parquet".to_vec())).await.unwrap();
+    let report = lake.compactor().run(&mut table, false).await.unwrap();
+    assert_eq!((report.rows, report.corrupt_fragments), (10, 1));
+    assert_eq!(lake.rows(&table), (0..10).collect::<Vec<_>>());
+    assert!(lake.fragments.list().await.unwrap().is_empty());
+    let aside = Path::from("_inlet/corrupt/20260516T000000.000Z-junk.parquet");
+    assert_eq!(lake.store.get(&aside).await.unwrap().bytes().await.unwrap().as_ref(), b"not parquet");
+    let metrics = report.metrics();
+    assert!(metrics.iter().any(|m| m.name == "CorruptFragments" && m.value == 1.0));
+}

@@ -86,7 +86,7 @@ fn arrow_json(schema: &SchemaRef, data: &[u8], batch_rows: usize) -> Option<Vec<
         }
         Ok(batches)
     };
-    // A panic in arrow-json counts as a refusal: the direct decoder must then refuse too.
+    // A panic in arrow-json counts as a refusal: the column decoder must then refuse too.
     catch_unwind(AssertUnwindSafe(run)).ok().and_then(Result::ok)
 }
 
@@ -138,7 +138,7 @@ fn input_arrow_json_would_refuse_or_read_differently_is_refused() {
         r#"{"id":"a","n":"7"}"#,          // arrow-json coerces; left to it
         r#"{"id":7}"#,                    // a number for a string
         r#"{"id":"a","i":2147483648}"#,   // out of range
-        r#"{"id":"a","n":1.0}"#,          // a float for an integer: left to arrow-json
+        r#"{"id":"a","n":1.0}"#,          // a float for an integer (arrow-json reads 1)
         r#"{"id":"a","n":01}"#,           // leading zero
         r#"{"id":"a","d":1.}"#,           // no digits after the point
         r#"{"id":"a","d":1e999}"#,        // infinite

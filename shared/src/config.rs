@@ -79,11 +79,6 @@ pub const SETTINGS: &[SettingDoc] = &[
         description: "Age after which the compactor takes a fragment holding an incomplete copy of a source to come from a dead converter (keep above the converter timeout).",
     },
     SettingDoc {
-        env: "INLET_HISTORY_RETENTION_DAYS",
-        default: Some("30"),
-        description: "How long the load history remembers committed sources: a redelivery older than this is ingested again.",
-    },
-    SettingDoc {
         env: "INLET_CHECKPOINT_INTERVAL",
         default: Some("100"),
         description: "Commits between Delta checkpoints, set when the compactor creates the table.",
@@ -142,8 +137,6 @@ pub struct Settings {
     pub freshness_seconds: u64,
     /// Small table files per partition that trigger a rewrite (0: on request only).
     pub optimize_min_files: usize,
-    /// Days committed sources are remembered.
-    pub history_retention_days: u64,
     /// Checkpoint interval and log retention of a new table.
     pub maintenance: Maintenance,
     /// Compactor function for the size trigger.
@@ -182,7 +175,6 @@ impl Settings {
             min_compact_bytes: parse_positive(&get, "INLET_MIN_COMPACT_BYTES")?,
             freshness_seconds: parse_positive(&get, "INLET_FRESHNESS_SECONDS")?,
             optimize_min_files: parse_count(&get, "INLET_OPTIMIZE_MIN_FILES")?,
-            history_retention_days: parse_positive(&get, "INLET_HISTORY_RETENTION_DAYS")?,
             compactor_function: get("INLET_COMPACTOR_FUNCTION"),
             maintenance: Maintenance {
                 checkpoint_interval: parse_positive(&get, "INLET_CHECKPOINT_INTERVAL")?,

@@ -6,7 +6,8 @@
 //! ```text
 //! <table>/_inlet/fragments/[<column>=<value>/]<time>-<uuid>.parquet   staged, not yet committed
 //! <table>/_inlet/quarantine/<bucket>/<key>@<etag>.ndjson              lines that did not fit
-//! <table>/_inlet/history/<version>.json.zst                           load history snapshots
+//! <table>/_inlet/history/manifests/<version>.json                     load history index, as of a version
+//! <table>/_inlet/history/runs/<version>-<uuid>.run                    sorted runs of committed source keys
 //! <table>/_inlet/corrupt/...                                          staged files no reader could read
 //! ```
 //!
@@ -20,8 +21,10 @@ use object_store::path::Path;
 pub const FRAGMENTS_PREFIX: &str = "_inlet/fragments";
 /// Where quarantined lines are kept, relative to the table root.
 pub const QUARANTINE_PREFIX: &str = "_inlet/quarantine";
-/// Where load history snapshots live, relative to the table root.
-pub const HISTORY_PREFIX: &str = "_inlet/history";
+/// Where the load history index keeps its manifests, relative to the table root.
+pub const HISTORY_MANIFESTS_PREFIX: &str = "_inlet/history/manifests";
+/// Where the load history index keeps its sorted runs, relative to the table root.
+pub const HISTORY_RUNS_PREFIX: &str = "_inlet/history/runs";
 /// Where staged files that cannot be read as fragments are set aside, relative to the table root.
 pub const CORRUPT_PREFIX: &str = "_inlet/corrupt";
 
@@ -49,14 +52,24 @@ pub fn commit_file(version: u64) -> Path {
     Path::from(format!("_delta_log/{version:020}.json"))
 }
 
-/// The load history snapshot as of table `version`.
-pub fn history_snapshot(version: u64) -> Path {
-    Path::from(format!("{HISTORY_PREFIX}/{version:020}.json.zst"))
+/// The load history manifest covering the log up to table `version`.
+pub fn history_manifest(version: u64) -> Path {
+    Path::from(format!("{HISTORY_MANIFESTS_PREFIX}/{version:020}.json"))
 }
 
-/// The table version a history snapshot's file name records, if it is one.
-pub fn history_snapshot_version(path: &Path) -> Option<u64> {
-    path.filename()?.strip_suffix(".json.zst")?.parse().ok()
+/// The table version a history manifest's file name records, if it is one.
+pub fn history_manifest_version(path: &Path) -> Option<u64> {
+    path.filename()?.strip_suffix(".json")?.parse().ok()
+}
+
+/// A new load history run, written when the index reached table `version`.
+pub fn history_run(version: u64) -> Path {
+    Path::from(format!("{HISTORY_RUNS_PREFIX}/{version:020}-{}.run", uuid::Uuid::new_v4().simple()))
+}
+
+/// The table version a history run was written at, from its file name.
+pub fn history_run_version(path: &Path) -> Option<u64> {
+    path.filename()?.split_once('-')?.0.parse().ok()
 }
 
 /// The Hive directory of a partition value (`date=2026-05-16`; null as Hive writes it).
@@ -77,8 +90,9 @@ mod tests {
     #[test]
     fn paths_round_trip_and_name_their_partition() {
         assert_eq!(commit_file(7).as_ref(), "_delta_log/00000000000000000007.json");
-        assert_eq!(history_snapshot_version(&history_snapshot(250)), Some(250));
-        assert_eq!(history_snapshot_version(&Path::from("_inlet/history/notes.txt")), None);
+        assert_eq!(history_manifest_version(&history_manifest(250)), Some(250));
+        assert_eq!(history_manifest_version(&Path::from("_inlet/history/manifests/notes.txt")), None);
+        assert_eq!(history_run_version(&history_run(31)), Some(31));
         assert_eq!(partition_directory("date", None), "date=__HIVE_DEFAULT_PARTITION__");
         let staged = Path::from("_inlet/fragments/date=2026-05-16/x.parquet");
         assert_eq!(staged_partition(&staged), "date=2026-05-16");

@@ -78,7 +78,7 @@ async fn a_thousand_objects_land_exactly_once_through_redeliveries_and_crashes()
         ConverterOptions { concurrency: 4, ..ConverterOptions::default() },
     );
     let maintenance = Maintenance { checkpoint_interval: 10, log_retention_days: 30 };
-    let options = CompactorOptions { min_bytes: 0, snapshot_every: 7, ..CompactorOptions::default() };
+    let options = CompactorOptions { min_bytes: 0, ..CompactorOptions::default() };
     let compactor = || Compactor::new(store.clone(), schema.clone(), options);
     let no_options = HashMap::new();
     let open = || open_or_create(&url, &no_options, &schema, maintenance);

@@ -274,12 +274,6 @@ variable "abandon_after_seconds" {
   default     = 900
 }
 
-variable "history_retention_days" {
-  description = "INLET_HISTORY_RETENTION_DAYS: how long the load history remembers committed sources."
-  type        = number
-  default     = 30
-}
-
 variable "checkpoint_interval" {
   description = "INLET_CHECKPOINT_INTERVAL: commits between Delta checkpoints (set at table creation)."
   type        = number

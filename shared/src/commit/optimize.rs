@@ -228,7 +228,7 @@ async fn commit_rewrite(
             OPTIMIZED_KEY.to_string(),
             serde_json::json!({"files_removed": report.files_removed, "files_added": report.files_added}),
         )])
-        .with_cleanup_expired_logs(Some(log_cleanup_due(table)?));
+        .with_cleanup_expired_logs(Some(log_cleanup_due(table).await?));
     let committed = CommitBuilder::from(properties)
         .with_actions(actions)
         .build(Some(table.snapshot()?), table.log_store(), operation)

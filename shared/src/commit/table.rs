@@ -19,6 +19,7 @@ use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 use url::Url;
 
+use crate::commit::history::indexed_version;
 use crate::config::Maintenance;
 use crate::error::{Error, Result};
 use crate::schema::TableSchema;
@@ -31,13 +32,18 @@ pub fn table_store(url: &Url, storage_options: &HashMap<String, String>) -> Resu
 }
 
 /// Whether log cleanup should run with the next commit: only when that commit writes a
-/// checkpoint. delta-rs would otherwise list the whole `_delta_log` after every commit once
-/// `delta.enableExpiredLogCleanup` is set, which makes each commit slower as the log grows.
-pub fn log_cleanup_due(table: &DeltaTable) -> Result<bool> {
+/// checkpoint (delta-rs would otherwise list the whole `_delta_log` after every commit once
+/// `delta.enableExpiredLogCleanup` is set, which makes each commit slower as the log grows),
+/// and only when the load history index covers every commit cleanup could delete.
+pub async fn log_cleanup_due(table: &DeltaTable) -> Result<bool> {
     let snapshot = table.snapshot()?;
     let interval = snapshot.table_config().checkpoint_interval().get();
     let next = snapshot.version() + 1;
-    Ok((next + 1).is_multiple_of(interval))
+    if !(next + 1).is_multiple_of(interval) {
+        return Ok(false);
+    }
+    let indexed = indexed_version(&table.object_store()).await?;
+    Ok(indexed.is_some_and(|covers| covers >= snapshot.version()))
 }
 
 /// Opens the table at `url`, creating it with `schema` (and `maintenance`) if no table is there yet.

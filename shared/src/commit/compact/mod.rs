@@ -1,10 +1,10 @@
 //! Compaction: merge staged fragments into target-sized Parquet files and commit them to Delta
 //! exactly once.
 //!
-//! One run is six phases, each a method of [`Compactor`]: **load** the table state, the load
-//! history (which source versions the table holds) and the compactor's `txn` version; **list**
-//! the staged fragments' footers; **plan** which fragments to take and which copy of each
-//! source to keep ([`plan::plan_compaction`], pure); **merge** the kept rows into files of the
+//! One run is six phases, each a method of [`Compactor`]: **load** the table state and the
+//! compactor's `txn` version; **list** the staged fragments' footers and look their sources up
+//! in the load history (which source versions the table holds); **plan** which fragments to
+//! take and which copy of each source to keep ([`plan::plan_compaction`], pure); **merge** the kept rows into files of the
 //! target size; **commit** those files with the new history entries and the next `txn`
 //! version in ONE Delta commit; **clean up** the consumed fragments, only then. A crash before
 //! the commit leaves only unreferenced files; a crash after it leaves fragments whose sources
@@ -27,7 +27,7 @@ use object_store::ObjectStore;
 use object_store::path::Path;
 
 use crate::commit::evolution::{conform, plan_evolution};
-use crate::commit::history::{LoadHistory, SNAPSHOT_INTERVAL};
+use crate::commit::history::LoadHistory;
 use crate::commit::table::{DataFiles, log_cleanup_due};
 use crate::config::Settings;
 use crate::error::{Error, Result};
@@ -58,11 +58,6 @@ pub struct CompactorOptions {
     pub min_bytes: u64,
     /// ...until its oldest fragment is this old (`INLET_FRESHNESS_SECONDS`).
     pub freshness: Duration,
-    /// How long committed sources are remembered in history snapshots
-    /// (`INLET_HISTORY_RETENTION_DAYS`).
-    pub history_retention: Duration,
-    /// Table versions between load history snapshots (they are also written at least daily).
-    pub snapshot_every: u64,
 }
 
 impl CompactorOptions {
@@ -73,8 +68,6 @@ impl CompactorOptions {
             abandon_after: Duration::from_secs(settings.abandon_after_seconds),
             min_bytes: settings.min_compact_bytes,
             freshness: Duration::from_secs(settings.freshness_seconds),
-            history_retention: Duration::from_secs(settings.history_retention_days * 86_400),
-            snapshot_every: SNAPSHOT_INTERVAL,
         }
     }
 
@@ -96,7 +89,7 @@ impl Default for CompactorOptions {
     }
 }
 
-/// Where a run takes the time from: fragment ages, history timestamps.
+/// Where a run takes the time from: fragment ages.
 pub trait Clock: Send + Sync {
     /// The current time.
     fn now(&self) -> DateTime<Utc>;
@@ -126,7 +119,6 @@ pub struct Compactor {
 struct Loaded {
     /// The table version the run reads.
     version: u64,
-    history: LoadHistory,
     /// The compactor's last `txn` version.
     compactions: Option<i64>,
 }
@@ -173,9 +165,12 @@ impl Compactor {
         if staged.is_empty() {
             return Ok(report);
         }
+        let ids: BTreeSet<SourceId> = staged.iter().flat_map(|f| f.sources.iter().map(|s| s.id.clone())).collect();
+        let (history, committed) = self.look_up(table, loaded.version, &Vec::from_iter(ids)).await?;
+        report.timings.load_ms += lap.next();
         let plan = plan_compaction(
             staged,
-            |id| loaded.history.contains(id),
+            |id| committed.contains(id),
             &self.options.policy(force, self.partitions.clone()),
             self.clock.now(),
         );
@@ -197,7 +192,7 @@ impl Compactor {
             let (version, sources) = self.commit(table, merged, &loaded, report.rows).await?;
             report.version = Some(version);
             report.timings.commit_ms = lap.next();
-            self.snapshot_history_if_due(loaded, version, sources).await;
+            self.record_history(history, version, &sources).await;
         }
         // Only after the commit: a crash before this line leaves fragments the history explains.
         self.fragments.delete(&consumed).await?;
@@ -206,13 +201,32 @@ impl Compactor {
         Ok(report)
     }
 
-    /// Refreshes the table and reads the load history and the compactor's `txn` version.
+    /// Refreshes the table and reads the compactor's `txn` version.
     async fn load(&self, table: &mut DeltaTable) -> Result<Loaded> {
         table.update_state().await?;
         let version = table.version().unwrap_or_default();
-        let history = LoadHistory::load(&self.store, version).await?;
         let compactions = table.snapshot()?.transaction_version(table.log_store().as_ref(), COMPACTOR_APP_ID).await?;
-        Ok(Loaded { version, history, compactions })
+        Ok(Loaded { version, compactions })
+    }
+
+    /// Which of `ids` the table holds as of `version`, and the load history that says so;
+    /// rebuilt from the table's lineage columns when neither its index nor the log can answer.
+    async fn look_up(
+        &self,
+        table: &DeltaTable,
+        version: u64,
+        ids: &[SourceId],
+    ) -> Result<(LoadHistory, HashSet<SourceId>)> {
+        if let Some(found) = LoadHistory::lookup(&self.store, version, ids).await? {
+            if found.0.indexed != Some(version) {
+                tracing::info!(version, indexed = ?found.0.indexed, "load history read commits past its index");
+            }
+            return Ok(found);
+        }
+        let files = table.snapshot()?.log_data().into_iter().map(|add| add.object_store_path()).collect();
+        let history = LoadHistory::rebuild(&self.store, version, files).await?;
+        let committed = history.committed(&self.store, ids).await?;
+        Ok((history, committed))
     }
 
     /// Every staged fragment, with its footer: even a partition-limited run judges each copy
@@ -310,7 +324,7 @@ impl Compactor {
             ])
             // A second compactor that read the same txn version conflicts instead of appending the same rows.
             .with_application_transaction(Transaction::new(COMPACTOR_APP_ID, loaded.compactions.unwrap_or(0) + 1))
-            .with_cleanup_expired_logs(Some(log_cleanup_due(table)?));
+            .with_cleanup_expired_logs(Some(log_cleanup_due(table).await?));
         let operation = DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None };
         let committed = CommitBuilder::from(properties)
             .with_actions(actions)
@@ -321,31 +335,12 @@ impl Compactor {
         Ok((version, sources))
     }
 
-    /// Writes a history snapshot when one is due after committing `version`; a failure only
-    /// costs later runs more commit reads.
-    async fn snapshot_history_if_due(&self, loaded: Loaded, version: u64, sources: Vec<CommittedSource>) {
-        let now = self.clock.now().timestamp_millis();
-        let Loaded { version: read_version, mut history, .. } = loaded;
-        if !history.snapshot_due(version, self.options.snapshot_every, now) {
-            return;
-        }
-        // Our commit directly on top of what we read: the history is what we loaded plus what
-        // we added. Anything else committed in between: read the log again.
-        let current = if version == read_version + 1 {
-            history.version = version;
-            history.sources.extend(sources.into_iter().map(|source| (source.id, now)));
-            Ok(history)
-        } else {
-            LoadHistory::load(&self.store, version).await
-        };
-        let retain_after = now - self.options.history_retention.as_millis() as i64;
-        let saved = match current {
-            Ok(history) => history.save_snapshot(&self.store, retain_after).await,
-            Err(err) => Err(err),
-        };
-        match saved {
-            Ok(path) => tracing::info!(snapshot = %path, "load history snapshot written"),
-            Err(err) => tracing::warn!(error = %err, "load history snapshot not written"),
+    /// Adds commit `version`'s sources to the history index; a failure only leaves later
+    /// runs more of the log to read.
+    async fn record_history(&self, history: LoadHistory, version: u64, sources: &[CommittedSource]) {
+        match history.record(&self.store, version, sources).await {
+            Ok(history) => tracing::info!(version, indexed_entries = history.indexed_entries(), "load history indexed"),
+            Err(err) => tracing::warn!(version, error = %err, "load history index not updated"),
         }
     }
 }

@@ -271,7 +271,7 @@ async fn two_compactors_racing_commit_each_row_once() {
 async fn the_load_history_survives_checkpoints_and_log_cleanup() {
     let lake = lake(Layout::default());
     let mut table = lake.table().await;
-    let options = CompactorOptions { snapshot_every: 4, ..test_options() };
+    let options = test_options();
     let compactor = Compactor::new(lake.store.clone(), lake.schema.clone(), options);
     for i in 0..10 {
         lake.stage("b1", &format!("o{i}.json"), i..i + 1).await;
@@ -290,6 +290,49 @@ async fn the_load_history_survives_checkpoints_and_log_cleanup() {
     let report = compactor.run(&mut table, false).await.unwrap();
     assert_eq!((report.rows, report.duplicate_rows), (1, 1), "o3 is remembered, o10 is new");
     assert_eq!(lake.rows(&table), (0..11).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn with_the_index_and_the_early_log_gone_the_history_is_rebuilt_from_lineage() {
+    let lake = lake(Layout::default());
+    let mut table = lake.table().await;
+    for i in 0..6 {
+        lake.stage("b1", &format!("o{i}.json"), i * 10..i * 10 + 10).await;
+        lake.compactor().run(&mut table, false).await.unwrap();
+    }
+    // Everything derived is lost, and log cleanup took the first commits.
+    std::fs::remove_dir_all(lake.dir.path().join("_inlet/history")).unwrap();
+    let log = lake.dir.path().join("_delta_log");
+    assert!(log.join("00000000000000000003.checkpoint.parquet").exists());
+    for version in 0..3 {
+        std::fs::remove_file(log.join(format!("{version:020}.json"))).unwrap();
+    }
+    let mut table = lake.table().await;
+    // A backfill of an old object and a new one: the old one is known from the table's rows.
+    lake.stage("b2", "o1.json", 10..20).await;
+    lake.stage("b2", "o9.json", 90..95).await;
+    let report = lake.compactor().run(&mut table, false).await.unwrap();
+    assert_eq!((report.rows, report.duplicate_rows), (5, 10));
+    assert_eq!(lake.rows(&table), (0..60).chain(90..95).collect::<Vec<_>>());
+    // The rebuilt index answers the next run without reading the table again.
+    lake.stage("b3", "o2.json", 20..30).await;
+    let report = lake.compactor().run(&mut table, false).await.unwrap();
+    assert_eq!((report.rows, report.duplicate_rows), (0, 10));
+}
+
+#[tokio::test]
+async fn log_cleanup_waits_for_the_index_to_cover_what_it_would_delete() {
+    let lake = lake(Layout::default());
+    let mut table = lake.table().await;
+    lake.stage("b1", "o0.json", 0..1).await;
+    lake.compactor().run(&mut table, false).await.unwrap();
+    lake.stage("b1", "o1.json", 1..2).await;
+    lake.compactor().run(&mut table, false).await.unwrap();
+    // Version 2: the next commit writes a checkpoint (every 4), so cleanup would run with it.
+    assert_eq!(table.version(), Some(2));
+    assert!(log_cleanup_due(&table).await.unwrap(), "the index covers version 2");
+    std::fs::remove_dir_all(lake.dir.path().join("_inlet/history/manifests")).unwrap();
+    assert!(!log_cleanup_due(&table).await.unwrap(), "no index: the log is all there is");
 }
 
 #[tokio::test]

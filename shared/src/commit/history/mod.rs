@@ -1,0 +1,395 @@
+//! The load history: which source object versions the table already holds, kept as long as
+//! the table exists.
+//!
+//! The record is atomic with the data: every compaction commit lists the sources it adds in its
+//! `commitInfo` (`inlet.sources`). Reading every commit on every run would cost what the whole
+//! history costs, so the compactor derives an index from the log, LSM-style:
+//!
+//! - a **run** is an immutable file of source keys (128-bit hashes of the identities), sorted,
+//!   in checked blocks (see [`run`]); each compaction adds a small one;
+//! - a **manifest** names the runs that together hold every source committed up to a table
+//!   version; a new one is written after each commit;
+//! - when a new run is not much smaller than the runs before it, they are merged (streaming),
+//!   so a table holds a handful of runs of geometrically growing sizes.
+//!
+//! A lookup reads the newest manifest, the fences of each run and only the blocks its keys fall
+//! in, plus the commits after the manifest: its cost follows the sources asked about, not the
+//! history. Everything under `_inlet/history/` is derived: a damaged or missing manifest or run
+//! is passed over for an older manifest, then for the whole log, and when the log has been
+//! cleaned the index is rebuilt from the table's own lineage columns. Log cleanup only runs
+//! when the newest manifest covers what it would delete.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use std::ops::Range;
+
+use arrow_array::Array;
+use arrow_array::cast::AsArray;
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ArrowReaderOptions;
+use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::layout::{
+    HISTORY_MANIFESTS_PREFIX, HISTORY_RUNS_PREFIX, SOURCES_KEY, commit_file, history_manifest,
+    history_manifest_version, history_run, history_run_version,
+};
+use crate::lineage::{CommittedSource, SourceId, SourceKey};
+use crate::schema::{SOURCE_ETAG_COLUMN, SOURCE_FILE_COLUMN};
+
+pub mod run;
+
+use run::{Run, RunInfo, RunWriter, merge};
+
+/// Manifests kept: the newest is used; older ones are only a fallback should it be damaged.
+pub const MANIFESTS_KEPT: usize = 3;
+/// Trailing runs are merged while the older one is at most this many times the newer ones
+/// together: at most about eight runs, each key rewritten some fifteen times over its life.
+pub const MERGE_RATIO: u64 = 4;
+/// Commits read at once when catching up with the log.
+const COMMIT_READS: usize = 16;
+/// Keys per run when rebuilding from the table's lineage columns (16 MiB of keys).
+const REBUILD_RUN_KEYS: usize = 1 << 20;
+
+/// What a manifest says: the runs holding every source committed up to `covers`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Manifest {
+    covers: u64,
+    runs: Vec<ManifestRun>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct ManifestRun {
+    path: String,
+    entries: u64,
+}
+
+/// The load history as of a table version: an index and the commits after it.
+#[derive(Debug, Default)]
+pub struct LoadHistory {
+    /// Table version this history is complete up to.
+    pub version: u64,
+    /// Version the manifest it was read from covers; `None` when read from the log alone.
+    pub indexed: Option<u64>,
+    runs: Vec<Run>,
+    /// Sources committed after the manifest, read from the log.
+    recent: HashSet<SourceKey>,
+}
+
+impl LoadHistory {
+    /// Which of `ids` the table holds as of `version`, and the history that answered.
+    ///
+    /// Derived data that is damaged or gone is passed over, for an older manifest and then for
+    /// the whole log. `None` when nothing left can answer (no usable manifest, and the log no
+    /// longer starts at commit 0): the caller rebuilds with [`LoadHistory::rebuild`].
+    pub async fn lookup(
+        store: &Arc<dyn ObjectStore>,
+        version: u64,
+        ids: &[SourceId],
+    ) -> Result<Option<(Self, HashSet<SourceId>)>> {
+        let mut candidates: Vec<Option<Path>> = manifests(store)
+            .await?
+            .into_iter()
+            .rev()
+            .filter(|(covers, _)| *covers <= version)
+            .map(|(_, path)| Some(path))
+            .collect();
+        candidates.push(None);
+        for manifest in candidates {
+            let attempt = async {
+                let history = Self::open(store, manifest.as_ref(), version).await?;
+                let committed = history.committed(store, ids).await?;
+                Ok::<_, Error>((history, committed))
+            };
+            match attempt.await {
+                Ok(found) => return Ok(Some(found)),
+                Err(err) if is_damage(&err) => match &manifest {
+                    Some(path) => {
+                        tracing::warn!(manifest = %path, error = %err, "load history manifest unusable; trying an older one")
+                    }
+                    None => tracing::warn!(error = %err, "load history cannot be read from the log alone"),
+                },
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(None)
+    }
+
+    /// The history read from `manifest` (none: from the log alone) and the commits after it.
+    async fn open(store: &Arc<dyn ObjectStore>, manifest: Option<&Path>, version: u64) -> Result<Self> {
+        let (indexed, runs) = match manifest {
+            Some(path) => {
+                let manifest: Manifest = serde_json::from_slice(&store.get(path).await?.bytes().await?)?;
+                let paths: Vec<Path> = manifest.runs.iter().map(|entry| Path::from(entry.path.as_str())).collect();
+                let runs = futures::future::try_join_all(paths.iter().map(|path| Run::open(store, path))).await?;
+                (Some(manifest.covers), runs)
+            }
+            None => (None, Vec::new()),
+        };
+        let first = indexed.map_or(0, |covers| covers + 1);
+        let recent = committed_between(store, first, version).await?;
+        Ok(Self { version, indexed, runs, recent })
+    }
+
+    /// Which of `ids` this history holds.
+    pub async fn committed(&self, store: &Arc<dyn ObjectStore>, ids: &[SourceId]) -> Result<HashSet<SourceId>> {
+        let by_key: HashMap<SourceKey, &SourceId> = ids.iter().map(|id| (id.key(), id)).collect();
+        let mut held: HashSet<SourceKey> = by_key.keys().filter(|key| self.recent.contains(key)).copied().collect();
+        let unknown: Vec<SourceKey> = by_key.keys().filter(|key| !held.contains(key)).copied().collect();
+        if !unknown.is_empty() {
+            let found = futures::future::try_join_all(self.runs.iter().map(|run| run.holding(store, &unknown))).await?;
+            held.extend(found.into_iter().flatten());
+        }
+        Ok(held.iter().map(|key| by_key[key].clone()).collect())
+    }
+
+    /// Rebuilds the index from the lineage columns of the table's data `files` as of
+    /// `version`, for when the log no longer holds every commit and no manifest is usable.
+    /// Costs a read of two columns of every file; a source whose lines were all quarantined
+    /// left no row, so it is not found (a replay rewrites the same quarantine record).
+    pub async fn rebuild(store: &Arc<dyn ObjectStore>, version: u64, files: Vec<Path>) -> Result<Self> {
+        tracing::warn!(version, files = files.len(), "rebuilding the load history from the table's lineage columns");
+        let mut runs = Vec::new();
+        let mut keys: HashSet<SourceKey> = HashSet::new();
+        for file in files {
+            keys.extend(lineage_keys(store, &file).await?);
+            if keys.len() >= REBUILD_RUN_KEYS {
+                runs.push(write_run(store, version, std::mem::take(&mut keys)).await?);
+            }
+        }
+        if !keys.is_empty() {
+            runs.push(write_run(store, version, keys).await?);
+        }
+        let runs = futures::future::try_join_all(runs.iter().map(|info| Run::open(store, &info.path))).await?;
+        let history = Self { version, indexed: None, runs, recent: HashSet::new() };
+        history.record(store, version, &[]).await
+    }
+
+    /// Records that commit `version` added `added` (and any commits between this history and
+    /// it, read from the log): writes a run of the new keys, merges runs that are due and a
+    /// manifest covering `version`, then removes what no kept manifest needs. Returns the
+    /// history as of `version`.
+    pub async fn record(self, store: &Arc<dyn ObjectStore>, version: u64, added: &[CommittedSource]) -> Result<Self> {
+        let Self { version: known, mut runs, mut recent, .. } = self;
+        if version > known + 1 {
+            recent.extend(committed_between(store, known + 1, version - 1).await?);
+        }
+        recent.extend(added.iter().map(|source| source.id.key()));
+        if !recent.is_empty() {
+            let info = write_run(store, version, recent).await?;
+            runs.push(Run::open(store, &info.path).await?);
+        }
+        let merging = runs_to_merge(&runs.iter().map(|run| run.entries).collect::<Vec<_>>());
+        if merging >= 2 {
+            let merged = merge(store, &runs[runs.len() - merging..], history_run(version)).await?;
+            tracing::info!(runs = merging, entries = merged.entries, run = %merged.path, "merged load history runs");
+            runs.truncate(runs.len() - merging);
+            runs.push(Run::open(store, &merged.path).await?);
+        }
+        let manifest = Manifest {
+            covers: version,
+            runs: runs.iter().map(|run| ManifestRun { path: run.path.to_string(), entries: run.entries }).collect(),
+        };
+        store.put(&history_manifest(version), PutPayload::from(serde_json::to_vec(&manifest)?)).await?;
+        prune(store).await?;
+        Ok(Self { version, indexed: Some(version), runs, recent: HashSet::new() })
+    }
+
+    /// Entries in the index's runs (a source may be counted in two runs until they merge).
+    pub fn indexed_entries(&self) -> u64 {
+        self.runs.iter().map(|run| run.entries).sum()
+    }
+}
+
+/// How many trailing runs to merge (0 or at least 2): while the run before them is at most
+/// [`MERGE_RATIO`] times their total.
+pub fn runs_to_merge(entries: &[u64]) -> usize {
+    let Some(&last) = entries.last() else { return 0 };
+    let (mut first, mut merged) = (entries.len() - 1, last);
+    while first > 0 && entries[first - 1] <= MERGE_RATIO * merged {
+        first -= 1;
+        merged += entries[first];
+    }
+    match entries.len() - first {
+        1 => 0,
+        n => n,
+    }
+}
+
+/// The newest manifest's covered version: log cleanup must not delete commits after it.
+pub async fn indexed_version(store: &Arc<dyn ObjectStore>) -> Result<Option<u64>> {
+    Ok(manifests(store).await?.last().map(|(covers, _)| *covers))
+}
+
+/// Damage to derived data, as opposed to a store that is failing (which is retried).
+fn is_damage(err: &Error) -> bool {
+    match err {
+        Error::Storage(err) => matches!(err, object_store::Error::NotFound { .. }),
+        Error::Integrity(_) | Error::Json(_) => true,
+        _ => false,
+    }
+}
+
+async fn write_run(store: &Arc<dyn ObjectStore>, version: u64, keys: HashSet<SourceKey>) -> Result<RunInfo> {
+    let mut keys: Vec<SourceKey> = keys.into_iter().collect();
+    keys.sort_unstable();
+    let mut writer = RunWriter::new(store.clone(), history_run(version));
+    for key in keys {
+        writer.push(key).await?;
+    }
+    writer.finish().await
+}
+
+/// Every manifest, oldest first.
+async fn manifests(store: &Arc<dyn ObjectStore>) -> Result<Vec<(u64, Path)>> {
+    let prefix = Path::from(HISTORY_MANIFESTS_PREFIX);
+    let listed: Vec<Path> = store.list(Some(&prefix)).map_ok(|meta| meta.location).try_collect().await?;
+    let mut versions: Vec<(u64, Path)> =
+        listed.into_iter().filter_map(|path| Some((history_manifest_version(&path)?, path))).collect();
+    versions.sort();
+    Ok(versions)
+}
+
+/// Deletes all but the newest [`MANIFESTS_KEPT`] manifests, and the runs none of them names
+/// that were written before the oldest kept one (a newer run may belong to a manifest being
+/// written right now).
+async fn prune(store: &Arc<dyn ObjectStore>) -> Result<()> {
+    let all = manifests(store).await?;
+    let (dropped, kept) = all.split_at(all.len().saturating_sub(MANIFESTS_KEPT));
+    for (_, path) in dropped {
+        delete_if_present(store, path).await?;
+    }
+    let Some((oldest_kept, _)) = kept.first() else { return Ok(()) };
+    let mut named = HashSet::new();
+    for (_, path) in kept {
+        match store.get(path).await {
+            Ok(found) => match serde_json::from_slice::<Manifest>(&found.bytes().await?) {
+                Ok(manifest) => named.extend(manifest.runs.into_iter().map(|run| run.path)),
+                // Which runs it needs is unknown: remove none this time.
+                Err(_) => return Ok(()),
+            },
+            Err(object_store::Error::NotFound { .. }) => return Ok(()),
+            Err(err) => return Err(err.into()),
+        }
+    }
+    let prefix = Path::from(HISTORY_RUNS_PREFIX);
+    let runs: Vec<Path> = store.list(Some(&prefix)).map_ok(|meta| meta.location).try_collect().await?;
+    for path in runs {
+        let written_before = history_run_version(&path).is_some_and(|at| at < *oldest_kept);
+        if written_before && !named.contains(path.as_ref()) {
+            delete_if_present(store, &path).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn delete_if_present(store: &Arc<dyn ObjectStore>, path: &Path) -> Result<()> {
+    match store.delete(path).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Keys of the sources committed by commits `first..=last`; a commit that is gone is damage.
+async fn committed_between(store: &Arc<dyn ObjectStore>, first: u64, last: u64) -> Result<HashSet<SourceKey>> {
+    let mut keys = HashSet::new();
+    let mut commits = futures::stream::iter(first..=last)
+        .map(|version| async move {
+            match store.get(&commit_file(version)).await {
+                Ok(found) => Ok(found.bytes().await?),
+                Err(object_store::Error::NotFound { .. }) => Err(Error::Integrity(format!(
+                    "load history: commit {version} is gone (log cleanup) and no index covers it"
+                ))),
+                Err(err) => Err(err.into()),
+            }
+        })
+        .buffered(COMMIT_READS);
+    while let Some(commit) = commits.next().await {
+        keys.extend(sources_in_commit(&commit?)?.into_iter().map(|source| source.id.key()));
+    }
+    Ok(keys)
+}
+
+/// The sources one commit file's `commitInfo` lists.
+pub fn sources_in_commit(commit: &[u8]) -> Result<Vec<CommittedSource>> {
+    let mut sources = Vec::new();
+    for line in commit.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let action: serde_json::Value = serde_json::from_slice(line)?;
+        if let Some(listed) = action.get("commitInfo").and_then(|info| info.get(SOURCES_KEY)) {
+            sources.extend(serde_json::from_value::<Vec<CommittedSource>>(listed.clone())?);
+        }
+    }
+    Ok(sources)
+}
+
+/// The distinct source keys of one data file's lineage columns.
+async fn lineage_keys(store: &Arc<dyn ObjectStore>, file: &Path) -> Result<HashSet<SourceKey>> {
+    let size = store.head(file).await?.size;
+    let reader = StoreFile { store: store.clone(), path: file.clone(), size };
+    let builder = ParquetRecordBatchStreamBuilder::new(reader).await?;
+    let mask = ProjectionMask::columns(builder.parquet_schema(), [SOURCE_FILE_COLUMN, SOURCE_ETAG_COLUMN]);
+    let mut batches = builder.with_projection(mask).build()?;
+    let mut keys = HashSet::new();
+    // Rows of one source sit together: hash an identity only when it changes.
+    let mut last: Option<(String, Option<String>)> = None;
+    while let Some(batch) = batches.next().await {
+        let batch = batch?;
+        let column = |name: &str| -> Result<arrow_array::ArrayRef> {
+            let column = batch.column_by_name(name).ok_or_else(|| {
+                Error::Integrity(format!("table file {file} has no {name} column: its sources cannot be known"))
+            })?;
+            Ok(arrow_cast::cast(column, &arrow_schema::DataType::Utf8)?)
+        };
+        let (uris, etags) = (column(SOURCE_FILE_COLUMN)?, column(SOURCE_ETAG_COLUMN)?);
+        let (uris, etags) = (uris.as_string::<i32>(), etags.as_string::<i32>());
+        for row in 0..batch.num_rows() {
+            let (uri, etag) = (uris.value(row), (!etags.is_null(row)).then(|| etags.value(row)));
+            if last.as_ref().is_some_and(|(u, e)| u == uri && e.as_deref() == etag) {
+                continue;
+            }
+            let id = SourceId { uri: uri.to_string(), etag: etag.map(str::to_string) };
+            keys.insert(id.key());
+            last = Some((id.uri, id.etag));
+        }
+    }
+    Ok(keys)
+}
+
+/// A table file read through the store, range by range.
+struct StoreFile {
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+    size: u64,
+}
+
+impl AsyncFileReader for StoreFile {
+    fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        Box::pin(async move {
+            self.store
+                .get_range(&self.path, range)
+                .await
+                .map_err(|err| parquet::errors::ParquetError::External(err.into()))
+        })
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        _options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+        Box::pin(async move {
+            let size = self.size;
+            Ok(Arc::new(ParquetMetaDataReader::new().load_and_finish(self, size).await?))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,219 @@
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use object_store::memory::InMemory;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, PutMultipartOptions, PutOptions,
+    PutResult,
+};
+
+use super::*;
+
+fn id(uri: &str, etag: &str) -> SourceId {
+    SourceId { uri: uri.into(), etag: Some(etag.into()) }
+}
+
+fn committed(ids: &[SourceId]) -> Vec<CommittedSource> {
+    ids.iter().map(|id| CommittedSource { id: id.clone(), rows: 1 }).collect()
+}
+
+/// Writes commit `version` adding `ids`, as a compactor would.
+async fn commit(store: &Arc<dyn ObjectStore>, version: u64, ids: &[SourceId]) {
+    let info = serde_json::json!({"commitInfo": {"timestamp": version, SOURCES_KEY: committed(ids)}});
+    let add = serde_json::json!({"add": {"path": "x.parquet"}});
+    store.put(&commit_file(version), PutPayload::from(format!("{info}\n{add}\n").into_bytes())).await.unwrap();
+}
+
+async fn found(store: &Arc<dyn ObjectStore>, version: u64, ids: &[SourceId]) -> Option<Vec<SourceId>> {
+    let (_, held) = LoadHistory::lookup(store, version, ids).await.unwrap()?;
+    let mut held: Vec<SourceId> = held.into_iter().collect();
+    held.sort();
+    Some(held)
+}
+
+/// Commits `0..versions`, one source each (`s3://r/<version>`), recording each in the index.
+async fn indexed_table(store: &Arc<dyn ObjectStore>, versions: u64) -> Vec<SourceId> {
+    let ids: Vec<SourceId> = (0..versions).map(|v| id(&format!("s3://r/{v}"), "1")).collect();
+    let mut history = LoadHistory::default();
+    for version in 0..versions {
+        commit(store, version, &ids[version as usize..=version as usize]).await;
+        history = history.record(store, version, &committed(&ids[version as usize..=version as usize])).await.unwrap();
+    }
+    ids
+}
+
+#[tokio::test]
+async fn history_is_read_from_commits_and_the_index_and_forgets_nothing() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    commit(&store, 0, &[]).await;
+    commit(&store, 1, &[id("s3://r/a", "1")]).await;
+    commit(&store, 2, &[id("s3://r/b", "1"), id("s3://r/a", "2")]).await;
+    let asked = [id("s3://r/a", "1"), id("s3://r/a", "2"), id("s3://r/b", "1"), id("s3://r/b", "2")];
+    let held = found(&store, 2, &asked).await.unwrap();
+    assert_eq!(held, asked[..3].to_vec(), "a new version of an object is a new source");
+
+    // Index what the log says as of version 2, then the log is cleaned.
+    let (history, _) = LoadHistory::lookup(&store, 2, &[]).await.unwrap().unwrap();
+    let history = history.record(&store, 2, &[]).await.unwrap();
+    assert_eq!(history.indexed, Some(2));
+    for version in 0..=2 {
+        store.delete(&commit_file(version)).await.unwrap();
+    }
+    commit(&store, 3, &[id("s3://r/c", "1")]).await;
+    let asked = [id("s3://r/a", "2"), id("s3://r/b", "1"), id("s3://r/c", "1"), id("s3://r/d", "1")];
+    assert_eq!(found(&store, 3, &asked).await.unwrap(), asked[..3].to_vec());
+}
+
+#[tokio::test]
+async fn sources_committed_years_ago_are_still_known() {
+    // Old snapshots dropped entries after a retention window; the index keeps every one.
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let ids = indexed_table(&store, 120).await;
+    for version in 0..119 {
+        store.delete(&commit_file(version)).await.unwrap();
+    }
+    assert_eq!(found(&store, 119, &ids).await.unwrap().len(), 120);
+}
+
+#[test]
+fn runs_merge_into_geometrically_growing_sizes() {
+    assert_eq!(runs_to_merge(&[]), 0);
+    assert_eq!(runs_to_merge(&[10]), 0);
+    assert_eq!(runs_to_merge(&[1000, 10]), 0, "a much bigger run waits");
+    assert_eq!(runs_to_merge(&[30, 10]), 2);
+    assert_eq!(runs_to_merge(&[1000, 100, 30, 10]), 3, "the merged run grows and takes the next one");
+    // Appending many equal runs keeps the count small.
+    let mut runs: Vec<u64> = Vec::new();
+    for _ in 0..20_000 {
+        runs.push(500);
+        let merging = runs_to_merge(&runs);
+        if merging >= 2 {
+            let merged = runs.split_off(runs.len() - merging).iter().sum();
+            runs.push(merged);
+        }
+        assert!(runs.len() <= 8, "{runs:?}");
+    }
+    assert_eq!(runs.iter().sum::<u64>(), 10_000_000);
+}
+
+#[tokio::test]
+async fn many_compactions_keep_few_runs_and_find_every_source() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let ids = indexed_table(&store, 200).await;
+    let (history, held) = LoadHistory::lookup(&store, 199, &ids).await.unwrap().unwrap();
+    assert_eq!(held.len(), 200);
+    assert!(history.runs.len() <= 8, "{} runs", history.runs.len());
+    assert_eq!(history.indexed_entries(), 200);
+    let manifests = manifests(&store).await.unwrap();
+    assert_eq!(manifests.len(), MANIFESTS_KEPT);
+    let listed: Vec<Path> =
+        store.list(Some(&Path::from(HISTORY_RUNS_PREFIX))).map_ok(|m| m.location).try_collect().await.unwrap();
+    assert!(listed.len() <= 3 * 8, "merged runs are removed: {} left", listed.len());
+}
+
+#[tokio::test]
+async fn a_gap_in_the_log_with_no_index_asks_for_a_rebuild() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    commit(&store, 1, &[id("s3://r/a", "1")]).await;
+    assert!(LoadHistory::lookup(&store, 1, &[id("s3://r/a", "1")]).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn damaged_manifests_and_runs_fall_back_to_older_ones() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let ids = indexed_table(&store, 3).await;
+    // The newest manifest is damaged.
+    store.put(&history_manifest(2), PutPayload::from(b"{not json".to_vec())).await.unwrap();
+    assert_eq!(found(&store, 2, &ids).await.unwrap(), ids);
+    // So is a run the next one names: the oldest kept manifest and the log answer.
+    let manifest: Manifest =
+        serde_json::from_slice(&store.get(&history_manifest(1)).await.unwrap().bytes().await.unwrap()).unwrap();
+    for run in &manifest.runs {
+        store.put(&Path::from(run.path.as_str()), PutPayload::from(vec![0u8; 64])).await.unwrap();
+    }
+    assert_eq!(found(&store, 2, &ids).await.unwrap(), ids);
+    // With the log cleaned too, only a rebuild can answer.
+    for version in 0..=2 {
+        store.delete(&commit_file(version)).await.unwrap();
+    }
+    for (_, path) in manifests(&store).await.unwrap() {
+        store.put(&path, PutPayload::from(b"".to_vec())).await.unwrap();
+    }
+    assert!(found(&store, 2, &ids).await.is_none());
+}
+
+/// A store that counts the bytes it was asked to read.
+#[derive(Debug)]
+struct CountingStore {
+    inner: InMemory,
+    read: AtomicU64,
+}
+
+impl std::fmt::Display for CountingStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CountingStore")
+    }
+}
+
+#[async_trait]
+impl ObjectStore for CountingStore {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        self.inner.put_opts(location, payload, opts).await
+    }
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
+        let result = self.inner.get_opts(location, options).await?;
+        self.read.fetch_add(result.range.end - result.range.start, Ordering::Relaxed);
+        Ok(result)
+    }
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Path>>,
+    ) -> BoxStream<'static, object_store::Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+#[tokio::test]
+async fn a_lookup_reads_what_its_sources_need_not_the_whole_history() {
+    let counting = Arc::new(CountingStore { inner: InMemory::new(), read: AtomicU64::new(0) });
+    let store: Arc<dyn ObjectStore> = counting.clone();
+    // 400,000 committed sources in one run (6.4 MB of keys), then a compaction's worth.
+    let keys: HashSet<SourceKey> = (0..400_000).map(|n| id(&format!("s3://r/old/{n}"), "1").key()).collect();
+    let run = write_run(&store, 0, keys).await.unwrap();
+    let manifest = Manifest { covers: 0, runs: vec![ManifestRun { path: run.path.to_string(), entries: run.entries }] };
+    store.put(&history_manifest(0), PutPayload::from(serde_json::to_vec(&manifest).unwrap())).await.unwrap();
+    commit(&store, 0, &[]).await;
+    let asked: Vec<SourceId> = (0..500)
+        .map(|n| id(&format!("s3://r/old/{}", n * 700), "1"))
+        .chain((0..500).map(|n| id(&format!("s3://r/new/{n}"), "1")))
+        .collect();
+    counting.read.store(0, Ordering::Relaxed);
+    let held = found(&store, 0, &asked).await.unwrap();
+    assert_eq!(held.len(), 500, "the old ones, not the new ones");
+    let read = counting.read.load(Ordering::Relaxed);
+    // Fences (24 bytes per 1,024 keys) and at most one 16 KiB block per source asked about.
+    assert!(read <= 10_000 + 1000 * 16_384, "read {read} bytes");
+    assert!(read < 6_400_000, "read {read} bytes: less than the run itself");
+}

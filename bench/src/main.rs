@@ -117,6 +117,25 @@ enum Command {
     /// The deployed path on a running LocalStack (perf binaries as functions): wall time from the
     /// first PUT to committed rows, and the CPU Inlet's functions and LocalStack each used.
     E2e,
+    /// The load history: CPU and memory to deduplicate one compaction's sources against a
+    /// table of 1 M and 10 M committed sources (each lookup in a child process of its own).
+    History {
+        /// Committed sources of each table measured.
+        #[arg(long, num_args = 1.., default_values_t = [1_000_000u64, 10_000_000])]
+        sources: Vec<u64>,
+        /// Sources in the compaction looked up (half of them committed before).
+        #[arg(long, default_value_t = 500)]
+        lookup: u64,
+    },
+    /// One measured lookup (used by `history`).
+    HistoryLookup {
+        #[arg(long)]
+        table: PathBuf,
+        #[arg(long)]
+        sources: u64,
+        #[arg(long)]
+        lookup: u64,
+    },
     /// Compaction commits on a growing table: latency per commit, checkpoints, table load time.
     Commits {
         /// Compactions to run, each committing one small fragment.
@@ -149,14 +168,23 @@ struct Measurement {
 
 const SCHEMA: &str = include_str!("../../schemas/events.schema.json");
 
+mod history;
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    if let Some(Command::Commits { count, no_optimize }) = cli.command {
-        return commits(count, !no_optimize);
+    match &cli.command {
+        Some(Command::Commits { count, no_optimize }) => return commits(*count, !no_optimize),
+        Some(Command::History { sources, lookup }) => return history::measure(sources, *lookup),
+        Some(Command::HistoryLookup { table, sources, lookup }) => {
+            return history::lookup_once(table, *sources, *lookup);
+        }
+        _ => {}
     }
     let keys = ensure_workload(&cli.data, cli.objects)?;
     match cli.command {
-        Some(Command::Commits { .. }) => unreachable!("handled above"),
+        Some(Command::Commits { .. } | Command::History { .. } | Command::HistoryLookup { .. }) => {
+            unreachable!("handled above")
+        }
         Some(Command::E2e) => {
             let runtime = tokio::runtime::Runtime::new()?;
             let measured = runtime.block_on(end_to_end(&cli.data, &keys))?;
@@ -319,14 +347,14 @@ fn naive(data: &Path, keys: &[String]) -> Result<Measurement> {
 }
 
 /// User + system CPU time of this process, from /proc (clock ticks of 1/100 s).
-fn cpu_seconds() -> Result<f64> {
+pub(crate) fn cpu_seconds() -> Result<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat")?;
     let fields: Vec<&str> = stat.rsplit_once(')').context("/proc/self/stat")?.1.split_whitespace().collect();
     let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
     Ok(ticks / 100.0)
 }
 
-fn peak_rss_mib() -> Result<f64> {
+pub(crate) fn peak_rss_mib() -> Result<f64> {
     let status = std::fs::read_to_string("/proc/self/status")?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:")).context("VmHWM")?;
     Ok(line.split_whitespace().nth(1).context("VmHWM value")?.parse::<f64>()? / 1024.0)

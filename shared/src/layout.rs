@@ -5,13 +5,14 @@
 //!
 //! ```text
 //! <table>/_inlet/fragments/[<column>=<value>/]<time>-<uuid>.parquet   staged, not yet committed
+//! <table>/_inlet/batches/<batch>                                      a converter batch's seal, or its void
 //! <table>/_inlet/quarantine/<bucket>/<key>@<etag>.ndjson              lines that did not fit
 //! <table>/_inlet/history/manifests/<version>.json                     load history index, as of a version
 //! <table>/_inlet/history/runs/<version>-<uuid>.run                    sorted runs of committed source keys
 //! <table>/_inlet/corrupt/...                                          staged files no reader could read
 //! ```
 //!
-//! Fragments carry `inlet.sources` and `inlet.batch` in their Parquet footer; compaction
+//! Fragments carry `inlet.sources`, `inlet.batch` and `inlet.sealed` in their Parquet footer; compaction
 //! commits carry `inlet.sources`, `inlet.fragments` and `inlet.rows` in their `commitInfo`,
 //! and a `txn` action of the compactor's application id.
 
@@ -19,6 +20,8 @@ use object_store::path::Path;
 
 /// Where fragments are staged, relative to the table root.
 pub const FRAGMENTS_PREFIX: &str = "_inlet/fragments";
+/// Where converter batches are sealed (or voided), relative to the table root.
+pub const BATCHES_PREFIX: &str = "_inlet/batches";
 /// Where quarantined lines are kept, relative to the table root.
 pub const QUARANTINE_PREFIX: &str = "_inlet/quarantine";
 /// Where the load history index keeps its manifests, relative to the table root.
@@ -33,6 +36,9 @@ pub const CORRUPT_PREFIX: &str = "_inlet/corrupt";
 pub const SOURCES_KEY: &str = "inlet.sources";
 /// Fragment footer key naming the converter invocation that wrote the fragment.
 pub const BATCH_KEY: &str = "inlet.batch";
+/// Fragment footer key saying the fragment may be compacted only once its batch is sealed
+/// under [`BATCHES_PREFIX`] (fragments staged before batches were sealed lack it).
+pub const SEALED_KEY: &str = "inlet.sealed";
 /// `commitInfo` key listing the fragments a compaction consumed.
 pub const FRAGMENTS_KEY: &str = "inlet.fragments";
 /// `commitInfo` key counting the rows a compaction committed.
@@ -50,6 +56,16 @@ pub const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
 /// The Delta commit file of `version`, relative to the table root.
 pub fn commit_file(version: u64) -> Path {
     Path::from(format!("_delta_log/{version:020}.json"))
+}
+
+/// The seal (or void) record of converter batch `batch`.
+pub fn batch_record(batch: &str) -> Path {
+    Path::from(BATCHES_PREFIX).join(batch)
+}
+
+/// The batch a seal or void record is for.
+pub fn batch_of_record(path: &Path) -> Option<&str> {
+    path.filename()
 }
 
 /// The load history manifest covering the log up to table `version`.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use arrow_array::cast::AsArray;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use deltalake::DeltaTable;
+use futures::TryStreamExt;
 use inlet::commit::{Compactor, CompactorOptions};
 use inlet::commit::{open_or_create, table_store};
 use inlet::config::Maintenance;
@@ -19,6 +20,7 @@ use inlet::schema::TableSchema;
 use inlet::stage::FragmentStore;
 use inlet::testing::sample;
 use inlet::testing::sources::MemorySource;
+use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -107,6 +109,12 @@ async fn a_thousand_objects_land_exactly_once_through_redeliveries_and_crashes()
             // The compactor crashes after its commit, before deleting what it consumed.
             0 => {
                 let mut saved = Vec::new();
+                // The staged fragments and their batches' seals, which a run deletes last.
+                let seals = store.list(Some(&Path::from("_inlet/batches"))).map_ok(|meta| meta.location);
+                let seals: Vec<Path> = seals.try_collect().await.unwrap();
+                for path in seals {
+                    saved.push((path.clone(), store.get(&path).await.unwrap().bytes().await.unwrap()));
+                }
                 for meta in fragments.list().await.unwrap() {
                     saved
                         .push((meta.location.clone(), store.get(&meta.location).await.unwrap().bytes().await.unwrap()));

@@ -13,5 +13,6 @@ pub mod table;
 pub use compact::{
     Clock, CompactRequest, CompactionReport, Compactor, CompactorOptions, SystemClock, Timings, compact_table,
 };
+pub use history::LoadHistory;
 pub use optimize::{OptimizeOptions, OptimizeReport, VacuumReport, optimize, vacuum};
 pub use table::{open_or_create, table_store};

@@ -231,6 +231,7 @@ impl Converter {
         let ((), staged) = tokio::join!(produce, consume);
         staged?;
         if !report.fragments.is_empty() {
+            self.seal(&report).await?;
             self.request_compaction_if_due().await;
         }
 
@@ -247,6 +248,24 @@ impl Converter {
             "converted batch"
         );
         Ok(report)
+    }
+
+    /// Seals the batch, after all its fragments are uploaded and before SQS hears of success:
+    /// only then may a compactor take them. A compactor may have voided the batch as
+    /// abandoned (and deleted its fragments) first; then the seal is refused, or a fragment is
+    /// found gone after it, and the whole batch fails, for SQS to redeliver.
+    async fn seal(&self, report: &ConversionReport) -> Result<()> {
+        self.fragments.seal(&report.batch, report.fragments.len()).await?;
+        for fragment in &report.fragments {
+            if !self.fragments.exists(&object_store::path::Path::from(fragment.as_str())).await? {
+                return Err(Error::Integrity(format!(
+                    "fragment {fragment} of batch {} was removed before its seal (a compactor took the batch \
+                     for abandoned): its messages must be converted again",
+                    report.batch
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Asks for a compaction when a file's worth of bytes is staged; a failure only leaves the
@@ -599,6 +618,10 @@ mod tests {
         assert!(fragments.iter().all(|fragment| fragment.batch.as_deref() == Some(report.batch.as_str())));
         assert_eq!(report.fragments.len(), 5);
         assert_eq!(report.rows, 50);
+        // Sealed once all five are staged, so a compactor may take them.
+        let batches = f.fragments.batches().await.unwrap();
+        assert_eq!(batches.get(&report.batch), Some(&crate::stage::fragment::BatchState::Sealed));
+        assert_eq!(batches.len(), 1);
     }
 
     #[tokio::test]

@@ -1,6 +1,7 @@
 //! Parquet fragments: the converter's output, staged under `<table>/_inlet/fragments/`
 //! where Delta readers never look, each listing its sources in its key-value metadata.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
@@ -8,7 +9,7 @@ use arrow_schema::SchemaRef;
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::path::Path;
-use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::basic::Compression;
@@ -16,7 +17,10 @@ use parquet::file::metadata::{KeyValue, ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use crate::error::{Error, Result};
-use crate::layout::{BATCH_KEY, CORRUPT_PREFIX, FRAGMENTS_PREFIX, SOURCES_KEY, partition_directory};
+use crate::layout::{
+    BATCH_KEY, BATCHES_PREFIX, CORRUPT_PREFIX, FRAGMENTS_PREFIX, SEALED_KEY, SOURCES_KEY, batch_of_record,
+    batch_record, partition_directory,
+};
 use crate::lineage::FragmentSource;
 use crate::stage::page_writer::{PageCodec, PageFileWriter, PageLimits};
 
@@ -33,6 +37,8 @@ pub struct FragmentInfo {
     pub sources: Vec<FragmentSource>,
     /// The converter invocation that wrote it.
     pub batch: Option<String>,
+    /// Whether it may be compacted only once its batch is sealed.
+    pub awaits_seal: bool,
 }
 
 /// A fragment read back: its sources and its rows.
@@ -178,8 +184,14 @@ impl FragmentWriter {
         self.arrow_bytes
     }
 
-    /// Closes the file, recording its sources and the invocation (`batch`) that wrote it.
+    /// Closes the file, recording its sources and the invocation (`batch`) that wrote it; it
+    /// may be compacted once that batch is sealed ([`FragmentStore::seal`]).
     pub fn finish(mut self, batch: &str) -> Result<Vec<u8>> {
+        self.encoder.append_key_value_metadata(KeyValue::new(SEALED_KEY.to_string(), "batch".to_string()));
+        self.finish_unsealed(batch)
+    }
+
+    fn finish_unsealed(mut self, batch: &str) -> Result<Vec<u8>> {
         let sources = serde_json::to_string(&self.sources)?;
         self.encoder.append_key_value_metadata(KeyValue::new(SOURCES_KEY.to_string(), sources));
         self.encoder.append_key_value_metadata(KeyValue::new(BATCH_KEY.to_string(), batch.to_string()));
@@ -187,20 +199,21 @@ impl FragmentWriter {
     }
 }
 
-/// Encodes batches and their source list as one Parquet file (a one-shot [`FragmentWriter`]).
+/// Encodes batches and their complete sources as one self-contained Parquet file (a one-shot
+/// [`FragmentWriter`] whose single upload is all there is: it needs no seal).
 pub fn encode(schema: &SchemaRef, batches: &[RecordBatch], sources: &[FragmentSource]) -> Result<Vec<u8>> {
     let mut writer = FragmentWriter::new(schema)?;
     for batch in batches {
         writer.encoder.write(batch)?;
     }
     writer.sources = sources.to_vec();
-    writer.finish("encode")
+    writer.finish_unsealed("encode")
 }
 
 /// Decodes a fragment file.
 pub fn decode(path: Path, data: Bytes) -> Result<Fragment> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(data)?;
-    let (sources, batch) = inlet_metadata(&path, builder.metadata())?;
+    let (sources, batch, _) = inlet_metadata(&path, builder.metadata())?;
     let batches = builder.build()?.collect::<Result<Vec<_>, _>>()?;
     Ok(Fragment { path, sources, batch, batches })
 }
@@ -223,8 +236,8 @@ impl Iterator for FragmentRows {
 /// enough (a few MiB) not to matter for memory.
 const STREAM_BATCH_ROWS: usize = 8 * 1024;
 
-/// The sources and batch id recorded in a fragment's footer.
-fn inlet_metadata(path: &Path, metadata: &ParquetMetaData) -> Result<(Vec<FragmentSource>, Option<String>)> {
+/// The sources, batch id and seal requirement recorded in a fragment's footer.
+fn inlet_metadata(path: &Path, metadata: &ParquetMetaData) -> Result<(Vec<FragmentSource>, Option<String>, bool)> {
     let entry = |key: &str| {
         metadata
             .file_metadata()
@@ -238,7 +251,17 @@ fn inlet_metadata(path: &Path, metadata: &ParquetMetaData) -> Result<(Vec<Fragme
             reason: format!("fragment has no {SOURCES_KEY} metadata"),
             retryable: false,
         })?;
-    Ok((sources, entry(BATCH_KEY)))
+    Ok((sources, entry(BATCH_KEY), entry(SEALED_KEY).is_some()))
+}
+
+/// What a converter batch's record says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchState {
+    /// All its fragments are staged: they may be compacted.
+    Sealed,
+    /// Taken for abandoned before it was sealed: its fragments are garbage, and its converter
+    /// failed its messages.
+    Void,
 }
 
 /// The staging area of one table.
@@ -299,8 +322,9 @@ impl FragmentStore {
             return Err(corrupt("Parquet footer longer than the file"));
         };
         let metadata = ParquetMetaDataReader::decode_metadata(&footer)?;
-        let (sources, batch) = inlet_metadata(&meta.location, &metadata)?;
-        Ok(FragmentInfo { path: meta.location.clone(), size: meta.size, staged_at: meta.last_modified, sources, batch })
+        let (sources, batch, awaits_seal) = inlet_metadata(&meta.location, &metadata)?;
+        let (path, size, staged_at) = (meta.location.clone(), meta.size, meta.last_modified);
+        Ok(FragmentInfo { path, size, staged_at, sources, batch, awaits_seal })
     }
 
     /// Reads one fragment whole.
@@ -314,6 +338,70 @@ impl FragmentStore {
         let data = self.store.get(path).await?.bytes().await?;
         let reader = ParquetRecordBatchReaderBuilder::try_new(data)?.with_batch_size(STREAM_BATCH_ROWS).build()?;
         Ok(FragmentRows { reader })
+    }
+
+    /// Seals converter batch `batch`: every fragment it staged is uploaded, so they may be
+    /// compacted. Fails if the batch was voided first (a compactor took it for abandoned):
+    /// the caller must then fail its messages so that they are converted again.
+    pub async fn seal(&self, batch: &str, fragments: usize) -> Result<()> {
+        let seal = serde_json::to_vec(&serde_json::json!({ "batch": batch, "fragments": fragments }))?;
+        match self.create_record(batch, seal).await? {
+            BatchState::Sealed => Ok(()),
+            BatchState::Void => Err(Error::Integrity(format!(
+                "batch {batch} was voided before it could be sealed (a compactor took it for abandoned): \
+                 its messages must be converted again"
+            ))),
+        }
+    }
+
+    /// Whether the staged file at `path` is there.
+    pub async fn exists(&self, path: &Path) -> Result<bool> {
+        match self.store.head(path).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Voids unsealed batch `batch` so that it can never be sealed, and says what the batch is
+    /// now: `Void` (its fragments are garbage) or `Sealed` (its converter sealed it first).
+    pub async fn void(&self, batch: &str) -> Result<BatchState> {
+        self.create_record(batch, Vec::new()).await
+    }
+
+    /// Creates `batch`'s record unless one exists (S3 `If-None-Match: *`); returns the state
+    /// of whichever record won. An empty record voids, any other seals.
+    async fn create_record(&self, batch: &str, record: Vec<u8>) -> Result<BatchState> {
+        let path = batch_record(batch);
+        let wanted = if record.is_empty() { BatchState::Void } else { BatchState::Sealed };
+        let options = PutOptions { mode: PutMode::Create, ..Default::default() };
+        match self.store.put_opts(&path, PutPayload::from(record), options).await {
+            Ok(_) => Ok(wanted),
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                let size = self.store.head(&path).await?.size;
+                Ok(if size == 0 { BatchState::Void } else { BatchState::Sealed })
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// The state of every batch with a record.
+    pub async fn batches(&self) -> Result<HashMap<String, BatchState>> {
+        let prefix = Path::from(BATCHES_PREFIX);
+        let listed: Vec<ObjectMeta> = self.store.list(Some(&prefix)).try_collect().await?;
+        Ok(listed
+            .into_iter()
+            .filter_map(|meta| {
+                let state = if meta.size == 0 { BatchState::Void } else { BatchState::Sealed };
+                Some((batch_of_record(&meta.location)?.to_string(), state))
+            })
+            .collect())
+    }
+
+    /// Removes the records of batches none of whose fragments is staged any more.
+    pub async fn forget_batches(&self, batches: impl IntoIterator<Item = &str>) -> Result<()> {
+        let records: Vec<Path> = batches.into_iter().map(batch_record).collect();
+        self.delete(&records).await
     }
 
     /// Moves a staged file that cannot be read as a fragment to `_inlet/corrupt/`, where it

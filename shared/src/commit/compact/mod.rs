@@ -10,7 +10,7 @@
 //! the commit leaves only unreferenced files; a crash after it leaves fragments whose sources
 //! the next run finds in the history and drops.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,7 +34,7 @@ use crate::error::{Error, Result};
 use crate::layout::{COMPACTOR_APP_ID, FRAGMENTS_KEY, ROWS_KEY, SOURCES_KEY};
 use crate::lineage::{CommittedSource, SourceId};
 use crate::schema::{SOURCE_ETAG_COLUMN, SOURCE_FILE_COLUMN, TableSchema};
-use crate::stage::fragment::{FragmentInfo, FragmentStore};
+use crate::stage::fragment::{BatchState, FragmentInfo, FragmentStore};
 
 pub mod plan;
 mod report;
@@ -123,6 +123,16 @@ struct Loaded {
     compactions: Option<i64>,
 }
 
+/// The staged fragments, sorted by their batch's seal.
+struct Staged {
+    /// Fragments a run may take.
+    ready: Vec<FragmentInfo>,
+    /// The batch records listed before the fragments.
+    records: HashMap<String, BatchState>,
+    /// Fragments of batches not sealed yet.
+    waiting: Vec<FragmentInfo>,
+}
+
 /// What the merge phase wrote, ready to commit.
 struct Merged {
     adds: Vec<Add>,
@@ -160,9 +170,10 @@ impl Compactor {
         let mut report = CompactionReport::default();
         let loaded = self.load(table).await?;
         report.timings.load_ms = lap.next();
-        let staged = self.list_staged(&mut report).await?;
+        let Staged { ready: staged, records, waiting } = self.list_staged(&mut report).await?;
         report.timings.stage_ms = lap.next();
         if staged.is_empty() {
+            self.forget_finished_batches(records, waiting.iter().chain(&staged), &[]).await?;
             return Ok(report);
         }
         let ids: BTreeSet<SourceId> = staged.iter().flat_map(|f| f.sources.iter().map(|s| s.id.clone())).collect();
@@ -183,6 +194,7 @@ impl Compactor {
                 oldest_staged_seconds = plan.oldest_staged_seconds,
                 "nothing ready to compact"
             );
+            self.forget_finished_batches(records, waiting.iter().chain(&plan.deferred_fragments), &[]).await?;
             return Ok(report);
         }
         let merged = self.merge(table, &plan, &mut report).await?;
@@ -196,6 +208,7 @@ impl Compactor {
         }
         // Only after the commit: a crash before this line leaves fragments the history explains.
         self.fragments.delete(&consumed).await?;
+        self.forget_finished_batches(records, waiting.iter().chain(&plan.deferred_fragments), &consumed).await?;
         report.timings.cleanup_ms = lap.next();
         report.log();
         Ok(report)
@@ -229,10 +242,13 @@ impl Compactor {
         Ok((history, committed))
     }
 
-    /// Every staged fragment, with its footer: even a partition-limited run judges each copy
-    /// of a source by all of its fragments. A file whose footer cannot be read is set aside,
-    /// counted in `report`, so that it stops nothing.
-    async fn list_staged(&self, report: &mut CompactionReport) -> Result<Vec<FragmentInfo>> {
+    /// Every staged fragment a run may take, with its footer: even a partition-limited run
+    /// judges each copy of a source by all of its fragments. A file whose footer cannot be read
+    /// is set aside, counted in `report`, so that it stops nothing. Fragments of a converter
+    /// batch wait for its seal; see [`Compactor::sort_by_seal`].
+    async fn list_staged(&self, report: &mut CompactionReport) -> Result<Staged> {
+        // Records first: a seal listed here has all its fragments in the listing below.
+        let records = self.fragments.batches().await?;
         let mut staged = Vec::new();
         for meta in self.fragments.list().await? {
             match self.fragments.info(&meta).await {
@@ -248,7 +264,71 @@ impl Compactor {
                 }
             }
         }
-        Ok(staged)
+        self.sort_by_seal(staged, records, report).await
+    }
+
+    /// Splits fragments into those a run may take (sealed batches, and fragments that need no
+    /// seal) and those waiting for their batch's seal. A batch unsealed for `abandon_after` is
+    /// voided, so that its converter can never seal it, and its fragments are deleted: that
+    /// converter failed its messages (or will, on finding its seal refused or its fragments
+    /// gone), so SQS redelivers them. No clock decides what is committed: a wrong one only
+    /// makes a slow converter do its work again.
+    async fn sort_by_seal(
+        &self,
+        staged: Vec<FragmentInfo>,
+        records: HashMap<String, BatchState>,
+        report: &mut CompactionReport,
+    ) -> Result<Staged> {
+        let now = self.clock.now();
+        let (mut ready, mut unsealed, mut garbage) =
+            (Vec::new(), BTreeMap::<String, Vec<FragmentInfo>>::new(), Vec::new());
+        for info in staged {
+            let batch = info.batch.clone().unwrap_or_default();
+            match (info.awaits_seal, records.get(&batch)) {
+                (false, _) | (true, Some(BatchState::Sealed)) => ready.push(info),
+                (true, Some(BatchState::Void)) => garbage.push(info),
+                (true, None) => unsealed.entry(batch).or_default().push(info),
+            }
+        }
+        let mut waiting = Vec::new();
+        for (batch, fragments) in unsealed {
+            let newest = fragments.iter().map(|f| f.staged_at).max().unwrap_or(now);
+            if (now - newest).to_std().unwrap_or_default() < self.options.abandon_after {
+                waiting.extend(fragments);
+                continue;
+            }
+            // Its record is not forgotten before the next run: a converter finishing meanwhile
+            // finds its seal refused (and later, its fragments gone).
+            match self.fragments.void(&batch).await? {
+                BatchState::Sealed => ready.extend(fragments),
+                BatchState::Void => {
+                    tracing::warn!(batch = %batch, fragments = fragments.len(), "unsealed batch abandoned: voided");
+                    garbage.extend(fragments);
+                }
+            }
+        }
+        report.unsealed_fragments = waiting.len();
+        report.abandoned_fragments = garbage.len();
+        report.abandoned_rows = garbage.iter().flat_map(|f| &f.sources).map(|s| s.rows).sum();
+        let paths: Vec<Path> = garbage.iter().map(|f| f.path.clone()).collect();
+        self.fragments.delete(&paths).await?;
+        Ok(Staged { ready, records, waiting })
+    }
+
+    /// Removes the records of batches with no fragment left staged: `left` (listed and still
+    /// there) minus `consumed`. A record listed before the fragments cannot belong to a batch
+    /// whose fragments the listing missed.
+    async fn forget_finished_batches<'a>(
+        &self,
+        records: HashMap<String, BatchState>,
+        left: impl Iterator<Item = &'a FragmentInfo>,
+        consumed: &[Path],
+    ) -> Result<()> {
+        let consumed: HashSet<&Path> = consumed.iter().collect();
+        let remaining: HashSet<&str> =
+            left.filter(|f| !consumed.contains(&f.path)).filter_map(|f| f.batch.as_deref()).collect();
+        let finished: Vec<&str> = records.keys().map(String::as_str).filter(|b| !remaining.contains(b)).collect();
+        self.fragments.forget_batches(finished).await
     }
 
     /// Streams the kept rows of the plan's fragments into target-sized files of the table's

@@ -33,8 +33,10 @@ pub struct Policy {
 pub struct CompactionPlan {
     /// Fragments to merge and then delete.
     pub consume: Vec<FragmentInfo>,
-    /// Fragments left for a later run.
+    /// Fragments left for a later run...
     pub deferred: usize,
+    /// ...which are these.
+    pub deferred_fragments: Vec<FragmentInfo>,
     /// Age of the oldest staged fragment, in seconds: the freshness lag.
     pub oldest_staged_seconds: u64,
     /// For each source to commit, the converter batch whose copy is committed.
@@ -80,9 +82,10 @@ pub fn plan_compaction(
         defer_small_partitions(&staged, &mut deferred, policy, age);
     }
     defer_whole_copies(&staged, &mut deferred);
-    let deferred_count = deferred.iter().filter(|deferred| **deferred).count();
-    let consume = staged.into_iter().zip(deferred).filter(|(_, deferred)| !deferred).map(|(f, _)| f).collect();
-    CompactionPlan { consume, deferred: deferred_count, oldest_staged_seconds, keep }
+    let (deferred, consume): (Vec<_>, Vec<_>) = staged.into_iter().zip(deferred).partition(|(_, deferred)| *deferred);
+    let consume = consume.into_iter().map(|(f, _)| f).collect();
+    let deferred_fragments: Vec<FragmentInfo> = deferred.into_iter().map(|(f, _)| f).collect();
+    CompactionPlan { consume, deferred: deferred_fragments.len(), deferred_fragments, oldest_staged_seconds, keep }
 }
 
 /// For every source not yet committed, the batch whose complete copy to commit; and the
@@ -196,6 +199,7 @@ mod tests {
                 .map(|(key, rows, total)| FragmentSource { id: id(key), rows: *rows, total_rows: Some(*total) })
                 .collect(),
             batch: Some(batch.into()),
+            awaits_seal: false,
         }
     }
 

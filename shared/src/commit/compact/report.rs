@@ -14,6 +14,13 @@ pub struct CompactionReport {
     pub deferred_fragments: usize,
     /// Staged files that could not be read as fragments, set aside under `_inlet/corrupt/`.
     pub corrupt_fragments: usize,
+    /// Fragments of converter batches not sealed yet (their converter may still be running).
+    pub unsealed_fragments: usize,
+    /// Fragments of batches voided as abandoned (never sealed), deleted uncommitted: their
+    /// converter could not seal them, so it failed their messages and SQS redelivers them.
+    pub abandoned_fragments: usize,
+    /// Rows those abandoned fragments held.
+    pub abandoned_rows: u64,
     /// Age of the oldest staged fragment when the run started, in seconds: the freshness lag.
     pub oldest_staged_seconds: u64,
     /// Source objects whose rows were committed.
@@ -80,6 +87,8 @@ impl CompactionReport {
             Metric { name: "CorruptFragments", value: self.corrupt_fragments as f64, unit: "Count" },
             Metric { name: "RowsCommitted", value: self.rows as f64, unit: "Count" },
             Metric { name: "DuplicateRowsDropped", value: self.duplicate_rows as f64, unit: "Count" },
+            Metric { name: "UnsealedFragments", value: self.unsealed_fragments as f64, unit: "Count" },
+            Metric { name: "AbandonedRows", value: self.abandoned_rows as f64, unit: "Count" },
             Metric { name: "FilesWritten", value: self.files as f64, unit: "Count" },
             Metric { name: "BytesWritten", value: self.bytes as f64, unit: "Bytes" },
             Metric { name: "CommitVersion", value: self.version.map_or(-1.0, |v| v as f64), unit: "None" },
@@ -96,6 +105,8 @@ impl CompactionReport {
             fragments = self.fragments,
             deferred = self.deferred_fragments,
             corrupt = self.corrupt_fragments,
+            unsealed = self.unsealed_fragments,
+            abandoned_rows = self.abandoned_rows,
             sources = self.sources,
             rows = self.rows,
             duplicate_rows = self.duplicate_rows,

@@ -62,7 +62,20 @@ impl Lake {
         let mut writer = FragmentWriter::new(&self.schema.table).unwrap();
         let source = FragmentSource::new(&object, ids.count() as u64, Some(total));
         writer.write(source, &batches).unwrap();
-        self.fragments.put(writer.finish(batch).unwrap(), None).await.unwrap()
+        let path = self.fragments.put(writer.finish(batch).unwrap(), None).await.unwrap();
+        self.fragments.seal(batch, 1).await.unwrap();
+        path
+    }
+
+    /// Stages rows `ids` of object `key` (`total` rows in all) as a converter still running
+    /// would: in its batch, which it has not sealed yet.
+    async fn stage_unsealed(&self, batch: &str, key: &str, ids: std::ops::Range<i64>, total: u64) {
+        let object = SourceObject { bucket: "raw".into(), key: key.into(), etag: Some("e1".into()) };
+        let data: String = ids.clone().map(|i| format!("{{\"id\":{i}}}\n")).collect();
+        let batches = JsonDecoder::new(self.schema.clone(), 64).decode(&object, data.as_bytes()).unwrap().batches;
+        let mut writer = FragmentWriter::new(&self.schema.table).unwrap();
+        writer.write(FragmentSource::new(&object, ids.count() as u64, Some(total)), &batches).unwrap();
+        self.fragments.put(writer.finish(batch).unwrap(), None).await.unwrap();
     }
 
     /// Stages object `key` of a `date=key` partitioned table.
@@ -83,6 +96,7 @@ impl Lake {
         let mut writer = FragmentWriter::new(&self.schema.table).unwrap();
         writer.write(FragmentSource::new(&object, ids.count() as u64, Some(total)), &batches).unwrap();
         self.fragments.put(writer.finish(batch).unwrap(), Some(("date", Some(date)))).await.unwrap();
+        self.fragments.seal(batch, 1).await.unwrap();
     }
 
     /// Rows `ids` of `object` with their partition column set to `value`.
@@ -184,9 +198,12 @@ async fn crash_after_commit_before_delete_leaves_fragments_the_next_run_drops() 
     let mut table = lake.table().await;
     let path = lake.stage("b1", "a.json", 0..10).await;
     let bytes = lake.store.get(&path).await.unwrap().bytes().await.unwrap();
+    let seal = crate::layout::batch_record("b1");
+    let sealed = lake.store.get(&seal).await.unwrap().bytes().await.unwrap();
     lake.compactor().run(&mut table, false).await.unwrap();
-    // The crash: the commit landed but the fragment was never deleted.
+    // The crash: the commit landed but the fragment (and so its batch's seal) was never deleted.
     lake.store.put(&path, PutPayload::from(bytes)).await.unwrap();
+    lake.store.put(&seal, PutPayload::from(sealed)).await.unwrap();
     let report = lake.compactor().run(&mut table, false).await.unwrap();
     assert_eq!((report.rows, report.duplicate_rows, report.version), (0, 10, None));
     assert!(lake.fragments.list().await.unwrap().is_empty());
@@ -511,6 +528,36 @@ async fn fragment_ages_are_judged_by_the_compactors_clock() {
     assert!(report.oldest_staged_seconds > abandon_after as u64);
     assert!(lake.fragments.list().await.unwrap().is_empty());
     assert_eq!(lake.rows(&table), Vec::<i64>::new());
+}
+
+#[tokio::test]
+async fn a_batch_is_taken_only_once_sealed_and_no_clock_can_make_it_lose_rows() {
+    let lake = lake(Layout::default());
+    let mut table = lake.table().await;
+    // A converter is still running: it staged 4 of a.json's 10 rows and has not sealed its
+    // batch. Beside it, a sealed batch.
+    lake.stage_unsealed("b1", "a.json", 0..4, 10).await;
+    lake.stage("b0", "b.json", 10..12).await;
+    let report = lake.compactor().run(&mut table, false).await.unwrap();
+    assert_eq!((report.rows, report.unsealed_fragments, report.abandoned_rows), (2, 1, 0), "b1 waits");
+    // A compactor whose clock runs a day ahead takes b1 for abandoned: it voids the batch and
+    // deletes its fragment, and commits none of it.
+    let ahead = Arc::new(FixedClock(chrono::Utc::now() + chrono::Duration::days(1)));
+    let report = lake.compactor().with_clock(ahead).run(&mut table, false).await.unwrap();
+    assert_eq!((report.rows, report.abandoned_fragments, report.abandoned_rows), (0, 1, 4));
+    // The converter finishes: its seal is refused, so it fails its messages...
+    let refused = lake.fragments.seal("b1", 1).await.unwrap_err().to_string();
+    assert!(refused.contains("voided"), "{refused}");
+    // ...and SQS redelivers them to a converter that stages and seals the whole object.
+    lake.stage("b2", "a.json", 0..10).await;
+    let report = lake.compactor().run(&mut table, false).await.unwrap();
+    assert_eq!((report.rows, report.duplicate_rows), (10, 0));
+    assert_eq!(lake.rows(&table), (0..12).collect::<Vec<_>>());
+    // Seals and voids go once their batches have nothing staged.
+    lake.compactor().run(&mut table, false).await.unwrap();
+    assert!(lake.fragments.batches().await.unwrap().is_empty());
+    let metrics = report.metrics();
+    assert!(metrics.iter().any(|m| m.name == "AbandonedRows"));
 }
 
 #[tokio::test]

@@ -207,6 +207,11 @@ impl LoadHistory {
     pub fn indexed_entries(&self) -> u64 {
         self.runs.iter().map(|run| run.entries).sum()
     }
+
+    /// Runs in the index.
+    pub fn runs(&self) -> usize {
+        self.runs.len()
+    }
 }
 
 /// How many trailing runs to merge (0 or at least 2): while the run before them is at most

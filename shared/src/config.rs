@@ -76,7 +76,7 @@ pub const SETTINGS: &[SettingDoc] = &[
     SettingDoc {
         env: "INLET_ABANDON_AFTER_SECONDS",
         default: Some("900"),
-        description: "Age after which the compactor takes a fragment holding an incomplete copy of a source to come from a dead converter (keep above the converter timeout).",
+        description: "Age after which the compactor voids a converter batch that is still unsealed and deletes its fragments; the converter, if still running, then fails its messages for SQS to redeliver (keep above the converter timeout to avoid redone work; no setting can lose rows).",
     },
     SettingDoc {
         env: "INLET_CHECKPOINT_INTERVAL",

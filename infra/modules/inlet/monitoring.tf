@@ -64,3 +64,19 @@ resource "aws_cloudwatch_metric_alarm" "compactor_errors" {
   alarm_actions       = var.alarm_actions
   ok_actions          = var.alarm_actions
 }
+
+resource "aws_cloudwatch_metric_alarm" "abandoned_rows" {
+  alarm_name          = "${var.name}-abandoned-rows"
+  alarm_description   = "The compactor voided unsealed converter batches: their converters died or ran past abandon_after_seconds, and SQS redelivers their messages. Check the converter's errors and timeout."
+  namespace           = "Inlet"
+  metric_name         = "AbandonedRows"
+  dimensions          = { Function = "compactor", Table = local.table_uri }
+  statistic           = "Sum"
+  period              = 900
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
+}

@@ -269,7 +269,7 @@ variable "optimize_min_files" {
 }
 
 variable "abandon_after_seconds" {
-  description = "INLET_ABANDON_AFTER_SECONDS: age after which an incomplete staged copy of a source is taken as abandoned."
+  description = "INLET_ABANDON_AFTER_SECONDS: age after which a converter batch still unsealed is voided and its fragments deleted (its messages are redelivered)."
   type        = number
   default     = 900
 }

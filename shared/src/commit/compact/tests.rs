@@ -56,26 +56,20 @@ impl Lake {
     }
 
     async fn stage_part(&self, batch: &str, key: &str, ids: std::ops::Range<i64>, total: u64) -> Path {
-        let object = SourceObject { bucket: "raw".into(), key: key.into(), etag: Some("e1".into()) };
-        let data: String = ids.clone().map(|i| format!("{{\"id\":{i}}}\n")).collect();
-        let batches = JsonDecoder::new(self.schema.clone(), 64).decode(&object, data.as_bytes()).unwrap().batches;
-        let mut writer = FragmentWriter::new(&self.schema.table).unwrap();
-        let source = FragmentSource::new(&object, ids.count() as u64, Some(total));
-        writer.write(source, &batches).unwrap();
-        let path = self.fragments.put(writer.finish(batch).unwrap(), None).await.unwrap();
+        let path = self.stage_unsealed(batch, key, ids, total).await;
         self.fragments.seal(batch, 1).await.unwrap();
         path
     }
 
     /// Stages rows `ids` of object `key` (`total` rows in all) as a converter still running
     /// would: in its batch, which it has not sealed yet.
-    async fn stage_unsealed(&self, batch: &str, key: &str, ids: std::ops::Range<i64>, total: u64) {
+    async fn stage_unsealed(&self, batch: &str, key: &str, ids: std::ops::Range<i64>, total: u64) -> Path {
         let object = SourceObject { bucket: "raw".into(), key: key.into(), etag: Some("e1".into()) };
         let data: String = ids.clone().map(|i| format!("{{\"id\":{i}}}\n")).collect();
         let batches = JsonDecoder::new(self.schema.clone(), 64).decode(&object, data.as_bytes()).unwrap().batches;
         let mut writer = FragmentWriter::new(&self.schema.table).unwrap();
         writer.write(FragmentSource::new(&object, ids.count() as u64, Some(total)), &batches).unwrap();
-        self.fragments.put(writer.finish(batch).unwrap(), None).await.unwrap();
+        self.fragments.put(writer.finish(batch).unwrap(), None).await.unwrap()
     }
 
     /// Stages object `key` of a `date=key` partitioned table.

@@ -61,8 +61,9 @@ async fn history_is_read_from_commits_and_the_index_and_forgets_nothing() {
         store.delete(&commit_file(version)).await.unwrap();
     }
     commit(&store, 3, &[id("s3://r/c", "1")]).await;
-    let asked = [id("s3://r/a", "2"), id("s3://r/b", "1"), id("s3://r/c", "1"), id("s3://r/d", "1")];
-    assert_eq!(found(&store, 3, &asked).await.unwrap(), asked[..3].to_vec());
+    let asked =
+        [id("s3://r/a", "1"), id("s3://r/a", "2"), id("s3://r/b", "1"), id("s3://r/c", "1"), id("s3://r/d", "1")];
+    assert_eq!(found(&store, 3, &asked).await.unwrap(), asked[..4].to_vec(), "the oldest entry too");
 }
 
 #[tokio::test]

@@ -56,7 +56,7 @@ pub struct Timings {
     pub merge_ms: u64,
     /// The Delta commit, with its checkpoint and log cleanup when due.
     pub commit_ms: u64,
-    /// Writing the load history snapshot (when due) and deleting consumed fragments.
+    /// Indexing the commit in the load history, deleting consumed fragments and finished batch records.
     pub cleanup_ms: u64,
 }
 

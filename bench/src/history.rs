@@ -38,7 +38,11 @@ struct Lookup {
 }
 
 fn source(n: u64) -> SourceId {
-    SourceId { uri: format!("s3://raw/service/date=2026-05-16/{n:012}.json.zst"), etag: Some(format!("{n:032x}")) }
+    SourceId {
+        uri: format!("s3://raw/service/date=2026-05-16/{n:012}.json.zst"),
+        etag: Some(format!("{n:032x}")),
+        digest: None,
+    }
 }
 
 fn store(table: &Path) -> Result<Arc<dyn ObjectStore>> {

@@ -257,7 +257,7 @@ fn run(data: &Path, keys: &[String], threads: usize, options: ConverterOptions, 
     );
     let mut event = SqsEvent::default();
     for (index, key) in keys.iter().enumerate() {
-        let object = SourceObject { bucket: "raw".into(), key: key.clone(), etag: None };
+        let object = SourceObject { bucket: "raw".into(), key: key.clone(), etag: None, ..Default::default() };
         event.records.push(sqs_message(index.to_string(), object));
     }
     let cpu_before = cpu_seconds()?;
@@ -380,7 +380,12 @@ fn commits(count: u64, optimize: bool) -> Result<()> {
         let mut runs: Vec<(f64, inlet::commit::Timings, bool)> = Vec::new();
         let started = Instant::now();
         for index in 0..count {
-            let object = SourceObject { bucket: "raw".into(), key: format!("{index}.json"), etag: Some("e".into()) };
+            let object = SourceObject {
+                bucket: "raw".into(),
+                key: format!("{index}.json"),
+                etag: Some("e".into()),
+                ..Default::default()
+            };
             let ndjson = inlet::testing::sample::ndjson_object(1, index, 2048);
             let batches = decoder.decode(&object, &ndjson)?.batches;
             let rows = batches.iter().map(|b| b.num_rows() as u64).sum();

@@ -45,6 +45,17 @@ pub enum Error {
         retryable: bool,
     },
 
+    /// The notified version of a source object no longer exists: the key was overwritten or
+    /// deleted before it was read. Not a failure of the message: the converter records it
+    /// under `_inlet/superseded/` and the version that replaced it has its own notification.
+    #[error("{object}: superseded ({reason})")]
+    Superseded {
+        /// The version, as [`crate::lineage::SourceObject::describe`] names it.
+        object: String,
+        /// What happened to it.
+        reason: String,
+    },
+
     /// A call to an AWS service (SQS, Lambda, S3 through the SDK) failed.
     #[error("{operation} {target}: {detail}")]
     Aws {
@@ -110,6 +121,7 @@ impl Error {
             Error::Schema { .. } => "Inlet.Schema",
             Error::BadRequest(_) => "Inlet.BadRequest",
             Error::Source { .. } => "Inlet.Source",
+            Error::Superseded { .. } => "Inlet.Superseded",
             Error::Aws { .. } => "Inlet.Aws",
             Error::Integrity(_) => "Inlet.Integrity",
             Error::Task(_) => "Inlet.Task",
@@ -132,6 +144,7 @@ impl Error {
             Error::Config(_)
             | Error::Schema { .. }
             | Error::BadRequest(_)
+            | Error::Superseded { .. }
             | Error::Integrity(_)
             | Error::Arrow(_)
             | Error::Parquet(_)

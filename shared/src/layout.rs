@@ -6,7 +6,8 @@
 //! ```text
 //! <table>/_inlet/fragments/[<column>=<value>/]<time>-<uuid>.parquet   staged, not yet committed
 //! <table>/_inlet/batches/<batch>                                      a converter batch's seal, or its void
-//! <table>/_inlet/quarantine/<bucket>/<key>@<etag>.ndjson              lines that did not fit
+//! <table>/_inlet/quarantine/<bucket>/<key>@<digest>.ndjson            lines that did not fit
+//! <table>/_inlet/superseded/<bucket>/<key>@<version or etag>.json     notified versions gone before they were read
 //! <table>/_inlet/history/manifests/<version>.json                     load history index, as of a version
 //! <table>/_inlet/history/runs/<version>-<uuid>.run                    sorted runs of committed source keys
 //! <table>/_inlet/corrupt/...                                          staged files no reader could read
@@ -24,6 +25,8 @@ pub const FRAGMENTS_PREFIX: &str = "_inlet/fragments";
 pub const BATCHES_PREFIX: &str = "_inlet/batches";
 /// Where quarantined lines are kept, relative to the table root.
 pub const QUARANTINE_PREFIX: &str = "_inlet/quarantine";
+/// Where notified versions that no longer existed when read are recorded, relative to the table root.
+pub const SUPERSEDED_PREFIX: &str = "_inlet/superseded";
 /// Where the load history index keeps its manifests, relative to the table root.
 pub const HISTORY_MANIFESTS_PREFIX: &str = "_inlet/history/manifests";
 /// Where the load history index keeps its sorted runs, relative to the table root.
@@ -52,6 +55,14 @@ pub const COMPACTOR_APP_ID: &str = "inlet-compactor";
 
 /// Directory value of a null partition, as Hive and Delta write it.
 pub const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
+
+/// The record of one version of a source object under `prefix`:
+/// `<prefix>/<bucket>/<key>@<tag>.<extension>`, so a retry rewrites the same record.
+pub fn source_record(prefix: &str, bucket: &str, key: &str, tag: &str, extension: &str) -> Path {
+    let name = format!("{key}@{}.{extension}", tag.replace(':', "-"));
+    let parts = [prefix, bucket].into_iter().chain(name.split('/'));
+    Path::from_iter(parts.filter(|part| !part.is_empty()).flat_map(|part| part.split('/')))
+}
 
 /// The Delta commit file of `version`, relative to the table root.
 pub fn commit_file(version: u64) -> Path {

@@ -9,7 +9,7 @@
 //! - [`ops`]: what only the `inlet` command uses (backfill, status).
 //!
 //! Beside them: the declared [`schema`] and its [`partition`] spec, source identity
-//! ([`lineage`]), every path and metadata key Inlet owns ([`layout`]), [`config`], the
+//! ([`lineage`]), crash points for tests on the real path ([`faults`]), every path and metadata key Inlet owns ([`layout`]), [`config`], the
 //! process [`context`], [`error`]s, [`metrics`] and [`telemetry`].
 #![deny(missing_docs)]
 
@@ -18,6 +18,7 @@ pub mod commit;
 pub mod config;
 pub mod context;
 pub mod error;
+pub mod faults;
 pub mod ingest;
 pub mod layout;
 pub mod lineage;

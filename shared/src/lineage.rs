@@ -1,15 +1,23 @@
 //! Source identity: which version of which object a row, a fragment or a commit came from.
 //!
-//! One idea seen at four stages. A notification names a [`SourceObject`] (bucket, key and the
-//! ETag it announced); the version actually read is a [`SourceId`] (`s3://bucket/key` and its
-//! ETag), the unit of exactly-once; a fragment records each [`FragmentSource`] it holds with
-//! its row counts; a commit records each [`CommittedSource`] it added. The last two embed a
-//! `SourceId`, so every stage compares sources the same way.
+//! One idea seen at four stages. A notification names a [`SourceObject`] (bucket, key, and the
+//! version id and ETag it announced); the version actually read is a [`SourceId`]
+//! (`s3://bucket/key`, its ETag and a digest of its bytes), the unit of exactly-once; a
+//! fragment records each [`FragmentSource`] it holds with its row counts; a commit records
+//! each [`CommittedSource`] it added. The last two embed a `SourceId`, so every stage compares
+//! sources the same way.
+//!
+//! A source is a key and its content: two versions of one key with the same bytes are one
+//! source, whatever their ETags (a multipart re-upload, a copy onto itself, SSE-KMS all change
+//! the ETag, never the bytes). So a `SourceId` read by this version is identified by its
+//! digest; one recorded before digests existed, by its ETag, and the load history files every
+//! new source under both so that either finds it.
 
 use serde::{Deserialize, Serialize};
 
-/// One source object, as named by an S3 notification or a backfill listing.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// One source object, as named by an S3 notification or a backfill listing; once read, also
+/// the digest of the bytes that were read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SourceObject {
     /// Bucket name.
     pub bucket: String,
@@ -18,6 +26,12 @@ pub struct SourceObject {
     /// ETag from the notification, when present (quotes removed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub etag: Option<String>,
+    /// Version id from the notification (versioned buckets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Digest of the bytes read ([`content_digest`]); unknown until the object is read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 impl SourceObject {
@@ -28,35 +42,118 @@ impl SourceObject {
 
     /// The identity of the version this names.
     pub fn id(&self) -> SourceId {
-        SourceId { uri: self.uri(), etag: self.etag.clone() }
+        SourceId { uri: self.uri(), etag: self.etag.clone(), digest: self.digest.clone() }
+    }
+
+    /// How logs and records name this version: the key, and the version id or ETag.
+    pub fn describe(&self) -> String {
+        match (&self.version, &self.etag) {
+            (Some(version), _) => format!("{} (version {version})", self.uri()),
+            (None, Some(etag)) => format!("{} (ETag {etag})", self.uri()),
+            (None, None) => self.uri(),
+        }
     }
 }
 
+/// The digest naming an object's content: xxh3-128 of the bytes as stored, which reads at
+/// memory speed beside the decompression that follows.
+pub fn content_digest(data: &[u8]) -> String {
+    format!("xxh3-128:{:032x}", twox_hash::XxHash3_128::oneshot(data))
+}
+
 /// One version of one source object: what the load history remembers.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+///
+/// Equality, hashing and order follow the identity: the URI and the digest when known, else
+/// the URI and the ETag. Two reads of the same bytes under different ETags are one source.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SourceId {
     /// `s3://bucket/key`
     pub uri: String,
     /// ETag of the version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub etag: Option<String>,
+    /// [`content_digest`] of the bytes read; absent in records written before digests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+}
+
+/// Which part of a [`SourceId`] tells versions apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Tag<'a> {
+    Unknown,
+    Etag(&'a str),
+    Digest(&'a str),
 }
 
 impl SourceId {
+    fn tag(&self) -> Tag<'_> {
+        match (&self.digest, &self.etag) {
+            (Some(digest), _) => Tag::Digest(digest),
+            (None, Some(etag)) => Tag::Etag(etag),
+            (None, None) => Tag::Unknown,
+        }
+    }
+
     /// The fixed-width key the load history index stores for this identity.
     pub fn key(&self) -> SourceKey {
-        let mut identity = Vec::with_capacity(self.uri.len() + 2 + self.etag.as_ref().map_or(0, String::len));
-        identity.extend_from_slice(self.uri.as_bytes());
-        // A separator no URI holds, then whether an ETag follows: no two identities share bytes.
-        identity.push(0);
-        match &self.etag {
-            Some(etag) => {
-                identity.push(1);
-                identity.extend_from_slice(etag.as_bytes());
-            }
-            None => identity.push(0),
+        key_of(&self.uri, self.tag())
+    }
+
+    /// Every key this source is filed under in the load history: its identity, and for a
+    /// source with a digest also its ETag, so that a record made before digests (ETag only)
+    /// and one made after (both) find each other.
+    pub fn keys(&self) -> impl Iterator<Item = SourceKey> + '_ {
+        let by_etag = match (self.tag(), &self.etag) {
+            (Tag::Digest(_), Some(etag)) => Some(key_of(&self.uri, Tag::Etag(etag))),
+            _ => None,
+        };
+        std::iter::once(self.key()).chain(by_etag)
+    }
+}
+
+fn key_of(uri: &str, tag: Tag<'_>) -> SourceKey {
+    let mut identity = Vec::with_capacity(uri.len() + 48);
+    identity.extend_from_slice(uri.as_bytes());
+    // A separator no URI holds, then which kind of tag follows: no two identities share bytes.
+    identity.push(0);
+    match tag {
+        Tag::Unknown => identity.push(0),
+        Tag::Etag(etag) => {
+            identity.push(1);
+            identity.extend_from_slice(etag.as_bytes());
         }
-        SourceKey(twox_hash::XxHash3_128::oneshot(&identity).to_be_bytes())
+        Tag::Digest(digest) => {
+            identity.push(2);
+            identity.extend_from_slice(digest.as_bytes());
+        }
+    }
+    SourceKey(twox_hash::XxHash3_128::oneshot(&identity).to_be_bytes())
+}
+
+impl PartialEq for SourceId {
+    fn eq(&self, other: &Self) -> bool {
+        self.uri == other.uri && self.tag() == other.tag()
+    }
+}
+
+impl Eq for SourceId {}
+
+impl std::hash::Hash for SourceId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.uri.hash(state);
+        self.tag().hash(state);
+    }
+}
+
+impl PartialOrd for SourceId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for SourceId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.uri.as_str(), self.tag()).cmp(&(other.uri.as_str(), other.tag()))
     }
 }
 
@@ -102,7 +199,7 @@ mod tests {
 
     #[test]
     fn keys_tell_identities_apart() {
-        let id = |uri: &str, etag: Option<&str>| SourceId { uri: uri.into(), etag: etag.map(Into::into) };
+        let id = |uri: &str, etag: Option<&str>| SourceId { uri: uri.into(), etag: etag.map(Into::into), digest: None };
         let keys = [
             id("s3://raw/a", Some("e1")).key(),
             id("s3://raw/a", Some("e2")).key(),
@@ -116,8 +213,34 @@ mod tests {
     }
 
     #[test]
+    fn a_source_is_its_key_and_content_whatever_its_etag() {
+        let with = |etag: &str, digest: Option<&str>| SourceId {
+            uri: "s3://raw/a".into(),
+            etag: Some(etag.into()),
+            digest: digest.map(Into::into),
+        };
+        let (first, reupload) = (with("e1", Some("xxh3-128:aa")), with("e2-2", Some("xxh3-128:aa")));
+        assert_eq!(first, reupload, "same bytes under a new ETag: one source");
+        assert_eq!(first.key(), reupload.key());
+        assert_ne!(first, with("e1", Some("xxh3-128:bb")), "new bytes: a new source");
+        // Filed under its ETag too, so a record made before digests finds it, and only that way.
+        let legacy = with("e1", None);
+        assert_ne!(legacy, first);
+        assert!(first.keys().any(|key| key == legacy.key()));
+        assert!(!reupload.keys().any(|key| key == legacy.key()));
+        assert_eq!(legacy.keys().collect::<Vec<_>>(), vec![legacy.key()]);
+        // Keys of ETag identities are unchanged, so existing indexes stay valid.
+        assert_eq!(legacy.key().0, twox_hash::XxHash3_128::oneshot(b"s3://raw/a\0\x01e1").to_be_bytes());
+    }
+
+    #[test]
     fn fragment_and_commit_records_keep_their_json_shape() {
-        let object = SourceObject { bucket: "raw".into(), key: "a/b.json".into(), etag: Some("e1".into()) };
+        let object = SourceObject {
+            bucket: "raw".into(),
+            key: "a/b.json".into(),
+            etag: Some("e1".into()),
+            ..Default::default()
+        };
         let listed = serde_json::to_value(FragmentSource::new(&object, 3, Some(5))).unwrap();
         assert_eq!(listed, serde_json::json!({"uri": "s3://raw/a/b.json", "etag": "e1", "rows": 3, "total_rows": 5}));
         let unknown = SourceObject { etag: None, ..object };

@@ -36,7 +36,8 @@ async fn a_200_object_batch_stays_within_the_configured_memory() {
         lines += ndjson.iter().filter(|b| **b == b'\n').count() as u64;
         let key = format!("svc/date=2026-05-16/{index:04}.json.zst");
         source.put("raw", &key, sample::zstd_compress(&ndjson));
-        let object = SourceObject { bucket: "raw".into(), key, etag: Some(format!("etag-{index}")) };
+        let object =
+            SourceObject { bucket: "raw".into(), key, etag: Some(format!("etag-{index}")), ..Default::default() };
         event.records.push(sqs_message(format!("m{index}"), object));
     }
 

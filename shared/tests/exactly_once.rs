@@ -27,7 +27,10 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 const OBJECTS: usize = 1000;
 
 fn message(id: String, key: &str) -> SqsMessage {
-    sqs_message(id, SourceObject { bucket: "raw".into(), key: key.into(), etag: Some("v1".into()) })
+    sqs_message(
+        id,
+        SourceObject { bucket: "raw".into(), key: key.into(), etag: Some("v1".into()), ..Default::default() },
+    )
 }
 
 fn event_ids_in(dir: &std::path::Path, table: &DeltaTable) -> Vec<String> {

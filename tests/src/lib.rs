@@ -245,6 +245,33 @@ impl Pipeline {
         Ok(output.e_tag.unwrap_or_default().trim_matches('"').to_string())
     }
 
+    /// Uploads `body` as one part of a multipart upload: S3 gives it a new ETag (`<md5>-1`)
+    /// even when the bytes are those of the version it replaces.
+    pub async fn put_multipart(&self, key: &str, body: Vec<u8>) -> Result<String> {
+        let s3 = &self.localstack.s3;
+        let upload = s3.create_multipart_upload().bucket(&self.raw_bucket).key(key).send().await?;
+        let id = upload.upload_id.ok_or_else(|| anyhow!("no upload id"))?;
+        let part = s3
+            .upload_part()
+            .bucket(&self.raw_bucket)
+            .key(key)
+            .upload_id(&id)
+            .part_number(1)
+            .body(body.into())
+            .send()
+            .await?;
+        let completed = aws_sdk_s3::types::CompletedPart::builder().part_number(1).set_e_tag(part.e_tag).build();
+        let output = s3
+            .complete_multipart_upload()
+            .bucket(&self.raw_bucket)
+            .key(key)
+            .upload_id(&id)
+            .multipart_upload(aws_sdk_s3::types::CompletedMultipartUpload::builder().parts(completed).build())
+            .send()
+            .await?;
+        Ok(output.e_tag.unwrap_or_default().trim_matches('"').to_string())
+    }
+
     /// Turns the raw bucket's notification off (objects that land now are only found by a backfill).
     pub async fn disable_notifications(&self) -> Result<()> {
         self.localstack
@@ -395,6 +422,11 @@ impl Pipeline {
     /// Reads the table with the independent Python reader.
     pub async fn read_table(&self, all_rows: bool) -> Result<TableSnapshot> {
         read_table(&self.localstack, &self.table_uri, all_rows).await
+    }
+
+    /// Notified versions the converter found gone when it read them.
+    pub async fn superseded(&self) -> Result<Vec<inlet::ingest::SupersededVersion>> {
+        Ok(inlet::ingest::SupersededLog::new(self.table_store()?).versions().await?)
     }
 
     /// What a function printed so far (the local executor keeps one log per function).

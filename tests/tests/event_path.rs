@@ -144,6 +144,7 @@ async fn bad_objects_reach_the_dlq_bad_lines_the_quarantine_and_good_rows_ingest
             bucket: pipeline.raw_bucket.clone(),
             key: format!("{dir}/deleted.json.zst"),
             etag: None,
+            ..Default::default()
         },
         size: 1,
         last_modified: None,

@@ -20,7 +20,12 @@ async fn a_fragment_put_in_several_pieces_reads_back_whole_from_s3() {
     let store = FragmentStore::new(inlet::commit::table_store(&url, &localstack.storage_options()).unwrap());
 
     let schema = Arc::new(TableSchema::from_path(&workspace_root().join("schemas/events.schema.json")).unwrap());
-    let object = SourceObject { bucket: "raw".into(), key: "svc/date=2026-05-16/big.json.zst".into(), etag: None };
+    let object = SourceObject {
+        bucket: "raw".into(),
+        key: "svc/date=2026-05-16/big.json.zst".into(),
+        etag: None,
+        ..Default::default()
+    };
     let decoded =
         JsonDecoder::new(schema.clone(), 1024).decode(&object, &sample::ndjson_object(7, 0, 12 << 20)).unwrap();
     assert!(decoded.quarantined.is_empty());

@@ -58,8 +58,26 @@ resource "aws_cloudwatch_log_group" "compactor" {
 data "aws_iam_policy_document" "converter" {
   statement {
     sid       = "ReadRawObjects"
-    actions   = ["s3:GetObject"]
+    actions   = ["s3:GetObject", "s3:GetObjectVersion"]
     resources = ["${local.raw_bucket_arn}/${var.raw_prefix}*"]
+  }
+  # Without it S3 answers 403 instead of 404 for a key deleted before it was read, and the
+  # converter could not tell a superseded version from a permission fault.
+  statement {
+    sid       = "ListRawObjects"
+    actions   = ["s3:ListBucket"]
+    resources = [local.raw_bucket_arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${var.raw_prefix}*"]
+    }
+  }
+  # The converter checks its batch's fragments still exist after sealing (HEAD needs GetObject).
+  statement {
+    sid       = "CheckStagedFragments"
+    actions   = ["s3:GetObject"]
+    resources = ["${local.lake_bucket_arn}/${local.table_prefix}/_inlet/fragments/*"]
   }
   statement {
     sid       = "ReadSchema"

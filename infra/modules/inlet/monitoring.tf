@@ -80,3 +80,19 @@ resource "aws_cloudwatch_metric_alarm" "abandoned_rows" {
   alarm_actions       = var.alarm_actions
   ok_actions          = var.alarm_actions
 }
+
+resource "aws_cloudwatch_metric_alarm" "superseded_versions" {
+  alarm_name          = "${var.name}-superseded-versions"
+  alarm_description   = "Notified object versions were overwritten or deleted before the converter read them, so they were never ingested. The record under _inlet/superseded/ names each one; turn on bucket versioning (the module's default) to ingest every version."
+  namespace           = "Inlet"
+  metric_name         = "SupersededVersions"
+  dimensions          = { Function = "converter", Table = local.table_uri }
+  statistic           = "Sum"
+  period              = 900
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
+}

@@ -111,6 +111,7 @@ class LocalProcessExecutor(RuntimeExecutor):
         self.ready = threading.Event()
         self.init_error: bytes | None = None
         self.stopped = False
+        self._command: tuple[list[str], Path, dict[str, str]] | None = None
         self._log_lock = threading.Lock()
         self._logs: list[str] = []
 
@@ -131,15 +132,28 @@ class LocalProcessExecutor(RuntimeExecutor):
         env.update({key: str(value) for key, value in env_vars.items()})
         env["AWS_LAMBDA_RUNTIME_API"] = f"127.0.0.1:{self.server.server_port}"
         env["LAMBDA_TASK_ROOT"] = str(code_dir)
+        self._command = ([str(bootstrap)], code_dir, env)
+        self._spawn()
+
+    def _spawn(self) -> None:
+        """Starts the bootstrap and waits until it asks for its first invocation."""
+        command, code_dir, env = self._command
+        # A runtime killed while it waited for work left a request thread blocked on the old
+        # queue: wake it with the stop signal, so no invocation is handed to a dead process.
+        stale, self.pending = self.pending, queue.Queue()
+        stale.put(None)
+        self.ready.clear()
+        self.init_error = None
+        self.current = None
         self.process = subprocess.Popen(
-            [str(bootstrap)],
+            command,
             cwd=code_dir,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
-        threading.Thread(target=self._pump_output, daemon=True, name=f"out-{self.id}").start()
+        threading.Thread(target=self._pump_output, args=(self.process,), daemon=True, name=f"out-{self.id}").start()
 
         deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
         while not self.ready.wait(0.05):
@@ -186,9 +200,14 @@ class LocalProcessExecutor(RuntimeExecutor):
 
     def invoke(self, payload: dict[str, str]) -> InvocationResult:
         timeout = float(self.function_version.config.timeout)
-        invocation = _Invocation(payload, int((time.time() + timeout) * 1000))
         with self._log_lock:
             self._logs = []
+        if self.process.poll() is not None:
+            # Like Lambda: after the runtime died (crash, kill, timeout), the next invocation
+            # gets a fresh process, with its init, instead of the corpse of the last one.
+            LOG.info("executor %s: runtime exited with %s; starting a new one", self.id, self.process.returncode)
+            self._spawn()
+        invocation = _Invocation(payload, int((time.time() + timeout) * 1000))
         self.pending.put(invocation)
         deadline = time.monotonic() + timeout
         while True:
@@ -220,14 +239,14 @@ class LocalProcessExecutor(RuntimeExecutor):
         return invocation.result.result()
 
     # Output
-    def _pump_output(self) -> None:
+    def _pump_output(self, process: subprocess.Popen) -> None:
         log_file = None
         log_dir = os.environ.get("INLET_LAMBDA_LOG_DIR")
         if log_dir:
             Path(log_dir).mkdir(parents=True, exist_ok=True)
             name = self.function_version.id.function_name
             log_file = open(Path(log_dir) / f"{name}.log", "a", encoding="utf-8")  # noqa: SIM115
-        for raw in iter(self.process.stdout.readline, b""):
+        for raw in iter(process.stdout.readline, b""):
             line = raw.decode(errors="replace")
             with self._log_lock:
                 self._logs.append(line)

@@ -292,7 +292,7 @@ mod tests {
                 ) + "\n"
             })
             .collect();
-        let object = SourceObject { bucket: "raw".into(), key: "a.json".into(), etag: None };
+        let object = SourceObject { bucket: "raw".into(), key: "a.json".into(), etag: None, ..Default::default() };
         JsonDecoder::new(schema.clone(), 4096).decode(&object, ndjson.as_bytes()).unwrap().batches
     }
 

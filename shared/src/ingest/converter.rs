@@ -7,7 +7,7 @@
 //! `fragment_bytes` of Arrow data, so memory is bounded by configuration, not by batch size.
 //! Fragments roll between objects, never inside one: each fragment holds whole sources.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
@@ -18,13 +18,15 @@ use serde::Serialize;
 use crate::config::Settings;
 use crate::context::Context;
 use crate::error::{Error, Result};
+use crate::faults::crash_point;
 use crate::ingest::decode::{JsonDecoder, QuarantinedLine};
 use crate::ingest::event::BatchPlan;
 use crate::ingest::quarantine::Quarantine;
 use crate::ingest::source::{ObjectSource, S3Source, with_decompressed};
+use crate::ingest::superseded::SupersededLog;
 use crate::ingest::trigger::{CompactionTrigger, LambdaTrigger};
 use crate::lineage::FragmentSource;
-use crate::lineage::SourceObject;
+use crate::lineage::{SourceObject, content_digest};
 use crate::metrics::Metric;
 use crate::schema::TableSchema;
 use crate::stage::fragment::{FragmentEncoding, FragmentStore, FragmentWriter};
@@ -46,6 +48,8 @@ pub struct ConversionReport {
     pub fragments: Vec<String>,
     /// Message ids that failed (retried by SQS, then dead-lettered).
     pub failed_messages: Vec<String>,
+    /// Notified versions that were gone when read (recorded under `_inlet/superseded/`).
+    pub superseded: Vec<String>,
     /// Bytes of the fragments staged.
     pub bytes_out: u64,
     /// Wall time of the invocation, in milliseconds.
@@ -65,12 +69,13 @@ impl ConversionReport {
     }
 
     /// The report as CloudWatch metrics.
-    pub fn metrics(&self) -> [Metric; 8] {
+    pub fn metrics(&self) -> [Metric; 9] {
         [
             Metric { name: "Objects", value: self.objects as f64, unit: "Count" },
             Metric { name: "Rows", value: self.rows as f64, unit: "Count" },
             Metric { name: "QuarantinedLines", value: self.quarantined as f64, unit: "Count" },
             Metric { name: "FailedMessages", value: self.failed_messages.len() as f64, unit: "Count" },
+            Metric { name: "SupersededVersions", value: self.superseded.len() as f64, unit: "Count" },
             Metric { name: "Fragments", value: self.fragments.len() as f64, unit: "Count" },
             Metric { name: "BytesIn", value: self.bytes_in as f64, unit: "Bytes" },
             Metric { name: "BytesOut", value: self.bytes_out as f64, unit: "Bytes" },
@@ -118,6 +123,7 @@ pub struct Converter {
     source: Arc<dyn ObjectSource>,
     fragments: FragmentStore,
     quarantine: Quarantine,
+    superseded: SupersededLog,
     schema: Arc<TableSchema>,
     decoder: JsonDecoder,
     options: ConverterOptions,
@@ -144,7 +150,9 @@ impl Converter {
     ) -> Self {
         let decoder = JsonDecoder::new(schema.clone(), options.batch_rows).with_max_line_bytes(options.max_line_bytes);
         let options = ConverterOptions { concurrency: options.concurrency.max(1), ..options };
-        Self { source, fragments, quarantine, schema, decoder, options, trigger: None }
+        // Superseded versions are recorded beside the quarantine, in the table's own store.
+        let superseded = SupersededLog::new(fragments.store());
+        Self { source, fragments, quarantine, superseded, schema, decoder, options, trigger: None }
     }
 
     /// Requests a compaction from `trigger` whenever staged fragments reach `staged_bytes`.
@@ -209,9 +217,22 @@ impl Converter {
             let mut uploads = Uploads::default();
             let staged = async {
                 let mut writers: BTreeMap<Option<String>, FragmentWriter> = BTreeMap::new();
+                let mut sources = HashSet::new();
                 while let Some((result, object, ids)) = decoded_rx.recv().await {
                     match result {
+                        // Two versions of one key with the same bytes (a re-upload) are one source:
+                        // a batch holds each source once.
+                        Ok(decoded) if !sources.insert(decoded.object.id()) => {
+                            tracing::info!(object = %decoded.object.describe(), "same content as a version already in this batch");
+                        }
                         Ok(decoded) => self.stage(decoded, &mut writers, &mut report, &mut uploads).await?,
+                        Err(Error::Superseded { object: named, reason }) => {
+                            // Recorded, and the messages answered: the version that replaced
+                            // it was notified on its own. A failed record retries them.
+                            let path = self.superseded.record(&object, &reason).await?;
+                            tracing::warn!(object = %named, reason = %reason, record = %path, "notified version superseded");
+                            report.superseded.push(named);
+                        }
                         Err(err) => {
                             tracing::error!(object = %object.uri(), error = %err, retryable = err.is_retryable(), "object failed");
                             failed.extend(ids);
@@ -231,7 +252,9 @@ impl Converter {
         let ((), staged) = tokio::join!(produce, consume);
         staged?;
         if !report.fragments.is_empty() {
+            crash_point("converter.before_seal");
             self.seal(&report).await?;
+            crash_point("converter.after_seal");
             self.request_compaction_if_due().await;
         }
 
@@ -245,6 +268,7 @@ impl Converter {
             bytes_in = report.bytes_in,
             fragments = report.fragments.len(),
             failed_messages = report.failed_messages.len(),
+            superseded = report.superseded.len(),
             "converted batch"
         );
         Ok(report)
@@ -345,8 +369,12 @@ impl Converter {
     /// Downloads, decompresses, decodes and partitions one object.
     async fn read(&self, object: &SourceObject) -> Result<Decoded> {
         let fetched = self.source.fetch(object).await?;
-        // Lineage and load history name the version actually read, not the one notified.
-        let object = SourceObject { etag: fetched.etag.or_else(|| object.etag.clone()), ..object.clone() };
+        // Lineage and load history name the version actually read, and its content.
+        let object = SourceObject {
+            etag: fetched.etag.or_else(|| object.etag.clone()),
+            digest: Some(content_digest(&fetched.data)),
+            ..object.clone()
+        };
         let decoder = self.decoder.clone();
         let partition = self.schema.layout.partition.clone();
         tokio::task::spawn_blocking(move || {
@@ -408,6 +436,7 @@ impl Uploads {
         if let Some(upload) = self.pending.take() {
             let path = upload.await??;
             report.fragments.push(path.to_string());
+            crash_point("converter.fragment_staged");
         }
         Ok(())
     }
@@ -560,6 +589,82 @@ mod tests {
         let report = f.converter.convert(&sqs(vec![created("a.json"), created("a.json")])).await.unwrap();
         assert!(report.failed_messages.is_empty());
         assert_eq!(staged_rows(&staged(&f).await), vec![("s3://raw/a.json".to_string(), 3)]);
+    }
+
+    /// A notification of one version of `key`, as S3 sends it for a (versioned) bucket.
+    fn created_version(key: &str, etag: &str, version: Option<&str>) -> String {
+        let mut body: serde_json::Value = serde_json::from_str(&created(key)).unwrap();
+        let object = &mut body["Records"][0]["s3"]["object"];
+        object["eTag"] = etag.into();
+        if let Some(version) = version {
+            object["versionId"] = version.into();
+        }
+        body.to_string()
+    }
+
+    #[tokio::test]
+    async fn a_version_overwritten_before_it_is_read_is_recorded_as_superseded_never_read_as_the_new_one() {
+        let f = fixture(Layout::default(), small());
+        f.source.put_version("raw", "a.json", "e1", None, lines(0..3));
+        f.source.put_version("raw", "a.json", "e2", None, lines(100..105));
+        let report = f
+            .converter
+            .convert(&sqs(vec![created_version("a.json", "e1", None), created_version("a.json", "e2", None)]))
+            .await
+            .unwrap();
+        assert!(report.failed_messages.is_empty(), "a superseded version is answered, not retried");
+        assert_eq!(report.superseded, vec!["s3://raw/a.json (ETag e1)".to_string()]);
+        assert!(report.metrics().iter().any(|m| m.name == "SupersededVersions" && m.value == 1.0));
+        let fragments = staged(&f).await;
+        assert_eq!(staged_rows(&fragments), vec![("s3://raw/a.json".to_string(), 5)], "only e2's rows");
+        assert_eq!(fragments[0].sources[0].id.etag.as_deref(), Some("e2"));
+        let recorded = crate::ingest::SupersededLog::new(f.fragments.store()).versions().await.unwrap();
+        assert_eq!(recorded.len(), 1);
+        assert_eq!((recorded[0].uri.as_str(), recorded[0].etag.as_deref()), ("s3://raw/a.json", Some("e1")));
+        assert!(recorded[0].reason.contains("overwritten"), "{}", recorded[0].reason);
+    }
+
+    #[tokio::test]
+    async fn on_a_versioned_bucket_each_notified_version_is_read_by_its_id() {
+        let f = fixture(Layout::default(), small());
+        f.source.put_version("raw", "a.json", "e1", Some("v1"), lines(0..3));
+        f.source.put_version("raw", "a.json", "e2", Some("v2"), lines(100..105));
+        let report = f
+            .converter
+            .convert(&sqs(vec![
+                created_version("a.json", "e1", Some("v1")),
+                created_version("a.json", "e2", Some("v2")),
+                created_version("a.json", "e3", Some("v3-deleted")),
+            ]))
+            .await
+            .unwrap();
+        assert!(report.failed_messages.is_empty());
+        assert_eq!(report.superseded, vec!["s3://raw/a.json (version v3-deleted)".to_string()]);
+        let mut read: Vec<(Option<String>, u64)> =
+            staged(&f).await.iter().flat_map(|f| f.sources.iter().map(|s| (s.id.etag.clone(), s.rows))).collect();
+        read.sort();
+        assert_eq!(read, vec![(Some("e1".into()), 3), (Some("e2".into()), 5)], "two versions, two sources");
+    }
+
+    #[tokio::test]
+    async fn the_same_bytes_under_two_etags_are_one_source() {
+        let f = fixture(Layout::default(), small());
+        // A multipart re-upload of the same content: a new version and ETag, the same bytes.
+        f.source.put_version("raw", "a.json", "e1", Some("v1"), lines(0..3));
+        f.source.put_version("raw", "a.json", "e2-2", Some("v2"), lines(0..3));
+        let report = f
+            .converter
+            .convert(&sqs(vec![
+                created_version("a.json", "e1", Some("v1")),
+                created_version("a.json", "e2-2", Some("v2")),
+            ]))
+            .await
+            .unwrap();
+        assert!(report.failed_messages.is_empty());
+        let fragments = staged(&f).await;
+        assert_eq!(staged_rows(&fragments), vec![("s3://raw/a.json".to_string(), 3)], "staged once");
+        let id = &fragments[0].sources[0].id;
+        assert_eq!(id.digest.as_deref(), Some(crate::lineage::content_digest(&lines(0..3)).as_str()));
     }
 
     #[tokio::test]

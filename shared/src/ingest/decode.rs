@@ -176,7 +176,7 @@ mod tests {
     }
 
     fn object() -> SourceObject {
-        SourceObject { bucket: "raw".into(), key: "svc/a.json".into(), etag: None }
+        SourceObject { bucket: "raw".into(), key: "svc/a.json".into(), etag: None, ..Default::default() }
     }
 
     #[test]

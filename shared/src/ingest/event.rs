@@ -42,6 +42,9 @@ pub fn parse_notification(body: &str) -> Result<Notification, String> {
             bucket,
             key: decode_key(&raw_key)?,
             etag: record.s3.object.e_tag.map(|etag| etag.trim_matches('"').to_string()).filter(|e| !e.is_empty()),
+            // Unversioned buckets send no version id, or the literal "null".
+            version: record.s3.object.version_id.filter(|v| !v.is_empty() && v != "null"),
+            digest: None,
         });
     }
     if objects.is_empty() {
@@ -74,19 +77,19 @@ impl BatchPlan {
     /// Reads every message of an SQS event.
     pub fn from_sqs(event: &SqsEvent) -> Self {
         let mut plan = BatchPlan::default();
-        let mut index: HashMap<(String, String), usize> = HashMap::new();
+        let mut index: HashMap<SourceObject, usize> = HashMap::new();
         for (position, message) in event.records.iter().enumerate() {
             let id = message.message_id.clone().unwrap_or_else(|| format!("#{position}"));
             let body = message.body.as_deref().unwrap_or_default();
             match parse_notification(body) {
                 Ok(Notification::Objects(objects)) => {
                     for object in objects {
-                        // The same object named twice in one batch (duplicate notification) is read once.
-                        let identity = (object.bucket.clone(), object.key.clone());
-                        match index.get(&identity) {
+                        // The same version named twice in one batch (a duplicate notification) is
+                        // read once; two versions of one key (an overwrite) are two objects.
+                        match index.get(&object) {
                             Some(&at) => plan.objects[at].1.push(id.clone()),
                             None => {
-                                index.insert(identity, plan.objects.len());
+                                index.insert(object.clone(), plan.objects.len());
                                 plan.objects.push((object, vec![id.clone()]));
                             }
                         }
@@ -173,8 +176,33 @@ mod tests {
     }
 
     #[test]
+    fn two_versions_of_a_key_are_two_objects_and_a_version_named_twice_is_one() {
+        let version = |etag: &str, version: &str| {
+            let mut body: serde_json::Value = serde_json::from_str(AWS_PUT).unwrap();
+            body["Records"][0]["s3"]["object"]["eTag"] = etag.into();
+            body["Records"][0]["s3"]["object"]["versionId"] = version.into();
+            body.to_string()
+        };
+        let (v1, v2, unversioned) = (version("e1", "v1"), version("e2", "v2"), version("e3", "null"));
+        let plan = BatchPlan::from_sqs(&sqs(&[&v1, &v2, &v1, &unversioned]));
+        let named: Vec<(Option<&str>, Option<&str>, &Vec<String>)> =
+            plan.objects.iter().map(|(object, ids)| (object.etag.as_deref(), object.version.as_deref(), ids)).collect();
+        assert_eq!(
+            named,
+            vec![
+                (Some("e1"), Some("v1"), &vec!["m0".to_string(), "m2".to_string()]),
+                (Some("e2"), Some("v2"), &vec!["m1".to_string()]),
+                (Some("e3"), None, &vec!["m3".to_string()]),
+            ]
+        );
+    }
+
+    #[test]
     fn batch_plan_collapses_duplicates_and_sorts_messages() {
-        let plan = BatchPlan::from_sqs(&sqs(&[AWS_PUT, TEST_EVENT, LOCALSTACK_PUT, "oops"]));
+        // The same version of the same key, its key encoded as S3 and as LocalStack encode it.
+        let same_version =
+            LOCALSTACK_PUT.replace("9dd4e461268c8034f5c8564e155c67a6", "0123456789abcdef0123456789abcdef");
+        let plan = BatchPlan::from_sqs(&sqs(&[AWS_PUT, TEST_EVENT, &same_version, "oops"]));
         assert_eq!(plan.objects.len(), 1, "the same object named twice is read once");
         assert_eq!(plan.objects[0].1, vec!["m0".to_string(), "m2".to_string()]);
         assert_eq!(plan.ignored, vec![("m1".to_string(), "s3:TestEvent".to_string())]);

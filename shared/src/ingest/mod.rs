@@ -3,7 +3,7 @@
 //! `event` says which objects a batch names, `source` fetches and decompresses them,
 //! `decode` turns their lines into Arrow batches of the declared schema (through the one-pass
 //! `json` decoder, arrow-json where it declines), `quarantine` keeps the lines that do not
-//! fit, and the `converter` stages what decoded and asks for a compaction through `trigger`.
+//! fit, `superseded` the notified versions that were gone when read, and the `converter` stages what decoded and asks for a compaction through `trigger`.
 //! What other parts use is re-exported here.
 
 pub(crate) mod converter;
@@ -12,10 +12,12 @@ pub(crate) mod event;
 pub(crate) mod json;
 pub(crate) mod quarantine;
 pub(crate) mod source;
+pub(crate) mod superseded;
 pub(crate) mod trigger;
 
 pub use converter::{ConversionReport, Converter, ConverterOptions};
 pub use decode::{DecodedObject, JsonDecoder, QuarantinedLine};
 pub use quarantine::Quarantine;
 pub use source::{Compression, Fetched, ObjectSource, S3Source, with_decompressed};
+pub use superseded::{SupersededLog, SupersededVersion};
 pub use trigger::{CompactionTrigger, LambdaTrigger};

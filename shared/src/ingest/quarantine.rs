@@ -1,7 +1,7 @@
 //! Quarantine: lines that could not become rows, kept as NDJSON under
-//! `<table>/_inlet/quarantine/<bucket>/<key>@<etag>.ndjson` with source, line number, error
-//! and raw text. One file per source object version, so a retried batch rewrites the same file
-//! instead of recording a line twice.
+//! `<table>/_inlet/quarantine/<bucket>/<key>@<digest>.ndjson` with source, line number, error
+//! and raw text. One file per source (key and content), so a retried batch, or the same bytes
+//! uploaded again under a new ETag, rewrites the same file instead of recording a line twice.
 
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use crate::error::Result;
 use crate::ingest::decode::QuarantinedLine;
-use crate::layout::QUARANTINE_PREFIX;
+use crate::layout::{QUARANTINE_PREFIX, source_record};
 use crate::lineage::SourceObject;
 
 /// The quarantine area of one table.
@@ -33,9 +33,8 @@ impl Quarantine {
             serde_json::to_writer(&mut body, line)?;
             body.push(b'\n');
         }
-        let name = format!("{}@{}.ndjson", object.key, object.etag.as_deref().unwrap_or("unknown-etag"));
-        let parts = [QUARANTINE_PREFIX, object.bucket.as_str()].into_iter().chain(name.split('/'));
-        let path = Path::from_iter(parts.filter(|part| !part.is_empty()).flat_map(|part| part.split('/')));
+        let tag = object.digest.as_deref().or(object.etag.as_deref()).unwrap_or("unknown-etag");
+        let path = source_record(QUARANTINE_PREFIX, &object.bucket, &object.key, tag, "ndjson");
         self.store.put(&path, PutPayload::from(body)).await?;
         Ok(path)
     }
@@ -65,8 +64,12 @@ mod tests {
     #[tokio::test]
     async fn a_retried_object_rewrites_its_record_instead_of_doubling_it() {
         let quarantine = Quarantine::new(Arc::new(InMemory::new()));
-        let object =
-            SourceObject { bucket: "raw".into(), key: "svc/date=2026-05-16/a b.json".into(), etag: Some("e1".into()) };
+        let object = SourceObject {
+            bucket: "raw".into(),
+            key: "svc/date=2026-05-16/a b.json".into(),
+            etag: Some("e1".into()),
+            ..Default::default()
+        };
         let line = QuarantinedLine { source: object.uri(), line: 3, error: "bad".into(), raw: "{oops".into() };
         let path = quarantine.put(&object, std::slice::from_ref(&line)).await.unwrap();
         quarantine.put(&object, std::slice::from_ref(&line)).await.unwrap();

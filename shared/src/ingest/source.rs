@@ -39,23 +39,41 @@ impl S3Source {
 
 #[async_trait]
 impl ObjectSource for S3Source {
+    /// Reads the notified version: by version id on a versioned bucket, else only while the
+    /// key still holds the notified ETag (`If-Match`). A version that is gone is
+    /// [`Error::Superseded`], never silently replaced by whatever the key holds now.
     async fn fetch(&self, object: &SourceObject) -> Result<Fetched> {
         let uri = object.uri();
-        let response =
-            self.client.get_object().bucket(&object.bucket).key(&object.key).send().await.map_err(|err| {
-                let service = err.as_service_error();
-                let missing = service.is_some_and(|e| e.is_no_such_key());
-                Error::Source {
+        let mut request = self.client.get_object().bucket(&object.bucket).key(&object.key);
+        if let Some(version) = &object.version {
+            request = request.version_id(version);
+        } else if let Some(etag) = &object.etag {
+            request = request.if_match(format!("\"{etag}\""));
+        }
+        let response = request.send().await.map_err(|err| {
+            let status = err.raw_response().map(|response| response.status().as_u16());
+            let named = object.version.is_some() || object.etag.is_some();
+            match status {
+                Some(412) => Error::Superseded {
+                    object: object.describe(),
+                    reason: "the key was overwritten before it was read: it now holds another ETag".into(),
+                },
+                Some(404) if named => Error::Superseded {
+                    object: object.describe(),
+                    reason: "the version was deleted before it was read".into(),
+                },
+                _ => Error::Source {
                     uri: uri.clone(),
-                    reason: if missing {
+                    reason: if status == Some(404) {
                         "object not found (deleted before it was read?)".into()
                     } else {
                         format!("GetObject failed: {}", aws_sdk_s3::error::DisplayErrorContext(&err))
                     },
-                    // A missing object may still appear (eventual listing, replication lag): let SQS retry.
+                    // Throttling and network faults pass; an unnamed missing object goes to the DLQ.
                     retryable: true,
-                }
-            })?;
+                },
+            }
+        })?;
         let etag = response.e_tag.as_deref().map(|etag| etag.trim_matches('"').to_string());
         let body = response.body.collect().await.map_err(|err| Error::Source {
             uri,
@@ -192,7 +210,7 @@ mod tests {
     use super::*;
 
     fn object(key: &str) -> SourceObject {
-        SourceObject { bucket: "b".into(), key: key.into(), etag: None }
+        SourceObject { bucket: "b".into(), key: key.into(), etag: None, ..Default::default() }
     }
 
     fn decompress(object: &SourceObject, data: impl Into<Bytes>) -> Result<Vec<u8>> {

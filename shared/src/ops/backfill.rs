@@ -88,6 +88,7 @@ pub async fn list_objects(
                     bucket: bucket.to_string(),
                     key,
                     etag: entry.e_tag.map(|etag| etag.trim_matches('"').to_string()),
+                    ..Default::default()
                 },
                 size: entry.size.unwrap_or_default().max(0) as u64,
                 last_modified: entry.last_modified.and_then(|at| DateTime::from_timestamp(at.secs(), 0)),
@@ -113,7 +114,7 @@ pub fn sqs_message(id: impl Into<String>, object: SourceObject) -> aws_lambda_ev
 /// The S3 `ObjectCreated` notification S3 itself would have sent for `listed`.
 pub fn notification_body(listed: &ListedObject) -> String {
     let key = utf8_percent_encode(&listed.object.key, KEY_SAFE).to_string().replace(' ', "+");
-    serde_json::json!({"Records": [{
+    let mut body = serde_json::json!({"Records": [{
         "eventVersion": "2.1",
         "eventSource": "aws:s3",
         "awsRegion": "",
@@ -128,8 +129,11 @@ pub fn notification_body(listed: &ListedObject) -> String {
             "bucket": {"name": listed.object.bucket, "arn": format!("arn:aws:s3:::{}", listed.object.bucket)},
             "object": {"key": key, "size": listed.size, "eTag": listed.object.etag.clone().unwrap_or_default()}
         }
-    }]})
-    .to_string()
+    }]});
+    if let Some(version) = &listed.object.version {
+        body["Records"][0]["s3"]["object"]["versionId"] = version.clone().into();
+    }
+    body.to_string()
 }
 
 /// Sends notifications for `objects` to the ingest queue, ten per request; `progress` is called
@@ -182,7 +186,12 @@ mod tests {
 
     fn listed(key: &str, modified: &str) -> ListedObject {
         ListedObject {
-            object: SourceObject { bucket: "raw".into(), key: key.into(), etag: Some("e1".into()) },
+            object: SourceObject {
+                bucket: "raw".into(),
+                key: key.into(),
+                etag: Some("e1".into()),
+                ..Default::default()
+            },
             size: 10,
             last_modified: Some(DateTime::parse_from_rfc3339(modified).unwrap().with_timezone(&Utc)),
         }

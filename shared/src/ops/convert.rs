@@ -76,7 +76,10 @@ pub async fn convert_files(
         let absolute = file.canonicalize().map_err(|err| Error::BadRequest(format!("{}: {err}", file.display())))?;
         let key = absolute.to_string_lossy().trim_start_matches('/').to_string();
         let id = index.to_string();
-        event.records.push(sqs_message(id.clone(), SourceObject { bucket: LOCAL_BUCKET.into(), key, etag: None }));
+        event.records.push(sqs_message(
+            id.clone(),
+            SourceObject { bucket: LOCAL_BUCKET.into(), key, etag: None, ..Default::default() },
+        ));
         paths.insert(id, file.clone());
     }
     let report = converter.convert(&event).await?;

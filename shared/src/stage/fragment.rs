@@ -276,6 +276,11 @@ impl FragmentStore {
         Self { store }
     }
 
+    /// The table's store this staging area lives in.
+    pub fn store(&self) -> Arc<dyn ObjectStore> {
+        self.store.clone()
+    }
+
     /// Stages a fragment under a new unique name (in its partition's directory) and returns it.
     pub async fn put(&self, data: Vec<u8>, partition: Option<(&str, Option<&str>)>) -> Result<Path> {
         let name =
@@ -416,7 +421,10 @@ impl FragmentStore {
 
     /// Deletes consumed fragments; already-deleted ones are fine.
     pub async fn delete(&self, paths: &[Path]) -> Result<()> {
-        for path in paths {
+        for (done, path) in paths.iter().enumerate() {
+            if done > 0 {
+                crate::faults::crash_point("compactor.mid_delete");
+            }
             match self.store.delete(path).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(err) => return Err(err.into()),
@@ -453,7 +461,8 @@ mod tests {
     #[tokio::test]
     async fn fragments_round_trip_with_their_sources() {
         let schema = Arc::new(TableSchema::parse(r#"{"fields":[{"name":"id","type":"long"}]}"#, "t").unwrap());
-        let object = SourceObject { bucket: "raw".into(), key: "k.json".into(), etag: Some("e1".into()) };
+        let object =
+            SourceObject { bucket: "raw".into(), key: "k.json".into(), etag: Some("e1".into()), ..Default::default() };
         let batches =
             JsonDecoder::new(schema.clone(), 10).decode(&object, b"{\"id\":1}\n{\"id\":2}\n").unwrap().batches;
         let sources = vec![FragmentSource::new(&object, 2, None)];

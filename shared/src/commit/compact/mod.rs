@@ -31,6 +31,7 @@ use crate::commit::history::LoadHistory;
 use crate::commit::table::{DataFiles, log_cleanup_due};
 use crate::config::Settings;
 use crate::error::{Error, Result};
+use crate::faults::crash_point;
 use crate::layout::{COMPACTOR_APP_ID, FRAGMENTS_KEY, ROWS_KEY, SOURCES_KEY};
 use crate::lineage::{CommittedSource, SourceId};
 use crate::schema::{SOURCE_ETAG_COLUMN, SOURCE_FILE_COLUMN, TableSchema};
@@ -40,7 +41,7 @@ pub mod plan;
 mod report;
 mod request;
 
-pub use plan::{CompactionPlan, Policy, plan_compaction};
+pub use plan::{CompactionPlan, Policy, align_identities, plan_compaction};
 use report::Lap;
 pub use report::{CompactionReport, Timings};
 pub use request::{CompactRequest, compact_table};
@@ -201,11 +202,14 @@ impl Compactor {
         report.timings.merge_ms = lap.next();
         let consumed = merged.consumed.clone();
         if !merged.adds.is_empty() {
+            crash_point("compactor.before_commit");
             let (version, sources) = self.commit(table, merged, &loaded, report.rows).await?;
+            crash_point("compactor.after_commit");
             report.version = Some(version);
             report.timings.commit_ms = lap.next();
             self.record_history(history, version, &sources).await;
         }
+        crash_point("compactor.before_delete");
         // Only after the commit: a crash before this line leaves fragments the history explains.
         self.fragments.delete(&consumed).await?;
         self.forget_finished_batches(records, waiting.iter().chain(&plan.deferred_fragments), &consumed).await?;
@@ -264,6 +268,7 @@ impl Compactor {
                 }
             }
         }
+        align_identities(&mut staged);
         self.sort_by_seal(staged, records, report).await
     }
 

@@ -56,6 +56,29 @@ impl CompactionPlan {
     }
 }
 
+/// Fragments staged before sources carried digests name a version by its ETag alone; one staged
+/// since names the same version with its digest too. Gives the former the latter's digest, so
+/// both are counted as copies of one source rather than two.
+pub fn align_identities(staged: &mut [FragmentInfo]) {
+    let mut digests: HashMap<(String, String), String> = HashMap::new();
+    for id in staged.iter().flat_map(|fragment| &fragment.sources).map(|source| &source.id) {
+        if let (Some(etag), Some(digest)) = (&id.etag, &id.digest) {
+            digests.insert((id.uri.clone(), etag.clone()), digest.clone());
+        }
+    }
+    if digests.is_empty() {
+        return;
+    }
+    for source in staged.iter_mut().flat_map(|fragment| fragment.sources.iter_mut()) {
+        if source.id.digest.is_none()
+            && let Some(etag) = &source.id.etag
+            && let Some(digest) = digests.get(&(source.id.uri.clone(), etag.clone()))
+        {
+            source.id.digest = Some(digest.clone());
+        }
+    }
+}
+
 /// Plans a run over `staged`, skipping sources `committed` says the table already holds.
 pub fn plan_compaction(
     staged: Vec<FragmentInfo>,
@@ -180,7 +203,7 @@ mod tests {
     }
 
     fn id(key: &str) -> SourceId {
-        SourceId { uri: format!("s3://raw/{key}"), etag: Some("e1".into()) }
+        SourceId { uri: format!("s3://raw/{key}"), etag: Some("e1".into()), digest: None }
     }
 
     /// A fragment of `batch`, `seconds_old`, in `partition`, holding `(key, rows, total)` sources.

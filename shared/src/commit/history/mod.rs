@@ -141,14 +141,22 @@ impl LoadHistory {
 
     /// Which of `ids` this history holds.
     pub async fn committed(&self, store: &Arc<dyn ObjectStore>, ids: &[SourceId]) -> Result<HashSet<SourceId>> {
-        let by_key: HashMap<SourceKey, &SourceId> = ids.iter().map(|id| (id.key(), id)).collect();
+        // A source is held when any key it is filed under is (its digest, or its ETag alone
+        // for sources recorded before digests).
+        let mut by_key: HashMap<SourceKey, Vec<&SourceId>> = HashMap::new();
+        for id in ids {
+            for key in id.keys() {
+                by_key.entry(key).or_default().push(id);
+            }
+        }
         let mut held: HashSet<SourceKey> = by_key.keys().filter(|key| self.recent.contains(key)).copied().collect();
-        let unknown: Vec<SourceKey> = by_key.keys().filter(|key| !held.contains(key)).copied().collect();
+        let mut unknown: Vec<SourceKey> = by_key.keys().filter(|key| !held.contains(key)).copied().collect();
+        unknown.sort_unstable();
         if !unknown.is_empty() {
             let found = futures::future::try_join_all(self.runs.iter().map(|run| run.holding(store, &unknown))).await?;
             held.extend(found.into_iter().flatten());
         }
-        Ok(held.iter().map(|key| by_key[key].clone()).collect())
+        Ok(held.iter().flat_map(|key| by_key[key].iter().map(|id| (*id).clone())).collect())
     }
 
     /// Rebuilds the index from the lineage columns of the table's data `files` as of
@@ -182,7 +190,7 @@ impl LoadHistory {
         if version > known + 1 {
             recent.extend(committed_between(store, known + 1, version - 1).await?);
         }
-        recent.extend(added.iter().map(|source| source.id.key()));
+        recent.extend(added.iter().flat_map(|source| source.id.keys()));
         if !recent.is_empty() {
             let info = write_run(store, version, recent).await?;
             runs.push(Run::open(store, &info.path).await?);
@@ -318,7 +326,7 @@ async fn committed_between(store: &Arc<dyn ObjectStore>, first: u64, last: u64) 
         })
         .buffered(COMMIT_READS);
     while let Some(commit) = commits.next().await {
-        keys.extend(sources_in_commit(&commit?)?.into_iter().map(|source| source.id.key()));
+        keys.extend(sources_in_commit(&commit?)?.iter().flat_map(|source| source.id.keys()));
     }
     Ok(keys)
 }
@@ -360,7 +368,7 @@ async fn lineage_keys(store: &Arc<dyn ObjectStore>, file: &Path) -> Result<HashS
             if last.as_ref().is_some_and(|(u, e)| u == uri && e.as_deref() == etag) {
                 continue;
             }
-            let id = SourceId { uri: uri.to_string(), etag: etag.map(str::to_string) };
+            let id = SourceId { uri: uri.to_string(), etag: etag.map(str::to_string), digest: None };
             keys.insert(id.key());
             last = Some((id.uri, id.etag));
         }

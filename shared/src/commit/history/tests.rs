@@ -11,7 +11,7 @@ use object_store::{
 use super::*;
 
 fn id(uri: &str, etag: &str) -> SourceId {
-    SourceId { uri: uri.into(), etag: Some(etag.into()) }
+    SourceId { uri: uri.into(), etag: Some(etag.into()), digest: None }
 }
 
 fn committed(ids: &[SourceId]) -> Vec<CommittedSource> {
@@ -217,4 +217,32 @@ async fn a_lookup_reads_what_its_sources_need_not_the_whole_history() {
     // Fences (24 bytes per 1,024 keys) and at most one 16 KiB block per source asked about.
     assert!(read <= 10_000 + 1000 * 16_384, "read {read} bytes");
     assert!(read < 6_400_000, "read {read} bytes: less than the run itself");
+}
+
+#[tokio::test]
+async fn a_source_is_found_by_its_content_and_records_made_before_digests_by_their_etag() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let with = |uri: &str, etag: &str, digest: &str| SourceId {
+        uri: uri.into(),
+        etag: Some(etag.into()),
+        digest: Some(digest.into()),
+    };
+    // Commit 0 was made before digests; commit 1 after.
+    commit(&store, 0, &[id("s3://r/old", "e1")]).await;
+    commit(&store, 1, &[with("s3://r/new", "e1", "xxh3-128:01")]).await;
+    let asked = [
+        with("s3://r/old", "e1", "xxh3-128:02"), // the same version, read again: found by ETag
+        with("s3://r/new", "e9-2", "xxh3-128:01"), // same bytes re-uploaded: found by digest
+        with("s3://r/new", "e3", "xxh3-128:03"), // new bytes: not found
+    ];
+    let mut expect_sorted = vec![asked[0].clone(), asked[1].clone()];
+    expect_sorted.sort();
+    assert_eq!(found(&store, 1, &asked).await.unwrap(), expect_sorted, "read from the log");
+    // The same answers from the index once the log is gone.
+    let (history, _) = LoadHistory::lookup(&store, 1, &[]).await.unwrap().unwrap();
+    history.record(&store, 1, &[]).await.unwrap();
+    for version in 0..=1 {
+        store.delete(&commit_file(version)).await.unwrap();
+    }
+    assert_eq!(found(&store, 1, &asked).await.unwrap(), expect_sorted, "read from the index");
 }

@@ -149,7 +149,8 @@ fn the_reference_workload_reads_back_as_decoded() {
     use crate::stage::fragment::{FragmentEncoding, FragmentWriter};
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/events.schema.json");
     let schema = Arc::new(crate::schema::TableSchema::from_path(std::path::Path::new(path)).unwrap());
-    let object = crate::lineage::SourceObject { bucket: "raw".into(), key: "k.json".into(), etag: None };
+    let object =
+        crate::lineage::SourceObject { bucket: "raw".into(), key: "k.json".into(), etag: None, ..Default::default() };
     let data = crate::testing::sample::ndjson_object(3, 0, 256 * 1024);
     let batches = crate::ingest::decode::JsonDecoder::new(schema.clone(), 100).decode(&object, &data).unwrap().batches;
     let mut read = Vec::new();

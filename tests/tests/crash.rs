@@ -22,7 +22,7 @@ const OBJECTS: usize = 1000;
 const LINES: usize = 12;
 
 /// Every crash point, each likely enough to fire many times in one run.
-const CRASH_POINTS: &str = "converter.fragment_staged=0.02,converter.before_seal=0.03,converter.after_seal=0.03,\
+const CRASH_POINTS: &str = "converter.fragment_staged=0.04,converter.before_seal=0.04,converter.after_seal=0.04,\
      compactor.before_commit=0.1,compactor.after_commit=0.1,compactor.before_delete=0.1,compactor.mid_delete=0.02";
 
 /// What one version of an object holds.

@@ -243,3 +243,54 @@ async fn backfilling_a_prefix_ingests_every_row_exactly_once() {
         "{status}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_versioned_bucket_every_version_written_is_ingested_once() {
+    let localstack = LocalStack::connect().await.unwrap();
+    let pipeline = Pipeline::deploy(&localstack, "versions", PipelineOptions::default()).await.unwrap();
+    let versioning = aws_sdk_s3::types::VersioningConfiguration::builder()
+        .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+        .build();
+    localstack
+        .s3
+        .put_bucket_versioning()
+        .bucket(&pipeline.raw_bucket)
+        .versioning_configuration(versioning)
+        .send()
+        .await
+        .unwrap();
+    // Three writes of one key in a row, before any is read: new bytes, then the same bytes again
+    // by multipart (a new version and ETag, the same content).
+    let key = "svc/date=2026-05-16/rewritten.json.zst";
+    let (first, second) = (sample::ndjson_object(SEED, 500, 8 * 1024), sample::ndjson_object(SEED, 501, 8 * 1024));
+    pipeline.put(key, sample::zstd_compress(&first)).await.unwrap();
+    pipeline.put(key, sample::zstd_compress(&second)).await.unwrap();
+    pipeline.put_multipart(key, sample::zstd_compress(&second)).await.unwrap();
+    let ids = |ndjson: &[u8]| -> Vec<String> {
+        ndjson
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice::<Value>(l).unwrap()["event_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut expected: Vec<String> = ids(&first).into_iter().chain(ids(&second)).collect();
+    expected.sort();
+
+    // Every notification is answered and every staged version compacted.
+    let started = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let queued = pipeline.queue_depth(&pipeline.queue_url).await.unwrap();
+        let staged = pipeline.staged_sources().await.unwrap().len();
+        if queued == 0 && staged >= 2 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "{queued} queued, {staged} staged");
+    }
+    pipeline.compact(serde_json::json!({"force": true})).await.unwrap();
+    let table = pipeline.read_table(true).await.unwrap();
+    let mut landed: Vec<String> = table.rows.iter().map(|r| r["event_id"].as_str().unwrap().to_string()).collect();
+    landed.sort();
+    assert_eq!(landed, expected, "both contents, each once");
+    assert!(pipeline.superseded().await.unwrap().is_empty(), "every version was read by its id");
+}

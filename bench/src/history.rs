@@ -3,8 +3,10 @@
 //! For each size, a local table's history index is built through the compactor's own path
 //! (`LoadHistory::record`, commit by commit, merges included); then a child process looks up
 //! one compaction's sources (half committed long ago, half new) and reports its CPU time and
-//! peak RSS, before and during the lookup. Results: `target/bench/history.json`, and a
-//! `history` entry in `target/bench/report.json` when that report exists.
+//! peak RSS, before and during the lookup. With `--localstack`, the same index is also copied
+//! to a bucket on the running LocalStack and looked up there, where every block is a ranged
+//! GET. Results: `target/bench/history.json`, and a `history` entry in
+//! `target/bench/report.json` when that report exists.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,7 +15,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use inlet::commit::LoadHistory;
 use inlet::lineage::{CommittedSource, SourceId};
-use object_store::ObjectStore;
+use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 
 use crate::{cpu_seconds, peak_rss_mib};
@@ -23,6 +25,9 @@ const SOURCES_PER_COMMIT: u64 = 250_000;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Lookup {
+    /// `local` (a directory) or `localstack-s3`.
+    #[serde(default)]
+    store: String,
     committed_sources: u64,
     looked_up: u64,
     found: u64,
@@ -47,17 +52,54 @@ fn source(n: u64) -> SourceId {
     }
 }
 
-fn store(table: &Path) -> Result<Arc<dyn ObjectStore>> {
-    let url = url::Url::from_directory_path(table).map_err(|()| anyhow::anyhow!("not a directory path"))?;
+/// The table at `location`: a local directory, or `s3://bucket/prefix` on the running LocalStack.
+async fn store(location: &str) -> Result<Arc<dyn ObjectStore>> {
+    if location.starts_with("s3://") {
+        let localstack = inlet_tests::LocalStack::connect().await?;
+        return Ok(inlet::commit::table_store(&url::Url::parse(location)?, &localstack.storage_options())?);
+    }
+    let url =
+        url::Url::from_directory_path(location).map_err(|()| anyhow::anyhow!("{location} is not a directory path"))?;
     Ok(inlet::commit::table_store(&url, &Default::default())?)
 }
 
-pub fn measure(sizes: &[u64], lookup: u64) -> Result<()> {
+/// Copies the local table at `from` into a new bucket on LocalStack; returns its URI.
+async fn copy_to_localstack(from: &Arc<dyn ObjectStore>) -> Result<String> {
+    use futures::TryStreamExt;
+    let localstack = inlet_tests::LocalStack::connect().await?;
+    let bucket = format!("history-bench-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    localstack.s3.create_bucket().bucket(&bucket).send().await?;
+    let uri = format!("s3://{bucket}/table");
+    let to = store(&uri).await?;
+    let files: Vec<object_store::ObjectMeta> = from.list(None).try_collect().await?;
+    for file in files {
+        let data = from.get(&file.location).await?.bytes().await?;
+        let mut writer = object_store::buffered::BufWriter::new(to.clone(), file.location.clone());
+        tokio::io::AsyncWriteExt::write_all(&mut writer, &data).await?;
+        tokio::io::AsyncWriteExt::shutdown(&mut writer).await?;
+    }
+    Ok(uri)
+}
+
+/// Runs one lookup in a child process, so its CPU and memory are its own.
+fn measured_lookup(location: &str, sources: u64, lookup: u64) -> Result<Lookup> {
+    let output = std::process::Command::new(std::env::current_exe()?)
+        .args(["history-lookup", "--sources", &sources.to_string(), "--lookup", &lookup.to_string(), "--table"])
+        .arg(location)
+        .output()?;
+    if !output.status.success() {
+        bail!("lookup at {sources} sources in {location} failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    Ok(serde_json::from_slice(&output.stdout)?)
+}
+
+pub fn measure(sizes: &[u64], lookup: u64, on_localstack: bool) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let mut results = Vec::new();
     for &sources in sizes {
         let table = tempfile::tempdir()?;
-        let store = store(table.path())?;
+        let local = table.path().to_str().context("a UTF-8 temporary path")?.to_string();
+        let store = runtime.block_on(store(&local))?;
         let started = Instant::now();
         let runs = runtime.block_on(async {
             let mut history = LoadHistory::default();
@@ -70,30 +112,30 @@ pub fn measure(sizes: &[u64], lookup: u64) -> Result<()> {
             anyhow::Ok(history.runs())
         })?;
         let build_seconds = started.elapsed().as_secs_f64();
-        let output = std::process::Command::new(std::env::current_exe()?)
-            .args(["history-lookup", "--sources", &sources.to_string(), "--lookup", &lookup.to_string(), "--table"])
-            .arg(table.path())
-            .output()?;
-        if !output.status.success() {
-            bail!("lookup at {sources} sources failed: {}", String::from_utf8_lossy(&output.stderr));
+        let mut locations = vec![local];
+        if on_localstack {
+            locations.push(runtime.block_on(copy_to_localstack(&store))?);
         }
-        let mut measured: Lookup = serde_json::from_slice(&output.stdout)?;
-        measured.build_seconds = build_seconds;
-        measured.runs = runs;
-        println!(
-            "history: {} committed sources ({} runs, built in {:.1} s): {} looked up, {} found, {:.3} CPU-s, \
-             {:.3} s, peak RSS {:.0} MiB ({:+.0} MiB over the process before the lookup)",
-            measured.committed_sources,
-            measured.runs,
-            measured.build_seconds,
-            measured.looked_up,
-            measured.found,
-            measured.cpu_seconds,
-            measured.wall_seconds,
-            measured.peak_rss_mib,
-            measured.peak_rss_mib - measured.baseline_rss_mib,
-        );
-        results.push(measured);
+        for location in locations {
+            let mut measured = measured_lookup(&location, sources, lookup)?;
+            measured.build_seconds = build_seconds;
+            measured.runs = runs;
+            println!(
+                "history ({}): {} committed sources ({} runs, built in {:.1} s): {} looked up, {} found, \
+                 {:.3} CPU-s, {:.3} s, peak RSS {:.0} MiB ({:+.0} MiB over the process before the lookup)",
+                measured.store,
+                measured.committed_sources,
+                measured.runs,
+                measured.build_seconds,
+                measured.looked_up,
+                measured.found,
+                measured.cpu_seconds,
+                measured.wall_seconds,
+                measured.peak_rss_mib,
+                measured.peak_rss_mib - measured.baseline_rss_mib,
+            );
+            results.push(measured);
+        }
     }
     std::fs::create_dir_all("target/bench")?;
     std::fs::write("target/bench/history.json", serde_json::to_vec_pretty(&results)?)?;
@@ -107,9 +149,9 @@ pub fn measure(sizes: &[u64], lookup: u64) -> Result<()> {
 }
 
 /// One compaction's lookup against the index at `table`, measured from inside this process.
-pub fn lookup_once(table: &Path, sources: u64, lookup: u64) -> Result<()> {
+pub fn lookup_once(table: &str, sources: u64, lookup: u64) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let store = store(table)?;
+    let store = runtime.block_on(store(table))?;
     let version = sources.div_ceil(SOURCES_PER_COMMIT).checked_sub(1).context("an empty history")?;
     // Half spread over everything committed, half never seen.
     let ids: Vec<SourceId> = (0..lookup / 2)
@@ -122,6 +164,7 @@ pub fn lookup_once(table: &Path, sources: u64, lookup: u64) -> Result<()> {
     let (_, found) =
         runtime.block_on(LoadHistory::lookup(&store, version, &ids))?.context("the index could not answer")?;
     let measured = Lookup {
+        store: if table.starts_with("s3://") { "localstack-s3" } else { "local" }.to_string(),
         committed_sources: sources,
         looked_up: lookup,
         found: found.len() as u64,

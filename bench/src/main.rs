@@ -126,11 +126,15 @@ enum Command {
         /// Sources in the compaction looked up (half of them committed before).
         #[arg(long, default_value_t = 500)]
         lookup: u64,
+        /// Also look up a copy of each index on the running LocalStack's S3.
+        #[arg(long)]
+        localstack: bool,
     },
     /// One measured lookup (used by `history`).
     HistoryLookup {
+        /// A local directory, or `s3://bucket/prefix` on LocalStack.
         #[arg(long)]
-        table: PathBuf,
+        table: String,
         #[arg(long)]
         sources: u64,
         #[arg(long)]
@@ -174,7 +178,9 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match &cli.command {
         Some(Command::Commits { count, no_optimize }) => return commits(*count, !no_optimize),
-        Some(Command::History { sources, lookup }) => return history::measure(sources, *lookup),
+        Some(Command::History { sources, lookup, localstack }) => {
+            return history::measure(sources, *lookup, *localstack);
+        }
         Some(Command::HistoryLookup { table, sources, lookup }) => {
             return history::lookup_once(table, *sources, *lookup);
         }

@@ -44,6 +44,21 @@ pub const SETTINGS: &[SettingDoc] = &[
         description: "Longest accepted NDJSON line; longer lines are quarantined.",
     },
     SettingDoc {
+        env: "INLET_MAX_OBJECT_BYTES",
+        default: Some("536870912"),
+        description: "Most bytes an object may decompress to; a larger one fails alone, with a reason naming this limit (DLQ), and decompression stops there, so it cannot exhaust the converter's memory.",
+    },
+    SettingDoc {
+        env: "INLET_MAX_OBJECT_LINES",
+        default: Some("10000000"),
+        description: "Most lines an object may hold; a longer one fails alone, as above.",
+    },
+    SettingDoc {
+        env: "INLET_DEADLINE_MARGIN_SECONDS",
+        default: Some("20"),
+        description: "The converter stops taking objects this long before its invocation's deadline (at most a quarter of its time), seals what it staged and fails the unfinished objects' messages for redelivery, instead of timing out with the whole batch.",
+    },
+    SettingDoc {
         env: "INLET_UNKNOWN_FIELDS",
         default: Some("ignore"),
         description: "`ignore` top-level fields the schema does not declare, or `rescue` them, and top-level values that do not fit their nullable column, as raw JSON in the `_rescued` column.",
@@ -127,6 +142,12 @@ pub struct Settings {
     pub fragment_bytes: usize,
     /// Longest accepted line.
     pub max_line_bytes: usize,
+    /// Most bytes an object may decompress to.
+    pub max_object_bytes: u64,
+    /// Most lines an object may hold.
+    pub max_object_lines: u64,
+    /// Seconds before its deadline at which the converter stops taking objects.
+    pub deadline_margin_seconds: u64,
     /// Partition columns and the rescue column.
     pub layout: Layout,
     /// Seconds before an incomplete fragment is taken as abandoned.
@@ -171,6 +192,9 @@ impl Settings {
             decode_batch_rows: parse_positive(&get, "INLET_DECODE_BATCH_ROWS")?,
             fragment_bytes: parse_positive(&get, "INLET_FRAGMENT_BYTES")?,
             max_line_bytes: parse_positive(&get, "INLET_MAX_LINE_BYTES")?,
+            max_object_bytes: parse_positive(&get, "INLET_MAX_OBJECT_BYTES")?,
+            max_object_lines: parse_positive(&get, "INLET_MAX_OBJECT_LINES")?,
+            deadline_margin_seconds: parse_positive(&get, "INLET_DEADLINE_MARGIN_SECONDS")?,
             abandon_after_seconds: parse_positive(&get, "INLET_ABANDON_AFTER_SECONDS")?,
             min_compact_bytes: parse_positive(&get, "INLET_MIN_COMPACT_BYTES")?,
             freshness_seconds: parse_positive(&get, "INLET_FRESHNESS_SECONDS")?,
@@ -296,6 +320,7 @@ mod tests {
         assert_eq!(settings.decode_batch_rows, 1024);
         assert_eq!(settings.fragment_bytes, 128 * 1024 * 1024);
         assert_eq!(settings.max_line_bytes, 1024 * 1024);
+        assert_eq!((settings.max_object_bytes, settings.max_object_lines), (512 << 20, 10_000_000));
         assert_eq!(settings.layout, Layout::default());
     }
 

@@ -13,7 +13,8 @@ async fn main() -> Result<(), Error> {
     let table = context.settings.table_uri.as_str();
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         // Per-object failures are reported per message; an error here fails the whole batch.
-        let report = converter.convert(&event.payload).await.map_err(Diagnostic::from)?;
+        let stop = converter.stop_before(event.context.deadline);
+        let report = converter.convert_until(&event.payload, Some(stop)).await.map_err(Diagnostic::from)?;
         inlet::metrics::emit("converter", table, &report.metrics());
         Ok::<SqsBatchResponse, Diagnostic>(report.batch_response())
     }))

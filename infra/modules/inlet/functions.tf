@@ -2,24 +2,27 @@
 
 locals {
   settings = {
-    INLET_TABLE_URI             = local.table_uri
-    INLET_SCHEMA                = "s3://${local.lake_bucket}/${local.schema_key}"
-    INLET_TARGET_FILE_BYTES     = tostring(var.target_file_bytes)
-    INLET_FRAGMENT_BYTES        = tostring(var.fragment_bytes)
-    INLET_MAX_LINE_BYTES        = tostring(var.max_line_bytes)
-    INLET_UNKNOWN_FIELDS        = var.unknown_fields
-    INLET_INGESTED_AT           = tostring(var.ingested_at)
-    INLET_PARTITION_BY          = var.partition_by
-    INLET_MIN_COMPACT_BYTES     = tostring(var.min_compact_bytes)
-    INLET_FRESHNESS_SECONDS     = tostring(var.freshness_seconds)
-    INLET_OPTIMIZE_MIN_FILES    = tostring(var.optimize_min_files)
-    INLET_ABANDON_AFTER_SECONDS = tostring(var.abandon_after_seconds)
-    INLET_CHECKPOINT_INTERVAL   = tostring(var.checkpoint_interval)
-    INLET_LOG_RETENTION_DAYS    = tostring(var.delta_log_retention_days)
-    INLET_DOWNLOAD_CONCURRENCY  = tostring(var.download_concurrency)
-    INLET_DECODE_BATCH_ROWS     = tostring(var.decode_batch_rows)
-    INLET_LOG_FORMAT            = "json"
-    RUST_LOG                    = var.log_level
+    INLET_TABLE_URI               = local.table_uri
+    INLET_SCHEMA                  = "s3://${local.lake_bucket}/${local.schema_key}"
+    INLET_TARGET_FILE_BYTES       = tostring(var.target_file_bytes)
+    INLET_FRAGMENT_BYTES          = tostring(var.fragment_bytes)
+    INLET_MAX_LINE_BYTES          = tostring(var.max_line_bytes)
+    INLET_MAX_OBJECT_BYTES        = tostring(var.max_object_bytes)
+    INLET_MAX_OBJECT_LINES        = tostring(var.max_object_lines)
+    INLET_DEADLINE_MARGIN_SECONDS = tostring(var.deadline_margin_seconds)
+    INLET_UNKNOWN_FIELDS          = var.unknown_fields
+    INLET_INGESTED_AT             = tostring(var.ingested_at)
+    INLET_PARTITION_BY            = var.partition_by
+    INLET_MIN_COMPACT_BYTES       = tostring(var.min_compact_bytes)
+    INLET_FRESHNESS_SECONDS       = tostring(var.freshness_seconds)
+    INLET_OPTIMIZE_MIN_FILES      = tostring(var.optimize_min_files)
+    INLET_ABANDON_AFTER_SECONDS   = tostring(var.abandon_after_seconds)
+    INLET_CHECKPOINT_INTERVAL     = tostring(var.checkpoint_interval)
+    INLET_LOG_RETENTION_DAYS      = tostring(var.delta_log_retention_days)
+    INLET_DOWNLOAD_CONCURRENCY    = tostring(var.download_concurrency)
+    INLET_DECODE_BATCH_ROWS       = tostring(var.decode_batch_rows)
+    INLET_LOG_FORMAT              = "json"
+    RUST_LOG                      = var.log_level
   }
   # The empty partition setting means "unpartitioned"; Lambda refuses empty values anyway.
   common_environment = merge({ for k, v in local.settings : k => v if v != "" }, var.extra_environment)

@@ -228,6 +228,36 @@ variable "max_line_bytes" {
   default     = 1048576
 }
 
+variable "max_object_bytes" {
+  description = "INLET_MAX_OBJECT_BYTES: most bytes an object may decompress to; a larger one fails alone (DLQ) with a reason naming this limit."
+  type        = number
+  default     = 536870912
+  validation {
+    condition     = var.max_object_bytes > 0
+    error_message = "max_object_bytes must be positive."
+  }
+}
+
+variable "max_object_lines" {
+  description = "INLET_MAX_OBJECT_LINES: most lines an object may hold; a longer one fails alone (DLQ) with a reason naming this limit."
+  type        = number
+  default     = 10000000
+  validation {
+    condition     = var.max_object_lines > 0
+    error_message = "max_object_lines must be positive."
+  }
+}
+
+variable "deadline_margin_seconds" {
+  description = "INLET_DEADLINE_MARGIN_SECONDS: the converter stops taking objects this long before its deadline (at most a quarter of its time) and fails the unfinished ones for redelivery."
+  type        = number
+  default     = 20
+  validation {
+    condition     = var.deadline_margin_seconds > 0
+    error_message = "deadline_margin_seconds must be positive."
+  }
+}
+
 variable "unknown_fields" {
   description = "INLET_UNKNOWN_FIELDS: ignore undeclared fields, or rescue them (and top-level values that do not fit) as raw JSON in _rescued."
   type        = string

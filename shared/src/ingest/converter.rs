@@ -22,7 +22,7 @@ use crate::faults::crash_point;
 use crate::ingest::decode::{JsonDecoder, QuarantinedLine};
 use crate::ingest::event::BatchPlan;
 use crate::ingest::quarantine::Quarantine;
-use crate::ingest::source::{ObjectSource, S3Source, with_decompressed};
+use crate::ingest::source::{ObjectLimits, ObjectSource, S3Source, with_decompressed};
 use crate::ingest::superseded::SupersededLog;
 use crate::ingest::trigger::{CompactionTrigger, LambdaTrigger};
 use crate::lineage::FragmentSource;
@@ -95,6 +95,10 @@ pub struct ConverterOptions {
     pub fragment_bytes: usize,
     /// Longest accepted line.
     pub max_line_bytes: usize,
+    /// Most an object may decompress to.
+    pub limits: ObjectLimits,
+    /// How long before an invocation's deadline to stop taking objects.
+    pub deadline_margin: std::time::Duration,
     /// How fragments are encoded.
     pub fragment_encoding: FragmentEncoding,
 }
@@ -107,6 +111,8 @@ impl ConverterOptions {
             concurrency: settings.download_concurrency,
             fragment_bytes: settings.fragment_bytes,
             max_line_bytes: settings.max_line_bytes,
+            limits: ObjectLimits { max_bytes: settings.max_object_bytes, max_lines: settings.max_object_lines },
+            deadline_margin: std::time::Duration::from_secs(settings.deadline_margin_seconds),
             fragment_encoding: FragmentEncoding::default(),
         }
     }
@@ -180,6 +186,17 @@ impl Converter {
         }
     }
 
+    /// When an invocation due to end at `deadline` (Lambda's, in milliseconds since the epoch)
+    /// stops taking objects: the deadline margin before it, and never later than three
+    /// quarters of the time left.
+    pub fn stop_before(&self, deadline_epoch_ms: u64) -> tokio::time::Instant {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as u64);
+        let left = std::time::Duration::from_millis(deadline_epoch_ms.saturating_sub(now_ms));
+        tokio::time::Instant::now() + left - self.options.deadline_margin.min(left / 4)
+    }
+
     /// Handles an SQS event as the Lambda does, returning the partial batch response.
     pub async fn handle(&self, event: &SqsEvent) -> Result<SqsBatchResponse> {
         Ok(self.convert(event).await?.batch_response())
@@ -188,8 +205,20 @@ impl Converter {
     /// Converts every object the batch names; an object that fails fails only its messages.
     /// An error here (a fragment could not be staged) means the whole batch must be retried.
     pub async fn convert(&self, event: &SqsEvent) -> Result<ConversionReport> {
+        self.convert_until(event, None).await
+    }
+
+    /// [`Converter::convert`], but stops taking objects at `stop`: what is staged by then is
+    /// sealed and answered as done, and the messages of every object not finished fail, for
+    /// SQS to deliver again, instead of the invocation timing out with the whole batch.
+    pub async fn convert_until(
+        &self,
+        event: &SqsEvent,
+        stop: Option<tokio::time::Instant>,
+    ) -> Result<ConversionReport> {
         let started = std::time::Instant::now();
         let plan = BatchPlan::from_sqs(event);
+        let mut unanswered: BTreeSet<String> = plan.objects.iter().flat_map(|(_, ids)| ids.iter().cloned()).collect();
         let mut failed = BTreeSet::new();
         for (id, reason) in &plan.invalid {
             tracing::error!(message_id = %id, reason = %reason, "unreadable message: failing it");
@@ -218,7 +247,28 @@ impl Converter {
             let staged = async {
                 let mut writers: BTreeMap<Option<String>, FragmentWriter> = BTreeMap::new();
                 let mut sources = HashSet::new();
-                while let Some((result, object, ids)) = decoded_rx.recv().await {
+                let deadline = async {
+                    match stop {
+                        Some(stop) => tokio::time::sleep_until(stop).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::pin!(deadline);
+                loop {
+                    let received = tokio::select! {
+                        received = decoded_rx.recv() => received,
+                        () = &mut deadline => {
+                            tracing::warn!(
+                                unfinished_messages = unanswered.len(),
+                                "the invocation's deadline is near: sealing what is staged, failing the rest for redelivery"
+                            );
+                            break;
+                        }
+                    };
+                    let Some((result, object, ids)) = received else { break };
+                    for id in &ids {
+                        unanswered.remove(id);
+                    }
                     match result {
                         // Two versions of one key with the same bytes (a re-upload) are one source:
                         // a batch holds each source once.
@@ -249,8 +299,17 @@ impl Converter {
             let uploaded = uploads.wait(&mut report).await;
             staged.and(uploaded)
         };
-        let ((), staged) = tokio::join!(produce, consume);
+        // The consumer ends first only at the deadline; the reads still running are dropped.
+        let staged = {
+            tokio::pin!(produce, consume);
+            tokio::select! {
+                biased;
+                staged = &mut consume => staged,
+                () = &mut produce => consume.await,
+            }
+        };
         staged?;
+        failed.extend(std::mem::take(&mut unanswered));
         if !report.fragments.is_empty() {
             crash_point("converter.before_seal");
             self.seal(&report).await?;
@@ -376,6 +435,7 @@ impl Converter {
             ..object.clone()
         };
         let decoder = self.decoder.clone();
+        let limits = self.options.limits;
         let partition = self.schema.layout.partition.clone();
         tokio::task::spawn_blocking(move || {
             let key_value = match &partition {
@@ -391,8 +451,9 @@ impl Converter {
                 }
                 _ => None,
             };
-            let (bytes_in, decoded) =
-                with_decompressed(&object, &fetched.data, |data| (data.len() as u64, decoder.decode(&object, data)))?;
+            let (bytes_in, decoded) = with_decompressed(&object, &fetched.data, limits, |data| {
+                (data.len() as u64, decoder.decode(&object, data))
+            })?;
             let decoded = decoded?;
             let mut parts: BTreeMap<Option<String>, Vec<RecordBatch>> = BTreeMap::new();
             for batch in decoded.batches {
@@ -665,6 +726,81 @@ mod tests {
         assert_eq!(staged_rows(&fragments), vec![("s3://raw/a.json".to_string(), 3)], "staged once");
         let id = &fragments[0].sources[0].id;
         assert_eq!(id.digest.as_deref(), Some(crate::lineage::content_digest(&lines(0..3)).as_str()));
+    }
+
+    #[tokio::test]
+    async fn an_object_over_the_limits_fails_alone_and_the_rest_of_its_batch_ingests() {
+        let limits = ObjectLimits { max_bytes: 64 << 10, max_lines: 1000 };
+        let f = fixture(Layout::default(), ConverterOptions { limits, ..small() });
+        // A few hundred bytes that decompress to 8 MiB, and a file of more lines than allowed.
+        let bomb: Vec<u8> = lines(0..1).into_iter().cycle().take(8 << 20).collect();
+        f.source.put("raw", "bomb.json.zst", zstd::bulk::compress(&bomb, 19).unwrap());
+        f.source.put("raw", "long.json", "{}\n".repeat(1001));
+        f.source.put("raw", "good.json.zst", zstd::bulk::compress(&lines(0..5), 3).unwrap());
+        let report = f
+            .converter
+            .convert(&sqs(vec![created("bomb.json.zst"), created("good.json.zst"), created("long.json")]))
+            .await
+            .unwrap();
+        assert_eq!(report.failed_messages, vec!["m0", "m2"]);
+        assert_eq!(staged_rows(&staged(&f).await), vec![("s3://raw/good.json.zst".to_string(), 5)]);
+    }
+
+    /// A source whose `slow*` objects take longer to read than any test waits.
+    struct SlowSource(Arc<MemorySource>);
+
+    #[async_trait::async_trait]
+    impl ObjectSource for SlowSource {
+        async fn fetch(&self, object: &SourceObject) -> Result<crate::ingest::Fetched> {
+            if object.key.starts_with("slow") {
+                tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+            }
+            self.0.fetch(object).await
+        }
+    }
+
+    #[tokio::test]
+    async fn near_the_deadline_finished_objects_are_sealed_and_the_rest_fail_for_redelivery() {
+        let f = fixture(Layout::default(), small());
+        let schema = Arc::new(TableSchema::parse_with(SCHEMA, "t", Layout::default()).unwrap());
+        let converter = Converter::new(
+            Arc::new(SlowSource(f.source.clone())),
+            f.fragments.clone(),
+            f.quarantine.clone(),
+            schema,
+            small(),
+        );
+        for key in ["a.json", "b.json", "slow.json"] {
+            f.source.put("raw", key, lines(0..4));
+        }
+        let event = sqs(vec![created("a.json"), created("slow.json"), created("b.json")]);
+        let stop = tokio::time::Instant::now() + std::time::Duration::from_millis(500);
+        let started = std::time::Instant::now();
+        let report = converter.convert_until(&event, Some(stop)).await.unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "answered at the deadline");
+        assert_eq!(report.failed_messages, vec!["m1"], "only the unfinished object is redelivered");
+        assert_eq!(
+            staged_rows(&staged(&f).await),
+            vec![("s3://raw/a.json".to_string(), 4), ("s3://raw/b.json".to_string(), 4)]
+        );
+        assert_eq!(f.fragments.batches().await.unwrap().len(), 1, "what was staged is sealed");
+    }
+
+    #[tokio::test]
+    async fn the_stop_leaves_the_margin_or_a_quarter_of_the_time() {
+        let f = fixture(
+            Layout::default(),
+            ConverterOptions { deadline_margin: std::time::Duration::from_secs(20), ..small() },
+        );
+        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+        let left = |deadline_ms: u64| f.converter.stop_before(deadline_ms) - tokio::time::Instant::now();
+        let long = left(now_ms + 300_000);
+        assert!(long > std::time::Duration::from_secs(279) && long <= std::time::Duration::from_secs(280), "{long:?}");
+        let short = left(now_ms + 8_000);
+        assert!(
+            short > std::time::Duration::from_millis(5_900) && short <= std::time::Duration::from_secs(6),
+            "{short:?}"
+        );
     }
 
     #[tokio::test]

@@ -18,6 +18,6 @@ pub(crate) mod trigger;
 pub use converter::{ConversionReport, Converter, ConverterOptions};
 pub use decode::{DecodedObject, JsonDecoder, QuarantinedLine};
 pub use quarantine::Quarantine;
-pub use source::{Compression, Fetched, ObjectSource, S3Source, with_decompressed};
+pub use source::{Compression, Fetched, ObjectLimits, ObjectSource, S3Source, with_decompressed};
 pub use superseded::{SupersededLog, SupersededVersion};
 pub use trigger::{CompactionTrigger, LambdaTrigger};

@@ -45,13 +45,18 @@ pub const SETTINGS: &[SettingDoc] = &[
     },
     SettingDoc {
         env: "INLET_MAX_OBJECT_BYTES",
-        default: Some("536870912"),
-        description: "Most bytes an object may decompress to; a larger one fails alone, with a reason naming this limit (DLQ), and decompression stops there, so it cannot exhaust the converter's memory.",
+        default: Some("8589934592"),
+        description: "Most bytes an object may decompress to; a larger one (a decompression bomb) fails alone, with a reason naming this limit (DLQ), and reading stops there.",
     },
     SettingDoc {
         env: "INLET_MAX_OBJECT_LINES",
-        default: Some("10000000"),
+        default: Some("200000000"),
         description: "Most lines an object may hold; a longer one fails alone, as above.",
+    },
+    SettingDoc {
+        env: "INLET_PIECE_BYTES",
+        default: Some("16777216"),
+        description: "Decompressed bytes of an object the converter decodes at once: a larger object is read in pieces of this size (whole lines), one such object at a time, so its size does not set the converter's memory.",
     },
     SettingDoc {
         env: "INLET_DEADLINE_MARGIN_SECONDS",
@@ -148,6 +153,8 @@ pub struct Settings {
     pub max_object_lines: u64,
     /// Seconds before its deadline at which the converter stops taking objects.
     pub deadline_margin_seconds: u64,
+    /// Decompressed bytes of an object decoded at once.
+    pub piece_bytes: usize,
     /// Partition columns and the rescue column.
     pub layout: Layout,
     /// Seconds before an incomplete fragment is taken as abandoned.
@@ -195,6 +202,7 @@ impl Settings {
             max_object_bytes: parse_positive(&get, "INLET_MAX_OBJECT_BYTES")?,
             max_object_lines: parse_positive(&get, "INLET_MAX_OBJECT_LINES")?,
             deadline_margin_seconds: parse_positive(&get, "INLET_DEADLINE_MARGIN_SECONDS")?,
+            piece_bytes: parse_positive(&get, "INLET_PIECE_BYTES")?,
             abandon_after_seconds: parse_positive(&get, "INLET_ABANDON_AFTER_SECONDS")?,
             min_compact_bytes: parse_positive(&get, "INLET_MIN_COMPACT_BYTES")?,
             freshness_seconds: parse_positive(&get, "INLET_FRESHNESS_SECONDS")?,
@@ -320,7 +328,8 @@ mod tests {
         assert_eq!(settings.decode_batch_rows, 1024);
         assert_eq!(settings.fragment_bytes, 128 * 1024 * 1024);
         assert_eq!(settings.max_line_bytes, 1024 * 1024);
-        assert_eq!((settings.max_object_bytes, settings.max_object_lines), (512 << 20, 10_000_000));
+        assert_eq!((settings.max_object_bytes, settings.max_object_lines), (8 << 30, 200_000_000));
+        assert_eq!(settings.piece_bytes, 16 << 20);
         assert_eq!(settings.layout, Layout::default());
     }
 

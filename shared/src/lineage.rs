@@ -171,15 +171,28 @@ pub struct FragmentSource {
     /// Rows the fragment holds from it.
     pub rows: u64,
     /// Rows the whole object decoded to, across partitions: a copy of a source is complete
-    /// when one batch's fragments hold this many. Absent means `rows`.
+    /// when one batch's fragments hold this many. Absent in a fragment written before batches
+    /// were sealed means `rows`; in a sealed batch, some fragment of the copy states it once
+    /// the object has been read to its end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_rows: Option<u64>,
+    /// The object failed after some of its rows were staged (read piece by piece, it turned
+    /// out corrupt or over a limit): this batch's copy of it must never be committed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub failed: bool,
 }
 
 impl FragmentSource {
     /// `rows` of `object`, out of `total_rows` for the whole object when it spans fragments.
     pub fn new(object: &SourceObject, rows: u64, total_rows: Option<u64>) -> Self {
-        Self { id: object.id(), rows, total_rows }
+        Self { id: object.id(), rows, total_rows, failed: false }
+    }
+
+    /// Adds a later entry for the same source (more rows, its total, a failure) to this one.
+    pub fn absorb(&mut self, later: FragmentSource) {
+        self.rows += later.rows;
+        self.total_rows = later.total_rows.or(self.total_rows);
+        self.failed |= later.failed;
     }
 }
 

@@ -10,6 +10,7 @@ locals {
     INLET_MAX_OBJECT_BYTES        = tostring(var.max_object_bytes)
     INLET_MAX_OBJECT_LINES        = tostring(var.max_object_lines)
     INLET_DEADLINE_MARGIN_SECONDS = tostring(var.deadline_margin_seconds)
+    INLET_PIECE_BYTES             = tostring(var.piece_bytes)
     INLET_UNKNOWN_FIELDS          = var.unknown_fields
     INLET_INGESTED_AT             = tostring(var.ingested_at)
     INLET_PARTITION_BY            = var.partition_by

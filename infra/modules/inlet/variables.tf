@@ -231,7 +231,7 @@ variable "max_line_bytes" {
 variable "max_object_bytes" {
   description = "INLET_MAX_OBJECT_BYTES: most bytes an object may decompress to; a larger one fails alone (DLQ) with a reason naming this limit."
   type        = number
-  default     = 536870912
+  default     = 8589934592
   validation {
     condition     = var.max_object_bytes > 0
     error_message = "max_object_bytes must be positive."
@@ -241,10 +241,20 @@ variable "max_object_bytes" {
 variable "max_object_lines" {
   description = "INLET_MAX_OBJECT_LINES: most lines an object may hold; a longer one fails alone (DLQ) with a reason naming this limit."
   type        = number
-  default     = 10000000
+  default     = 200000000
   validation {
     condition     = var.max_object_lines > 0
     error_message = "max_object_lines must be positive."
+  }
+}
+
+variable "piece_bytes" {
+  description = "INLET_PIECE_BYTES: decompressed bytes of an object decoded at once; a larger object is read in pieces, one at a time, so its size does not set the converter's memory."
+  type        = number
+  default     = 16777216
+  validation {
+    condition     = var.piece_bytes >= 65536
+    error_message = "piece_bytes must be at least 65536."
   }
 }
 

@@ -19,10 +19,10 @@ use crate::config::Settings;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::faults::crash_point;
-use crate::ingest::decode::{JsonDecoder, QuarantinedLine};
+use crate::ingest::decode::{DecodedPiece, JsonDecoder, QuarantinedLine, object_outcome};
 use crate::ingest::event::BatchPlan;
 use crate::ingest::quarantine::Quarantine;
-use crate::ingest::source::{ObjectLimits, ObjectSource, S3Source, with_decompressed};
+use crate::ingest::source::{ObjectLimits, ObjectSource, Pieces, S3Source, with_decompressed_up_to};
 use crate::ingest::superseded::SupersededLog;
 use crate::ingest::trigger::{CompactionTrigger, LambdaTrigger};
 use crate::lineage::FragmentSource;
@@ -99,6 +99,9 @@ pub struct ConverterOptions {
     pub limits: ObjectLimits,
     /// How long before an invocation's deadline to stop taking objects.
     pub deadline_margin: std::time::Duration,
+    /// Decompressed bytes of an object decoded at once: a larger object is read in pieces of
+    /// this size, one such object at a time.
+    pub piece_bytes: usize,
     /// How fragments are encoded.
     pub fragment_encoding: FragmentEncoding,
 }
@@ -113,6 +116,7 @@ impl ConverterOptions {
             max_line_bytes: settings.max_line_bytes,
             limits: ObjectLimits { max_bytes: settings.max_object_bytes, max_lines: settings.max_object_lines },
             deadline_margin: std::time::Duration::from_secs(settings.deadline_margin_seconds),
+            piece_bytes: settings.piece_bytes,
             fragment_encoding: FragmentEncoding::default(),
         }
     }
@@ -272,10 +276,19 @@ impl Converter {
                     match result {
                         // Two versions of one key with the same bytes (a re-upload) are one source:
                         // a batch holds each source once.
-                        Ok(decoded) if !sources.insert(decoded.object.id()) => {
-                            tracing::info!(object = %decoded.object.describe(), "same content as a version already in this batch");
+                        Ok(read) if !sources.insert(read.object().id()) => {
+                            tracing::info!(object = %read.object().describe(), "same content as a version already in this batch");
                         }
-                        Ok(decoded) => self.stage(decoded, &mut writers, &mut report, &mut uploads).await?,
+                        Ok(Read::Decoded(decoded)) => self.stage(decoded, &mut writers, &mut report, &mut uploads).await?,
+                        Ok(Read::Large(object, data)) => {
+                            tracing::info!(object = %object.uri(), "large object: reading it in pieces");
+                            let staged =
+                                self.stage_in_pieces(object.clone(), data, &mut writers, &mut report, &mut uploads).await?;
+                            if let Err(err) = staged {
+                                tracing::error!(object = %object.uri(), error = %err, retryable = err.is_retryable(), "object failed");
+                                failed.extend(ids);
+                            }
+                        }
                         Err(Error::Superseded { object: named, reason }) => {
                             // Recorded, and the messages answered: the version that replaced
                             // it was notified on its own. A failed record retries them.
@@ -383,28 +396,53 @@ impl Converter {
         let total_rows: u64 = parts.iter().flat_map(|(_, batches)| batches).map(|b| b.num_rows() as u64).sum();
         report.objects += 1;
         report.bytes_in += bytes_in;
-        report.quarantined += quarantined.len() as u64;
-        if !quarantined.is_empty() {
-            // Named by object version: a retried batch rewrites the record instead of adding one.
-            let path = self.quarantine.put(&object, &quarantined).await?;
-            tracing::warn!(object = %object.uri(), lines = quarantined.len(), quarantine = %path, "quarantined lines");
-        }
+        self.quarantine_lines(&object, quarantined, report).await?;
         for (partition, batches) in parts {
             let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
             report.rows += rows;
-            let mut writer = match writers.remove(&partition) {
-                Some(writer) => writer,
-                None => FragmentWriter::with_encoding(&self.schema.table, &self.options.fragment_encoding)?,
-            };
             let source = FragmentSource::new(&object, rows, Some(total_rows));
-            let writer = tokio::task::spawn_blocking(move || writer.write(source, &batches).map(|()| writer)).await??;
-            if writer.arrow_bytes() >= self.options.fragment_bytes {
-                self.flush(partition, writer, report, uploads).await?;
-            } else {
-                writers.insert(partition, writer);
-            }
+            self.write_rows(partition, source, batches, writers, report, uploads).await?;
         }
         Ok(())
+    }
+
+    /// Records an object's refused lines, if any.
+    async fn quarantine_lines(
+        &self,
+        object: &SourceObject,
+        quarantined: Vec<QuarantinedLine>,
+        report: &mut ConversionReport,
+    ) -> Result<()> {
+        report.quarantined += quarantined.len() as u64;
+        if !quarantined.is_empty() {
+            // Named by object version: a retried batch rewrites the record instead of adding one.
+            let path = self.quarantine.put(object, &quarantined).await?;
+            tracing::warn!(object = %object.uri(), lines = quarantined.len(), quarantine = %path, "quarantined lines");
+        }
+        Ok(())
+    }
+
+    /// Adds rows of `source` to the writer of `partition`, staging it once it is full.
+    async fn write_rows(
+        &self,
+        partition: Option<String>,
+        source: FragmentSource,
+        batches: Vec<RecordBatch>,
+        writers: &mut BTreeMap<Option<String>, FragmentWriter>,
+        report: &mut ConversionReport,
+        uploads: &mut Uploads,
+    ) -> Result<()> {
+        let mut writer = match writers.remove(&partition) {
+            Some(writer) => writer,
+            None => FragmentWriter::with_encoding(&self.schema.table, &self.options.fragment_encoding)?,
+        };
+        let writer = tokio::task::spawn_blocking(move || writer.write(source, &batches).map(|()| writer)).await??;
+        if writer.arrow_bytes() >= self.options.fragment_bytes {
+            self.flush(partition, writer, report, uploads).await
+        } else {
+            writers.insert(partition, writer);
+            Ok(())
+        }
     }
 
     /// Finishes a fragment and starts staging it.
@@ -425,8 +463,9 @@ impl Converter {
         uploads.start(upload, report).await
     }
 
-    /// Downloads, decompresses, decodes and partitions one object.
-    async fn read(&self, object: &SourceObject) -> Result<Decoded> {
+    /// Downloads, decompresses, decodes and partitions one object; one that decompresses to
+    /// more than a piece is left to be read in pieces, one such object at a time.
+    async fn read(&self, object: &SourceObject) -> Result<Read> {
         let fetched = self.source.fetch(object).await?;
         // Lineage and load history name the version actually read, and its content.
         let object = SourceObject {
@@ -435,40 +474,182 @@ impl Converter {
             ..object.clone()
         };
         let decoder = self.decoder.clone();
-        let limits = self.options.limits;
+        let (limits, whole_bytes) = (self.options.limits, self.options.piece_bytes as u64);
         let partition = self.schema.layout.partition.clone();
         tokio::task::spawn_blocking(move || {
-            let key_value = match &partition {
-                Some(spec) if spec.source == crate::partition::PartitionSource::KeySegment => {
-                    Some(spec.value_from_key(&object.key).ok_or_else(|| Error::Source {
-                        uri: object.uri(),
-                        reason: format!(
-                            "key has no `{}=` directory segment, which INLET_PARTITION_BY={}=key requires",
-                            spec.column, spec.column
-                        ),
-                        retryable: false,
-                    })?)
-                }
-                _ => None,
-            };
-            let (bytes_in, decoded) = with_decompressed(&object, &fetched.data, limits, |data| {
+            let key_value = key_partition(&partition, &object)?;
+            let whole = with_decompressed_up_to(&object, &fetched.data, limits, whole_bytes, |data| {
                 (data.len() as u64, decoder.decode(&object, data))
             })?;
+            let Some((bytes_in, decoded)) = whole else { return Ok(Read::Large(object, fetched.data)) };
             let decoded = decoded?;
-            let mut parts: BTreeMap<Option<String>, Vec<RecordBatch>> = BTreeMap::new();
-            for batch in decoded.batches {
-                match &partition {
-                    None => parts.entry(None).or_default().push(batch),
-                    Some(spec) => {
-                        for (value, part) in spec.split(batch, key_value.as_deref())? {
-                            parts.entry(value).or_default().push(part);
-                        }
+            let parts = split_by_partition(&partition, key_value.as_deref(), decoded.batches)?;
+            Ok(Read::Decoded(Decoded { bytes_in, parts, quarantined: decoded.quarantined, object }))
+        })
+        .await?
+    }
+
+    /// Reads a large object piece by piece into the writers (a fragment may roll inside it).
+    /// `Ok(Err(_))` is the object's own failure: its messages fail, and what it staged is
+    /// marked failed so no compactor commits it; `Err(_)` fails the whole batch.
+    async fn stage_in_pieces(
+        &self,
+        object: SourceObject,
+        data: bytes::Bytes,
+        writers: &mut BTreeMap<Option<String>, FragmentWriter>,
+        report: &mut ConversionReport,
+        uploads: &mut Uploads,
+    ) -> Result<Result<()>> {
+        let options = self.options;
+        let mut pieces =
+            match Pieces::new(object.clone(), data, options.limits, options.piece_bytes, options.max_line_bytes) {
+                Ok(pieces) => pieces,
+                Err(err) => return Ok(Err(err)),
+            };
+        let partition = self.schema.layout.partition.clone();
+        let mut whole = DecodedPiece::default();
+        let (mut rows, mut touched) = (0u64, None::<Option<String>>);
+        let failure = loop {
+            let (decoder, partition, read) = (self.decoder.clone(), partition.clone(), object.clone());
+            let (returned, next) = tokio::task::spawn_blocking(move || {
+                let next = (|| {
+                    let key_value = key_partition(&partition, &read)?;
+                    let Some(piece) = pieces.next_piece()? else { return Ok(None) };
+                    let decoded = decoder.decode_piece(&read, &piece.data, piece.first_line)?;
+                    let parts = split_by_partition(&partition, key_value.as_deref(), decoded.batches)?;
+                    Ok(Some((parts, decoded.quarantined, decoded.lines)))
+                })();
+                (pieces, next)
+            })
+            .await?;
+            pieces = returned;
+            let overlong = pieces.take_overlong();
+            whole.lines += overlong.len() as u64;
+            whole.quarantined.extend(overlong);
+            match next {
+                Err(err) => break Some(err),
+                Ok(None) => break None,
+                Ok(Some((parts, quarantined, lines))) => {
+                    whole.lines += lines;
+                    whole.quarantined.extend(quarantined);
+                    if whole.quarantined.len() > QUARANTINED_LINES_PER_OBJECT {
+                        break Some(Error::Source {
+                            uri: object.uri(),
+                            reason: format!(
+                                "more than {QUARANTINED_LINES_PER_OBJECT} lines refused: not NDJSON of the declared schema"
+                            ),
+                            retryable: false,
+                        });
+                    }
+                    for (partition, batches) in parts {
+                        let count: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+                        rows += count;
+                        touched.get_or_insert_with(|| partition.clone());
+                        let source = FragmentSource::new(&object, count, None);
+                        self.write_rows(partition, source, batches, writers, report, uploads).await?;
                     }
                 }
             }
-            Ok(Decoded { bytes_in, parts: parts.into_iter().collect(), quarantined: decoded.quarantined, object })
-        })
-        .await?
+        };
+        let outcome = match failure {
+            Some(err) => Err(err),
+            None => object_outcome(&object, pieces.bytes(), whole),
+        };
+        let quarantined = match outcome {
+            Ok((_, quarantined)) => quarantined,
+            Err(err) => {
+                if let Some(partition) = touched {
+                    let void = FragmentSource { failed: true, ..FragmentSource::new(&object, 0, None) };
+                    self.note_source(partition, void, writers)?;
+                }
+                return Ok(Err(err));
+            }
+        };
+        // Its total, in a fragment not yet staged, says the copy is complete once sealed.
+        let total = FragmentSource::new(&object, 0, Some(rows));
+        self.note_source(touched.unwrap_or_default(), total, writers)?;
+        report.objects += 1;
+        report.bytes_in += pieces.bytes();
+        report.rows += rows;
+        self.quarantine_lines(&object, quarantined, report).await?;
+        Ok(Ok(()))
+    }
+
+    /// Adds an entry with no rows for `source` to an open writer that lists it, else to any
+    /// open writer, else to a new one for `partition`.
+    fn note_source(
+        &self,
+        partition: Option<String>,
+        source: FragmentSource,
+        writers: &mut BTreeMap<Option<String>, FragmentWriter>,
+    ) -> Result<()> {
+        let listing = writers.iter().find(|(_, writer)| writer.lists(&source.id)).map(|(p, _)| p.clone());
+        let partition = listing.or_else(|| writers.keys().next().cloned()).unwrap_or(partition);
+        let writer = match writers.entry(partition) {
+            std::collections::btree_map::Entry::Occupied(open) => open.into_mut(),
+            std::collections::btree_map::Entry::Vacant(new) => {
+                new.insert(FragmentWriter::with_encoding(&self.schema.table, &self.options.fragment_encoding)?)
+            }
+        };
+        writer.write(source, &[])
+    }
+}
+
+/// The partition value an object's key gives, when the table is partitioned by key segment.
+fn key_partition(partition: &Option<crate::partition::PartitionSpec>, object: &SourceObject) -> Result<Option<String>> {
+    match partition {
+        Some(spec) if spec.source == crate::partition::PartitionSource::KeySegment => {
+            Ok(Some(spec.value_from_key(&object.key).ok_or_else(|| Error::Source {
+                uri: object.uri(),
+                reason: format!(
+                    "key has no `{}=` directory segment, which INLET_PARTITION_BY={}=key requires",
+                    spec.column, spec.column
+                ),
+                retryable: false,
+            })?))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Decoded rows grouped by partition value.
+fn split_by_partition(
+    partition: &Option<crate::partition::PartitionSpec>,
+    key_value: Option<&str>,
+    batches: Vec<RecordBatch>,
+) -> Result<Vec<(Option<String>, Vec<RecordBatch>)>> {
+    let mut parts: BTreeMap<Option<String>, Vec<RecordBatch>> = BTreeMap::new();
+    for batch in batches {
+        match partition {
+            None => parts.entry(None).or_default().push(batch),
+            Some(spec) => {
+                for (value, part) in spec.split(batch, key_value)? {
+                    parts.entry(value).or_default().push(part);
+                }
+            }
+        }
+    }
+    Ok(parts.into_iter().collect())
+}
+
+/// A large object's refused lines are kept until its end, to be written as one record: past
+/// this many it is taken for something other than NDJSON and fails.
+const QUARANTINED_LINES_PER_OBJECT: usize = 1_000_000;
+
+/// What reading one object gave.
+enum Read {
+    /// Decoded whole.
+    Decoded(Decoded),
+    /// Too large to decode whole: its stored bytes, to be read in pieces.
+    Large(SourceObject, bytes::Bytes),
+}
+
+impl Read {
+    fn object(&self) -> &SourceObject {
+        match self {
+            Read::Decoded(decoded) => &decoded.object,
+            Read::Large(object, _) => object,
+        }
     }
 }
 
@@ -924,6 +1105,92 @@ mod tests {
             fragments.iter().map(|f| (f.path.to_string(), f.sources[0].rows)).collect();
         assert!(per_fragment[0].0.contains("day=2026-05-15") && per_fragment[0].1 == 1, "{per_fragment:?}");
         assert!(per_fragment[1].0.contains("day=2026-05-16") && per_fragment[1].1 == 1, "{per_fragment:?}");
+    }
+
+    /// An object of `count` lines over two dates, every 97th line refused by the schema.
+    fn dated_lines(count: i64) -> Vec<u8> {
+        let mut text = String::new();
+        for i in 0..count {
+            let day = if i % 3 == 0 { 15 } else { 16 };
+            if i % 97 == 5 {
+                text.push_str(&format!("{{\"id\":\"not a number {i}\",\"at\":\"2026-05-{day}T10:00:00Z\"}}\n"));
+            } else {
+                text.push_str(&format!("{{\"id\":{i},\"at\":\"2026-05-{day}T10:00:00Z\"}}\n"));
+            }
+        }
+        text.into_bytes()
+    }
+
+    /// Per staged source: rows, the total some fragment states, and whether any entry failed.
+    fn staged_totals(fragments: &[Fragment]) -> BTreeMap<String, (u64, Option<u64>, bool)> {
+        let mut totals: BTreeMap<String, (u64, Option<u64>, bool)> = BTreeMap::new();
+        for source in fragments.iter().flat_map(|f| &f.sources) {
+            let entry = totals.entry(source.id.uri.clone()).or_default();
+            entry.0 += source.rows;
+            entry.1 = source.total_rows.or(entry.1);
+            entry.2 |= source.failed;
+        }
+        totals
+    }
+
+    #[tokio::test]
+    async fn a_large_object_is_read_in_pieces_and_lands_as_it_would_whole() {
+        let layout = Layout { partition: Some("day=at".parse().unwrap()), ..Layout::default() };
+        let data = zstd::bulk::compress(&dated_lines(3000), 3).unwrap();
+        let whole = fixture(layout.clone(), small());
+        let in_pieces = fixture(layout, ConverterOptions { piece_bytes: 4096, fragment_bytes: 16 << 10, ..small() });
+        let mut outcomes = Vec::new();
+        for f in [&whole, &in_pieces] {
+            f.source.put("raw", "big.json.zst", data.clone());
+            f.source.put("raw", "small.json", lines(0..3));
+            let report = f.converter.convert(&sqs(vec![created("big.json.zst"), created("small.json")])).await.unwrap();
+            assert!(report.failed_messages.is_empty());
+            let fragments = staged(f).await;
+            let mut ids: Vec<i64> = fragments
+                .iter()
+                .flat_map(|f| &f.batches)
+                .flat_map(|b| {
+                    b.column_by_name("id").unwrap().as_primitive::<arrow_array::types::Int64Type>().values().to_vec()
+                })
+                .collect();
+            ids.sort();
+            let refused: Vec<(u64, String)> =
+                f.quarantine.lines().await.unwrap().into_iter().map(|q| (q.line, q.error)).collect();
+            outcomes.push((
+                ids,
+                refused,
+                staged_totals(&fragments),
+                fragments.len(),
+                (report.rows, report.quarantined),
+            ));
+        }
+        let (pieces, whole) = (outcomes.pop().unwrap(), outcomes.pop().unwrap());
+        assert!(pieces.3 > whole.3 + 2, "fragments rolled inside the object: {} vs {}", pieces.3, whole.3);
+        assert_eq!((&pieces.0, &pieces.1, &pieces.4), (&whole.0, &whole.1, &whole.4), "the same rows and refusals");
+        let big = pieces.2["s3://raw/big.json.zst"];
+        assert_eq!((big.1, big.2), (Some(big.0), false), "its total is stated once it is read to the end");
+        assert_eq!(whole.1.len(), 31);
+    }
+
+    #[tokio::test]
+    async fn a_large_object_failing_part_way_fails_alone_and_what_it_staged_is_marked() {
+        let f = fixture(Layout::default(), ConverterOptions { piece_bytes: 4096, fragment_bytes: 16 << 10, ..small() });
+        // Lines that barely compress, so the first blocks of the cut frame are whole.
+        let text: String = (0..5000)
+            .map(|i: u64| {
+                format!("{{\"id\":{i},\"pad\":\"{:032x}\"}}\n", twox_hash::XxHash3_128::oneshot(&i.to_le_bytes()))
+            })
+            .collect();
+        let data = zstd::bulk::compress(text.as_bytes(), 3).unwrap();
+        f.source.put("raw", "cut.json.zst", data[..data.len() * 3 / 4].to_vec());
+        f.source.put("raw", "good.json", lines(0..3));
+        let report = f.converter.convert(&sqs(vec![created("cut.json.zst"), created("good.json")])).await.unwrap();
+        assert_eq!(report.failed_messages, vec!["m0"]);
+        assert_eq!((report.objects, report.rows), (1, 3), "only the good object is counted");
+        let totals = staged_totals(&staged(&f).await);
+        let cut = totals["s3://raw/cut.json.zst"];
+        assert!(cut.0 > 0 && cut.1.is_none() && cut.2, "rows staged before the damage, marked failed: {cut:?}");
+        assert_eq!(totals["s3://raw/good.json"], (3, Some(3), false));
     }
 
     #[derive(Default)]

@@ -42,14 +42,50 @@ impl DecodedObject {
     }
 }
 
+/// A piece of an object decoded: its rows, its refused lines, and how many lines it held.
+#[derive(Debug, Default)]
+pub struct DecodedPiece {
+    /// Rows, with the lineage columns.
+    pub batches: Vec<RecordBatch>,
+    /// Refused lines, numbered within the whole object.
+    pub quarantined: Vec<QuarantinedLine>,
+    /// Lines that were not blank.
+    pub lines: u64,
+}
+
+/// What an object decoded to, as a whole, once all its pieces are in (`total` adds them up;
+/// `bytes` is its decompressed size): an empty object is one quarantine record saying so; an
+/// object in which no line decodes is not NDJSON at all and fails whole.
+pub fn object_outcome(
+    object: &SourceObject,
+    bytes: u64,
+    total: DecodedPiece,
+) -> Result<(Vec<RecordBatch>, Vec<QuarantinedLine>)> {
+    let DecodedPiece { batches, quarantined, lines } = total;
+    if lines == 0 {
+        let error = format!("object is empty ({bytes} bytes after decompression, no lines)");
+        let empty = QuarantinedLine { source: object.uri(), line: 0, error, raw: String::new() };
+        return Ok((Vec::new(), vec![empty]));
+    }
+    if quarantined.len() as u64 == lines {
+        let first = &quarantined[0];
+        return Err(Error::Source {
+            uri: object.uri(),
+            reason: format!("not NDJSON: no line fits the declared schema (line {}: {})", first.line, first.error),
+            retryable: false,
+        });
+    }
+    Ok((batches, quarantined))
+}
+
 /// Delta timestamps are UTC.
 const UTC_TIMEZONE: &str = "UTC";
 
 /// How much of an over-long line the quarantine keeps (the object itself stays in S3).
-const QUARANTINED_RAW_LIMIT: usize = 64 * 1024;
+pub(crate) const QUARANTINED_RAW_LIMIT: usize = 64 * 1024;
 
 /// The UTF-8 byte-order mark some producers write first; it is not part of the first line.
-const BYTE_ORDER_MARK: &[u8] = b"\xEF\xBB\xBF";
+pub(crate) const BYTE_ORDER_MARK: &[u8] = b"\xEF\xBB\xBF";
 
 /// Decodes NDJSON objects into record batches of the table schema.
 #[derive(Debug, Clone)]
@@ -88,11 +124,21 @@ impl JsonDecoder {
     /// rest ingest. An object in which no line decodes is not NDJSON at all and fails whole; an
     /// empty object yields no rows and one quarantine record saying so.
     pub fn decode(&self, object: &SourceObject, data: &[u8]) -> Result<DecodedObject> {
+        let data = data.strip_prefix(BYTE_ORDER_MARK).unwrap_or(data);
+        let piece = self.decode_piece(object, data, 1)?;
+        let (batches, quarantined) = object_outcome(object, data.len() as u64, piece)?;
+        Ok(DecodedObject { batches, quarantined })
+    }
+
+    /// Decodes one piece of an object: whole lines, the first of them line `first_line` (a
+    /// first piece has its byte-order mark removed by the caller). What holds for the whole
+    /// object (that it is empty, or not NDJSON at all) is for [`object_outcome`] to say once
+    /// every piece is decoded.
+    pub fn decode_piece(&self, object: &SourceObject, data: &[u8], first_line: u64) -> Result<DecodedPiece> {
         let uri = object.uri();
         let origin =
             Origin { uri: &uri, etag: object.etag.as_deref(), ingested_at: chrono::Utc::now().timestamp_micros() };
-        let data = data.strip_prefix(BYTE_ORDER_MARK).unwrap_or(data);
-        let DecodedRows { batches, rescued, refused, lines } = self.columns.decode(data)?;
+        let DecodedRows { batches, rescued, refused, lines } = self.columns.decode_from(data, first_line)?;
         let quarantined: Vec<QuarantinedLine> = refused
             .into_iter()
             .map(|line| {
@@ -101,19 +147,6 @@ impl JsonDecoder {
                 QuarantinedLine { source: uri.clone(), line: line.line, error: line.reason, raw }
             })
             .collect();
-        if lines == 0 {
-            let error = format!("object is empty ({} bytes after decompression, no lines)", data.len());
-            let empty = QuarantinedLine { source: uri.clone(), line: 0, error, raw: String::new() };
-            return Ok(DecodedObject { batches: Vec::new(), quarantined: vec![empty] });
-        }
-        if quarantined.len() as u64 == lines {
-            let first = &quarantined[0];
-            return Err(Error::Source {
-                uri: uri.clone(),
-                reason: format!("not NDJSON: no line fits the declared schema (line {}: {})", first.line, first.error),
-                retryable: false,
-            });
-        }
         let rescue = self.schema.layout.rescue_unknown_fields;
         let mut done = 0;
         let mut completed = Vec::with_capacity(batches.len());
@@ -123,7 +156,7 @@ impl JsonDecoder {
             completed.push(self.complete(batch, &origin, rescued)?);
             done += rows;
         }
-        Ok(DecodedObject { batches: completed, quarantined })
+        Ok(DecodedPiece { batches: completed, quarantined, lines })
     }
 
     /// Adds the partition (filled later), rescue and lineage columns after the declared ones.

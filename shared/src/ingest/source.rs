@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::error::{Error, Result};
+use crate::ingest::decode::{BYTE_ORDER_MARK, QUARANTINED_RAW_LIMIT, QuarantinedLine};
 use crate::lineage::SourceObject;
 
 /// An object's bytes as stored (still compressed) and the ETag of the version read.
@@ -157,35 +158,30 @@ pub fn with_decompressed<T>(
     limits: ObjectLimits,
     read: impl FnOnce(&[u8]) -> T,
 ) -> Result<T> {
-    let refuse = |reason: String| Error::Source { uri: object.uri(), reason, retryable: false };
-    let failed = |codec: &str, failure: Failure| match failure {
-        Failure::Corrupt(reason) => refuse(format!("{codec} decompression failed: {reason}")),
-        Failure::TooLarge => refuse(format!(
-            "decompresses to more than INLET_MAX_OBJECT_BYTES ({} bytes); raise the limit (and the \
-             converter's memory) to ingest it",
-            limits.max_bytes
-        )),
-    };
-    let within = |data: &[u8]| -> Result<()> {
-        if data.len() as u64 > limits.max_bytes {
-            return Err(failed("", Failure::TooLarge));
-        }
-        // A last line without its newline is a line too.
-        let lines =
-            memchr::memchr_iter(b'\n', data).count() as u64 + u64::from(data.last().is_some_and(|b| *b != b'\n'));
-        if lines > limits.max_lines {
-            return Err(refuse(format!(
-                "holds {lines} lines, more than INLET_MAX_OBJECT_LINES ({}); raise the limit (and the \
-                 converter's memory) to ingest it",
-                limits.max_lines
-            )));
-        }
-        Ok(())
-    };
+    match with_decompressed_up_to(object, data, limits, u64::MAX, read)? {
+        Some(read) => Ok(read),
+        None => Err(too_large(object, limits)),
+    }
+}
+
+/// [`with_decompressed`], except that an object within `limits` but larger than `whole_bytes`
+/// is not decompressed whole: `Ok(None)` says to read it in [`Pieces`] instead.
+pub fn with_decompressed_up_to<T>(
+    object: &SourceObject,
+    data: &Bytes,
+    limits: ObjectLimits,
+    whole_bytes: u64,
+    read: impl FnOnce(&[u8]) -> T,
+) -> Result<Option<T>> {
+    let cap = limits.max_bytes.min(whole_bytes);
+    let over = || if cap < limits.max_bytes { Ok(None) } else { Err(too_large(object, limits)) };
     let compression = Compression::from_key(&object.key);
     if compression == Compression::None {
-        within(data)?;
-        return Ok(read(data));
+        if data.len() as u64 > cap {
+            return over();
+        }
+        within_lines(object, data, limits)?;
+        return Ok(Some(read(data)));
     }
     // Taken out, not borrowed: a nested call on this thread gets a fresh one instead of a panic.
     let mut state = DECOMPRESSOR
@@ -193,17 +189,231 @@ pub fn with_decompressed<T>(
         .unwrap_or_else(|| Box::new(Decompressor { zstd: zstd::zstd_safe::DCtx::create(), out: Vec::new() }));
     state.out.clear();
     let decompressed = match compression {
-        Compression::Zstd => {
-            zstd_into(&mut state.zstd, data, &mut state.out, limits.max_bytes).map_err(|e| failed("zstd", e))
-        }
-        Compression::Gzip => gzip_into(data, &mut state.out, limits.max_bytes).map_err(|e| failed("gzip", e)),
+        Compression::Zstd => zstd_into(&mut state.zstd, data, &mut state.out, cap),
+        Compression::Gzip => gzip_into(data, &mut state.out, cap),
         Compression::None => unreachable!("uncompressed objects returned above"),
     };
-    let result = decompressed.and_then(|()| within(&state.out)).map(|()| read(&state.out));
+    let codec = if compression == Compression::Zstd { "zstd" } else { "gzip" };
+    let result = match decompressed {
+        Ok(()) => within_lines(object, &state.out, limits).map(|()| Some(read(&state.out))),
+        Err(Failure::TooLarge) => over(),
+        Err(Failure::Corrupt(reason)) => Err(corrupt(object, codec, reason)),
+    };
     if state.out.capacity() <= KEPT_BUFFER_BYTES {
         DECOMPRESSOR.set(Some(state));
     }
     result
+}
+
+fn refused(object: &SourceObject, reason: String) -> Error {
+    Error::Source { uri: object.uri(), reason, retryable: false }
+}
+
+fn corrupt(object: &SourceObject, codec: &str, reason: String) -> Error {
+    refused(object, format!("{codec} decompression failed: {reason}"))
+}
+
+fn too_large(object: &SourceObject, limits: ObjectLimits) -> Error {
+    refused(
+        object,
+        format!(
+            "decompresses to more than INLET_MAX_OBJECT_BYTES ({} bytes); raise the limit to ingest it",
+            limits.max_bytes
+        ),
+    )
+}
+
+fn too_many_lines(object: &SourceObject, lines: u64, limits: ObjectLimits) -> Error {
+    refused(
+        object,
+        format!(
+            "holds {lines} lines, more than INLET_MAX_OBJECT_LINES ({}); raise the limit to ingest it",
+            limits.max_lines
+        ),
+    )
+}
+
+/// Counts the lines of a whole object against the limit (a last line without its newline
+/// is a line too).
+fn within_lines(object: &SourceObject, data: &[u8], limits: ObjectLimits) -> Result<()> {
+    if limits.max_lines == u64::MAX {
+        return Ok(());
+    }
+    let lines = memchr::memchr_iter(b'\n', data).count() as u64 + u64::from(data.last().is_some_and(|b| *b != b'\n'));
+    if lines > limits.max_lines { Err(too_many_lines(object, lines, limits)) } else { Ok(()) }
+}
+
+/// An object read piece by piece: each piece whole lines of its decompressed bytes, so an
+/// object of any size is read in memory set by the piece size (and the longest line kept,
+/// `max_line_bytes`); a longer line is skipped to its end and reported on its own.
+pub struct Pieces {
+    object: SourceObject,
+    reader: Box<dyn Read + Send>,
+    codec: &'static str,
+    buffer: Vec<u8>,
+    piece_bytes: usize,
+    max_line_bytes: usize,
+    limits: ObjectLimits,
+    /// Decompressed bytes read so far.
+    bytes: u64,
+    /// Lines handed out so far (or skipped as too long).
+    lines: u64,
+    ended: bool,
+    overlong: Vec<QuarantinedLine>,
+}
+
+/// One piece: whole lines, the first of them line `first_line` of the object.
+pub struct Piece {
+    /// The lines.
+    pub data: Vec<u8>,
+    /// Number of its first line in the object.
+    pub first_line: u64,
+}
+
+impl Pieces {
+    /// The decompressed lines of `object` (stored bytes `data`), in pieces of about `piece_bytes`.
+    pub fn new(
+        object: SourceObject,
+        data: Bytes,
+        limits: ObjectLimits,
+        piece_bytes: usize,
+        max_line_bytes: usize,
+    ) -> Result<Self> {
+        let compressed = bytes::Buf::reader(data);
+        let (reader, codec): (Box<dyn Read + Send>, _) = match Compression::from_key(&object.key) {
+            Compression::Zstd => (
+                Box::new(
+                    zstd::stream::read::Decoder::new(compressed)
+                        .map_err(|e| corrupt(&object, "zstd", e.to_string()))?,
+                ),
+                "zstd",
+            ),
+            Compression::Gzip => (Box::new(flate2::read::MultiGzDecoder::new(compressed)), "gzip"),
+            Compression::None => (Box::new(compressed), "read"),
+        };
+        Ok(Self {
+            object,
+            reader,
+            codec,
+            buffer: Vec::new(),
+            piece_bytes: piece_bytes.max(1),
+            max_line_bytes: max_line_bytes.max(1),
+            limits,
+            bytes: 0,
+            lines: 0,
+            ended: false,
+            overlong: Vec::new(),
+        })
+    }
+
+    /// Decompressed bytes read so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Lines longer than `max_line_bytes` skipped since the last call, as quarantine records.
+    pub fn take_overlong(&mut self) -> Vec<QuarantinedLine> {
+        std::mem::take(&mut self.overlong)
+    }
+
+    /// The next piece, or `None` once the object is read.
+    pub fn next_piece(&mut self) -> Result<Option<Piece>> {
+        loop {
+            if !self.ended && self.buffer.len() < self.piece_bytes {
+                let want = self.piece_bytes - self.buffer.len();
+                self.read_more(want)?;
+                continue;
+            }
+            match memchr::memrchr(b'\n', &self.buffer) {
+                Some(end) => {
+                    let rest = self.buffer.split_off(end + 1);
+                    let data = std::mem::replace(&mut self.buffer, rest);
+                    return Ok(Some(self.hand_out(data)));
+                }
+                None if self.ended && self.buffer.is_empty() => return Ok(None),
+                None if self.ended => {
+                    let data = std::mem::take(&mut self.buffer);
+                    return Ok(Some(self.hand_out(data)));
+                }
+                None if self.buffer.len() > self.max_line_bytes => self.skip_overlong_line()?,
+                None => self.read_more(self.piece_bytes.min(1 << 20))?,
+            }
+        }
+    }
+
+    fn hand_out(&mut self, mut data: Vec<u8>) -> Piece {
+        let first_line = self.lines + 1;
+        if first_line == 1 && data.starts_with(BYTE_ORDER_MARK) {
+            data.drain(..BYTE_ORDER_MARK.len());
+        }
+        self.lines +=
+            memchr::memchr_iter(b'\n', &data).count() as u64 + u64::from(data.last().is_some_and(|b| *b != b'\n'));
+        Piece { data, first_line }
+    }
+
+    /// Reads up to `want` more decompressed bytes onto the buffer.
+    fn read_more(&mut self, want: usize) -> Result<()> {
+        let start = self.buffer.len();
+        self.buffer.resize(start + want.max(1), 0);
+        let read = loop {
+            match self.reader.read(&mut self.buffer[start..]) {
+                Ok(read) => break read,
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(err) => {
+                    self.buffer.truncate(start);
+                    let reason = if err.kind() == std::io::ErrorKind::UnexpectedEof {
+                        "the input ends inside a frame (truncated object)".to_string()
+                    } else {
+                        err.to_string()
+                    };
+                    return Err(corrupt(&self.object, self.codec, reason));
+                }
+            }
+        };
+        self.buffer.truncate(start + read);
+        self.ended = read == 0;
+        self.bytes += read as u64;
+        if self.bytes > self.limits.max_bytes {
+            return Err(too_large(&self.object, self.limits));
+        }
+        if self.lines > self.limits.max_lines {
+            return Err(too_many_lines(&self.object, self.lines, self.limits));
+        }
+        Ok(())
+    }
+
+    /// The buffer holds the start of a line longer than allowed: keep its beginning, read on
+    /// to its end, and report it as one refused line.
+    fn skip_overlong_line(&mut self) -> Result<()> {
+        let raw = String::from_utf8_lossy(&self.buffer[..self.buffer.len().min(QUARANTINED_RAW_LIMIT)]).into_owned();
+        let mut length = self.buffer.len();
+        self.buffer.clear();
+        loop {
+            self.read_more(self.piece_bytes.min(1 << 20))?;
+            match memchr::memchr(b'\n', &self.buffer) {
+                Some(end) => {
+                    length += end;
+                    self.buffer.drain(..=end);
+                    break;
+                }
+                None => {
+                    length += self.buffer.len();
+                    self.buffer.clear();
+                    if self.ended {
+                        break;
+                    }
+                }
+            }
+        }
+        self.lines += 1;
+        self.overlong.push(QuarantinedLine {
+            source: self.object.uri(),
+            line: self.lines,
+            error: format!("line is {length} bytes, over the limit of {} (INLET_MAX_LINE_BYTES)", self.max_line_bytes),
+            raw,
+        });
+        Ok(())
+    }
 }
 
 /// Decompresses every gzip member of `input` into `out` (empty on entry), stopping past `max` bytes.
@@ -310,6 +520,81 @@ mod tests {
         let err = decompress_with(&object("many.json"), b"1\n2\n3\n4".to_vec(), lines).unwrap_err();
         assert!(err.to_string().contains("holds 4 lines, more than INLET_MAX_OBJECT_LINES (3)"), "{err}");
         assert_eq!(decompress_with(&object("few.json"), b"1\n2\n3\n".to_vec(), lines).unwrap(), b"1\n2\n3\n");
+    }
+
+    /// Every piece of `data` read as `key`, with pieces of `piece_bytes`.
+    fn pieces(
+        key: &str,
+        data: Vec<u8>,
+        piece_bytes: usize,
+        max_line_bytes: usize,
+    ) -> Result<(Vec<Piece>, Vec<QuarantinedLine>)> {
+        let mut pieces = Pieces::new(object(key), data.into(), ObjectLimits::NONE, piece_bytes, max_line_bytes)?;
+        let (mut read, mut overlong) = (Vec::new(), Vec::new());
+        while let Some(piece) = pieces.next_piece()? {
+            read.push(piece);
+            overlong.extend(pieces.take_overlong());
+        }
+        overlong.extend(pieces.take_overlong());
+        Ok((read, overlong))
+    }
+
+    #[test]
+    fn pieces_are_whole_lines_numbered_as_in_the_object() {
+        let text: Vec<u8> = (0..5000).flat_map(|i| format!("{{\"n\":{i}}}\n").into_bytes()).collect();
+        let mut with_mark = BYTE_ORDER_MARK.to_vec();
+        with_mark.extend_from_slice(&text);
+        for (key, stored) in
+            [("p.json.zst", zstd::bulk::compress(&with_mark, 3).unwrap()), ("p.json", with_mark.clone())]
+        {
+            let (read, overlong) = pieces(key, stored, 4096, 1 << 20).unwrap();
+            assert!(read.len() > 10 && overlong.is_empty());
+            assert!(read.iter().all(|piece| piece.data.ends_with(b"\n") && piece.data.len() <= 4096 + 4096));
+            let joined: Vec<u8> = read.iter().flat_map(|piece| piece.data.clone()).collect();
+            assert_eq!(joined, text, "every byte once, the byte-order mark dropped");
+            let mut next = 1;
+            for piece in &read {
+                assert_eq!(piece.first_line, next);
+                next += memchr::memchr_iter(b'\n', &piece.data).count() as u64;
+            }
+        }
+        // A last line without its newline is a piece of its own ending.
+        let (read, _) = pieces("q.json", b"{}\n{}".to_vec(), 1, 1 << 20).unwrap();
+        assert_eq!(
+            read.iter().map(|p| (p.data.as_slice(), p.first_line)).collect::<Vec<_>>(),
+            vec![(&b"{}\n"[..], 1), (&b"{}"[..], 2)]
+        );
+    }
+
+    #[test]
+    fn a_line_too_long_to_keep_is_skipped_and_reported_in_its_place() {
+        let mut text = b"{\"a\":1}\n".to_vec();
+        text.extend(std::iter::repeat_n(b'x', 100_000));
+        text.extend_from_slice(b"\n{\"a\":3}\n");
+        let (read, overlong) = pieces("long.json.zst", zstd::bulk::compress(&text, 3).unwrap(), 1024, 10_000).unwrap();
+        let joined: Vec<u8> = read.iter().flat_map(|piece| piece.data.clone()).collect();
+        assert_eq!(joined, b"{\"a\":1}\n{\"a\":3}\n");
+        assert_eq!(read.last().unwrap().first_line, 3, "the skipped line keeps its number");
+        assert_eq!(overlong.len(), 1);
+        assert_eq!(overlong[0].line, 2);
+        assert_eq!(overlong[0].error, "line is 100000 bytes, over the limit of 10000 (INLET_MAX_LINE_BYTES)");
+        assert!(overlong[0].raw.len() <= QUARANTINED_RAW_LIMIT);
+    }
+
+    #[test]
+    fn pieces_stop_at_the_limits_and_at_damage() {
+        let text: Vec<u8> = b"{\"a\":1}\n".iter().copied().cycle().take(1 << 20).collect();
+        let limits = ObjectLimits { max_bytes: 100_000, max_lines: u64::MAX };
+        let mut read =
+            Pieces::new(object("b.json.zst"), zstd::bulk::compress(&text, 3).unwrap().into(), limits, 4096, 1 << 20)
+                .unwrap();
+        let err = std::iter::from_fn(|| read.next_piece().transpose()).find_map(Result::err).unwrap();
+        assert!(err.to_string().contains("more than INLET_MAX_OBJECT_BYTES (100000 bytes)"), "{err}");
+        assert!(read.bytes() <= 100_000 + 4096);
+        let zst = zstd::bulk::compress(&text, 3).unwrap();
+        let err = pieces("t.json.zst", zst[..zst.len() / 2].to_vec(), 4096, 1 << 20).err().unwrap();
+        assert!(err.to_string().contains("t.json.zst: zstd decompression failed"), "{err}");
+        assert!(!err.is_retryable());
     }
 
     fn decompress_with(object: &SourceObject, data: Vec<u8>, limits: ObjectLimits) -> Result<Vec<u8>> {

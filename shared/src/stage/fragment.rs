@@ -169,14 +169,23 @@ impl FragmentWriter {
         matches!(self.encoder, Encoder::Pages(_))
     }
 
-    /// Appends one source's rows.
+    /// Appends one source's rows. A source written again (the next piece of a large object,
+    /// or only its total or failure, with no rows) is counted in the same entry.
     pub fn write(&mut self, source: FragmentSource, batches: &[RecordBatch]) -> Result<()> {
         for batch in batches {
             self.encoder.write(batch)?;
             self.arrow_bytes += batch.get_array_memory_size();
         }
-        self.sources.push(source);
+        match self.sources.iter_mut().find(|listed| listed.id == source.id) {
+            Some(listed) => listed.absorb(source),
+            None => self.sources.push(source),
+        }
         Ok(())
+    }
+
+    /// Whether it holds an entry for `source`.
+    pub fn lists(&self, source: &crate::lineage::SourceId) -> bool {
+        self.sources.iter().any(|listed| listed.id == *source)
     }
 
     /// Arrow bytes written so far: the measure fragments are rolled by.

@@ -111,6 +111,16 @@ pub fn plan_compaction(
     CompactionPlan { consume, deferred: deferred_fragments.len(), deferred_fragments, oldest_staged_seconds, keep }
 }
 
+/// One batch's copy of a source.
+#[derive(Debug, Default)]
+struct StagedCopy {
+    rows: u64,
+    /// Its fragments wait for their batch's seal (written since batches were sealed).
+    sealed: bool,
+    /// Its converter found the object bad after staging part of it.
+    failed: bool,
+}
+
 /// For every source not yet committed, the batch whose complete copy to commit; and the
 /// sources no batch has staged completely yet.
 fn choose_copies(
@@ -118,11 +128,14 @@ fn choose_copies(
     committed: impl Fn(&SourceId) -> bool,
 ) -> (HashMap<SourceId, Option<String>>, HashSet<SourceId>) {
     // Rows per (source, batch), and each source's expected total.
-    let mut copies: HashMap<&SourceId, BTreeMap<&Option<String>, u64>> = HashMap::new();
+    let mut copies: HashMap<&SourceId, BTreeMap<&Option<String>, StagedCopy>> = HashMap::new();
     let mut totals: HashMap<&SourceId, u64> = HashMap::new();
     for fragment in staged {
         for source in &fragment.sources {
-            *copies.entry(&source.id).or_default().entry(&fragment.batch).or_default() += source.rows;
+            let copy = copies.entry(&source.id).or_default().entry(&fragment.batch).or_default();
+            copy.rows += source.rows;
+            copy.sealed |= fragment.awaits_seal;
+            copy.failed |= source.failed;
             if let Some(total) = source.total_rows {
                 totals.insert(&source.id, total);
             }
@@ -134,8 +147,19 @@ fn choose_copies(
         if committed(id) {
             continue;
         }
-        // The first complete copy wins; batch ids are random, so "first" is just stable.
-        match batches.iter().find(|(_, rows)| totals.get(id).is_none_or(|total| *rows >= total)) {
+        // The first complete copy wins; batch ids are random, so "first" is just stable. A
+        // failed copy is never complete (nor waited for); a sealed batch's copy is complete
+        // only once a total says so, since a large object's fragments are staged before its
+        // total is known.
+        let complete = |copy: &StagedCopy| match totals.get(id) {
+            _ if copy.failed => false,
+            Some(total) => copy.rows >= *total,
+            None => !copy.sealed,
+        };
+        if batches.values().all(|copy| copy.failed) {
+            continue;
+        }
+        match batches.iter().find(|(_, copy)| complete(copy)) {
             Some((batch, _)) => {
                 keep.insert(id.clone(), (*batch).clone());
             }
@@ -219,11 +243,33 @@ mod tests {
             staged_at: now() - chrono::Duration::seconds(seconds_old),
             sources: sources
                 .iter()
-                .map(|(key, rows, total)| FragmentSource { id: id(key), rows: *rows, total_rows: Some(*total) })
+                .map(|(key, rows, total)| FragmentSource {
+                    id: id(key),
+                    rows: *rows,
+                    total_rows: Some(*total),
+                    failed: false,
+                })
                 .collect(),
             batch: Some(batch.into()),
             awaits_seal: false,
         }
+    }
+
+    #[test]
+    fn a_failed_copy_is_dropped_at_once_and_a_sealed_copy_waits_for_its_total() {
+        // Batch b1 staged part of a large object a, then found it damaged and marked it failed.
+        let mut failed = fragment("b1", "", 10, &[("a", 5, 0), ("b", 2, 2)]);
+        failed.awaits_seal = true;
+        failed.sources[0].total_rows = None;
+        failed.sources[0].failed = true;
+        // Batch b2 staged rows of c, and no fragment states c's total.
+        let mut untold = fragment("b2", "", 10, &[("c", 4, 0)]);
+        untold.awaits_seal = true;
+        untold.sources[0].total_rows = None;
+        let plan = plan_compaction(vec![failed, untold], |_| false, &eager(), now());
+        assert_eq!(plan.consume.len(), 1, "the failed copy does not hold back its fragment");
+        assert_eq!(plan.kept_in(&plan.consume[0]), HashSet::from([id("b")]), "and is never committed");
+        assert_eq!(plan.deferred, 1, "a sealed copy with no total is not taken for complete");
     }
 
     fn eager() -> Policy {

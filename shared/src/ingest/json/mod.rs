@@ -148,9 +148,16 @@ impl ColumnDecoder {
         self
     }
 
-    /// Every line of the object, as a row or as a refused line. An error means the columns
-    /// could not be assembled into arrays (a batch over 2 GiB of text), not a bad line.
+    /// A whole object: [`ColumnDecoder::decode_from`] its first line.
+    #[cfg(test)]
     pub fn decode(&self, data: &[u8]) -> Result<DecodedRows, ArrowError> {
+        self.decode_from(data, 1)
+    }
+
+    /// Every line of an object, or of a piece of one whose first line is line `first_line`, as
+    /// a row or as a refused line. An error means the columns could not be assembled into
+    /// arrays (a batch over 2 GiB of text), not a bad line.
+    pub fn decode_from(&self, data: &[u8], first_line: u64) -> Result<DecodedRows, ArrowError> {
         // A whole object that is valid UTF-8 needs no check per line.
         let checked = simdutf8::basic::from_utf8(data).is_ok();
         let spare = self.spare.0.lock().ok().and_then(|mut spare| spare.pop());
@@ -158,7 +165,7 @@ impl ColumnDecoder {
         let mut rescue = self.rescue.then(Rescue::default);
         let mut cursor = Cursor { bytes: data, object: data, pos: 0, scratch: Vec::new() };
         let mut out = DecodedRows::default();
-        let mut line = Line { number: 1, start: 0 };
+        let mut line = Line { number: first_line, start: 0 };
         loop {
             skip_blank_lines(&mut cursor, &mut line);
             if cursor.peek().is_none() {

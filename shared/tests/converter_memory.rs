@@ -75,3 +75,57 @@ async fn a_200_object_batch_stays_within_the_configured_memory() {
     assert!(report.fragments.len() > 1, "fragments roll at the configured size");
     assert!(peak.saturating_sub(baseline) < bound, "converter used {:.0} MiB over its baseline", mib(peak - baseline));
 }
+
+/// An object of more than 1 GiB of JSON ingests whole, in memory set by the piece and
+/// fragment sizes, not by the object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_of_more_than_a_gibibyte_ingests_within_the_configured_memory() {
+    use std::io::Write as _;
+    const SCHEMA: &str = r#"{"fields":[{"name":"id","type":"long"},{"name":"pad","type":"string"}]}"#;
+    const LINES: u64 = 1_100_000;
+    let schema = Arc::new(TableSchema::parse(SCHEMA, "big").unwrap());
+    // About 1,030 bytes a line: 1.06 GiB of JSON, a few MiB compressed.
+    let pad = "x".repeat(1000);
+    let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 1).unwrap();
+    for id in 0..LINES {
+        writeln!(encoder, r#"{{"id":{id},"pad":"{pad}"}}"#).unwrap();
+    }
+    let compressed = encoder.finish().unwrap();
+    let source = Arc::new(MemorySource::default());
+    source.put("raw", "export/big.json.zst", compressed);
+    let object = SourceObject { bucket: "raw".into(), key: "export/big.json.zst".into(), ..Default::default() };
+    let mut event = SqsEvent::default();
+    event.records.push(sqs_message("m0", object));
+
+    let lake = tempfile::tempdir().unwrap();
+    let store =
+        inlet::commit::table_store(&url::Url::from_directory_path(lake.path()).unwrap(), &Default::default()).unwrap();
+    let options = ConverterOptions { piece_bytes: 16 << 20, fragment_bytes: 64 << 20, ..ConverterOptions::default() };
+    let converter = Converter::new(source, FragmentStore::new(store.clone()), Quarantine::new(store), schema, options);
+
+    let baseline = peak_rss();
+    let started = Instant::now();
+    let report = converter.convert(&event).await.unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    let peak = peak_rss();
+
+    assert!(report.failed_messages.is_empty(), "{report:?}");
+    assert_eq!(report.rows, LINES);
+    assert!(report.bytes_in > 1 << 30, "more than a GiB of JSON: {}", report.bytes_in);
+    // Bound: a piece of JSON and its Arrow form (twice 16 MiB), a partition's writer up to its
+    // 64 MiB of Arrow data and its encoded pages, one finished fragment uploading, and slack.
+    let bound = 320 << 20;
+    let mib = |bytes: u64| bytes as f64 / 1048576.0;
+    println!(
+        "converter memory: one object of {:.0} MiB of NDJSON in {seconds:.1}s, {} fragments; peak RSS {:.0} MiB, \
+         {:.0} MiB above the {:.0} MiB baseline (bound {:.0} MiB)",
+        mib(report.bytes_in),
+        report.fragments.len(),
+        mib(peak),
+        mib(peak.saturating_sub(baseline)),
+        mib(baseline),
+        mib(bound),
+    );
+    assert!(report.fragments.len() > 4, "fragments roll inside the object");
+    assert!(peak.saturating_sub(baseline) < bound, "converter used {:.0} MiB over its baseline", mib(peak - baseline));
+}

@@ -109,6 +109,11 @@ pub const SETTINGS: &[SettingDoc] = &[
         description: "Days Delta keeps commit files before log cleanup, set when the compactor creates the table.",
     },
     SettingDoc {
+        env: "INLET_ISOLATION_QUEUE_URL",
+        default: Some("(none)"),
+        description: "Queue the converter moves messages delivered more than once to (in a batch of several), to be converted one per invocation, so an object that kills the converter fails alone.",
+    },
+    SettingDoc {
         env: "INLET_COMPACTOR_FUNCTION",
         default: Some("(none)"),
         description: "Compactor function the converter invokes (asynchronously) once a target file's worth of bytes is staged.",
@@ -169,6 +174,8 @@ pub struct Settings {
     pub maintenance: Maintenance,
     /// Compactor function for the size trigger.
     pub compactor_function: Option<String>,
+    /// Queue of redelivered messages, converted one per invocation.
+    pub isolation_queue_url: Option<String>,
 }
 
 impl Settings {
@@ -208,6 +215,7 @@ impl Settings {
             freshness_seconds: parse_positive(&get, "INLET_FRESHNESS_SECONDS")?,
             optimize_min_files: parse_count(&get, "INLET_OPTIMIZE_MIN_FILES")?,
             compactor_function: get("INLET_COMPACTOR_FUNCTION"),
+            isolation_queue_url: get("INLET_ISOLATION_QUEUE_URL"),
             maintenance: Maintenance {
                 checkpoint_interval: parse_positive(&get, "INLET_CHECKPOINT_INTERVAL")?,
                 log_retention_days: parse_positive(&get, "INLET_LOG_RETENTION_DAYS")?,
@@ -419,7 +427,13 @@ mod documentation {
     #[test]
     fn the_terraform_module_has_the_same_defaults() {
         let variables = include_str!("../../infra/modules/inlet/variables.tf");
-        let derived = ["INLET_TABLE_URI", "INLET_SCHEMA", "INLET_COMPACTOR_FUNCTION", "INLET_LOG_FORMAT"];
+        let derived = [
+            "INLET_TABLE_URI",
+            "INLET_SCHEMA",
+            "INLET_COMPACTOR_FUNCTION",
+            "INLET_ISOLATION_QUEUE_URL",
+            "INLET_LOG_FORMAT",
+        ];
         for setting in SETTINGS.iter().filter(|s| !derived.contains(&s.env)) {
             let marker = format!("description = \"{}:", setting.env);
             let block = variables

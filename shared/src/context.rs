@@ -20,6 +20,8 @@ pub struct Context {
     pub s3: aws_sdk_s3::Client,
     /// Lambda client, when a compactor function is configured for the size trigger.
     pub lambda: Option<aws_sdk_lambda::Client>,
+    /// SQS client, when an isolation queue is configured.
+    pub sqs: Option<aws_sdk_sqs::Client>,
     /// delta-rs storage options for the table location.
     pub storage_options: HashMap<String, String>,
     /// Object store rooted at the table location (fragments live under it).
@@ -40,7 +42,8 @@ impl Context {
         let storage_options = storage_options_from_env();
         let table_store = crate::commit::table::table_store(&settings.table_url()?, &storage_options)?;
         let lambda = settings.compactor_function.as_ref().map(|_| aws_sdk_lambda::Client::new(&sdk));
-        Ok(Self { settings, schema, s3, lambda, storage_options, table_store })
+        let sqs = settings.isolation_queue_url.as_ref().map(|_| aws_sdk_sqs::Client::new(&sdk));
+        Ok(Self { settings, schema, s3, lambda, sqs, storage_options, table_store })
     }
 }
 

@@ -24,6 +24,22 @@ pub const CRASH_POINTS: &[&str] = &[
     "compactor.mid_delete",
 ];
 
+/// The variable naming a poison key: the converter dies on reading any object whose key
+/// holds it (an object that kills the converter whenever it is read).
+pub const CRASH_ON_KEY_VARIABLE: &str = "INLET_CRASH_ON_KEY";
+
+/// Aborts the process if `key` holds the `INLET_CRASH_ON_KEY` text.
+pub fn crash_on_key(key: &str) {
+    static POISON: OnceLock<Option<String>> = OnceLock::new();
+    let poison = POISON.get_or_init(|| std::env::var(CRASH_ON_KEY_VARIABLE).ok().filter(|text| !text.is_empty()));
+    if let Some(poison) = poison
+        && key.contains(poison.as_str())
+    {
+        eprintln!("{{\"level\":\"WARN\",\"message\":\"poison object read: aborting\",\"key\":\"{key}\"}}");
+        std::process::abort();
+    }
+}
+
 /// Parses an `INLET_CRASH_POINTS` value.
 pub fn parse_crash_points(spec: &str) -> Result<HashMap<String, f64>, String> {
     let mut points = HashMap::new();

@@ -102,6 +102,9 @@ pub struct PipelineOptions {
     pub size_trigger: bool,
     /// Cargo profile whose binaries the functions run (`debug`; `perf` for benchmarks).
     pub profile: &'static str,
+    /// An isolation queue, as the Terraform module deploys it: redelivered messages are moved
+    /// there and converted one per invocation.
+    pub isolation: bool,
 }
 
 impl Default for PipelineOptions {
@@ -115,6 +118,7 @@ impl Default for PipelineOptions {
             environment: Vec::new(),
             size_trigger: false,
             profile: "debug",
+            isolation: false,
         }
     }
 }
@@ -204,6 +208,23 @@ impl Pipeline {
         if options.size_trigger {
             converter_environment.push(("INLET_COMPACTOR_FUNCTION".into(), compactor.clone()));
         }
+        let isolation_queue = match options.isolation {
+            true => {
+                let url = ls
+                    .sqs
+                    .create_queue()
+                    .queue_name(format!("isolation-{name}"))
+                    .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
+                    .attributes(QueueAttributeName::VisibilityTimeout, options.visibility_timeout_seconds.to_string())
+                    .send()
+                    .await?
+                    .queue_url
+                    .unwrap_or_default();
+                converter_environment.push(("INLET_ISOLATION_QUEUE_URL".into(), url.clone()));
+                Some(queue_arn(&ls.sqs, &url).await?)
+            }
+            false => None,
+        };
         let code = |binary: &str| code_dir_of(binary, options.profile);
         create_function(
             ls,
@@ -225,6 +246,17 @@ impl Pipeline {
             .send()
             .await
             .context("creating the event source mapping")?;
+        if let Some(isolation_arn) = isolation_queue {
+            ls.lambda
+                .create_event_source_mapping()
+                .event_source_arn(isolation_arn)
+                .function_name(&converter)
+                .batch_size(1)
+                .function_response_types(FunctionResponseType::ReportBatchItemFailures)
+                .send()
+                .await
+                .context("creating the isolation queue's event source mapping")?;
+        }
 
         Ok(Self {
             localstack: ls.clone(),

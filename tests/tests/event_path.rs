@@ -294,3 +294,73 @@ async fn on_a_versioned_bucket_every_version_written_is_ingested_once() {
     assert_eq!(landed, expected, "both contents, each once");
     assert!(pipeline.superseded().await.unwrap().is_empty(), "every version was read by its id");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bomb_and_an_object_that_kills_the_converter_reach_the_dlq_alone_and_their_batch_ingests() {
+    let localstack = LocalStack::connect().await.unwrap();
+    let options = PipelineOptions {
+        batch_size: 50,
+        batching_window_seconds: 3,
+        max_receive_count: 2,
+        visibility_timeout_seconds: 12,
+        converter_timeout_seconds: 10,
+        isolation: true,
+        environment: vec![
+            ("INLET_MAX_OBJECT_BYTES".into(), (4 << 20).to_string()),
+            ("INLET_CRASH_ON_KEY".into(), "poison".into()),
+        ],
+        ..PipelineOptions::default()
+    };
+    let pipeline = Pipeline::deploy(&localstack, "isolate", options).await.unwrap();
+    let dir = "svc/date=2026-05-16";
+    // 48 good objects, a decompression bomb (64 MiB of one line, a few KiB stored) and an
+    // object the converter dies on, all landing within one batching window.
+    let mut good_rows = 0;
+    let mut uris = Vec::new();
+    let mut puts = Vec::new();
+    for index in 0..48u64 {
+        let ndjson = sample::ndjson_object(SEED, 2000 + index, 8 * 1024);
+        good_rows += ndjson.iter().filter(|b| **b == b'\n').count() as u64;
+        let key = format!("{dir}/good-{index:02}.json.zst");
+        uris.push(format!("s3://{}/{key}", pipeline.raw_bucket));
+        puts.push((key, sample::zstd_compress(&ndjson)));
+    }
+    let line = b"{\"event_id\":\"b\",\"event_time\":\"2026-05-16T00:00:00Z\"}\n";
+    let bomb: Vec<u8> = line.iter().copied().cycle().take(64 << 20).collect();
+    puts.insert(20, (format!("{dir}/bomb.json.zst"), sample::zstd_compress(&bomb)));
+    puts.insert(30, (format!("{dir}/poison.json.zst"), sample::zstd_compress(&sample::ndjson_object(SEED, 9, 4096))));
+    futures::future::try_join_all(puts.into_iter().map(|(key, body)| {
+        let pipeline = &pipeline;
+        async move { pipeline.put(&key, body).await }
+    }))
+    .await
+    .unwrap();
+
+    // The two bad ones end in the DLQ, each on its own; nothing else does.
+    let dead = pipeline.wait_for_dead_letters(2, Duration::from_secs(240)).await.unwrap();
+    let mut named: Vec<&str> =
+        ["bomb", "poison"].into_iter().filter(|name| dead.iter().any(|body| body.contains(name))).collect();
+    named.sort();
+    assert_eq!(named, vec!["bomb", "poison"], "{dead:?}");
+    let staged = pipeline.wait_for_staged(&uris, Duration::from_secs(120)).await.unwrap();
+    let log = pipeline.function_log(&pipeline.converter);
+    for reason in ["bomb.json.zst: decompresses to more than INLET_MAX_OBJECT_BYTES (4194304 bytes)", "poison.json.zst"]
+    {
+        assert!(log.contains(reason), "converter log lacks {reason:?}");
+    }
+    assert!(log.contains("moved to the isolation queue"), "the crashed batch was isolated");
+    assert!(staged.iter().all(|uri| uris.contains(uri)), "nothing of the two was staged: {staged:?}");
+
+    // Batches seal just after their fragments land: compact until every good row is in.
+    let started = std::time::Instant::now();
+    let mut committed = 0;
+    while committed < good_rows {
+        assert!(started.elapsed() < Duration::from_secs(60), "{committed} of {good_rows} rows committed");
+        let report = pipeline.compact(serde_json::json!({"force": true})).await.unwrap();
+        committed += report["rows"].as_u64().unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert_eq!(committed, good_rows);
+    assert_eq!(pipeline.read_table(false).await.unwrap().num_rows, good_rows);
+    assert_eq!(pipeline.queue_depth(&pipeline.dlq_url).await.unwrap(), 2, "only the two are dead letters");
+}

@@ -104,9 +104,14 @@ data "aws_iam_policy_document" "converter" {
     }
   }
   statement {
-    sid       = "ConsumeQueue"
+    sid       = "ConsumeQueues"
     actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"]
-    resources = [aws_sqs_queue.ingest.arn]
+    resources = [aws_sqs_queue.ingest.arn, aws_sqs_queue.isolation.arn]
+  }
+  statement {
+    sid       = "IsolateRedeliveries"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.isolation.arn]
   }
   statement {
     sid       = "Logs"
@@ -157,7 +162,11 @@ resource "aws_lambda_function" "converter" {
   source_code_hash = var.converter_package.filename == null ? null : filebase64sha256(var.converter_package.filename)
   kms_key_arn      = var.kms_key_arn
   environment {
-    variables = merge(local.common_environment, var.size_trigger ? { INLET_COMPACTOR_FUNCTION = local.compactor_name } : {})
+    variables = merge(
+      local.common_environment,
+      { INLET_ISOLATION_QUEUE_URL = aws_sqs_queue.isolation.url },
+      var.size_trigger ? { INLET_COMPACTOR_FUNCTION = local.compactor_name } : {},
+    )
   }
   tracing_config {
     mode = "PassThrough"
@@ -171,6 +180,17 @@ resource "aws_lambda_event_source_mapping" "converter" {
   batch_size                         = var.batch_size
   maximum_batching_window_in_seconds = var.maximum_batching_window_seconds
   function_response_types            = ["ReportBatchItemFailures"]
+  scaling_config {
+    maximum_concurrency = var.maximum_concurrency
+  }
+}
+
+# One message per invocation: each redelivered object is converted alone.
+resource "aws_lambda_event_source_mapping" "isolation" {
+  event_source_arn        = aws_sqs_queue.isolation.arn
+  function_name           = aws_lambda_function.converter.arn
+  batch_size              = 1
+  function_response_types = ["ReportBatchItemFailures"]
   scaling_config {
     maximum_concurrency = var.maximum_concurrency
   }

@@ -135,8 +135,9 @@ resource "aws_s3_object" "schema" {
 # Queue ARNs are built from names so each queue can carry its policies inline: separate
 # aws_sqs_queue_policy / redrive_allow_policy resources would reference the queues both ways.
 locals {
-  queue_arn_prefix = "arn:${data.aws_partition.current.partition}:sqs:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}"
-  ingest_queue_arn = "${local.queue_arn_prefix}:${var.name}-ingest"
+  queue_arn_prefix    = "arn:${data.aws_partition.current.partition}:sqs:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}"
+  ingest_queue_arn    = "${local.queue_arn_prefix}:${var.name}-ingest"
+  isolation_queue_arn = "${local.queue_arn_prefix}:${var.name}-isolation"
 }
 
 resource "aws_sqs_queue" "dlq" {
@@ -147,7 +148,7 @@ resource "aws_sqs_queue" "dlq" {
   kms_data_key_reuse_period_seconds = var.kms_key_arn == null ? null : 3600
   redrive_allow_policy = jsonencode({
     redrivePermission = "byQueue"
-    sourceQueueArns   = [local.ingest_queue_arn]
+    sourceQueueArns   = [local.ingest_queue_arn, local.isolation_queue_arn]
   })
 }
 
@@ -177,6 +178,22 @@ resource "aws_sqs_queue" "ingest" {
   kms_master_key_id                 = var.kms_key_arn
   kms_data_key_reuse_period_seconds = var.kms_key_arn == null ? null : 3600
   policy                            = data.aws_iam_policy_document.s3_to_queue.json
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.dlq.arn
+    maxReceiveCount     = var.max_receive_count
+  })
+}
+
+# Messages delivered more than once are moved here by the converter and converted one per
+# invocation, so an object that kills the converter reaches the DLQ alone.
+resource "aws_sqs_queue" "isolation" {
+  name                              = "${var.name}-isolation"
+  visibility_timeout_seconds        = local.visibility_timeout
+  message_retention_seconds         = 1209600
+  receive_wait_time_seconds         = 20
+  sqs_managed_sse_enabled           = var.kms_key_arn == null ? true : null
+  kms_master_key_id                 = var.kms_key_arn
+  kms_data_key_reuse_period_seconds = var.kms_key_arn == null ? null : 3600
   redrive_policy = jsonencode({
     deadLetterTargetArn = aws_sqs_queue.dlq.arn
     maxReceiveCount     = var.max_receive_count

@@ -32,3 +32,8 @@ output "compactor_function" {
   description = "Compactor function name (INLET_COMPACTOR_FUNCTION for inlet compact --function)."
   value       = aws_lambda_function.compactor.function_name
 }
+
+output "isolation_queue_url" {
+  description = "Queue of redelivered notifications, converted one per invocation (their failures also end in the DLQ)."
+  value       = aws_sqs_queue.isolation.id
+}

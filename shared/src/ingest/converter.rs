@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::faults::crash_point;
 use crate::ingest::decode::{DecodedPiece, JsonDecoder, QuarantinedLine, object_outcome};
 use crate::ingest::event::BatchPlan;
+use crate::ingest::isolation::{Isolation, SqsIsolation, receive_count};
 use crate::ingest::quarantine::Quarantine;
 use crate::ingest::source::{ObjectLimits, ObjectSource, Pieces, S3Source, with_decompressed_up_to};
 use crate::ingest::superseded::SupersededLog;
@@ -50,6 +51,8 @@ pub struct ConversionReport {
     pub failed_messages: Vec<String>,
     /// Notified versions that were gone when read (recorded under `_inlet/superseded/`).
     pub superseded: Vec<String>,
+    /// Messages delivered before, moved to the isolation queue.
+    pub isolated: Vec<String>,
     /// Bytes of the fragments staged.
     pub bytes_out: u64,
     /// Wall time of the invocation, in milliseconds.
@@ -69,13 +72,14 @@ impl ConversionReport {
     }
 
     /// The report as CloudWatch metrics.
-    pub fn metrics(&self) -> [Metric; 9] {
+    pub fn metrics(&self) -> [Metric; 10] {
         [
             Metric { name: "Objects", value: self.objects as f64, unit: "Count" },
             Metric { name: "Rows", value: self.rows as f64, unit: "Count" },
             Metric { name: "QuarantinedLines", value: self.quarantined as f64, unit: "Count" },
             Metric { name: "FailedMessages", value: self.failed_messages.len() as f64, unit: "Count" },
             Metric { name: "SupersededVersions", value: self.superseded.len() as f64, unit: "Count" },
+            Metric { name: "IsolatedMessages", value: self.isolated.len() as f64, unit: "Count" },
             Metric { name: "Fragments", value: self.fragments.len() as f64, unit: "Count" },
             Metric { name: "BytesIn", value: self.bytes_in as f64, unit: "Bytes" },
             Metric { name: "BytesOut", value: self.bytes_out as f64, unit: "Bytes" },
@@ -139,6 +143,8 @@ pub struct Converter {
     options: ConverterOptions,
     /// Asked for a compaction once this many bytes are staged.
     trigger: Option<(Arc<dyn CompactionTrigger>, u64)>,
+    /// Where redelivered messages go to be converted one per invocation.
+    isolation: Option<Arc<dyn Isolation>>,
 }
 
 /// One object, decoded and split by partition.
@@ -162,12 +168,19 @@ impl Converter {
         let options = ConverterOptions { concurrency: options.concurrency.max(1), ..options };
         // Superseded versions are recorded beside the quarantine, in the table's own store.
         let superseded = SupersededLog::new(fragments.store());
-        Self { source, fragments, quarantine, superseded, schema, decoder, options, trigger: None }
+        Self { source, fragments, quarantine, superseded, schema, decoder, options, trigger: None, isolation: None }
     }
 
     /// Requests a compaction from `trigger` whenever staged fragments reach `staged_bytes`.
     pub fn with_trigger(mut self, trigger: Arc<dyn CompactionTrigger>, staged_bytes: u64) -> Self {
         self.trigger = Some((trigger, staged_bytes));
+        self
+    }
+
+    /// Moves messages delivered more than once, in a batch of several, to `isolation`
+    /// ([`crate::ingest::isolation`]).
+    pub fn with_isolation(mut self, isolation: Arc<dyn Isolation>) -> Self {
+        self.isolation = Some(isolation);
         self
     }
 
@@ -181,11 +194,17 @@ impl Converter {
             context.schema.clone(),
             ConverterOptions::from_settings(settings),
         );
-        match (&settings.compactor_function, &context.lambda) {
+        let converter = match (&settings.compactor_function, &context.lambda) {
             (Some(function), Some(lambda)) => converter.with_trigger(
                 Arc::new(LambdaTrigger::new(lambda.clone(), function.clone())),
                 settings.target_file_bytes,
             ),
+            _ => converter,
+        };
+        match (&settings.isolation_queue_url, &context.sqs) {
+            (Some(queue), Some(sqs)) => {
+                converter.with_isolation(Arc::new(SqsIsolation::new(sqs.clone(), queue.clone())))
+            }
             _ => converter,
         }
     }
@@ -221,9 +240,11 @@ impl Converter {
         stop: Option<tokio::time::Instant>,
     ) -> Result<ConversionReport> {
         let started = std::time::Instant::now();
+        let mut failed = BTreeSet::new();
+        let mut isolated = Vec::new();
+        let event = &self.isolate_redeliveries(event, &mut isolated, &mut failed).await;
         let plan = BatchPlan::from_sqs(event);
         let mut unanswered: BTreeSet<String> = plan.objects.iter().flat_map(|(_, ids)| ids.iter().cloned()).collect();
-        let mut failed = BTreeSet::new();
         for (id, reason) in &plan.invalid {
             tracing::error!(message_id = %id, reason = %reason, "unreadable message: failing it");
             failed.insert(id.clone());
@@ -231,7 +252,8 @@ impl Converter {
         for (id, reason) in &plan.ignored {
             tracing::info!(message_id = %id, reason = %reason, "nothing to ingest");
         }
-        let mut report = ConversionReport { batch: uuid::Uuid::new_v4().simple().to_string(), ..Default::default() };
+        let mut report =
+            ConversionReport { batch: uuid::Uuid::new_v4().simple().to_string(), isolated, ..Default::default() };
 
         let (decoded_tx, mut decoded_rx) = tokio::sync::mpsc::channel(self.options.concurrency);
         let produce = async move {
@@ -344,6 +366,44 @@ impl Converter {
             "converted batch"
         );
         Ok(report)
+    }
+
+    /// The part of `event` to convert here: in a batch of several, messages delivered before
+    /// go to the isolation queue (listed in `isolated`, or in `failed` if it refuses them).
+    async fn isolate_redeliveries(
+        &self,
+        event: &SqsEvent,
+        isolated: &mut Vec<String>,
+        failed: &mut BTreeSet<String>,
+    ) -> SqsEvent {
+        let Some(isolation) = &self.isolation else { return event.clone() };
+        if event.records.len() < 2 {
+            return event.clone();
+        }
+        let (again, fresh): (Vec<_>, Vec<_>) = event.records.iter().cloned().partition(|m| receive_count(m) > 1);
+        if again.is_empty() {
+            return event.clone();
+        }
+        let ids: Vec<String> =
+            again.iter().enumerate().map(|(at, m)| m.message_id.clone().unwrap_or(format!("#r{at}"))).collect();
+        let bodies: Vec<String> = again.iter().map(|m| m.body.clone().unwrap_or_default()).collect();
+        match isolation.isolate(&bodies).await {
+            Ok(()) => {
+                tracing::warn!(
+                    messages = ids.len(),
+                    "messages delivered before (their batch failed or its converter died): moved to the isolation \
+                     queue, to be converted one per invocation"
+                );
+                isolated.extend(ids);
+            }
+            Err(err) => {
+                tracing::error!(error = %err, messages = ids.len(), "could not isolate redelivered messages: failing them");
+                failed.extend(ids);
+            }
+        }
+        let mut rest = event.clone();
+        rest.records = fresh;
+        rest
     }
 
     /// Seals the batch, after all its fragments are uploaded and before SQS hears of success:
@@ -467,6 +527,7 @@ impl Converter {
     /// more than a piece is left to be read in pieces, one such object at a time.
     async fn read(&self, object: &SourceObject) -> Result<Read> {
         let fetched = self.source.fetch(object).await?;
+        crate::faults::crash_on_key(&object.key);
         // Lineage and load history name the version actually read, and its content.
         let object = SourceObject {
             etag: fetched.etag.or_else(|| object.etag.clone()),

@@ -9,6 +9,7 @@
 pub(crate) mod converter;
 pub(crate) mod decode;
 pub(crate) mod event;
+pub(crate) mod isolation;
 pub(crate) mod json;
 pub(crate) mod quarantine;
 pub(crate) mod source;
@@ -17,6 +18,7 @@ pub(crate) mod trigger;
 
 pub use converter::{ConversionReport, Converter, ConverterOptions};
 pub use decode::{DecodedObject, JsonDecoder, QuarantinedLine};
+pub use isolation::{Isolation, SqsIsolation, receive_count};
 pub use quarantine::Quarantine;
 pub use source::{Compression, Fetched, ObjectLimits, ObjectSource, S3Source, with_decompressed};
 pub use superseded::{SupersededLog, SupersededVersion};

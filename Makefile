@@ -88,6 +88,7 @@ bench: bench-venv localstack-venv tools-venv
 	$(VENV)/bench/bin/python bench/peers.py --data target/bench/data --schema schemas/events.schema.json \
 	  --threads 1 2 --rounds $(ROUNDS) --inlet-bench "target/perf/inlet-bench --objects $(OBJECTS)" \
 	  --report target/bench/report.json
+	target/perf/inlet-bench big-object
 	$(WITH_LOCALSTACK) target/perf/inlet-bench history --localstack
 	$(WITH_LOCALSTACK) target/perf/inlet-bench --objects $(E2E_OBJECTS) e2e
 

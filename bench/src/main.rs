@@ -130,6 +130,12 @@ enum Command {
         #[arg(long)]
         localstack: bool,
     },
+    /// The converter on one object of `--json-mib` MiB of JSON (default settings): throughput
+    /// and peak RSS, which the piece size bounds instead of the object.
+    BigObject {
+        #[arg(long, default_value_t = 1100)]
+        json_mib: u64,
+    },
     /// One measured lookup (used by `history`).
     HistoryLookup {
         /// A local directory, or `s3://bucket/prefix` on LocalStack.
@@ -172,6 +178,7 @@ struct Measurement {
 
 const SCHEMA: &str = include_str!("../../schemas/events.schema.json");
 
+mod big_object;
 mod history;
 
 fn main() -> Result<()> {
@@ -181,6 +188,7 @@ fn main() -> Result<()> {
         Some(Command::History { sources, lookup, localstack }) => {
             return history::measure(sources, *lookup, *localstack);
         }
+        Some(Command::BigObject { json_mib }) => return big_object::measure(*json_mib),
         Some(Command::HistoryLookup { table, sources, lookup }) => {
             return history::lookup_once(table, *sources, *lookup);
         }
@@ -188,7 +196,12 @@ fn main() -> Result<()> {
     }
     let keys = ensure_workload(&cli.data, cli.objects)?;
     match cli.command {
-        Some(Command::Commits { .. } | Command::History { .. } | Command::HistoryLookup { .. }) => {
+        Some(
+            Command::Commits { .. }
+            | Command::History { .. }
+            | Command::HistoryLookup { .. }
+            | Command::BigObject { .. },
+        ) => {
             unreachable!("handled above")
         }
         Some(Command::E2e) => {

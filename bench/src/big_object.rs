@@ -4,7 +4,6 @@
 //! `big_object` entry in `target/bench/report.json` when that report exists.
 
 use std::io::Write;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -99,13 +98,6 @@ pub fn measure(json_mib: u64) -> Result<()> {
         measured.peak_rss_mib - measured.baseline_rss_mib,
         measured.baseline_rss_mib,
     );
-    std::fs::create_dir_all("target/bench")?;
-    std::fs::write("target/bench/big_object.json", serde_json::to_vec_pretty(&measured)?)?;
-    let report = Path::new("target/bench/report.json");
-    if report.exists() {
-        let mut combined: serde_json::Value = serde_json::from_slice(&std::fs::read(report)?)?;
-        combined["big_object"] = serde_json::to_value(&measured)?;
-        std::fs::write(report, serde_json::to_vec_pretty(&combined)?)?;
-    }
+    crate::save_result("big_object", "big_object", &measured)?;
     Ok(())
 }

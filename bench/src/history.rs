@@ -8,7 +8,6 @@
 //! GET. Results: `target/bench/history.json`, and a `history` entry in
 //! `target/bench/report.json` when that report exists.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -137,14 +136,7 @@ pub fn measure(sizes: &[u64], lookup: u64, on_localstack: bool) -> Result<()> {
             results.push(measured);
         }
     }
-    std::fs::create_dir_all("target/bench")?;
-    std::fs::write("target/bench/history.json", serde_json::to_vec_pretty(&results)?)?;
-    let report = Path::new("target/bench/report.json");
-    if report.exists() {
-        let mut combined: serde_json::Value = serde_json::from_slice(&std::fs::read(report)?)?;
-        combined["history"] = serde_json::to_value(&results)?;
-        std::fs::write(report, serde_json::to_vec_pretty(&combined)?)?;
-    }
+    crate::save_result("history", "history", &results)?;
     Ok(())
 }
 

@@ -373,6 +373,20 @@ pub(crate) fn cpu_seconds() -> Result<f64> {
     Ok(ticks / 100.0)
 }
 
+/// Writes `value` to `target/bench/<name>.json`, and under `key` in `target/bench/report.json`
+/// when that report exists.
+pub(crate) fn save_result(name: &str, key: &str, value: &impl Serialize) -> Result<()> {
+    std::fs::create_dir_all("target/bench")?;
+    std::fs::write(format!("target/bench/{name}.json"), serde_json::to_vec_pretty(value)?)?;
+    let report = Path::new("target/bench/report.json");
+    if report.exists() {
+        let mut combined: serde_json::Value = serde_json::from_slice(&std::fs::read(report)?)?;
+        combined[key] = serde_json::to_value(value)?;
+        std::fs::write(report, serde_json::to_vec_pretty(&combined)?)?;
+    }
+    Ok(())
+}
+
 pub(crate) fn peak_rss_mib() -> Result<f64> {
     let status = std::fs::read_to_string("/proc/self/status")?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:")).context("VmHWM")?;

@@ -159,16 +159,16 @@ impl Pipeline {
             ls.sqs.create_queue().queue_name(format!("ingest-dlq-{name}")).send().await?.queue_url.unwrap_or_default();
         let dlq_arn = queue_arn(&ls.sqs, &dlq_url).await?;
         let redrive = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": options.max_receive_count});
-        let queue_url = ls
-            .sqs
-            .create_queue()
-            .queue_name(format!("ingest-{name}"))
-            .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
-            .attributes(QueueAttributeName::VisibilityTimeout, options.visibility_timeout_seconds.to_string())
-            .send()
-            .await?
-            .queue_url
-            .unwrap_or_default();
+        // A queue of work, its failures redriven to the DLQ.
+        let work_queue = |queue: String| {
+            ls.sqs
+                .create_queue()
+                .queue_name(queue)
+                .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
+                .attributes(QueueAttributeName::VisibilityTimeout, options.visibility_timeout_seconds.to_string())
+                .send()
+        };
+        let queue_url = work_queue(format!("ingest-{name}")).await?.queue_url.unwrap_or_default();
         let ingest_arn = queue_arn(&ls.sqs, &queue_url).await?;
 
         let suffix = FilterRule::builder().name(FilterRuleName::Suffix).value(".json.zst").build();
@@ -210,16 +210,7 @@ impl Pipeline {
         }
         let isolation_queue = match options.isolation {
             true => {
-                let url = ls
-                    .sqs
-                    .create_queue()
-                    .queue_name(format!("isolation-{name}"))
-                    .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
-                    .attributes(QueueAttributeName::VisibilityTimeout, options.visibility_timeout_seconds.to_string())
-                    .send()
-                    .await?
-                    .queue_url
-                    .unwrap_or_default();
+                let url = work_queue(format!("isolation-{name}")).await?.queue_url.unwrap_or_default();
                 converter_environment.push(("INLET_ISOLATION_QUEUE_URL".into(), url.clone()));
                 Some(queue_arn(&ls.sqs, &url).await?)
             }

@@ -304,8 +304,9 @@ impl Converter {
                         Ok(Read::Decoded(decoded)) => self.stage(decoded, &mut writers, &mut report, &mut uploads).await?,
                         Ok(Read::Large(object, data)) => {
                             tracing::info!(object = %object.uri(), "large object: reading it in pieces");
-                            let staged =
-                                self.stage_in_pieces(object.clone(), data, &mut writers, &mut report, &mut uploads).await?;
+                            let staged = self
+                                .stage_in_pieces(object.clone(), data, stop, &mut writers, &mut report, &mut uploads)
+                                .await?;
                             if let Err(err) = staged {
                                 tracing::error!(object = %object.uri(), error = %err, retryable = err.is_retryable(), "object failed");
                                 failed.extend(ids);
@@ -557,6 +558,7 @@ impl Converter {
         &self,
         object: SourceObject,
         data: bytes::Bytes,
+        stop: Option<tokio::time::Instant>,
         writers: &mut BTreeMap<Option<String>, FragmentWriter>,
         report: &mut ConversionReport,
         uploads: &mut Uploads,
@@ -571,6 +573,16 @@ impl Converter {
         let mut whole = DecodedPiece::default();
         let (mut rows, mut touched) = (0u64, None::<Option<String>>);
         let failure = loop {
+            if stop.is_some_and(|stop| tokio::time::Instant::now() >= stop) {
+                break Some(Error::Source {
+                    uri: object.uri(),
+                    reason:
+                        "not read to its end before the invocation's deadline (less INLET_DEADLINE_MARGIN_SECONDS): \
+                             a longer converter timeout ingests it"
+                            .into(),
+                    retryable: true,
+                });
+            }
             let (decoder, partition, read) = (self.decoder.clone(), partition.clone(), object.clone());
             let (returned, next) = tokio::task::spawn_blocking(move || {
                 let next = (|| {
@@ -626,9 +638,11 @@ impl Converter {
                 return Ok(Err(err));
             }
         };
-        // Its total, in a fragment not yet staged, says the copy is complete once sealed.
-        let total = FragmentSource::new(&object, 0, Some(rows));
-        self.note_source(touched.unwrap_or_default(), total, writers)?;
+        // Its total, in a fragment not yet staged, says the copy is complete once sealed (an
+        // object that gave no rows left nothing to complete).
+        if let Some(partition) = touched {
+            self.note_source(partition, FragmentSource::new(&object, 0, Some(rows)), writers)?;
+        }
         report.objects += 1;
         report.bytes_in += pieces.bytes();
         report.rows += rows;

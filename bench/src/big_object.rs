@@ -39,7 +39,7 @@ fn reset_peak_rss() -> Result<()> {
     std::fs::write("/proc/self/clear_refs", "5").context("resetting the peak RSS")
 }
 
-pub fn measure(json_mib: u64) -> Result<()> {
+pub fn measure(json_mib: u64, piece_mib: Option<usize>) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     // The reference workload's objects, one after another, as one zstd stream.
     let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3)?;
@@ -64,7 +64,8 @@ pub fn measure(json_mib: u64) -> Result<()> {
         &Default::default(),
     )?;
     let schema = Arc::new(inlet::schema::TableSchema::parse(SCHEMA, "events")?);
-    let options = ConverterOptions::default();
+    let defaults = ConverterOptions::default();
+    let options = ConverterOptions { piece_bytes: piece_mib.map_or(defaults.piece_bytes, |mib| mib << 20), ..defaults };
     let converter = Converter::new(source, FragmentStore::new(store.clone()), Quarantine::new(store), schema, options);
 
     reset_peak_rss()?;

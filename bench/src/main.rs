@@ -135,6 +135,9 @@ enum Command {
     BigObject {
         #[arg(long, default_value_t = 1100)]
         json_mib: u64,
+        /// Piece size in MiB (default: the converter's default).
+        #[arg(long)]
+        piece_mib: Option<usize>,
     },
     /// One measured lookup (used by `history`).
     HistoryLookup {
@@ -188,7 +191,7 @@ fn main() -> Result<()> {
         Some(Command::History { sources, lookup, localstack }) => {
             return history::measure(sources, *lookup, *localstack);
         }
-        Some(Command::BigObject { json_mib }) => return big_object::measure(*json_mib),
+        Some(Command::BigObject { json_mib, piece_mib }) => return big_object::measure(*json_mib, *piece_mib),
         Some(Command::HistoryLookup { table, sources, lookup }) => {
             return history::lookup_once(table, *sources, *lookup);
         }

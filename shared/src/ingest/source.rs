@@ -351,13 +351,19 @@ impl Pieces {
         Piece { data, first_line }
     }
 
-    /// Reads up to `want` more decompressed bytes onto the buffer.
+    /// Reads `want` more decompressed bytes onto the buffer, or what is left of the object.
     fn read_more(&mut self, want: usize) -> Result<()> {
         let start = self.buffer.len();
+        // Zeroed once and filled by as many reads as it takes (decoders return a block at a time).
         self.buffer.resize(start + want.max(1), 0);
-        let read = loop {
-            match self.reader.read(&mut self.buffer[start..]) {
-                Ok(read) => break read,
+        let mut filled = start;
+        while filled < self.buffer.len() {
+            match self.reader.read(&mut self.buffer[filled..]) {
+                Ok(0) => {
+                    self.ended = true;
+                    break;
+                }
+                Ok(read) => filled += read,
                 Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(err) => {
                     self.buffer.truncate(start);
@@ -369,10 +375,9 @@ impl Pieces {
                     return Err(corrupt(&self.object, self.codec, reason));
                 }
             }
-        };
-        self.buffer.truncate(start + read);
-        self.ended = read == 0;
-        self.bytes += read as u64;
+        }
+        self.buffer.truncate(filled);
+        self.bytes += (filled - start) as u64;
         if self.bytes > self.limits.max_bytes {
             return Err(too_large(&self.object, self.limits));
         }

@@ -41,18 +41,27 @@ impl Quarantine {
 
     /// Every quarantined line, in file order.
     pub async fn lines(&self) -> Result<Vec<QuarantinedLine>> {
-        let prefix = Path::from(QUARANTINE_PREFIX);
-        let mut files: Vec<Path> = self.store.list(Some(&prefix)).map_ok(|meta| meta.location).try_collect().await?;
-        files.sort();
         let mut lines = Vec::new();
-        for file in files {
-            let data = self.store.get(&file).await?.bytes().await?;
+        for data in records_under(&self.store, QUARANTINE_PREFIX).await? {
             for line in data.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
                 lines.push(serde_json::from_slice(line)?);
             }
         }
         Ok(lines)
     }
+}
+
+/// The contents of every file under `prefix`, in path order: the per-source records
+/// (quarantine, superseded versions) read back whole.
+pub(crate) async fn records_under(store: &Arc<dyn ObjectStore>, prefix: &str) -> Result<Vec<bytes::Bytes>> {
+    let prefix = Path::from(prefix);
+    let mut files: Vec<Path> = store.list(Some(&prefix)).map_ok(|meta| meta.location).try_collect().await?;
+    files.sort();
+    let mut records = Vec::with_capacity(files.len());
+    for file in files {
+        records.push(store.get(&file).await?.bytes().await?);
+    }
+    Ok(records)
 }
 
 #[cfg(test)]

@@ -6,12 +6,12 @@
 use std::sync::Arc;
 
 use chrono::{SecondsFormat, Utc};
-use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
+use crate::ingest::quarantine::records_under;
 use crate::layout::{SUPERSEDED_PREFIX, source_record};
 use crate::lineage::SourceObject;
 
@@ -61,14 +61,8 @@ impl SupersededLog {
 
     /// Every recorded version, in path order.
     pub async fn versions(&self) -> Result<Vec<SupersededVersion>> {
-        let prefix = Path::from(SUPERSEDED_PREFIX);
-        let mut files: Vec<Path> = self.store.list(Some(&prefix)).map_ok(|meta| meta.location).try_collect().await?;
-        files.sort();
-        let mut versions = Vec::with_capacity(files.len());
-        for file in files {
-            versions.push(serde_json::from_slice(&self.store.get(&file).await?.bytes().await?)?);
-        }
-        Ok(versions)
+        let records = records_under(&self.store, SUPERSEDED_PREFIX).await?;
+        Ok(records.iter().map(|record| serde_json::from_slice(record)).collect::<Result<_, _>>()?)
     }
 }
 

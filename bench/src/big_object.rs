@@ -1,6 +1,6 @@
 //! `inlet-bench big-object`: the converter on one object of more than a GiB of JSON (the
-//! reference workload's lines), with the default settings: throughput, and peak RSS, which
-//! the piece size bounds instead of the object. Results: `target/bench/big_object.json`, and a
+//! reference workload's lines), stored in a file and streamed as from S3, with the default
+//! settings: throughput, and peak RSS, which the piece size bounds instead of the object. Results: `target/bench/big_object.json`, and a
 //! `big_object` entry in `target/bench/report.json` when that report exists.
 
 use std::io::Write;
@@ -13,7 +13,7 @@ use inlet::ingest::{Converter, ConverterOptions, Quarantine};
 use inlet::lineage::SourceObject;
 use inlet::stage::FragmentStore;
 use inlet::testing::sample;
-use inlet::testing::sources::MemorySource;
+use inlet::testing::sources::LocalSource;
 use serde::Serialize;
 
 use crate::{SCHEMA, cpu_seconds, peak_rss_mib};
@@ -27,7 +27,7 @@ struct BigObject {
     wall_seconds: f64,
     cpu_seconds: f64,
     mib_per_cpu_second: f64,
-    /// Resident memory before the conversion (the stored object, the runtime)...
+    /// Resident memory before the conversion (the runtime)...
     baseline_rss_mib: f64,
     /// ...and its peak during it.
     peak_rss_mib: f64,
@@ -52,8 +52,11 @@ pub fn measure(json_mib: u64, piece_mib: Option<usize>) -> Result<()> {
     }
     let stored = encoder.finish()?;
     let stored_mib = stored.len() as f64 / 1048576.0;
-    let source = Arc::new(MemorySource::default());
-    source.put("raw", "export/big.json.zst", stored);
+    // On disk, as in S3: the converter streams an object stored larger than a piece.
+    let raw = tempfile::tempdir()?;
+    std::fs::create_dir_all(raw.path().join("raw/export"))?;
+    std::fs::write(raw.path().join("raw/export/big.json.zst"), stored)?;
+    let source = Arc::new(LocalSource::new(raw.path()));
     let mut event = SqsEvent::default();
     let object = SourceObject { bucket: "raw".into(), key: "export/big.json.zst".into(), ..Default::default() };
     event.records.push(inlet::ops::backfill::sqs_message("m0", object));

@@ -185,6 +185,8 @@ mod big_object;
 mod history;
 
 fn main() -> Result<()> {
+    // As the functions run.
+    inlet::memory::keep_large_buffers_mapped();
     let cli = Cli::parse();
     match &cli.command {
         Some(Command::Commits { count, no_optimize }) => return commits(*count, !no_optimize),

@@ -95,6 +95,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> Result<()> {
     inlet::telemetry::init();
+    inlet::memory::keep_large_buffers_mapped();
     let cli = Cli::parse();
     let overrides: HashMap<&str, String> =
         [("INLET_TABLE_URI", cli.table_uri.clone()), ("INLET_SCHEMA", cli.schema.clone())]

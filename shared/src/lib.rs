@@ -10,7 +10,7 @@
 //!
 //! Beside them: the declared [`schema`] and its [`partition`] spec, source identity
 //! ([`lineage`]), crash points for tests on the real path ([`faults`]), every path and metadata key Inlet owns ([`layout`]), [`config`], the
-//! process [`context`], [`error`]s, [`metrics`] and [`telemetry`].
+//! process [`context`] and its allocator ([`memory`]), [`error`]s, [`metrics`] and [`telemetry`].
 #![deny(missing_docs)]
 
 pub mod aws;
@@ -22,6 +22,7 @@ pub mod faults;
 pub mod ingest;
 pub mod layout;
 pub mod lineage;
+pub mod memory;
 pub mod metrics;
 pub mod ops;
 pub mod partition;

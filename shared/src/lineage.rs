@@ -61,6 +61,22 @@ pub fn content_digest(data: &[u8]) -> String {
     format!("xxh3-128:{:032x}", twox_hash::XxHash3_128::oneshot(data))
 }
 
+/// [`content_digest`] of bytes that arrive in pieces: the same digest as of the whole.
+#[derive(Default)]
+pub struct ContentDigest(twox_hash::XxHash3_128);
+
+impl ContentDigest {
+    /// Adds the next bytes.
+    pub fn update(&mut self, data: &[u8]) {
+        self.0.write(data);
+    }
+
+    /// The digest of every byte added.
+    pub fn finish(&self) -> String {
+        format!("xxh3-128:{:032x}", self.0.finish_128())
+    }
+}
+
 /// One version of one source object: what the load history remembers.
 ///
 /// Equality, hashing and order follow the identity: the URI and the digest when known, else
@@ -209,6 +225,20 @@ pub struct CommittedSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_digest_taken_in_pieces_is_the_digest_of_the_whole() {
+        let data: Vec<u8> = (0..100_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        for cut in [0, 1, 63, 64, 240, 1024, 99_999, data.len()] {
+            let mut digest = ContentDigest::default();
+            for piece in [&data[..cut], &data[cut..]] {
+                for chunk in piece.chunks(777) {
+                    digest.update(chunk);
+                }
+            }
+            assert_eq!(digest.finish(), content_digest(&data), "cut at {cut}");
+        }
+    }
 
     #[test]
     fn keys_tell_identities_apart() {

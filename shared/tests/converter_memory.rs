@@ -11,7 +11,7 @@ use inlet::ops::backfill::sqs_message;
 use inlet::schema::TableSchema;
 use inlet::stage::FragmentStore;
 use inlet::testing::sample;
-use inlet::testing::sources::MemorySource;
+use inlet::testing::sources::{LocalSource, MemorySource};
 
 const OBJECTS: u64 = 200;
 
@@ -24,6 +24,7 @@ fn peak_rss() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_200_object_batch_stays_within_the_configured_memory() {
+    inlet::memory::keep_large_buffers_mapped();
     let schema_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/events.schema.json");
     let schema = Arc::new(TableSchema::from_path(std::path::Path::new(schema_path)).unwrap());
     let source = Arc::new(MemorySource::default());
@@ -76,24 +77,20 @@ async fn a_200_object_batch_stays_within_the_configured_memory() {
     assert!(peak.saturating_sub(baseline) < bound, "converter used {:.0} MiB over its baseline", mib(peak - baseline));
 }
 
-/// An object of more than 1 GiB of JSON ingests whole, in memory set by the piece and
-/// fragment sizes, not by the object.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_object_of_more_than_a_gibibyte_ingests_within_the_configured_memory() {
-    use std::io::Write as _;
-    const SCHEMA: &str = r#"{"fields":[{"name":"id","type":"long"},{"name":"pad","type":"string"}]}"#;
-    const LINES: u64 = 1_100_000;
-    let schema = Arc::new(TableSchema::parse(SCHEMA, "big").unwrap());
-    // About 1,030 bytes a line: 1.06 GiB of JSON, a few MiB compressed.
+/// Writes `lines` lines of about 1,030 bytes of JSON each to `out`.
+fn write_big_object(out: &mut impl std::io::Write, lines: u64) {
     let pad = "x".repeat(1000);
-    let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 1).unwrap();
-    for id in 0..LINES {
-        writeln!(encoder, r#"{{"id":{id},"pad":"{pad}"}}"#).unwrap();
+    for id in 0..lines {
+        writeln!(out, r#"{{"id":{id},"pad":"{pad}"}}"#).unwrap();
     }
-    let compressed = encoder.finish().unwrap();
-    let source = Arc::new(MemorySource::default());
-    source.put("raw", "export/big.json.zst", compressed);
-    let object = SourceObject { bucket: "raw".into(), key: "export/big.json.zst".into(), ..Default::default() };
+}
+
+/// Converts the one object `key` of `source` (`lines` lines) with 16 MiB pieces and 64 MiB
+/// fragments, and asserts the converter's peak memory stays within what those settings allow.
+async fn ingest_within_bound(source: Arc<dyn inlet::ingest::ObjectSource>, key: &str, lines: u64, label: &str) {
+    const SCHEMA: &str = r#"{"fields":[{"name":"id","type":"long"},{"name":"pad","type":"string"}]}"#;
+    let schema = Arc::new(TableSchema::parse(SCHEMA, "big").unwrap());
+    let object = SourceObject { bucket: "raw".into(), key: key.into(), ..Default::default() };
     let mut event = SqsEvent::default();
     event.records.push(sqs_message("m0", object));
 
@@ -110,15 +107,15 @@ async fn an_object_of_more_than_a_gibibyte_ingests_within_the_configured_memory(
     let peak = peak_rss();
 
     assert!(report.failed_messages.is_empty(), "{report:?}");
-    assert_eq!(report.rows, LINES);
+    assert_eq!(report.rows, lines);
     assert!(report.bytes_in > 1 << 30, "more than a GiB of JSON: {}", report.bytes_in);
     // Bound: a piece of JSON and its Arrow form (twice 16 MiB), a partition's writer up to its
     // 64 MiB of Arrow data and its encoded pages, one finished fragment uploading, and slack.
     let bound = 320 << 20;
     let mib = |bytes: u64| bytes as f64 / 1048576.0;
     println!(
-        "converter memory: one object of {:.0} MiB of NDJSON in {seconds:.1}s, {} fragments; peak RSS {:.0} MiB, \
-         {:.0} MiB above the {:.0} MiB baseline (bound {:.0} MiB)",
+        "converter memory: one object of {:.0} MiB of NDJSON {label} in {seconds:.1}s, {} fragments; peak RSS \
+         {:.0} MiB, {:.0} MiB above the {:.0} MiB baseline (bound {:.0} MiB)",
         mib(report.bytes_in),
         report.fragments.len(),
         mib(peak),
@@ -128,4 +125,36 @@ async fn an_object_of_more_than_a_gibibyte_ingests_within_the_configured_memory(
     );
     assert!(report.fragments.len() > 4, "fragments roll inside the object");
     assert!(peak.saturating_sub(baseline) < bound, "converter used {:.0} MiB over its baseline", mib(peak - baseline));
+}
+
+/// An object of more than 1 GiB of JSON ingests whole, in memory set by the piece and
+/// fragment sizes, not by the object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_of_more_than_a_gibibyte_ingests_within_the_configured_memory() {
+    inlet::memory::keep_large_buffers_mapped();
+    const LINES: u64 = 1_100_000;
+    // 1.06 GiB of JSON, a few MiB compressed: held compressed, decompressed piece by piece.
+    let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 1).unwrap();
+    write_big_object(&mut encoder, LINES);
+    let source = Arc::new(MemorySource::default());
+    source.put("raw", "export/big.json.zst", encoder.finish().unwrap());
+    ingest_within_bound(source, "export/big.json.zst", LINES, "(a few MiB stored)").await;
+}
+
+/// An object stored larger than the converter may hold (here 1.06 GiB of uncompressed JSON)
+/// is streamed from the store, not downloaded whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_stored_larger_than_the_bound_is_streamed_from_the_store() {
+    // The allocator set up as in the functions (see `inlet::memory`).
+    inlet::memory::keep_large_buffers_mapped();
+    const LINES: u64 = 1_100_000;
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("raw/export")).unwrap();
+    let file = std::fs::File::create(root.path().join("raw/export/big.json")).unwrap();
+    let mut out = std::io::BufWriter::new(file);
+    write_big_object(&mut out, LINES);
+    std::io::Write::flush(&mut out).unwrap();
+    drop(out);
+    let source = Arc::new(LocalSource::new(root.path()));
+    ingest_within_bound(source, "export/big.json", LINES, "(stored uncompressed)").await;
 }

@@ -8,6 +8,7 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     inlet::telemetry::init();
+    inlet::memory::keep_large_buffers_mapped();
     let context = &Context::from_env().await?;
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         let request = CompactRequest::from_payload(&event.payload).map_err(Diagnostic::from)?;

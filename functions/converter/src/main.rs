@@ -8,6 +8,7 @@ use lambda_runtime::{Diagnostic, Error, LambdaEvent, run, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     inlet::telemetry::init();
+    inlet::memory::keep_large_buffers_mapped();
     let context = Context::from_env().await?;
     let converter = &Converter::from_context(&context);
     let table = context.settings.table_uri.as_str();

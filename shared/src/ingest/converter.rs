@@ -23,7 +23,9 @@ use crate::ingest::decode::{DecodedPiece, JsonDecoder, QuarantinedLine, object_o
 use crate::ingest::event::BatchPlan;
 use crate::ingest::isolation::{Isolation, SqsIsolation, receive_count};
 use crate::ingest::quarantine::Quarantine;
-use crate::ingest::source::{ObjectLimits, ObjectSource, Pieces, S3Source, with_decompressed_up_to};
+use crate::ingest::source::{
+    BlockingBody, ObjectLimits, ObjectSource, Pieces, S3Source, digest_body, with_decompressed_up_to,
+};
 use crate::ingest::superseded::SupersededLog;
 use crate::ingest::trigger::{CompactionTrigger, LambdaTrigger};
 use crate::lineage::FragmentSource;
@@ -104,7 +106,8 @@ pub struct ConverterOptions {
     /// How long before an invocation's deadline to stop taking objects.
     pub deadline_margin: std::time::Duration,
     /// Decompressed bytes of an object decoded at once: a larger object is read in pieces of
-    /// this size, one such object at a time.
+    /// this size, one such object at a time. An object stored larger than this is also
+    /// streamed from the store rather than downloaded whole.
     pub piece_bytes: usize,
     /// How fragments are encoded.
     pub fragment_encoding: FragmentEncoding,
@@ -302,27 +305,16 @@ impl Converter {
                             tracing::info!(object = %read.object().describe(), "same content as a version already in this batch");
                         }
                         Ok(Read::Decoded(decoded)) => self.stage(decoded, &mut writers, &mut report, &mut uploads).await?,
-                        Ok(Read::Large(object, data)) => {
+                        Ok(Read::Large(object, stored)) => {
                             tracing::info!(object = %object.uri(), "large object: reading it in pieces");
                             let staged = self
-                                .stage_in_pieces(object.clone(), data, stop, &mut writers, &mut report, &mut uploads)
+                                .stage_in_pieces(object.clone(), stored, stop, &mut writers, &mut report, &mut uploads)
                                 .await?;
                             if let Err(err) = staged {
-                                tracing::error!(object = %object.uri(), error = %err, retryable = err.is_retryable(), "object failed");
-                                failed.extend(ids);
+                                self.object_failed(&object, err, ids, &mut failed, &mut report).await?;
                             }
                         }
-                        Err(Error::Superseded { object: named, reason }) => {
-                            // Recorded, and the messages answered: the version that replaced
-                            // it was notified on its own. A failed record retries them.
-                            let path = self.superseded.record(&object, &reason).await?;
-                            tracing::warn!(object = %named, reason = %reason, record = %path, "notified version superseded");
-                            report.superseded.push(named);
-                        }
-                        Err(err) => {
-                            tracing::error!(object = %object.uri(), error = %err, retryable = err.is_retryable(), "object failed");
-                            failed.extend(ids);
-                        }
+                        Err(err) => self.object_failed(&object, err, ids, &mut failed, &mut report).await?,
                     }
                 }
                 for (partition, writer) in std::mem::take(&mut writers) {
@@ -367,6 +359,31 @@ impl Converter {
             "converted batch"
         );
         Ok(report)
+    }
+
+    /// Answers for an object that could not be read: a version found gone is recorded as
+    /// superseded and its messages answered (the version that replaced it was notified on its
+    /// own; a failed record retries them); any other failure fails its messages.
+    async fn object_failed(
+        &self,
+        object: &SourceObject,
+        err: Error,
+        ids: Vec<String>,
+        failed: &mut BTreeSet<String>,
+        report: &mut ConversionReport,
+    ) -> Result<()> {
+        match err {
+            Error::Superseded { object: named, reason } => {
+                let path = self.superseded.record(object, &reason).await?;
+                tracing::warn!(object = %named, reason = %reason, record = %path, "notified version superseded");
+                report.superseded.push(named);
+            }
+            err => {
+                tracing::error!(object = %object.uri(), error = %err, retryable = err.is_retryable(), "object failed");
+                failed.extend(ids);
+            }
+        }
+        Ok(())
     }
 
     /// The part of `event` to convert here: in a batch of several, messages delivered before
@@ -523,9 +540,21 @@ impl Converter {
 
     /// Downloads, decompresses, decodes and partitions one object; one that decompresses to
     /// more than a piece is left to be read in pieces, one such object at a time.
+    ///
+    /// An object stored larger than a piece is not downloaded whole: it is streamed once here
+    /// for its digest (its identity must be known before any of its rows is staged), and
+    /// streamed again, pinned to the same version, when its pieces are read.
     async fn read(&self, object: &SourceObject) -> Result<Read> {
-        let fetched = self.source.fetch(object).await?;
+        let opened = self.source.open(object).await?;
         crate::faults::crash_on_key(&object.key);
+        let (limits, whole_bytes) = (self.options.limits, self.options.piece_bytes as u64);
+        if opened.length > whole_bytes {
+            let etag = opened.etag.or_else(|| object.etag.clone());
+            let digest = digest_body(object, opened.body).await?;
+            let object = SourceObject { etag, digest: Some(digest), ..object.clone() };
+            return Ok(Read::Large(object, Stored::Streamed));
+        }
+        let fetched = opened.whole(object).await?;
         // Lineage and load history name the version actually read, and its content.
         let object = SourceObject {
             etag: fetched.etag.or_else(|| object.etag.clone()),
@@ -533,14 +562,15 @@ impl Converter {
             ..object.clone()
         };
         let decoder = self.decoder.clone();
-        let (limits, whole_bytes) = (self.options.limits, self.options.piece_bytes as u64);
         let partition = self.schema.layout.partition.clone();
         tokio::task::spawn_blocking(move || {
             let key_value = key_partition(&partition, &object)?;
             let whole = with_decompressed_up_to(&object, &fetched.data, limits, whole_bytes, |data| {
                 (data.len() as u64, decoder.decode(&object, data))
             })?;
-            let Some((bytes_in, decoded)) = whole else { return Ok(Read::Large(object, fetched.data)) };
+            let Some((bytes_in, decoded)) = whole else {
+                return Ok(Read::Large(object, Stored::Held(fetched.data)));
+            };
             let decoded = decoded?;
             let parts = split_by_partition(&partition, key_value.as_deref(), decoded.batches)?;
             Ok(Read::Decoded(Decoded { bytes_in, parts, quarantined: decoded.quarantined, object }))
@@ -554,18 +584,32 @@ impl Converter {
     async fn stage_in_pieces(
         &self,
         object: SourceObject,
-        data: bytes::Bytes,
+        stored: Stored,
         stop: Option<tokio::time::Instant>,
         writers: &mut BTreeMap<Option<String>, FragmentWriter>,
         report: &mut ConversionReport,
         uploads: &mut Uploads,
     ) -> Result<Result<()>> {
         let options = self.options;
-        let mut pieces =
-            match Pieces::new(object.clone(), data, options.limits, options.piece_bytes, options.max_line_bytes) {
-                Ok(pieces) => pieces,
-                Err(err) => return Ok(Err(err)),
-            };
+        let (limits, piece_bytes, max_line_bytes) = (options.limits, options.piece_bytes, options.max_line_bytes);
+        let pieces = match stored {
+            Stored::Held(data) => Pieces::new(object.clone(), data, limits, piece_bytes, max_line_bytes),
+            // The version whose digest was taken: by version id, or by its ETag (`If-Match`).
+            Stored::Streamed => match self.source.open(&object).await {
+                Ok(opened) => Pieces::from_reader(
+                    object.clone(),
+                    BlockingBody::new(opened.body),
+                    limits,
+                    piece_bytes,
+                    max_line_bytes,
+                ),
+                Err(err) => Err(err),
+            },
+        };
+        let mut pieces = match pieces {
+            Ok(pieces) => pieces,
+            Err(err) => return Ok(Err(err)),
+        };
         let partition = self.schema.layout.partition.clone();
         let mut whole = DecodedPiece::default();
         let (mut rows, mut touched) = (0u64, None::<Option<String>>);
@@ -712,8 +756,16 @@ const QUARANTINED_LINES_PER_OBJECT: usize = 1_000_000;
 enum Read {
     /// Decoded whole.
     Decoded(Decoded),
-    /// Too large to decode whole: its stored bytes, to be read in pieces.
-    Large(SourceObject, bytes::Bytes),
+    /// Too large to decode whole, to be read in pieces.
+    Large(SourceObject, Stored),
+}
+
+/// Where a large object's stored bytes are to be read from.
+enum Stored {
+    /// Held in memory: small stored, large once decompressed.
+    Held(bytes::Bytes),
+    /// Too large to hold: streamed from the store again.
+    Streamed,
 }
 
 impl Read {
@@ -1303,6 +1355,72 @@ mod tests {
         let cut = totals["s3://raw/cut.json.zst"];
         assert!(cut.0 > 0 && cut.1.is_none() && cut.2, "rows staged before the damage, marked failed: {cut:?}");
         assert_eq!(totals["s3://raw/good.json"], (3, Some(3), false));
+    }
+
+    /// A store that only streams (a whole read is refused), counting opens; with `overwrite`
+    /// set, a key is overwritten with other bytes right after its first opening.
+    struct StreamingSource {
+        objects: Arc<MemorySource>,
+        opens: std::sync::atomic::AtomicUsize,
+        overwrite: bool,
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectSource for StreamingSource {
+        async fn fetch(&self, object: &SourceObject) -> Result<crate::ingest::Fetched> {
+            panic!("{} was downloaded whole", object.uri());
+        }
+
+        async fn open(&self, object: &SourceObject) -> Result<crate::ingest::Opened> {
+            let fetched = self.objects.fetch(object).await?;
+            if self.opens.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 && self.overwrite {
+                self.objects.put_version(&object.bucket, &object.key, "etag-new", None, lines(0..1));
+            }
+            let length = fetched.data.len() as u64;
+            Ok(crate::ingest::Opened { body: fetched.data.into(), length, etag: fetched.etag })
+        }
+    }
+
+    fn streaming_fixture(overwrite: bool) -> (Fixture, Arc<StreamingSource>) {
+        let options = ConverterOptions { piece_bytes: 4096, fragment_bytes: 16 << 10, ..small() };
+        let mut f = fixture(Layout::default(), options);
+        let source = Arc::new(StreamingSource { objects: f.source.clone(), opens: Default::default(), overwrite });
+        let schema = Arc::new(TableSchema::parse_with(SCHEMA, "t", Layout::default()).unwrap());
+        f.converter = Converter::new(source.clone(), f.fragments.clone(), f.quarantine.clone(), schema, options);
+        (f, source)
+    }
+
+    #[tokio::test]
+    async fn an_object_stored_larger_than_a_piece_is_streamed_twice_never_held_whole() {
+        let (f, source) = streaming_fixture(false);
+        let text = dated_lines(3000);
+        let data = zstd::bulk::compress(&text, 3).unwrap();
+        assert!(data.len() > 4096, "stored larger than a piece");
+        f.source.put_version("raw", "big.json.zst", "etag-big.json.zst", None, data.clone());
+        let report = f.converter.convert(&sqs(vec![created("big.json.zst")])).await.unwrap();
+        assert!(report.failed_messages.is_empty(), "{report:?}");
+        assert_eq!(source.opens.load(std::sync::atomic::Ordering::SeqCst), 2, "once for the digest, once to read");
+        assert_eq!((report.rows, report.quarantined), (3000 - 31, 31));
+        let fragments = staged(&f).await;
+        assert!(fragments.len() > 2, "fragments rolled inside the object");
+        let ids: BTreeSet<Option<String>> =
+            fragments.iter().flat_map(|f| &f.sources).map(|source| source.id.digest.clone()).collect();
+        assert_eq!(ids, BTreeSet::from([Some(content_digest(&data))]), "the digest of the stored bytes");
+        assert_eq!(staged_totals(&fragments)["s3://raw/big.json.zst"], (3000 - 31, Some(3000 - 31), false));
+    }
+
+    #[tokio::test]
+    async fn a_streamed_object_overwritten_between_its_two_reads_is_recorded_as_superseded() {
+        let (f, _) = streaming_fixture(true);
+        let data = zstd::bulk::compress(&dated_lines(3000), 3).unwrap();
+        f.source.put_version("raw", "big.json.zst", "etag-big.json.zst", None, data);
+        let report = f.converter.convert(&sqs(vec![created("big.json.zst")])).await.unwrap();
+        assert!(report.failed_messages.is_empty(), "answered: the new version has its own notification");
+        assert_eq!(report.superseded.len(), 1, "{report:?}");
+        assert_eq!((report.objects, report.rows), (0, 0));
+        assert!(staged(&f).await.is_empty(), "nothing of either version staged");
+        let recorded = crate::ingest::SupersededLog::new(f.fragments.store()).versions().await.unwrap();
+        assert_eq!(recorded.len(), 1);
     }
 
     #[derive(Default)]

@@ -20,6 +20,6 @@ pub use converter::{ConversionReport, Converter, ConverterOptions};
 pub use decode::{DecodedObject, JsonDecoder, QuarantinedLine};
 pub use isolation::{Isolation, SqsIsolation, receive_count};
 pub use quarantine::Quarantine;
-pub use source::{Compression, Fetched, ObjectLimits, ObjectSource, S3Source, with_decompressed};
+pub use source::{Compression, Fetched, ObjectLimits, ObjectSource, Opened, S3Source, open_file, with_decompressed};
 pub use superseded::{SupersededLog, SupersededVersion};
 pub use trigger::{CompactionTrigger, LambdaTrigger};

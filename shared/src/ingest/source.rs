@@ -3,6 +3,7 @@
 use std::io::Read;
 
 use async_trait::async_trait;
+use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 
 use crate::error::{Error, Result};
@@ -18,11 +19,95 @@ pub struct Fetched {
     pub etag: Option<String>,
 }
 
+/// An object opened for reading: its bytes arrive as they are read, so an object of any
+/// size can be streamed through the converter.
+#[derive(Debug)]
+pub struct Opened {
+    /// The stored bytes, as they arrive.
+    pub body: ByteStream,
+    /// Stored (compressed) size in bytes.
+    pub length: u64,
+    /// ETag of the version opened (quotes removed), when the store reports one.
+    pub etag: Option<String>,
+}
+
+impl Opened {
+    /// Reads the whole body.
+    pub async fn whole(self, object: &SourceObject) -> Result<Fetched> {
+        let data = self.body.collect().await.map_err(|err| body_failed(object, &err))?.into_bytes();
+        Ok(Fetched { data, etag: self.etag })
+    }
+}
+
 /// Where source objects are fetched from.
 #[async_trait]
 pub trait ObjectSource: Send + Sync {
-    /// Reads the object.
+    /// Reads the object whole.
     async fn fetch(&self, object: &SourceObject) -> Result<Fetched>;
+
+    /// Opens the object to stream it. By default the object is read whole first; stores that
+    /// can stream say so here.
+    async fn open(&self, object: &SourceObject) -> Result<Opened> {
+        let fetched = self.fetch(object).await?;
+        Ok(Opened { length: fetched.data.len() as u64, body: ByteStream::from(fetched.data), etag: fetched.etag })
+    }
+}
+
+/// Opens a local file as a source object's stored bytes, streamed as they are read.
+pub async fn open_file(object: &SourceObject, path: &std::path::Path) -> Result<Opened> {
+    let unreadable = |err: &dyn std::fmt::Display, retryable| Error::Source {
+        uri: object.uri(),
+        reason: format!("reading {}: {err}", path.display()),
+        retryable,
+    };
+    let length = tokio::fs::metadata(path)
+        .await
+        .map_err(|err| unreadable(&err, err.kind() != std::io::ErrorKind::NotFound))?
+        .len();
+    let body = ByteStream::from_path(path).await.map_err(|err| unreadable(&err, true))?;
+    Ok(Opened { body, length, etag: object.etag.clone() })
+}
+
+/// A read of a stored body that failed part way (a network fault): worth retrying.
+fn body_failed(object: &SourceObject, err: &dyn std::fmt::Display) -> Error {
+    Error::Source { uri: object.uri(), reason: format!("reading the object body failed: {err}"), retryable: true }
+}
+
+/// The content digest of a streamed body ([`crate::lineage::content_digest`] of its bytes),
+/// read to its end and dropped as it arrives.
+pub async fn digest_body(object: &SourceObject, mut body: ByteStream) -> Result<String> {
+    let mut digest = crate::lineage::ContentDigest::default();
+    while let Some(chunk) = body.next().await {
+        digest.update(&chunk.map_err(|err| body_failed(object, &err))?);
+    }
+    Ok(digest.finish())
+}
+
+/// A streamed body read from blocking code (the decoders run on blocking threads): each
+/// read waits on the runtime for the next bytes.
+pub struct BlockingBody {
+    body: Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl BlockingBody {
+    /// Wraps `body`; must be created inside the runtime, and read outside its worker threads.
+    pub fn new(body: ByteStream) -> Self {
+        Self { body: Box::new(body.into_async_read()), runtime: tokio::runtime::Handle::current() }
+    }
+}
+
+/// A failure of the stored body itself, as opposed to its content: told apart from a
+/// decompression error by [`Pieces`], because it is worth retrying.
+#[derive(Debug, thiserror::Error)]
+#[error("reading the object body failed: {0}")]
+struct BodyFault(std::io::Error);
+
+impl Read for BlockingBody {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use tokio::io::AsyncReadExt;
+        self.runtime.block_on(self.body.read(buf)).map_err(|err| std::io::Error::other(BodyFault(err)))
+    }
 }
 
 /// Source objects in S3, read with the AWS SDK.
@@ -40,10 +125,14 @@ impl S3Source {
 
 #[async_trait]
 impl ObjectSource for S3Source {
-    /// Reads the notified version: by version id on a versioned bucket, else only while the
+    async fn fetch(&self, object: &SourceObject) -> Result<Fetched> {
+        self.open(object).await?.whole(object).await
+    }
+
+    /// Opens the notified version: by version id on a versioned bucket, else only while the
     /// key still holds the notified ETag (`If-Match`). A version that is gone is
     /// [`Error::Superseded`], never silently replaced by whatever the key holds now.
-    async fn fetch(&self, object: &SourceObject) -> Result<Fetched> {
+    async fn open(&self, object: &SourceObject) -> Result<Opened> {
         let uri = object.uri();
         let mut request = self.client.get_object().bucket(&object.bucket).key(&object.key);
         if let Some(version) = &object.version {
@@ -76,12 +165,8 @@ impl ObjectSource for S3Source {
             }
         })?;
         let etag = response.e_tag.as_deref().map(|etag| etag.trim_matches('"').to_string());
-        let body = response.body.collect().await.map_err(|err| Error::Source {
-            uri,
-            reason: format!("reading the object body failed: {err}"),
-            retryable: true,
-        })?;
-        Ok(Fetched { data: body.into_bytes(), etag })
+        let length = response.content_length.and_then(|length| u64::try_from(length).ok()).unwrap_or(u64::MAX);
+        Ok(Opened { body: response.body, length, etag })
     }
 }
 
@@ -279,7 +364,19 @@ impl Pieces {
         piece_bytes: usize,
         max_line_bytes: usize,
     ) -> Result<Self> {
-        let compressed = bytes::Buf::reader(data);
+        Self::from_reader(object, bytes::Buf::reader(data), limits, piece_bytes, max_line_bytes)
+    }
+
+    /// [`Pieces::new`], reading the stored bytes from `compressed` as they are needed (a
+    /// [`BlockingBody`] streams them from the store), so not even the compressed object is
+    /// held whole.
+    pub fn from_reader(
+        object: SourceObject,
+        compressed: impl Read + Send + 'static,
+        limits: ObjectLimits,
+        piece_bytes: usize,
+        max_line_bytes: usize,
+    ) -> Result<Self> {
         let (reader, codec): (Box<dyn Read + Send>, _) = match Compression::from_key(&object.key) {
             Compression::Zstd => (
                 Box::new(
@@ -367,6 +464,9 @@ impl Pieces {
                 Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(err) => {
                     self.buffer.truncate(start);
+                    if let Some(fault) = err.get_ref().and_then(|inner| inner.downcast_ref::<BodyFault>()) {
+                        return Err(body_failed(&self.object, fault));
+                    }
                     let reason = if err.kind() == std::io::ErrorKind::UnexpectedEof {
                         "the input ends inside a frame (truncated object)".to_string()
                     } else {
@@ -600,6 +700,56 @@ mod tests {
         let err = pieces("t.json.zst", zst[..zst.len() / 2].to_vec(), 4096, 1 << 20).err().unwrap();
         assert!(err.to_string().contains("t.json.zst: zstd decompression failed"), "{err}");
         assert!(!err.is_retryable());
+    }
+
+    /// Reads `data`, then fails as a dropped connection does.
+    struct Dropped(std::io::Cursor<Vec<u8>>);
+
+    impl Read for Dropped {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            match self.0.read(buf)? {
+                0 => Err(std::io::Error::other(BodyFault(std::io::ErrorKind::ConnectionReset.into()))),
+                read => Ok(read),
+            }
+        }
+    }
+
+    #[test]
+    fn a_stream_that_breaks_is_worth_retrying_and_damage_is_not() {
+        let text: Vec<u8> = (0..20_000u64).flat_map(|i| format!("{{\"n\":{i}}}\n").into_bytes()).collect();
+        let zst = zstd::bulk::compress(&text, 3).unwrap();
+        let cut = zst[..zst.len() / 2].to_vec();
+        let read_all = |reader: Box<dyn Read + Send>| {
+            let mut pieces = Pieces::from_reader(object("s.json.zst"), reader, ObjectLimits::NONE, 4096, 1 << 20)?;
+            while pieces.next_piece()?.is_some() {}
+            Ok::<_, Error>(())
+        };
+        let err = read_all(Box::new(Dropped(std::io::Cursor::new(cut.clone())))).unwrap_err();
+        assert!(err.is_retryable(), "{err}");
+        assert!(err.to_string().contains("s3://b/s.json.zst: reading the object body failed"), "{err}");
+        let err = read_all(Box::new(std::io::Cursor::new(cut))).unwrap_err();
+        assert!(!err.is_retryable() && err.to_string().contains("zstd decompression failed"), "{err}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_streamed_body_reads_on_blocking_threads_and_digests_as_a_whole() {
+        let text: Vec<u8> = (0..50_000u64).flat_map(|i| format!("{{\"n\":{i}}}\n").into_bytes()).collect();
+        let stored = zstd::bulk::compress(&text, 3).unwrap();
+        let digest = digest_body(&object("d.json.zst"), ByteStream::from(stored.clone())).await.unwrap();
+        assert_eq!(digest, crate::lineage::content_digest(&stored));
+        let body = BlockingBody::new(ByteStream::from(stored));
+        let read = tokio::task::spawn_blocking(move || {
+            let mut pieces =
+                Pieces::from_reader(object("d.json.zst"), body, ObjectLimits::NONE, 4096, 1 << 20).unwrap();
+            let mut joined = Vec::new();
+            while let Some(piece) = pieces.next_piece().unwrap() {
+                joined.extend(piece.data);
+            }
+            joined
+        })
+        .await
+        .unwrap();
+        assert_eq!(read, text);
     }
 
     fn decompress_with(object: &SourceObject, data: Vec<u8>, limits: ObjectLimits) -> Result<Vec<u8>> {

@@ -13,7 +13,8 @@ use serde::Serialize;
 use crate::commit::table_store;
 use crate::error::{Error, Result};
 use crate::ingest::{
-    ConversionReport, Converter, ConverterOptions, Fetched, ObjectSource, Quarantine, QuarantinedLine,
+    ConversionReport, Converter, ConverterOptions, Fetched, ObjectSource, Opened, Quarantine, QuarantinedLine,
+    open_file,
 };
 use crate::lineage::SourceObject;
 use crate::ops::backfill::sqs_message;
@@ -47,6 +48,10 @@ impl ObjectSource for LocalFiles {
             retryable: false,
         })?;
         Ok(Fetched { data: data.into(), etag: None })
+    }
+
+    async fn open(&self, object: &SourceObject) -> Result<Opened> {
+        open_file(object, &Path::new("/").join(&object.key)).await
     }
 }
 

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::error::{Error, Result};
-use crate::ingest::source::{Fetched, ObjectSource};
+use crate::ingest::source::{Fetched, ObjectSource, Opened, open_file};
 use crate::lineage::SourceObject;
 
 /// Source objects in a local directory (`<root>/<bucket>/<key>`), for benchmarks and local runs.
@@ -33,6 +33,10 @@ impl ObjectSource for LocalSource {
             retryable: err.kind() != std::io::ErrorKind::NotFound,
         })?;
         Ok(Fetched { data: data.into(), etag: object.etag.clone() })
+    }
+
+    async fn open(&self, object: &SourceObject) -> Result<Opened> {
+        open_file(object, &self.root.join(&object.bucket).join(&object.key)).await
     }
 }
 

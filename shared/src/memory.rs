@@ -1,0 +1,27 @@
+//! How the process's allocator is set up.
+//!
+//! glibc's `malloc` serves blocks above its mmap threshold (128 KiB at first) from mappings of
+//! their own, returned to the system when freed, but raises the threshold to the size of each
+//! such block freed, up to 32 MiB. After the converter frees its first piece buffer, buffers of
+//! many MiB (pieces, Arrow columns, fragment pages) come from the heaps instead, interleaved
+//! with the small chunks a download streams in; the heaps fragment and are not given back, so
+//! a long object grows the process far past what the converter holds at any time. A fixed
+//! threshold keeps every large buffer in a mapping of its own, so memory follows what is held.
+
+/// Blocks at least this large get a mapping of their own.
+pub const MMAP_THRESHOLD_BYTES: usize = 1 << 20;
+
+/// Fixes the allocator's mmap threshold at [`MMAP_THRESHOLD_BYTES`] (glibc only; a no-op
+/// elsewhere). Called first thing by the functions and the command, before any large buffer.
+pub fn keep_large_buffers_mapped() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallopt only changes a tuning parameter of the allocator; setting
+        // M_MMAP_THRESHOLD is allowed at any time and affects only later allocations.
+        let threshold = libc::c_int::try_from(MMAP_THRESHOLD_BYTES).unwrap_or(libc::c_int::MAX);
+        let accepted = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, threshold) };
+        if accepted == 0 {
+            tracing::warn!(threshold, "the allocator refused a fixed mmap threshold");
+        }
+    }
+}

@@ -1094,6 +1094,80 @@ mod tests {
         assert_eq!(f.fragments.batches().await.unwrap().len(), 1, "what was staged is sealed");
     }
 
+    /// A store that streams `big*` objects slowly once their digest is taken: 4 KiB chunks,
+    /// `pace` apart (their first opening starts late, so the other objects are read first).
+    struct PacedSource {
+        objects: Arc<MemorySource>,
+        opened: std::sync::Mutex<HashSet<String>>,
+        pace: std::time::Duration,
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectSource for PacedSource {
+        async fn fetch(&self, object: &SourceObject) -> Result<crate::ingest::Fetched> {
+            self.objects.fetch(object).await
+        }
+
+        async fn open(&self, object: &SourceObject) -> Result<crate::ingest::Opened> {
+            let fetched = self.objects.fetch(object).await?;
+            let length = fetched.data.len() as u64;
+            let opened = |body| crate::ingest::Opened { body, length, etag: fetched.etag.clone() };
+            if !object.key.starts_with("big") {
+                return Ok(opened(fetched.data.clone().into()));
+            }
+            if self.opened.lock().unwrap().insert(object.key.clone()) {
+                tokio::time::sleep(self.pace * 4).await;
+                return Ok(opened(fetched.data.clone().into()));
+            }
+            let (data, pace) = (fetched.data.clone(), self.pace);
+            let chunks = futures::stream::iter((0..data.len()).step_by(4096)).then(move |at| {
+                let chunk = data.slice(at..(at + 4096).min(data.len()));
+                async move {
+                    tokio::time::sleep(pace).await;
+                    Ok::<_, std::io::Error>(http_body::Frame::data(chunk))
+                }
+            });
+            let body = aws_sdk_s3::primitives::SdkBody::from_body_1_x(http_body_util::StreamBody::new(chunks));
+            Ok(opened(aws_sdk_s3::primitives::ByteStream::new(body)))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_large_object_cut_off_by_the_deadline_fails_alone_and_what_it_staged_is_marked() {
+        let options = ConverterOptions { piece_bytes: 4096, fragment_bytes: 16 << 10, ..small() };
+        let mut f = fixture(Layout::default(), options);
+        let pace = std::time::Duration::from_millis(10);
+        let source = Arc::new(PacedSource { objects: f.source.clone(), opened: Default::default(), pace });
+        let schema = Arc::new(TableSchema::parse_with(SCHEMA, "t", Layout::default()).unwrap());
+        f.converter = Converter::new(source, f.fragments.clone(), f.quarantine.clone(), schema, options);
+        // Lines that barely compress: the stored object is many zstd blocks (each decoded
+        // only once whole) and many chunks, read over seconds.
+        let text: String = (0..20_000)
+            .map(|i: u64| {
+                format!("{{\"id\":{i},\"pad\":\"{:032x}\"}}\n", twox_hash::XxHash3_128::oneshot(&i.to_le_bytes()))
+            })
+            .collect();
+        let data = zstd::bulk::compress(text.as_bytes(), 3).unwrap();
+        assert!(data.len() / 4096 > 100, "{} bytes", data.len());
+        f.source.put("raw", "big.json.zst", data);
+        f.source.put("raw", "small.json", lines(0..3));
+        // About half way through the object (its first zstd block arrives after ~110 ms).
+        let stop = tokio::time::Instant::now() + pace * 50;
+        let event = sqs(vec![created("big.json.zst"), created("small.json")]);
+        let report = f.converter.convert_until(&event, Some(stop));
+        let report = tokio::time::timeout(std::time::Duration::from_secs(600), report)
+            .await
+            .expect("the batch answers at its stop")
+            .unwrap();
+        assert_eq!(report.failed_messages, vec!["m0"], "only the unfinished object is redelivered");
+        assert_eq!((report.objects, report.rows), (1, 3));
+        let totals = staged_totals(&staged(&f).await);
+        let big = totals["s3://raw/big.json.zst"];
+        assert!(big.0 > 0 && big.1.is_none() && big.2, "cut off part way, what it staged is marked failed: {big:?}");
+        assert_eq!(totals["s3://raw/small.json"], (3, Some(3), false));
+        assert_eq!(f.fragments.batches().await.unwrap().len(), 1, "what was staged is sealed");
+    }
+
     /// An isolation queue that keeps what it is given.
     #[derive(Default)]
     struct Isolated(std::sync::Mutex<Vec<String>>);

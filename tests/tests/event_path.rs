@@ -364,3 +364,61 @@ async fn a_bomb_and_an_object_that_kills_the_converter_reach_the_dlq_alone_and_t
     assert_eq!(pipeline.read_table(false).await.unwrap().num_rows, good_rows);
     assert_eq!(pipeline.queue_depth(&pipeline.dlq_url).await.unwrap(), 2, "only the two are dead letters");
 }
+
+/// An object stored larger than a piece is streamed from S3 (for its digest, then for its
+/// pieces, both reads pinned to the notified ETag), and lands whole, once, beside a small one.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_object_stored_larger_than_a_piece_is_streamed_from_s3_and_lands_once() {
+    let localstack = LocalStack::connect().await.unwrap();
+    let options = PipelineOptions {
+        environment: vec![
+            ("INLET_PIECE_BYTES".into(), (64 * 1024).to_string()),
+            ("INLET_FRAGMENT_BYTES".into(), (1 << 20).to_string()),
+        ],
+        ..PipelineOptions::default()
+    };
+    let pipeline = Pipeline::deploy(&localstack, "streamed", options).await.unwrap();
+    let (big, small) = (sample::ndjson_object(SEED, 700, 4 << 20), sample::ndjson_object(SEED, 701, 8 * 1024));
+    let mut written: BTreeMap<String, (Value, String)> = BTreeMap::new();
+    let (mut uris, mut digests) = (Vec::new(), BTreeMap::new());
+    for (key, ndjson) in [("svc/date=2026-05-16/big.json.zst", &big), ("svc/date=2026-05-16/small.json.zst", &small)] {
+        let uri = format!("s3://{}/{key}", pipeline.raw_bucket);
+        for line in ndjson.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let value: Value = serde_json::from_slice(line).unwrap();
+            written.insert(value["event_id"].as_str().unwrap().to_string(), (value, uri.clone()));
+        }
+        let stored = sample::zstd_compress(ndjson);
+        digests.insert(uri.clone(), inlet::lineage::content_digest(&stored));
+        pipeline.put(key, stored).await.unwrap();
+        uris.push(uri);
+    }
+    assert!(sample::zstd_compress(&big).len() > 64 * 1024, "the big object is stored larger than a piece");
+
+    pipeline.wait_for_staged(&uris, Duration::from_secs(120)).await.unwrap();
+    let store = pipeline.fragments().unwrap();
+    let mut staged_fragments = 0;
+    for meta in store.list().await.unwrap() {
+        staged_fragments += 1;
+        for source in store.info(&meta).await.unwrap().sources {
+            assert_eq!(source.id.digest.as_ref(), Some(&digests[&source.id.uri]), "the digest of the stored bytes");
+            assert!(!source.failed, "{source:?}");
+        }
+    }
+    assert!(staged_fragments > 1, "fragments rolled inside the big object");
+    assert!(pipeline.function_log(&pipeline.converter).contains("large object: reading it in pieces"));
+
+    pipeline.compact(serde_json::json!({"force": true})).await.unwrap();
+    let table = pipeline.read_table(true).await.unwrap();
+    assert_eq!(table.num_rows, written.len() as u64, "every line once");
+    for row in &table.rows {
+        let id = row["event_id"].as_str().unwrap();
+        let (line, uri) = written.get(id).unwrap_or_else(|| panic!("row {id} was never written"));
+        assert_eq!(row["_source_file"].as_str().unwrap(), uri);
+        let mut row = row.clone();
+        row.remove("_source_file");
+        row.remove("_source_etag");
+        assert_eq!(&Value::Object(row), line, "row {id} differs from its input line");
+    }
+    assert_eq!(pipeline.queue_depth(&pipeline.dlq_url).await.unwrap(), 0);
+    assert!(pipeline.superseded().await.unwrap().is_empty());
+}

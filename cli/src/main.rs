@@ -77,6 +77,10 @@ enum Command {
         /// Also delete unreferenced data files older than the table's retention.
         #[arg(long)]
         vacuum: bool,
+        /// Create the table if none is there yet, even with nothing staged (without it, a
+        /// location with no table and no staged rows is refused as a likely mistyped URI).
+        #[arg(long)]
+        create: bool,
     },
     /// Show queue depths, staged fragments and the table's version and files.
     Status {
@@ -130,13 +134,14 @@ async fn main() -> Result<()> {
             bar.finish();
             println!("{}", serde_json::json!({"queued": sent, "bytes": bytes, "queue": queue_url}));
         }
-        Command::Compact { function, partitions, optimize, vacuum } => {
+        Command::Compact { function, partitions, optimize, vacuum, create } => {
             let request = CompactRequest {
                 table: None,
                 force: true,
                 partitions: (!partitions.is_empty()).then_some(partitions),
                 optimize,
                 vacuum,
+                create,
             };
             match function {
                 Some(function) => {

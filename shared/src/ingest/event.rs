@@ -1,4 +1,5 @@
-//! Which source objects an SQS batch of S3 notifications names.
+//! Which source objects an SQS batch of S3 notifications names (S3 event notifications,
+//! EventBridge events from S3, and SNS envelopes of either).
 
 use std::collections::HashMap;
 
@@ -16,15 +17,37 @@ pub enum Notification {
     Ignored(String),
 }
 
-/// Parses one SQS message body holding an S3 notification.
+/// SNS envelopes wrapping SNS envelopes deeper than this are refused (a loop in the wiring).
+const MAX_ENVELOPES: usize = 3;
+
+/// Parses one SQS message body: an S3 event notification, an EventBridge event from S3, or
+/// either of them in an SNS envelope (S3 → SNS → SQS fan-out without raw delivery).
 pub fn parse_notification(body: &str) -> Result<Notification, String> {
     let value: serde_json::Value =
         serde_json::from_str(body).map_err(|err| format!("message body is not JSON: {err}"))?;
+    parse_value(value, 0)
+}
+
+fn parse_value(value: serde_json::Value, envelopes: usize) -> Result<Notification, String> {
+    if value.get("Type").and_then(|kind| kind.as_str()) == Some("Notification") {
+        let message =
+            value.get("Message").and_then(|message| message.as_str()).ok_or("SNS envelope without a Message")?;
+        if envelopes >= MAX_ENVELOPES {
+            return Err(format!("more than {MAX_ENVELOPES} SNS envelopes inside each other"));
+        }
+        let inner = serde_json::from_str(message).map_err(|err| format!("SNS Message is not JSON: {err}"))?;
+        return parse_value(inner, envelopes + 1);
+    }
+    if value.get("detail-type").is_some() && value.get("detail").is_some() {
+        return parse_eventbridge(&value);
+    }
     if value.get("Event").and_then(|event| event.as_str()) == Some("s3:TestEvent") {
         return Ok(Notification::Ignored("s3:TestEvent".into()));
     }
     if value.get("Records").is_none() {
-        return Err("message body is neither an S3 event nor an s3:TestEvent".into());
+        return Err("message body is neither an S3 event notification, an EventBridge event from S3, an SNS \
+                    envelope of either, nor an s3:TestEvent"
+            .into());
     }
     let event: S3Event =
         serde_json::from_value(value).map_err(|err| format!("malformed S3 event notification: {err}"))?;
@@ -41,9 +64,8 @@ pub fn parse_notification(body: &str) -> Result<Notification, String> {
         objects.push(SourceObject {
             bucket,
             key: decode_key(&raw_key)?,
-            etag: record.s3.object.e_tag.map(|etag| etag.trim_matches('"').to_string()).filter(|e| !e.is_empty()),
-            // Unversioned buckets send no version id, or the literal "null".
-            version: record.s3.object.version_id.filter(|v| !v.is_empty() && v != "null"),
+            etag: clean_etag(record.s3.object.e_tag),
+            version: clean_version(record.s3.object.version_id),
             digest: None,
         });
     }
@@ -51,6 +73,39 @@ pub fn parse_notification(body: &str) -> Result<Notification, String> {
         return Ok(Notification::Ignored(format!("no ObjectCreated records (events: {})", ignored.join(", "))));
     }
     Ok(Notification::Objects(objects))
+}
+
+/// An EventBridge event from S3: "Object Created" names one object (its key as stored, not
+/// encoded as in S3 event notifications); every other S3 event type needs no work.
+fn parse_eventbridge(value: &serde_json::Value) -> Result<Notification, String> {
+    let text = |pointer: &str| value.pointer(pointer).and_then(|v| v.as_str()).map(str::to_string);
+    let source = text("/source").unwrap_or_default();
+    if source != "aws.s3" {
+        return Err(format!("EventBridge event from {source:?}, not from S3 (aws.s3)"));
+    }
+    let kind = text("/detail-type").unwrap_or_default();
+    if kind != "Object Created" {
+        return Ok(Notification::Ignored(format!("EventBridge {kind:?} event")));
+    }
+    let bucket =
+        text("/detail/bucket/name").filter(|b| !b.is_empty()).ok_or("EventBridge event without bucket name")?;
+    let key = text("/detail/object/key").filter(|k| !k.is_empty()).ok_or("EventBridge event without object key")?;
+    Ok(Notification::Objects(vec![SourceObject {
+        bucket,
+        key,
+        etag: clean_etag(text("/detail/object/etag")),
+        version: clean_version(text("/detail/object/version-id")),
+        digest: None,
+    }]))
+}
+
+fn clean_etag(etag: Option<String>) -> Option<String> {
+    etag.map(|etag| etag.trim_matches('"').to_string()).filter(|e| !e.is_empty())
+}
+
+/// Unversioned buckets send no version id, or the literal "null".
+fn clean_version(version: Option<String>) -> Option<String> {
+    version.filter(|v| !v.is_empty() && v != "null")
 }
 
 /// Decodes a notification key: S3 form-encodes keys (`+` for space); LocalStack uses `%20`.
@@ -151,10 +206,47 @@ mod tests {
         );
     }
 
+    const EVENTBRIDGE_CREATED: &str = include_str!("../../tests/fixtures/s3-eventbridge-created.json");
+    const EVENTBRIDGE_DELETED: &str = include_str!("../../tests/fixtures/s3-eventbridge-deleted.json");
+    const SNS_S3_PUT: &str = include_str!("../../tests/fixtures/sns-envelope-s3-put.json");
+    const SNS_EVENTBRIDGE: &str = include_str!("../../tests/fixtures/sns-envelope-eventbridge.json");
+
+    #[test]
+    fn eventbridge_and_sns_envelopes_name_the_same_object_as_an_s3_notification() {
+        let direct = parse_notification(AWS_PUT).unwrap();
+        assert_eq!(parse_notification(SNS_S3_PUT).unwrap(), direct, "an SNS envelope is unwrapped");
+        let Notification::Objects(objects) = parse_notification(EVENTBRIDGE_CREATED).unwrap() else { panic!() };
+        assert_eq!(objects.len(), 1);
+        // EventBridge keys are the key as stored: a `+` stays a `+`.
+        assert_eq!(objects[0].uri(), "s3://raw-events/web/date=2026-05-16/part 1+x é.json.zst");
+        assert_eq!(objects[0].etag.as_deref(), Some("0123456789abcdef0123456789abcdef"));
+        assert_eq!(objects[0].version.as_deref(), Some("uhggCJ2_B6gU2JaXWXebnXFDstO0ID6G"));
+        assert_eq!(parse_notification(SNS_EVENTBRIDGE).unwrap(), Notification::Objects(objects));
+        assert!(
+            matches!(parse_notification(EVENTBRIDGE_DELETED).unwrap(), Notification::Ignored(reason) if reason.contains("Object Deleted"))
+        );
+    }
+
+    #[test]
+    fn envelopes_that_hold_nothing_of_s3_are_invalid_with_a_reason() {
+        let other =
+            r#"{"version":"0","detail-type":"EC2 Instance State-change Notification","source":"aws.ec2","detail":{}}"#;
+        assert!(parse_notification(other).unwrap_err().contains("not from S3"));
+        let empty = r#"{"Type":"Notification","Message":"not json"}"#;
+        assert!(parse_notification(empty).unwrap_err().contains("SNS Message is not JSON"));
+        let mut nested = AWS_PUT.trim().to_string();
+        for _ in 0..4 {
+            nested = serde_json::json!({"Type": "Notification", "Message": nested}).to_string();
+        }
+        assert!(parse_notification(&nested).unwrap_err().contains("SNS envelopes inside each other"));
+        let created = r#"{"detail-type":"Object Created","source":"aws.s3","detail":{"bucket":{"name":"b"}}}"#;
+        assert!(parse_notification(created).unwrap_err().contains("without object key"));
+    }
+
     #[test]
     fn garbage_bodies_are_invalid_with_a_reason() {
         assert!(parse_notification("hello").unwrap_err().contains("not JSON"));
-        assert!(parse_notification("{}").unwrap_err().contains("neither an S3 event"));
+        assert!(parse_notification("{}").unwrap_err().contains("neither an S3 event notification"));
         assert!(
             parse_notification(r#"{"Records":[{"eventName":"ObjectCreated:Put"}]}"#).unwrap_err().contains("malformed")
         );

@@ -7,6 +7,8 @@ use crate::commit::optimize::{OptimizeOptions, optimize, vacuum};
 use crate::commit::table::open_or_create;
 use crate::context::Context;
 use crate::error::{Error, Result};
+use crate::stage::FragmentStore;
+use deltalake::DeltaTable;
 
 /// An on-demand or scheduled compaction request (the compactor Lambda's payload).
 /// `{}` and EventBridge's scheduled-event payload both mean "compact the configured table".
@@ -29,6 +31,11 @@ pub struct CompactRequest {
     /// Also vacuum: delete unreferenced data files older than the table's retention.
     #[serde(default)]
     pub vacuum: bool,
+    /// Create the table if there is none at the configured location, even with nothing staged
+    /// there. Without it a table is created only where a converter has staged rows, so a
+    /// mistyped table URI is an error instead of a new empty table.
+    #[serde(default)]
+    pub create: bool,
 }
 
 impl CompactRequest {
@@ -51,6 +58,22 @@ pub async fn compact_table(context: &Context, request: &CompactRequest) -> Resul
         }
     }
     let url = context.settings.table_url()?;
+    let table = DeltaTable::try_from_url_with_storage_options(url.clone(), context.storage_options.clone()).await?;
+    if table.version().is_none() && !request.create {
+        let staged = FragmentStore::new(context.table_store.clone()).list().await?;
+        if staged.is_empty() {
+            if !request.force {
+                // A new deployment before its first data: the schedule has nothing to do yet.
+                tracing::info!(table = %url, "no table yet and nothing staged: nothing to compact");
+                return Ok(CompactionReport::default());
+            }
+            return Err(Error::BadRequest(format!(
+                "no Delta table at {url} and nothing staged there: check the table URI \
+                 (INLET_TABLE_URI or --table), or create the table anyway with `inlet compact --create` \
+                 ({{\"create\": true}})"
+            )));
+        }
+    }
     let mut table =
         open_or_create(&url, &context.storage_options, &context.schema, context.settings.maintenance).await?;
     let options = CompactorOptions::from_settings(&context.settings);

@@ -21,7 +21,12 @@ pub const SETTINGS: &[SettingDoc] = &[
     SettingDoc {
         env: "INLET_TABLE_URI",
         default: None,
-        description: "Delta table location (`s3://lake/events`, `file:///...`); fragments stage under `<uri>/_inlet/`.",
+        description: "Delta table location (`s3://lake/events`, `file:///...`); fragments stage under `<uri>/_inlet/`. Required unless `INLET_ROUTES` is set.",
+    },
+    SettingDoc {
+        env: "INLET_ROUTES",
+        default: None,
+        description: "Routing file for several tables in one deployment (a path, relative to `LAMBDA_TASK_ROOT`, or `s3://bucket/key`): routes of key prefix to table, schema and partitioning. When set, `INLET_TABLE_URI`, `INLET_SCHEMA` and `INLET_PARTITION_BY` come from each route; see docs/design.md.",
     },
     SettingDoc {
         env: "INLET_SCHEMA",
@@ -270,6 +275,11 @@ impl Default for Maintenance {
     }
 }
 
+/// Whether `env` is a setting Inlet reads (one of [`SETTINGS`]).
+pub fn is_setting(env: &str) -> bool {
+    SETTINGS.iter().any(|setting| setting.env == env)
+}
+
 fn url_of(uri: &str) -> Result<url::Url> {
     url::Url::parse(uri).map_err(|err| Error::Config(format!("INLET_TABLE_URI {uri:?} is not a URL: {err}")))
 }
@@ -433,6 +443,9 @@ mod documentation {
             "INLET_COMPACTOR_FUNCTION",
             "INLET_ISOLATION_QUEUE_URL",
             "INLET_LOG_FORMAT",
+            // The module deploys one table per instance; a routing file is for deployments
+            // wired by hand until the module takes a map of tables.
+            "INLET_ROUTES",
         ];
         for setting in SETTINGS.iter().filter(|s| !derived.contains(&s.env)) {
             let marker = format!("description = \"{}:", setting.env);

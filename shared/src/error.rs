@@ -34,6 +34,14 @@ pub enum Error {
     #[error("bad request: {0}")]
     BadRequest(String),
 
+    /// There is no Delta table at the location and nothing staged there: most likely a
+    /// mistyped table URI, so no empty table is created unless asked.
+    #[error(
+        "no Delta table at {0} and nothing staged there: check the table URI (INLET_TABLE_URI, --table-uri or \
+         the route's table_uri), or create the table anyway with `inlet compact --create` ({{\"create\": true}})"
+    )]
+    NoTable(String),
+
     /// A source object could not be read or decoded as a whole.
     #[error("{uri}: {reason}")]
     Source {
@@ -120,6 +128,7 @@ impl Error {
             Error::Config(_) => "Inlet.Config",
             Error::Schema { .. } => "Inlet.Schema",
             Error::BadRequest(_) => "Inlet.BadRequest",
+            Error::NoTable(_) => "Inlet.NoTable",
             Error::Source { .. } => "Inlet.Source",
             Error::Superseded { .. } => "Inlet.Superseded",
             Error::Aws { .. } => "Inlet.Aws",
@@ -144,6 +153,7 @@ impl Error {
             Error::Config(_)
             | Error::Schema { .. }
             | Error::BadRequest(_)
+            | Error::NoTable(_)
             | Error::Superseded { .. }
             | Error::Integrity(_)
             | Error::Arrow(_)

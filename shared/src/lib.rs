@@ -8,7 +8,8 @@
 //! - [`commit`]: staged fragments → one Delta commit, exactly once (the compactor Lambda);
 //! - [`ops`]: what only the `inlet` command uses (backfill, status).
 //!
-//! Beside them: the declared [`schema`] and its [`partition`] spec, source identity
+//! Beside them: the declared [`schema`] and its [`partition`] spec, the [`routes`] of a deployment of
+//! several tables, source identity
 //! ([`lineage`]), crash points for tests on the real path ([`faults`]), every path and metadata key Inlet owns ([`layout`]), [`config`], the
 //! process [`context`] and its allocator ([`memory`]), [`error`]s, [`metrics`] and [`telemetry`].
 #![deny(missing_docs)]
@@ -26,6 +27,7 @@ pub mod memory;
 pub mod metrics;
 pub mod ops;
 pub mod partition;
+pub mod routes;
 pub mod schema;
 pub mod stage;
 pub mod telemetry;

@@ -1,7 +1,7 @@
-//! Compactor Lambda: merges staged fragments into the Delta table; scheduled or on demand.
+//! Compactor Lambda: merges staged fragments into the Delta table (or each table of a routing
+//! file); scheduled or on demand.
 
-use inlet::commit::{CompactRequest, CompactionReport, compact_table};
-use inlet::context::Context;
+use inlet::commit::{CompactRequest, RoutedCompactor};
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, run, service_fn};
 use serde_json::Value;
 
@@ -9,12 +9,21 @@ use serde_json::Value;
 async fn main() -> Result<(), Error> {
     inlet::telemetry::init();
     inlet::memory::keep_large_buffers_mapped();
-    let context = &Context::from_env().await?;
+    let compactor = &RoutedCompactor::from_env().await?;
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         let request = CompactRequest::from_payload(&event.payload).map_err(Diagnostic::from)?;
-        let report = compact_table(context, &request).await.map_err(Diagnostic::from)?;
-        inlet::metrics::emit("compactor", &context.settings.table_uri, &report.metrics());
-        Ok::<CompactionReport, Diagnostic>(report)
+        let reports = compactor.compact(&request).await.map_err(Diagnostic::from)?;
+        for (_, table, report) in &reports {
+            inlet::metrics::emit("compactor", table, &report.metrics());
+        }
+        // One table: its report, as a single-table deployment answers; several: by route name.
+        let answer = match reports.as_slice() {
+            [(_, _, report)] => serde_json::to_value(report),
+            _ => serde_json::to_value(serde_json::json!({
+                "tables": reports.iter().map(|(name, _, report)| (name.clone(), report)).collect::<std::collections::BTreeMap<_, _>>()
+            })),
+        };
+        answer.map_err(|err| Diagnostic::from(inlet::Error::from(err)))
     }))
     .await
 }

@@ -11,7 +11,8 @@ pub mod optimize;
 pub mod table;
 
 pub use compact::{
-    Clock, CompactRequest, CompactionReport, Compactor, CompactorOptions, SystemClock, Timings, compact_table,
+    Clock, CompactRequest, CompactionReport, Compactor, CompactorOptions, RoutedCompactor, SystemClock, Timings,
+    compact_table,
 };
 pub use history::LoadHistory;
 pub use optimize::{OptimizeOptions, OptimizeReport, VacuumReport, optimize, vacuum};

@@ -187,6 +187,12 @@ impl Converter {
         self
     }
 
+    /// The same converter, leaving redelivered messages to whoever routes its batches.
+    pub fn without_isolation(mut self) -> Self {
+        self.isolation = None;
+        self
+    }
+
     /// A converter over S3 sources and the table's staging area, as the Lambda runs it.
     pub fn from_context(context: &Context) -> Self {
         let settings = &context.settings;
@@ -245,7 +251,7 @@ impl Converter {
         let started = std::time::Instant::now();
         let mut failed = BTreeSet::new();
         let mut isolated = Vec::new();
-        let event = self.isolate_redeliveries(event, &mut isolated, &mut failed).await;
+        let event = isolate_redeliveries(self.isolation.as_deref(), event, &mut isolated, &mut failed).await;
         let plan = BatchPlan::from_sqs(&event);
         let mut unanswered: BTreeSet<String> = plan.objects.iter().flat_map(|(_, ids)| ids.iter().cloned()).collect();
         for (id, reason) in &plan.invalid {
@@ -384,41 +390,6 @@ impl Converter {
             }
         }
         Ok(())
-    }
-
-    /// The part of `event` to convert here: in a batch of several, messages delivered before
-    /// go to the isolation queue (listed in `isolated`, or in `failed` if it refuses them).
-    async fn isolate_redeliveries<'a>(
-        &self,
-        event: &'a SqsEvent,
-        isolated: &mut Vec<String>,
-        failed: &mut BTreeSet<String>,
-    ) -> std::borrow::Cow<'a, SqsEvent> {
-        let Some(isolation) = &self.isolation else { return std::borrow::Cow::Borrowed(event) };
-        if event.records.len() < 2 || event.records.iter().all(|m| receive_count(m) <= 1) {
-            return std::borrow::Cow::Borrowed(event);
-        }
-        let (again, fresh): (Vec<_>, Vec<_>) = event.records.iter().cloned().partition(|m| receive_count(m) > 1);
-        let ids: Vec<String> =
-            again.iter().enumerate().map(|(at, m)| m.message_id.clone().unwrap_or(format!("#r{at}"))).collect();
-        let bodies: Vec<String> = again.iter().map(|m| m.body.clone().unwrap_or_default()).collect();
-        match isolation.isolate(&bodies).await {
-            Ok(()) => {
-                tracing::warn!(
-                    messages = ids.len(),
-                    "messages delivered before (their batch failed or its converter died): moved to the isolation \
-                     queue, to be converted one per invocation"
-                );
-                isolated.extend(ids);
-            }
-            Err(err) => {
-                tracing::error!(error = %err, messages = ids.len(), "could not isolate redelivered messages: failing them");
-                failed.extend(ids);
-            }
-        }
-        let mut rest = event.clone();
-        rest.records = fresh;
-        std::borrow::Cow::Owned(rest)
     }
 
     /// Seals the batch, after all its fragments are uploaded and before SQS hears of success:
@@ -709,6 +680,41 @@ impl Converter {
         };
         writer.write(source, &[])
     }
+}
+
+/// The part of `event` to convert here: in a batch of several, messages delivered before
+/// go to the isolation queue (listed in `isolated`, or in `failed` if it refuses them).
+pub(crate) async fn isolate_redeliveries<'a>(
+    isolation: Option<&dyn Isolation>,
+    event: &'a SqsEvent,
+    isolated: &mut Vec<String>,
+    failed: &mut BTreeSet<String>,
+) -> std::borrow::Cow<'a, SqsEvent> {
+    let Some(isolation) = isolation else { return std::borrow::Cow::Borrowed(event) };
+    if event.records.len() < 2 || event.records.iter().all(|m| receive_count(m) <= 1) {
+        return std::borrow::Cow::Borrowed(event);
+    }
+    let (again, fresh): (Vec<_>, Vec<_>) = event.records.iter().cloned().partition(|m| receive_count(m) > 1);
+    let ids: Vec<String> =
+        again.iter().enumerate().map(|(at, m)| m.message_id.clone().unwrap_or(format!("#r{at}"))).collect();
+    let bodies: Vec<String> = again.iter().map(|m| m.body.clone().unwrap_or_default()).collect();
+    match isolation.isolate(&bodies).await {
+        Ok(()) => {
+            tracing::warn!(
+                messages = ids.len(),
+                "messages delivered before (their batch failed or its converter died): moved to the isolation \
+                 queue, to be converted one per invocation"
+            );
+            isolated.extend(ids);
+        }
+        Err(err) => {
+            tracing::error!(error = %err, messages = ids.len(), "could not isolate redelivered messages: failing them");
+            failed.extend(ids);
+        }
+    }
+    let mut rest = event.clone();
+    rest.records = fresh;
+    std::borrow::Cow::Owned(rest)
 }
 
 /// The partition value an object's key gives, when the table is partitioned by key segment.

@@ -75,8 +75,9 @@ fn parse_value(value: serde_json::Value, envelopes: usize) -> Result<Notificatio
     Ok(Notification::Objects(objects))
 }
 
-/// An EventBridge event from S3: "Object Created" names one object (its key as stored, not
-/// encoded as in S3 event notifications); every other S3 event type needs no work.
+/// An EventBridge event from S3: "Object Created" names one object; every other S3 event
+/// type needs no work. Its key is percent-encoded, but unlike an S3 event notification's a
+/// `+` is a `+` (a space is `%20`).
 fn parse_eventbridge(value: &serde_json::Value) -> Result<Notification, String> {
     let text = |pointer: &str| value.pointer(pointer).and_then(|v| v.as_str()).map(str::to_string);
     let source = text("/source").unwrap_or_default();
@@ -90,6 +91,10 @@ fn parse_eventbridge(value: &serde_json::Value) -> Result<Notification, String> 
     let bucket =
         text("/detail/bucket/name").filter(|b| !b.is_empty()).ok_or("EventBridge event without bucket name")?;
     let key = text("/detail/object/key").filter(|k| !k.is_empty()).ok_or("EventBridge event without object key")?;
+    let key = percent_encoding::percent_decode_str(&key)
+        .decode_utf8()
+        .map(|key| key.into_owned())
+        .map_err(|err| format!("object key {key:?} is not UTF-8 once decoded: {err}"))?;
     Ok(Notification::Objects(vec![SourceObject {
         bucket,
         key,
@@ -217,7 +222,7 @@ mod tests {
         assert_eq!(parse_notification(SNS_S3_PUT).unwrap(), direct, "an SNS envelope is unwrapped");
         let Notification::Objects(objects) = parse_notification(EVENTBRIDGE_CREATED).unwrap() else { panic!() };
         assert_eq!(objects.len(), 1);
-        // EventBridge keys are the key as stored: a `+` stays a `+`.
+        // EventBridge keys are percent-encoded, and a `+` is a `+`.
         assert_eq!(objects[0].uri(), "s3://raw-events/web/date=2026-05-16/part 1+x é.json.zst");
         assert_eq!(objects[0].etag.as_deref(), Some("0123456789abcdef0123456789abcdef"));
         assert_eq!(objects[0].version.as_deref(), Some("uhggCJ2_B6gU2JaXWXebnXFDstO0ID6G"));

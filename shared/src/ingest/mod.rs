@@ -3,7 +3,8 @@
 //! `event` says which objects a batch names, `source` fetches and decompresses them,
 //! `decode` turns their lines into Arrow batches of the declared schema (through the one-pass
 //! `json` decoder, arrow-json where it declines), `quarantine` keeps the lines that do not
-//! fit, `superseded` the notified versions that were gone when read, and the `converter` stages what decoded and asks for a compaction through `trigger`.
+//! fit, `superseded` the notified versions that were gone when read, and the `converter` stages what decoded and asks for a compaction through `trigger`;
+//! `routed` hands each message to the converter of its table when a deployment has several.
 //! What other parts use is re-exported here.
 
 pub(crate) mod converter;
@@ -12,6 +13,7 @@ pub(crate) mod event;
 pub(crate) mod isolation;
 pub(crate) mod json;
 pub(crate) mod quarantine;
+pub(crate) mod routed;
 pub(crate) mod source;
 pub(crate) mod superseded;
 pub(crate) mod trigger;
@@ -20,6 +22,7 @@ pub use converter::{ConversionReport, Converter, ConverterOptions};
 pub use decode::{DecodedObject, JsonDecoder, QuarantinedLine};
 pub use isolation::{Isolation, SqsIsolation, receive_count};
 pub use quarantine::Quarantine;
+pub use routed::{RoutedConverter, RoutedReport};
 pub use source::{Compression, Fetched, ObjectLimits, ObjectSource, Opened, S3Source, open_file, with_decompressed};
 pub use superseded::{SupersededLog, SupersededVersion};
 pub use trigger::{CompactionTrigger, LambdaTrigger};

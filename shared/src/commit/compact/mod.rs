@@ -44,7 +44,7 @@ mod request;
 pub use plan::{CompactionPlan, Policy, align_identities, plan_compaction};
 use report::Lap;
 pub use report::{CompactionReport, Timings};
-pub use request::{CompactRequest, compact_table};
+pub use request::{CompactRequest, RoutedCompactor, compact_table};
 
 /// Compactor knobs, from the settings table (see the configuration table in the README).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -67,11 +67,7 @@ pub async fn compact_table(context: &Context, request: &CompactRequest) -> Resul
                 tracing::info!(table = %url, "no table yet and nothing staged: nothing to compact");
                 return Ok(CompactionReport::default());
             }
-            return Err(Error::BadRequest(format!(
-                "no Delta table at {url} and nothing staged there: check the table URI \
-                 (INLET_TABLE_URI or --table), or create the table anyway with `inlet compact --create` \
-                 ({{\"create\": true}})"
-            )));
+            return Err(Error::NoTable(url.to_string()));
         }
     }
     let mut table =
@@ -89,4 +85,74 @@ pub async fn compact_table(context: &Context, request: &CompactRequest) -> Resul
         report.vacuum = Some(vacuum(&mut table, None).await?);
     }
     Ok(report)
+}
+
+/// The compactor of every table of a deployment (one, for a single table).
+pub struct RoutedCompactor {
+    /// Each route's name and context, in the routes' order.
+    tables: Vec<(String, Context)>,
+}
+
+impl RoutedCompactor {
+    /// The tables of the routes the environment describes, as the Lambda compacts them.
+    pub async fn from_env() -> Result<Self> {
+        let sdk = crate::aws::sdk_config().await;
+        let s3 = crate::aws::s3_client(&sdk);
+        let read = |location| crate::ingest::routed::read_text(&s3, location);
+        let routes = crate::routes::Routes::from_lookup(|name| std::env::var(name).ok(), read).await?;
+        let mut tables = Vec::new();
+        for (route, settings) in routes.iter() {
+            tables.push((route.name.clone(), Context::new(settings.clone()).await?));
+        }
+        Ok(Self { tables })
+    }
+
+    /// Tables by route name, with their contexts.
+    pub fn new(tables: Vec<(String, Context)>) -> Self {
+        Self { tables }
+    }
+
+    /// Compacts the table `request` names (by route name or table URI), or every table in
+    /// turn. Every table is tried; the first failure is returned after the others ran.
+    pub async fn compact(&self, request: &CompactRequest) -> Result<Vec<(String, String, CompactionReport)>> {
+        let chosen: Vec<&(String, Context)> = match &request.table {
+            Some(table) if self.tables.len() > 1 => {
+                let wanted = table.trim_end_matches('/');
+                let found = self.tables.iter().find(|(name, context)| {
+                    let uri = &context.settings.table_uri;
+                    name == wanted || uri == wanted || uri.ends_with(&format!("/{wanted}"))
+                });
+                vec![found.ok_or_else(|| {
+                    let served: Vec<String> =
+                        self.tables.iter().map(|(name, c)| format!("{name} ({})", c.settings.table_uri)).collect();
+                    Error::BadRequest(format!("no table {table:?} here; this compactor serves {}", served.join(", ")))
+                })?]
+            }
+            _ => self.tables.iter().collect(),
+        };
+        let single = self.tables.len() == 1;
+        let mut reports = Vec::new();
+        let mut first_failure = None;
+        for (name, context) in chosen {
+            // A request naming one of several tables was resolved above; each context checks
+            // the name only when it is the deployment's one table.
+            let scoped = if single { request.clone() } else { CompactRequest { table: None, ..request.clone() } };
+            match compact_table(context, &scoped).await {
+                Ok(report) => reports.push((name.clone(), context.settings.table_uri.clone(), report)),
+                // Every table compacted at once: one that has received nothing yet is not a mistake.
+                Err(Error::NoTable(uri)) if !single && request.table.is_none() => {
+                    tracing::info!(table = %uri, "no table yet and nothing staged: nothing to compact");
+                }
+                Err(err) if !single => {
+                    tracing::error!(table = %context.settings.table_uri, error = %err, "compaction failed");
+                    first_failure.get_or_insert(err);
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        match first_failure {
+            Some(err) => Err(err),
+            None => Ok(reports),
+        }
+    }
 }

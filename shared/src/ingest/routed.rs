@@ -1,0 +1,262 @@
+//! One converter for many tables: each message goes to the converter of its object's route.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::ingest::converter::{ConversionReport, Converter, isolate_redeliveries};
+use crate::ingest::event::{Notification, parse_notification};
+use crate::ingest::isolation::{Isolation, SqsIsolation};
+use crate::routes::Routes;
+
+/// The converters of every route of a deployment (one, for a single table).
+pub struct RoutedConverter {
+    routes: Routes,
+    /// One per route, in the routes' order; none isolates on its own.
+    converters: Vec<Converter>,
+    /// Where redelivered messages go, decided once for the whole batch.
+    isolation: Option<Arc<dyn Isolation>>,
+}
+
+/// What one invocation did, per table.
+#[derive(Debug, Default)]
+pub struct RoutedReport {
+    /// Each route that had messages: its name, its table and its report.
+    pub tables: Vec<(String, String, ConversionReport)>,
+    /// Every message to fail for SQS to deliver again: a route's failures, and messages
+    /// whose object no route takes.
+    pub failed_messages: Vec<String>,
+    /// Messages moved to the isolation queue.
+    pub isolated: Vec<String>,
+}
+
+impl RoutedReport {
+    /// The partial batch response: the failed messages, for SQS to retry.
+    pub fn batch_response(&self) -> SqsBatchResponse {
+        let mut response = SqsBatchResponse::default();
+        for id in &self.failed_messages {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id.clone();
+            response.batch_item_failures.push(failure);
+        }
+        response
+    }
+}
+
+impl RoutedConverter {
+    /// Converters for `routes`, one per route, in their order.
+    pub fn new(routes: Routes, converters: Vec<Converter>) -> Result<Self> {
+        if routes.len() != converters.len() {
+            return Err(Error::Config(format!("{} routes but {} converters", routes.len(), converters.len())));
+        }
+        Ok(Self { routes, converters, isolation: None })
+    }
+
+    /// Moves messages delivered more than once, in a batch of several, to `isolation`.
+    pub fn with_isolation(mut self, isolation: Arc<dyn Isolation>) -> Self {
+        self.isolation = Some(isolation);
+        self
+    }
+
+    /// The converters of the routes the environment describes, as the Lambda runs them.
+    pub async fn from_env() -> Result<Self> {
+        let sdk = crate::aws::sdk_config().await;
+        let s3 = crate::aws::s3_client(&sdk);
+        let routes = Routes::from_lookup(|name| std::env::var(name).ok(), |location| read_text(&s3, location)).await?;
+        let mut converters = Vec::new();
+        let mut isolation = None;
+        for (_, settings) in routes.iter() {
+            let context = Context::new(settings.clone()).await?;
+            if let (Some(queue), Some(sqs)) = (&settings.isolation_queue_url, &context.sqs) {
+                isolation.get_or_insert_with(|| Arc::new(SqsIsolation::new(sqs.clone(), queue.clone())));
+            }
+            converters.push(Converter::from_context(&context).without_isolation());
+        }
+        let routed = Self::new(routes, converters)?;
+        Ok(match isolation {
+            Some(isolation) => routed.with_isolation(isolation as Arc<dyn Isolation>),
+            None => routed,
+        })
+    }
+
+    /// When an invocation due to end at `deadline_epoch_ms` stops taking objects.
+    pub fn stop_before(&self, deadline_epoch_ms: u64) -> tokio::time::Instant {
+        self.converters[0].stop_before(deadline_epoch_ms)
+    }
+
+    /// Each route's table URI, by route name.
+    pub fn tables(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.routes.iter().map(|(route, settings)| (route.name.as_str(), settings.table_uri.as_str()))
+    }
+
+    /// Converts a batch: messages delivered before are isolated, each other message goes to
+    /// the converter of its objects' route, and each route converts its share in turn (all
+    /// stop at `stop`). A message whose object no route takes fails, for the DLQ.
+    pub async fn convert_until(&self, event: &SqsEvent, stop: Option<tokio::time::Instant>) -> Result<RoutedReport> {
+        let mut report = RoutedReport::default();
+        let mut failed = BTreeSet::new();
+        let event = isolate_redeliveries(self.isolation.as_deref(), event, &mut report.isolated, &mut failed).await;
+        let mut shares: Vec<SqsEvent> = vec![SqsEvent::default(); self.converters.len()];
+        for (position, message) in event.records.iter().enumerate() {
+            let routes: BTreeSet<usize> = match parse_notification(message.body.as_deref().unwrap_or_default()) {
+                Ok(Notification::Objects(objects)) => {
+                    let routed: Vec<Option<usize>> = objects.iter().map(|o| self.routes.route_of(o)).collect();
+                    if let Some(at) = routed.iter().position(Option::is_none) {
+                        let id = message.message_id.clone().unwrap_or_else(|| format!("#{position}"));
+                        tracing::error!(
+                            message_id = %id,
+                            object = %objects[at].uri(),
+                            "no route takes this object (INLET_ROUTES): failing its message"
+                        );
+                        failed.insert(id);
+                        continue;
+                    }
+                    routed.into_iter().flatten().collect()
+                }
+                // Test events, removals and unreadable bodies: the first route answers for them.
+                Ok(Notification::Ignored(_)) | Err(_) => BTreeSet::from([0]),
+            };
+            for at in routes {
+                shares[at].records.push(message.clone());
+            }
+        }
+        for ((share, converter), (route, settings)) in shares.iter().zip(&self.converters).zip(self.routes.iter()) {
+            if share.records.is_empty() {
+                continue;
+            }
+            let converted = converter.convert_until(share, stop).await?;
+            failed.extend(converted.failed_messages.iter().cloned());
+            report.tables.push((route.name.clone(), settings.table_uri.clone(), converted));
+        }
+        // Counted with the first table's figures, as a single-table deployment counts them.
+        if !report.isolated.is_empty() {
+            if report.tables.is_empty() {
+                let (route, settings) = self.routes.iter().next().expect("routes are never empty");
+                report.tables.push((route.name.clone(), settings.table_uri.clone(), ConversionReport::default()));
+            }
+            report.tables[0].2.isolated.extend(report.isolated.iter().cloned());
+        }
+        report.failed_messages = failed.into_iter().collect();
+        Ok(report)
+    }
+}
+
+/// A small text file (routing file) from a local path or `s3://bucket/key`.
+pub(crate) async fn read_text(s3: &aws_sdk_s3::Client, location: String) -> Result<String> {
+    let unreadable = |reason: String| Error::Config(format!("reading {location}: {reason}"));
+    let Some(rest) = location.strip_prefix("s3://") else {
+        return std::fs::read_to_string(&location).map_err(|err| unreadable(err.to_string()));
+    };
+    let (bucket, key) = rest.split_once('/').ok_or_else(|| unreadable("expected s3://bucket/key".into()))?;
+    let object = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|err| unreadable(aws_sdk_s3::error::DisplayErrorContext(&err).to_string()))?;
+    let body = object.body.collect().await.map_err(|err| unreadable(err.to_string()))?.into_bytes();
+    String::from_utf8(body.to_vec()).map_err(|err| unreadable(err.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_lambda_events::event::sqs::SqsMessage;
+    use object_store::memory::InMemory;
+
+    use super::*;
+    use crate::ingest::{ConverterOptions, Quarantine};
+    use crate::schema::TableSchema;
+    use crate::stage::FragmentStore;
+    use crate::testing::sources::MemorySource;
+
+    const ROUTES: &str = r#"{"routes": [
+        {"name": "web", "prefix": "web/", "table_uri": "memory:///web", "schema": "web.json"},
+        {"name": "api", "prefix": "api/", "table_uri": "memory:///api", "schema": "api.json"}
+    ]}"#;
+
+    fn created(key: &str) -> String {
+        let object = crate::lineage::SourceObject { bucket: "raw".into(), key: key.into(), ..Default::default() };
+        crate::ops::backfill::notification_body(&crate::ops::backfill::ListedObject {
+            object,
+            size: 1,
+            last_modified: None,
+        })
+    }
+
+    fn sqs(bodies: &[String]) -> SqsEvent {
+        let mut event = SqsEvent::default();
+        for (i, body) in bodies.iter().enumerate() {
+            let mut message = SqsMessage::default();
+            message.message_id = Some(format!("m{i}"));
+            message.body = Some(body.clone());
+            event.records.push(message);
+        }
+        event
+    }
+
+    /// Keeps what it is given.
+    #[derive(Default)]
+    struct Isolated(std::sync::Mutex<Vec<String>>);
+
+    #[async_trait::async_trait]
+    impl Isolation for Isolated {
+        async fn isolate(&self, bodies: &[String]) -> Result<()> {
+            self.0.lock().unwrap().extend(bodies.iter().cloned());
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn each_message_goes_to_its_tables_converter_and_one_no_route_takes_fails() {
+        let routes = Routes::parse(ROUTES, "routes.json", |_| None).unwrap();
+        let source = Arc::new(MemorySource::default());
+        let (web, api) = (FragmentStore::new(Arc::new(InMemory::new())), FragmentStore::new(Arc::new(InMemory::new())));
+        let converter = |store: &FragmentStore, schema: &str| {
+            let schema = Arc::new(TableSchema::parse(schema, "t").unwrap());
+            Converter::new(
+                source.clone(),
+                store.clone(),
+                Quarantine::new(store.store()),
+                schema,
+                ConverterOptions::default(),
+            )
+        };
+        let converters = vec![
+            converter(&web, r#"{"fields":[{"name":"page","type":"string"}]}"#),
+            converter(&api, r#"{"fields":[{"name":"status","type":"long"}]}"#),
+        ];
+        let isolated = Arc::new(Isolated::default());
+        let routed = RoutedConverter::new(routes, converters).unwrap().with_isolation(isolated.clone());
+        source.put("raw", "web/a.json", &b"{\"page\":\"/\"}\n{\"page\":\"/x\"}\n"[..]);
+        source.put("raw", "api/b.json", &b"{\"status\":200}\n"[..]);
+        source.put("raw", "api/again.json", &b"{\"status\":500}\n"[..]);
+        source.put("raw", "other/c.json", &b"{}\n"[..]);
+        let mut event = sqs(&[
+            created("web/a.json"),
+            created("api/b.json"),
+            created("other/c.json"),
+            r#"{"Event":"s3:TestEvent"}"#.to_string(),
+            created("api/again.json"),
+        ]);
+        event.records[4].attributes.insert("ApproximateReceiveCount".into(), "3".into());
+
+        let report = routed.convert_until(&event, None).await.unwrap();
+        assert_eq!(report.failed_messages, vec!["m2"], "only the object no route takes fails");
+        assert_eq!(report.isolated, vec!["m4"], "isolated once, before routing");
+        assert_eq!(isolated.0.lock().unwrap().as_slice(), [event.records[4].body.clone().unwrap()]);
+        let rows: Vec<(&str, u64)> = report.tables.iter().map(|(name, _, r)| (name.as_str(), r.rows)).collect();
+        assert_eq!(rows, vec![("web", 2), ("api", 1)]);
+        assert_eq!(report.tables[0].2.isolated, vec!["m4"], "counted with the first table's figures");
+        for (store, expected) in [(&web, "s3://raw/web/a.json"), (&api, "s3://raw/api/b.json")] {
+            let mut sources = Vec::new();
+            for meta in store.list().await.unwrap() {
+                sources.extend(store.info(&meta).await.unwrap().sources.into_iter().map(|s| s.id.uri));
+            }
+            assert_eq!(sources, vec![expected.to_string()], "each table stages only its own objects");
+        }
+    }
+}

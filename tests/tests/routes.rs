@@ -1,0 +1,144 @@
+//! Several tables from one bucket, on LocalStack: S3 sends its events to EventBridge, a rule per
+//! route forwards each service's objects to the one ingest queue, and the converter, reading a
+//! routing file, stages each object in its own table; the compactor compacts each table.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_sdk_eventbridge::types::Target;
+use aws_sdk_s3::types::{EventBridgeConfiguration, NotificationConfiguration};
+use inlet::testing::sample;
+use inlet_tests::{LocalStack, Pipeline, PipelineOptions, read_table, workspace_root};
+use serde_json::Value;
+
+const API_SCHEMA: &str =
+    r#"{"fields":[{"name":"request_id","type":"string","nullable":false},{"name":"status","type":"long"}]}"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_tables_from_one_bucket_through_eventbridge_each_get_their_own_rows() {
+    let localstack = LocalStack::connect().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("api.schema.json"), API_SCHEMA).unwrap();
+    // The lake bucket is made by the deployment; its name is known only after, so the routing
+    // file names a bucket made here.
+    let lake = format!("lake-routes-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    localstack.s3.create_bucket().bucket(&lake).send().await.unwrap();
+    let (web_uri, api_uri) = (format!("s3://{lake}/web_events"), format!("s3://{lake}/api_events"));
+    let routes = serde_json::json!({"routes": [
+        {"name": "web", "prefix": "web/", "table_uri": web_uri,
+         "schema": workspace_root().join("schemas/events.schema.json"), "partition_by": "date=key"},
+        {"name": "api", "prefix": "api/", "table_uri": api_uri, "schema": "api.schema.json"}
+    ]});
+    std::fs::write(dir.path().join("routes.json"), routes.to_string()).unwrap();
+    let options = PipelineOptions {
+        environment: vec![("INLET_ROUTES".into(), dir.path().join("routes.json").display().to_string())],
+        ..PipelineOptions::default()
+    };
+    let pipeline = Pipeline::deploy(&localstack, "routes", options).await.unwrap();
+
+    // S3 → EventBridge, and one rule per route → the ingest queue.
+    let eventbridge = NotificationConfiguration::builder()
+        .event_bridge_configuration(EventBridgeConfiguration::builder().build())
+        .build();
+    let s3 = &localstack.s3;
+    s3.put_bucket_notification_configuration()
+        .bucket(&pipeline.raw_bucket)
+        .notification_configuration(eventbridge)
+        .send()
+        .await
+        .unwrap();
+    let queue_arn = localstack
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&pipeline.queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .and_then(|attributes| attributes.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
+        .unwrap();
+    let events = aws_sdk_eventbridge::Client::new(&localstack.sdk);
+    for prefix in ["web/", "api/"] {
+        let rule = format!("{}-{}", pipeline.name, prefix.trim_end_matches('/'));
+        let pattern = serde_json::json!({
+            "source": ["aws.s3"], "detail-type": ["Object Created"],
+            "detail": {"bucket": {"name": [pipeline.raw_bucket]}, "object": {"key": [{"prefix": prefix}]}}
+        });
+        events.put_rule().name(&rule).event_pattern(pattern.to_string()).send().await.unwrap();
+        let target = Target::builder().id("ingest").arn(&queue_arn).build().unwrap();
+        events.put_targets().rule(&rule).targets(target).send().await.unwrap();
+    }
+
+    // Two web objects, two api objects, and one object no rule forwards.
+    let mut web_ids = Vec::new();
+    for index in 0..2 {
+        let ndjson = sample::ndjson_object(7, index, 16 * 1024);
+        for line in ndjson.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            web_ids.push(serde_json::from_slice::<Value>(line).unwrap()["event_id"].as_str().unwrap().to_string());
+        }
+        let key = format!("web/date=2026-05-16/part-{index}.json.zst");
+        pipeline.put(&key, sample::zstd_compress(&ndjson)).await.unwrap();
+    }
+    let mut api_rows = BTreeMap::new();
+    for index in 0..2 {
+        let mut ndjson = String::new();
+        for line in 0..50 {
+            let id = format!("r{index}-{line}");
+            ndjson.push_str(&format!("{{\"request_id\":\"{id}\",\"status\":{}}}\n", 200 + line));
+            api_rows.insert(id, 200 + line);
+        }
+        let key = format!("api/2026/05/16/batch-{index}.json");
+        pipeline.put(&key, ndjson.into_bytes()).await.unwrap();
+    }
+    pipeline.put("unrouted/x.json", b"{}\n".to_vec()).await.unwrap();
+
+    let staged = |uri: String| {
+        let store = inlet::commit::table_store(&url::Url::parse(&uri).unwrap(), &localstack.storage_options()).unwrap();
+        async move {
+            let fragments = inlet::stage::FragmentStore::new(store);
+            let mut sources = Vec::new();
+            for meta in fragments.list().await.unwrap() {
+                sources.extend(fragments.info(&meta).await.unwrap().sources.into_iter().map(|s| s.id.uri));
+            }
+            sources.sort();
+            sources.dedup();
+            sources
+        }
+    };
+    let started = std::time::Instant::now();
+    loop {
+        let (web, api) = (staged(web_uri.clone()).await, staged(api_uri.clone()).await);
+        if web.len() == 2 && api.len() == 2 {
+            assert!(web.iter().all(|uri| uri.contains("/web/")) && api.iter().all(|uri| uri.contains("/api/")));
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "staged: web {web:?}, api {api:?}");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+
+    // One table by name, then every table (as the schedule does).
+    let api = pipeline.compact(serde_json::json!({"force": true, "table": "api"})).await.unwrap();
+    assert_eq!(api["rows"].as_u64(), Some(100), "{api}");
+    let both = pipeline.compact(serde_json::json!({"force": true})).await.unwrap();
+    assert_eq!(both["tables"]["web"]["rows"].as_u64(), Some(web_ids.len() as u64), "{both}");
+    let unknown = pipeline.compact(serde_json::json!({"table": "billing"})).await.unwrap_err().to_string();
+    assert!(unknown.contains("this compactor serves web") && unknown.contains("api"), "{unknown}");
+
+    let web_table = read_table(&localstack, &web_uri, true).await.unwrap();
+    let mut landed: Vec<String> =
+        web_table.rows.iter().map(|row| row["event_id"].as_str().unwrap().to_string()).collect();
+    landed.sort();
+    web_ids.sort();
+    assert_eq!(landed, web_ids, "the web table holds the web objects' rows, once");
+    let api_table = read_table(&localstack, &api_uri, true).await.unwrap();
+    let landed: BTreeMap<String, i64> = api_table
+        .rows
+        .iter()
+        .map(|row| (row["request_id"].as_str().unwrap().to_string(), row["status"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(landed.len() as u64, api_table.num_rows);
+    assert_eq!(landed, api_rows, "the api table holds the api objects' rows, once, with its own schema");
+    assert_eq!(pipeline.queue_depth(&pipeline.queue_url).await.unwrap(), 0);
+    assert_eq!(pipeline.queue_depth(&pipeline.dlq_url).await.unwrap(), 0, "no rule forwarded the unrouted object");
+}

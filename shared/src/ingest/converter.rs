@@ -64,13 +64,7 @@ pub struct ConversionReport {
 impl ConversionReport {
     /// The partial batch response: the failed messages, for SQS to retry.
     pub fn batch_response(&self) -> SqsBatchResponse {
-        let mut response = SqsBatchResponse::default();
-        for id in &self.failed_messages {
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = id.clone();
-            response.batch_item_failures.push(failure);
-        }
-        response
+        batch_response(&self.failed_messages)
     }
 
     /// The report as CloudWatch metrics.
@@ -88,6 +82,17 @@ impl ConversionReport {
             Metric { name: "Duration", value: self.duration_ms as f64, unit: "Milliseconds" },
         ]
     }
+}
+
+/// The partial batch response failing `failed_messages`, for SQS to deliver them again.
+pub(crate) fn batch_response(failed_messages: &[String]) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for id in failed_messages {
+        let mut failure = BatchItemFailure::default();
+        failure.item_identifier = id.clone();
+        response.batch_item_failures.push(failure);
+    }
+    response
 }
 
 /// Converter knobs (see the configuration table in the README).
@@ -1174,22 +1179,10 @@ mod tests {
         assert_eq!(f.fragments.batches().await.unwrap().len(), 1, "what was staged is sealed");
     }
 
-    /// An isolation queue that keeps what it is given.
-    #[derive(Default)]
-    struct Isolated(std::sync::Mutex<Vec<String>>);
-
-    #[async_trait::async_trait]
-    impl Isolation for Isolated {
-        async fn isolate(&self, bodies: &[String]) -> Result<()> {
-            self.0.lock().unwrap().extend(bodies.iter().cloned());
-            Ok(())
-        }
-    }
-
     #[tokio::test]
     async fn messages_delivered_before_are_isolated_unless_alone() {
         let mut f = fixture(Layout::default(), small());
-        let isolated = Arc::new(Isolated::default());
+        let isolated = Arc::new(crate::testing::isolation::KeptIsolation::default());
         f.converter = f.converter.with_isolation(isolated.clone());
         for key in ["a.json", "b.json", "c.json"] {
             f.source.put("raw", key, lines(0..2));
@@ -1198,7 +1191,7 @@ mod tests {
         event.records[1].attributes.insert("ApproximateReceiveCount".into(), "2".into());
         let report = f.converter.convert(&event).await.unwrap();
         assert_eq!((report.isolated.clone(), report.failed_messages.clone()), (vec!["m1".to_string()], vec![]));
-        assert_eq!(isolated.0.lock().unwrap().as_slice(), [created("b.json")], "its body, to be converted alone");
+        assert_eq!(isolated.bodies().as_slice(), [created("b.json")], "its body, to be converted alone");
         let mut staged: Vec<String> = staged_rows(&staged(&f).await).into_iter().map(|(uri, _)| uri).collect();
         staged.sort();
         assert_eq!(staged, vec!["s3://raw/a.json", "s3://raw/c.json"]);

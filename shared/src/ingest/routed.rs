@@ -3,11 +3,11 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::ingest::converter::{ConversionReport, Converter, isolate_redeliveries};
+use crate::ingest::converter::{ConversionReport, Converter, batch_response, isolate_redeliveries};
 use crate::ingest::event::{Notification, parse_notification};
 use crate::ingest::isolation::{Isolation, SqsIsolation};
 use crate::routes::Routes;
@@ -36,13 +36,7 @@ pub struct RoutedReport {
 impl RoutedReport {
     /// The partial batch response: the failed messages, for SQS to retry.
     pub fn batch_response(&self) -> SqsBatchResponse {
-        let mut response = SqsBatchResponse::default();
-        for id in &self.failed_messages {
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = id.clone();
-            response.batch_item_failures.push(failure);
-        }
-        response
+        batch_response(&self.failed_messages)
     }
 }
 
@@ -65,7 +59,8 @@ impl RoutedConverter {
     pub async fn from_env() -> Result<Self> {
         let sdk = crate::aws::sdk_config().await;
         let s3 = crate::aws::s3_client(&sdk);
-        let routes = Routes::from_lookup(|name| std::env::var(name).ok(), |location| read_text(&s3, location)).await?;
+        let routes =
+            Routes::from_lookup(|name| std::env::var(name).ok(), |location| read_routes(&s3, location)).await?;
         let mut converters = Vec::new();
         let mut isolation = None;
         for (_, settings) in routes.iter() {
@@ -144,22 +139,11 @@ impl RoutedConverter {
     }
 }
 
-/// A small text file (routing file) from a local path or `s3://bucket/key`.
-pub(crate) async fn read_text(s3: &aws_sdk_s3::Client, location: String) -> Result<String> {
-    let unreadable = |reason: String| Error::Config(format!("reading {location}: {reason}"));
-    let Some(rest) = location.strip_prefix("s3://") else {
-        return std::fs::read_to_string(&location).map_err(|err| unreadable(err.to_string()));
-    };
-    let (bucket, key) = rest.split_once('/').ok_or_else(|| unreadable("expected s3://bucket/key".into()))?;
-    let object = s3
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
+/// The routing file at `location`.
+pub(crate) async fn read_routes(s3: &aws_sdk_s3::Client, location: String) -> Result<String> {
+    crate::context::read_text(&location, s3)
         .await
-        .map_err(|err| unreadable(aws_sdk_s3::error::DisplayErrorContext(&err).to_string()))?;
-    let body = object.body.collect().await.map_err(|err| unreadable(err.to_string()))?.into_bytes();
-    String::from_utf8(body.to_vec()).map_err(|err| unreadable(err.to_string()))
+        .map_err(|reason| Error::Config(format!("reading {location}: {reason}")))
 }
 
 #[cfg(test)]
@@ -198,18 +182,6 @@ mod tests {
         event
     }
 
-    /// Keeps what it is given.
-    #[derive(Default)]
-    struct Isolated(std::sync::Mutex<Vec<String>>);
-
-    #[async_trait::async_trait]
-    impl Isolation for Isolated {
-        async fn isolate(&self, bodies: &[String]) -> Result<()> {
-            self.0.lock().unwrap().extend(bodies.iter().cloned());
-            Ok(())
-        }
-    }
-
     #[tokio::test]
     async fn each_message_goes_to_its_tables_converter_and_one_no_route_takes_fails() {
         let routes = Routes::parse(ROUTES, "routes.json", |_| None).unwrap();
@@ -229,7 +201,7 @@ mod tests {
             converter(&web, r#"{"fields":[{"name":"page","type":"string"}]}"#),
             converter(&api, r#"{"fields":[{"name":"status","type":"long"}]}"#),
         ];
-        let isolated = Arc::new(Isolated::default());
+        let isolated = Arc::new(crate::testing::isolation::KeptIsolation::default());
         let routed = RoutedConverter::new(routes, converters).unwrap().with_isolation(isolated.clone());
         source.put("raw", "web/a.json", &b"{\"page\":\"/\"}\n{\"page\":\"/x\"}\n"[..]);
         source.put("raw", "api/b.json", &b"{\"status\":200}\n"[..]);
@@ -247,7 +219,7 @@ mod tests {
         let report = routed.convert_until(&event, None).await.unwrap();
         assert_eq!(report.failed_messages, vec!["m2"], "only the object no route takes fails");
         assert_eq!(report.isolated, vec!["m4"], "isolated once, before routing");
-        assert_eq!(isolated.0.lock().unwrap().as_slice(), [event.records[4].body.clone().unwrap()]);
+        assert_eq!(isolated.bodies().as_slice(), [event.records[4].body.clone().unwrap()]);
         let rows: Vec<(&str, u64)> = report.tables.iter().map(|(name, _, r)| (name.as_str(), r.rows)).collect();
         assert_eq!(rows, vec![("web", 2), ("api", 1)]);
         assert_eq!(report.tables[0].2.isolated, vec!["m4"], "counted with the first table's figures");

@@ -98,7 +98,7 @@ impl RoutedCompactor {
     pub async fn from_env() -> Result<Self> {
         let sdk = crate::aws::sdk_config().await;
         let s3 = crate::aws::s3_client(&sdk);
-        let read = |location| crate::ingest::routed::read_text(&s3, location);
+        let read = |location| crate::ingest::routed::read_routes(&s3, location);
         let routes = crate::routes::Routes::from_lookup(|name| std::env::var(name).ok(), read).await?;
         let mut tables = Vec::new();
         for (route, settings) in routes.iter() {

@@ -65,6 +65,12 @@ for dir in infra/modules/inlet infra/examples/basic; do
     terraform -chdir="$scratch/$dir" validate -no-color
 done
 
+echo "terraform test infra/modules/inlet (mocked provider: inputs that cannot work are refused)"
+scratch=$BUILD/test
+rm -rf "$scratch" && mkdir -p "$scratch" && cp -r infra schemas "$scratch/"
+terraform -chdir="$scratch/infra/modules/inlet" init -backend=false -input=false -no-color >/dev/null
+terraform -chdir="$scratch/infra/modules/inlet" test -no-color
+
 if [[ ! -x $VENV/bin/checkov ]] || [[ infra/requirements.txt -nt $VENV/.installed ]]; then
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check -r infra/requirements.txt

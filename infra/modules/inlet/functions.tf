@@ -183,6 +183,13 @@ resource "aws_lambda_event_source_mapping" "converter" {
   scaling_config {
     maximum_concurrency = var.maximum_concurrency
   }
+
+  lifecycle {
+    precondition {
+      condition     = var.batch_size <= 10 || var.maximum_batching_window_seconds >= 1
+      error_message = "batch_size above 10 needs maximum_batching_window_seconds of at least 1 (an SQS event source mapping rule)."
+    }
+  }
 }
 
 # One message per invocation: each redelivered object is converted alone.
@@ -263,6 +270,15 @@ resource "aws_lambda_function" "compactor" {
     mode = "PassThrough"
   }
   depends_on = [aws_cloudwatch_log_group.compactor, aws_iam_role_policy.compactor]
+
+  lifecycle {
+    precondition {
+      # A batch younger than a converter invocation may still be sealed by a converter that
+      # is running; voiding it then would cost a redelivery of every message in it.
+      condition     = var.abandon_after_seconds > var.converter_timeout_seconds
+      error_message = "abandon_after_seconds must exceed converter_timeout_seconds: a compactor must never void the batch of a converter still running."
+    }
+  }
 }
 
 # Size-trigger and scheduled invocations are asynchronous: no retries (the next run picks up

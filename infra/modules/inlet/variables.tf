@@ -112,18 +112,33 @@ variable "converter_timeout_seconds" {
   description = "Converter timeout; the queue's visibility timeout is six times this plus the batching window."
   type        = number
   default     = 300
+
+  validation {
+    condition     = var.converter_timeout_seconds >= 30 && var.converter_timeout_seconds <= 900
+    error_message = "converter_timeout_seconds must be from 30 (room for the deadline margin) to 900 (Lambda's limit)."
+  }
 }
 
 variable "batch_size" {
   description = "Most S3 notifications per converter invocation."
   type        = number
   default     = 50
+
+  validation {
+    condition     = var.batch_size >= 1 && var.batch_size <= 10000 && floor(var.batch_size) == var.batch_size
+    error_message = "batch_size must be a whole number from 1 to 10000 (the SQS event source mapping's range); above 10 it needs maximum_batching_window_seconds of at least 1."
+  }
 }
 
 variable "maximum_batching_window_seconds" {
   description = "Longest the event source mapping waits to fill a batch."
   type        = number
   default     = 20
+
+  validation {
+    condition     = var.maximum_batching_window_seconds >= 0 && var.maximum_batching_window_seconds <= 300
+    error_message = "maximum_batching_window_seconds must be from 0 to 300."
+  }
 }
 
 variable "maximum_concurrency" {
@@ -288,6 +303,11 @@ variable "partition_by" {
   description = "INLET_PARTITION_BY: <column>=key or <column>=<timestamp field>; \"\" for an unpartitioned table."
   type        = string
   default     = ""
+
+  validation {
+    condition     = var.partition_by == "" || can(regex("^[A-Za-z_][A-Za-z0-9_]*=[A-Za-z_][A-Za-z0-9_.]*$", var.partition_by))
+    error_message = "partition_by must be \"\" (unpartitioned), <column>=key (from the key's <column>=<value> segment, e.g. \"date=key\") or <column>=<timestamp field> (e.g. \"date=event_time\")."
+  }
 }
 
 variable "min_compact_bytes" {

@@ -1,0 +1,64 @@
+# Inputs that cannot work are refused at plan time, each with a message saying what is valid.
+# Runs offline with a mocked provider: `infra/check.sh` (part of `make test`).
+
+mock_provider "aws" {
+  mock_data "aws_caller_identity" {
+    defaults = { account_id = "123456789012" }
+  }
+  mock_data "aws_region" {
+    defaults = { name = "eu-west-1", region = "eu-west-1" }
+  }
+  mock_data "aws_partition" {
+    defaults = { partition = "aws" }
+  }
+  mock_data "aws_iam_policy_document" {
+    defaults = { json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}" }
+  }
+}
+
+variables {
+  name              = "events"
+  raw_bucket_name   = "raw-events"
+  lake_bucket_name  = "lake-events"
+  converter_package = { filename = null, s3_bucket = "artifacts", s3_key = "converter.zip" }
+  compactor_package = { filename = null, s3_bucket = "artifacts", s3_key = "compactor.zip" }
+  schema_file       = "../../../schemas/events.schema.json"
+}
+
+run "the_defaults_plan" {
+  command = plan
+}
+
+run "partition_by_without_a_source_is_refused" {
+  command = plan
+  variables {
+    partition_by = "date"
+  }
+  expect_failures = [var.partition_by]
+}
+
+run "a_batch_size_past_the_event_source_mapping_limit_is_refused" {
+  command = plan
+  variables {
+    batch_size = 20000
+  }
+  expect_failures = [var.batch_size]
+}
+
+run "a_large_batch_without_a_batching_window_is_refused" {
+  command = plan
+  variables {
+    batch_size                      = 50
+    maximum_batching_window_seconds = 0
+  }
+  expect_failures = [aws_lambda_event_source_mapping.converter]
+}
+
+run "abandoning_batches_sooner_than_a_converter_runs_is_refused" {
+  command = plan
+  variables {
+    converter_timeout_seconds = 300
+    abandon_after_seconds     = 120
+  }
+  expect_failures = [aws_lambda_function.compactor]
+}

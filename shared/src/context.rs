@@ -52,25 +52,27 @@ pub async fn load_schema(location: &str, s3: &aws_sdk_s3::Client, layout: Layout
     if !location.starts_with("s3://") {
         return TableSchema::from_path_with(std::path::Path::new(location), layout);
     }
-    let text =
-        read_text(location, s3).await.map_err(|reason| Error::Schema { location: location.to_string(), reason })?;
+    let text = read_text(location, s3).await.map_err(|err| {
+        let reason = match err {
+            Error::Aws { detail, .. } => detail,
+            other => other.to_string(),
+        };
+        Error::Schema { location: location.to_string(), reason }
+    })?;
     TableSchema::parse_with(&text, location, layout)
 }
 
-/// A small text file (a schema, a routing file) from a local path or `s3://bucket/key`; the
-/// error is the reason alone, for the caller to say what the file was.
-pub async fn read_text(location: &str, s3: &aws_sdk_s3::Client) -> std::result::Result<String, String> {
+/// A small text file (a schema, a routing file) from a local path or `s3://bucket/key`: a
+/// local file that cannot be read is [`Error::Io`], a failed S3 read [`Error::Aws`].
+pub async fn read_text(location: &str, s3: &aws_sdk_s3::Client) -> Result<String> {
     let Some(rest) = location.strip_prefix("s3://") else {
-        return std::fs::read_to_string(location).map_err(|err| err.to_string());
+        return Ok(std::fs::read_to_string(location)?);
     };
-    let (bucket, key) = rest.split_once('/').ok_or("expected s3://bucket/key")?;
-    let object = s3
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .map_err(|err| aws_sdk_s3::error::DisplayErrorContext(&err).to_string())?;
-    let body = object.body.collect().await.map_err(|err| err.to_string())?.into_bytes();
-    String::from_utf8(body.to_vec()).map_err(|err| err.to_string())
+    let (bucket, key) = rest
+        .split_once('/')
+        .ok_or_else(|| Error::Config(format!("{location}: expected a local path or s3://bucket/key")))?;
+    let object =
+        s3.get_object().bucket(bucket).key(key).send().await.map_err(|err| Error::aws("GetObject", location, err))?;
+    let body = object.body.collect().await.map_err(|err| Error::aws("GetObject", location, err))?.into_bytes();
+    String::from_utf8(body.to_vec()).map_err(|err| Error::Config(format!("{location} is not UTF-8 text: {err}")))
 }

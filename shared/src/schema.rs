@@ -194,8 +194,14 @@ impl TableSchema {
     /// Reads and parses a schema from a local path with a layout.
     pub fn from_path_with(path: &std::path::Path, layout: Layout) -> Result<Self> {
         let location = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|err| Error::Schema { location: location.clone(), reason: err.to_string() })?;
+        let text = std::fs::read_to_string(path).map_err(|err| {
+            let hint = if err.kind() == std::io::ErrorKind::NotFound {
+                " (point INLET_SCHEMA, the command's --schema or a route's schema at the declared schema file)"
+            } else {
+                ""
+            };
+            Error::Schema { location: location.clone(), reason: format!("{err}{hint}") }
+        })?;
         Self::parse_with(&text, &location, layout)
     }
 
@@ -315,6 +321,15 @@ mod tests {
     fn unknown_type_names_the_field() {
         let err = TableSchema::parse(r#"{"fields":[{"name":"x","type":"uuid"}]}"#, "s.json").unwrap_err().to_string();
         assert!(err.contains("s.json") && err.contains("\"x\"") && err.contains("uuid"), "{err}");
+        assert!(err.contains("the types are string, long,") && err.contains("struct, list and map"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_schema_file_says_which_setting_names_it() {
+        let err = TableSchema::from_path(std::path::Path::new("/nonexistent/events.schema.json")).unwrap_err();
+        let err = err.to_string();
+        assert!(err.contains("/nonexistent/events.schema.json") && err.contains("INLET_SCHEMA"), "{err}");
+        assert!(err.contains("--schema"), "{err}");
     }
 
     #[test]

@@ -139,11 +139,13 @@ impl RoutedConverter {
     }
 }
 
-/// The routing file at `location`.
+/// The routing file at `location`. A local file that is not there is a deployment mistake;
+/// a failed S3 read stays an AWS failure (worth retrying), not a configuration error.
 pub(crate) async fn read_routes(s3: &aws_sdk_s3::Client, location: String) -> Result<String> {
-    crate::context::read_text(&location, s3)
-        .await
-        .map_err(|reason| Error::Config(format!("reading {location}: {reason}")))
+    crate::context::read_text(&location, s3).await.map_err(|err| match err {
+        Error::Io(err) => Error::Config(format!("routing file {location}: {err} (INLET_ROUTES names it)")),
+        other => other,
+    })
 }
 
 #[cfg(test)]
@@ -180,6 +182,23 @@ mod tests {
             event.records.push(message);
         }
         event
+    }
+
+    #[tokio::test]
+    async fn a_missing_routing_file_is_configuration_and_an_unreachable_store_is_not() {
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version_latest()
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .endpoint_url("http://127.0.0.1:9")
+            .credentials_provider(aws_sdk_s3::config::Credentials::new("k", "s", None, None, "test"))
+            .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+            .build();
+        let s3 = aws_sdk_s3::Client::from_conf(config);
+        let missing = read_routes(&s3, "/nonexistent/routes.json".into()).await.unwrap_err();
+        assert_eq!(missing.kind(), "Inlet.Config");
+        assert!(missing.to_string().contains("INLET_ROUTES"), "{missing}");
+        let unreachable = read_routes(&s3, "s3://config/routes.json".into()).await.unwrap_err();
+        assert_eq!((unreachable.kind(), unreachable.is_retryable()), ("Inlet.Aws", true), "{unreachable}");
     }
 
     #[tokio::test]

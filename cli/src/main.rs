@@ -82,6 +82,13 @@ enum Command {
         #[arg(long)]
         create: bool,
     },
+    /// Check the deployment the settings describe: settings, routing file, each schema, each
+    /// schema against its table, and the queues and function named; exits 1 on any problem.
+    Check {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show queue depths, staged fragments and the table's version and files.
     Status {
         /// Ingest queue.
@@ -165,6 +172,26 @@ async fn main() -> Result<()> {
                     let report = compact_table(&context, &request).await?;
                     println!("{}", serde_json::to_string(&report)?);
                 }
+            }
+        }
+        Command::Check { json } => {
+            let lookup = |name: &str| overrides.get(name).cloned().or_else(|| std::env::var(name).ok());
+            let findings = inlet::ops::check::check(lookup, &sdk).await;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&findings)?);
+            } else {
+                for finding in &findings {
+                    println!(
+                        "{:<7} {:<36} {}",
+                        if finding.ok { "ok" } else { "PROBLEM" },
+                        finding.subject,
+                        finding.detail
+                    );
+                }
+            }
+            let problems = findings.iter().filter(|finding| !finding.ok).count();
+            if problems > 0 {
+                bail!("{problems} problem(s) found");
             }
         }
         Command::Status { queue_url, dlq_url, json } => {

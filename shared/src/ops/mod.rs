@@ -1,7 +1,8 @@
 //! Operations only the `inlet` command performs: [`backfill`] of existing objects, a local
-//! [`convert`] run on sample files, and a table's status.
+//! [`convert`] run on sample files, a table's status, and the [`check`] of a deployment.
 
 pub mod backfill;
+pub mod check;
 pub mod convert;
 pub(crate) mod status;
 

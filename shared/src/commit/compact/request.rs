@@ -58,6 +58,12 @@ pub async fn compact_table(context: &Context, request: &CompactRequest) -> Resul
         }
     }
     let url = context.settings.table_url()?;
+    if request.create && url.scheme() == "file" {
+        // A local table's directory is made with it, as an S3 prefix needs no making.
+        if let Ok(path) = url.to_file_path() {
+            std::fs::create_dir_all(path)?;
+        }
+    }
     let table = DeltaTable::try_from_url_with_storage_options(url.clone(), context.storage_options.clone()).await?;
     if table.version().is_none() && !request.create {
         let staged = FragmentStore::new(context.table_store.clone()).list().await?;
@@ -102,7 +108,27 @@ impl RoutedCompactor {
         let routes = crate::routes::Routes::from_lookup(|name| std::env::var(name).ok(), read).await?;
         let mut tables = Vec::new();
         for (route, settings) in routes.iter() {
-            tables.push((route.name.clone(), Context::new(settings.clone()).await?));
+            let context = Context::new(settings.clone()).await?;
+            // A declared schema the table cannot take fails the cold start, not the first
+            // compaction after data arrives.
+            let table = crate::ops::check::table_finding(
+                &route.name,
+                &settings.table_uri,
+                &context.schema,
+                &context.storage_options,
+            )
+            .await;
+            match table {
+                Ok(finding) if !finding.ok => {
+                    return Err(Error::Schema { location: settings.schema_location.clone(), reason: finding.detail });
+                }
+                Ok(_) => {}
+                // Unreadable now: the first run reports that with its own cause.
+                Err(err) => {
+                    tracing::warn!(table = %settings.table_uri, error = %err, "could not check the table's schema")
+                }
+            }
+            tables.push((route.name.clone(), context));
         }
         Ok(Self { tables })
     }

@@ -1,0 +1,67 @@
+//! `inlet check` finds a deployment's mistakes before data does: a schema the table cannot
+//! take, a schema file that is not there, a routing file that does not parse.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn inlet(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_inlet"));
+    command.args(args).current_dir(dir);
+    for variable in
+        ["INLET_TABLE_URI", "INLET_SCHEMA", "INLET_PARTITION_BY", "INLET_ROUTES", "INLET_QUEUE_URL", "INLET_DLQ_URL"]
+    {
+        command.env_remove(variable);
+    }
+    command.env_remove("INLET_ISOLATION_QUEUE_URL").env_remove("INLET_COMPACTOR_FUNCTION");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.output().unwrap()
+}
+
+fn uri(path: &Path) -> String {
+    url::Url::from_directory_path(path).unwrap().to_string()
+}
+
+#[test]
+fn check_names_each_problem_of_each_route_and_how_to_fix_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::write(root.join("web.json"), r#"{"fields":[{"name":"page","type":"string"}]}"#).unwrap();
+    std::fs::write(root.join("api_v1.json"), r#"{"fields":[{"name":"status","type":"long"}]}"#).unwrap();
+    std::fs::write(root.join("api.json"), r#"{"fields":[{"name":"status","type":"string"}]}"#).unwrap();
+    // The api table exists, created with `status` a long; the declared schema now says string.
+    let api = root.join("api");
+    let created = inlet(
+        root,
+        &["compact", "--create", "--table-uri", &uri(&api), "--schema", root.join("api_v1.json").to_str().unwrap()],
+        &[],
+    );
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let routes = serde_json::json!({"routes": [
+        {"name": "web", "prefix": "web/", "table_uri": uri(&root.join("web")), "schema": "web.json"},
+        {"name": "api", "prefix": "api/", "table_uri": uri(&api), "schema": "api.json"},
+        {"name": "billing", "prefix": "billing/", "table_uri": uri(&root.join("billing")), "schema": "billing.json"}
+    ]});
+    std::fs::write(root.join("routes.json"), routes.to_string()).unwrap();
+
+    let output = inlet(root, &["check"], &[("INLET_ROUTES", root.join("routes.json").display().to_string())]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "problems fail the command: {stdout}");
+    let line = |subject: &str| stdout.lines().find(|line| line.contains(subject)).unwrap_or_default().to_string();
+    assert!(line("settings").starts_with("ok") && line("settings").contains("3 routes"), "{stdout}");
+    assert!(line("web: table").starts_with("ok") && line("web: table").contains("no table yet"), "{stdout}");
+    let api_table = line("api: table");
+    assert!(api_table.starts_with("PROBLEM") && api_table.contains("\"status\" changes type"), "{stdout}");
+    assert!(api_table.contains("change the declared schema back"), "{stdout}");
+    let billing = line("billing: schema");
+    assert!(billing.starts_with("PROBLEM") && billing.contains("INLET_SCHEMA"), "{stdout}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("2 problem(s) found"));
+
+    std::fs::write(root.join("routes.json"), r#"{"routes": [{"name": "web", "prefix": "web/"}]}"#).unwrap();
+    let output = inlet(root, &["check", "--json"], &[("INLET_ROUTES", root.join("routes.json").display().to_string())]);
+    let findings: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(findings[0]["subject"], "settings");
+    assert_eq!(findings[0]["ok"], false);
+    assert!(findings[0]["detail"].as_str().unwrap().contains("missing field `table_uri`"), "{findings}");
+}

@@ -1,0 +1,136 @@
+//! `inlet check`: every mistake a deployment can hold, found before it costs data, each with
+//! what to do about it: settings, the routing file, each schema, each schema against its
+//! table, and the queues and function the settings name.
+
+use serde::Serialize;
+
+use crate::commit::evolution::plan_evolution;
+use crate::config::storage_options_from_env;
+use crate::context::load_schema;
+use crate::error::Result;
+use crate::routes::Routes;
+
+/// One thing checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// What was checked (`settings`, `web: schema`, `queue INLET_QUEUE_URL`, ...).
+    pub subject: String,
+    /// Whether it is fine.
+    pub ok: bool,
+    /// What was found, and for a problem how to fix it.
+    pub detail: String,
+}
+
+impl Finding {
+    fn ok(subject: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self { subject: subject.into(), ok: true, detail: detail.into() }
+    }
+
+    fn problem(subject: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self { subject: subject.into(), ok: false, detail: detail.into() }
+    }
+}
+
+/// Checks the deployment the settings in `lookup` describe (the environment, with the
+/// command's overrides), reaching S3, SQS and Lambda through `sdk`.
+pub async fn check(lookup: impl Fn(&str) -> Option<String>, sdk: &aws_config::SdkConfig) -> Vec<Finding> {
+    let s3 = crate::aws::s3_client(sdk);
+    let mut findings = Vec::new();
+    let routes = match Routes::from_lookup(&lookup, |location| crate::ingest::routed::read_routes(&s3, location)).await
+    {
+        Ok(routes) => routes,
+        Err(err) => {
+            findings.push(Finding::problem("settings", err.to_string()));
+            return findings;
+        }
+    };
+    let described = match lookup("INLET_ROUTES").filter(|value| !value.trim().is_empty()) {
+        Some(location) => format!("{} routes from {location}", routes.len()),
+        None => "one table (no INLET_ROUTES)".to_string(),
+    };
+    findings.push(Finding::ok("settings", described));
+    let storage_options = storage_options_from_env();
+    for (route, settings) in routes.iter() {
+        let name = &route.name;
+        let schema = match load_schema(&settings.schema_location, &s3, settings.layout.clone()).await {
+            Ok(schema) => {
+                findings.push(Finding::ok(format!("{name}: schema"), settings.schema_location.clone()));
+                schema
+            }
+            Err(err) => {
+                findings.push(Finding::problem(format!("{name}: schema"), err.to_string()));
+                continue;
+            }
+        };
+        findings.push(match table_finding(name, &settings.table_uri, &schema, &storage_options).await {
+            Ok(finding) => finding,
+            Err(err) => {
+                Finding::problem(format!("{name}: table"), format!("{} cannot be read: {err}", settings.table_uri))
+            }
+        });
+    }
+    for variable in ["INLET_QUEUE_URL", "INLET_DLQ_URL", "INLET_ISOLATION_QUEUE_URL"] {
+        if let Some(url) = lookup(variable).filter(|value| !value.trim().is_empty()) {
+            let sqs = crate::aws::sqs_client(sdk);
+            findings.push(match crate::aws::queue_depth(&sqs, &url).await {
+                Ok(depth) => Finding::ok(format!("queue {variable}"), format!("{url}: {depth} messages")),
+                Err(err) => Finding::problem(format!("queue {variable}"), format!("{err} (check {variable})")),
+            });
+        }
+    }
+    if let Some(function) = lookup("INLET_COMPACTOR_FUNCTION").filter(|value| !value.trim().is_empty()) {
+        let lambda = aws_sdk_lambda::Client::new(sdk);
+        findings.push(match lambda.get_function().function_name(&function).send().await {
+            Ok(_) => Finding::ok("function INLET_COMPACTOR_FUNCTION", function),
+            Err(err) => Finding::problem(
+                "function INLET_COMPACTOR_FUNCTION",
+                format!(
+                    "{function}: {} (check INLET_COMPACTOR_FUNCTION)",
+                    aws_sdk_lambda::error::DisplayErrorContext(&err)
+                ),
+            ),
+        });
+    }
+    findings
+}
+
+/// Whether the table at `table_uri` can take rows of `schema`; `Err` when the table cannot be
+/// read at all (unreachable, damaged), which is no finding about the schema.
+pub(crate) async fn table_finding(
+    name: &str,
+    table_uri: &str,
+    schema: &crate::schema::TableSchema,
+    storage_options: &std::collections::HashMap<String, String>,
+) -> Result<Finding> {
+    let subject = format!("{name}: table");
+    let no_table_yet =
+        || Finding::ok(&subject, format!("{table_uri}: no table yet; the first compaction of staged rows creates it"));
+    let url = match url::Url::parse(table_uri) {
+        Ok(url) => url,
+        Err(err) => return Ok(Finding::problem(&subject, format!("{table_uri} is not a URL: {err}"))),
+    };
+    if url.scheme() == "file" && url.to_file_path().is_ok_and(|path| !path.exists()) {
+        return Ok(no_table_yet());
+    }
+    let table = deltalake::DeltaTable::try_from_url_with_storage_options(url, storage_options.clone()).await?;
+    if table.version().is_none() {
+        return Ok(no_table_yet());
+    }
+    let current = table.snapshot()?.metadata().parse_schema().map_err(deltalake::DeltaTableError::from)?;
+    Ok(match plan_evolution(&current, &schema.delta) {
+        Ok(None) => {
+            Finding::ok(subject, format!("{table_uri}: version {}, schema matches", table.version().unwrap_or(0)))
+        }
+        Ok(Some(evolved)) => Finding::ok(
+            subject,
+            format!(
+                "{table_uri}: the next commit adds {} new nullable columns",
+                evolved.fields().count() - current.fields().count()
+            ),
+        ),
+        Err(err) => Finding::problem(
+            subject,
+            format!("{table_uri}: {err}; change the declared schema back, or write to a new table"),
+        ),
+    })
+}

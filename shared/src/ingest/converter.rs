@@ -186,7 +186,7 @@ impl Converter {
     }
 
     /// Moves messages delivered more than once, in a batch of several, to `isolation`
-    /// ([`crate::ingest::isolation`]).
+    /// (see `ingest/isolation.rs`).
     pub fn with_isolation(mut self, isolation: Arc<dyn Isolation>) -> Self {
         self.isolation = Some(isolation);
         self

@@ -132,7 +132,7 @@ impl JsonDecoder {
 
     /// Decodes one piece of an object: whole lines, the first of them line `first_line` (a
     /// first piece has its byte-order mark removed by the caller). What holds for the whole
-    /// object (that it is empty, or not NDJSON at all) is for [`object_outcome`] to say once
+    /// object (that it is empty, or not NDJSON at all) is for `object_outcome` to say once
     /// every piece is decoded.
     pub fn decode_piece(&self, object: &SourceObject, data: &[u8], first_line: u64) -> Result<DecodedPiece> {
         let uri = object.uri();

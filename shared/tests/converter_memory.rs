@@ -61,19 +61,29 @@ async fn a_200_object_batch_stays_within_the_configured_memory() {
     // MiB of Arrow), one fragment writer's buffers and its finished file, and allocator slack.
     // Holding the whole batch would need well over 400 MiB of Arrow data.
     let bound = 160 << 20;
-    let mib = |bytes: u64| bytes as f64 / 1048576.0;
-    println!(
-        "converter memory: {OBJECTS} objects, {:.0} MiB of NDJSON in {seconds:.1}s ({:.1} MiB/s, debug build), \
-         {} fragments; peak RSS {:.0} MiB, {:.0} MiB above the {:.0} MiB baseline (bound {:.0} MiB)",
+    let what = format!(
+        "{OBJECTS} objects, {:.0} MiB of NDJSON in {seconds:.1}s ({:.1} MiB/s, debug build)",
         mib(input_bytes),
-        mib(input_bytes) / seconds,
-        report.fragments.len(),
+        mib(input_bytes) / seconds
+    );
+    assert!(report.fragments.len() > 1, "fragments roll at the configured size");
+    within_bound(&what, report.fragments.len(), baseline, peak, bound);
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / 1048576.0
+}
+
+/// Prints what a run used and asserts its peak RSS over `baseline` stays under `bound`.
+fn within_bound(what: &str, fragments: usize, baseline: u64, peak: u64, bound: u64) {
+    println!(
+        "converter memory: {what}, {fragments} fragments; peak RSS {:.0} MiB, {:.0} MiB above the {:.0} MiB \
+         baseline (bound {:.0} MiB)",
         mib(peak),
         mib(peak.saturating_sub(baseline)),
         mib(baseline),
         mib(bound),
     );
-    assert!(report.fragments.len() > 1, "fragments roll at the configured size");
     assert!(peak.saturating_sub(baseline) < bound, "converter used {:.0} MiB over its baseline", mib(peak - baseline));
 }
 
@@ -112,19 +122,9 @@ async fn ingest_within_bound(source: Arc<dyn inlet::ingest::ObjectSource>, key: 
     // Bound: a piece of JSON and its Arrow form (twice 16 MiB), a partition's writer up to its
     // 64 MiB of Arrow data and its encoded pages, one finished fragment uploading, and slack.
     let bound = 320 << 20;
-    let mib = |bytes: u64| bytes as f64 / 1048576.0;
-    println!(
-        "converter memory: one object of {:.0} MiB of NDJSON {label} in {seconds:.1}s, {} fragments; peak RSS \
-         {:.0} MiB, {:.0} MiB above the {:.0} MiB baseline (bound {:.0} MiB)",
-        mib(report.bytes_in),
-        report.fragments.len(),
-        mib(peak),
-        mib(peak.saturating_sub(baseline)),
-        mib(baseline),
-        mib(bound),
-    );
+    let what = format!("one object of {:.0} MiB of NDJSON {label} in {seconds:.1}s", mib(report.bytes_in));
     assert!(report.fragments.len() > 4, "fragments roll inside the object");
-    assert!(peak.saturating_sub(baseline) < bound, "converter used {:.0} MiB over its baseline", mib(peak - baseline));
+    within_bound(&what, report.fragments.len(), baseline, peak, bound);
 }
 
 /// An object of more than 1 GiB of JSON ingests whole, in memory set by the piece and

@@ -175,6 +175,11 @@ impl Routes {
         self.routes.is_empty()
     }
 
+    /// Whether there is one route and it takes every object (a single-table deployment).
+    pub fn takes_every_object(&self) -> bool {
+        matches!(self.routes.as_slice(), [(route, _)] if route.prefix.is_empty() && route.bucket.is_none())
+    }
+
     /// The position of the route `object` belongs to: of the routes whose bucket matches, the
     /// one with the longest prefix of its key.
     pub fn route_of(&self, object: &SourceObject) -> Option<usize> {
@@ -294,6 +299,7 @@ mod tests {
         let (route, settings) = routes.iter().next().unwrap();
         assert_eq!((route.name.as_str(), settings.table_uri.as_str()), ("single", "s3://lake/single"));
         assert_eq!(routes.route_of(&object("any", "thing.json")), Some(0));
+        assert!(routes.takes_every_object());
         let lookup = |name: &str| match name {
             "INLET_ROUTES" => Some("routes.json".into()),
             "LAMBDA_TASK_ROOT" => Some("/var/task".into()),
@@ -307,5 +313,6 @@ mod tests {
         .unwrap();
         assert_eq!(routes.len(), 3);
         assert_eq!(routes.iter().next().unwrap().1.schema_location, "/var/task/web.schema.json");
+        assert!(!routes.takes_every_object());
     }
 }

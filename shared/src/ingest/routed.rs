@@ -94,6 +94,36 @@ impl RoutedConverter {
         let mut report = RoutedReport::default();
         let mut failed = BTreeSet::new();
         let event = isolate_redeliveries(self.isolation.as_deref(), event, &mut report.isolated, &mut failed).await;
+        let shares = self.split(&event, &mut failed);
+        for ((share, converter), (route, settings)) in shares.iter().zip(&self.converters).zip(self.routes.iter()) {
+            if share.records.is_empty() {
+                continue;
+            }
+            let converted = converter.convert_until(share, stop).await?;
+            failed.extend(converted.failed_messages.iter().cloned());
+            report.tables.push((route.name.clone(), settings.table_uri.clone(), converted));
+        }
+        // Counted with the first table's figures, as a single-table deployment counts them.
+        if !report.isolated.is_empty() {
+            if report.tables.is_empty() {
+                let (route, settings) = self.routes.iter().next().expect("routes are never empty");
+                report.tables.push((route.name.clone(), settings.table_uri.clone(), ConversionReport::default()));
+            }
+            report.tables[0].2.isolated.extend(report.isolated.iter().cloned());
+        }
+        report.failed_messages = failed.into_iter().collect();
+        Ok(report)
+    }
+}
+
+impl RoutedConverter {
+    /// Each route's share of `event`, in the routes' order; messages whose object no route
+    /// takes go to `failed`. A deployment whose one route takes every object (one table, no
+    /// routing file) hands the batch over unparsed: its converter reads the bodies itself.
+    fn split(&self, event: &SqsEvent, failed: &mut BTreeSet<String>) -> Vec<SqsEvent> {
+        if self.routes.takes_every_object() {
+            return vec![event.clone()];
+        }
         let mut shares: Vec<SqsEvent> = vec![SqsEvent::default(); self.converters.len()];
         for (position, message) in event.records.iter().enumerate() {
             let routes: BTreeSet<usize> = match parse_notification(message.body.as_deref().unwrap_or_default()) {
@@ -118,24 +148,7 @@ impl RoutedConverter {
                 shares[at].records.push(message.clone());
             }
         }
-        for ((share, converter), (route, settings)) in shares.iter().zip(&self.converters).zip(self.routes.iter()) {
-            if share.records.is_empty() {
-                continue;
-            }
-            let converted = converter.convert_until(share, stop).await?;
-            failed.extend(converted.failed_messages.iter().cloned());
-            report.tables.push((route.name.clone(), settings.table_uri.clone(), converted));
-        }
-        // Counted with the first table's figures, as a single-table deployment counts them.
-        if !report.isolated.is_empty() {
-            if report.tables.is_empty() {
-                let (route, settings) = self.routes.iter().next().expect("routes are never empty");
-                report.tables.push((route.name.clone(), settings.table_uri.clone(), ConversionReport::default()));
-            }
-            report.tables[0].2.isolated.extend(report.isolated.iter().cloned());
-        }
-        report.failed_messages = failed.into_iter().collect();
-        Ok(report)
+        shares
     }
 }
 

@@ -67,5 +67,10 @@ async fn main() -> Result<()> {
             source.rsplit('/').next().unwrap_or_default()
         );
     }
+    println!(
+        "\nQuery it with DuckDB or polars (README, \"Query the table\"): INLET_TABLE_URI={} with LocalStack's \
+         AWS_ENDPOINT_URL={}; start LocalStack first (make localstack-start) so it outlives the demo.",
+        pipeline.table_uri, localstack.endpoint
+    );
     Ok(())
 }

@@ -9,7 +9,7 @@ LAMBDA_ARCH ?= arm64
 OBJECTS ?= 300
 
 .PHONY: help setup cargo-tools localstack-venv tools-venv localstack-start localstack-stop \
-        infra-check build test unit-test lint fmt demo bench bench-venv coldstart build-lambdas clean
+        infra-check infra-docs build test unit-test lint fmt demo bench bench-venv coldstart build-lambdas clean
 
 help:
 	@echo "make demo           run the whole pipeline on LocalStack and show the Delta table"
@@ -54,6 +54,10 @@ unit-test: cargo-tools
 # SKIPPED loudly when terraform or the mirror is missing.
 infra-check:
 	infra/check.sh
+
+# Rewrites the inputs and outputs tables of infra/modules/inlet/README.md from the .tf files.
+infra-docs:
+	$(PYTHON) infra/module_docs.py
 
 # When terraform and the mirror are here, the LocalStack deploy test must run, not skip.
 test: setup build infra-check

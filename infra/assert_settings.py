@@ -87,6 +87,11 @@ def main():
     for key, body in data.items():
         if not key.startswith("aws_iam_policy_document."):
             continue
+        # Deny statements (the TLS-only bucket policy) may name every action: they take rights away.
+        body = dict(body, statement=[
+            statement for statement in (body.get("statement") if isinstance(body.get("statement"), list) else [body.get("statement")])
+            if not (isinstance(statement, dict) and statement.get("effect") == "Deny")
+        ]) if "statement" in body else body
         text = json.dumps(body)
         for action in re.findall(r'"([a-z0-9]+:[A-Za-z*]+)"', text):
             check("*" not in action, f"{key}: wildcard action {action}")
@@ -98,8 +103,19 @@ def main():
             check(block.get(flag) is True, f"{bucket} bucket: public access block {flag}")
         check(block.get("bucket") == f"${{aws_s3_bucket.{bucket}[0].id}}", f"{bucket}: public access block bucket")
 
-    for alarm in ("dlq_not_empty", "queue_age", "freshness_lag"):
+    for alarm in ("dlq_not_empty", "queue_age", "function_errors", "table"):
         check(f"aws_cloudwatch_metric_alarm.{alarm}" in resources, f"missing alarm {alarm}")
+    table_alarms = locals_.get("table_alarms", {})
+    for alarm in ("freshness_lag", "abandoned_rows", "superseded_versions", "quarantined_lines"):
+        check(alarm in table_alarms, f"missing per-table alarm {alarm}")
+
+    # The converter writes only its own areas under each table's _inlet/, never the schema,
+    # the load history or the Delta log.
+    converter = json.dumps(data["aws_iam_policy_document.converter"])
+    check('"${table}/_inlet/*"' not in converter and '/_inlet/*"]' not in converter.split("StageFragmentsAndQuarantine")[1].split("sid")[0],
+          "converter PutObject must be narrowed to fragments, batches, quarantine and superseded")
+    for area in ("fragments", "batches", "quarantine", "superseded"):
+        check(f"'{area}'" in converter, f"converter may stage {area}")
 
     # Every INLET_* knob is a module variable passed to the functions.
     settings = locals_["settings"]

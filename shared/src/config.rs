@@ -443,8 +443,7 @@ mod documentation {
             "INLET_COMPACTOR_FUNCTION",
             "INLET_ISOLATION_QUEUE_URL",
             "INLET_LOG_FORMAT",
-            // The module deploys one table per instance; a routing file is for deployments
-            // wired by hand until the module takes a map of tables.
+            // Written by the module from its `tables` map.
             "INLET_ROUTES",
         ];
         for setting in SETTINGS.iter().filter(|s| !derived.contains(&s.env)) {

@@ -2,8 +2,9 @@
 
 locals {
   settings = {
-    INLET_TABLE_URI               = local.table_uri
-    INLET_SCHEMA                  = "s3://${local.lake_bucket}/${local.schema_key}"
+    INLET_TABLE_URI               = local.several_tables ? "" : local.table_uris["table"]
+    INLET_SCHEMA                  = local.several_tables ? "" : "s3://${local.lake_bucket}/${local.schema_keys["table"]}"
+    INLET_ROUTES                  = local.several_tables ? local.routes_uri : ""
     INLET_TARGET_FILE_BYTES       = tostring(var.target_file_bytes)
     INLET_FRAGMENT_BYTES          = tostring(var.fragment_bytes)
     INLET_MAX_LINE_BYTES          = tostring(var.max_line_bytes)
@@ -13,7 +14,7 @@ locals {
     INLET_PIECE_BYTES             = tostring(var.piece_bytes)
     INLET_UNKNOWN_FIELDS          = var.unknown_fields
     INLET_INGESTED_AT             = tostring(var.ingested_at)
-    INLET_PARTITION_BY            = var.partition_by
+    INLET_PARTITION_BY            = local.several_tables ? "" : var.partition_by
     INLET_MIN_COMPACT_BYTES       = tostring(var.min_compact_bytes)
     INLET_FRESHNESS_SECONDS       = tostring(var.freshness_seconds)
     INLET_OPTIMIZE_MIN_FILES      = tostring(var.optimize_min_files)
@@ -25,11 +26,15 @@ locals {
     INLET_LOG_FORMAT              = "json"
     RUST_LOG                      = var.log_level
   }
-  # The empty partition setting means "unpartitioned"; Lambda refuses empty values anyway.
+  # An empty setting means "not set" (unpartitioned; no routing file); Lambda refuses empty values anyway.
   common_environment = merge({ for k, v in local.settings : k => v if v != "" }, var.extra_environment)
   converter_name     = "${var.name}-converter"
   compactor_name     = "${var.name}-compactor"
-  compactor_arn      = "arn:${data.aws_partition.current.partition}:lambda:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:function:${local.compactor_name}"
+  # What the functions serve, for descriptions.
+  served = local.several_tables ? "${length(local.tables)} tables in s3://${local.lake_bucket}" : local.table_uris["table"]
+  # Per-table IAM resources.
+  table_arns    = [for table in local.tables : "${local.lake_bucket_arn}/${table.table_prefix}"]
+  compactor_arn = "arn:${data.aws_partition.current.partition}:lambda:${data.aws_region.current.id}:${data.aws_caller_identity.current.account_id}:function:${local.compactor_name}"
 }
 
 data "aws_region" "current" {}
@@ -49,12 +54,14 @@ resource "aws_cloudwatch_log_group" "converter" {
   name              = "/aws/lambda/${local.converter_name}"
   retention_in_days = var.log_retention_days
   kms_key_id        = var.kms_key_arn
+  tags              = var.tags
 }
 
 resource "aws_cloudwatch_log_group" "compactor" {
   name              = "/aws/lambda/${local.compactor_name}"
   retention_in_days = var.log_retention_days
   kms_key_id        = var.kms_key_arn
+  tags              = var.tags
 }
 
 # ---------------------------------------------------------------- converter
@@ -63,7 +70,7 @@ data "aws_iam_policy_document" "converter" {
   statement {
     sid       = "ReadRawObjects"
     actions   = ["s3:GetObject", "s3:GetObjectVersion"]
-    resources = ["${local.raw_bucket_arn}/${var.raw_prefix}*"]
+    resources = [for prefix in local.raw_prefixes : "${local.raw_bucket_arn}/${prefix}*"]
   }
   # Without it S3 answers 403 instead of 404 for a key deleted before it was read, and the
   # converter could not tell a superseded version from a permission fault.
@@ -74,24 +81,31 @@ data "aws_iam_policy_document" "converter" {
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = ["${var.raw_prefix}*"]
+      values   = [for prefix in local.raw_prefixes : "${prefix}*"]
     }
   }
   # The converter checks its batch's fragments still exist after sealing (HEAD needs GetObject).
   statement {
     sid       = "CheckStagedFragments"
     actions   = ["s3:GetObject"]
-    resources = ["${local.lake_bucket_arn}/${local.table_prefix}/_inlet/fragments/*"]
+    resources = [for table in local.table_arns : "${table}/_inlet/fragments/*"]
   }
   statement {
-    sid       = "ReadSchema"
-    actions   = ["s3:GetObject"]
-    resources = ["${local.lake_bucket_arn}/${local.schema_key}"]
+    sid     = "ReadSchemasAndRoutes"
+    actions = ["s3:GetObject"]
+    resources = concat(
+      [for key in values(local.schema_keys) : "${local.lake_bucket_arn}/${key}"],
+      local.several_tables ? ["${local.lake_bucket_arn}/${local.routes_key}"] : [],
+    )
   }
+  # Only what a converter writes: fragments, batch seals, quarantined lines and superseded
+  # versions. The schema, the load history and the Delta log are the compactor's.
   statement {
-    sid       = "StageFragmentsAndQuarantine"
-    actions   = ["s3:PutObject"]
-    resources = ["${local.lake_bucket_arn}/${local.table_prefix}/_inlet/*"]
+    sid     = "StageFragmentsAndQuarantine"
+    actions = ["s3:PutObject"]
+    resources = flatten([for table in local.table_arns : [
+      for area in ["fragments", "batches", "quarantine", "superseded"] : "${table}/_inlet/${area}/*"
+    ]])
   }
   statement {
     sid       = "ListStaging"
@@ -100,7 +114,7 @@ data "aws_iam_policy_document" "converter" {
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = ["${local.table_prefix}/_inlet/*"]
+      values   = [for table in local.tables : "${table.table_prefix}/_inlet/*"]
     }
   }
   statement {
@@ -137,8 +151,16 @@ data "aws_iam_policy_document" "converter" {
 }
 
 resource "aws_iam_role" "converter" {
-  name               = "${var.name}-converter"
-  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
+  name                 = "${var.name}-converter"
+  assume_role_policy   = data.aws_iam_policy_document.lambda_assume.json
+  permissions_boundary = var.permissions_boundary_arn
+  tags                 = var.tags
+}
+
+resource "aws_iam_role_policy_attachment" "converter_vpc" {
+  count      = var.vpc_config == null ? 0 : 1
+  role       = aws_iam_role.converter.name
+  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
 }
 
 resource "aws_iam_role_policy" "converter" {
@@ -149,7 +171,7 @@ resource "aws_iam_role_policy" "converter" {
 
 resource "aws_lambda_function" "converter" {
   function_name    = local.converter_name
-  description      = "Inlet: S3 notifications -> Parquet fragments for ${local.table_uri}"
+  description      = "Inlet: S3 notifications -> Parquet fragments for ${local.served}"
   role             = aws_iam_role.converter.arn
   runtime          = "provided.al2023"
   handler          = "bootstrap"
@@ -171,7 +193,15 @@ resource "aws_lambda_function" "converter" {
   tracing_config {
     mode = "PassThrough"
   }
-  depends_on = [aws_cloudwatch_log_group.converter, aws_iam_role_policy.converter]
+  dynamic "vpc_config" {
+    for_each = var.vpc_config == null ? [] : [var.vpc_config]
+    content {
+      subnet_ids         = vpc_config.value.subnet_ids
+      security_group_ids = vpc_config.value.security_group_ids
+    }
+  }
+  tags       = var.tags
+  depends_on = [aws_cloudwatch_log_group.converter, aws_iam_role_policy.converter, aws_iam_role_policy_attachment.converter_vpc]
 }
 
 resource "aws_lambda_event_source_mapping" "converter" {
@@ -209,7 +239,15 @@ data "aws_iam_policy_document" "compactor" {
   statement {
     sid       = "TableReadWrite"
     actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
-    resources = ["${local.lake_bucket_arn}/${local.table_prefix}/*"]
+    resources = [for table in local.table_arns : "${table}/*"]
+  }
+  dynamic "statement" {
+    for_each = local.several_tables ? [1] : []
+    content {
+      sid       = "ReadRoutes"
+      actions   = ["s3:GetObject"]
+      resources = ["${local.lake_bucket_arn}/${local.routes_key}"]
+    }
   }
   statement {
     sid       = "ListTable"
@@ -218,7 +256,7 @@ data "aws_iam_policy_document" "compactor" {
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = ["${local.table_prefix}/*"]
+      values   = [for table in local.tables : "${table.table_prefix}/*"]
     }
   }
   statement {
@@ -237,8 +275,16 @@ data "aws_iam_policy_document" "compactor" {
 }
 
 resource "aws_iam_role" "compactor" {
-  name               = "${var.name}-compactor"
-  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
+  name                 = "${var.name}-compactor"
+  assume_role_policy   = data.aws_iam_policy_document.lambda_assume.json
+  permissions_boundary = var.permissions_boundary_arn
+  tags                 = var.tags
+}
+
+resource "aws_iam_role_policy_attachment" "compactor_vpc" {
+  count      = var.vpc_config == null ? 0 : 1
+  role       = aws_iam_role.compactor.name
+  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
 }
 
 resource "aws_iam_role_policy" "compactor" {
@@ -249,7 +295,7 @@ resource "aws_iam_role_policy" "compactor" {
 
 resource "aws_lambda_function" "compactor" {
   function_name    = local.compactor_name
-  description      = "Inlet: staged fragments -> Delta commits for ${local.table_uri}"
+  description      = "Inlet: staged fragments -> Delta commits for ${local.served}"
   role             = aws_iam_role.compactor.arn
   runtime          = "provided.al2023"
   handler          = "bootstrap"
@@ -269,7 +315,15 @@ resource "aws_lambda_function" "compactor" {
   tracing_config {
     mode = "PassThrough"
   }
-  depends_on = [aws_cloudwatch_log_group.compactor, aws_iam_role_policy.compactor]
+  dynamic "vpc_config" {
+    for_each = var.vpc_config == null ? [] : [var.vpc_config]
+    content {
+      subnet_ids         = vpc_config.value.subnet_ids
+      security_group_ids = vpc_config.value.security_group_ids
+    }
+  }
+  tags       = var.tags
+  depends_on = [aws_cloudwatch_log_group.compactor, aws_iam_role_policy.compactor, aws_iam_role_policy_attachment.compactor_vpc]
 
   lifecycle {
     precondition {
@@ -291,8 +345,9 @@ resource "aws_lambda_function_event_invoke_config" "compactor" {
 
 resource "aws_cloudwatch_event_rule" "compact" {
   name                = "${var.name}-compact"
-  description         = "Regular Inlet compaction of ${local.table_uri}"
+  description         = "Regular Inlet compaction of ${local.served}"
   schedule_expression = var.compact_schedule
+  tags                = var.tags
 }
 
 resource "aws_cloudwatch_event_target" "compact" {
@@ -312,8 +367,9 @@ resource "aws_lambda_permission" "compact" {
 resource "aws_cloudwatch_event_rule" "maintenance" {
   count               = var.maintenance_schedule == null ? 0 : 1
   name                = "${var.name}-maintenance"
-  description         = "Inlet maintenance of ${local.table_uri}: rewrite small files, vacuum"
+  description         = "Inlet maintenance of ${local.served}: rewrite small files, vacuum"
   schedule_expression = var.maintenance_schedule
+  tags                = var.tags
 }
 
 resource "aws_cloudwatch_event_target" "maintenance" {

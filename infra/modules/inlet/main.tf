@@ -1,15 +1,5 @@
 # Storage and the notification path: raw bucket -> SQS (with a dead-letter queue) -> converter.
 
-terraform {
-  required_version = ">= 1.5"
-  required_providers {
-    aws = {
-      source  = "hashicorp/aws"
-      version = ">= 5.40, < 6.0"
-    }
-  }
-}
-
 data "aws_partition" "current" {}
 
 locals {
@@ -18,8 +8,6 @@ locals {
   lake_bucket     = var.create_lake_bucket ? aws_s3_bucket.lake[0].id : data.aws_s3_bucket.lake[0].id
   lake_bucket_arn = var.create_lake_bucket ? aws_s3_bucket.lake[0].arn : data.aws_s3_bucket.lake[0].arn
   table_prefix    = trim(var.table_prefix, "/")
-  table_uri       = "s3://${local.lake_bucket}/${local.table_prefix}"
-  schema_key      = "${local.table_prefix}/_inlet/schema.json"
   # SQS needs the visibility timeout to outlast a whole batch: AWS recommends six times the
   # function timeout, plus the batching window.
   visibility_timeout = 6 * var.converter_timeout_seconds + var.maximum_batching_window_seconds
@@ -40,12 +28,14 @@ resource "aws_s3_bucket" "raw" {
   count         = var.create_raw_bucket ? 1 : 0
   bucket        = var.raw_bucket_name
   force_destroy = var.force_destroy
+  tags          = var.tags
 }
 
 resource "aws_s3_bucket" "lake" {
   count         = var.create_lake_bucket ? 1 : 0
   bucket        = var.lake_bucket_name
   force_destroy = var.force_destroy
+  tags          = var.tags
 }
 
 resource "aws_s3_bucket_public_access_block" "raw" {
@@ -121,27 +111,82 @@ resource "aws_s3_bucket_lifecycle_configuration" "lake" {
       days_after_initiation = 2
     }
   }
+  # Quarantined lines are kept for their owners to fix and replay, not forever. Staged
+  # fragments get no expiry: during an outage they are the only copy of rows not yet committed;
+  # the compactor deletes consumed and voided ones itself.
+  dynamic "rule" {
+    for_each = var.quarantine_retention_days == null ? {} : local.tables
+    content {
+      id     = "expire-quarantine-${rule.key}"
+      status = "Enabled"
+      filter {
+        prefix = "${rule.value.table_prefix}/_inlet/quarantine/"
+      }
+      expiration {
+        days = var.quarantine_retention_days
+      }
+    }
+  }
   depends_on = [aws_s3_bucket_versioning.lake]
 }
 
-resource "aws_s3_object" "schema" {
-  bucket       = local.lake_bucket
-  key          = local.schema_key
-  source       = var.schema_file
-  etag         = filemd5(var.schema_file)
-  content_type = "application/json"
+# Old versions of overwritten raw objects: the converter ingests each notified version, so once
+# the queue has drained (its retention is 14 days) they only cost storage.
+resource "aws_s3_bucket_lifecycle_configuration" "raw" {
+  count  = var.create_raw_bucket && var.raw_noncurrent_version_days != null ? 1 : 0
+  bucket = aws_s3_bucket.raw[0].id
+  rule {
+    id     = "expire-noncurrent"
+    status = "Enabled"
+    filter {}
+    noncurrent_version_expiration {
+      noncurrent_days = var.raw_noncurrent_version_days
+    }
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 2
+    }
+  }
+  depends_on = [aws_s3_bucket_versioning.raw]
+}
+
+# Plain-HTTP requests are refused on both buckets: data and credentials travel over TLS only.
+data "aws_iam_policy_document" "tls_only" {
+  for_each = toset(concat(var.create_raw_bucket ? ["raw"] : [], var.create_lake_bucket ? ["lake"] : []))
+  statement {
+    sid       = "DenyInsecureTransport"
+    effect    = "Deny"
+    actions   = ["s3:*"]
+    resources = [each.key == "raw" ? local.raw_bucket_arn : local.lake_bucket_arn, "${each.key == "raw" ? local.raw_bucket_arn : local.lake_bucket_arn}/*"]
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_s3_bucket_policy" "tls_only" {
+  for_each   = data.aws_iam_policy_document.tls_only
+  bucket     = each.key == "raw" ? aws_s3_bucket.raw[0].id : aws_s3_bucket.lake[0].id
+  policy     = each.value.json
+  depends_on = [aws_s3_bucket_public_access_block.raw, aws_s3_bucket_public_access_block.lake]
 }
 
 # Queue ARNs are built from names so each queue can carry its policies inline: separate
 # aws_sqs_queue_policy / redrive_allow_policy resources would reference the queues both ways.
 locals {
-  queue_arn_prefix    = "arn:${data.aws_partition.current.partition}:sqs:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}"
+  queue_arn_prefix    = "arn:${data.aws_partition.current.partition}:sqs:${data.aws_region.current.id}:${data.aws_caller_identity.current.account_id}"
   ingest_queue_arn    = "${local.queue_arn_prefix}:${var.name}-ingest"
   isolation_queue_arn = "${local.queue_arn_prefix}:${var.name}-isolation"
 }
 
 resource "aws_sqs_queue" "dlq" {
   name                              = "${var.name}-ingest-dlq"
+  tags                              = var.tags
   message_retention_seconds         = 1209600
   sqs_managed_sse_enabled           = var.kms_key_arn == null ? true : null
   kms_master_key_id                 = var.kms_key_arn
@@ -152,42 +197,90 @@ resource "aws_sqs_queue" "dlq" {
   })
 }
 
-data "aws_iam_policy_document" "s3_to_queue" {
-  statement {
-    sid       = "RawBucketNotifications"
-    actions   = ["sqs:SendMessage"]
-    resources = [local.ingest_queue_arn]
-    principals {
-      type        = "Service"
-      identifiers = ["s3.amazonaws.com"]
+# Who may send notifications to the ingest queue: the raw bucket (S3 notifications, also when
+# wired by hand), the per-table EventBridge rules, and SNS topics named by the user.
+data "aws_iam_policy_document" "queue_senders" {
+  dynamic "statement" {
+    for_each = var.notifications == "eventbridge" ? [] : [1]
+    content {
+      sid       = "RawBucketNotifications"
+      actions   = ["sqs:SendMessage"]
+      resources = [local.ingest_queue_arn]
+      principals {
+        type        = "Service"
+        identifiers = ["s3.amazonaws.com"]
+      }
+      condition {
+        test     = "ArnEquals"
+        variable = "aws:SourceArn"
+        values   = [local.raw_bucket_arn]
+      }
     }
-    condition {
-      test     = "ArnEquals"
-      variable = "aws:SourceArn"
-      values   = [local.raw_bucket_arn]
+  }
+  dynamic "statement" {
+    for_each = var.notifications == "eventbridge" ? [1] : []
+    content {
+      sid       = "RawObjectEvents"
+      actions   = ["sqs:SendMessage"]
+      resources = [local.ingest_queue_arn]
+      principals {
+        type        = "Service"
+        identifiers = ["events.amazonaws.com"]
+      }
+      condition {
+        test     = "ArnEquals"
+        variable = "aws:SourceArn"
+        values   = values(local.route_rule_arns)
+      }
+    }
+  }
+  dynamic "statement" {
+    for_each = length(var.notification_topic_arns) > 0 ? [1] : []
+    content {
+      sid       = "TopicSubscriptions"
+      actions   = ["sqs:SendMessage"]
+      resources = [local.ingest_queue_arn]
+      principals {
+        type        = "Service"
+        identifiers = ["sns.amazonaws.com"]
+      }
+      condition {
+        test     = "ArnEquals"
+        variable = "aws:SourceArn"
+        values   = var.notification_topic_arns
+      }
     }
   }
 }
 
 resource "aws_sqs_queue" "ingest" {
   name                              = "${var.name}-ingest"
+  tags                              = var.tags
   visibility_timeout_seconds        = local.visibility_timeout
   message_retention_seconds         = 1209600
   receive_wait_time_seconds         = 20
   sqs_managed_sse_enabled           = var.kms_key_arn == null ? true : null
   kms_master_key_id                 = var.kms_key_arn
   kms_data_key_reuse_period_seconds = var.kms_key_arn == null ? null : 3600
-  policy                            = data.aws_iam_policy_document.s3_to_queue.json
+  policy                            = data.aws_iam_policy_document.queue_senders.json
   redrive_policy = jsonencode({
     deadLetterTargetArn = aws_sqs_queue.dlq.arn
     maxReceiveCount     = var.max_receive_count
   })
+
+  lifecycle {
+    precondition {
+      condition     = local.several_tables || var.schema_file != null
+      error_message = "schema_file is required: the path of the table's declared schema (JSON), or set tables, each with its own schema_file."
+    }
+  }
 }
 
 # Messages delivered more than once are moved here by the converter and converted one per
 # invocation, so an object that kills the converter reaches the DLQ alone.
 resource "aws_sqs_queue" "isolation" {
   name                              = "${var.name}-isolation"
+  tags                              = var.tags
   visibility_timeout_seconds        = local.visibility_timeout
   message_retention_seconds         = 1209600
   receive_wait_time_seconds         = 20
@@ -200,12 +293,54 @@ resource "aws_sqs_queue" "isolation" {
   })
 }
 
+# notifications = "sqs": S3 sends each table's objects straight to the queue. "eventbridge": S3
+# sends every event to EventBridge (other consumers can share the bucket) and a rule per table
+# forwards that table's objects. "none": the user wires S3, SNS or EventBridge to the queue.
 resource "aws_s3_bucket_notification" "raw" {
-  bucket = local.raw_bucket
-  queue {
-    queue_arn     = aws_sqs_queue.ingest.arn
-    events        = ["s3:ObjectCreated:*"]
-    filter_prefix = var.raw_prefix == "" ? null : var.raw_prefix
-    filter_suffix = var.raw_suffix == "" ? null : var.raw_suffix
+  count       = var.notifications == "none" ? 0 : 1
+  bucket      = local.raw_bucket
+  eventbridge = var.notifications == "eventbridge"
+  dynamic "queue" {
+    for_each = var.notifications == "sqs" ? local.tables : {}
+    content {
+      queue_arn     = aws_sqs_queue.ingest.arn
+      events        = ["s3:ObjectCreated:*"]
+      filter_prefix = queue.value.raw_prefix == "" ? null : queue.value.raw_prefix
+      filter_suffix = var.raw_suffix == "" ? null : var.raw_suffix
+    }
   }
+}
+
+moved {
+  from = aws_s3_bucket_notification.raw
+  to   = aws_s3_bucket_notification.raw[0]
+}
+
+locals {
+  route_rule_names = { for name, table in local.tables : name => "${var.name}-objects-${name}" }
+  route_rule_arns = {
+    for name, rule in local.route_rule_names :
+    name => "arn:${data.aws_partition.current.partition}:events:${data.aws_region.current.id}:${data.aws_caller_identity.current.account_id}:rule/${rule}"
+  }
+}
+
+resource "aws_cloudwatch_event_rule" "objects" {
+  for_each    = var.notifications == "eventbridge" ? local.tables : {}
+  name        = local.route_rule_names[each.key]
+  description = "Objects created under s3://${local.raw_bucket}/${each.value.raw_prefix} for ${local.table_uris[each.key]}"
+  event_pattern = jsonencode({
+    source      = ["aws.s3"]
+    detail-type = ["Object Created"]
+    detail = {
+      bucket = { name = [local.raw_bucket] }
+      object = { key = [{ wildcard = "${each.value.raw_prefix}*${var.raw_suffix}" }] }
+    }
+  })
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_event_target" "objects" {
+  for_each = aws_cloudwatch_event_rule.objects
+  rule     = each.value.name
+  arn      = aws_sqs_queue.ingest.arn
 }

@@ -1,4 +1,23 @@
-# Alarms for the three ways ingestion falls behind or loses its way.
+# Alarms for the ways ingestion falls behind, loses its way or refuses data; per table where the
+# metric is per table (the Table dimension of Inlet's embedded metrics).
+
+locals {
+  alarm_actions = concat(var.alarm_actions, aws_sns_topic.alarms[*].arn)
+}
+
+resource "aws_sns_topic" "alarms" {
+  count             = var.create_alarm_topic ? 1 : 0
+  name              = "${var.name}-alarms"
+  kms_master_key_id = coalesce(var.kms_key_arn, "alias/aws/sns")
+  tags              = var.tags
+}
+
+resource "aws_sns_topic_subscription" "alarm_emails" {
+  for_each  = var.create_alarm_topic ? toset(var.alarm_emails) : toset([])
+  topic_arn = aws_sns_topic.alarms[0].arn
+  protocol  = "email"
+  endpoint  = each.value
+}
 
 resource "aws_cloudwatch_metric_alarm" "dlq_not_empty" {
   alarm_name          = "${var.name}-dlq-not-empty"
@@ -12,8 +31,9 @@ resource "aws_cloudwatch_metric_alarm" "dlq_not_empty" {
   comparison_operator = "GreaterThanThreshold"
   threshold           = 0
   treat_missing_data  = "notBreaching"
-  alarm_actions       = var.alarm_actions
-  ok_actions          = var.alarm_actions
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = var.tags
 }
 
 resource "aws_cloudwatch_metric_alarm" "queue_age" {
@@ -28,71 +48,92 @@ resource "aws_cloudwatch_metric_alarm" "queue_age" {
   comparison_operator = "GreaterThanThreshold"
   threshold           = var.max_queue_age_seconds
   treat_missing_data  = "notBreaching"
-  alarm_actions       = var.alarm_actions
-  ok_actions          = var.alarm_actions
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = var.tags
 }
 
-# FreshnessLag is emitted by the compactor (CloudWatch embedded metric format).
-resource "aws_cloudwatch_metric_alarm" "freshness_lag" {
-  alarm_name          = "${var.name}-freshness-lag"
-  alarm_description   = "Staged rows wait too long for a Delta commit: check the compactor's log."
-  namespace           = "Inlet"
-  metric_name         = "FreshnessLag"
-  dimensions          = { Function = "compactor", Table = local.table_uri }
-  statistic           = "Maximum"
-  period              = 300
-  evaluation_periods  = 2
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = var.max_freshness_lag_seconds
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = var.alarm_actions
-  ok_actions          = var.alarm_actions
-}
-
-resource "aws_cloudwatch_metric_alarm" "compactor_errors" {
-  alarm_name          = "${var.name}-compactor-errors"
-  alarm_description   = "Compactions are failing; staged fragments accumulate."
+resource "aws_cloudwatch_metric_alarm" "function_errors" {
+  for_each            = { converter = aws_lambda_function.converter.function_name, compactor = aws_lambda_function.compactor.function_name }
+  alarm_name          = "${var.name}-${each.key}-errors"
+  alarm_description   = each.key == "converter" ? "Converter invocations are failing as a whole (configuration, permissions, a crash): their messages are redelivered and end in the DLQ. Check the converter's log." : "Compactions are failing; staged fragments accumulate."
   namespace           = "AWS/Lambda"
   metric_name         = "Errors"
-  dimensions          = { FunctionName = aws_lambda_function.compactor.function_name }
+  dimensions          = { FunctionName = each.value }
   statistic           = "Sum"
   period              = 900
   evaluation_periods  = 1
   comparison_operator = "GreaterThanThreshold"
   threshold           = 0
   treat_missing_data  = "notBreaching"
-  alarm_actions       = var.alarm_actions
-  ok_actions          = var.alarm_actions
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = var.tags
 }
 
-resource "aws_cloudwatch_metric_alarm" "abandoned_rows" {
-  alarm_name          = "${var.name}-abandoned-rows"
-  alarm_description   = "The compactor voided unsealed converter batches: their converters died or ran past abandon_after_seconds, and SQS redelivers their messages. Check the converter's errors and timeout."
-  namespace           = "Inlet"
-  metric_name         = "AbandonedRows"
-  dimensions          = { Function = "compactor", Table = local.table_uri }
-  statistic           = "Sum"
-  period              = 900
-  evaluation_periods  = 1
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = 0
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = var.alarm_actions
-  ok_actions          = var.alarm_actions
+moved {
+  from = aws_cloudwatch_metric_alarm.compactor_errors
+  to   = aws_cloudwatch_metric_alarm.function_errors["compactor"]
 }
 
-resource "aws_cloudwatch_metric_alarm" "superseded_versions" {
-  alarm_name          = "${var.name}-superseded-versions"
-  alarm_description   = "Notified object versions were overwritten or deleted before the converter read them, so they were never ingested. The record under _inlet/superseded/ names each one; turn on bucket versioning (the module's default) to ingest every version."
+# The per-table alarms: what the metric means, which function emits it, how it is read.
+locals {
+  table_alarms = {
+    freshness_lag = {
+      function    = "compactor", metric = "FreshnessLag", statistic = "Maximum", period = 300, periods = 2
+      threshold   = var.max_freshness_lag_seconds
+      description = "Staged rows wait too long for a Delta commit: check the compactor's log."
+    }
+    abandoned_rows = {
+      function    = "compactor", metric = "AbandonedRows", statistic = "Sum", period = 900, periods = 1, threshold = 0
+      description = "The compactor voided unsealed converter batches: their converters died or ran past abandon_after_seconds, and SQS redelivers their messages. Check the converter's errors and timeout."
+    }
+    superseded_versions = {
+      function    = "converter", metric = "SupersededVersions", statistic = "Sum", period = 900, periods = 1, threshold = 0
+      description = "Notified object versions were overwritten or deleted before the converter read them, so they were never ingested. The record under _inlet/superseded/ names each one; turn on bucket versioning (the module's default) to ingest every version."
+    }
+    quarantined_lines = {
+      function    = "converter", metric = "QuarantinedLines", statistic = "Sum", period = 900, periods = 1
+      threshold   = var.max_quarantined_lines
+      description = "Lines were refused (bad JSON, values that do not fit the schema) and kept, with their source key, line number and reason, under <table>/_inlet/quarantine/<bucket>/<key>@<digest>.ndjson."
+    }
+  }
+  table_alarm_instances = merge([
+    for alarm, spec in local.table_alarms : {
+      for table in keys(local.tables) : "${alarm}:${table}" => merge(spec, { alarm = alarm, table = table })
+    }
+  ]...)
+}
+
+resource "aws_cloudwatch_metric_alarm" "table" {
+  for_each            = local.table_alarm_instances
+  alarm_name          = local.several_tables ? "${var.name}-${each.value.table}-${replace(each.value.alarm, "_", "-")}" : "${var.name}-${replace(each.value.alarm, "_", "-")}"
+  alarm_description   = "${each.value.description} (${local.table_uris[each.value.table]})"
   namespace           = "Inlet"
-  metric_name         = "SupersededVersions"
-  dimensions          = { Function = "converter", Table = local.table_uri }
-  statistic           = "Sum"
-  period              = 900
-  evaluation_periods  = 1
+  metric_name         = each.value.metric
+  dimensions          = { Function = each.value.function, Table = local.table_uris[each.value.table] }
+  statistic           = each.value.statistic
+  period              = each.value.period
+  evaluation_periods  = each.value.periods
   comparison_operator = "GreaterThanThreshold"
-  threshold           = 0
+  threshold           = each.value.threshold
   treat_missing_data  = "notBreaching"
-  alarm_actions       = var.alarm_actions
-  ok_actions          = var.alarm_actions
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = var.tags
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.freshness_lag
+  to   = aws_cloudwatch_metric_alarm.table["freshness_lag:table"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.abandoned_rows
+  to   = aws_cloudwatch_metric_alarm.table["abandoned_rows:table"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.superseded_versions
+  to   = aws_cloudwatch_metric_alarm.table["superseded_versions:table"]
 }

@@ -1,6 +1,16 @@
 output "table_uri" {
-  description = "The Delta table (INLET_TABLE_URI)."
-  value       = local.table_uri
+  description = "The Delta table (INLET_TABLE_URI); with several tables, null (see table_uris)."
+  value       = local.several_tables ? null : local.table_uris["table"]
+}
+
+output "table_uris" {
+  description = "Each table's URI, by table name (\"table\" for a single-table deployment)."
+  value       = local.table_uris
+}
+
+output "routes_uri" {
+  description = "The routing file the functions read (INLET_ROUTES); null for a single table."
+  value       = local.several_tables ? local.routes_uri : null
 }
 
 output "raw_bucket" {
@@ -8,9 +18,19 @@ output "raw_bucket" {
   value       = local.raw_bucket
 }
 
+output "raw_bucket_arn" {
+  description = "ARN of the raw bucket."
+  value       = local.raw_bucket_arn
+}
+
 output "lake_bucket" {
-  description = "Bucket holding the table."
+  description = "Bucket holding the tables."
   value       = local.lake_bucket
+}
+
+output "lake_bucket_arn" {
+  description = "ARN of the lake bucket."
+  value       = local.lake_bucket_arn
 }
 
 output "queue_url" {
@@ -18,9 +38,24 @@ output "queue_url" {
   value       = aws_sqs_queue.ingest.id
 }
 
+output "queue_arn" {
+  description = "ARN of the ingest queue (the target to wire when notifications = \"none\")."
+  value       = aws_sqs_queue.ingest.arn
+}
+
 output "dlq_url" {
   description = "Dead-letter queue (INLET_DLQ_URL for inlet status)."
   value       = aws_sqs_queue.dlq.id
+}
+
+output "dlq_arn" {
+  description = "ARN of the dead-letter queue."
+  value       = aws_sqs_queue.dlq.arn
+}
+
+output "isolation_queue_url" {
+  description = "Queue of redelivered notifications, converted one per invocation (their failures also end in the DLQ)."
+  value       = aws_sqs_queue.isolation.id
 }
 
 output "converter_function" {
@@ -28,12 +63,37 @@ output "converter_function" {
   value       = aws_lambda_function.converter.function_name
 }
 
+output "converter_function_arn" {
+  description = "ARN of the converter function."
+  value       = aws_lambda_function.converter.arn
+}
+
+output "converter_role_arn" {
+  description = "ARN of the converter's role."
+  value       = aws_iam_role.converter.arn
+}
+
 output "compactor_function" {
   description = "Compactor function name (INLET_COMPACTOR_FUNCTION for inlet compact --function)."
   value       = aws_lambda_function.compactor.function_name
 }
 
-output "isolation_queue_url" {
-  description = "Queue of redelivered notifications, converted one per invocation (their failures also end in the DLQ)."
-  value       = aws_sqs_queue.isolation.id
+output "compactor_function_arn" {
+  description = "ARN of the compactor function."
+  value       = aws_lambda_function.compactor.arn
+}
+
+output "compactor_role_arn" {
+  description = "ARN of the compactor's role."
+  value       = aws_iam_role.compactor.arn
+}
+
+output "alarm_topic_arn" {
+  description = "ARN of the alarm topic (create_alarm_topic); null otherwise."
+  value       = one(aws_sns_topic.alarms[*].arn)
+}
+
+output "glue_tables" {
+  description = "Glue tables registered (database.table), by table name."
+  value       = { for name, table in aws_glue_catalog_table.tables : name => "${table.database_name}.${table.name}" }
 }

@@ -1,4 +1,5 @@
-# Inputs of the Inlet module: one Delta table fed by one raw bucket prefix.
+# Inputs of the Inlet module: Delta tables fed from one raw bucket (one table by default;
+# several with `tables`).
 # Function settings (the INLET_* environment variables) carry the same defaults as the code;
 # a unit test (shared/src/config.rs) checks that they stay equal.
 
@@ -25,7 +26,7 @@ variable "create_raw_bucket" {
 }
 
 variable "raw_prefix" {
-  description = "Only objects under this key prefix are ingested (\"\" for the whole bucket)."
+  description = "Only objects under this key prefix are ingested (\"\" for the whole bucket). Ignored when tables is set."
   type        = string
   default     = ""
 }
@@ -48,14 +49,15 @@ variable "create_lake_bucket" {
 }
 
 variable "table_prefix" {
-  description = "Key prefix of the Delta table in the lake bucket (the table URI is s3://<lake>/<prefix>)."
+  description = "Key prefix of the Delta table in the lake bucket (the table URI is s3://<lake>/<prefix>). Ignored when tables is set."
   type        = string
   default     = "events"
 }
 
 variable "schema_file" {
-  description = "Local path of the declared schema (JSON); uploaded next to the table and read by both functions."
+  description = "Local path of the declared schema (JSON); uploaded next to the table and read by both functions. Required unless tables is set (each table names its own)."
   type        = string
+  default     = null
 }
 
 variable "force_destroy" {
@@ -300,7 +302,7 @@ variable "ingested_at" {
 }
 
 variable "partition_by" {
-  description = "INLET_PARTITION_BY: <column>=key or <column>=<timestamp field>; \"\" for an unpartitioned table."
+  description = "INLET_PARTITION_BY: <column>=key or <column>=<timestamp field>; \"\" for an unpartitioned table. Ignored when tables is set."
   type        = string
   default     = ""
 
@@ -356,4 +358,134 @@ variable "decode_batch_rows" {
   description = "INLET_DECODE_BATCH_ROWS: rows per Arrow record batch when decoding NDJSON."
   type        = number
   default     = 1024
+}
+
+# ---------------------------------------------------------------- several tables, notifications, catalog
+
+variable "tables" {
+  description = "Several tables from one raw bucket, by name: each table's raw key prefix, its location in the lake bucket (table_prefix, default the name), its schema file, partitioning and per-table INLET_* settings. Empty: the one table of raw_prefix, table_prefix, schema_file and partition_by."
+  type = map(object({
+    raw_prefix   = string
+    table_prefix = optional(string)
+    schema_file  = string
+    partition_by = optional(string, "")
+    settings     = optional(map(string), {})
+  }))
+  default = {}
+
+  validation {
+    condition     = alltrue([for name in keys(var.tables) : can(regex("^[a-z0-9][a-z0-9_-]{0,39}$", name))])
+    error_message = "Each table name must be 1-40 lowercase letters, digits, '-' or '_', starting with a letter or digit (it names rules, alarms and the Glue table)."
+  }
+  validation {
+    condition     = alltrue([for table in values(var.tables) : table.raw_prefix != "" && !strcontains(table.raw_prefix, "*")])
+    error_message = "Each table needs a raw_prefix (e.g. \"web/\"), without '*': objects are routed to the table whose prefix is the longest match of their key."
+  }
+  validation {
+    condition     = length(distinct([for table in values(var.tables) : table.raw_prefix])) == length(var.tables)
+    error_message = "Two tables have the same raw_prefix: each prefix feeds one table."
+  }
+  validation {
+    condition = alltrue([for table in values(var.tables) :
+    table.partition_by == "" || can(regex("^[A-Za-z_][A-Za-z0-9_]*=[A-Za-z_][A-Za-z0-9_.]*$", table.partition_by))])
+    error_message = "A table's partition_by must be \"\" (unpartitioned), <column>=key or <column>=<timestamp field>."
+  }
+  validation {
+    condition = alltrue(flatten([for table in values(var.tables) : [for key in keys(table.settings) :
+    startswith(key, "INLET_") && !contains(["INLET_TABLE_URI", "INLET_SCHEMA", "INLET_PARTITION_BY", "INLET_ROUTES"], key)]]))
+    error_message = "A table's settings are INLET_* variables other than INLET_TABLE_URI, INLET_SCHEMA, INLET_PARTITION_BY and INLET_ROUTES (those come from the table itself)."
+  }
+}
+
+variable "notifications" {
+  description = "How new raw objects reach the ingest queue: sqs (S3 notifications, one per table prefix; the module owns the bucket's notification configuration), eventbridge (S3 sends to EventBridge, a rule per table forwards to the queue; other consumers can share the bucket's events) or none (wire S3, SNS or EventBridge yourself; see notification_topic_arns)."
+  type        = string
+  default     = "sqs"
+  validation {
+    condition     = contains(["sqs", "eventbridge", "none"], var.notifications)
+    error_message = "notifications must be sqs, eventbridge or none."
+  }
+}
+
+variable "notification_topic_arns" {
+  description = "SNS topics allowed to send to the ingest queue (S3 -> SNS -> SQS fan-out wired by the user); the converter reads SNS envelopes."
+  type        = list(string)
+  default     = []
+}
+
+variable "glue_database_name" {
+  description = "Register each table in this Glue database as a Delta table (Athena engine 3, Spark on EMR or Glue read it); null registers nothing."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.glue_database_name == null || can(regex("^[a-z0-9_]{1,255}$", var.glue_database_name))
+    error_message = "glue_database_name must be lowercase letters, digits and '_' (Athena's rule)."
+  }
+}
+
+variable "create_glue_database" {
+  description = "Create glue_database_name; false registers the tables in an existing database."
+  type        = bool
+  default     = true
+}
+
+# ---------------------------------------------------------------- enterprise settings
+
+variable "tags" {
+  description = "Tags on every resource that takes them."
+  type        = map(string)
+  default     = {}
+}
+
+variable "permissions_boundary_arn" {
+  description = "Permissions boundary attached to both functions' roles; null attaches none."
+  type        = string
+  default     = null
+}
+
+variable "vpc_config" {
+  description = "Run both functions in these subnets with these security groups (they then need S3 and SQS VPC endpoints or a NAT); null runs them outside any VPC."
+  type = object({
+    subnet_ids         = list(string)
+    security_group_ids = list(string)
+  })
+  default = null
+}
+
+variable "raw_noncurrent_version_days" {
+  description = "Days overwritten raw object versions are kept (created raw bucket only; more than the queue's 14-day retention); null keeps them forever."
+  type        = number
+  default     = 30
+  validation {
+    condition     = var.raw_noncurrent_version_days == null ? true : var.raw_noncurrent_version_days >= 15
+    error_message = "raw_noncurrent_version_days must be at least 15: a notification can wait 14 days in the queue, and its version must still exist when it is read."
+  }
+}
+
+variable "quarantine_retention_days" {
+  description = "Days quarantined lines are kept under <table>/_inlet/quarantine/ (created lake bucket only); null keeps them forever."
+  type        = number
+  default     = 90
+  validation {
+    condition     = var.quarantine_retention_days == null ? true : var.quarantine_retention_days >= 1
+    error_message = "quarantine_retention_days must be at least 1, or null."
+  }
+}
+
+variable "create_alarm_topic" {
+  description = "Create an SNS topic every alarm notifies (besides alarm_actions)."
+  type        = bool
+  default     = false
+}
+
+variable "alarm_emails" {
+  description = "Email addresses subscribed to the alarm topic (create_alarm_topic)."
+  type        = list(string)
+  default     = []
+}
+
+variable "max_quarantined_lines" {
+  description = "Alarm when a table quarantines more lines than this in 15 minutes (0: any)."
+  type        = number
+  default     = 0
 }

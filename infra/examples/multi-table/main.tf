@@ -1,0 +1,113 @@
+# Two tables from one raw bucket: s3://<raw>/web/... -> s3://<lake>/web_events (partitioned by
+# date), s3://<raw>/api/... -> s3://<lake>/api_events. S3 sends its events to EventBridge and a
+# rule per table forwards that table's objects to the one ingest queue, so other consumers can
+# subscribe to the same bucket's events. Each table is registered in Glue for Athena.
+#   make build-lambdas
+#   terraform init && terraform apply -var raw_bucket=... -var lake_bucket=...
+
+terraform {
+  required_version = ">= 1.5"
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = ">= 5.40, < 7.0"
+    }
+  }
+}
+
+provider "aws" {
+  region = var.region
+  default_tags {
+    tags = { application = "inlet" }
+  }
+}
+
+variable "region" {
+  description = "AWS region."
+  type        = string
+  default     = "us-east-1"
+}
+
+variable "name" {
+  description = "Deployment name."
+  type        = string
+  default     = "inlet-platform"
+}
+
+variable "raw_bucket" {
+  description = "Bucket services write to (created)."
+  type        = string
+}
+
+variable "lake_bucket" {
+  description = "Bucket of the Delta tables (created)."
+  type        = string
+}
+
+variable "glue_database" {
+  description = "Glue database the tables are registered in (created); null registers nothing."
+  type        = string
+  default     = "inlet_lake"
+}
+
+variable "package_dir" {
+  description = "Where make build-lambdas put the zips."
+  type        = string
+  default     = "../../../target/lambda/arm64"
+}
+
+variable "alarm_emails" {
+  description = "Addresses the alarm topic notifies."
+  type        = list(string)
+  default     = []
+}
+
+module "inlet" {
+  source = "../../modules/inlet"
+
+  name             = var.name
+  raw_bucket_name  = var.raw_bucket
+  lake_bucket_name = var.lake_bucket
+  notifications    = "eventbridge"
+  tables = {
+    web = {
+      raw_prefix   = "web/"
+      table_prefix = "web_events"
+      schema_file  = "${path.module}/../../../schemas/events.schema.json"
+      partition_by = "date=key"
+    }
+    api = {
+      raw_prefix   = "api/"
+      table_prefix = "api_events"
+      schema_file  = "${path.module}/schemas/api.schema.json"
+      # Fewer, smaller objects: smaller files keep this table's freshness.
+      settings = { INLET_TARGET_FILE_BYTES = "67108864" }
+    }
+  }
+  glue_database_name = var.glue_database
+  create_alarm_topic = true
+  alarm_emails       = var.alarm_emails
+  tags               = { cost-center = "data-platform" }
+  converter_package  = { filename = "${var.package_dir}/converter/bootstrap.zip" }
+  compactor_package  = { filename = "${var.package_dir}/compactor/bootstrap.zip" }
+}
+
+output "table_uris" {
+  description = "The Delta tables, by name."
+  value       = module.inlet.table_uris
+}
+
+output "glue_tables" {
+  description = "Glue tables (database.table) for Athena."
+  value       = module.inlet.glue_tables
+}
+
+output "queue_url" {
+  description = "Ingest queue (inlet backfill --queue-url)."
+  value       = module.inlet.queue_url
+}
+
+output "compactor_function" {
+  description = "Compactor function: {\"table\": \"web\"} compacts one table, {} every table."
+  value       = module.inlet.compactor_function
+}

@@ -50,7 +50,7 @@ start() {
   LOCALSTACK_HOST="127.0.0.1:$port" \
   SQS_ENDPOINT_STRATEGY=off \
   DISABLE_EVENTS=1 \
-  SERVICES=s3,sqs,lambda,events,iam,sts,logs,cloudwatch \
+  SERVICES=s3,sqs,lambda,events,iam,sts,logs,cloudwatch,sns \
   LAMBDA_RUNTIME_EXECUTOR=local \
   INLET_LAMBDA_LOG_DIR="$state/lambda-logs" \
   RUST_BACKTRACE=1 \

@@ -1,6 +1,7 @@
-//! The Terraform module users deploy, applied to LocalStack: `infra/examples/basic` with a
-//! provider override pointing at LocalStack and the debug bootstraps as function code. Objects
-//! put into the raw bucket must come out as rows of the Delta table, and destroy must work.
+//! The Terraform examples users deploy, applied to LocalStack: `infra/examples/basic` and
+//! `infra/examples/multi-table`, each with a provider override pointing at LocalStack and the
+//! debug bootstraps as function code. Objects put into the raw bucket must come out as rows of
+//! their Delta table, and destroy must work.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -70,7 +71,7 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
 /// merges `*_override.tf` files into the configuration, so the example itself stays as users
 /// deploy it.
 fn localstack_override(endpoint: &str) -> String {
-    let services = ["s3", "sqs", "lambda", "iam", "sts", "logs", "cloudwatch", "events"];
+    let services = ["s3", "sqs", "lambda", "iam", "sts", "logs", "cloudwatch", "events", "sns", "glue"];
     let endpoints: String = services.iter().map(|service| format!("    {service} = \"{endpoint}\"\n")).collect();
     format!(
         r#"provider "aws" {{
@@ -95,58 +96,103 @@ module "inlet" {{
     )
 }
 
+/// An example applied to LocalStack from a scratch copy of `infra/`, with its outputs.
+struct Deployed {
+    _scratch: tempfile::TempDir,
+    example: PathBuf,
+    config: PathBuf,
+    name: String,
+    outputs: serde_json::Value,
+}
+
+impl Deployed {
+    /// Applies `infra/examples/<example>` with the test's names, the debug bootstraps as code and
+    /// `variables`; `None` when Terraform is unusable here and that may be skipped.
+    async fn apply(localstack: &LocalStack, example: &str, variables: serde_json::Value) -> Option<Self> {
+        let config = match terraform_config() {
+            Ok(config) => config,
+            Err(reason) => {
+                ensure_skippable(&reason);
+                return None;
+            }
+        };
+        let scratch = tempfile::tempdir().unwrap();
+        copy_tree(&workspace_root().join("infra"), &scratch.path().join("infra")).unwrap();
+        // The examples find the schemas at ../../../schemas: keep that layout in the copy.
+        copy_tree(&workspace_root().join("schemas"), &scratch.path().join("schemas")).unwrap();
+        let dir = scratch.path().join("infra/examples").join(example);
+        std::fs::write(dir.join("localstack_override.tf"), localstack_override(&localstack.endpoint)).unwrap();
+
+        let name = format!("tf-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let package = |binary: &str| {
+            let dir = code_dir(binary).unwrap();
+            serde_json::json!({"s3_bucket": "hot-reload", "s3_key": dir.display().to_string()})
+        };
+        let mut all = serde_json::json!({
+            "name": name,
+            "raw_bucket": format!("raw-{name}"),
+            "lake_bucket": format!("lake-{name}"),
+            "force_destroy": true,
+            "converter_package": package("converter"),
+            "compactor_package": package("compactor"),
+        });
+        all.as_object_mut().unwrap().extend(variables.as_object().unwrap().clone());
+        std::fs::write(dir.join("test.auto.tfvars.json"), all.to_string()).unwrap();
+
+        terraform(&dir, &config, &["init", "-input=false", "-no-color"]).unwrap();
+        let started = Instant::now();
+        terraform(&dir, &config, &["apply", "-auto-approve", "-input=false", "-no-color"]).unwrap();
+        eprintln!("terraform apply of {example} to LocalStack: {:.1} s", started.elapsed().as_secs_f64());
+        let outputs = serde_json::from_str(&terraform(&dir, &config, &["output", "-json"]).unwrap()).unwrap();
+        Some(Self { _scratch: scratch, example: dir, config, name, outputs })
+    }
+
+    fn output(&self, key: &str) -> String {
+        self.outputs[key]["value"].as_str().unwrap_or_else(|| panic!("output {key}: {}", self.outputs)).to_string()
+    }
+
+    /// A view of one of the deployed tables, for the test helpers.
+    fn pipeline(&self, localstack: &LocalStack, table_uri: String) -> Pipeline {
+        Pipeline {
+            localstack: localstack.clone(),
+            name: self.name.clone(),
+            raw_bucket: format!("raw-{}", self.name),
+            lake_bucket: format!("lake-{}", self.name),
+            table_uri,
+            queue_url: self.output("queue_url"),
+            dlq_url: self.output("dlq_url"),
+            converter: format!("{}-converter", self.name),
+            compactor: self.output("compactor_function"),
+        }
+    }
+
+    /// Destroys the deployment and checks no function is left.
+    async fn destroy(self, localstack: &LocalStack) {
+        let started = Instant::now();
+        let destroy = ["destroy", "-auto-approve", "-input=false", "-no-color"];
+        // One CI run saw a destroy fail on LocalStack (its log truncated the reason away) where
+        // four local runs passed; a second destroy must then leave nothing behind, checked below.
+        if let Err(first) = terraform(&self.example, &self.config, &destroy) {
+            eprintln!("terraform destroy failed once, running it again:\n{first:#}");
+            terraform(&self.example, &self.config, &destroy).unwrap();
+        }
+        eprintln!("terraform destroy: {:.1} s", started.elapsed().as_secs_f64());
+        let functions = localstack.lambda.list_functions().send().await.unwrap();
+        let left: Vec<String> = functions
+            .functions()
+            .iter()
+            .filter_map(|f| f.function_name().map(str::to_string))
+            .filter(|f| f.starts_with(&self.name))
+            .collect();
+        assert!(left.is_empty(), "destroy left {left:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_terraform_example_deploys_to_localstack_and_ingests() {
-    let config = match terraform_config() {
-        Ok(config) => config,
-        Err(reason) => {
-            ensure_skippable(&reason);
-            return;
-        }
-    };
     let localstack = LocalStack::connect().await.unwrap();
-    let scratch = tempfile::tempdir().unwrap();
-    copy_tree(&workspace_root().join("infra"), &scratch.path().join("infra")).unwrap();
-    // The example finds the schema at ../../../schemas: keep that layout in the copy.
-    copy_tree(&workspace_root().join("schemas"), &scratch.path().join("schemas")).unwrap();
-    let example = scratch.path().join("infra/examples/basic");
-    std::fs::write(example.join("localstack_override.tf"), localstack_override(&localstack.endpoint)).unwrap();
-
-    let name = format!("tf-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let package = |binary: &str| {
-        let dir = code_dir(binary).unwrap();
-        serde_json::json!({"s3_bucket": "hot-reload", "s3_key": dir.display().to_string()})
-    };
-    let variables = serde_json::json!({
-        "name": name,
-        "raw_bucket": format!("raw-{name}"),
-        "lake_bucket": format!("lake-{name}"),
-        "force_destroy": true,
-        "converter_package": package("converter"),
-        "compactor_package": package("compactor"),
-    });
-    std::fs::write(example.join("test.auto.tfvars.json"), variables.to_string()).unwrap();
-
-    terraform(&example, &config, &["init", "-input=false", "-no-color"]).unwrap();
-    let started = Instant::now();
-    terraform(&example, &config, &["apply", "-auto-approve", "-input=false", "-no-color"]).unwrap();
-    let apply_seconds = started.elapsed().as_secs_f64();
-    let outputs: serde_json::Value =
-        serde_json::from_str(&terraform(&example, &config, &["output", "-json"]).unwrap()).unwrap();
-    let output = |key: &str| outputs[key]["value"].as_str().unwrap().to_string();
-    eprintln!("terraform apply to LocalStack: {apply_seconds:.1} s");
-
-    let pipeline = Pipeline {
-        localstack: localstack.clone(),
-        name: name.clone(),
-        raw_bucket: format!("raw-{name}"),
-        lake_bucket: format!("lake-{name}"),
-        table_uri: output("table_uri"),
-        queue_url: output("queue_url"),
-        dlq_url: output("dlq_url"),
-        converter: format!("{name}-converter"),
-        compactor: output("compactor_function"),
-    };
+    let Some(deployed) = Deployed::apply(&localstack, "basic", serde_json::json!({})).await else { return };
+    let pipeline = deployed.pipeline(&localstack, deployed.output("table_uri"));
     let mut uris = Vec::new();
     let mut lines = 0;
     for index in 0..4 {
@@ -164,24 +210,58 @@ async fn the_terraform_example_deploys_to_localstack_and_ingests() {
     assert_eq!(table.num_rows, lines);
     assert!(table.files.iter().all(|file| file.path.starts_with("date=2026-05-16/")), "{:?}", table.files);
     assert_eq!(pipeline.queue_depth(&pipeline.dlq_url).await.unwrap(), 0);
+    deployed.destroy(&localstack).await;
+}
 
-    let started = Instant::now();
-    let destroy = ["destroy", "-auto-approve", "-input=false", "-no-color"];
-    // One CI run saw a destroy fail on LocalStack (its log truncated the reason away) where four
-    // local runs passed; a second destroy must then leave nothing behind, which is checked below.
-    if let Err(first) = terraform(&example, &config, &destroy) {
-        eprintln!("terraform destroy failed once, running it again:\n{first:#}");
-        terraform(&example, &config, &destroy).unwrap();
+/// `infra/examples/multi-table`: two tables from one bucket, S3 → EventBridge → a rule per table
+/// → one queue. Each table gets exactly its own prefix's rows; an object under neither prefix
+/// reaches no queue. (Glue is off: LocalStack's free edition has none.)
+#[tokio::test(flavor = "multi_thread")]
+async fn the_multi_table_example_deploys_to_localstack_and_feeds_each_table_its_own_rows() {
+    let localstack = LocalStack::connect().await.unwrap();
+    let variables = serde_json::json!({"glue_database": null});
+    let Some(deployed) = Deployed::apply(&localstack, "multi-table", variables).await else { return };
+    let uris = &deployed.outputs["table_uris"]["value"];
+    let web = deployed.pipeline(&localstack, uris["web"].as_str().unwrap().to_string());
+    let api = deployed.pipeline(&localstack, uris["api"].as_str().unwrap().to_string());
+
+    let mut web_objects = Vec::new();
+    let mut web_lines = 0;
+    for index in 0..2 {
+        let ndjson = sample::ndjson_object(11, index, 32 * 1024);
+        web_lines += ndjson.iter().filter(|b| **b == b'\n').count() as u64;
+        let key = format!("web/date=2026-05-16/tf-{index}.json.zst");
+        web.put(&key, sample::zstd_compress(&ndjson)).await.unwrap();
+        web_objects.push(format!("s3://{}/{key}", web.raw_bucket));
     }
-    eprintln!("terraform destroy: {:.1} s", started.elapsed().as_secs_f64());
-    let functions = localstack.lambda.list_functions().send().await.unwrap();
-    let left: Vec<String> = functions
-        .functions()
-        .iter()
-        .filter_map(|f| f.function_name().map(str::to_string))
-        .filter(|f| f.starts_with(&name))
+    let api_lines: String = (0..25)
+        .map(|n| {
+            format!(
+                "{{\"request_id\":\"r{n}\",\"received_at\":\"2026-05-16T10:00:{n:02}Z\",\"route\":\"/v1/items\",\"status\":200,\"latency_ms\":{n}}}\n"
+            )
+        })
         .collect();
-    assert!(left.is_empty(), "destroy left {left:?}");
+    let api_key = "api/2026/05/16/requests.json.zst";
+    api.put(api_key, sample::zstd_compress(api_lines.as_bytes())).await.unwrap();
+    // Under no table's prefix: no rule matches, so nothing reaches the queue or the DLQ.
+    web.put("billing/2026/05/16/x.json.zst", sample::zstd_compress(b"{}\n")).await.unwrap();
+
+    web.wait_for_staged(&web_objects, Duration::from_secs(90)).await.unwrap();
+    api.wait_for_staged(&[format!("s3://{}/{api_key}", api.raw_bucket)], Duration::from_secs(90)).await.unwrap();
+    let answer = web.inlet(&["compact", "--function", &web.compactor]).await.unwrap();
+    assert!(answer.contains("\"tables\""), "several tables answer by table: {answer}");
+
+    let web_table = web.wait_for_rows(web_lines, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(web_table.num_rows, web_lines);
+    assert!(web_table.files.iter().all(|file| file.path.starts_with("date=2026-05-16/")), "{:?}", web_table.files);
+    let api_table = api.wait_for_rows(25, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(api_table.num_rows, 25);
+    assert!(
+        api_table.columns.contains(&"request_id".to_string()) && !api_table.columns.contains(&"event_id".to_string())
+    );
+    assert_eq!(web.queue_depth(&web.dlq_url).await.unwrap(), 0);
+    assert_eq!(web.queue_depth(&web.queue_url).await.unwrap(), 0);
+    deployed.destroy(&localstack).await;
 }
 
 /// Without Terraform the test says so loudly; `make test` sets INLET_REQUIRE_TERRAFORM when it

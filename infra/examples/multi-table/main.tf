@@ -56,6 +56,24 @@ variable "package_dir" {
   default     = "../../../target/lambda/arm64"
 }
 
+variable "converter_package" {
+  description = "Override of the converter package (e.g. an S3 object); defaults to the local zip."
+  type        = object({ filename = optional(string), s3_bucket = optional(string), s3_key = optional(string) })
+  default     = null
+}
+
+variable "compactor_package" {
+  description = "Override of the compactor package; defaults to the local zip."
+  type        = object({ filename = optional(string), s3_bucket = optional(string), s3_key = optional(string) })
+  default     = null
+}
+
+variable "force_destroy" {
+  description = "Let destroy empty the buckets (demos and tests)."
+  type        = bool
+  default     = false
+}
+
 variable "alarm_emails" {
   description = "Addresses the alarm topic notifies."
   type        = list(string)
@@ -88,8 +106,9 @@ module "inlet" {
   create_alarm_topic = true
   alarm_emails       = var.alarm_emails
   tags               = { cost-center = "data-platform" }
-  converter_package  = { filename = "${var.package_dir}/converter/bootstrap.zip" }
-  compactor_package  = { filename = "${var.package_dir}/compactor/bootstrap.zip" }
+  force_destroy      = var.force_destroy
+  converter_package  = coalesce(var.converter_package, { filename = "${var.package_dir}/converter/bootstrap.zip" })
+  compactor_package  = coalesce(var.compactor_package, { filename = "${var.package_dir}/compactor/bootstrap.zip" })
 }
 
 output "table_uris" {
@@ -100,6 +119,11 @@ output "table_uris" {
 output "glue_tables" {
   description = "Glue tables (database.table) for Athena."
   value       = module.inlet.glue_tables
+}
+
+output "dlq_url" {
+  description = "Dead-letter queue."
+  value       = module.inlet.dlq_url
 }
 
 output "queue_url" {

@@ -89,6 +89,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Quarantined lines: list the records, show one, replay one (exactly once).
+    #[command(subcommand)]
+    Quarantine(QuarantineCommand),
     /// Show queue depths, staged fragments and the table's version and files.
     Status {
         /// Ingest queue.
@@ -100,6 +103,37 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum QuarantineCommand {
+    /// Every quarantine record: the object, its refused lines, the first reason, and whether
+    /// it was replayed.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The refused lines of one record, as NDJSON (source, line, error, raw).
+    Show {
+        /// A record path as `list` prints it, or `s3://bucket/key` of the object.
+        record: String,
+    },
+    /// Re-ingest one record's lines through the pipeline, exactly once: writes them as
+    /// `<key>.replay-<digest>.json.zst` beside the original object (same route, partition and
+    /// notifications); a record already replayed is refused.
+    Replay {
+        /// A record path as `list` prints it, or `s3://bucket/key` of the object.
+        record: String,
+        /// The corrected lines (NDJSON, one row per line); without it the lines are replayed as
+        /// they were, e.g. after a schema change that admits them.
+        #[arg(long)]
+        fixed: Option<PathBuf>,
+        /// Also send the replay object's notification to this queue (for a raw bucket whose
+        /// notifications do not reach the ingest queue).
+        #[arg(long, env = "INLET_QUEUE_URL")]
+        queue_url: Option<String>,
     },
 }
 
@@ -194,6 +228,7 @@ async fn main() -> Result<()> {
                 bail!("{problems} problem(s) found");
             }
         }
+        Command::Quarantine(command) => quarantine(command, &settings()?, &inlet::aws::sqs_client(&sdk)).await?,
         Command::Status { queue_url, dlq_url, json } => {
             let context = Context::new(settings()?).await?;
             let status = inlet::ops::table_status(&context).await?;
@@ -231,6 +266,69 @@ async fn main() -> Result<()> {
                     println!("{name:<16} {depth} messages");
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// `inlet quarantine …` on the table the settings name.
+async fn quarantine(command: QuarantineCommand, settings: &Settings, sqs: &aws_sdk_sqs::Client) -> Result<()> {
+    use inlet::ops::quarantine;
+    let storage_options = inlet::config::storage_options_from_env();
+    let table = inlet::commit::table::table_store(&settings.table_url()?, &storage_options)?;
+    match command {
+        QuarantineCommand::List { json } => {
+            let records = quarantine::list(&table).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&records)?);
+                return Ok(());
+            }
+            for record in &records {
+                let state = record.replayed_as.as_deref().map(|object| format!("replayed as {object}"));
+                println!("{}", record.path);
+                println!(
+                    "  {} lines from {}: {}{}",
+                    record.lines,
+                    record.source(),
+                    record.first_error,
+                    state.map(|state| format!(" ({state})")).unwrap_or_default()
+                );
+            }
+            let lines: usize = records.iter().map(|record| record.lines).sum();
+            eprintln!("{} records, {lines} lines", records.len());
+        }
+        QuarantineCommand::Show { record } => {
+            let record = quarantine::find(&table, &record).await?;
+            for line in quarantine::lines(&table, &record).await? {
+                println!("{}", serde_json::to_string(&line)?);
+            }
+        }
+        QuarantineCommand::Replay { record, fixed, queue_url } => {
+            let record = quarantine::find(&table, &record).await?;
+            let fixed = match fixed {
+                Some(path) => Some(
+                    std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading {}", path.display()))?
+                        .lines()
+                        .map(str::to_string)
+                        .collect(),
+                ),
+                None => None,
+            };
+            let bucket = url::Url::parse(&format!("s3://{}", record.bucket))?;
+            let raw = inlet::commit::table::table_store(&bucket, &storage_options)?;
+            let replayed = quarantine::replay(&table, &raw, &record, fixed).await?;
+            if let Some(queue_url) = queue_url {
+                let object = inlet::lineage::SourceObject {
+                    bucket: record.bucket.clone(),
+                    key: record.replay_key(),
+                    etag: replayed.etag.clone(),
+                    ..Default::default()
+                };
+                let listed = backfill::ListedObject { object, size: 0, last_modified: None };
+                backfill::enqueue(sqs, &queue_url, &[listed], |_| ()).await?;
+            }
+            println!("{}", serde_json::to_string(&replayed)?);
         }
     }
     Ok(())

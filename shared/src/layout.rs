@@ -7,6 +7,7 @@
 //! <table>/_inlet/fragments/[<column>=<value>/]<time>-<uuid>.parquet   staged, not yet committed
 //! <table>/_inlet/batches/<batch>                                      a converter batch's seal, or its void
 //! <table>/_inlet/quarantine/<bucket>/<key>@<digest>.ndjson            lines that did not fit
+//! <table>/_inlet/replayed/<bucket>/<key>@<digest>.json                 a quarantine record's replay object
 //! <table>/_inlet/superseded/<bucket>/<key>@<version or etag>.json     notified versions gone before they were read
 //! <table>/_inlet/history/manifests/<version>.json                     load history index, as of a version
 //! <table>/_inlet/history/runs/<version>-<uuid>.run                    sorted runs of committed source keys
@@ -25,6 +26,8 @@ pub const FRAGMENTS_PREFIX: &str = "_inlet/fragments";
 pub const BATCHES_PREFIX: &str = "_inlet/batches";
 /// Where quarantined lines are kept, relative to the table root.
 pub const QUARANTINE_PREFIX: &str = "_inlet/quarantine";
+/// Where a replayed quarantine record notes the object its lines were replayed as.
+pub const REPLAYED_PREFIX: &str = "_inlet/replayed";
 /// Where notified versions that no longer existed when read are recorded, relative to the table root.
 pub const SUPERSEDED_PREFIX: &str = "_inlet/superseded";
 /// Where the load history index keeps its manifests, relative to the table root.

@@ -4,6 +4,7 @@
 pub mod backfill;
 pub mod check;
 pub mod convert;
+pub mod quarantine;
 pub(crate) mod status;
 
 pub use status::{TableStatus, table_status};

@@ -9,10 +9,12 @@
 //!   {"name": "attributes", "type": {"map": "string"}}
 //! ]}
 //! ```
-//! Primitive types: `string`, `long`, `integer`, `short`, `byte`, `double`, `float`, `boolean`,
-//! `binary`, `date`, `timestamp` (UTC, microseconds). Two say how their JSON is written:
-//! `timestamp(s|ms|us|ns)` names the unit of numbers in a timestamp column (seconds when not
-//! given), and `binary(base64|hex)` the text encoding of bytes (base64 when not given). The
+//! Primitive types: `string`, `long`, `integer`, `short`, `byte`, `double`, `float`,
+//! `decimal(p,s)` (exact, precision up to 38), `boolean`, `binary`, `date`, `timestamp` (UTC
+//! instants, microseconds) and `timestamp_ntz` (wall-clock times without a zone). Two say how
+//! their JSON is written: `timestamp(s|ms|us|ns)` (and `timestamp_ntz(…)`) names the unit of
+//! numbers in a timestamp column (seconds when not given), and `binary(base64|hex)` the text
+//! encoding of bytes (base64 when not given). The
 //! README's conversion table says what each type accepts. Fields are nullable unless they say
 //! `"nullable": false`. The schema is converted to Delta's types and from there to Arrow, so the
 //! decoder, the fragments and the table agree on every type.
@@ -212,9 +214,23 @@ impl TableSchema {
 }
 
 /// The primitive type names a schema may use.
-const PRIMITIVE_TYPES: &str = "string, long, integer, short, byte, double, float, boolean, binary, \
-                               binary(base64), binary(hex), date, timestamp, timestamp(s), timestamp(ms), timestamp(us), \
-                               timestamp(ns)";
+const PRIMITIVE_TYPES: &str = "string, long, integer, short, byte, double, float, decimal(<precision>,<scale>), \
+                               boolean, binary, binary(base64), binary(hex), date, timestamp, timestamp(s), timestamp(ms), \
+                               timestamp(us), timestamp(ns), timestamp_ntz, timestamp_ntz(s|ms|us|ns)";
+
+/// `decimal(p,s)`: precision 1 to 38 and scale 0 to the precision, as Delta allows.
+fn decimal_type(name: &str) -> Option<Result<DataType, String>> {
+    let inner = name.strip_prefix("decimal(")?.strip_suffix(')')?;
+    let parsed = inner.split_once(',').and_then(|(p, s)| Some((p.trim().parse::<u8>().ok()?, s.trim().parse::<u8>().ok()?)));
+    Some(match parsed {
+        Some((precision, scale)) if (1..=38).contains(&precision) && scale <= precision => {
+            DataType::decimal(precision, scale).map_err(|err| err.to_string())
+        }
+        _ => Err(format!(
+            "{name:?} is not a decimal type: write decimal(<precision>,<scale>) with a precision of 1 to 38 and a scale of 0 to the precision, e.g. decimal(18,2)"
+        )),
+    })
+}
 
 /// The struct of `fields` under `path`, recording the value formats its columns declare.
 fn struct_of(fields: &[FieldSpec], path: &str, formats: &mut ValueFormats) -> Result<StructType, String> {
@@ -254,16 +270,21 @@ fn type_of(spec: &TypeSpec, path: &str, formats: &mut ValueFormats) -> Result<Da
                 DataType::BINARY
             }
             "date" => DataType::DATE,
-            "timestamp" | "timestamp(s)" | "timestamp(ms)" | "timestamp(us)" | "timestamp(ns)" => {
-                let unit = match name.as_str() {
-                    "timestamp(ms)" => EpochUnit::Millis,
-                    "timestamp(us)" => EpochUnit::Micros,
-                    "timestamp(ns)" => EpochUnit::Nanos,
+            "timestamp" | "timestamp(s)" | "timestamp(ms)" | "timestamp(us)" | "timestamp(ns)" | "timestamp_ntz"
+            | "timestamp_ntz(s)" | "timestamp_ntz(ms)" | "timestamp_ntz(us)" | "timestamp_ntz(ns)" => {
+                let unit = match name.trim_start_matches("timestamp").trim_start_matches("_ntz") {
+                    "(ms)" => EpochUnit::Millis,
+                    "(us)" => EpochUnit::Micros,
+                    "(ns)" => EpochUnit::Nanos,
                     _ => EpochUnit::Seconds,
                 };
                 format(ValueFormat::Epoch(unit));
-                DataType::TIMESTAMP
+                if name.starts_with("timestamp_ntz") { DataType::TIMESTAMP_NTZ } else { DataType::TIMESTAMP }
             }
+            other if other.starts_with("decimal") => match decimal_type(other) {
+                Some(result) => result?,
+                None => return Err(format!("{other:?} is not a decimal type: write decimal(<precision>,<scale>), e.g. decimal(18,2)")),
+            },
             other => {
                 return Err(format!("unknown type {other:?}; the types are {PRIMITIVE_TYPES}, struct, list and map"));
             }

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use arrow_array::builder::{BooleanBufferBuilder, NullBufferBuilder};
 use arrow_array::types::{
-    Date32Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, TimestampMicrosecondType,
+    Date32Type, Decimal128Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type,
+    TimestampMicrosecondType,
 };
 use arrow_array::{ArrayRef, BooleanArray, ListArray, MapArray, StructArray};
 use arrow_buffer::OffsetBuffer;
@@ -13,7 +14,7 @@ use arrow_schema::{ArrowError, DataType};
 use super::Decoded;
 use super::cursor::Cursor;
 use super::nested::{ListColumn, MapColumn, StructColumn};
-use super::primitive::{Primitives, date, double, float, integer, timestamp};
+use super::primitive::{Primitives, date, decimal, double, float, integer, timestamp};
 use super::string::{BinaryValues, Utf8Values};
 use crate::schema::{BinaryEncoding, EpochUnit, ValueFormat, ValueFormats};
 
@@ -33,7 +34,10 @@ pub(super) enum Values {
     Float32(Primitives<Float32Type>),
     Float64(Primitives<Float64Type>),
     Date32(Primitives<Date32Type>),
-    Timestamp { values: Primitives<TimestampMicrosecondType>, unit: EpochUnit },
+    /// `zoned`: a `timestamp` (UTC instants; text with any offset is converted); otherwise a
+    /// `timestamp_ntz` (wall-clock times; text with a non-zero offset is refused, not shifted).
+    Timestamp { values: Primitives<TimestampMicrosecondType>, unit: EpochUnit, zoned: bool },
+    Decimal { values: Primitives<Decimal128Type>, precision: u8, scale: i8 },
     Binary(BinaryValues),
     Struct(Box<StructColumn>),
     List(Box<ListColumn>),
@@ -84,13 +88,17 @@ impl Column {
             DataType::Float64 => Values::Float64(Primitives::new(data_type)),
             DataType::Date32 => Values::Date32(Primitives::new(data_type)),
             // Declared timestamps are UTC; text without a zone is read as UTC.
-            DataType::Timestamp(..) => Values::Timestamp {
+            DataType::Timestamp(_, zone) => Values::Timestamp {
                 values: Primitives::new(data_type),
                 unit: match formats.get(path) {
                     Some(ValueFormat::Epoch(unit)) => *unit,
                     _ => EpochUnit::Seconds,
                 },
+                zoned: zone.is_some(),
             },
+            DataType::Decimal128(precision, scale) => {
+                Values::Decimal { values: Primitives::new(data_type), precision: *precision, scale: *scale }
+            }
             DataType::Binary => Values::Binary(BinaryValues::new(match formats.get(path) {
                 Some(ValueFormat::Binary(encoding)) => *encoding,
                 _ => BinaryEncoding::Base64,
@@ -139,6 +147,7 @@ impl Column {
             Values::Float64(v) => v.append_null(),
             Values::Date32(v) => v.append_null(),
             Values::Timestamp { values, .. } => values.append_null(),
+            Values::Decimal { values, .. } => values.append_null(),
             Values::Binary(v) => v.append_null(),
             Values::Struct(s) => {
                 for child in &mut s.children {
@@ -195,7 +204,8 @@ impl Column {
             Values::Float32(v) => v.push(float(cursor)?),
             Values::Float64(v) => v.push(double(cursor)?),
             Values::Date32(v) => v.push(date(cursor)?),
-            Values::Timestamp { values, unit } => values.push(timestamp(cursor, *unit)?),
+            Values::Timestamp { values, unit, zoned } => values.push(timestamp(cursor, *unit, *zoned)?),
+            Values::Decimal { values, precision, scale } => values.push(decimal(cursor, *precision, *scale)?),
             Values::Binary(v) => v.parse(cursor)?,
             Values::Struct(s) => s.parse_object(cursor)?,
             Values::List(l) => l.parse(cursor)?,
@@ -217,6 +227,7 @@ impl Column {
             Values::Float64(v) => v.values.len(),
             Values::Date32(v) => v.values.len(),
             Values::Timestamp { values, .. } => values.values.len(),
+            Values::Decimal { values, .. } => values.values.len(),
             Values::Binary(v) => v.offsets.len() - 1,
             Values::Struct(s) => s.len(),
             Values::List(l) => l.offsets.len() - 1,
@@ -240,6 +251,7 @@ impl Column {
             Values::Float64(v) => v.truncate(len),
             Values::Date32(v) => v.truncate(len),
             Values::Timestamp { values, .. } => values.truncate(len),
+            Values::Decimal { values, .. } => values.truncate(len),
             Values::Binary(v) => v.truncate(len),
             Values::Struct(s) => s.truncate(len),
             Values::List(l) => l.truncate(len),
@@ -259,6 +271,7 @@ impl Column {
             Values::Float64(v) => v.finish(),
             Values::Date32(v) => v.finish(),
             Values::Timestamp { values, .. } => values.finish(),
+            Values::Decimal { values, .. } => values.finish(),
             Values::Binary(v) => v.finish(),
             Values::Struct(s) => {
                 let nulls = s.nulls.finish();

@@ -216,3 +216,66 @@ fn objects_are_strict_json_one_per_line() {
     );
     assert_eq!(decoded.batches[0].num_rows(), 1);
 }
+
+fn units(type_spec: &str, json: &str) -> i128 {
+    let column = convert(type_spec, json).unwrap_or_else(|reason| panic!("{type_spec} refused {json}: {reason}"));
+    column.as_primitive::<arrow_array::types::Decimal128Type>().value(0)
+}
+
+#[test]
+fn decimals_take_numbers_and_numeric_strings_exactly_or_refuse_them() {
+    let money = r#""decimal(10,2)""#;
+    assert_eq!(units(money, "12.5"), 1250);
+    assert_eq!(units(money, r#""12.50""#), 1250, "money written as a string");
+    assert_eq!(units(money, "-0.01"), -1);
+    assert_eq!(units(money, "12.500000"), 1250, "zeros past the scale carry no value");
+    assert_eq!(units(money, "1.5e2"), 15000);
+    assert_eq!(units(money, "125e-1"), 1250);
+    assert_eq!(units(money, "0"), 0);
+    assert_eq!(units(money, "99999999.99"), 9_999_999_999);
+    // A double would round this; the decimal keeps every digit.
+    assert_eq!(units(r#""decimal(38,18)""#, "12345678901234567890.123456789012345678"), 12345678901234567890123456789012345678);
+    assert_eq!(units(r#""decimal(5,0)""#, "12345"), 12345);
+    let rounding = "field v: expected a decimal with no more digits after the point than the column's scale";
+    assert_eq!(refused(money, "12.345"), rounding);
+    assert_eq!(refused(money, "1e-3"), rounding);
+    let overflow = "field v: expected a decimal with no more digits than the column's precision";
+    assert_eq!(refused(money, "100000000"), overflow);
+    assert_eq!(refused(money, "1e8"), overflow);
+    assert_eq!(refused(money, "1e999999999"), overflow);
+    for other in [r#""12,50""#, r#""$12""#, r#""""#, r#"" 1""#, "true", "[]"] {
+        assert!(refused(money, other).starts_with("field v: expected a decimal"), "{other}");
+    }
+}
+
+#[test]
+fn decimal_types_are_checked_when_the_schema_is_read() {
+    for bad in ["decimal(0,0)", "decimal(39,2)", "decimal(5,6)", "decimal(10)", "decimal"] {
+        let schema = format!(r#"{{"fields":[{{"name":"v","type":"{bad}"}}]}}"#);
+        let err = TableSchema::parse(&schema, "t").unwrap_err().to_string();
+        assert!(err.contains("decimal(<precision>,<scale>)"), "{bad}: {err}");
+    }
+    let schema = TableSchema::parse(r#"{"fields":[{"name":"v","type":"decimal( 18 , 2 )"}]}"#, "t").unwrap();
+    assert_eq!(schema.decoded.field(0).data_type(), &arrow_schema::DataType::Decimal128(18, 2));
+}
+
+#[test]
+fn timestamps_without_a_zone_keep_the_wall_clock_as_written() {
+    let ntz = r#""timestamp_ntz""#;
+    assert_eq!(micros(ntz, r#""2026-05-16T10:00:00""#), AT);
+    assert_eq!(micros(ntz, r#""2026-05-16 10:00:00.25""#), AT + 250_000);
+    assert_eq!(micros(ntz, r#""2026-05-16T10:00:00Z""#), AT, "UTC is a wall-clock time too");
+    assert_eq!(micros(ntz, r#""2026-05-16T10:00:00+00:00""#), AT);
+    assert_eq!(micros(r#""timestamp_ntz(ms)""#, "1778925600123"), AT + 123_000);
+    assert_eq!(
+        refused(ntz, r#""2026-05-16T12:00:00+02:00""#),
+        "field v: expected a timestamp without a time zone (or in UTC)",
+        "an offset would have to shift the value"
+    );
+    assert_eq!(refused(ntz, r#""noon""#), "field v: expected an ISO-8601 timestamp");
+    let schema = TableSchema::parse(r#"{"fields":[{"name":"v","type":"timestamp_ntz"}]}"#, "t").unwrap();
+    assert_eq!(
+        schema.decoded.field(0).data_type(),
+        &arrow_schema::DataType::Timestamp(arrow_schema::TimeUnit::Microsecond, None)
+    );
+}

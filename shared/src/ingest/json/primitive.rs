@@ -173,15 +173,22 @@ pub(super) fn date(cursor: &mut Cursor<'_>) -> Decoded<i32> {
 }
 
 /// A timestamp column's value: an ISO-8601 string ([`iso_micros`]) or a number of `unit`s
-/// since the epoch, in years 1 to 9999 and no finer than a microsecond.
-pub(super) fn timestamp(cursor: &mut Cursor<'_>, unit: EpochUnit) -> Decoded<i64> {
+/// since the epoch, in years 1 to 9999 and no finer than a microsecond. Without a zone
+/// (`timestamp_ntz`) the text is a wall-clock time: one with a non-zero offset names an instant,
+/// not a wall-clock time, and is refused rather than shifted.
+pub(super) fn timestamp(cursor: &mut Cursor<'_>, unit: EpochUnit, zoned: bool) -> Decoded<i64> {
     let micros = match cursor.peek() {
         Some(b'"') => {
             let text = cursor.raw_string()?;
             // The form producers write most goes the short way.
             match utc_micros(text) {
                 Some(micros) => micros,
-                None => iso_micros(text).map_err(|reason| cursor.reject(reason))?,
+                None if zoned => iso_micros(text).map_err(|reason| cursor.reject(reason))?,
+                None => match iso_parts(text) {
+                    Ok((_, 0)) => iso_micros(text).map_err(|reason| cursor.reject(reason))?,
+                    Ok(_) => return Err(cursor.reject("a timestamp without a time zone (or in UTC)")),
+                    Err(reason) => return Err(cursor.reject(reason)),
+                },
             }
         }
         Some(b'-' | b'0'..=b'9') => {
@@ -200,6 +207,12 @@ pub(super) fn timestamp(cursor: &mut Cursor<'_>, unit: EpochUnit) -> Decoded<i64
 /// a space), `HH:MM`, optionally `:SS` and a fraction of 1 to 9 digits, then `Z` (or `z`), an
 /// offset `+HH:MM`, `+HHMM` or `+HH` (or `-`), or nothing for UTC.
 pub(super) fn iso_micros(text: &[u8]) -> Result<i64, &'static str> {
+    let (local_micros, offset_minutes) = iso_parts(text)?;
+    Ok(local_micros - offset_minutes * 60 * 1_000_000)
+}
+
+/// The wall-clock microseconds (as if UTC) and the offset in minutes of an ISO-8601 timestamp.
+fn iso_parts(text: &[u8]) -> Result<(i64, i64), &'static str> {
     const ISO: &str = "an ISO-8601 timestamp";
     let number = |digits: &[u8]| {
         digits
@@ -252,7 +265,81 @@ pub(super) fn iso_micros(text: &[u8]) -> Result<i64, &'static str> {
     // chrono checks the calendar and the clock (no 24th hour, no leap second).
     let date = NaiveDate::from_ymd_opt(year as i32, month, day).ok_or(ISO)?;
     let time = date.and_hms_opt(hour, minute, second).ok_or(ISO)?;
-    Ok((time.and_utc().timestamp() - offset_minutes * 60) * 1_000_000 + i64::from(nanos / 1000))
+    Ok((time.and_utc().timestamp() * 1_000_000 + i64::from(nanos / 1000), offset_minutes))
+}
+
+/// A decimal column's value: a JSON number, or a string holding one (as money is often
+/// written), of at most `precision` digits with at most `scale` after the point. Digits past
+/// the scale are taken only when they are zeros: the value is stored exactly or refused,
+/// never rounded.
+pub(super) fn decimal(cursor: &mut Cursor<'_>, precision: u8, scale: i8) -> Decoded<i128> {
+    let parsed = match cursor.peek() {
+        Some(b'"') => {
+            let text = cursor.raw_string()?;
+            decimal_units(text, precision, scale)
+        }
+        Some(b'-' | b'0'..=b'9') => {
+            let number = cursor.number()?;
+            decimal_units(number.text, precision, scale)
+        }
+        _ => return Err(cursor.reject("a decimal number")),
+    };
+    parsed.map_err(|reason| cursor.reject(reason))
+}
+
+/// The value of decimal text in units of 10^-`scale`: `[-]digits[.digits][e[+-]digits]`.
+pub(super) fn decimal_units(text: &[u8], precision: u8, scale: i8) -> Result<i128, &'static str> {
+    const SHAPE: &str = "a decimal number";
+    let (negative, text) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, text),
+    };
+    let (mantissa, exponent) = match text.iter().position(|&b| b == b'e' || b == b'E') {
+        Some(at) => {
+            let exponent = std::str::from_utf8(&text[at + 1..]).ok().and_then(|e| e.parse::<i32>().ok());
+            (&text[..at], exponent.ok_or(SHAPE)?)
+        }
+        None => (text, 0),
+    };
+    let (integer, fraction) = match mantissa.iter().position(|&b| b == b'.') {
+        Some(at) => (&mantissa[..at], &mantissa[at + 1..]),
+        None => (mantissa, &[][..]),
+    };
+    if integer.is_empty() && fraction.is_empty()
+        || !integer.iter().chain(fraction).all(u8::is_ascii_digit)
+        || mantissa.iter().filter(|&&b| b == b'.').count() > 1
+    {
+        return Err(SHAPE);
+    }
+    // The digits without leading zeros, and the power of ten of the last one.
+    let digits: Vec<u8> = integer.iter().chain(fraction).map(|d| d - b'0').skip_while(|d| *d == 0).collect();
+    let last_power = i64::from(exponent) - fraction.len() as i64;
+    // Trailing zeros carry no value: drop those past the scale.
+    let mut digits = digits.as_slice();
+    let mut last_power = last_power;
+    while let [rest @ .., 0] = digits
+        && last_power < -i64::from(scale)
+    {
+        digits = rest;
+        last_power += 1;
+    }
+    if digits.is_empty() {
+        return Ok(0);
+    }
+    if last_power < -i64::from(scale) {
+        return Err("a decimal with no more digits after the point than the column's scale");
+    }
+    // Units of 10^-scale: the digits, then zeros down to the scale.
+    let zeros = last_power + i64::from(scale);
+    if digits.len() as i64 + zeros > i64::from(precision) {
+        return Err("a decimal with no more digits than the column's precision");
+    }
+    let mut value: i128 = 0;
+    for digit in digits {
+        value = value * 10 + i128::from(*digit);
+    }
+    value *= 10i128.pow(zeros as u32);
+    Ok(if negative { -value } else { value })
 }
 
 /// Microseconds of a JSON number of `unit`s since the epoch, converted exactly: refused when

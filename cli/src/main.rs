@@ -89,6 +89,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Declared schemas: draft one from sample objects.
+    #[command(subcommand)]
+    Schema(SchemaCommand),
     /// Quarantined lines: list the records, show one, replay one (exactly once).
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
@@ -103,6 +106,20 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SchemaCommand {
+    /// Draft a schema file from sample objects: each field's narrowest type that takes every
+    /// sampled value. Prints the schema; what to review goes to stderr.
+    Infer {
+        /// Sample objects (`.json.zst`, `.json.gz`, `.json`, ...).
+        #[arg(required = true)]
+        objects: Vec<PathBuf>,
+        /// Lines read from each object.
+        #[arg(long, default_value_t = 10_000)]
+        lines: u64,
     },
 }
 
@@ -226,6 +243,14 @@ async fn main() -> Result<()> {
             let problems = findings.iter().filter(|finding| !finding.ok).count();
             if problems > 0 {
                 bail!("{problems} problem(s) found");
+            }
+        }
+        Command::Schema(SchemaCommand::Infer { objects, lines }) => {
+            let draft = inlet::ops::infer::infer_files(&objects, lines)?;
+            println!("{}", serde_json::to_string_pretty(&draft.schema)?);
+            eprintln!("drafted from {} lines of {} objects", draft.lines, objects.len());
+            for note in &draft.notes {
+                eprintln!("review: {note}");
             }
         }
         Command::Quarantine(command) => quarantine(command, &settings()?, &inlet::aws::sqs_client(&sdk)).await?,

@@ -66,7 +66,8 @@ fn decimals_and_wall_clock_times_land_exactly_as_written_for_other_readers() {
     let object = dir.path().join("amounts.json");
     std::fs::write(&object, LINES).unwrap();
     let table = dir.path().join("table");
-    let converted = inlet(dir.path(), &["convert", "--json", "--out", table.to_str().unwrap(), object.to_str().unwrap()]);
+    let converted =
+        inlet(dir.path(), &["convert", "--json", "--out", table.to_str().unwrap(), object.to_str().unwrap()]);
     let report: serde_json::Value = serde_json::from_slice(&converted.stdout)
         .unwrap_or_else(|err| panic!("{err}: {}", String::from_utf8_lossy(&converted.stderr)));
     assert_eq!(report["report"]["rows"], 3, "{report}");
@@ -89,7 +90,8 @@ fn decimals_and_wall_clock_times_land_exactly_as_written_for_other_readers() {
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/tools/bin/python");
     assert!(python.exists(), "{} is missing: run `make tools-venv` (make test does)", python.display());
     let home = tempfile::tempdir().unwrap();
-    let read = Command::new(&python).args(["-c", READ, table.to_str().unwrap()]).env("HOME", home.path()).output().unwrap();
+    let read =
+        Command::new(&python).args(["-c", READ, table.to_str().unwrap()]).env("HOME", home.path()).output().unwrap();
     assert!(read.status.success(), "{}", String::from_utf8_lossy(&read.stderr));
     let read: serde_json::Value = serde_json::from_slice(&read.stdout).unwrap();
     assert_eq!(

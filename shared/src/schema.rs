@@ -221,7 +221,8 @@ const PRIMITIVE_TYPES: &str = "string, long, integer, short, byte, double, float
 /// `decimal(p,s)`: precision 1 to 38 and scale 0 to the precision, as Delta allows.
 fn decimal_type(name: &str) -> Option<Result<DataType, String>> {
     let inner = name.strip_prefix("decimal(")?.strip_suffix(')')?;
-    let parsed = inner.split_once(',').and_then(|(p, s)| Some((p.trim().parse::<u8>().ok()?, s.trim().parse::<u8>().ok()?)));
+    let parsed =
+        inner.split_once(',').and_then(|(p, s)| Some((p.trim().parse::<u8>().ok()?, s.trim().parse::<u8>().ok()?)));
     Some(match parsed {
         Some((precision, scale)) if (1..=38).contains(&precision) && scale <= precision => {
             DataType::decimal(precision, scale).map_err(|err| err.to_string())
@@ -283,7 +284,11 @@ fn type_of(spec: &TypeSpec, path: &str, formats: &mut ValueFormats) -> Result<Da
             }
             other if other.starts_with("decimal") => match decimal_type(other) {
                 Some(result) => result?,
-                None => return Err(format!("{other:?} is not a decimal type: write decimal(<precision>,<scale>), e.g. decimal(18,2)")),
+                None => {
+                    return Err(format!(
+                        "{other:?} is not a decimal type: write decimal(<precision>,<scale>), e.g. decimal(18,2)"
+                    ));
+                }
             },
             other => {
                 return Err(format!("unknown type {other:?}; the types are {PRIMITIVE_TYPES}, struct, list and map"));

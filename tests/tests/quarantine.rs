@@ -30,7 +30,8 @@ async fn quarantined_lines_are_listed_shown_and_replayed_exactly_once() {
     pipeline.inlet(&["compact"]).await.unwrap();
     pipeline.wait_for_rows(lines.len() as u64 - 2, Duration::from_secs(60)).await.unwrap();
 
-    let listed: Vec<Value> = serde_json::from_str(&pipeline.inlet(&["quarantine", "list", "--json"]).await.unwrap()).unwrap();
+    let listed: Vec<Value> =
+        serde_json::from_str(&pipeline.inlet(&["quarantine", "list", "--json"]).await.unwrap()).unwrap();
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0]["key"], key);
     assert_eq!(listed[0]["lines"], 2);
@@ -62,7 +63,8 @@ async fn quarantined_lines_are_listed_shown_and_replayed_exactly_once() {
     // A second replay, even with other lines, is refused: nothing lands twice.
     let again = pipeline.inlet(&["quarantine", "replay", &record, "--fixed", &fixed]).await.unwrap_err().to_string();
     assert!(again.contains("already replayed"), "{again}");
-    let listed: Vec<Value> = serde_json::from_str(&pipeline.inlet(&["quarantine", "list", "--json"]).await.unwrap()).unwrap();
+    let listed: Vec<Value> =
+        serde_json::from_str(&pipeline.inlet(&["quarantine", "list", "--json"]).await.unwrap()).unwrap();
     assert_eq!(listed[0]["replayed_as"], replay_uri.as_str());
 
     tokio::time::sleep(Duration::from_secs(3)).await;

@@ -4,6 +4,7 @@
 pub mod backfill;
 pub mod check;
 pub mod convert;
+pub mod infer;
 pub mod quarantine;
 pub(crate) mod status;
 

@@ -211,12 +211,8 @@ mod tests {
     }
 
     async fn quarantined(table: &Arc<dyn ObjectStore>, key: &str, digest: &str, raws: &[&str]) {
-        let object = SourceObject {
-            bucket: "raw".into(),
-            key: key.into(),
-            digest: Some(digest.into()),
-            ..Default::default()
-        };
+        let object =
+            SourceObject { bucket: "raw".into(), key: key.into(), digest: Some(digest.into()), ..Default::default() };
         let lines: Vec<QuarantinedLine> =
             raws.iter().enumerate().map(|(i, raw)| refused(&object.uri(), i as u64 + 1, raw)).collect();
         Quarantine::new(table.clone()).put(&object, &lines).await.unwrap();

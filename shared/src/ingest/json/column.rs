@@ -26,7 +26,10 @@ pub(super) struct Column {
 
 pub(super) enum Values {
     Utf8(Utf8Values),
-    Boolean { values: BooleanBufferBuilder, nulls: NullBufferBuilder },
+    Boolean {
+        values: BooleanBufferBuilder,
+        nulls: NullBufferBuilder,
+    },
     Int8(Primitives<Int8Type>),
     Int16(Primitives<Int16Type>),
     Int32(Primitives<Int32Type>),
@@ -36,8 +39,16 @@ pub(super) enum Values {
     Date32(Primitives<Date32Type>),
     /// `zoned`: a `timestamp` (UTC instants; text with any offset is converted); otherwise a
     /// `timestamp_ntz` (wall-clock times; text with a non-zero offset is refused, not shifted).
-    Timestamp { values: Primitives<TimestampMicrosecondType>, unit: EpochUnit, zoned: bool },
-    Decimal { values: Primitives<Decimal128Type>, precision: u8, scale: i8 },
+    Timestamp {
+        values: Primitives<TimestampMicrosecondType>,
+        unit: EpochUnit,
+        zoned: bool,
+    },
+    Decimal {
+        values: Primitives<Decimal128Type>,
+        precision: u8,
+        scale: i8,
+    },
     Binary(BinaryValues),
     Struct(Box<StructColumn>),
     List(Box<ListColumn>),

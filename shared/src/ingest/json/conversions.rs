@@ -234,7 +234,10 @@ fn decimals_take_numbers_and_numeric_strings_exactly_or_refuse_them() {
     assert_eq!(units(money, "0"), 0);
     assert_eq!(units(money, "99999999.99"), 9_999_999_999);
     // A double would round this; the decimal keeps every digit.
-    assert_eq!(units(r#""decimal(38,18)""#, "12345678901234567890.123456789012345678"), 12345678901234567890123456789012345678);
+    assert_eq!(
+        units(r#""decimal(38,18)""#, "12345678901234567890.123456789012345678"),
+        12345678901234567890123456789012345678
+    );
     assert_eq!(units(r#""decimal(5,0)""#, "12345"), 12345);
     let rounding = "field v: expected a decimal with no more digits after the point than the column's scale";
     assert_eq!(refused(money, "12.345"), rounding);

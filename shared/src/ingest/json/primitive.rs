@@ -212,7 +212,7 @@ pub(super) fn iso_micros(text: &[u8]) -> Result<i64, &'static str> {
 }
 
 /// The wall-clock microseconds (as if UTC) and the offset in minutes of an ISO-8601 timestamp.
-fn iso_parts(text: &[u8]) -> Result<(i64, i64), &'static str> {
+pub(super) fn iso_parts(text: &[u8]) -> Result<(i64, i64), &'static str> {
     const ISO: &str = "an ISO-8601 timestamp";
     let number = |digits: &[u8]| {
         digits

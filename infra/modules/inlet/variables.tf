@@ -17,6 +17,10 @@ variable "name" {
 variable "raw_bucket_name" {
   description = "Bucket the services write *.json.zst objects to."
   type        = string
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.raw_bucket_name))
+    error_message = "raw_bucket_name must be a valid S3 bucket name: 3-63 lowercase letters, digits, '.' or '-'."
+  }
 }
 
 variable "create_raw_bucket" {
@@ -35,11 +39,19 @@ variable "raw_suffix" {
   description = "Only objects whose key ends with this are ingested."
   type        = string
   default     = ".json.zst"
+  validation {
+    condition     = !strcontains(var.raw_suffix, "*")
+    error_message = "raw_suffix is a literal ending (e.g. \".json.zst\"), without '*'."
+  }
 }
 
 variable "lake_bucket_name" {
   description = "Bucket holding the Delta table."
   type        = string
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.lake_bucket_name))
+    error_message = "lake_bucket_name must be a valid S3 bucket name: 3-63 lowercase letters, digits, '.' or '-'."
+  }
 }
 
 variable "create_lake_bucket" {
@@ -52,6 +64,10 @@ variable "table_prefix" {
   description = "Key prefix of the Delta table in the lake bucket (the table URI is s3://<lake>/<prefix>). Ignored when tables is set."
   type        = string
   default     = "events"
+  validation {
+    condition     = trim(var.table_prefix, "/") != "" && !strcontains(var.table_prefix, "*")
+    error_message = "table_prefix must name a key prefix in the lake bucket (e.g. \"events\"): the table cannot be the bucket's root."
+  }
 }
 
 variable "schema_file" {
@@ -108,6 +124,10 @@ variable "converter_memory_mb" {
   description = "Converter memory; also buys CPU (1769 MB = one full vCPU)."
   type        = number
   default     = 1769
+  validation {
+    condition     = var.converter_memory_mb >= 128 && var.converter_memory_mb <= 10240
+    error_message = "converter_memory_mb must be from 128 to 10240 (Lambda's range); 1769 buys one full vCPU."
+  }
 }
 
 variable "converter_timeout_seconds" {
@@ -147,12 +167,20 @@ variable "maximum_concurrency" {
   description = "Most converter invocations the queue drives at once (2-1000)."
   type        = number
   default     = 10
+  validation {
+    condition     = var.maximum_concurrency >= 2 && var.maximum_concurrency <= 1000 && floor(var.maximum_concurrency) == var.maximum_concurrency
+    error_message = "maximum_concurrency must be a whole number from 2 to 1000 (the SQS event source mapping's range)."
+  }
 }
 
 variable "max_receive_count" {
   description = "Receives of a message before it moves to the dead-letter queue."
   type        = number
   default     = 5
+  validation {
+    condition     = var.max_receive_count >= 1 && var.max_receive_count <= 1000 && floor(var.max_receive_count) == var.max_receive_count
+    error_message = "max_receive_count must be a whole number from 1 to 1000 (SQS's range)."
+  }
 }
 
 # ---------------------------------------------------------------- compactor function
@@ -161,24 +189,40 @@ variable "compactor_memory_mb" {
   description = "Compactor memory."
   type        = number
   default     = 2048
+  validation {
+    condition     = var.compactor_memory_mb >= 128 && var.compactor_memory_mb <= 10240
+    error_message = "compactor_memory_mb must be from 128 to 10240 (Lambda's range)."
+  }
 }
 
 variable "compactor_timeout_seconds" {
   description = "Compactor timeout."
   type        = number
   default     = 900
+  validation {
+    condition     = var.compactor_timeout_seconds >= 30 && var.compactor_timeout_seconds <= 900
+    error_message = "compactor_timeout_seconds must be from 30 to 900 (Lambda's limit)."
+  }
 }
 
 variable "compact_schedule" {
   description = "EventBridge schedule of regular compactions."
   type        = string
   default     = "rate(5 minutes)"
+  validation {
+    condition     = can(regex("^(rate|cron)\\(.+\\)$", var.compact_schedule))
+    error_message = "compact_schedule must be an EventBridge schedule expression: rate(5 minutes) or cron(...)."
+  }
 }
 
 variable "maintenance_schedule" {
   description = "EventBridge schedule of maintenance runs (optimize small files, vacuum); null disables them."
   type        = string
   default     = "rate(1 day)"
+  validation {
+    condition     = var.maintenance_schedule == null ? true : can(regex("^(rate|cron)\\(.+\\)$", var.maintenance_schedule))
+    error_message = "maintenance_schedule must be an EventBridge schedule expression (rate(1 day) or cron(...)), or null."
+  }
 }
 
 variable "size_trigger" {
@@ -193,12 +237,20 @@ variable "log_retention_days" {
   description = "Retention of the functions' CloudWatch log groups."
   type        = number
   default     = 30
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be one of CloudWatch's retention periods: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288 or 3653."
+  }
 }
 
 variable "log_level" {
   description = "RUST_LOG of both functions."
   type        = string
   default     = "info"
+  validation {
+    condition     = can(regex("^(error|warn|info|debug|trace)$|=", var.log_level))
+    error_message = "log_level must be error, warn, info, debug or trace, or a RUST_LOG directive list such as \"info,inlet=debug\"."
+  }
 }
 
 variable "alarm_actions" {
@@ -211,6 +263,10 @@ variable "max_queue_age_seconds" {
   description = "Alarm when the oldest queued notification is older than this."
   type        = number
   default     = 900
+  validation {
+    condition     = var.max_queue_age_seconds >= 60
+    error_message = "max_queue_age_seconds must be at least 60 (the alarm's period is 5 minutes)."
+  }
 }
 
 variable "max_freshness_lag_seconds" {
@@ -231,18 +287,30 @@ variable "target_file_bytes" {
   description = "INLET_TARGET_FILE_BYTES: target size of the Parquet files the compactor commits."
   type        = number
   default     = 268435456
+  validation {
+    condition     = var.target_file_bytes >= 1048576
+    error_message = "target_file_bytes must be at least 1 MiB (1048576)."
+  }
 }
 
 variable "fragment_bytes" {
   description = "INLET_FRAGMENT_BYTES: Arrow bytes a converter buffers per partition before it stages a fragment."
   type        = number
   default     = 134217728
+  validation {
+    condition     = var.fragment_bytes >= 1048576
+    error_message = "fragment_bytes must be at least 1 MiB (1048576)."
+  }
 }
 
 variable "max_line_bytes" {
   description = "INLET_MAX_LINE_BYTES: longest accepted NDJSON line; longer lines are quarantined."
   type        = number
   default     = 1048576
+  validation {
+    condition     = var.max_line_bytes >= 1024
+    error_message = "max_line_bytes must be at least 1024."
+  }
 }
 
 variable "max_object_bytes" {
@@ -316,18 +384,30 @@ variable "min_compact_bytes" {
   description = "INLET_MIN_COMPACT_BYTES: a scheduled compaction leaves a partition with fewer staged bytes to grow..."
   type        = number
   default     = 67108864
+  validation {
+    condition     = var.min_compact_bytes >= 0
+    error_message = "min_compact_bytes must not be negative."
+  }
 }
 
 variable "freshness_seconds" {
   description = "INLET_FRESHNESS_SECONDS: ...until its oldest fragment is this old."
   type        = number
   default     = 60
+  validation {
+    condition     = var.freshness_seconds >= 0
+    error_message = "freshness_seconds must not be negative."
+  }
 }
 
 variable "optimize_min_files" {
   description = "INLET_OPTIMIZE_MIN_FILES: small table files in a partition that trigger their rewrite (0: on request only)."
   type        = number
   default     = 16
+  validation {
+    condition     = var.optimize_min_files >= 0
+    error_message = "optimize_min_files must not be negative (0: on request only)."
+  }
 }
 
 variable "abandon_after_seconds" {
@@ -340,24 +420,40 @@ variable "checkpoint_interval" {
   description = "INLET_CHECKPOINT_INTERVAL: commits between Delta checkpoints (set at table creation)."
   type        = number
   default     = 100
+  validation {
+    condition     = var.checkpoint_interval >= 1
+    error_message = "checkpoint_interval must be positive."
+  }
 }
 
 variable "delta_log_retention_days" {
   description = "INLET_LOG_RETENTION_DAYS: days Delta keeps commit files (set at table creation)."
   type        = number
   default     = 30
+  validation {
+    condition     = var.delta_log_retention_days >= 1
+    error_message = "delta_log_retention_days must be at least 1."
+  }
 }
 
 variable "download_concurrency" {
   description = "INLET_DOWNLOAD_CONCURRENCY: source objects the converter downloads at once."
   type        = number
   default     = 16
+  validation {
+    condition     = var.download_concurrency >= 1 && var.download_concurrency <= 256
+    error_message = "download_concurrency must be from 1 to 256."
+  }
 }
 
 variable "decode_batch_rows" {
   description = "INLET_DECODE_BATCH_ROWS: rows per Arrow record batch when decoding NDJSON."
   type        = number
   default     = 1024
+  validation {
+    condition     = var.decode_batch_rows >= 1
+    error_message = "decode_batch_rows must be positive."
+  }
 }
 
 # ---------------------------------------------------------------- several tables, notifications, catalog
@@ -482,6 +578,10 @@ variable "alarm_emails" {
   description = "Email addresses subscribed to the alarm topic (create_alarm_topic)."
   type        = list(string)
   default     = []
+  validation {
+    condition     = alltrue([for email in var.alarm_emails : can(regex("^[^@ ]+@[^@ ]+\\.[^@ ]+$", email))])
+    error_message = "alarm_emails must be email addresses."
+  }
 }
 
 variable "max_quarantined_lines" {

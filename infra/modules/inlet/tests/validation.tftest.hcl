@@ -62,3 +62,31 @@ run "abandoning_batches_sooner_than_a_converter_runs_is_refused" {
   }
   expect_failures = [aws_lambda_function.compactor]
 }
+
+run "out_of_range_function_and_queue_settings_are_refused" {
+  command = plan
+  variables {
+    converter_memory_mb = 64
+    maximum_concurrency = 1
+    max_receive_count   = 0
+    log_retention_days  = 45
+  }
+  expect_failures = [var.converter_memory_mb, var.maximum_concurrency, var.max_receive_count, var.log_retention_days]
+}
+
+run "a_schedule_that_is_not_an_expression_is_refused" {
+  command = plan
+  variables {
+    compact_schedule = "every 5 minutes"
+  }
+  expect_failures = [var.compact_schedule]
+}
+
+run "a_table_at_the_bucket_root_and_an_invalid_bucket_name_are_refused" {
+  command = plan
+  variables {
+    table_prefix     = "/"
+    lake_bucket_name = "Lake_Events"
+  }
+  expect_failures = [var.table_prefix, var.lake_bucket_name]
+}

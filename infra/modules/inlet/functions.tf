@@ -64,6 +64,13 @@ resource "aws_cloudwatch_log_group" "compactor" {
   tags              = var.tags
 }
 
+# Functions in a VPC need to manage their network interfaces.
+resource "aws_iam_role_policy_attachment" "vpc" {
+  for_each   = var.vpc_config == null ? {} : { converter = aws_iam_role.converter.name, compactor = aws_iam_role.compactor.name }
+  role       = each.value
+  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+}
+
 # ---------------------------------------------------------------- converter
 
 data "aws_iam_policy_document" "converter" {
@@ -157,12 +164,6 @@ resource "aws_iam_role" "converter" {
   tags                 = var.tags
 }
 
-resource "aws_iam_role_policy_attachment" "converter_vpc" {
-  count      = var.vpc_config == null ? 0 : 1
-  role       = aws_iam_role.converter.name
-  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
-}
-
 resource "aws_iam_role_policy" "converter" {
   name   = "inlet-converter"
   role   = aws_iam_role.converter.id
@@ -201,7 +202,7 @@ resource "aws_lambda_function" "converter" {
     }
   }
   tags       = var.tags
-  depends_on = [aws_cloudwatch_log_group.converter, aws_iam_role_policy.converter, aws_iam_role_policy_attachment.converter_vpc]
+  depends_on = [aws_cloudwatch_log_group.converter, aws_iam_role_policy.converter, aws_iam_role_policy_attachment.vpc]
 }
 
 resource "aws_lambda_event_source_mapping" "converter" {
@@ -281,12 +282,6 @@ resource "aws_iam_role" "compactor" {
   tags                 = var.tags
 }
 
-resource "aws_iam_role_policy_attachment" "compactor_vpc" {
-  count      = var.vpc_config == null ? 0 : 1
-  role       = aws_iam_role.compactor.name
-  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
-}
-
 resource "aws_iam_role_policy" "compactor" {
   name   = "inlet-compactor"
   role   = aws_iam_role.compactor.id
@@ -323,7 +318,7 @@ resource "aws_lambda_function" "compactor" {
     }
   }
   tags       = var.tags
-  depends_on = [aws_cloudwatch_log_group.compactor, aws_iam_role_policy.compactor, aws_iam_role_policy_attachment.compactor_vpc]
+  depends_on = [aws_cloudwatch_log_group.compactor, aws_iam_role_policy.compactor, aws_iam_role_policy_attachment.vpc]
 
   lifecycle {
     precondition {

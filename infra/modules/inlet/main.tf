@@ -199,55 +199,36 @@ resource "aws_sqs_queue" "dlq" {
 
 # Who may send notifications to the ingest queue: the raw bucket (S3 notifications, also when
 # wired by hand), the per-table EventBridge rules, and SNS topics named by the user.
+locals {
+  # Sender statement id => the service principal and the sources it may send from.
+  queue_senders = merge(
+    var.notifications == "eventbridge" ? {} : {
+      RawBucketNotifications = { service = "s3.amazonaws.com", sources = [local.raw_bucket_arn] }
+    },
+    var.notifications != "eventbridge" ? {} : {
+      RawObjectEvents = { service = "events.amazonaws.com", sources = values(local.route_rule_arns) }
+    },
+    length(var.notification_topic_arns) == 0 ? {} : {
+      TopicSubscriptions = { service = "sns.amazonaws.com", sources = var.notification_topic_arns }
+    },
+  )
+}
+
 data "aws_iam_policy_document" "queue_senders" {
   dynamic "statement" {
-    for_each = var.notifications == "eventbridge" ? [] : [1]
+    for_each = local.queue_senders
     content {
-      sid       = "RawBucketNotifications"
+      sid       = statement.key
       actions   = ["sqs:SendMessage"]
       resources = [local.ingest_queue_arn]
       principals {
         type        = "Service"
-        identifiers = ["s3.amazonaws.com"]
+        identifiers = [statement.value.service]
       }
       condition {
         test     = "ArnEquals"
         variable = "aws:SourceArn"
-        values   = [local.raw_bucket_arn]
-      }
-    }
-  }
-  dynamic "statement" {
-    for_each = var.notifications == "eventbridge" ? [1] : []
-    content {
-      sid       = "RawObjectEvents"
-      actions   = ["sqs:SendMessage"]
-      resources = [local.ingest_queue_arn]
-      principals {
-        type        = "Service"
-        identifiers = ["events.amazonaws.com"]
-      }
-      condition {
-        test     = "ArnEquals"
-        variable = "aws:SourceArn"
-        values   = values(local.route_rule_arns)
-      }
-    }
-  }
-  dynamic "statement" {
-    for_each = length(var.notification_topic_arns) > 0 ? [1] : []
-    content {
-      sid       = "TopicSubscriptions"
-      actions   = ["sqs:SendMessage"]
-      resources = [local.ingest_queue_arn]
-      principals {
-        type        = "Service"
-        identifiers = ["sns.amazonaws.com"]
-      }
-      condition {
-        test     = "ArnEquals"
-        variable = "aws:SourceArn"
-        values   = var.notification_topic_arns
+        values   = statement.value.sources
       }
     }
   }

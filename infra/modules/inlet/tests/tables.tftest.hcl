@@ -197,7 +197,7 @@ run "enterprise_inputs_reach_roles_functions_and_buckets" {
     error_message = "both roles carry the permissions boundary"
   }
   assert {
-    condition     = aws_lambda_function.converter.vpc_config[0].subnet_ids == toset(["subnet-1"]) && length(aws_iam_role_policy_attachment.compactor_vpc) == 1
+    condition     = aws_lambda_function.converter.vpc_config[0].subnet_ids == toset(["subnet-1"]) && length(aws_iam_role_policy_attachment.vpc) == 2
     error_message = "both functions run in the VPC, with ENI permissions"
   }
   assert {

@@ -290,25 +290,8 @@ pub(super) fn decimal(cursor: &mut Cursor<'_>, precision: u8, scale: i8) -> Deco
 /// The value of decimal text in units of 10^-`scale`: `[-]digits[.digits][e[+-]digits]`.
 pub(super) fn decimal_units(text: &[u8], precision: u8, scale: i8) -> Result<i128, &'static str> {
     const SHAPE: &str = "a decimal number";
-    let (negative, text) = match text.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, text),
-    };
-    let (mantissa, exponent) = match text.iter().position(|&b| b == b'e' || b == b'E') {
-        Some(at) => {
-            let exponent = std::str::from_utf8(&text[at + 1..]).ok().and_then(|e| e.parse::<i32>().ok());
-            (&text[..at], exponent.ok_or(SHAPE)?)
-        }
-        None => (text, 0),
-    };
-    let (integer, fraction) = match mantissa.iter().position(|&b| b == b'.') {
-        Some(at) => (&mantissa[..at], &mantissa[at + 1..]),
-        None => (mantissa, &[][..]),
-    };
-    if integer.is_empty() && fraction.is_empty()
-        || !integer.iter().chain(fraction).all(u8::is_ascii_digit)
-        || mantissa.iter().filter(|&&b| b == b'.').count() > 1
-    {
+    let DecimalText { negative, integer, fraction, exponent } = DecimalText::split(text).ok_or(SHAPE)?;
+    if integer.is_empty() && fraction.is_empty() || !integer.iter().chain(fraction).all(u8::is_ascii_digit) {
         return Err(SHAPE);
     }
     // The digits without leading zeros, and the power of ten of the last one.
@@ -342,24 +325,38 @@ pub(super) fn decimal_units(text: &[u8], precision: u8, scale: i8) -> Result<i12
     Ok(if negative { -value } else { value })
 }
 
+/// Number text taken apart: `[-]integer[.fraction][e[+-]exponent]`. The digits are not checked
+/// here (JSON numbers arrive checked; a decimal column checks its strings itself).
+struct DecimalText<'a> {
+    negative: bool,
+    integer: &'a [u8],
+    fraction: &'a [u8],
+    exponent: i32,
+}
+
+impl<'a> DecimalText<'a> {
+    fn split(text: &'a [u8]) -> Option<Self> {
+        let (negative, text) = match text.split_first() {
+            Some((b'-', rest)) => (true, rest),
+            _ => (false, text),
+        };
+        let (mantissa, exponent) = match text.iter().position(|&b| b == b'e' || b == b'E') {
+            Some(at) => (&text[..at], std::str::from_utf8(&text[at + 1..]).ok()?.parse::<i32>().ok()?),
+            None => (text, 0),
+        };
+        let (integer, fraction) = match mantissa.iter().position(|&b| b == b'.') {
+            Some(at) => (&mantissa[..at], &mantissa[at + 1..]),
+            None => (mantissa, &[][..]),
+        };
+        Some(Self { negative, integer, fraction, exponent })
+    }
+}
+
 /// Microseconds of a JSON number of `unit`s since the epoch, converted exactly: refused when
 /// it holds a fraction of a microsecond or does not fit.
 pub(super) fn epoch_micros(text: &[u8], unit: EpochUnit) -> Result<i64, &'static str> {
-    let (negative, text) = match text.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, text),
-    };
-    let (mantissa, exponent) = match text.iter().position(|&b| b == b'e' || b == b'E') {
-        Some(at) => {
-            let exponent = std::str::from_utf8(&text[at + 1..]).ok().and_then(|e| e.parse::<i32>().ok());
-            (&text[..at], exponent.ok_or("an epoch number within range")?)
-        }
-        None => (text, 0),
-    };
-    let (integer, fraction) = match mantissa.iter().position(|&b| b == b'.') {
-        Some(at) => (&mantissa[..at], &mantissa[at + 1..]),
-        None => (mantissa, &[][..]),
-    };
+    let DecimalText { negative, integer, fraction, exponent } =
+        DecimalText::split(text).ok_or("an epoch number within range")?;
     let unit_exponent = match unit {
         EpochUnit::Seconds => 6,
         EpochUnit::Millis => 3,

@@ -200,13 +200,14 @@ resource "aws_sqs_queue" "dlq" {
 # Who may send notifications to the ingest queue: the raw bucket (S3 notifications, also when
 # wired by hand), the per-table EventBridge rules, and SNS topics named by the user.
 locals {
+  event_rule_arns = concat(var.notifications == "eventbridge" ? values(local.route_rule_arns) : [], var.notification_rule_arns)
   # Sender statement id => the service principal and the sources it may send from.
   queue_senders = merge(
     var.notifications == "eventbridge" ? {} : {
       RawBucketNotifications = { service = "s3.amazonaws.com", sources = [local.raw_bucket_arn] }
     },
-    var.notifications != "eventbridge" ? {} : {
-      RawObjectEvents = { service = "events.amazonaws.com", sources = values(local.route_rule_arns) }
+    length(local.event_rule_arns) == 0 ? {} : {
+      RawObjectEvents = { service = "events.amazonaws.com", sources = local.event_rule_arns }
     },
     length(var.notification_topic_arns) == 0 ? {} : {
       TopicSubscriptions = { service = "sns.amazonaws.com", sources = var.notification_topic_arns }

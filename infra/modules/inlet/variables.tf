@@ -494,7 +494,7 @@ variable "tables" {
 }
 
 variable "notifications" {
-  description = "How new raw objects reach the ingest queue: sqs (S3 notifications, one per table prefix; the module owns the bucket's notification configuration), eventbridge (S3 sends to EventBridge, a rule per table forwards to the queue; other consumers can share the bucket's events) or none (wire S3, SNS or EventBridge yourself; see notification_topic_arns)."
+  description = "How new raw objects reach the ingest queue: sqs (S3 notifications, one per table prefix; the module owns the bucket's notification configuration), eventbridge (S3 sends to EventBridge, a rule per table forwards to the queue; other consumers can share the bucket's events) or none (wire S3, SNS or EventBridge yourself; see notification_topic_arns and notification_rule_arns)."
   type        = string
   default     = "sqs"
   validation {
@@ -505,6 +505,12 @@ variable "notifications" {
 
 variable "notification_topic_arns" {
   description = "SNS topics allowed to send to the ingest queue (S3 -> SNS -> SQS fan-out wired by the user); the converter reads SNS envelopes."
+  type        = list(string)
+  default     = []
+}
+
+variable "notification_rule_arns" {
+  description = "EventBridge rules allowed to send to the ingest queue (rules wired by the user, e.g. with notifications = \"none\")."
   type        = list(string)
   default     = []
 }

@@ -77,7 +77,9 @@ demo: setup build
 
 # The converter core on the reference workload (OBJECTS=10000 for the big run) with compaction; then
 # ROUNDS rounds of Inlet, pyarrow, DuckDB and naive arrow-rs back to back on the same files and schema: medians
-# and in-round Inlet/peer ratios, so host speed drift cancels. Not part of test/CI: it needs
+# and in-round Inlet/peer ratios, so host speed drift cancels. Then the same for the compaction alone:
+# the run's staged fragments merged by Inlet, DuckDB, pyarrow and delta-rs' optimize (target/bench/compaction.json),
+# and the whole pipeline's MiB of JSON per CPU-s beside the peers' one-step conversions. Not part of test/CI: it needs
 # an optimised build. Results: target/bench/report.json. Last, the deployed path on LocalStack
 # (E2E_OBJECTS=100, perf binaries as functions): target/bench/e2e.json.
 PERF_BUILD := cargo build --profile perf -p inlet-bench -p converter -p compactor
@@ -92,6 +94,11 @@ bench: bench-venv localstack-venv tools-venv
 	$(VENV)/bench/bin/python bench/peers.py --data target/bench/data --schema schemas/events.schema.json \
 	  --threads 1 2 --rounds $(ROUNDS) --inlet-bench "target/perf/inlet-bench --objects $(OBJECTS)" \
 	  --report target/bench/report.json
+	[[ -d target/bench/staged-$(OBJECTS)/_inlet ]] || \
+	  target/perf/inlet-bench --objects $(OBJECTS) stage --out target/bench/staged-$(OBJECTS)
+	$(VENV)/bench/bin/python bench/compaction.py --staged target/bench/staged-$(OBJECTS) \
+	  --inlet-bench target/perf/inlet-bench --threads 1 2 --rounds $(ROUNDS) \
+	  --converter-report target/bench/report.json --report target/bench/compaction.json
 	target/perf/inlet-bench big-object
 	$(WITH_LOCALSTACK) target/perf/inlet-bench history --localstack
 	$(WITH_LOCALSTACK) target/perf/inlet-bench --objects $(E2E_OBJECTS) e2e

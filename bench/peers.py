@@ -189,28 +189,28 @@ def main():
             print(json.dumps(run))
 
 
-def per_cpu(run):
-    return run["json_mib"] / run["cpu_seconds"]
-
-
 def lower_median(items, key=None):
     """The median item (the lower middle one for an even count)."""
     ordered = sorted(items, key=key)
     return ordered[(len(ordered) - 1) // 2]
 
 
-def report(runs, path):
+def report(runs, path, size_key="json_mib", size_label="JSON MiB"):
     """One table of medians, Inlet and peers side by side, and Inlet/peer ratios at equal thread
-    counts: the median of the ratios within each round."""
+    counts: the median of the ratios within each round. Throughput is MiB of `size_key` (JSON
+    for conversions, fragments for compactions)."""
+    def per_cpu(run):
+        return run[size_key] / run["cpu_seconds"]
+
     for run in runs:
-        run["mib_per_s"] = run["json_mib"] / run["wall_seconds"]
+        run["mib_per_s"] = run[size_key] / run["wall_seconds"]
         run["mib_per_cpu_s"] = per_cpu(run)
     rounds = 1 + max(run["round"] for run in runs)
     groups = {}
     for run in runs:
         groups.setdefault((run["system"], run["threads"]), []).append(run)
     medians = {key: lower_median(group, key=per_cpu) for key, group in groups.items()}
-    header = (f"{'system':<8} {'threads':>7} {'rows':>8} {'JSON MiB':>9} {'out MiB':>8} {'MiB/s':>7} {'MiB/CPU-s':>9} "
+    header = (f"{'system':<8} {'threads':>7} {'rows':>8} {size_label:>9} {'out MiB':>8} {'MiB/s':>7} {'MiB/CPU-s':>9} "
               f"{'(range)':>13} {'peak RSS':>9}")
     print(f"medians of {rounds} round(s), each running every system back to back")
     print(header)
@@ -218,7 +218,7 @@ def report(runs, path):
     for (system, threads), run in sorted(medians.items(), key=lambda item: (item[0][0] != "inlet", item[0])):
         values = [per_cpu(r) for r in groups[(system, threads)]]
         spread = f"{min(values):.0f}-{max(values):.0f}"
-        print(f"{system:<8} {threads:>7} {run['rows']:>8} {run['json_mib']:>9.1f} {run['output_mib']:>8.1f} "
+        print(f"{system:<8} {threads:>7} {run['rows']:>8} {run[size_key]:>9.1f} {run['output_mib']:>8.1f} "
               f"{run['mib_per_s']:>7.1f} {run['mib_per_cpu_s']:>9.1f} {spread:>13} {run['peak_rss_mib']:>7.0f} M")
     ratios = {}
     for (system, threads) in sorted(medians):

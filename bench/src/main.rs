@@ -149,6 +149,20 @@ enum Command {
         #[arg(long)]
         lookup: u64,
     },
+    /// Converts the workload (default settings) and leaves its fragments staged under `--out`,
+    /// for `compact-staged` and `bench/compaction.py`.
+    Stage {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// The compactor alone: copies a directory `stage` made and times merging all it holds
+    /// into a new Delta table. Prints one JSON object (MiB of fragments in).
+    CompactStaged {
+        #[arg(long)]
+        staged: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+    },
     /// Compaction commits on a growing table: latency per commit, checkpoints, table load time.
     Commits {
         /// Compactions to run, each committing one small fragment.
@@ -182,6 +196,7 @@ struct Measurement {
 const SCHEMA: &str = include_str!("../../schemas/events.schema.json");
 
 mod big_object;
+mod compaction;
 mod history;
 
 fn main() -> Result<()> {
@@ -197,6 +212,7 @@ fn main() -> Result<()> {
         Some(Command::HistoryLookup { table, sources, lookup }) => {
             return history::lookup_once(table, *sources, *lookup);
         }
+        Some(Command::CompactStaged { staged, threads }) => return compaction::compact_staged(staged, *threads),
         _ => {}
     }
     let keys = ensure_workload(&cli.data, cli.objects)?;
@@ -205,6 +221,7 @@ fn main() -> Result<()> {
             Command::Commits { .. }
             | Command::History { .. }
             | Command::HistoryLookup { .. }
+            | Command::CompactStaged { .. }
             | Command::BigObject { .. },
         ) => {
             unreachable!("handled above")
@@ -216,6 +233,7 @@ fn main() -> Result<()> {
             std::fs::create_dir_all("target/bench")?;
             std::fs::write("target/bench/e2e.json", serde_json::to_vec_pretty(&measured)?)?;
         }
+        Some(Command::Stage { out }) => compaction::stage(&cli.data, &keys, &out, cli.levers.options(1)?)?,
         Some(Command::Naive) => println!("{}", serde_json::to_string(&naive(&cli.data, &keys)?)?),
         Some(Command::Run { threads, convert_only }) => {
             let measured = run(&cli.data, &keys, threads, cli.levers.options(threads)?, !convert_only)?;

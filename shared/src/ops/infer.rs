@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::error::Result;
 use crate::ingest::Compression;
-use crate::ingest::json::{timestamp_has_zone, timestamp_offset};
+use crate::ingest::json::timestamp_names_zone;
 
 /// What the samples said.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -183,8 +183,8 @@ fn string_kind(text: &str) -> Kind {
     if bytes.len() == 10 && chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok() {
         return Kind::Date;
     }
-    if bytes.len() >= 16 && timestamp_offset(bytes).is_some() {
-        return Kind::Timestamp { zoned: timestamp_has_zone(bytes) };
+    if let Some(zoned) = timestamp_names_zone(bytes) {
+        return Kind::Timestamp { zoned };
     }
     Kind::String
 }
@@ -313,13 +313,14 @@ mod tests {
     fn disagreements_and_zoneless_times_are_noted() {
         let drafted = draft(&[
             r#"{"code": 5, "when": "2026-05-16T10:00:00", "mixed_time": "2026-05-16"}"#,
-            r#"{"code": "5", "when": "2026-05-16T11:00:00.5", "mixed_time": "2026-05-16T10:00:00Z"}"#,
+            r#"{"code": "5", "when": "2026-05-16T11:00:00.5", "mixed_time": "2026-05-16T10:00:00Z", "short": "2026-05-16T10:00+02:00"}"#,
             "not json",
             "",
         ]);
         assert_eq!(drafted.schema["fields"][0]["type"], "string");
         assert_eq!(drafted.schema["fields"][1]["type"], "timestamp_ntz");
         assert_eq!(drafted.schema["fields"][2]["type"], "string");
+        assert_eq!(drafted.schema["fields"][3]["type"], "timestamp", "an offset without seconds names a zone");
         assert_eq!((drafted.lines, drafted.skipped), (3, 1));
         assert!(drafted.notes[0].starts_with("code: integer and string values"), "{:?}", drafted.notes);
         assert!(drafted.notes[1].starts_with("when: timestamps without a zone"), "{:?}", drafted.notes);

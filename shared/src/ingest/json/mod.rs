@@ -32,15 +32,10 @@ mod nested;
 mod oracle;
 mod primitive;
 
-/// The offset in minutes of ISO-8601 timestamp text as a `timestamp` column reads it (0 with no
-/// zone, `Z` or `+00:00`); `None` for text such a column refuses.
-pub(crate) fn timestamp_offset(text: &[u8]) -> Option<i64> {
-    primitive::iso_parts(text).ok().map(|(_, offset)| offset)
-}
-
-/// Whether a timestamp column's text names a zone (`Z` or an offset).
-pub(crate) fn timestamp_has_zone(text: &[u8]) -> bool {
-    matches!(text.last(), Some(b'Z' | b'z')) || text.len() > 19 && text[19..].iter().any(|b| matches!(b, b'+' | b'-'))
+/// For ISO-8601 timestamp text a `timestamp` column takes: whether it names a zone (`Z` or an
+/// offset). `None` for text such a column refuses.
+pub(crate) fn timestamp_names_zone(text: &[u8]) -> Option<bool> {
+    primitive::iso_parts(text).ok().map(|(_, offset)| offset.is_some())
 }
 mod string;
 #[cfg(test)]

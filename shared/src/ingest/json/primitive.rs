@@ -185,7 +185,7 @@ pub(super) fn timestamp(cursor: &mut Cursor<'_>, unit: EpochUnit, zoned: bool) -
                 Some(micros) => micros,
                 None if zoned => iso_micros(text).map_err(|reason| cursor.reject(reason))?,
                 None => match iso_parts(text) {
-                    Ok((_, 0)) => iso_micros(text).map_err(|reason| cursor.reject(reason))?,
+                    Ok((wall_clock, None | Some(0))) => wall_clock,
                     Ok(_) => return Err(cursor.reject("a timestamp without a time zone (or in UTC)")),
                     Err(reason) => return Err(cursor.reject(reason)),
                 },
@@ -208,11 +208,12 @@ pub(super) fn timestamp(cursor: &mut Cursor<'_>, unit: EpochUnit, zoned: bool) -
 /// offset `+HH:MM`, `+HHMM` or `+HH` (or `-`), or nothing for UTC.
 pub(super) fn iso_micros(text: &[u8]) -> Result<i64, &'static str> {
     let (local_micros, offset_minutes) = iso_parts(text)?;
-    Ok(local_micros - offset_minutes * 60 * 1_000_000)
+    Ok(local_micros - offset_minutes.unwrap_or(0) * 60 * 1_000_000)
 }
 
-/// The wall-clock microseconds (as if UTC) and the offset in minutes of an ISO-8601 timestamp.
-pub(super) fn iso_parts(text: &[u8]) -> Result<(i64, i64), &'static str> {
+/// The wall-clock microseconds (as if UTC) of an ISO-8601 timestamp, and the offset in minutes
+/// its zone designator names (`None` when it has none).
+pub(super) fn iso_parts(text: &[u8]) -> Result<(i64, Option<i64>), &'static str> {
     const ISO: &str = "an ISO-8601 timestamp";
     let number = |digits: &[u8]| {
         digits
@@ -243,7 +244,8 @@ pub(super) fn iso_parts(text: &[u8]) -> Result<(i64, i64), &'static str> {
         }
     }
     let offset_minutes = match &text[at..] {
-        [] | [b'Z' | b'z'] => 0,
+        [] => None,
+        [b'Z' | b'z'] => Some(0),
         [sign @ (b'+' | b'-'), zone @ ..] => {
             let (hours, minutes) = match zone {
                 [h0, h1] => (number(&[*h0, *h1]), Some(0)),
@@ -255,7 +257,7 @@ pub(super) fn iso_parts(text: &[u8]) -> Result<(i64, i64), &'static str> {
                 return Err(ISO);
             }
             let minutes = i64::from(hours * 60 + minutes);
-            if *sign == b'-' { -minutes } else { minutes }
+            Some(if *sign == b'-' { -minutes } else { minutes })
         }
         _ => return Err(ISO),
     };

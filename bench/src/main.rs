@@ -62,6 +62,7 @@ impl Levers {
             encoding.compression = match name.as_str() {
                 "zstd1" => Compression::ZSTD(ZstdLevel::try_new(1)?),
                 "zstd3" => Compression::ZSTD(ZstdLevel::try_new(3)?),
+                "zstd2" => Compression::ZSTD(ZstdLevel::try_new(2)?),
                 "lz4" => Compression::LZ4_RAW,
                 "snappy" => Compression::SNAPPY,
                 "none" => Compression::UNCOMPRESSED,

@@ -5,9 +5,11 @@
 //! [`optimize`](mod@optimize) rewrites small table files and vacuums unreferenced ones.
 
 pub mod compact;
+pub(crate) mod copy;
 pub(crate) mod evolution;
 pub(crate) mod history;
 pub mod optimize;
+pub(crate) mod stats;
 pub mod table;
 
 pub use compact::{

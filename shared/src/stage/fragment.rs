@@ -12,7 +12,7 @@ use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
-use parquet::basic::Compression;
+use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::{KeyValue, ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
@@ -22,7 +22,7 @@ use crate::layout::{
     batch_record, partition_directory,
 };
 use crate::lineage::FragmentSource;
-use crate::stage::page_writer::{PageCodec, PageFileWriter, PageLimits};
+use crate::stage::page_writer::{PageCodec, PageFileWriter, PageLayout};
 
 /// What a fragment's footer says, read without its rows.
 #[derive(Debug, Clone)]
@@ -54,15 +54,14 @@ pub struct Fragment {
     pub batches: Vec<RecordBatch>,
 }
 
-/// How fragments are encoded. They are read once, by the compactor, which re-encodes every
-/// row: what matters is the converter's CPU per byte, not the fragment's size or scan speed.
+/// How fragments are encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FragmentEncoding {
     /// Page compression.
     pub compression: Compression,
-    /// Dictionary-encode columns (the Parquet default; costs a hash per value).
+    /// Dictionary-encode columns while their values repeat (costs a hash per value).
     pub dictionary: bool,
-    /// Column statistics (min/max per page and chunk); nothing prunes fragments.
+    /// Column chunk statistics (least and greatest value, nulls).
     pub statistics: bool,
     /// Encode pages straight from the Arrow arrays (`stage::page_writer`) where the settings and
     /// schema allow it, instead of through `ArrowWriter`.
@@ -70,21 +69,28 @@ pub struct FragmentEncoding {
 }
 
 impl Default for FragmentEncoding {
-    /// A fragment is written once and read once, by the compactor, an hour at most later: a
-    /// fast codec (LZ4 rather than zstd or Snappy) with no dictionary and no statistics costs
-    /// the converter least, for fragments somewhat larger but still several times smaller than
-    /// the JSON. Direct pages: see `stage::page_writer`. `make bench` measures each
-    /// choice (docs/performance.md).
+    /// Fragments are encoded as table files keep their pages: zstd, dictionaries where values
+    /// repeat, column chunk statistics. The compactor then copies their row groups into table files without
+    /// decoding them (`commit::copy`), which costs far less than the converter spends on a
+    /// lighter codec. zstd at level 1, since higher levels cost the converter more for no
+    /// smaller files on this data. Direct pages: see `stage::page_writer`. `make bench`
+    /// measures each choice (docs/performance.md).
     fn default() -> Self {
-        Self { compression: Compression::LZ4_RAW, dictionary: false, statistics: false, direct_pages: true }
+        Self {
+            compression: Compression::ZSTD(ZstdLevel::try_new(1).expect("a valid zstd level")),
+            dictionary: true,
+            statistics: true,
+            direct_pages: true,
+        }
     }
 }
 
-// Small pages and row groups: an open writer buffers up to a page (and, for `ArrowWriter`, a
-// dictionary) per leaf column (~60 here), so the defaults (1 MiB each) would dominate converter
-// memory.
+// Pages and row groups: an open writer buffers its row group's compressed pages (and, for
+// `ArrowWriter`, a page and dictionary per leaf column, ~60 here), so memory grows with both;
+// row groups are also what table files copied from fragments are made of, which readers want
+// large.
 const PAGE_BYTES: usize = 128 * 1024;
-const ROW_GROUP_ROWS: usize = 16 * 1024;
+const ROW_GROUP_ROWS: usize = 64 * 1024;
 
 impl FragmentEncoding {
     fn properties(&self) -> WriterProperties {
@@ -100,7 +106,7 @@ impl FragmentEncoding {
 
     /// The direct page writer's codec, when these settings are ones it implements.
     fn page_codec(&self) -> Option<PageCodec> {
-        if !self.direct_pages || self.dictionary || self.statistics {
+        if !self.direct_pages {
             return None;
         }
         PageCodec::for_compression(self.compression)
@@ -152,7 +158,12 @@ impl FragmentWriter {
 
     /// A writer of fragments with `schema`, encoded as `encoding` says.
     pub fn with_encoding(schema: &SchemaRef, encoding: &FragmentEncoding) -> Result<Self> {
-        let limits = PageLimits { page_bytes: PAGE_BYTES, row_group_rows: ROW_GROUP_ROWS };
+        let limits = PageLayout {
+            page_bytes: PAGE_BYTES,
+            row_group_rows: ROW_GROUP_ROWS,
+            statistics: encoding.statistics,
+            dictionary: encoding.dictionary,
+        };
         let pages = match encoding.page_codec() {
             Some(codec) => PageFileWriter::try_new(schema, codec, limits)?,
             None => None,
@@ -239,6 +250,12 @@ impl Iterator for FragmentRows {
     fn next(&mut self) -> Option<Self::Item> {
         self.reader.next().map(|batch| batch.map_err(Error::from))
     }
+}
+
+/// The rows of the fragment file `data`, a batch at a time.
+pub fn fragment_rows(data: Bytes) -> Result<FragmentRows> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(data)?.with_batch_size(STREAM_BATCH_ROWS).build()?;
+    Ok(FragmentRows { reader })
 }
 
 /// Rows per batch when streaming a fragment: big enough to amortise per-batch work, small
@@ -349,9 +366,12 @@ impl FragmentStore {
 
     /// Reads one fragment's rows as a stream of batches.
     pub async fn rows(&self, path: &Path) -> Result<FragmentRows> {
-        let data = self.store.get(path).await?.bytes().await?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(data)?.with_batch_size(STREAM_BATCH_ROWS).build()?;
-        Ok(FragmentRows { reader })
+        fragment_rows(self.bytes(path).await?)
+    }
+
+    /// One fragment's file, whole.
+    pub async fn bytes(&self, path: &Path) -> Result<Bytes> {
+        Ok(self.store.get(path).await?.bytes().await?)
     }
 
     /// Seals converter batch `batch`: every fragment it staged is uploaded, so they may be

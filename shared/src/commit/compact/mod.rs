@@ -25,7 +25,9 @@ use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{DeltaTable, DeltaTableError};
 use object_store::ObjectStore;
 use object_store::path::Path;
+use parquet::file::metadata::ParquetMetaDataReader;
 
+use crate::commit::copy::CopiedFiles;
 use crate::commit::evolution::{conform, plan_evolution};
 use crate::commit::history::LoadHistory;
 use crate::commit::table::{DataFiles, log_cleanup_due};
@@ -35,7 +37,7 @@ use crate::faults::crash_point;
 use crate::layout::{COMPACTOR_APP_ID, FRAGMENTS_KEY, ROWS_KEY, SOURCES_KEY};
 use crate::lineage::{CommittedSource, SourceId};
 use crate::schema::{SOURCE_ETAG_COLUMN, SOURCE_FILE_COLUMN, TableSchema};
-use crate::stage::fragment::{BatchState, FragmentInfo, FragmentStore};
+use crate::stage::fragment::{BatchState, FragmentInfo, FragmentStore, fragment_rows};
 
 pub mod plan;
 mod report;
@@ -344,11 +346,12 @@ impl Compactor {
         let evolved = plan_evolution(&table_schema, &self.schema.delta)?;
         let target: SchemaRef = Arc::new((evolved.as_ref().unwrap_or(&table_schema)).try_into_arrow()?);
         let mut writer = DataFiles::new(table, target.clone(), self.options.target_file_bytes)?;
+        let mut copier = CopiedFiles::new(table, target.clone(), self.options.target_file_bytes)?;
         let mut committed: BTreeMap<SourceId, u64> = BTreeMap::new();
         for info in &plan.consume {
             let kept = plan.kept_in(info);
-            let rows = match self.fragments.rows(&info.path).await {
-                Ok(rows) => rows,
+            let data = match self.fragments.bytes(&info.path).await {
+                Ok(data) => data,
                 // Only a compactor deletes fragments, and only after committing them: another
                 // one got here first. Its sources are either in the history we read or in a
                 // commit after it, which makes ours fail on the compactor txn. Skipping is safe.
@@ -358,22 +361,41 @@ impl Compactor {
                 }
                 Err(err) => return Err(err),
             };
-            for batch in rows {
-                let batch = batch?;
-                let total = batch.num_rows() as u64;
-                let batch = conform(&batch, &target)?;
-                let batch = if kept.len() == info.sources.len() { batch } else { only_sources(&batch, &kept)? };
-                report.duplicate_rows += total - batch.num_rows() as u64;
-                if batch.num_rows() > 0 {
-                    report.rows += batch.num_rows() as u64;
-                    writer.write(&batch).await?;
+            let copy = match &copier {
+                Some(copier) if kept.len() == info.sources.len() => {
+                    let metadata = ParquetMetaDataReader::new().parse_and_finish(&data)?;
+                    copier.plan(&metadata).map(|plan| (metadata, plan))
+                }
+                _ => None,
+            };
+            match (copy, &mut copier) {
+                (Some((metadata, copy)), Some(copier)) => {
+                    report.rows += copier.copy(&data, &metadata, &copy).await?;
+                    report.copied_fragments += 1;
+                }
+                _ => {
+                    for batch in fragment_rows(data)? {
+                        let batch = batch?;
+                        let total = batch.num_rows() as u64;
+                        let batch = conform(&batch, &target)?;
+                        let batch =
+                            if kept.len() == info.sources.len() { batch } else { only_sources(&batch, &kept)? };
+                        report.duplicate_rows += total - batch.num_rows() as u64;
+                        if batch.num_rows() > 0 {
+                            report.rows += batch.num_rows() as u64;
+                            writer.write(&batch).await?;
+                        }
+                    }
                 }
             }
             for source in info.sources.iter().filter(|s| kept.contains(&s.id)) {
                 *committed.entry(source.id.clone()).or_default() += source.rows;
             }
         }
-        let adds = writer.close().await?;
+        let mut adds = writer.close().await?;
+        if let Some(copier) = copier {
+            adds.extend(copier.close().await?);
+        }
         report.sources = committed.len();
         report.files = adds.len();
         report.bytes = adds.iter().map(|add| add.size.max(0) as u64).sum();

@@ -10,6 +10,9 @@ use crate::metrics::Metric;
 pub struct CompactionReport {
     /// Fragments merged and deleted.
     pub fragments: usize,
+    /// Of those, fragments whose row groups were copied into table files as they were encoded
+    /// (the others were decoded and encoded again: an older encoding or schema, or rows to drop).
+    pub copied_fragments: usize,
     /// Fragments left staged: small and fresh, or holding a copy of a source not complete yet.
     pub deferred_fragments: usize,
     /// Staged files that could not be read as fragments, set aside under `_inlet/corrupt/`.

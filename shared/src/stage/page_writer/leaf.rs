@@ -10,16 +10,17 @@ use arrow_array::types::{
 use arrow_array::{Array, GenericByteArray, types::ByteArrayType};
 use arrow_buffer::{ArrowNativeType, NullBuffer, ToByteSlice};
 use bytes::Bytes;
-use parquet::basic::Encoding;
+use parquet::basic::{Encoding, Type as PhysicalType};
 use parquet::column::page::{CompressedPage, Page, PageWriter};
 use parquet::column::writer::ColumnCloseResult;
 use parquet::file::metadata::ColumnChunkMetaData;
 use parquet::file::writer::{SerializedPageWriter, TrackedWrite};
 use parquet::schema::types::ColumnDescPtr;
 
-use super::PageCodec;
+use super::bounds::Bounds;
 use super::codec::Codec;
-use super::levels::{count_equal, delta_binary_packed, encode_levels};
+use super::dictionary::{Dictionary, Values};
+use super::levels::{count_equal, delta_binary_packed, encode_indices, encode_levels};
 use super::shape::{LeafSpec, Reps, ValueKind, nulls_of, valid_runs};
 use crate::error::{Error, Result};
 
@@ -48,11 +49,28 @@ pub(super) struct Leaf {
     /// The row group's pages, serialized.
     pub(super) chunk: TrackedWrite<Vec<u8>>,
     pub(super) chunk_levels: i64,
+    /// Non-null values in the row group's pages.
+    pub(super) chunk_values: i64,
     pub(super) chunk_uncompressed: i64,
+    /// The row group's value bounds, when the file carries statistics.
+    pub(super) bounds: Option<Bounds>,
+    /// The row group's dictionary, when pages are dictionary-encoded where values repeat.
+    pub(super) dictionary: Option<Dictionary>,
+    /// Pages of the row group written PLAIN (not from the dictionary).
+    pub(super) plain_pages: usize,
 }
 
 impl Leaf {
-    pub(super) fn new(spec: LeafSpec, descr: ColumnDescPtr) -> Self {
+    pub(super) fn new(spec: LeafSpec, descr: ColumnDescPtr, statistics: bool, dictionary: bool) -> Self {
+        let bounds = statistics.then(|| Bounds::new(spec.kind.physical()));
+        let values = match spec.kind.physical() {
+            PhysicalType::INT32 | PhysicalType::FLOAT => Some(Values::Fixed(4)),
+            PhysicalType::INT64 | PhysicalType::DOUBLE => Some(Values::Fixed(8)),
+            PhysicalType::BYTE_ARRAY => Some(Values::Bytes),
+            // Booleans are a bit each already.
+            _ => None,
+        };
+        let dictionary = values.filter(|_| dictionary).map(Dictionary::new);
         Self {
             spec,
             descr,
@@ -66,7 +84,11 @@ impl Leaf {
             pages_to_store: 0,
             chunk: TrackedWrite::new(Vec::new()),
             chunk_levels: 0,
+            chunk_values: 0,
             chunk_uncompressed: 0,
+            bounds,
+            dictionary,
+            plain_pages: 0,
         }
     }
 
@@ -188,7 +210,22 @@ impl Leaf {
         let def_bytes = if max_def > 0 { encode_levels(&self.def, max_def, page) } else { 0 };
         let values = if max_def > 0 { count_equal(&self.def, max_def) } else { self.levels };
         let rows = if max_rep > 0 { count_equal(&self.rep, 0) } else { self.levels };
-        let encoded = match self.spec.kind.encoding() {
+        if let Some(bounds) = &mut self.bounds {
+            bounds.update(&self.values[self.gap..], &self.lengths, self.booleans);
+        }
+        let from_dictionary = match &mut self.dictionary {
+            Some(dictionary) => dictionary.encode(&self.values[self.gap..], &self.lengths),
+            None => false,
+        };
+        let encoding = if from_dictionary { Encoding::RLE_DICTIONARY } else { self.spec.kind.encoding() };
+        self.plain_pages += !from_dictionary as usize;
+        let encoded = match encoding {
+            Encoding::RLE_DICTIONARY => {
+                let dictionary = self.dictionary.as_ref().expect("encoded with it");
+                codec.staged.clear();
+                encode_indices(&dictionary.indices, dictionary.entries, &mut codec.staged);
+                &codec.staged[..]
+            }
             Encoding::DELTA_LENGTH_BYTE_ARRAY => {
                 let staged = &mut codec.staged;
                 staged.clear();
@@ -227,7 +264,7 @@ impl Leaf {
         let page = Page::DataPageV2 {
             buf: page_bytes.clone(),
             num_values: count(self.levels)?,
-            encoding: self.spec.kind.encoding(),
+            encoding,
             num_nulls: count(self.levels - values)?,
             num_rows: count(rows)?,
             def_levels_byte_len: count(def_bytes)?,
@@ -238,6 +275,7 @@ impl Leaf {
         let spec = SerializedPageWriter::new(&mut self.chunk).write_page(CompressedPage::new(page, uncompressed))?;
         codec.page = Vec::from(page_bytes);
         self.chunk_levels += self.levels as i64;
+        self.chunk_values += values as i64;
         self.chunk_uncompressed += spec.uncompressed_size as i64;
         self.levels = 0;
         self.booleans = 0;
@@ -249,17 +287,54 @@ impl Leaf {
         Ok(())
     }
 
-    /// Hands over the row group's pages and their metadata, relative to the chunk's start.
-    pub(super) fn close_chunk(&mut self, codec: PageCodec, rows: usize) -> Result<(Bytes, ColumnCloseResult)> {
-        let chunk = std::mem::replace(&mut self.chunk, TrackedWrite::new(Vec::new())).into_inner()?;
-        let metadata = ColumnChunkMetaData::builder(self.descr.clone())
-            .set_compression(codec.compression())
-            .set_encodings(vec![self.spec.kind.encoding(), Encoding::RLE])
+    /// Hands over the row group's pages (its dictionary first, if pages used one) and their
+    /// metadata, relative to the chunk's start.
+    pub(super) fn close_chunk(&mut self, codec: &mut Codec, rows: usize) -> Result<(Bytes, ColumnCloseResult)> {
+        let pages = std::mem::replace(&mut self.chunk, TrackedWrite::new(Vec::new())).into_inner()?;
+        let mut encodings = vec![Encoding::RLE];
+        if std::mem::take(&mut self.plain_pages) > 0 {
+            encodings.push(self.spec.kind.encoding());
+        }
+        let (chunk, dictionary_bytes) = match &mut self.dictionary {
+            Some(dictionary) if dictionary.used() => {
+                let mut compressed = Vec::new();
+                codec.compressor.compress(&dictionary.page, &mut compressed)?;
+                let page = Page::DictionaryPage {
+                    buf: Bytes::from(compressed),
+                    num_values: dictionary.entries,
+                    encoding: Encoding::PLAIN,
+                    is_sorted: false,
+                };
+                let mut chunk = TrackedWrite::new(Vec::with_capacity(pages.len() + dictionary.page.len()));
+                let spec = SerializedPageWriter::new(&mut chunk)
+                    .write_page(CompressedPage::new(page, dictionary.page.len()))?;
+                self.chunk_uncompressed += spec.uncompressed_size as i64;
+                let dictionary_bytes = chunk.bytes_written();
+                std::io::Write::write_all(&mut chunk, &pages).map_err(|err| parquet_error(&err.to_string()))?;
+                dictionary.reset();
+                encodings.extend([Encoding::PLAIN, Encoding::RLE_DICTIONARY]);
+                (chunk.into_inner()?, Some(dictionary_bytes))
+            }
+            Some(dictionary) => {
+                dictionary.reset();
+                (pages, None)
+            }
+            None => (pages, None),
+        };
+        let nulls = (self.chunk_levels - std::mem::take(&mut self.chunk_values)) as u64;
+        let statistics = self.bounds.as_mut().map(|bounds| bounds.take_statistics(&self.descr, nulls));
+        let mut metadata = ColumnChunkMetaData::builder(self.descr.clone())
+            .set_compression(codec.compressor.kind.compression())
+            .set_encodings(encodings)
             .set_num_values(std::mem::take(&mut self.chunk_levels))
             .set_total_compressed_size(chunk.len() as i64)
             .set_total_uncompressed_size(std::mem::take(&mut self.chunk_uncompressed))
-            .set_data_page_offset(0)
-            .build()?;
+            .set_data_page_offset(dictionary_bytes.unwrap_or(0) as i64)
+            .set_dictionary_page_offset(dictionary_bytes.map(|_| 0));
+        if let Some(statistics) = statistics {
+            metadata = metadata.set_statistics(statistics);
+        }
+        let metadata = metadata.build()?;
         let close = ColumnCloseResult {
             bytes_written: chunk.len() as u64,
             rows_written: rows as u64,

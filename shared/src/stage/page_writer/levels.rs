@@ -147,3 +147,40 @@ pub(super) fn varint(mut value: usize, out: &mut Vec<u8>) {
     }
     out.push(value as u8);
 }
+
+/// Appends dictionary `indices` as an `RLE_DICTIONARY` page body: the bit width in one byte,
+/// then the indices in the RLE/bit-packed hybrid encoding (runs of 8 or more repeated, the
+/// rest bit-packed in groups of 8).
+pub(super) fn encode_indices(indices: &[u32], entries: u32, out: &mut Vec<u8>) {
+    let width = 32 - entries.saturating_sub(1).leading_zeros();
+    out.push(width as u8);
+    let value_bytes = width.div_ceil(8) as usize;
+    let mut literals = 0; // indices[literals..at] wait to be bit-packed
+    let mut at = 0;
+    while at < indices.len() {
+        let value = indices[at];
+        let run = indices[at..].iter().take_while(|&&each| each == value).count();
+        let fill = (8 - (at - literals) % 8) % 8;
+        if run >= fill + 8 {
+            if at + fill > literals {
+                pack_indices(&indices[literals..at + fill], width, out);
+            }
+            varint((run - fill) << 1, out);
+            out.extend_from_slice(&value.to_le_bytes()[..value_bytes]);
+            literals = at + run;
+        }
+        at += run;
+    }
+    if literals < indices.len() {
+        pack_indices(&indices[literals..], width, out);
+    }
+}
+
+/// A bit-packed run of `indices`, padded with zeros to a whole group of 8.
+fn pack_indices(indices: &[u32], width: u32, out: &mut Vec<u8>) {
+    let groups = indices.len().div_ceil(8);
+    varint((groups << 1) | 1, out);
+    let start = out.len();
+    pack_bits(indices.iter().map(|&index| u64::from(index)), width, out);
+    out.resize(start + groups * width as usize, 0);
+}

@@ -33,7 +33,9 @@ use codec::Codec;
 use leaf::Leaf;
 use shape::{Node, plan};
 
+mod bounds;
 mod codec;
+mod dictionary;
 mod leaf;
 mod levels;
 mod shape;
@@ -74,15 +76,19 @@ impl PageCodec {
 /// Rows written between checks of the page and row group limits.
 const ROWS_PER_STEP: usize = 1024;
 
-/// Size limits of a [`PageFileWriter`].
+/// How a [`PageFileWriter`] lays out its file.
 #[derive(Debug, Clone, Copy)]
-pub struct PageLimits {
+pub struct PageLayout {
     /// A leaf's page is closed after the batch (or 1,024 rows of one) that takes its values
     /// and levels past this.
     pub page_bytes: usize,
     /// A row group is closed after the batch (or 1,024 rows of one) that takes it past this
     /// many rows.
     pub row_group_rows: usize,
+    /// Write each column chunk's statistics (least and greatest value, nulls).
+    pub statistics: bool,
+    /// Dictionary-encode a leaf's pages while its values repeat (`dictionary`).
+    pub dictionary: bool,
 }
 
 /// Writes record batches of one schema into a Parquet file held in memory.
@@ -92,14 +98,14 @@ pub struct PageFileWriter {
     columns: Vec<Node>,
     leaves: Vec<Leaf>,
     codec: Codec,
-    limits: PageLimits,
+    limits: PageLayout,
     group_rows: usize,
 }
 
 impl PageFileWriter {
     /// A writer for `schema`, or `None` when the schema holds a type this writer does not
     /// encode (the caller then uses `ArrowWriter`).
-    pub fn try_new(schema: &Schema, codec: PageCodec, limits: PageLimits) -> Result<Option<Self>> {
+    pub fn try_new(schema: &Schema, codec: PageCodec, limits: PageLayout) -> Result<Option<Self>> {
         let descriptor = ArrowSchemaConverter::new().convert(schema)?;
         let mut specs = Vec::new();
         let mut columns = Vec::with_capacity(schema.fields().len());
@@ -122,7 +128,7 @@ impl PageFileWriter {
             if !agrees {
                 return Ok(None);
             }
-            leaves.push(Leaf::new(spec, descr.clone()));
+            leaves.push(Leaf::new(spec, descr.clone(), limits.statistics, limits.dictionary));
         }
         let properties = Arc::new(WriterProperties::builder().set_compression(codec.compression()).build());
         let mut file = SerializedFileWriter::new(Vec::new(), descriptor.root_schema_ptr(), properties)?;
@@ -187,7 +193,7 @@ impl PageFileWriter {
         let mut chunks = Vec::with_capacity(self.leaves.len());
         for leaf in &mut self.leaves {
             leaf.flush_page(&mut self.codec)?;
-            chunks.push(leaf.close_chunk(self.codec.compressor.kind, self.group_rows)?);
+            chunks.push(leaf.close_chunk(&mut self.codec, self.group_rows)?);
         }
         // Room for the whole row group at once, not a doubling of the file buffer per chunk.
         self.file.inner_mut().reserve(chunks.iter().map(|(chunk, _)| chunk.len()).sum());

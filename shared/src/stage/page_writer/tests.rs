@@ -30,7 +30,7 @@ fn concat(schema: &SchemaRef, batches: &[RecordBatch]) -> RecordBatch {
     arrow_select::concat::concat_batches(schema, batches).unwrap()
 }
 
-fn write(batches: &[RecordBatch], codec: PageCodec, limits: PageLimits) -> Vec<u8> {
+fn write(batches: &[RecordBatch], codec: PageCodec, limits: PageLayout) -> Vec<u8> {
     let mut writer = PageFileWriter::try_new(&batches[0].schema(), codec, limits).unwrap().expect("supported");
     for batch in batches {
         writer.write(batch).unwrap();
@@ -120,8 +120,8 @@ fn random_batch(seed: u64, rows: usize) -> RecordBatch {
 
 #[test]
 fn nested_nullable_columns_read_back_as_written() {
-    let unlimited = PageLimits { page_bytes: usize::MAX, row_group_rows: usize::MAX };
-    let tiny = PageLimits { page_bytes: 64, row_group_rows: 7 };
+    let unlimited = PageLayout { page_bytes: usize::MAX, row_group_rows: usize::MAX, statistics: false, dictionary: false };
+    let tiny = PageLayout { page_bytes: 64, row_group_rows: 7, statistics: false, dictionary: false };
     for seed in 0..40 {
         let batch = random_batch(seed, 1 + seed as usize * 5);
         // Slices start mid-buffer, as batches split by partition or by size do.
@@ -133,10 +133,13 @@ fn nested_nullable_columns_read_back_as_written() {
             pieces.push(batch.slice(start, length));
             start += length;
         }
+        let table = |layout: PageLayout| PageLayout { statistics: true, dictionary: true, ..layout };
         for (codec, limits) in [
             (PageCodec::Lz4Raw, unlimited),
             (PageCodec::Uncompressed, tiny),
             (PageCodec::Zstd(ZstdLevel::default()), tiny),
+            (PageCodec::Zstd(ZstdLevel::default()), table(tiny)),
+            (PageCodec::Zstd(ZstdLevel::default()), table(unlimited)),
         ] {
             assert_eq!(read_back(write(&pieces, codec, limits)), batch, "seed {seed} {codec:?}");
         }
@@ -171,7 +174,7 @@ fn the_reference_workload_reads_back_as_decoded() {
 fn pages_and_row_groups_close_at_their_limits() {
     let batch = random_batch(99, 300);
     let pieces: Vec<_> = (0..30).map(|i| batch.slice(i * 10, 10)).collect();
-    let file = write(&pieces, PageCodec::Lz4Raw, PageLimits { page_bytes: 200, row_group_rows: 64 });
+    let file = write(&pieces, PageCodec::Lz4Raw, PageLayout { page_bytes: 200, row_group_rows: 64, statistics: false, dictionary: false });
     let metadata = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(file.clone())).unwrap().metadata().clone();
     // 64 rows is reached after 7 batches of 10: 4 groups of 70 rows, then 20.
     let rows: Vec<i64> = metadata.row_groups().iter().map(|group| group.num_rows()).collect();
@@ -202,7 +205,7 @@ fn narrow_and_binary_types_are_widened_as_parquet_stores_them() {
     let batch =
         RecordBatch::try_new(Arc::new(Schema::new(fields)), columns.into_iter().map(|(_, array)| array).collect())
             .unwrap();
-    let limits = PageLimits { page_bytes: 100, row_group_rows: 1000 };
+    let limits = PageLayout { page_bytes: 100, row_group_rows: 1000, statistics: false, dictionary: false };
     assert_eq!(read_back(write(std::slice::from_ref(&batch), PageCodec::Lz4Raw, limits)), batch);
 }
 
@@ -211,7 +214,7 @@ fn long_batches_are_paged_and_grouped_within_themselves() {
     use parquet::file::reader::{FileReader, SerializedFileReader};
     let batch = random_batch(11, 5000);
     let file =
-        write(std::slice::from_ref(&batch), PageCodec::Lz4Raw, PageLimits { page_bytes: 1, row_group_rows: 2048 });
+        write(std::slice::from_ref(&batch), PageCodec::Lz4Raw, PageLayout { page_bytes: 1, row_group_rows: 2048, statistics: false, dictionary: false });
     let reader = SerializedFileReader::new(Bytes::from(file.clone())).unwrap();
     let groups: Vec<i64> = reader.metadata().row_groups().iter().map(|group| group.num_rows()).collect();
     assert_eq!(groups, [2048, 2048, 904]);
@@ -222,7 +225,7 @@ fn long_batches_are_paged_and_grouped_within_themselves() {
 
 #[test]
 fn a_batch_of_another_schema_is_refused() {
-    let limits = PageLimits { page_bytes: 100, row_group_rows: 100 };
+    let limits = PageLayout { page_bytes: 100, row_group_rows: 100, statistics: false, dictionary: false };
     let mut writer = PageFileWriter::try_new(&nested_schema(), PageCodec::Lz4Raw, limits).unwrap().unwrap();
     let other = Arc::new(Schema::new(vec![Field::new("id", DataType::Utf8, false)]));
     let batch = RecordBatch::try_new(other, vec![Arc::new(arrow_array::StringArray::from(vec!["a"]))]).unwrap();
@@ -240,7 +243,7 @@ fn unknown_types_are_left_to_arrow_writer() {
         DataType::Utf8View,
     ] {
         let schema = Schema::new(vec![Field::new("x", data_type.clone(), true)]);
-        let limits = PageLimits { page_bytes: 100, row_group_rows: 100 };
+        let limits = PageLayout { page_bytes: 100, row_group_rows: 100, statistics: false, dictionary: false };
         assert!(PageFileWriter::try_new(&schema, PageCodec::Lz4Raw, limits).unwrap().is_none(), "{data_type}");
     }
 }
@@ -302,7 +305,7 @@ fn values_behind_a_null_list_are_skipped() {
     let list = arrow_array::ListArray::new(item.clone(), offsets, Arc::new(values), Some(nulls));
     let schema = Arc::new(Schema::new(vec![Field::new("l", DataType::List(item), true)]));
     let batch = RecordBatch::try_new(schema, vec![Arc::new(list)]).unwrap();
-    let limits = PageLimits { page_bytes: 100, row_group_rows: 100 };
+    let limits = PageLayout { page_bytes: 100, row_group_rows: 100, statistics: false, dictionary: false };
     let read = read_back(write(std::slice::from_ref(&batch), PageCodec::Lz4Raw, limits));
     let read = read.column(0).as_list::<i32>();
     assert!(read.is_null(1));
@@ -326,7 +329,7 @@ fn pages_that_barely_compress_are_followed_by_stored_ones() {
             RecordBatch::try_new(schema.clone(), vec![Arc::new(random), Arc::new(constant)]).unwrap()
         })
         .collect();
-    let limits = PageLimits { page_bytes: 256, row_group_rows: usize::MAX };
+    let limits = PageLayout { page_bytes: 256, row_group_rows: usize::MAX, statistics: false, dictionary: false };
     let file = write(&batches, PageCodec::Lz4Raw, limits);
     let reader = SerializedFileReader::new(Bytes::from(file.clone())).unwrap();
     let compressed = |column| {
@@ -358,8 +361,8 @@ fn string_lengths_read_back_across_delta_blocks() {
         let column = arrow_array::StringArray::from(values);
         let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(column)]).unwrap();
         for limits in [
-            PageLimits { page_bytes: usize::MAX, row_group_rows: usize::MAX },
-            PageLimits { page_bytes: 1, row_group_rows: 50 },
+            PageLayout { page_bytes: usize::MAX, row_group_rows: usize::MAX, statistics: false, dictionary: false },
+            PageLayout { page_bytes: 1, row_group_rows: 50, statistics: false, dictionary: false },
         ] {
             let pieces: Vec<_> = (0..count).step_by(7).map(|at| batch.slice(at, 7.min(count - at))).collect();
             assert_eq!(read_back(write(&pieces, PageCodec::Lz4Raw, limits)), batch, "{count} values");
@@ -368,7 +371,7 @@ fn string_lengths_read_back_across_delta_blocks() {
     // Pages with no value at all: their lengths are an empty delta sequence.
     let nulls = arrow_array::StringArray::from(vec![None::<&str>; 40]);
     let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(nulls)]).unwrap();
-    let limits = PageLimits { page_bytes: 1, row_group_rows: 100 };
+    let limits = PageLayout { page_bytes: 1, row_group_rows: 100, statistics: false, dictionary: false };
     assert_eq!(read_back(write(std::slice::from_ref(&batch), PageCodec::Lz4Raw, limits)), batch);
 }
 
@@ -378,6 +381,99 @@ fn files_match_what_arrow_writer_reads_back() {
     let mut arrow = ArrowWriter::try_new(Vec::new(), batch.schema(), None).unwrap();
     arrow.write(&batch).unwrap();
     let expected = read_back(arrow.into_inner().unwrap());
-    let limits = PageLimits { page_bytes: 1024, row_group_rows: 128 };
+    let limits = PageLayout { page_bytes: 1024, row_group_rows: 128, statistics: false, dictionary: false };
     assert_eq!(read_back(write(std::slice::from_ref(&batch), PageCodec::Lz4Raw, limits)), expected);
+}
+
+/// Values whose bounds take the format's special cases: NaN, signed zeros, long and multi-byte
+/// strings, nulls, and a column with no value at all.
+fn edge_batch(rows: usize) -> RecordBatch {
+    let floats: arrow_array::Float64Array = (0..rows)
+        .map(|i| match i % 7 {
+            0 => None,
+            1 => Some(f64::NAN),
+            2 => Some(-0.0),
+            3 => Some(0.0),
+            _ => Some(i as f64 / 3.0),
+        })
+        .collect();
+    let only_nan: arrow_array::Float32Array = (0..rows).map(|i| (i % 2 == 0).then_some(f32::NAN)).collect();
+    let texts: arrow_array::StringArray = (0..rows)
+        .map(|i| match i % 5 {
+            0 => None,
+            1 => Some(format!("{}{i}", "é".repeat(40))),
+            2 => Some(format!("{}{i}", "\u{10FFFF}".repeat(20))),
+            _ => Some(format!("kind-{}", i % 3)),
+        })
+        .collect();
+    let nothing = arrow_array::Int64Array::from(vec![None::<i64>; rows]);
+    let times = arrow_array::TimestampMicrosecondArray::from((0..rows as i64).map(|i| i * 1_000_123).collect::<Vec<_>>())
+        .with_timezone("UTC");
+    let flags: arrow_array::BooleanArray = (0..rows).map(|i| (i % 3 != 0).then_some(i % 2 == 0)).collect();
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        ("floats", Arc::new(floats)),
+        ("only_nan", Arc::new(only_nan)),
+        ("texts", Arc::new(texts)),
+        ("nothing", Arc::new(nothing)),
+        ("times", Arc::new(times)),
+        ("flags", Arc::new(flags)),
+    ];
+    RecordBatch::try_from_iter(columns).unwrap()
+}
+
+#[test]
+fn chunk_statistics_are_those_arrow_writer_writes() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    // Row groups close every 1,024 rows on both sides.
+    for batch in [edge_batch(2500), random_batch(11, 2100)] {
+        let rows = 1024;
+        let properties = parquet::file::properties::WriterProperties::builder()
+            .set_max_row_group_row_count(Some(rows))
+            .build();
+        let mut arrow = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(properties)).unwrap();
+        arrow.write(&batch).unwrap();
+        let expected = SerializedFileReader::new(Bytes::from(arrow.into_inner().unwrap())).unwrap();
+        let layout = PageLayout { page_bytes: 512, row_group_rows: rows, statistics: true, dictionary: true };
+        let ours = SerializedFileReader::new(Bytes::from(write(
+            std::slice::from_ref(&batch),
+            PageCodec::Zstd(ZstdLevel::default()),
+            layout,
+        )))
+        .unwrap();
+        let (expected, ours) = (expected.metadata(), ours.metadata());
+        assert_eq!(ours.num_row_groups(), expected.num_row_groups());
+        for (group, (theirs, mine)) in expected.row_groups().iter().zip(ours.row_groups()).enumerate() {
+            for (theirs, mine) in theirs.columns().iter().zip(mine.columns()) {
+                let (theirs, mine) = (theirs.statistics().unwrap(), mine.statistics().expect("statistics written"));
+                let column = mine.physical_type();
+                assert_eq!(mine.min_bytes_opt(), theirs.min_bytes_opt(), "min, group {group} {column}");
+                assert_eq!(mine.max_bytes_opt(), theirs.max_bytes_opt(), "max, group {group} {column}");
+                assert_eq!(mine.null_count_opt(), theirs.null_count_opt(), "nulls, group {group} {column}");
+                assert_eq!(mine.min_is_exact(), theirs.min_is_exact(), "exact min, group {group} {column}");
+                assert_eq!(mine.max_is_exact(), theirs.max_is_exact(), "exact max, group {group} {column}");
+            }
+        }
+    }
+}
+
+#[test]
+fn dictionary_pages_read_back_and_give_way_to_plain_ones() {
+    // Repeats first, then distinct values of 1 KiB each: the dictionary outgrows its limit
+    // mid-chunk, and the chunk goes on PLAIN.
+    let values: arrow_array::StringArray = (0..2500)
+        .map(|i| if i < 400 { Some(format!("kind-{}", i % 4)) } else { Some(format!("{i:01024}")) })
+        .collect();
+    let ids = arrow_array::Int64Array::from((0..2500).collect::<Vec<i64>>());
+    let columns: Vec<(&str, ArrayRef)> = vec![("value", Arc::new(values)), ("id", Arc::new(ids))];
+    let batch = RecordBatch::try_from_iter(columns).unwrap();
+    let layout =
+        PageLayout { page_bytes: 64 * 1024, row_group_rows: usize::MAX, statistics: true, dictionary: true };
+    let file = write(std::slice::from_ref(&batch), PageCodec::Zstd(ZstdLevel::default()), layout);
+    let metadata = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(file.clone())).unwrap().metadata().clone();
+    let value = metadata.row_group(0).column(0);
+    assert!(value.dictionary_page_offset().is_some(), "repeated values start a dictionary");
+    assert!(value.encodings().any(|encoding| encoding == parquet::basic::Encoding::DELTA_LENGTH_BYTE_ARRAY));
+    let id = metadata.row_group(0).column(1);
+    assert!(id.dictionary_page_offset().is_none(), "distinct ids get no dictionary");
+    assert_eq!(read_back(file), batch);
 }

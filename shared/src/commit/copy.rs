@@ -1,0 +1,288 @@
+//! Table files assembled from fragments' row groups without decoding them.
+//!
+//! The converter encodes fragments the way table files keep their pages (zstd, with column
+//! chunk statistics). A fragment that holds only rows to commit, in the table's schema, is then
+//! copied into a table file row group by row group: its column chunks are appended byte for
+//! byte, its partition column left out (Delta keeps partition values in the log). No value is
+//! decoded, encoded or compressed again, so a compaction costs about its I/O. Files stream to
+//! storage as multipart uploads a row group at a time and roll at the target size; each gets
+//! the Delta statistics delta-rs would have written for it ([`stats`](super::stats)).
+//!
+//! Anything else (fragments of an older encoding or schema, or with rows already committed)
+//! goes through [`DataFiles`](super::table::DataFiles), which decodes and re-encodes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use arrow_schema::{Schema, SchemaRef};
+use bytes::Bytes;
+use deltalake::DeltaTable;
+use deltalake::kernel::Add;
+use deltalake::logstore::ObjectStoreRef;
+use object_store::{ObjectStoreExt, WriteMultipart};
+use object_store::path::Path;
+use parquet::arrow::{ARROW_SCHEMA_META_KEY, ArrowSchemaConverter, encode_arrow_schema, parquet_to_arrow_schema};
+use parquet::basic::{Compression, Type as PhysicalType};
+use parquet::column::writer::ColumnCloseResult;
+use parquet::file::metadata::{KeyValue, ParquetMetaData};
+use parquet::file::properties::WriterProperties;
+use parquet::file::statistics::Statistics;
+use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::types::SchemaDescPtr;
+
+use crate::commit::stats::{StatsColumns, file_stats};
+use crate::error::Result;
+use crate::layout::partition_directory;
+
+/// Multipart parts uploading at once per open file.
+const UPLOADS_IN_FLIGHT: usize = 4;
+
+/// How a fragment's leaf columns become a table file's: for each file column, the fragment
+/// column it is copied from.
+#[derive(Debug, Clone)]
+pub struct CopyPlan {
+    columns: Vec<usize>,
+    /// The fragment's partition column, if the table has one.
+    partition: Option<usize>,
+}
+
+/// Table files being assembled from copied row groups, one open file per partition.
+pub struct CopiedFiles {
+    store: ObjectStoreRef,
+    /// The table's schema (partition column included), which fragments must have exactly.
+    schema: SchemaRef,
+    /// The data files' Parquet schema: the table's without its partition column.
+    descriptor: SchemaDescPtr,
+    properties: Arc<WriterProperties>,
+    partition_column: Option<String>,
+    stats: StatsColumns,
+    target_file_bytes: u64,
+    open: HashMap<Option<String>, OpenFile>,
+    adds: Vec<Add>,
+}
+
+impl CopiedFiles {
+    /// A copier for `table` with `schema` (its own, or an evolved one), or `None` when its files
+    /// cannot be copied: more than one partition column, statistics on named columns, or a
+    /// statistics column of a type the statistics here do not cover.
+    pub fn new(table: &DeltaTable, schema: SchemaRef, target_file_bytes: u64) -> Result<Option<Self>> {
+        let snapshot = table.snapshot()?;
+        let metadata = snapshot.metadata();
+        let partition_columns = metadata.partition_columns().to_vec();
+        if partition_columns.len() > 1 {
+            return Ok(None);
+        }
+        let configuration = metadata.configuration();
+        let Some(stats) = StatsColumns::from_configuration(configuration.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        else {
+            return Ok(None);
+        };
+        let partition_column = partition_columns.into_iter().next();
+        let file_schema = Schema::new(
+            schema
+                .fields()
+                .iter()
+                .filter(|field| Some(field.name()) != partition_column.as_ref())
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        let descriptor = Arc::new(ArrowSchemaConverter::new().convert(&file_schema)?);
+        if !stats.supports(&descriptor, &[]) {
+            return Ok(None);
+        }
+        // What lets readers rebuild the exact Arrow types, as delta-rs' writer records it.
+        let arrow_schema = KeyValue::new(ARROW_SCHEMA_META_KEY.to_string(), encode_arrow_schema(&file_schema));
+        let properties = Arc::new(WriterProperties::builder().set_key_value_metadata(Some(vec![arrow_schema])).build());
+        Ok(Some(Self {
+            store: table.object_store(),
+            schema,
+            descriptor,
+            properties,
+            partition_column,
+            stats,
+            target_file_bytes,
+            open: HashMap::new(),
+            adds: Vec::new(),
+        }))
+    }
+
+    /// How a fragment with `metadata` is copied, or `None` if it cannot be: its Arrow schema is
+    /// not the table's, a column chunk is not zstd or has no statistics, or its partition
+    /// column does not hold one value throughout.
+    pub fn plan(&self, metadata: &ParquetMetaData) -> Option<CopyPlan> {
+        let file = metadata.file_metadata();
+        let arrow = parquet_to_arrow_schema(file.schema_descr(), file.key_value_metadata()).ok()?;
+        if arrow.fields() != self.schema.fields() {
+            return None;
+        }
+        let fragment_columns = file.schema_descr().columns();
+        let mut columns = Vec::with_capacity(self.descriptor.num_columns());
+        for column in self.descriptor.columns() {
+            let index = fragment_columns.iter().position(|candidate| candidate.as_ref() == column.as_ref())?;
+            columns.push(index);
+        }
+        let partition = match &self.partition_column {
+            Some(name) => Some(fragment_columns.iter().position(|column| column.path().parts() == [name.clone()])?),
+            None => None,
+        };
+        let copyable = metadata.row_groups().iter().all(|group| {
+            columns.iter().all(|&index| {
+                let chunk = group.column(index);
+                matches!(chunk.compression(), Compression::ZSTD(_)) && chunk.statistics().is_some()
+            })
+        });
+        let plan = CopyPlan { columns, partition };
+        (copyable && self.partition_value(metadata, &plan).is_some()).then_some(plan)
+    }
+
+    /// The one partition value (`Some(None)` for null) of a fragment, from its partition
+    /// column's statistics; `None` if they do not show a single value.
+    fn partition_value(&self, metadata: &ParquetMetaData, plan: &CopyPlan) -> Option<Option<String>> {
+        let Some(index) = plan.partition else { return Some(None) };
+        if metadata.file_metadata().schema_descr().column(index).physical_type() != PhysicalType::BYTE_ARRAY {
+            return None;
+        }
+        let mut value: Option<Option<String>> = None;
+        for group in metadata.row_groups() {
+            let Statistics::ByteArray(stats) = group.column(index).statistics()? else { return None };
+            let rows = group.num_rows() as u64;
+            let this = match (stats.null_count_opt()?, stats.min_opt(), stats.max_opt()) {
+                (nulls, _, _) if nulls == rows && rows > 0 => None,
+                (0, Some(min), Some(max)) if min == max && stats.min_is_exact() && stats.max_is_exact() => {
+                    Some(min.as_utf8().ok()?.to_string())
+                }
+                _ => return None,
+            };
+            match &value {
+                Some(seen) if *seen != this => return None,
+                _ => value = Some(this),
+            }
+        }
+        value
+    }
+
+    /// Copies every row group of the fragment `data` (with `metadata`) as `plan` says; returns
+    /// the rows copied.
+    pub async fn copy(&mut self, data: &Bytes, metadata: &ParquetMetaData, plan: &CopyPlan) -> Result<u64> {
+        let partition = self.partition_value(metadata, plan).ok_or_else(|| {
+            crate::error::Error::Integrity("fragment partition changed between plan and copy".into())
+        })?;
+        let mut rows = 0;
+        for group in metadata.row_groups() {
+            let file = match self.open.get_mut(&partition) {
+                Some(file) => file,
+                None => {
+                    let file = self.open_file(&partition).await?;
+                    self.open.entry(partition.clone()).or_insert(file)
+                }
+            };
+            let mut writer = file.writer.next_row_group()?;
+            for &index in &plan.columns {
+                let chunk = group.column(index);
+                let metadata = chunk.clone().into_builder().build()?;
+                let close = ColumnCloseResult {
+                    bytes_written: chunk.compressed_size() as u64,
+                    rows_written: group.num_rows() as u64,
+                    metadata,
+                    bloom_filter: None,
+                    column_index: None,
+                    offset_index: None,
+                };
+                writer.append_column(data, close)?;
+            }
+            writer.close()?;
+            rows += group.num_rows() as u64;
+            file.drain().await?;
+            if file.writer.bytes_written() as u64 >= self.target_file_bytes {
+                let file = self.open.remove(&partition).expect("open above");
+                let add = file.finish(&self.stats, self.partition_column.as_deref(), &partition).await?;
+                self.adds.push(add);
+            }
+        }
+        Ok(rows)
+    }
+
+    /// A new file in `partition`'s directory.
+    async fn open_file(&self, partition: &Option<String>) -> Result<OpenFile> {
+        let name = format!("part-00000-{}-c000.zstd.parquet", uuid::Uuid::new_v4());
+        let path = match &self.partition_column {
+            Some(column) => Path::from(format!("{}/{name}", partition_directory(column, partition.as_deref()))),
+            None => Path::from(name),
+        };
+        let upload = WriteMultipart::new(self.store.put_multipart(&path).await?);
+        let spool = Spool::default();
+        let writer = SerializedFileWriter::new(spool.clone(), self.descriptor.root_schema_ptr(), self.properties.clone())?;
+        Ok(OpenFile { path, writer, spool, upload })
+    }
+
+    /// Finishes the open files; the Add actions of every file written.
+    pub async fn close(mut self) -> Result<Vec<Add>> {
+        let open: BTreeMap<_, _> = self.open.drain().collect();
+        for (partition, file) in open {
+            let add = file.finish(&self.stats, self.partition_column.as_deref(), &partition).await?;
+            self.adds.push(add);
+        }
+        Ok(self.adds)
+    }
+}
+
+/// One table file being written.
+struct OpenFile {
+    path: Path,
+    writer: SerializedFileWriter<Spool>,
+    spool: Spool,
+    upload: WriteMultipart,
+}
+
+impl OpenFile {
+    /// Hands what the writer produced to the upload, waiting while too many parts are in flight.
+    async fn drain(&mut self) -> Result<()> {
+        let bytes = self.spool.take();
+        if !bytes.is_empty() {
+            self.upload.put(Bytes::from(bytes));
+        }
+        self.upload.wait_for_capacity(UPLOADS_IN_FLIGHT).await?;
+        Ok(())
+    }
+
+    async fn finish(mut self, stats: &StatsColumns, column: Option<&str>, partition: &Option<String>) -> Result<Add> {
+        let metadata = self.writer.finish()?;
+        self.drain().await?;
+        self.upload.finish().await?;
+        let size = self.writer.bytes_written() as i64;
+        let partition_columns: Vec<String> = column.map(str::to_string).into_iter().collect();
+        let stats = file_stats(&metadata, stats, &partition_columns)?;
+        let partition_values = column.map(|column| (column.to_string(), partition.clone())).into_iter().collect();
+        Ok(Add {
+            path: self.path.to_string(),
+            size,
+            partition_values,
+            modification_time: chrono::Utc::now().timestamp_millis(),
+            data_change: true,
+            stats: Some(stats),
+            ..Default::default()
+        })
+    }
+}
+
+/// Bytes a Parquet writer produced and the upload has not taken yet.
+#[derive(Debug, Clone, Default)]
+struct Spool(Arc<Mutex<Vec<u8>>>);
+
+impl Spool {
+    fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.0.lock().expect("spool lock"))
+    }
+}
+
+impl Write for Spool {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("spool lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

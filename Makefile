@@ -9,7 +9,7 @@ LAMBDA_ARCH ?= arm64
 OBJECTS ?= 300
 
 .PHONY: help setup cargo-tools localstack-venv tools-venv localstack-start localstack-stop \
-        infra-check infra-docs build test unit-test lint fmt demo bench bench-venv coldstart build-lambdas clean
+        infra-check infra-docs build test unit-test lint fmt demo bench bench-compaction compaction-rounds bench-venv coldstart build-lambdas clean
 
 help:
 	@echo "make demo           run the whole pipeline on LocalStack and show the Delta table"
@@ -17,6 +17,7 @@ help:
 	@echo "make lint           rustfmt check and clippy with warnings as errors"
 	@echo "make infra-check    terraform fmt/validate (offline), checkov, module assertions"
 	@echo "make bench          converter throughput and peak memory (OBJECTS=300)"
+	@echo "make bench-compaction  the compaction alone beside its peers (OBJECTS=6000 ROUNDS=1: several 256 MiB files)"
 	@echo "make build-lambdas  cargo-lambda release zips (LAMBDA_ARCH=arm64|x86_64)"
 	@echo "make localstack-start / localstack-stop"
 
@@ -78,7 +79,7 @@ demo: setup build
 # The converter core on the reference workload (OBJECTS=10000 for the big run) with compaction; then
 # ROUNDS rounds of Inlet, pyarrow, DuckDB and naive arrow-rs back to back on the same files and schema: medians
 # and in-round Inlet/peer ratios, so host speed drift cancels. Then the same for the compaction alone:
-# the run's staged fragments merged by Inlet, DuckDB, pyarrow and delta-rs' optimize (target/bench/compaction.json),
+# the run's staged fragments merged by Inlet, DuckDB, pyarrow and delta-rs' optimize (target/bench/compaction-$(OBJECTS).json),
 # and the whole pipeline's MiB of JSON per CPU-s beside the peers' one-step conversions. Not part of test/CI: it needs
 # an optimised build. Results: target/bench/report.json. Last, the deployed path on LocalStack
 # (E2E_OBJECTS=100, perf binaries as functions): target/bench/e2e.json.
@@ -94,14 +95,24 @@ bench: bench-venv localstack-venv tools-venv
 	$(VENV)/bench/bin/python bench/peers.py --data target/bench/data --schema schemas/events.schema.json \
 	  --threads 1 2 --rounds $(ROUNDS) --inlet-bench "target/perf/inlet-bench --objects $(OBJECTS)" \
 	  --report target/bench/report.json
-	[[ -d target/bench/staged-$(OBJECTS)/_inlet ]] || \
-	  target/perf/inlet-bench --objects $(OBJECTS) stage --out target/bench/staged-$(OBJECTS)
-	$(VENV)/bench/bin/python bench/compaction.py --staged target/bench/staged-$(OBJECTS) \
-	  --inlet-bench target/perf/inlet-bench --threads 1 2 --rounds $(ROUNDS) \
-	  --converter-report target/bench/report.json --report target/bench/compaction.json
+	$(MAKE) --no-print-directory compaction-rounds
 	target/perf/inlet-bench big-object
 	$(WITH_LOCALSTACK) target/perf/inlet-bench history --localstack
 	$(WITH_LOCALSTACK) target/perf/inlet-bench --objects $(E2E_OBJECTS) e2e
+
+# The compaction alone, staged afresh (fragments follow the current encoding): `make bench-compaction
+# OBJECTS=6000 ROUNDS=1` is the size that fills several 256 MiB files in one partition.
+bench-compaction: bench-venv
+	$(PERF_BUILD)
+	$(MAKE) --no-print-directory compaction-rounds
+
+compaction-rounds:
+	rm -rf target/bench/staged-$(OBJECTS)
+	target/perf/inlet-bench --objects $(OBJECTS) stage --out target/bench/staged-$(OBJECTS)
+	$(VENV)/bench/bin/python bench/compaction.py --staged target/bench/staged-$(OBJECTS) \
+	  --inlet-bench target/perf/inlet-bench --threads 1 2 --rounds $(ROUNDS) \
+	  $(if $(wildcard target/bench/report.json),--converter-report target/bench/report.json) \
+	  --report target/bench/compaction-$(OBJECTS).json
 
 # Init and first-invocation time of the function binaries (optimised, x86_64), median of 5.
 coldstart: bench-venv

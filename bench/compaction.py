@@ -141,6 +141,10 @@ def pipeline(compactions, converter_report):
     if not inlet_convert or not inlet_compacts:
         return None
     compact = lower_median(inlet_compacts, key=lambda run: run["cpu_seconds"])
+    if inlet_convert.get("rows") != compact["rows"]:
+        print(f"\nno whole-pipeline figure: {converter_report} is for another workload "
+              f"({inlet_convert.get('rows')} rows converted, {compact['rows']} compacted)")
+        return None
     json_mib = inlet_convert["json_mib"]
     figures = {"inlet": json_mib / (inlet_convert["cpu_seconds"] + compact["cpu_seconds"])}
     for system in ("duckdb", "pyarrow"):

@@ -31,7 +31,8 @@ async fn table_from(dir: &Path, encoding: FragmentEncoding) -> CompactionReport 
     let fragments = FragmentStore::new(store.clone());
     for index in 0..OBJECTS {
         let key = format!("web/date=2026-05-{}/part-{index}.json.zst", 16 + index % 2);
-        let object = SourceObject { bucket: "raw".into(), key: key.clone(), etag: Some("e".into()), ..Default::default() };
+        let object =
+            SourceObject { bucket: "raw".into(), key: key.clone(), etag: Some("e".into()), ..Default::default() };
         let data = inlet::testing::sample::ndjson_object(42, index, 512 * 1024);
         let decoded = JsonDecoder::new(schema.clone(), 1024).decode(&object, &data).unwrap();
         let value = spec.value_from_key(&key);
@@ -142,11 +143,8 @@ async fn copied_and_rewritten_table_files_read_the_same_everywhere() {
     assert!(python.exists(), "{} is missing: run `make tools-venv` (make test does)", python.display());
     let uri = |path: &Path| url::Url::from_directory_path(path).unwrap().to_string();
     let home = tempfile::tempdir().unwrap();
-    let read = Command::new(&python)
-        .args(["-c", READ, &uri(&old), &uri(&new)])
-        .env("HOME", home.path())
-        .output()
-        .unwrap();
+    let read =
+        Command::new(&python).args(["-c", READ, &uri(&old), &uri(&new)]).env("HOME", home.path()).output().unwrap();
     assert!(read.status.success(), "{}", String::from_utf8_lossy(&read.stderr));
     let read: Value = serde_json::from_slice(&read.stdout).unwrap();
     for engine in ["delta_rs", "pyarrow", "duckdb"] {

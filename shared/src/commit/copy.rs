@@ -20,8 +20,8 @@ use bytes::Bytes;
 use deltalake::DeltaTable;
 use deltalake::kernel::Add;
 use deltalake::logstore::ObjectStoreRef;
-use object_store::{ObjectStoreExt, WriteMultipart};
 use object_store::path::Path;
+use object_store::{ObjectStoreExt, WriteMultipart};
 use parquet::arrow::{ARROW_SCHEMA_META_KEY, ArrowSchemaConverter, encode_arrow_schema, parquet_to_arrow_schema};
 use parquet::basic::{Compression, Type as PhysicalType};
 use parquet::column::writer::ColumnCloseResult;
@@ -38,13 +38,12 @@ use crate::layout::partition_directory;
 /// Multipart parts uploading at once per open file.
 const UPLOADS_IN_FLIGHT: usize = 4;
 
-/// How a fragment's leaf columns become a table file's: for each file column, the fragment
-/// column it is copied from.
+/// How a file's row groups become a table file's: for each table file column, the column it
+/// is copied from, and the partition the rows belong to.
 #[derive(Debug, Clone)]
 pub struct CopyPlan {
     columns: Vec<usize>,
-    /// The fragment's partition column, if the table has one.
-    partition: Option<usize>,
+    partition: Option<String>,
 }
 
 /// Table files being assembled from copied row groups, one open file per partition.
@@ -52,6 +51,8 @@ pub struct CopiedFiles {
     store: ObjectStoreRef,
     /// The table's schema (partition column included), which fragments must have exactly.
     schema: SchemaRef,
+    /// The table files' Arrow schema: the table's without its partition column.
+    file_schema: Schema,
     /// The data files' Parquet schema: the table's without its partition column.
     descriptor: SchemaDescPtr,
     properties: Arc<WriterProperties>,
@@ -97,6 +98,7 @@ impl CopiedFiles {
         Ok(Some(Self {
             store: table.object_store(),
             schema,
+            file_schema,
             descriptor,
             properties,
             partition_column,
@@ -111,63 +113,51 @@ impl CopiedFiles {
     /// not the table's, a column chunk is not zstd or has no statistics, or its partition
     /// column does not hold one value throughout.
     pub fn plan(&self, metadata: &ParquetMetaData) -> Option<CopyPlan> {
-        let file = metadata.file_metadata();
-        let arrow = parquet_to_arrow_schema(file.schema_descr(), file.key_value_metadata()).ok()?;
-        if arrow.fields() != self.schema.fields() {
-            return None;
-        }
-        let fragment_columns = file.schema_descr().columns();
-        let mut columns = Vec::with_capacity(self.descriptor.num_columns());
-        for column in self.descriptor.columns() {
-            let index = fragment_columns.iter().position(|candidate| candidate.as_ref() == column.as_ref())?;
-            columns.push(index);
-        }
+        let columns = self.columns_of(metadata, &self.schema)?;
         let partition = match &self.partition_column {
-            Some(name) => Some(fragment_columns.iter().position(|column| column.path().parts() == [name.clone()])?),
+            Some(name) => {
+                let columns = metadata.file_metadata().schema_descr().columns();
+                let index = columns.iter().position(|column| column.path().parts() == [name.clone()])?;
+                partition_value(metadata, index)?
+            }
             None => None,
         };
+        Some(CopyPlan { columns, partition })
+    }
+
+    /// How a table file (partition column left out, its value `partition`) with `metadata` is
+    /// copied into a larger one, or `None` if it cannot be.
+    pub fn plan_table_file(&self, metadata: &ParquetMetaData, partition: Option<String>) -> Option<CopyPlan> {
+        let columns = self.columns_of(metadata, &self.file_schema)?;
+        Some(CopyPlan { columns, partition })
+    }
+
+    /// For each table file column, the column of a file with `metadata` it is copied from, if
+    /// the file has the Arrow schema `expected` and zstd chunks with statistics throughout.
+    fn columns_of(&self, metadata: &ParquetMetaData, expected: &Schema) -> Option<Vec<usize>> {
+        let file = metadata.file_metadata();
+        let arrow = parquet_to_arrow_schema(file.schema_descr(), file.key_value_metadata()).ok()?;
+        if arrow.fields() != expected.fields() {
+            return None;
+        }
+        let available = file.schema_descr().columns();
+        let mut columns = Vec::with_capacity(self.descriptor.num_columns());
+        for column in self.descriptor.columns() {
+            columns.push(available.iter().position(|candidate| candidate.as_ref() == column.as_ref())?);
+        }
         let copyable = metadata.row_groups().iter().all(|group| {
             columns.iter().all(|&index| {
                 let chunk = group.column(index);
                 matches!(chunk.compression(), Compression::ZSTD(_)) && chunk.statistics().is_some()
             })
         });
-        let plan = CopyPlan { columns, partition };
-        (copyable && self.partition_value(metadata, &plan).is_some()).then_some(plan)
+        copyable.then_some(columns)
     }
 
-    /// The one partition value (`Some(None)` for null) of a fragment, from its partition
-    /// column's statistics; `None` if they do not show a single value.
-    fn partition_value(&self, metadata: &ParquetMetaData, plan: &CopyPlan) -> Option<Option<String>> {
-        let Some(index) = plan.partition else { return Some(None) };
-        if metadata.file_metadata().schema_descr().column(index).physical_type() != PhysicalType::BYTE_ARRAY {
-            return None;
-        }
-        let mut value: Option<Option<String>> = None;
-        for group in metadata.row_groups() {
-            let Statistics::ByteArray(stats) = group.column(index).statistics()? else { return None };
-            let rows = group.num_rows() as u64;
-            let this = match (stats.null_count_opt()?, stats.min_opt(), stats.max_opt()) {
-                (nulls, _, _) if nulls == rows && rows > 0 => None,
-                (0, Some(min), Some(max)) if min == max && stats.min_is_exact() && stats.max_is_exact() => {
-                    Some(min.as_utf8().ok()?.to_string())
-                }
-                _ => return None,
-            };
-            match &value {
-                Some(seen) if *seen != this => return None,
-                _ => value = Some(this),
-            }
-        }
-        value
-    }
-
-    /// Copies every row group of the fragment `data` (with `metadata`) as `plan` says; returns
-    /// the rows copied.
+    /// Copies every row group of the file `data` (with `metadata`) as `plan` says; returns the
+    /// rows copied.
     pub async fn copy(&mut self, data: &Bytes, metadata: &ParquetMetaData, plan: &CopyPlan) -> Result<u64> {
-        let partition = self.partition_value(metadata, plan).ok_or_else(|| {
-            crate::error::Error::Integrity("fragment partition changed between plan and copy".into())
-        })?;
+        let partition = plan.partition.clone();
         let mut rows = 0;
         for group in metadata.row_groups() {
             let file = match self.open.get_mut(&partition) {
@@ -212,7 +202,8 @@ impl CopiedFiles {
         };
         let upload = WriteMultipart::new(self.store.put_multipart(&path).await?);
         let spool = Spool::default();
-        let writer = SerializedFileWriter::new(spool.clone(), self.descriptor.root_schema_ptr(), self.properties.clone())?;
+        let writer =
+            SerializedFileWriter::new(spool.clone(), self.descriptor.root_schema_ptr(), self.properties.clone())?;
         Ok(OpenFile { path, writer, spool, upload })
     }
 
@@ -225,6 +216,31 @@ impl CopiedFiles {
         }
         Ok(self.adds)
     }
+}
+
+/// The one partition value (`Some(None)` for null) in column `index` of a fragment, from its
+/// statistics; `None` if they do not show a single value.
+fn partition_value(metadata: &ParquetMetaData, index: usize) -> Option<Option<String>> {
+    if metadata.file_metadata().schema_descr().column(index).physical_type() != PhysicalType::BYTE_ARRAY {
+        return None;
+    }
+    let mut value: Option<Option<String>> = None;
+    for group in metadata.row_groups() {
+        let Statistics::ByteArray(stats) = group.column(index).statistics()? else { return None };
+        let rows = group.num_rows() as u64;
+        let this = match (stats.null_count_opt()?, stats.min_opt(), stats.max_opt()) {
+            (nulls, _, _) if nulls == rows && rows > 0 => None,
+            (0, Some(min), Some(max)) if min == max && stats.min_is_exact() && stats.max_is_exact() => {
+                Some(min.as_utf8().ok()?.to_string())
+            }
+            _ => return None,
+        };
+        match &value {
+            Some(seen) if *seen != this => return None,
+            _ => value = Some(this),
+        }
+    }
+    value
 }
 
 /// One table file being written.

@@ -21,9 +21,12 @@ use deltalake::operations::vacuum::VacuumMode;
 use deltalake::protocol::DeltaOperation;
 use deltalake::{DeltaTable, DeltaTableError};
 use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
 use object_store::path::Path;
+use parquet::file::metadata::ParquetMetaDataReader;
 use serde::Serialize;
 
+use crate::commit::copy::CopiedFiles;
 use crate::commit::evolution::conform;
 use crate::commit::table::{DataFiles, log_cleanup_due};
 use crate::error::Result;
@@ -52,6 +55,9 @@ pub struct OptimizeReport {
     pub partitions: usize,
     /// Small files replaced.
     pub files_removed: usize,
+    /// Of those, files whose row groups were copied as they were encoded (the others, from
+    /// before a schema change, were decoded and written again).
+    pub files_copied: usize,
     /// Bytes of the files replaced.
     pub bytes_removed: u64,
     /// Files written in their place.
@@ -181,18 +187,42 @@ impl OptimizePlan {
         let target: SchemaRef = Arc::new((&metadata.parse_schema().map_err(DeltaTableError::from)?).try_into_arrow()?);
         let reader = ParquetFileReader::new(table.object_store());
         let mut writer = DataFiles::new(table, target.clone(), target_file_bytes)?;
+        // Files in the table's current schema are copied row group by row group; others (from
+        // before a schema change) are decoded and written again.
+        let mut copier = CopiedFiles::new(table, target.clone(), target_file_bytes)?;
+        let store = table.object_store();
         let mut removes = Vec::new();
         for file in self.bins.into_iter().flatten() {
-            let mut batches = reader.read_file(file.path.clone()).await?;
-            while let Some(batch) = batches.try_next().await? {
-                let batch = with_partition_values(batch, &file.partition)?;
-                writer.write(&conform(&batch, &target)?).await?;
+            let copy = match &copier {
+                Some(copier) => {
+                    let data = store.get(&file.path).await?.bytes().await?;
+                    let metadata = ParquetMetaDataReader::new().parse_and_finish(&data)?;
+                    let partition = file.partition.values().next().cloned().flatten();
+                    copier.plan_table_file(&metadata, partition).map(|plan| (data, metadata, plan))
+                }
+                None => None,
+            };
+            match (copy, &mut copier) {
+                (Some((data, metadata, plan)), Some(copier)) => {
+                    copier.copy(&data, &metadata, &plan).await?;
+                    report.files_copied += 1;
+                }
+                _ => {
+                    let mut batches = reader.read_file(file.path.clone()).await?;
+                    while let Some(batch) = batches.try_next().await? {
+                        let batch = with_partition_values(batch, &file.partition)?;
+                        writer.write(&conform(&batch, &target)?).await?;
+                    }
+                }
             }
             report.files_removed += 1;
             report.bytes_removed += file.size;
             removes.push(file.remove);
         }
-        let adds = writer.close().await?;
+        let mut adds = writer.close().await?;
+        if let Some(copier) = copier {
+            adds.extend(copier.close().await?);
+        }
         report.files_added = adds.len();
         report.bytes_added = adds.iter().map(|add| add.size.max(0) as u64).sum();
         report.version = Some(commit_rewrite(table, removes, adds, target_file_bytes, &report).await?);

@@ -378,8 +378,7 @@ impl Compactor {
                         let batch = batch?;
                         let total = batch.num_rows() as u64;
                         let batch = conform(&batch, &target)?;
-                        let batch =
-                            if kept.len() == info.sources.len() { batch } else { only_sources(&batch, &kept)? };
+                        let batch = if kept.len() == info.sources.len() { batch } else { only_sources(&batch, &kept)? };
                         report.duplicate_rows += total - batch.num_rows() as u64;
                         if batch.num_rows() > 0 {
                             report.rows += batch.num_rows() as u64;

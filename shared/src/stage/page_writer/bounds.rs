@@ -54,31 +54,34 @@ impl Bounds {
             Self::Double(bounds) => floats(bounds, values, f64::from_le_bytes),
             Self::Bytes(bounds) => {
                 let mut start = 0;
-                let (mut least, mut greatest): (Option<&[u8]>, Option<&[u8]>) = (None, None);
-                for &length in lengths {
-                    let value = &values[start..start + length as usize];
-                    start += length as usize;
-                    if least.is_none_or(|least| value < least) {
-                        least = Some(value);
-                    }
-                    if greatest.is_none_or(|greatest| value > greatest) {
-                        greatest = Some(value);
-                    }
-                }
-                if let (Some(least), Some(greatest)) = (least, greatest) {
-                    match bounds {
-                        Some((min, max)) => {
-                            if least < min.as_slice() {
-                                *min = least.to_vec();
-                            }
-                            if greatest > max.as_slice() {
-                                *max = greatest.to_vec();
-                            }
-                        }
-                        None => *bounds = Some((least.to_vec(), greatest.to_vec())),
-                    }
-                }
+                byte_arrays(
+                    bounds,
+                    lengths.iter().map(|&length| {
+                        start += length as usize;
+                        &values[start - length as usize..start]
+                    }),
+                );
             }
+        }
+    }
+
+    /// Takes in PLAIN-encoded values as a dictionary page holds them (byte arrays each after
+    /// its 4-byte length): a dictionary's new entries bound every value that refers to them.
+    pub(super) fn update_from_dictionary(&mut self, entries: &[u8]) {
+        match self {
+            Self::Bytes(bounds) => {
+                let mut rest = entries;
+                byte_arrays(
+                    bounds,
+                    std::iter::from_fn(|| {
+                        let (length, tail) = rest.split_first_chunk::<4>()?;
+                        let (value, tail) = tail.split_at(u32::from_le_bytes(*length) as usize);
+                        rest = tail;
+                        Some(value)
+                    }),
+                );
+            }
+            _ => self.update(entries, &[], 0),
         }
     }
 
@@ -101,11 +104,13 @@ impl Bounds {
                 Statistics::Int64(ValueStatistics::new(min, max, None, nulls, deprecated))
             }
             Self::Float(bounds) => {
-                let (min, max) = bounds.take().map(|(min, max)| (signed_zero(min, -0.0), signed_zero(max, 0.0))).unzip();
+                let (min, max) =
+                    bounds.take().map(|(min, max)| (signed_zero(min, -0.0), signed_zero(max, 0.0))).unzip();
                 Statistics::Float(ValueStatistics::new(min, max, None, nulls, deprecated))
             }
             Self::Double(bounds) => {
-                let (min, max) = bounds.take().map(|(min, max)| (signed_zero(min, -0.0), signed_zero(max, 0.0))).unzip();
+                let (min, max) =
+                    bounds.take().map(|(min, max)| (signed_zero(min, -0.0), signed_zero(max, 0.0))).unzip();
                 Statistics::Double(ValueStatistics::new(min, max, None, nulls, deprecated))
             }
             Self::Bytes(bounds) => {
@@ -126,6 +131,31 @@ impl Bounds {
                     None => Statistics::ByteArray(ValueStatistics::new(None, None, None, nulls, deprecated)),
                 }
             }
+        }
+    }
+}
+
+fn byte_arrays<'a>(bounds: &mut Option<(Vec<u8>, Vec<u8>)>, values: impl Iterator<Item = &'a [u8]>) {
+    let (mut least, mut greatest): (Option<&[u8]>, Option<&[u8]>) = (None, None);
+    for value in values {
+        if least.is_none_or(|least| value < least) {
+            least = Some(value);
+        }
+        if greatest.is_none_or(|greatest| value > greatest) {
+            greatest = Some(value);
+        }
+    }
+    if let (Some(least), Some(greatest)) = (least, greatest) {
+        match bounds {
+            Some((min, max)) => {
+                if least < min.as_slice() {
+                    *min = least.to_vec();
+                }
+                if greatest > max.as_slice() {
+                    *max = greatest.to_vec();
+                }
+            }
+            None => *bounds = Some((least.to_vec(), greatest.to_vec())),
         }
     }
 }

@@ -104,7 +104,8 @@ impl Dictionary {
             }
         }
         let added = (self.entries - before) as usize;
-        let mostly_distinct = self.pages == 0 && self.indices.len() >= JUDGED_VALUES && added * 10 > self.indices.len() * 9;
+        let mostly_distinct =
+            self.pages == 0 && self.indices.len() >= JUDGED_VALUES && added * 10 > self.indices.len() * 9;
         if mostly_distinct || self.page.len() > DICTIONARY_BYTES {
             // The entries this page added stay: unused, but harmless, and the page is PLAIN.
             self.active = false;

@@ -210,13 +210,20 @@ impl Leaf {
         let def_bytes = if max_def > 0 { encode_levels(&self.def, max_def, page) } else { 0 };
         let values = if max_def > 0 { count_equal(&self.def, max_def) } else { self.levels };
         let rows = if max_rep > 0 { count_equal(&self.rep, 0) } else { self.levels };
-        if let Some(bounds) = &mut self.bounds {
-            bounds.update(&self.values[self.gap..], &self.lengths, self.booleans);
-        }
-        let from_dictionary = match &mut self.dictionary {
-            Some(dictionary) => dictionary.encode(&self.values[self.gap..], &self.lengths),
-            None => false,
+        let (from_dictionary, new_entries) = match &mut self.dictionary {
+            Some(dictionary) => {
+                let known = dictionary.page.len();
+                (dictionary.encode(&self.values[self.gap..], &self.lengths), known)
+            }
+            None => (false, 0),
         };
+        if let Some(bounds) = &mut self.bounds {
+            match &self.dictionary {
+                // Values already in the dictionary were bounded when they entered it.
+                Some(dictionary) if from_dictionary => bounds.update_from_dictionary(&dictionary.page[new_entries..]),
+                _ => bounds.update(&self.values[self.gap..], &self.lengths, self.booleans),
+            }
+        }
         let encoding = if from_dictionary { Encoding::RLE_DICTIONARY } else { self.spec.kind.encoding() };
         self.plain_pages += !from_dictionary as usize;
         let encoded = match encoding {

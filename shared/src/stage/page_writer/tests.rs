@@ -120,7 +120,8 @@ fn random_batch(seed: u64, rows: usize) -> RecordBatch {
 
 #[test]
 fn nested_nullable_columns_read_back_as_written() {
-    let unlimited = PageLayout { page_bytes: usize::MAX, row_group_rows: usize::MAX, statistics: false, dictionary: false };
+    let unlimited =
+        PageLayout { page_bytes: usize::MAX, row_group_rows: usize::MAX, statistics: false, dictionary: false };
     let tiny = PageLayout { page_bytes: 64, row_group_rows: 7, statistics: false, dictionary: false };
     for seed in 0..40 {
         let batch = random_batch(seed, 1 + seed as usize * 5);
@@ -174,7 +175,11 @@ fn the_reference_workload_reads_back_as_decoded() {
 fn pages_and_row_groups_close_at_their_limits() {
     let batch = random_batch(99, 300);
     let pieces: Vec<_> = (0..30).map(|i| batch.slice(i * 10, 10)).collect();
-    let file = write(&pieces, PageCodec::Lz4Raw, PageLayout { page_bytes: 200, row_group_rows: 64, statistics: false, dictionary: false });
+    let file = write(
+        &pieces,
+        PageCodec::Lz4Raw,
+        PageLayout { page_bytes: 200, row_group_rows: 64, statistics: false, dictionary: false },
+    );
     let metadata = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(file.clone())).unwrap().metadata().clone();
     // 64 rows is reached after 7 batches of 10: 4 groups of 70 rows, then 20.
     let rows: Vec<i64> = metadata.row_groups().iter().map(|group| group.num_rows()).collect();
@@ -213,8 +218,11 @@ fn narrow_and_binary_types_are_widened_as_parquet_stores_them() {
 fn long_batches_are_paged_and_grouped_within_themselves() {
     use parquet::file::reader::{FileReader, SerializedFileReader};
     let batch = random_batch(11, 5000);
-    let file =
-        write(std::slice::from_ref(&batch), PageCodec::Lz4Raw, PageLayout { page_bytes: 1, row_group_rows: 2048, statistics: false, dictionary: false });
+    let file = write(
+        std::slice::from_ref(&batch),
+        PageCodec::Lz4Raw,
+        PageLayout { page_bytes: 1, row_group_rows: 2048, statistics: false, dictionary: false },
+    );
     let reader = SerializedFileReader::new(Bytes::from(file.clone())).unwrap();
     let groups: Vec<i64> = reader.metadata().row_groups().iter().map(|group| group.num_rows()).collect();
     assert_eq!(groups, [2048, 2048, 904]);
@@ -407,8 +415,9 @@ fn edge_batch(rows: usize) -> RecordBatch {
         })
         .collect();
     let nothing = arrow_array::Int64Array::from(vec![None::<i64>; rows]);
-    let times = arrow_array::TimestampMicrosecondArray::from((0..rows as i64).map(|i| i * 1_000_123).collect::<Vec<_>>())
-        .with_timezone("UTC");
+    let times =
+        arrow_array::TimestampMicrosecondArray::from((0..rows as i64).map(|i| i * 1_000_123).collect::<Vec<_>>())
+            .with_timezone("UTC");
     let flags: arrow_array::BooleanArray = (0..rows).map(|i| (i % 3 != 0).then_some(i % 2 == 0)).collect();
     let columns: Vec<(&str, ArrayRef)> = vec![
         ("floats", Arc::new(floats)),
@@ -427,9 +436,8 @@ fn chunk_statistics_are_those_arrow_writer_writes() {
     // Row groups close every 1,024 rows on both sides.
     for batch in [edge_batch(2500), random_batch(11, 2100)] {
         let rows = 1024;
-        let properties = parquet::file::properties::WriterProperties::builder()
-            .set_max_row_group_row_count(Some(rows))
-            .build();
+        let properties =
+            parquet::file::properties::WriterProperties::builder().set_max_row_group_row_count(Some(rows)).build();
         let mut arrow = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(properties)).unwrap();
         arrow.write(&batch).unwrap();
         let expected = SerializedFileReader::new(Bytes::from(arrow.into_inner().unwrap())).unwrap();
@@ -460,14 +468,12 @@ fn chunk_statistics_are_those_arrow_writer_writes() {
 fn dictionary_pages_read_back_and_give_way_to_plain_ones() {
     // Repeats first, then distinct values of 1 KiB each: the dictionary outgrows its limit
     // mid-chunk, and the chunk goes on PLAIN.
-    let values: arrow_array::StringArray = (0..2500)
-        .map(|i| if i < 400 { Some(format!("kind-{}", i % 4)) } else { Some(format!("{i:01024}")) })
-        .collect();
+    let values: arrow_array::StringArray =
+        (0..2500).map(|i| if i < 400 { Some(format!("kind-{}", i % 4)) } else { Some(format!("{i:01024}")) }).collect();
     let ids = arrow_array::Int64Array::from((0..2500).collect::<Vec<i64>>());
     let columns: Vec<(&str, ArrayRef)> = vec![("value", Arc::new(values)), ("id", Arc::new(ids))];
     let batch = RecordBatch::try_from_iter(columns).unwrap();
-    let layout =
-        PageLayout { page_bytes: 64 * 1024, row_group_rows: usize::MAX, statistics: true, dictionary: true };
+    let layout = PageLayout { page_bytes: 64 * 1024, row_group_rows: usize::MAX, statistics: true, dictionary: true };
     let file = write(std::slice::from_ref(&batch), PageCodec::Zstd(ZstdLevel::default()), layout);
     let metadata = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(file.clone())).unwrap().metadata().clone();
     let value = metadata.row_group(0).column(0);

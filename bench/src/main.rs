@@ -52,6 +52,10 @@ struct Levers {
     /// Encode fragments through parquet's `ArrowWriter`, not the direct page writer.
     #[arg(long, global = true)]
     arrow_writer: bool,
+    /// V2 pages with `DELTA_LENGTH_BYTE_ARRAY` strings (the encoding fragments had before they
+    /// were copied into table files), not V1 pages with PLAIN strings.
+    #[arg(long, global = true)]
+    delta_pages: bool,
 }
 
 impl Levers {
@@ -72,6 +76,9 @@ impl Levers {
         encoding.dictionary &= !self.no_dictionary;
         encoding.statistics &= !self.no_statistics;
         encoding.direct_pages &= !self.arrow_writer;
+        if self.delta_pages {
+            encoding.pages = inlet::stage::PageFormat::V2Delta;
+        }
         Ok(ConverterOptions {
             concurrency: threads * 2,
             batch_rows: self.batch_rows.unwrap_or(defaults.batch_rows),
@@ -97,6 +104,9 @@ impl Levers {
         }
         if self.arrow_writer {
             args.push("--arrow-writer".into());
+        }
+        if self.delta_pages {
+            args.push("--delta-pages".into());
         }
         args
     }

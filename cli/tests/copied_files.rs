@@ -14,7 +14,7 @@ use inlet::commit::{CompactionReport, Compactor, CompactorOptions, open_or_creat
 use inlet::ingest::JsonDecoder;
 use inlet::lineage::{FragmentSource, SourceObject};
 use inlet::schema::{Layout, TableSchema};
-use inlet::stage::{FragmentEncoding, FragmentStore, FragmentWriter};
+use inlet::stage::{FragmentEncoding, FragmentStore, FragmentWriter, PageFormat};
 use serde_json::Value;
 
 const OBJECTS: u64 = 6;
@@ -123,6 +123,7 @@ async fn copied_and_rewritten_table_files_read_the_same_everywhere() {
         dictionary: false,
         statistics: false,
         direct_pages: true,
+        pages: PageFormat::V2Delta,
     };
     let rewritten = table_from(&old, earlier).await;
     let copied = table_from(&new, FragmentEncoding::default()).await;

@@ -27,7 +27,7 @@ async fn a_fragment_put_in_several_pieces_reads_back_whole_from_s3() {
         ..Default::default()
     };
     let decoded =
-        JsonDecoder::new(schema.clone(), 1024).decode(&object, &sample::ndjson_object(7, 0, 12 << 20)).unwrap();
+        JsonDecoder::new(schema.clone(), 1024).decode(&object, &sample::ndjson_object(7, 0, 24 << 20)).unwrap();
     assert!(decoded.quarantined.is_empty());
     let rows: u64 = decoded.batches.iter().map(|batch| batch.num_rows() as u64).sum();
     let sources = vec![FragmentSource::new(&object, rows, Some(rows))];

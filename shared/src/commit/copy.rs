@@ -11,7 +11,6 @@
 //! Anything else (fragments of an older encoding or schema, or with rows already committed)
 //! goes through [`DataFiles`](super::table::DataFiles), which decodes and re-encodes.
 
-use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
@@ -46,7 +45,7 @@ pub struct CopyPlan {
     partition: Option<String>,
 }
 
-/// Table files being assembled from copied row groups, one open file per partition.
+/// Table files being assembled from copied row groups.
 pub struct CopiedFiles {
     store: ObjectStoreRef,
     /// The table's schema (partition column included), which fragments must have exactly.
@@ -59,7 +58,8 @@ pub struct CopiedFiles {
     partition_column: Option<String>,
     stats: StatsColumns,
     target_file_bytes: u64,
-    open: HashMap<Option<String>, OpenFile>,
+    /// The file being written, and its partition.
+    open: Option<(Option<String>, OpenFile)>,
     adds: Vec<Add>,
 }
 
@@ -104,7 +104,7 @@ impl CopiedFiles {
             partition_column,
             stats,
             target_file_bytes,
-            open: HashMap::new(),
+            open: None,
             adds: Vec::new(),
         }))
     }
@@ -157,24 +157,26 @@ impl CopiedFiles {
     /// Copies every row group of the file `data` (with `metadata`) as `plan` says; returns the
     /// rows copied.
     pub async fn copy(&mut self, data: &Bytes, metadata: &ParquetMetaData, plan: &CopyPlan) -> Result<u64> {
-        let partition = plan.partition.clone();
+        let partition = &plan.partition;
+        // One file open at a time: callers give each partition's files one after another, so
+        // memory holds one file's upload whatever the number of partitions.
+        if self.open.as_ref().is_some_and(|(open, _)| open != partition) {
+            self.finish_open().await?;
+        }
         let mut rows = 0;
         for group in metadata.row_groups() {
-            let file = match self.open.get_mut(&partition) {
-                Some(file) => file,
-                None => {
-                    let file = self.open_file(&partition).await?;
-                    self.open.entry(partition.clone()).or_insert(file)
-                }
-            };
+            if self.open.is_none() {
+                let file = self.open_file(partition).await?;
+                self.open = Some((partition.clone(), file));
+            }
+            let (_, file) = self.open.as_mut().expect("opened above");
             let mut writer = file.writer.next_row_group()?;
             for &index in &plan.columns {
                 let chunk = group.column(index);
-                let metadata = chunk.clone().into_builder().build()?;
                 let close = ColumnCloseResult {
                     bytes_written: chunk.compressed_size() as u64,
                     rows_written: group.num_rows() as u64,
-                    metadata,
+                    metadata: chunk.clone(),
                     bloom_filter: None,
                     column_index: None,
                     offset_index: None,
@@ -185,12 +187,19 @@ impl CopiedFiles {
             rows += group.num_rows() as u64;
             file.drain().await?;
             if file.writer.bytes_written() as u64 >= self.target_file_bytes {
-                let file = self.open.remove(&partition).expect("open above");
-                let add = file.finish(&self.stats, self.partition_column.as_deref(), &partition).await?;
-                self.adds.push(add);
+                self.finish_open().await?;
             }
         }
         Ok(rows)
+    }
+
+    /// Finishes the open file, if any, and keeps its Add action.
+    async fn finish_open(&mut self) -> Result<()> {
+        if let Some((partition, file)) = self.open.take() {
+            let add = file.finish(&self.stats, self.partition_column.as_deref(), &partition).await?;
+            self.adds.push(add);
+        }
+        Ok(())
     }
 
     /// A new file in `partition`'s directory.
@@ -209,11 +218,7 @@ impl CopiedFiles {
 
     /// Finishes the open files; the Add actions of every file written.
     pub async fn close(mut self) -> Result<Vec<Add>> {
-        let open: BTreeMap<_, _> = self.open.drain().collect();
-        for (partition, file) in open {
-            let add = file.finish(&self.stats, self.partition_column.as_deref(), &partition).await?;
-            self.adds.push(add);
-        }
+        self.finish_open().await?;
         Ok(self.adds)
     }
 }

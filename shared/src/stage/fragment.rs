@@ -22,7 +22,7 @@ use crate::layout::{
     batch_record, partition_directory,
 };
 use crate::lineage::FragmentSource;
-use crate::stage::page_writer::{PageCodec, PageFileWriter, PageLayout};
+use crate::stage::page_writer::{PageCodec, PageFileWriter, PageFormat, PageLayout};
 
 /// What a fragment's footer says, read without its rows.
 #[derive(Debug, Clone)]
@@ -66,6 +66,8 @@ pub struct FragmentEncoding {
     /// Encode pages straight from the Arrow arrays (`stage::page_writer`) where the settings and
     /// schema allow it, instead of through `ArrowWriter`.
     pub direct_pages: bool,
+    /// The direct page writer's page layout.
+    pub pages: PageFormat,
 }
 
 impl Default for FragmentEncoding {
@@ -81,6 +83,7 @@ impl Default for FragmentEncoding {
             dictionary: true,
             statistics: true,
             direct_pages: true,
+            pages: PageFormat::V1Plain,
         }
     }
 }
@@ -163,6 +166,7 @@ impl FragmentWriter {
             row_group_rows: ROW_GROUP_ROWS,
             statistics: encoding.statistics,
             dictionary: encoding.dictionary,
+            format: encoding.pages,
         };
         let pages = match encoding.page_codec() {
             Some(codec) => PageFileWriter::try_new(schema, codec, limits)?,

@@ -7,3 +7,4 @@ pub mod fragment;
 pub(crate) mod page_writer;
 
 pub use fragment::{FragmentEncoding, FragmentInfo, FragmentStore, FragmentWriter};
+pub use page_writer::PageFormat;

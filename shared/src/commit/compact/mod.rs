@@ -34,7 +34,7 @@ use crate::commit::table::{DataFiles, log_cleanup_due};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::faults::crash_point;
-use crate::layout::{COMPACTOR_APP_ID, FRAGMENTS_KEY, ROWS_KEY, SOURCES_KEY};
+use crate::layout::{COMPACTOR_APP_ID, FRAGMENTS_KEY, ROWS_KEY, SOURCES_KEY, staged_partition};
 use crate::lineage::{CommittedSource, SourceId};
 use crate::schema::{SOURCE_ETAG_COLUMN, SOURCE_FILE_COLUMN, TableSchema};
 use crate::stage::fragment::{BatchState, FragmentInfo, FragmentStore, fragment_rows};
@@ -348,7 +348,11 @@ impl Compactor {
         let mut writer = DataFiles::new(table, target.clone(), self.options.target_file_bytes)?;
         let mut copier = CopiedFiles::new(table, target.clone(), self.options.target_file_bytes)?;
         let mut committed: BTreeMap<SourceId, u64> = BTreeMap::new();
-        for info in &plan.consume {
+        // A partition's fragments one after another (listings already give them so), which
+        // lets the copier keep one file open.
+        let mut consume: Vec<&FragmentInfo> = plan.consume.iter().collect();
+        consume.sort_by(|a, b| staged_partition(&a.path).cmp(staged_partition(&b.path)));
+        for info in consume {
             let kept = plan.kept_in(info);
             let data = match self.fragments.bytes(&info.path).await {
                 Ok(data) => data,

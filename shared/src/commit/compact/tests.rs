@@ -161,7 +161,7 @@ async fn merged_files_are_cut_near_the_target_size() {
     for i in 0..60 {
         lake.stage("b1", &format!("o{i}.json"), i * 2000..i * 2000 + 2000).await;
     }
-    let target = 64 * 1024;
+    let target = 32 * 1024;
     let options = CompactorOptions { target_file_bytes: target, ..test_options() };
     let report = Compactor::new(lake.store.clone(), lake.schema.clone(), options).run(&mut table, false).await.unwrap();
     let mut sizes: Vec<u64> = table.snapshot().unwrap().log_data().iter().map(|f| f.size() as u64).collect();

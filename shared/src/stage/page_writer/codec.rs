@@ -14,12 +14,22 @@ pub(super) struct Codec {
     pub(super) page: Vec<u8>,
     /// Values encoded in two parts (lengths, bytes), joined for the codec.
     pub(super) staged: Vec<u8>,
+    /// The open page's encoded levels.
+    pub(super) levels: Vec<u8>,
+    /// A V1 page before compression: levels, then values.
+    pub(super) body: Vec<u8>,
     pub(super) compressor: Compressor,
 }
 
 impl Codec {
     pub(super) fn new(kind: PageCodec) -> Self {
-        Self { page: Vec::new(), staged: Vec::new(), compressor: Compressor { kind, output: Vec::new(), zstd: None } }
+        Self {
+            page: Vec::new(),
+            staged: Vec::new(),
+            levels: Vec::new(),
+            body: Vec::new(),
+            compressor: Compressor { kind, output: Vec::new(), zstd: None },
+        }
     }
 }
 

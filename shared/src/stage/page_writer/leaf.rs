@@ -22,6 +22,7 @@ use super::codec::Codec;
 use super::dictionary::{Dictionary, Values};
 use super::levels::{count_equal, delta_binary_packed, encode_indices, encode_levels};
 use super::shape::{LeafSpec, Reps, ValueKind, nulls_of, valid_runs};
+use super::{PageFormat, PageLayout};
 use crate::error::{Error, Result};
 
 /// Pages of a leaf stored uncompressed after one saved less than an eighth of its size.
@@ -58,10 +59,12 @@ pub(super) struct Leaf {
     pub(super) dictionary: Option<Dictionary>,
     /// Pages of the row group written PLAIN (not from the dictionary).
     pub(super) plain_pages: usize,
+    pub(super) format: PageFormat,
 }
 
 impl Leaf {
-    pub(super) fn new(spec: LeafSpec, descr: ColumnDescPtr, statistics: bool, dictionary: bool) -> Self {
+    pub(super) fn new(spec: LeafSpec, descr: ColumnDescPtr, layout: &PageLayout) -> Self {
+        let (statistics, dictionary) = (layout.statistics, layout.dictionary);
         let bounds = statistics.then(|| Bounds::new(spec.kind.physical()));
         let values = match spec.kind.physical() {
             PhysicalType::INT32 | PhysicalType::FLOAT => Some(Values::Fixed(4)),
@@ -89,6 +92,7 @@ impl Leaf {
             bounds,
             dictionary,
             plain_pages: 0,
+            format: layout.format,
         }
     }
 
@@ -204,10 +208,13 @@ impl Leaf {
             return Ok(());
         }
         let (max_def, max_rep) = (self.spec.max_def, self.spec.max_rep);
-        let page = &mut codec.page;
-        page.clear();
-        let rep_bytes = if max_rep > 0 { encode_levels(&self.rep, max_rep, page) } else { 0 };
-        let def_bytes = if max_def > 0 { encode_levels(&self.def, max_def, page) } else { 0 };
+        let v1 = self.format == PageFormat::V1Plain;
+        // V1 pages prefix each level run with its length and compress it with the values; V2
+        // pages keep levels apart, uncompressed.
+        let levels = &mut codec.levels;
+        levels.clear();
+        let rep_bytes = if max_rep > 0 { level_run(&self.rep, max_rep, v1, levels) } else { 0 };
+        let def_bytes = if max_def > 0 { level_run(&self.def, max_def, v1, levels) } else { 0 };
         let values = if max_def > 0 { count_equal(&self.def, max_def) } else { self.levels };
         let rows = if max_rep > 0 { count_equal(&self.rep, 0) } else { self.levels };
         let (from_dictionary, new_entries) = match &mut self.dictionary {
@@ -224,7 +231,7 @@ impl Leaf {
                 _ => bounds.update(&self.values[self.gap..], &self.lengths, self.booleans),
             }
         }
-        let encoding = if from_dictionary { Encoding::RLE_DICTIONARY } else { self.spec.kind.encoding() };
+        let encoding = if from_dictionary { Encoding::RLE_DICTIONARY } else { self.value_encoding() };
         self.plain_pages += !from_dictionary as usize;
         let encoded = match encoding {
             Encoding::RLE_DICTIONARY => {
@@ -248,36 +255,73 @@ impl Leaf {
                     &codec.staged[..]
                 }
             }
-            _ => &self.values[..],
-        };
-        let compressed = if self.pages_to_store > 0 {
-            self.pages_to_store -= 1;
-            page.extend_from_slice(encoded);
-            false
-        } else {
-            let start = page.len();
-            let compressed = codec.compressor.compress(encoded, page)?;
-            // Values that barely compress (random ids, hashes) cost the codec's full price for
-            // nothing: store the next pages as they are, and try again after those.
-            if compressed && (page.len() - start) * 8 > encoded.len() * 7 {
-                self.pages_to_store = STORED_PAGES_AFTER_POOR_COMPRESSION;
+            // PLAIN byte arrays: each value after its 4-byte length.
+            _ if self.spec.kind.physical() == PhysicalType::BYTE_ARRAY => {
+                let staged = &mut codec.staged;
+                staged.clear();
+                staged.reserve(self.values.len() - self.gap + 4 * self.lengths.len());
+                let mut start = self.gap;
+                for &length in &self.lengths {
+                    staged.extend_from_slice(&length.to_le_bytes());
+                    staged.extend_from_slice(&self.values[start..start + length as usize]);
+                    start += length as usize;
+                }
+                &codec.staged[..]
             }
-            compressed
+            _ => &self.values[self.gap..],
         };
-        let uncompressed = rep_bytes + def_bytes + encoded.len();
+        let page = &mut codec.page;
+        page.clear();
+        let (compressed, uncompressed) = if v1 {
+            // The format has no uncompressed V1 page in a compressed chunk.
+            let body = &mut codec.body;
+            body.clear();
+            body.extend_from_slice(&codec.levels);
+            body.extend_from_slice(encoded);
+            codec.compressor.compress(body, page)?;
+            (true, body.len())
+        } else {
+            page.extend_from_slice(&codec.levels);
+            let compressed = if self.pages_to_store > 0 {
+                self.pages_to_store -= 1;
+                page.extend_from_slice(encoded);
+                false
+            } else {
+                let start = page.len();
+                let compressed = codec.compressor.compress(encoded, page)?;
+                // Values that barely compress (random ids, hashes) cost the codec's full price for
+                // nothing: store the next pages as they are, and try again after those.
+                if compressed && (page.len() - start) * 8 > encoded.len() * 7 {
+                    self.pages_to_store = STORED_PAGES_AFTER_POOR_COMPRESSION;
+                }
+                compressed
+            };
+            (compressed, rep_bytes + def_bytes + encoded.len())
+        };
         let count = |n: usize| u32::try_from(n).map_err(|_| parquet_error("a page of over 4 G values or bytes"));
         // The page's buffer goes to the page writer and comes back once it is copied out.
         let page_bytes = Bytes::from(std::mem::take(&mut codec.page));
-        let page = Page::DataPageV2 {
-            buf: page_bytes.clone(),
-            num_values: count(self.levels)?,
-            encoding,
-            num_nulls: count(self.levels - values)?,
-            num_rows: count(rows)?,
-            def_levels_byte_len: count(def_bytes)?,
-            rep_levels_byte_len: count(rep_bytes)?,
-            is_compressed: compressed,
-            statistics: None,
+        let page = if v1 {
+            Page::DataPage {
+                buf: page_bytes.clone(),
+                num_values: count(self.levels)?,
+                encoding,
+                def_level_encoding: Encoding::RLE,
+                rep_level_encoding: Encoding::RLE,
+                statistics: None,
+            }
+        } else {
+            Page::DataPageV2 {
+                buf: page_bytes.clone(),
+                num_values: count(self.levels)?,
+                encoding,
+                num_nulls: count(self.levels - values)?,
+                num_rows: count(rows)?,
+                def_levels_byte_len: count(def_bytes)?,
+                rep_levels_byte_len: count(rep_bytes)?,
+                is_compressed: compressed,
+                statistics: None,
+            }
         };
         let spec = SerializedPageWriter::new(&mut self.chunk).write_page(CompressedPage::new(page, uncompressed))?;
         codec.page = Vec::from(page_bytes);
@@ -294,13 +338,21 @@ impl Leaf {
         Ok(())
     }
 
+    /// How the leaf's values are written when not from a dictionary.
+    fn value_encoding(&self) -> Encoding {
+        match self.format {
+            PageFormat::V2Delta => self.spec.kind.encoding(),
+            PageFormat::V1Plain => Encoding::PLAIN,
+        }
+    }
+
     /// Hands over the row group's pages (its dictionary first, if pages used one) and their
     /// metadata, relative to the chunk's start.
     pub(super) fn close_chunk(&mut self, codec: &mut Codec, rows: usize) -> Result<(Bytes, ColumnCloseResult)> {
         let pages = std::mem::replace(&mut self.chunk, TrackedWrite::new(Vec::new())).into_inner()?;
         let mut encodings = vec![Encoding::RLE];
         if std::mem::take(&mut self.plain_pages) > 0 {
-            encodings.push(self.spec.kind.encoding());
+            encodings.push(self.value_encoding());
         }
         let (chunk, dictionary_bytes) = match &mut self.dictionary {
             Some(dictionary) if dictionary.used() => {
@@ -360,6 +412,20 @@ impl Leaf {
         buffer.clear();
         self.chunk = TrackedWrite::new(buffer);
     }
+}
+
+/// Appends one level run: RLE/bit-packed, after its 4-byte length in V1 pages. Returns the bytes
+/// appended.
+fn level_run(levels: &[u8], max: u8, v1: bool, out: &mut Vec<u8>) -> usize {
+    let start = out.len();
+    if v1 {
+        out.extend_from_slice(&[0; 4]);
+    }
+    let encoded = encode_levels(levels, max, out);
+    if v1 {
+        out[start..start + 4].copy_from_slice(&(encoded as u32).to_le_bytes());
+    }
+    out.len() - start
 }
 
 pub(super) fn parquet_error(message: &str) -> Error {

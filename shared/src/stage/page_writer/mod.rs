@@ -89,6 +89,19 @@ pub struct PageLayout {
     pub statistics: bool,
     /// Dictionary-encode a leaf's pages while its values repeat (`dictionary`).
     pub dictionary: bool,
+    /// How data pages are laid out.
+    pub format: PageFormat,
+}
+
+/// Data page layouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageFormat {
+    /// V2 pages, byte arrays as `DELTA_LENGTH_BYTE_ARRAY`: the cheapest to write, for files only
+    /// Inlet reads.
+    V2Delta,
+    /// V1 pages, byte arrays PLAIN: what every Parquet reader takes (Spark's vectorized reader
+    /// refused standalone `DELTA_LENGTH_BYTE_ARRAY` before 3.4), for files that become table files.
+    V1Plain,
 }
 
 /// Writes record batches of one schema into a Parquet file held in memory.
@@ -128,7 +141,7 @@ impl PageFileWriter {
             if !agrees {
                 return Ok(None);
             }
-            leaves.push(Leaf::new(spec, descr.clone(), limits.statistics, limits.dictionary));
+            leaves.push(Leaf::new(spec, descr.clone(), &limits));
         }
         let properties = Arc::new(WriterProperties::builder().set_compression(codec.compression()).build());
         let mut file = SerializedFileWriter::new(Vec::new(), descriptor.root_schema_ptr(), properties)?;

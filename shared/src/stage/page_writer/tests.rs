@@ -120,9 +120,20 @@ fn random_batch(seed: u64, rows: usize) -> RecordBatch {
 
 #[test]
 fn nested_nullable_columns_read_back_as_written() {
-    let unlimited =
-        PageLayout { page_bytes: usize::MAX, row_group_rows: usize::MAX, statistics: false, dictionary: false };
-    let tiny = PageLayout { page_bytes: 64, row_group_rows: 7, statistics: false, dictionary: false };
+    let unlimited = PageLayout {
+        page_bytes: usize::MAX,
+        row_group_rows: usize::MAX,
+        statistics: false,
+        dictionary: false,
+        format: PageFormat::V2Delta,
+    };
+    let tiny = PageLayout {
+        page_bytes: 64,
+        row_group_rows: 7,
+        statistics: false,
+        dictionary: false,
+        format: PageFormat::V2Delta,
+    };
     for seed in 0..40 {
         let batch = random_batch(seed, 1 + seed as usize * 5);
         // Slices start mid-buffer, as batches split by partition or by size do.
@@ -134,7 +145,12 @@ fn nested_nullable_columns_read_back_as_written() {
             pieces.push(batch.slice(start, length));
             start += length;
         }
-        let table = |layout: PageLayout| PageLayout { statistics: true, dictionary: true, ..layout };
+        let table = |layout: PageLayout| PageLayout {
+            statistics: true,
+            dictionary: true,
+            format: PageFormat::V1Plain,
+            ..layout
+        };
         for (codec, limits) in [
             (PageCodec::Lz4Raw, unlimited),
             (PageCodec::Uncompressed, tiny),
@@ -178,7 +194,13 @@ fn pages_and_row_groups_close_at_their_limits() {
     let file = write(
         &pieces,
         PageCodec::Lz4Raw,
-        PageLayout { page_bytes: 200, row_group_rows: 64, statistics: false, dictionary: false },
+        PageLayout {
+            page_bytes: 200,
+            row_group_rows: 64,
+            statistics: false,
+            dictionary: false,
+            format: PageFormat::V2Delta,
+        },
     );
     let metadata = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(file.clone())).unwrap().metadata().clone();
     // 64 rows is reached after 7 batches of 10: 4 groups of 70 rows, then 20.
@@ -210,7 +232,13 @@ fn narrow_and_binary_types_are_widened_as_parquet_stores_them() {
     let batch =
         RecordBatch::try_new(Arc::new(Schema::new(fields)), columns.into_iter().map(|(_, array)| array).collect())
             .unwrap();
-    let limits = PageLayout { page_bytes: 100, row_group_rows: 1000, statistics: false, dictionary: false };
+    let limits = PageLayout {
+        page_bytes: 100,
+        row_group_rows: 1000,
+        statistics: false,
+        dictionary: false,
+        format: PageFormat::V2Delta,
+    };
     assert_eq!(read_back(write(std::slice::from_ref(&batch), PageCodec::Lz4Raw, limits)), batch);
 }
 
@@ -221,7 +249,13 @@ fn long_batches_are_paged_and_grouped_within_themselves() {
     let file = write(
         std::slice::from_ref(&batch),
         PageCodec::Lz4Raw,
-        PageLayout { page_bytes: 1, row_group_rows: 2048, statistics: false, dictionary: false },
+        PageLayout {
+            page_bytes: 1,
+            row_group_rows: 2048,
+            statistics: false,
+            dictionary: false,
+            format: PageFormat::V2Delta,
+        },
     );
     let reader = SerializedFileReader::new(Bytes::from(file.clone())).unwrap();
     let groups: Vec<i64> = reader.metadata().row_groups().iter().map(|group| group.num_rows()).collect();
@@ -233,7 +267,13 @@ fn long_batches_are_paged_and_grouped_within_themselves() {
 
 #[test]
 fn a_batch_of_another_schema_is_refused() {
-    let limits = PageLayout { page_bytes: 100, row_group_rows: 100, statistics: false, dictionary: false };
+    let limits = PageLayout {
+        page_bytes: 100,
+        row_group_rows: 100,
+        statistics: false,
+        dictionary: false,
+        format: PageFormat::V2Delta,
+    };
     let mut writer = PageFileWriter::try_new(&nested_schema(), PageCodec::Lz4Raw, limits).unwrap().unwrap();
     let other = Arc::new(Schema::new(vec![Field::new("id", DataType::Utf8, false)]));
     let batch = RecordBatch::try_new(other, vec![Arc::new(arrow_array::StringArray::from(vec!["a"]))]).unwrap();
@@ -251,7 +291,13 @@ fn unknown_types_are_left_to_arrow_writer() {
         DataType::Utf8View,
     ] {
         let schema = Schema::new(vec![Field::new("x", data_type.clone(), true)]);
-        let limits = PageLayout { page_bytes: 100, row_group_rows: 100, statistics: false, dictionary: false };
+        let limits = PageLayout {
+            page_bytes: 100,
+            row_group_rows: 100,
+            statistics: false,
+            dictionary: false,
+            format: PageFormat::V2Delta,
+        };
         assert!(PageFileWriter::try_new(&schema, PageCodec::Lz4Raw, limits).unwrap().is_none(), "{data_type}");
     }
 }
@@ -313,7 +359,13 @@ fn values_behind_a_null_list_are_skipped() {
     let list = arrow_array::ListArray::new(item.clone(), offsets, Arc::new(values), Some(nulls));
     let schema = Arc::new(Schema::new(vec![Field::new("l", DataType::List(item), true)]));
     let batch = RecordBatch::try_new(schema, vec![Arc::new(list)]).unwrap();
-    let limits = PageLayout { page_bytes: 100, row_group_rows: 100, statistics: false, dictionary: false };
+    let limits = PageLayout {
+        page_bytes: 100,
+        row_group_rows: 100,
+        statistics: false,
+        dictionary: false,
+        format: PageFormat::V2Delta,
+    };
     let read = read_back(write(std::slice::from_ref(&batch), PageCodec::Lz4Raw, limits));
     let read = read.column(0).as_list::<i32>();
     assert!(read.is_null(1));
@@ -337,7 +389,13 @@ fn pages_that_barely_compress_are_followed_by_stored_ones() {
             RecordBatch::try_new(schema.clone(), vec![Arc::new(random), Arc::new(constant)]).unwrap()
         })
         .collect();
-    let limits = PageLayout { page_bytes: 256, row_group_rows: usize::MAX, statistics: false, dictionary: false };
+    let limits = PageLayout {
+        page_bytes: 256,
+        row_group_rows: usize::MAX,
+        statistics: false,
+        dictionary: false,
+        format: PageFormat::V2Delta,
+    };
     let file = write(&batches, PageCodec::Lz4Raw, limits);
     let reader = SerializedFileReader::new(Bytes::from(file.clone())).unwrap();
     let compressed = |column| {
@@ -369,8 +427,20 @@ fn string_lengths_read_back_across_delta_blocks() {
         let column = arrow_array::StringArray::from(values);
         let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(column)]).unwrap();
         for limits in [
-            PageLayout { page_bytes: usize::MAX, row_group_rows: usize::MAX, statistics: false, dictionary: false },
-            PageLayout { page_bytes: 1, row_group_rows: 50, statistics: false, dictionary: false },
+            PageLayout {
+                page_bytes: usize::MAX,
+                row_group_rows: usize::MAX,
+                statistics: false,
+                dictionary: false,
+                format: PageFormat::V2Delta,
+            },
+            PageLayout {
+                page_bytes: 1,
+                row_group_rows: 50,
+                statistics: false,
+                dictionary: false,
+                format: PageFormat::V2Delta,
+            },
         ] {
             let pieces: Vec<_> = (0..count).step_by(7).map(|at| batch.slice(at, 7.min(count - at))).collect();
             assert_eq!(read_back(write(&pieces, PageCodec::Lz4Raw, limits)), batch, "{count} values");
@@ -379,7 +449,13 @@ fn string_lengths_read_back_across_delta_blocks() {
     // Pages with no value at all: their lengths are an empty delta sequence.
     let nulls = arrow_array::StringArray::from(vec![None::<&str>; 40]);
     let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(nulls)]).unwrap();
-    let limits = PageLayout { page_bytes: 1, row_group_rows: 100, statistics: false, dictionary: false };
+    let limits = PageLayout {
+        page_bytes: 1,
+        row_group_rows: 100,
+        statistics: false,
+        dictionary: false,
+        format: PageFormat::V2Delta,
+    };
     assert_eq!(read_back(write(std::slice::from_ref(&batch), PageCodec::Lz4Raw, limits)), batch);
 }
 
@@ -389,7 +465,13 @@ fn files_match_what_arrow_writer_reads_back() {
     let mut arrow = ArrowWriter::try_new(Vec::new(), batch.schema(), None).unwrap();
     arrow.write(&batch).unwrap();
     let expected = read_back(arrow.into_inner().unwrap());
-    let limits = PageLayout { page_bytes: 1024, row_group_rows: 128, statistics: false, dictionary: false };
+    let limits = PageLayout {
+        page_bytes: 1024,
+        row_group_rows: 128,
+        statistics: false,
+        dictionary: false,
+        format: PageFormat::V2Delta,
+    };
     assert_eq!(read_back(write(std::slice::from_ref(&batch), PageCodec::Lz4Raw, limits)), expected);
 }
 
@@ -441,7 +523,13 @@ fn chunk_statistics_are_those_arrow_writer_writes() {
         let mut arrow = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(properties)).unwrap();
         arrow.write(&batch).unwrap();
         let expected = SerializedFileReader::new(Bytes::from(arrow.into_inner().unwrap())).unwrap();
-        let layout = PageLayout { page_bytes: 512, row_group_rows: rows, statistics: true, dictionary: true };
+        let layout = PageLayout {
+            page_bytes: 512,
+            row_group_rows: rows,
+            statistics: true,
+            dictionary: true,
+            format: PageFormat::V1Plain,
+        };
         let ours = SerializedFileReader::new(Bytes::from(write(
             std::slice::from_ref(&batch),
             PageCodec::Zstd(ZstdLevel::default()),
@@ -473,13 +561,35 @@ fn dictionary_pages_read_back_and_give_way_to_plain_ones() {
     let ids = arrow_array::Int64Array::from((0..2500).collect::<Vec<i64>>());
     let columns: Vec<(&str, ArrayRef)> = vec![("value", Arc::new(values)), ("id", Arc::new(ids))];
     let batch = RecordBatch::try_from_iter(columns).unwrap();
-    let layout = PageLayout { page_bytes: 64 * 1024, row_group_rows: usize::MAX, statistics: true, dictionary: true };
-    let file = write(std::slice::from_ref(&batch), PageCodec::Zstd(ZstdLevel::default()), layout);
-    let metadata = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(file.clone())).unwrap().metadata().clone();
-    let value = metadata.row_group(0).column(0);
-    assert!(value.dictionary_page_offset().is_some(), "repeated values start a dictionary");
-    assert!(value.encodings().any(|encoding| encoding == parquet::basic::Encoding::DELTA_LENGTH_BYTE_ARRAY));
-    let id = metadata.row_group(0).column(1);
-    assert!(id.dictionary_page_offset().is_none(), "distinct ids get no dictionary");
-    assert_eq!(read_back(file), batch);
+    for (format, plain) in [
+        (PageFormat::V1Plain, parquet::basic::Encoding::PLAIN),
+        (PageFormat::V2Delta, parquet::basic::Encoding::DELTA_LENGTH_BYTE_ARRAY),
+    ] {
+        let layout = PageLayout {
+            page_bytes: 64 * 1024,
+            row_group_rows: usize::MAX,
+            statistics: true,
+            dictionary: true,
+            format,
+        };
+        let file = write(std::slice::from_ref(&batch), PageCodec::Zstd(ZstdLevel::default()), layout);
+        let metadata = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(file.clone())).unwrap().metadata().clone();
+        let value = metadata.row_group(0).column(0);
+        assert!(value.dictionary_page_offset().is_some(), "repeated values start a dictionary");
+        assert!(value.encodings().any(|encoding| encoding == parquet::basic::Encoding::RLE_DICTIONARY));
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let reader = SerializedFileReader::new(Bytes::from(file.clone())).unwrap();
+        let pages: Vec<Page> =
+            reader.get_row_group(0).unwrap().get_column_page_reader(0).unwrap().map(Result::unwrap).collect();
+        let encodings: Vec<_> = pages
+            .iter()
+            .filter(|page| page.page_type() != parquet::basic::PageType::DICTIONARY_PAGE)
+            .map(Page::encoding)
+            .collect();
+        assert_eq!(encodings.first(), Some(&parquet::basic::Encoding::RLE_DICTIONARY), "{format:?}");
+        assert_eq!(encodings.last(), Some(&plain), "{format:?}: pages after the dictionary's limit are {plain}");
+        let id = metadata.row_group(0).column(1);
+        assert!(id.dictionary_page_offset().is_none(), "distinct ids get no dictionary");
+        assert_eq!(read_back(file), batch, "{format:?}");
+    }
 }

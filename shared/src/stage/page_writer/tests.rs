@@ -30,6 +30,11 @@ fn concat(schema: &SchemaRef, batches: &[RecordBatch]) -> RecordBatch {
     arrow_select::concat::concat_batches(schema, batches).unwrap()
 }
 
+/// The layout of fragments only Inlet reads: V2 pages, no dictionaries, no statistics.
+fn plain_layout(page_bytes: usize, row_group_rows: usize) -> PageLayout {
+    PageLayout { page_bytes, row_group_rows, statistics: false, dictionary: false, format: PageFormat::V2Delta }
+}
+
 fn write(batches: &[RecordBatch], codec: PageCodec, limits: PageLayout) -> Vec<u8> {
     let mut writer = PageFileWriter::try_new(&batches[0].schema(), codec, limits).unwrap().expect("supported");
     for batch in batches {
@@ -120,20 +125,8 @@ fn random_batch(seed: u64, rows: usize) -> RecordBatch {
 
 #[test]
 fn nested_nullable_columns_read_back_as_written() {
-    let unlimited = PageLayout {
-        page_bytes: usize::MAX,
-        row_group_rows: usize::MAX,
-        statistics: false,
-        dictionary: false,
-        format: PageFormat::V2Delta,
-    };
-    let tiny = PageLayout {
-        page_bytes: 64,
-        row_group_rows: 7,
-        statistics: false,
-        dictionary: false,
-        format: PageFormat::V2Delta,
-    };
+    let unlimited = plain_layout(usize::MAX, usize::MAX);
+    let tiny = plain_layout(64, 7);
     for seed in 0..40 {
         let batch = random_batch(seed, 1 + seed as usize * 5);
         // Slices start mid-buffer, as batches split by partition or by size do.
@@ -191,17 +184,7 @@ fn the_reference_workload_reads_back_as_decoded() {
 fn pages_and_row_groups_close_at_their_limits() {
     let batch = random_batch(99, 300);
     let pieces: Vec<_> = (0..30).map(|i| batch.slice(i * 10, 10)).collect();
-    let file = write(
-        &pieces,
-        PageCodec::Lz4Raw,
-        PageLayout {
-            page_bytes: 200,
-            row_group_rows: 64,
-            statistics: false,
-            dictionary: false,
-            format: PageFormat::V2Delta,
-        },
-    );
+    let file = write(&pieces, PageCodec::Lz4Raw, plain_layout(200, 64));
     let metadata = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(file.clone())).unwrap().metadata().clone();
     // 64 rows is reached after 7 batches of 10: 4 groups of 70 rows, then 20.
     let rows: Vec<i64> = metadata.row_groups().iter().map(|group| group.num_rows()).collect();
@@ -232,13 +215,7 @@ fn narrow_and_binary_types_are_widened_as_parquet_stores_them() {
     let batch =
         RecordBatch::try_new(Arc::new(Schema::new(fields)), columns.into_iter().map(|(_, array)| array).collect())
             .unwrap();
-    let limits = PageLayout {
-        page_bytes: 100,
-        row_group_rows: 1000,
-        statistics: false,
-        dictionary: false,
-        format: PageFormat::V2Delta,
-    };
+    let limits = plain_layout(100, 1000);
     assert_eq!(read_back(write(std::slice::from_ref(&batch), PageCodec::Lz4Raw, limits)), batch);
 }
 
@@ -246,17 +223,7 @@ fn narrow_and_binary_types_are_widened_as_parquet_stores_them() {
 fn long_batches_are_paged_and_grouped_within_themselves() {
     use parquet::file::reader::{FileReader, SerializedFileReader};
     let batch = random_batch(11, 5000);
-    let file = write(
-        std::slice::from_ref(&batch),
-        PageCodec::Lz4Raw,
-        PageLayout {
-            page_bytes: 1,
-            row_group_rows: 2048,
-            statistics: false,
-            dictionary: false,
-            format: PageFormat::V2Delta,
-        },
-    );
+    let file = write(std::slice::from_ref(&batch), PageCodec::Lz4Raw, plain_layout(1, 2048));
     let reader = SerializedFileReader::new(Bytes::from(file.clone())).unwrap();
     let groups: Vec<i64> = reader.metadata().row_groups().iter().map(|group| group.num_rows()).collect();
     assert_eq!(groups, [2048, 2048, 904]);
@@ -267,13 +234,7 @@ fn long_batches_are_paged_and_grouped_within_themselves() {
 
 #[test]
 fn a_batch_of_another_schema_is_refused() {
-    let limits = PageLayout {
-        page_bytes: 100,
-        row_group_rows: 100,
-        statistics: false,
-        dictionary: false,
-        format: PageFormat::V2Delta,
-    };
+    let limits = plain_layout(100, 100);
     let mut writer = PageFileWriter::try_new(&nested_schema(), PageCodec::Lz4Raw, limits).unwrap().unwrap();
     let other = Arc::new(Schema::new(vec![Field::new("id", DataType::Utf8, false)]));
     let batch = RecordBatch::try_new(other, vec![Arc::new(arrow_array::StringArray::from(vec!["a"]))]).unwrap();
@@ -291,13 +252,7 @@ fn unknown_types_are_left_to_arrow_writer() {
         DataType::Utf8View,
     ] {
         let schema = Schema::new(vec![Field::new("x", data_type.clone(), true)]);
-        let limits = PageLayout {
-            page_bytes: 100,
-            row_group_rows: 100,
-            statistics: false,
-            dictionary: false,
-            format: PageFormat::V2Delta,
-        };
+        let limits = plain_layout(100, 100);
         assert!(PageFileWriter::try_new(&schema, PageCodec::Lz4Raw, limits).unwrap().is_none(), "{data_type}");
     }
 }
@@ -359,13 +314,7 @@ fn values_behind_a_null_list_are_skipped() {
     let list = arrow_array::ListArray::new(item.clone(), offsets, Arc::new(values), Some(nulls));
     let schema = Arc::new(Schema::new(vec![Field::new("l", DataType::List(item), true)]));
     let batch = RecordBatch::try_new(schema, vec![Arc::new(list)]).unwrap();
-    let limits = PageLayout {
-        page_bytes: 100,
-        row_group_rows: 100,
-        statistics: false,
-        dictionary: false,
-        format: PageFormat::V2Delta,
-    };
+    let limits = plain_layout(100, 100);
     let read = read_back(write(std::slice::from_ref(&batch), PageCodec::Lz4Raw, limits));
     let read = read.column(0).as_list::<i32>();
     assert!(read.is_null(1));
@@ -389,13 +338,7 @@ fn pages_that_barely_compress_are_followed_by_stored_ones() {
             RecordBatch::try_new(schema.clone(), vec![Arc::new(random), Arc::new(constant)]).unwrap()
         })
         .collect();
-    let limits = PageLayout {
-        page_bytes: 256,
-        row_group_rows: usize::MAX,
-        statistics: false,
-        dictionary: false,
-        format: PageFormat::V2Delta,
-    };
+    let limits = plain_layout(256, usize::MAX);
     let file = write(&batches, PageCodec::Lz4Raw, limits);
     let reader = SerializedFileReader::new(Bytes::from(file.clone())).unwrap();
     let compressed = |column| {
@@ -426,22 +369,7 @@ fn string_lengths_read_back_across_delta_blocks() {
             .collect();
         let column = arrow_array::StringArray::from(values);
         let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(column)]).unwrap();
-        for limits in [
-            PageLayout {
-                page_bytes: usize::MAX,
-                row_group_rows: usize::MAX,
-                statistics: false,
-                dictionary: false,
-                format: PageFormat::V2Delta,
-            },
-            PageLayout {
-                page_bytes: 1,
-                row_group_rows: 50,
-                statistics: false,
-                dictionary: false,
-                format: PageFormat::V2Delta,
-            },
-        ] {
+        for limits in [plain_layout(usize::MAX, usize::MAX), plain_layout(1, 50)] {
             let pieces: Vec<_> = (0..count).step_by(7).map(|at| batch.slice(at, 7.min(count - at))).collect();
             assert_eq!(read_back(write(&pieces, PageCodec::Lz4Raw, limits)), batch, "{count} values");
         }
@@ -449,13 +377,7 @@ fn string_lengths_read_back_across_delta_blocks() {
     // Pages with no value at all: their lengths are an empty delta sequence.
     let nulls = arrow_array::StringArray::from(vec![None::<&str>; 40]);
     let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(nulls)]).unwrap();
-    let limits = PageLayout {
-        page_bytes: 1,
-        row_group_rows: 100,
-        statistics: false,
-        dictionary: false,
-        format: PageFormat::V2Delta,
-    };
+    let limits = plain_layout(1, 100);
     assert_eq!(read_back(write(std::slice::from_ref(&batch), PageCodec::Lz4Raw, limits)), batch);
 }
 
@@ -465,13 +387,7 @@ fn files_match_what_arrow_writer_reads_back() {
     let mut arrow = ArrowWriter::try_new(Vec::new(), batch.schema(), None).unwrap();
     arrow.write(&batch).unwrap();
     let expected = read_back(arrow.into_inner().unwrap());
-    let limits = PageLayout {
-        page_bytes: 1024,
-        row_group_rows: 128,
-        statistics: false,
-        dictionary: false,
-        format: PageFormat::V2Delta,
-    };
+    let limits = plain_layout(1024, 128);
     assert_eq!(read_back(write(std::slice::from_ref(&batch), PageCodec::Lz4Raw, limits)), expected);
 }
 

@@ -86,13 +86,15 @@ demo: setup build
 PERF_BUILD := cargo build --profile perf -p inlet-bench -p converter -p compactor
 
 E2E_OBJECTS ?= 100
+# The generated workload, one directory per size: the peers read every object in it.
+BENCH_DATA = target/bench/data-$(OBJECTS)
 # Rounds of Inlet, pyarrow and DuckDB back to back; the table shows medians.
 ROUNDS ?= 3
 
 bench: bench-venv localstack-venv tools-venv
 	$(PERF_BUILD)
-	target/perf/inlet-bench --objects $(OBJECTS)
-	$(VENV)/bench/bin/python bench/peers.py --data target/bench/data --schema schemas/events.schema.json \
+	target/perf/inlet-bench --objects $(OBJECTS) --data $(BENCH_DATA)
+	$(VENV)/bench/bin/python bench/peers.py --data $(BENCH_DATA) --schema schemas/events.schema.json \
 	  --threads 1 2 --rounds $(ROUNDS) --inlet-bench "target/perf/inlet-bench --objects $(OBJECTS)" \
 	  --report target/bench/report.json
 	$(MAKE) --no-print-directory compaction-rounds
@@ -108,7 +110,7 @@ bench-compaction: bench-venv
 
 compaction-rounds:
 	rm -rf target/bench/staged-$(OBJECTS)
-	target/perf/inlet-bench --objects $(OBJECTS) stage --out target/bench/staged-$(OBJECTS)
+	target/perf/inlet-bench --objects $(OBJECTS) --data $(BENCH_DATA) stage --out target/bench/staged-$(OBJECTS)
 	$(VENV)/bench/bin/python bench/compaction.py --staged target/bench/staged-$(OBJECTS) \
 	  --inlet-bench target/perf/inlet-bench --threads 1 2 --rounds $(ROUNDS) \
 	  $(if $(wildcard target/bench/report.json),--converter-report target/bench/report.json) \

@@ -4,7 +4,7 @@ Each system runs in its own child process (so its peak RSS is its own) on the wo
 `inlet-bench` generated, one thread unless asked otherwise. Prints one JSON object per run:
   {"system", "threads", "rows", "json_mib", "output_mib", "wall_seconds", "cpu_seconds", "peak_rss_mib"}
 
-    python bench/peers.py --data target/bench/data --schema schemas/events.schema.json [--threads 1]
+    python bench/peers.py --data target/bench/data-300 --schema schemas/events.schema.json [--threads 1]
 
 With `--inlet-bench "target/perf/inlet-bench --objects 300"` it runs Inlet's converter core, and the
 naive arrow-rs program (`inlet-bench naive`, 1 thread), in the same rounds and prints one table of

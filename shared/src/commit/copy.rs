@@ -1,7 +1,8 @@
-//! Table files assembled from fragments' row groups without decoding them.
+//! Table files assembled from fragments' (and, for optimize, smaller table files') row groups
+//! without decoding them.
 //!
-//! The converter encodes fragments the way table files keep their pages (zstd, with column
-//! chunk statistics). A fragment that holds only rows to commit, in the table's schema, is then
+//! The converter encodes fragments the way table files keep their pages (zstd, dictionaries
+//! where values repeat, column chunk statistics). A fragment that holds only rows to commit, in the table's schema, is then
 //! copied into a table file row group by row group: its column chunks are appended byte for
 //! byte, its partition column left out (Delta keeps partition values in the log). No value is
 //! decoded, encoded or compressed again, so a compaction costs about its I/O. Files stream to

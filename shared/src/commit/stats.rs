@@ -237,3 +237,48 @@ impl Bound {
 fn pick<'a, T>(least: Option<&'a T>, greatest: Option<&'a T>, min: bool) -> &'a T {
     if min { least } else { greatest }.expect("bounds checked present")
 }
+
+#[cfg(test)]
+mod tests {
+    use arrow_schema::{DataType, Field, Fields, Schema};
+    use parquet::arrow::ArrowSchemaConverter;
+
+    use super::*;
+
+    fn columns(configuration: &[(&str, &str)]) -> Option<StatsColumns> {
+        StatsColumns::from_configuration(configuration.iter().copied())
+    }
+
+    #[test]
+    fn the_table_configuration_picks_the_columns() {
+        assert_eq!(columns(&[]), Some(StatsColumns { limit: Some(32) }));
+        assert_eq!(columns(&[("delta.dataSkippingNumIndexedCols", "2")]), Some(StatsColumns { limit: Some(2) }));
+        assert_eq!(columns(&[("delta.dataSkippingNumIndexedCols", "-1")]), Some(StatsColumns { limit: None }));
+        assert_eq!(columns(&[("delta.dataSkippingNumIndexedCols", "x")]), None, "unreadable: not guessed");
+        assert_eq!(columns(&[("delta.dataSkippingStatsColumns", "a,b")]), None, "named columns: not ours to pick");
+    }
+
+    #[test]
+    fn the_budget_counts_top_level_columns_and_skips_partitions_and_lists() {
+        let nested = Fields::from(vec![Field::new("x", DataType::Int64, true), Field::new("y", DataType::Utf8, true)]);
+        let schema = Schema::new(vec![
+            Field::new("date", DataType::Utf8, true),
+            Field::new("s", DataType::Struct(nested), true),
+            Field::new("tags", DataType::List(std::sync::Arc::new(Field::new("item", DataType::Utf8, true))), true),
+            Field::new("n", DataType::Int32, true),
+            Field::new("late", DataType::Int32, true),
+        ]);
+        let descriptor = ArrowSchemaConverter::new().convert(&schema).unwrap();
+        let names = |columns: &StatsColumns| -> Vec<String> {
+            columns
+                .leaves(&descriptor, &["date".into()])
+                .iter()
+                .map(|&i| descriptor.column(i).path().string())
+                .collect()
+        };
+        // Three slots: the struct (both leaves), the list (no leaf: repeated), `n`.
+        assert_eq!(names(&StatsColumns { limit: Some(3) }), ["s.x", "s.y", "n"]);
+        assert_eq!(names(&StatsColumns { limit: None }), ["s.x", "s.y", "n", "late"]);
+        assert!(StatsColumns { limit: None }.supports(&descriptor, &["date".into()]));
+    }
+}

@@ -74,6 +74,7 @@ async fn put_objects_become_rows_that_an_independent_reader_sees() {
     let report: Value = serde_json::from_str(report.trim()).unwrap();
     assert_eq!(report["rows"].as_u64().unwrap(), written.len() as u64, "{report}");
     assert_eq!(report["sources"].as_u64().unwrap(), uris.len() as u64, "{report}");
+    assert_eq!(report["copied_fragments"], report["fragments"], "row groups copied, not re-encoded: {report}");
 
     let table = pipeline.read_table(true).await.unwrap();
     assert_eq!(table.num_rows, written.len() as u64);

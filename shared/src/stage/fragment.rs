@@ -368,11 +368,6 @@ impl FragmentStore {
         decode(path.clone(), data)
     }
 
-    /// Reads one fragment's rows as a stream of batches.
-    pub async fn rows(&self, path: &Path) -> Result<FragmentRows> {
-        fragment_rows(self.bytes(path).await?)
-    }
-
     /// One fragment's file, whole.
     pub async fn bytes(&self, path: &Path) -> Result<Bytes> {
         Ok(self.store.get(path).await?.bytes().await?)

@@ -134,11 +134,18 @@ impl CopiedFiles {
     }
 
     /// For each table file column, the column of a file with `metadata` it is copied from, if
-    /// the file has the Arrow schema `expected` and zstd chunks with statistics throughout.
+    /// the file has the fields of `expected` and zstd chunks with statistics throughout.
     fn columns_of(&self, metadata: &ParquetMetaData, expected: &Schema) -> Option<Vec<usize>> {
         let file = metadata.file_metadata();
         let arrow = parquet_to_arrow_schema(file.schema_descr(), file.key_value_metadata()).ok()?;
-        if arrow.fields() != expected.fields() {
+        // The same fields, in any order: an evolved table appends columns after the lineage
+        // ones, where the declared schema has them before. Chunks are copied in table order.
+        let same_fields = arrow.fields().len() == expected.fields().len()
+            && expected
+                .fields()
+                .iter()
+                .all(|field| arrow.field_with_name(field.name()).is_ok_and(|ours| ours == field.as_ref()));
+        if !same_fields {
             return None;
         }
         let available = file.schema_descr().columns();

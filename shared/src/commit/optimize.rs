@@ -12,15 +12,12 @@ use std::sync::Arc;
 
 use arrow_array::{ArrayRef, RecordBatch, StringArray, new_null_array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use deltalake::datafile::DataFileReader;
-use deltalake::datafile::reader::ParquetFileReader;
 use deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Remove};
 use deltalake::operations::vacuum::VacuumMode;
 use deltalake::protocol::DeltaOperation;
 use deltalake::{DeltaTable, DeltaTableError};
-use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use parquet::file::metadata::ParquetMetaDataReader;
@@ -31,6 +28,7 @@ use crate::commit::evolution::conform;
 use crate::commit::table::{DataFiles, log_cleanup_due};
 use crate::error::Result;
 use crate::layout::{OPTIMIZED_KEY, partition_directory};
+use crate::stage::fragment::parquet_rows;
 
 /// When small files get rewritten.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,32 +183,30 @@ impl OptimizePlan {
         }
         let metadata = table.snapshot()?.metadata().clone();
         let target: SchemaRef = Arc::new((&metadata.parse_schema().map_err(DeltaTableError::from)?).try_into_arrow()?);
-        let reader = ParquetFileReader::new(table.object_store());
         let mut writer = DataFiles::new(table, target.clone(), target_file_bytes)?;
         // Files in the table's current schema are copied row group by row group; others (from
-        // before a schema change) are decoded and written again.
+        // before a schema change) are decoded and written again, from the same one read.
         let mut copier = CopiedFiles::new(table, target.clone(), target_file_bytes)?;
         let store = table.object_store();
         let mut removes = Vec::new();
         for file in self.bins.into_iter().flatten() {
+            let data = store.get(&file.path).await?.bytes().await?;
             let copy = match &copier {
                 Some(copier) => {
-                    let data = store.get(&file.path).await?.bytes().await?;
                     let metadata = ParquetMetaDataReader::new().parse_and_finish(&data)?;
                     let partition = file.partition.values().next().cloned().flatten();
-                    copier.plan_table_file(&metadata, partition).map(|plan| (data, metadata, plan))
+                    copier.plan_table_file(&metadata, partition).map(|plan| (metadata, plan))
                 }
                 None => None,
             };
             match (copy, &mut copier) {
-                (Some((data, metadata, plan)), Some(copier)) => {
+                (Some((metadata, plan)), Some(copier)) => {
                     copier.copy(&data, &metadata, &plan).await?;
                     report.files_copied += 1;
                 }
                 _ => {
-                    let mut batches = reader.read_file(file.path.clone()).await?;
-                    while let Some(batch) = batches.try_next().await? {
-                        let batch = with_partition_values(batch, &file.partition)?;
+                    for batch in parquet_rows(data)? {
+                        let batch = with_partition_values(batch?, &file.partition)?;
                         writer.write(&conform(&batch, &target)?).await?;
                     }
                 }

@@ -256,8 +256,8 @@ impl Iterator for FragmentRows {
     }
 }
 
-/// The rows of the fragment file `data`, a batch at a time.
-pub fn fragment_rows(data: Bytes) -> Result<FragmentRows> {
+/// The rows of the Parquet file `data` (a fragment, or a table file), a batch at a time.
+pub fn parquet_rows(data: Bytes) -> Result<FragmentRows> {
     let reader = ParquetRecordBatchReaderBuilder::try_new(data)?.with_batch_size(STREAM_BATCH_ROWS).build()?;
     Ok(FragmentRows { reader })
 }

@@ -37,7 +37,7 @@ use crate::faults::crash_point;
 use crate::layout::{COMPACTOR_APP_ID, FRAGMENTS_KEY, ROWS_KEY, SOURCES_KEY, staged_partition};
 use crate::lineage::{CommittedSource, SourceId};
 use crate::schema::{SOURCE_ETAG_COLUMN, SOURCE_FILE_COLUMN, TableSchema};
-use crate::stage::fragment::{BatchState, FragmentInfo, FragmentStore, fragment_rows};
+use crate::stage::fragment::{BatchState, FragmentInfo, FragmentStore, parquet_rows};
 
 pub mod plan;
 mod report;
@@ -378,7 +378,7 @@ impl Compactor {
                     report.copied_fragments += 1;
                 }
                 _ => {
-                    for batch in fragment_rows(data)? {
+                    for batch in parquet_rows(data)? {
                         let batch = batch?;
                         let total = batch.num_rows() as u64;
                         let batch = conform(&batch, &target)?;

@@ -38,7 +38,22 @@ fn lake(layout: Layout) -> Lake {
     Lake { fragments: FragmentStore::new(store.clone()), dir, url, schema, store }
 }
 
+/// The test schema with a nullable column added.
+fn with_country() -> Arc<TableSchema> {
+    let text = r#"{"fields":[{"name":"id","type":"long"},{"name":"country","type":"string"}]}"#;
+    Arc::new(TableSchema::parse(text, "v2").unwrap())
+}
+
 impl Lake {
+    /// Stages the `rows` lines `data` of object `key`, decoded with `schema`, as one fragment.
+    async fn stage_with(&self, schema: &Arc<TableSchema>, key: &str, data: &[u8], rows: u64) {
+        let object =
+            SourceObject { bucket: "raw".into(), key: key.into(), etag: Some("e".into()), ..Default::default() };
+        let batches = JsonDecoder::new(schema.clone(), 64).decode(&object, data).unwrap().batches;
+        let source = FragmentSource::new(&object, rows, None);
+        self.fragments.put(fragment::encode(&schema.table, &batches, &[source]).unwrap(), None).await.unwrap();
+    }
+
     async fn table(&self) -> DeltaTable {
         open_or_create(
             &self.url,
@@ -460,17 +475,9 @@ async fn a_new_nullable_column_joins_the_table_with_the_first_data_that_has_it()
     lake.compactor().run(&mut table, false).await.unwrap();
 
     // The declared schema gains a nullable column; an old converter is still staging.
-    let v2 = Arc::new(
-        TableSchema::parse(r#"{"fields":[{"name":"id","type":"long"},{"name":"country","type":"string"}]}"#, "v2")
-            .unwrap(),
-    );
+    let v2 = with_country();
     lake.stage("b2", "late-old.json", 3..5).await;
-    let object =
-        SourceObject { bucket: "raw".into(), key: "new.json".into(), etag: Some("e".into()), ..Default::default() };
-    let data = b"{\"id\":5,\"country\":\"DE\"}\n{\"id\":6}\n";
-    let batches = JsonDecoder::new(v2.clone(), 64).decode(&object, data).unwrap().batches;
-    let source = FragmentSource::new(&object, 2, None);
-    lake.fragments.put(fragment::encode(&v2.table, &batches, &[source]).unwrap(), None).await.unwrap();
+    lake.stage_with(&v2, "new.json", b"{\"id\":5,\"country\":\"DE\"}\n{\"id\":6}\n", 2).await;
 
     let report = lake.compactor_for(v2.clone()).run(&mut table, false).await.unwrap();
     assert_eq!((report.rows, report.version), (4, Some(2)));
@@ -642,4 +649,22 @@ async fn a_source_is_its_content_whatever_its_etag_and_records_from_before_diges
     assert_eq!((report.rows, report.duplicate_rows, report.sources), (5, 10, 1), "{report:?}");
     let expected: Vec<i64> = (0..5).chain(10..25).chain(30..33).collect();
     assert_eq!(lake.rows(&table), expected);
+}
+
+#[tokio::test]
+async fn optimize_copies_files_in_the_table_schema_and_decodes_older_ones() {
+    let lake = lake(Layout::default());
+    let mut table = lake.table().await;
+    lake.stage("b1", "old.json", 0..3).await;
+    lake.compactor().run(&mut table, false).await.unwrap();
+    // A nullable column joins: the first file lacks it, the next commit's files have it.
+    let v2 = with_country();
+    lake.stage_with(&v2, "new.json", b"{\"id\":3,\"country\":\"DE\"}\n", 1).await;
+    let report = lake.compactor_for(v2.clone()).run(&mut table, false).await.unwrap();
+    assert_eq!((report.rows, report.copied_fragments), (1, 1));
+
+    let options = OptimizeOptions { target_file_bytes: 1 << 20, min_small_files: 0 };
+    let report = optimize(&mut table, &options, None, true).await.unwrap();
+    assert_eq!((report.files_removed, report.files_copied, report.files_added), (2, 1, 2), "{report:?}");
+    assert_eq!(lake.rows(&table), (0..4).collect::<Vec<_>>());
 }

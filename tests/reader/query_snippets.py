@@ -10,6 +10,7 @@ Usage: query_snippets.py README.md
 
 import contextlib
 import json
+import os
 import re
 import sys
 
@@ -50,3 +51,8 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # A snippet may load delta-rs' bindings, which can abort during interpreter shutdown after
+    # the result is out: leave without that shutdown.
+    os._exit(0)

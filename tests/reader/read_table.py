@@ -67,4 +67,9 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # delta-rs' bindings can abort while the interpreter shuts down ("terminate called without
+    # an active exception") after every byte of the answer is out: leave without that shutdown.
+    os._exit(code)

@@ -7,6 +7,7 @@
 pub mod compact;
 pub(crate) mod copy;
 pub(crate) mod evolution;
+pub(crate) mod exclusive;
 pub(crate) mod history;
 pub mod optimize;
 pub(crate) mod stats;

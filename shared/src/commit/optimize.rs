@@ -4,8 +4,10 @@
 //! compactor commit whatever a partition holds after a minute or so. This bin-packs a
 //! partition's small files into target-sized ones and commits the swap (`remove`s plus `add`s,
 //! both `dataChange = false`) as one `OPTIMIZE` commit. Rows are copied, never changed, so the
-//! load history is untouched. A concurrent append commits beside it; a concurrent optimize of
-//! the same files makes one of the two fail its commit, and nothing is lost.
+//! load history is untouched. It commits through [`commit_exclusive`]: a concurrent append or
+//! compaction commits beside it, while a concurrent rewrite of any of the same files (another
+//! optimize, from a Lambda or the CLI) makes the later of the two commit nothing, since
+//! delta-rs alone would let both swaps in and double every row they copied.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -13,7 +15,7 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, RecordBatch, StringArray, new_null_array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
-use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::transaction::TransactionError;
 use deltalake::kernel::{Action, Remove};
 use deltalake::operations::vacuum::VacuumMode;
 use deltalake::protocol::DeltaOperation;
@@ -24,9 +26,10 @@ use parquet::file::metadata::ParquetMetaDataReader;
 use serde::Serialize;
 
 use crate::commit::copy::CopiedFiles;
+use crate::commit::exclusive::{TableCommit, commit_exclusive};
 use crate::commit::evolution::conform;
-use crate::commit::table::{DataFiles, log_cleanup_due};
-use crate::error::Result;
+use crate::commit::table::DataFiles;
+use crate::error::{Error, Result};
 use crate::layout::{OPTIMIZED_KEY, partition_directory};
 use crate::stage::fragment::parquet_rows;
 
@@ -64,6 +67,10 @@ pub struct OptimizeReport {
     pub bytes_added: u64,
     /// The OPTIMIZE commit, if there was one.
     pub version: Option<u64>,
+    /// Why nothing was committed although files were rewritten: another writer removed one of
+    /// the same files (or changed the schema) first. The rewritten files are left for vacuum.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conflict: Option<String>,
 }
 
 /// A file of the table, as optimize sees it.
@@ -221,7 +228,15 @@ impl OptimizePlan {
         }
         report.files_added = adds.len();
         report.bytes_added = adds.iter().map(|add| add.size.max(0) as u64).sum();
-        report.version = Some(commit_rewrite(table, removes, adds, target_file_bytes, &report).await?);
+        match commit_rewrite(table, removes, adds, target_file_bytes, &report).await {
+            Ok(version) => report.version = Some(version),
+            Err(Error::Delta(DeltaTableError::Transaction { source: TransactionError::CommitConflict(conflict) })) => {
+                tracing::warn!(error = %conflict, "optimize lost to a concurrent rewrite: nothing committed");
+                report.conflict = Some(conflict.to_string());
+                return Ok(report);
+            }
+            Err(err) => return Err(err),
+        }
         tracing::info!(
             partitions = report.partitions,
             files_removed = report.files_removed,
@@ -235,7 +250,9 @@ impl OptimizePlan {
     }
 }
 
-/// Commits the swap of `removes` for `adds`, neither changing data; returns the version.
+/// Commits the swap of `removes` for `adds`, neither changing data; returns the version, or
+/// the conflict when another writer removed one of the same files (or changed the schema)
+/// first: then nothing is committed, and the rewritten files are left for vacuum.
 async fn commit_rewrite(
     table: &mut DeltaTable,
     removes: Vec<Remove>,
@@ -248,19 +265,15 @@ async fn commit_rewrite(
         .map(Action::Remove)
         .chain(adds.into_iter().map(|add| Action::Add(deltalake::kernel::Add { data_change: false, ..add })))
         .collect();
-    let operation = DeltaOperation::Optimize { predicate: None, target_size: target_file_bytes as i64 };
-    let properties = CommitProperties::default()
-        .with_metadata([(
+    let commit = TableCommit {
+        actions,
+        operation: DeltaOperation::Optimize { predicate: None, target_size: target_file_bytes as i64 },
+        metadata: vec![(
             OPTIMIZED_KEY.to_string(),
             serde_json::json!({"files_removed": report.files_removed, "files_added": report.files_added}),
-        )])
-        .with_cleanup_expired_logs(Some(log_cleanup_due(table).await?));
-    let committed = CommitBuilder::from(properties)
-        .with_actions(actions)
-        .build(Some(table.snapshot()?), table.log_store(), operation)
-        .await?;
-    table.state = Some(committed.snapshot());
-    Ok(committed.version())
+        )],
+    };
+    commit_exclusive(table, &commit).await
 }
 
 /// Data files do not store partition columns; put them back (as strings, which `conform` casts
@@ -299,7 +312,7 @@ pub async fn vacuum(table: &mut DeltaTable, retention: Option<std::time::Duratio
     let mut builder = table.clone().vacuum().with_mode(VacuumMode::Full);
     if let Some(retention) = retention {
         let retention = chrono::Duration::from_std(retention)
-            .map_err(|_| crate::error::Error::BadRequest(format!("vacuum retention {retention:?} is too long")))?;
+            .map_err(|_| Error::BadRequest(format!("vacuum retention {retention:?} is too long")))?;
         builder = builder.with_retention_period(retention).with_enforce_retention_duration(false);
     }
     let (vacuumed, metrics) = builder.await?;

@@ -19,8 +19,7 @@ use arrow_array::{Array, BooleanArray, RecordBatch};
 use arrow_schema::SchemaRef;
 use chrono::{DateTime, Utc};
 use deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
-use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
-use deltalake::kernel::{Action, Add, Metadata, MetadataExt, StructType, Transaction};
+use deltalake::kernel::{Action, Add, Metadata, MetadataExt, StructType};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{DeltaTable, DeltaTableError};
 use object_store::ObjectStore;
@@ -28,13 +27,14 @@ use object_store::path::Path;
 use parquet::file::metadata::ParquetMetaDataReader;
 
 use crate::commit::copy::CopiedFiles;
+use crate::commit::exclusive::{TableCommit, commit_exclusive};
 use crate::commit::evolution::{conform, plan_evolution};
 use crate::commit::history::LoadHistory;
-use crate::commit::table::{DataFiles, log_cleanup_due};
+use crate::commit::table::DataFiles;
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::faults::crash_point;
-use crate::layout::{COMPACTOR_APP_ID, FRAGMENTS_KEY, ROWS_KEY, SOURCES_KEY, staged_partition};
+use crate::layout::{FRAGMENTS_KEY, ROWS_KEY, SOURCES_KEY, staged_partition};
 use crate::lineage::{CommittedSource, SourceId};
 use crate::schema::{SOURCE_ETAG_COLUMN, SOURCE_FILE_COLUMN, TableSchema};
 use crate::stage::fragment::{BatchState, FragmentInfo, FragmentStore, parquet_rows};
@@ -122,8 +122,6 @@ pub struct Compactor {
 struct Loaded {
     /// The table version the run reads.
     version: u64,
-    /// The compactor's last `txn` version.
-    compactions: Option<i64>,
 }
 
 /// The staged fragments, sorted by their batch's seal.
@@ -205,7 +203,7 @@ impl Compactor {
         let consumed = merged.consumed.clone();
         if !merged.adds.is_empty() {
             crash_point("compactor.before_commit");
-            let (version, sources) = self.commit(table, merged, &loaded, report.rows).await?;
+            let (version, sources) = self.commit(table, merged, report.rows).await?;
             crash_point("compactor.after_commit");
             report.version = Some(version);
             report.timings.commit_ms = lap.next();
@@ -220,12 +218,10 @@ impl Compactor {
         Ok(report)
     }
 
-    /// Refreshes the table and reads the compactor's `txn` version.
+    /// Refreshes the table.
     async fn load(&self, table: &mut DeltaTable) -> Result<Loaded> {
         table.update_state().await?;
-        let version = table.version().unwrap_or_default();
-        let compactions = table.snapshot()?.transaction_version(table.log_store().as_ref(), COMPACTOR_APP_ID).await?;
-        Ok(Loaded { version, compactions })
+        Ok(Loaded { version: table.version().unwrap_or_default() })
     }
 
     /// Which of `ids` the table holds as of `version`, and the load history that says so;
@@ -411,37 +407,27 @@ impl Compactor {
         Ok(Merged { adds, evolved, sources, consumed })
     }
 
-    /// Commits the merged files, the sources they hold and the next compactor `txn` version
-    /// in one Delta commit; returns its version and the committed sources.
-    async fn commit(
-        &self,
-        table: &mut DeltaTable,
-        merged: Merged,
-        loaded: &Loaded,
-        rows: u64,
-    ) -> Result<(u64, Vec<CommittedSource>)> {
+    /// Commits the merged files and the sources they hold in one Delta commit, which conflicts
+    /// with another compaction committed since the run read the table (see
+    /// [`commit_exclusive`]); returns its
+    /// version and the committed sources.
+    async fn commit(&self, table: &mut DeltaTable, merged: Merged, rows: u64) -> Result<(u64, Vec<CommittedSource>)> {
         let Merged { adds, evolved, sources, consumed } = merged;
         let actions: Vec<Action> =
             evolved.map(Action::Metadata).into_iter().chain(adds.into_iter().map(Action::Add)).collect();
-        let properties = CommitProperties::default()
-            .with_metadata([
+        let commit = TableCommit {
+            actions,
+            operation: DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None },
+            metadata: vec![
                 (SOURCES_KEY.to_string(), serde_json::to_value(&sources)?),
                 (
                     FRAGMENTS_KEY.to_string(),
                     serde_json::json!(consumed.iter().map(|p| p.to_string()).collect::<Vec<_>>()),
                 ),
                 (ROWS_KEY.to_string(), serde_json::json!(rows)),
-            ])
-            // A second compactor that read the same txn version conflicts instead of appending the same rows.
-            .with_application_transaction(Transaction::new(COMPACTOR_APP_ID, loaded.compactions.unwrap_or(0) + 1))
-            .with_cleanup_expired_logs(Some(log_cleanup_due(table).await?));
-        let operation = DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None };
-        let committed = CommitBuilder::from(properties)
-            .with_actions(actions)
-            .build(Some(table.snapshot()?), table.log_store(), operation)
-            .await?;
-        let version = committed.version();
-        table.state = Some(committed.snapshot());
+            ],
+        };
+        let version = commit_exclusive(table, &commit).await?;
         Ok((version, sources))
     }
 

@@ -439,6 +439,55 @@ async fn small_files_are_rewritten_per_partition_and_rows_stay_put() {
     assert_eq!(optimize(&mut table, &waiting, Some(&["date=2026-05-16".into()]), true).await.unwrap().version, None);
 }
 
+/// A table of `files` small files of ten rows each, committed one compaction at a time.
+async fn small_files(lake: &Lake, files: i64) -> DeltaTable {
+    let mut table = lake.table().await;
+    for i in 0..files {
+        lake.stage("b1", &format!("{i}.json"), i * 10..i * 10 + 10).await;
+        lake.compactor().run(&mut table, false).await.unwrap();
+    }
+    table
+}
+
+#[tokio::test]
+async fn two_optimizes_of_the_same_files_commit_one_rewrite_and_every_row_stays_once() {
+    let lake = lake(Layout::default());
+    small_files(&lake, 4).await;
+    let options = OptimizeOptions { target_file_bytes: 1 << 20, min_small_files: 0 };
+    // Both read the table before either commits (a laptop's `inlet compact` beside the Lambda).
+    let (mut first, mut second) = (lake.table().await, lake.table().await);
+    let won = optimize(&mut first, &options, None, true).await.unwrap();
+    assert_eq!((won.files_removed, won.conflict.clone()), (4, None));
+    let lost = optimize(&mut second, &options, None, true).await.unwrap();
+    assert_eq!(lost.version, None, "the same files were rewritten first: {lost:?}");
+    assert!(lost.conflict.is_some(), "{lost:?}");
+    let table = lake.table().await;
+    assert_eq!(lake.rows(&table), (0..40).collect::<Vec<_>>());
+    assert_eq!(table.get_file_uris().unwrap().count(), 1);
+}
+
+#[tokio::test]
+async fn a_compaction_commits_over_an_optimize_that_landed_after_it_read_the_table() {
+    let lake = lake(Layout::default());
+    let mut table = small_files(&lake, 3).await;
+    lake.stage("b2", "late.json", 100..105).await;
+    let mut stale = lake.table().await;
+    let options = OptimizeOptions { target_file_bytes: 1 << 20, min_small_files: 0 };
+    assert!(optimize(&mut table, &options, None, true).await.unwrap().version.is_some());
+    // Planned from the version before the optimize: an optimize adds no source, so no conflict.
+    let report = lake.compactor().run(&mut stale, false).await.unwrap();
+    assert_eq!(report.rows, 5);
+    let table = lake.table().await;
+    assert_eq!(lake.rows(&table), (0..30).chain(100..105).collect::<Vec<_>>());
+    // Rewriting files the compaction did not touch after it is no conflict either.
+    let mut stale = lake.table().await;
+    lake.stage("b3", "later.json", 200..201).await;
+    lake.compactor().run(&mut lake.table().await, false).await.unwrap();
+    let report = optimize(&mut stale, &options, None, true).await.unwrap();
+    assert!(report.version.is_some() && report.conflict.is_none(), "{report:?}");
+    assert_eq!(lake.rows(&lake.table().await), (0..30).chain(100..105).chain(200..201).collect::<Vec<_>>());
+}
+
 #[tokio::test]
 async fn vacuum_deletes_uncommitted_and_replaced_files_but_not_staging_or_live_files() {
     let lake = lake(Layout::default());

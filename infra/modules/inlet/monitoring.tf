@@ -88,6 +88,10 @@ locals {
       function    = "compactor", metric = "AbandonedRows", statistic = "Sum", period = 900, periods = 1, threshold = 0
       description = "The compactor voided unsealed converter batches: their converters died or ran past abandon_after_seconds, and SQS redelivers their messages. Check the converter's errors and timeout."
     }
+    held_fragments = {
+      function    = "compactor", metric = "FragmentsHeldForSchema", statistic = "Maximum", period = 900, periods = 1, threshold = 0
+      description = "Staged fragments carry a column that cannot join the table (not nullable, no exact Delta type, or typed two ways by different converters): they stay staged, uncommitted, until the declared schema is fixed. The compactor log names each fragment and column."
+    }
     superseded_versions = {
       function    = "converter", metric = "SupersededVersions", statistic = "Sum", period = 900, periods = 1, threshold = 0
       description = "Notified object versions were overwritten or deleted before the converter read them, so they were never ingested. The record under _inlet/superseded/ names each one; turn on bucket versioning (the module's default) to ingest every version."

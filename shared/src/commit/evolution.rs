@@ -1,14 +1,21 @@
-//! Schema evolution: new nullable columns in the declared schema reach the table in the same
-//! commit as the first data that has them; anything else (a type change, a dropped column, a
-//! new required column, a nullability change) is refused with the column named.
+//! Schema evolution: new nullable columns reach the table in the same commit as the first data
+//! that has them, whether the compactor's declared schema names them or only the staged
+//! fragments do (converters that read a newer schema first, during a rollout); anything else
+//! (a type change, a dropped required column, a new required column, a nullability change) is
+//! refused with the column named, and a fragment that carries such a column is held back
+//! rather than committed without it.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow_array::{RecordBatch, new_null_array};
-use arrow_schema::SchemaRef;
-use deltalake::kernel::StructType;
+use arrow_schema::{DataType as ArrowType, Fields, SchemaRef};
+use deltalake::kernel::engine::arrow_conversion::{TryFromArrow, TryIntoArrow};
+use deltalake::kernel::{DataType, StructField, StructType};
+use object_store::path::Path;
 
 use crate::error::{Error, Result};
+use crate::stage::fragment::FragmentInfo;
 
 /// The table schema to commit: `None` when the table already has every declared column,
 /// otherwise the table's columns followed by the new declared ones.
@@ -16,6 +23,12 @@ pub fn plan_evolution(table: &StructType, declared: &StructType) -> Result<Optio
     let refuse = |reason: String| Error::Schema { location: "declared schema vs Delta table".into(), reason };
     for column in table.fields() {
         let Some(wanted) = declared.field(column.name()) else {
+            // Added from the fragments of converters with a newer schema, while this compactor
+            // still has the older one: kept, null in rows without it. Only a required column
+            // cannot be left out of new rows.
+            if column.is_nullable() {
+                continue;
+            }
             return Err(refuse(format!(
                 "column {:?} is in the table but not in the declared schema: dropping columns is not supported",
                 column.name()
@@ -48,10 +61,16 @@ pub fn plan_evolution(table: &StructType, declared: &StructType) -> Result<Optio
 }
 
 /// Reshapes a fragment's batch to `target`, by column name: columns a fragment written under
-/// an older schema lacks become nulls.
+/// an older schema lacks become nulls. A column `target` lacks is refused, never dropped.
 pub fn conform(batch: &RecordBatch, target: &SchemaRef) -> Result<RecordBatch> {
     if batch.schema().fields() == target.fields() {
         return Ok(batch.clone());
+    }
+    if let Some(extra) = batch.schema().fields().iter().find(|field| target.field_with_name(field.name()).is_err()) {
+        return Err(Error::Schema {
+            location: "fragment vs table schema".into(),
+            reason: format!("column {:?} is not in the table schema: its values would be dropped", extra.name()),
+        });
     }
     let columns = target
         .fields()
@@ -63,6 +82,93 @@ pub fn conform(batch: &RecordBatch, target: &SchemaRef) -> Result<RecordBatch> {
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(RecordBatch::try_new(Arc::clone(target), columns)?)
+}
+
+/// What the staged fragments' own columns ask of a table whose schema would be `base`.
+#[derive(Debug, Default)]
+pub struct FragmentColumns {
+    /// Per fragment, the nullable columns it adds to `base` (one type per name across them).
+    pub additions: HashMap<Path, Vec<StructField>>,
+    /// Fragments held back, with why: a column they carry cannot join the table.
+    pub held: BTreeMap<Path, String>,
+}
+
+impl FragmentColumns {
+    /// Judges each of `staged` against `base`.
+    pub fn of(base: &StructType, staged: &[FragmentInfo]) -> Self {
+        let mut columns = Self::default();
+        for fragment in staged {
+            match fragment_additions(base, &fragment.fields) {
+                Ok(added) if added.is_empty() => {}
+                Ok(added) => {
+                    columns.additions.insert(fragment.path.clone(), added);
+                }
+                Err(reason) => {
+                    columns.held.insert(fragment.path.clone(), reason);
+                }
+            }
+        }
+        // Two fragments adding one name with two types: neither is committed under a guess.
+        let mut types: BTreeMap<&str, Vec<&DataType>> = BTreeMap::new();
+        for field in columns.additions.values().flatten() {
+            let seen = types.entry(field.name().as_str()).or_default();
+            if !seen.contains(&field.data_type()) {
+                seen.push(field.data_type());
+            }
+        }
+        let disputed: BTreeMap<String, String> = types
+            .into_iter()
+            .filter(|(_, types)| types.len() > 1)
+            .map(|(name, types)| (name.to_string(), types.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(" vs ")))
+            .collect();
+        let mut held = std::mem::take(&mut columns.held);
+        columns.additions.retain(|path, added| match added.iter().find(|f| disputed.contains_key(f.name())) {
+            Some(field) => {
+                let reason = format!(
+                    "staged fragments disagree on the type of new column {:?} ({})",
+                    field.name(),
+                    disputed[field.name()]
+                );
+                held.insert(path.clone(), reason);
+                false
+            }
+            None => true,
+        });
+        columns.held = held;
+        columns
+    }
+
+    /// `base` with the columns the fragments at `paths` add, each once, in order of appearance.
+    pub fn evolve<'a>(&self, base: &StructType, paths: impl IntoIterator<Item = &'a Path>) -> Result<StructType> {
+        let mut fields: Vec<StructField> = base.fields().cloned().collect();
+        for field in paths.into_iter().filter_map(|path| self.additions.get(path)).flatten() {
+            if !fields.iter().any(|f| f.name() == field.name()) {
+                fields.push(field.clone());
+            }
+        }
+        StructType::try_new(fields)
+            .map_err(|err| Error::Schema { location: "staged fragments vs Delta table".into(), reason: err.to_string() })
+    }
+}
+
+/// The columns of a fragment with `fields` that `base` lacks, as Delta columns; or why one of
+/// them cannot join the table.
+pub fn fragment_additions(base: &StructType, fields: &Fields) -> std::result::Result<Vec<StructField>, String> {
+    let mut added = Vec::new();
+    for field in fields.iter().filter(|field| base.field(field.name()).is_none()) {
+        let name = field.name();
+        if !field.is_nullable() {
+            return Err(format!("new column {name:?} is not nullable: rows already in the table could not have it"));
+        }
+        let delta = DataType::try_from_arrow(field.data_type())
+            .map_err(|err| format!("new column {name:?} of type {} has no Delta type: {err}", field.data_type()))?;
+        let back: ArrowType = (&delta).try_into_arrow().map_err(|err| format!("new column {name:?}: {err}"))?;
+        if back != *field.data_type() {
+            return Err(format!("new column {name:?}: type {} has no exact Delta equivalent", field.data_type()));
+        }
+        added.push(StructField::new(name.clone(), delta, true));
+    }
+    Ok(added)
 }
 
 #[cfg(test)]
@@ -102,5 +208,40 @@ mod tests {
             schema(&[("id", DataType::LONG, false), ("name", DataType::STRING, true), ("x", DataType::LONG, false)]);
         let err = plan_evolution(&table, &required).unwrap_err().to_string();
         assert!(err.contains("new column \"x\" is not nullable"), "{err}");
+    }
+
+    #[test]
+    fn a_nullable_table_column_a_stale_declared_schema_lacks_is_kept() {
+        let table = schema(&[("id", DataType::LONG, false), ("country", DataType::STRING, true)]);
+        let stale = schema(&[("id", DataType::LONG, false)]);
+        assert_eq!(plan_evolution(&table, &stale).unwrap(), None, "rows without it get nulls");
+    }
+
+    #[test]
+    fn fragment_columns_join_only_as_exact_nullable_delta_columns() {
+        use arrow_schema::Field;
+        let base = schema(&[("id", DataType::LONG, false)]);
+        let fields = |extra: Field| Fields::from(vec![Field::new("id", ArrowType::Int64, false), extra]);
+        let added = fragment_additions(&base, &fields(Field::new("country", ArrowType::Utf8, true))).unwrap();
+        assert_eq!(added, vec![StructField::new("country", DataType::STRING, true)]);
+        let err = fragment_additions(&base, &fields(Field::new("code", ArrowType::Utf8, false))).unwrap_err();
+        assert!(err.contains("\"code\" is not nullable"), "{err}");
+        let err = fragment_additions(&base, &fields(Field::new("n", ArrowType::UInt64, true))).unwrap_err();
+        assert!(err.contains("\"n\""), "{err}");
+        assert!(fragment_additions(&base, &Fields::from(vec![Field::new("id", ArrowType::Int64, false)])).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_batch_column_the_target_lacks_is_refused_not_dropped() {
+        use arrow_array::{Int64Array, StringArray};
+        use arrow_schema::{Field, Schema};
+        let batch = RecordBatch::try_from_iter([
+            ("id", Arc::new(Int64Array::from(vec![1])) as arrow_array::ArrayRef),
+            ("country", Arc::new(StringArray::from(vec!["DE"])) as arrow_array::ArrayRef),
+        ])
+        .unwrap();
+        let target = Arc::new(Schema::new(vec![Field::new("id", ArrowType::Int64, true)]));
+        let err = conform(&batch, &target).unwrap_err().to_string();
+        assert!(err.contains("\"country\" is not in the table schema"), "{err}");
     }
 }

@@ -21,7 +21,7 @@ use deltalake::kernel::transaction::{CommitBuilder, CommitConflictError, CommitP
 use deltalake::kernel::{Action, Transaction};
 use deltalake::logstore::get_actions;
 use deltalake::protocol::DeltaOperation;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, ObjectStoreExt};
 use percent_encoding::percent_decode_str;
 
 use crate::commit::table::log_cleanup_due;
@@ -204,10 +204,9 @@ mod tests {
     #[test]
     fn a_schema_or_protocol_change_in_between_is_a_conflict() {
         let compaction = commit(vec![add("new.parquet")], &[SOURCES_KEY]);
-        let evolved = [Action::Metadata(
-            deltalake::kernel::new_metadata(&deltalake::kernel::StructType::try_new([]).unwrap(), Vec::<String>::new(), Vec::<(String, Option<String>)>::new())
-                .unwrap(),
-        )];
+        let schema = deltalake::kernel::StructType::try_new([]).unwrap();
+        let metadata = deltalake::kernel::new_metadata(&schema, Vec::<String>::new(), Vec::<(String, String)>::new());
+        let evolved = [Action::Metadata(metadata.unwrap())];
         assert!(matches!(rebase_refusal(&compaction, 5, &evolved), Some(CommitConflictError::MetadataChanged)));
     }
 }

@@ -258,7 +258,12 @@ impl Converter {
         let mut isolated = Vec::new();
         let event = isolate_redeliveries(self.isolation.as_deref(), event, &mut isolated, &mut failed).await;
         let plan = BatchPlan::from_sqs(&event);
-        let mut unanswered: BTreeSet<String> = plan.objects.iter().flat_map(|(_, ids)| ids.iter().cloned()).collect();
+        // Objects still to read per message: a message naming several is answered only once
+        // every one of them was read (or failed), never at the deadline with one unread.
+        let mut unanswered: BTreeMap<String, usize> = BTreeMap::new();
+        for id in plan.objects.iter().flat_map(|(_, ids)| ids) {
+            *unanswered.entry(id.clone()).or_default() += 1;
+        }
         for (id, reason) in &plan.invalid {
             tracing::error!(message_id = %id, reason = %reason, "unreadable message: failing it");
             failed.insert(id.clone());
@@ -307,7 +312,12 @@ impl Converter {
                     };
                     let Some((result, object, ids)) = received else { break };
                     for id in &ids {
-                        unanswered.remove(id);
+                        if let Some(left) = unanswered.get_mut(id) {
+                            *left -= 1;
+                            if *left == 0 {
+                                unanswered.remove(id);
+                            }
+                        }
                     }
                     match result {
                         // Two versions of one key with the same bytes (a re-upload) are one source:
@@ -348,7 +358,7 @@ impl Converter {
             }
         };
         staged?;
-        failed.extend(std::mem::take(&mut unanswered));
+        failed.extend(std::mem::take(&mut unanswered).into_keys());
         if !report.fragments.is_empty() {
             crash_point("converter.before_seal");
             self.seal(&report).await?;
@@ -1103,6 +1113,34 @@ mod tests {
             vec![("s3://raw/a.json".to_string(), 4), ("s3://raw/b.json".to_string(), 4)]
         );
         assert_eq!(f.fragments.batches().await.unwrap().len(), 1, "what was staged is sealed");
+    }
+
+    #[tokio::test]
+    async fn a_message_naming_several_objects_is_redelivered_while_one_of_them_is_unread() {
+        let f = fixture(Layout::default(), small());
+        let schema = Arc::new(TableSchema::parse_with(SCHEMA, "t", Layout::default()).unwrap());
+        let converter = Converter::new(
+            Arc::new(SlowSource(f.source.clone())),
+            f.fragments.clone(),
+            f.quarantine.clone(),
+            schema,
+            small(),
+        );
+        for key in ["a.json", "b.json", "slow.json"] {
+            f.source.put("raw", key, lines(0..4));
+        }
+        // One message with two records (as an SNS fan-out or a hand-made body may carry).
+        let mut both: serde_json::Value = serde_json::from_str(&created("a.json")).unwrap();
+        let slow: serde_json::Value = serde_json::from_str(&created("slow.json")).unwrap();
+        both["Records"].as_array_mut().unwrap().push(slow["Records"][0].clone());
+        let event = sqs(vec![both.to_string(), created("b.json")]);
+        let stop = tokio::time::Instant::now() + std::time::Duration::from_millis(500);
+        let report =
+            tokio::time::timeout(std::time::Duration::from_secs(600), converter.convert_until(&event, Some(stop)))
+                .await
+                .expect("the batch answers at its stop")
+                .unwrap();
+        assert_eq!(report.failed_messages, vec!["m0"], "its slow object was never read");
     }
 
     /// A store that streams `big*` objects slowly once their digest is taken: 4 KiB chunks,

@@ -3,6 +3,7 @@
 use std::io::Read;
 
 use async_trait::async_trait;
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 
@@ -130,8 +131,9 @@ impl ObjectSource for S3Source {
     }
 
     /// Opens the notified version: by version id on a versioned bucket, else only while the
-    /// key still holds the notified ETag (`If-Match`). A version that is gone is
-    /// [`Error::Superseded`], never silently replaced by whatever the key holds now.
+    /// key still holds the notified ETag (`If-Match`). A version that is not there is
+    /// [`Error::Superseded`] only on evidence, when the key now holds another version; a
+    /// missing bucket or key, or a refused access, fails with the reason.
     async fn open(&self, object: &SourceObject) -> Result<Opened> {
         let uri = object.uri();
         let mut request = self.client.get_object().bucket(&object.bucket).key(&object.key);
@@ -140,34 +142,99 @@ impl ObjectSource for S3Source {
         } else if let Some(etag) = &object.etag {
             request = request.if_match(format!("\"{etag}\""));
         }
-        let response = request.send().await.map_err(|err| {
-            let status = err.raw_response().map(|response| response.status().as_u16());
-            let named = object.version.is_some() || object.etag.is_some();
-            match status {
-                Some(412) => Error::Superseded {
-                    object: object.describe(),
-                    reason: "the key was overwritten before it was read: it now holds another ETag".into(),
-                },
-                Some(404) if named => Error::Superseded {
-                    object: object.describe(),
-                    reason: "the version was deleted before it was read".into(),
-                },
-                _ => Error::Source {
-                    uri: uri.clone(),
-                    reason: if status == Some(404) {
-                        "object not found (deleted before it was read?)".into()
-                    } else {
-                        format!("GetObject failed: {}", aws_sdk_s3::error::DisplayErrorContext(&err))
-                    },
-                    // Throttling and network faults pass; an unnamed missing object goes to the DLQ.
-                    retryable: true,
-                },
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(err) => {
+                let status = err.raw_response().map(|response| response.status().as_u16());
+                let code = err.code().unwrap_or("no error code").to_string();
+                let named = object.version.is_some() || object.etag.is_some();
+                let fail = |reason: String, retryable| Error::Source { uri: uri.clone(), reason, retryable };
+                return Err(match status {
+                    _ if code == "NoSuchBucket" => {
+                        fail(format!("bucket {:?} does not exist (NoSuchBucket)", object.bucket), false)
+                    }
+                    Some(403) => fail(format!("access denied ({code}): check the converter's role and the bucket policy"), false),
+                    Some(412) | Some(404) if named => {
+                        let asked = format!("GetObject answered {} {code}", status.unwrap_or_default());
+                        missing_version_verdict(object, &asked, self.current(object).await)
+                    }
+                    Some(404) => fail(format!("object not found ({code})"), false),
+                    // Throttling and network faults pass.
+                    _ => fail(format!("GetObject failed: {}", aws_sdk_s3::error::DisplayErrorContext(&err)), true),
+                });
             }
-        })?;
+        };
         let etag = response.e_tag.as_deref().map(|etag| etag.trim_matches('"').to_string());
         let length = response.content_length.and_then(|length| u64::try_from(length).ok()).unwrap_or(u64::MAX);
         Ok(Opened { body: response.body, length, etag })
     }
+}
+
+impl S3Source {
+    /// What the object's key holds now, asked without naming a version (an unconditional
+    /// HEAD); `None` when the key does not exist.
+    async fn current(&self, object: &SourceObject) -> Result<Option<CurrentVersion>> {
+        match self.client.head_object().bucket(&object.bucket).key(&object.key).send().await {
+            Ok(head) => Ok(Some(CurrentVersion {
+                etag: head.e_tag().map(|etag| etag.trim_matches('"').to_string()),
+                version: head.version_id().filter(|version| *version != "null").map(str::to_string),
+            })),
+            Err(err) => match err.raw_response().map(|response| response.status().as_u16()) {
+                Some(404) => Ok(None),
+                status => Err(Error::Source {
+                    uri: object.uri(),
+                    reason: format!("HeadObject failed: {}", aws_sdk_s3::error::DisplayErrorContext(&err)),
+                    retryable: status != Some(403),
+                }),
+            },
+        }
+    }
+}
+
+/// What a key holds now, as an unconditional HEAD answers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CurrentVersion {
+    /// Its ETag (quotes removed).
+    pub etag: Option<String>,
+    /// Its version id, on a versioned bucket.
+    pub version: Option<String>,
+}
+
+/// The verdict on a notified version the store did not find where named (`asked` says how it
+/// answered), given what the key holds `now`: superseded only when it holds another version
+/// (another version id or ETag); a key that is gone, or that still holds the notified version,
+/// fails the message with the reason. Pure: the whole rule, tested without a store.
+pub fn missing_version_verdict(
+    object: &SourceObject,
+    asked: &str,
+    now: Result<Option<CurrentVersion>>,
+) -> Error {
+    let fail = |reason: String, retryable| Error::Source { uri: object.uri(), reason, retryable };
+    let now = match now {
+        Ok(Some(now)) => now,
+        Ok(None) => return fail(format!("object not found: the key does not exist ({asked})"), false),
+        Err(err) => {
+            let retryable = err.is_retryable();
+            return fail(format!("{asked}, and what the key holds now is unknown: {err}"), retryable);
+        }
+    };
+    let differs = |notified: &Option<String>, current: &Option<String>| matches!((notified, current), (Some(a), Some(b)) if a != b);
+    let other_version = differs(&object.version, &now.version);
+    let other_etag = differs(&object.etag, &now.etag);
+    if other_version || other_etag {
+        let holds = match (&now.version, &now.etag) {
+            (Some(version), Some(etag)) => format!("version {version} (ETag {etag})"),
+            (Some(version), None) => format!("version {version}"),
+            (None, Some(etag)) => format!("ETag {etag}"),
+            (None, None) => "another version".into(),
+        };
+        return Error::Superseded {
+            object: object.describe(),
+            reason: format!("the key was overwritten or the version deleted before it was read: it now holds {holds}"),
+        };
+    }
+    // The key holds the notified version after all (a store catching up): try again.
+    fail(format!("{asked}, yet the key holds the notified version"), true)
 }
 
 /// How an object is compressed, from its key's extension.
@@ -593,6 +660,30 @@ mod tests {
 
     fn decompress(object: &SourceObject, data: impl Into<Bytes>) -> Result<Vec<u8>> {
         with_decompressed(object, &data.into(), ObjectLimits::NONE, <[u8]>::to_vec)
+    }
+
+    #[test]
+    fn a_missing_version_is_superseded_only_when_the_key_holds_another_one() {
+        let notified = SourceObject { bucket: "raw".into(), key: "a b+c%é.json".into(), etag: Some("e1".into()), ..Default::default() };
+        let asked = "GetObject answered 412 PreconditionFailed";
+        let holding = |etag: &str| Ok(Some(CurrentVersion { etag: Some(etag.into()), version: None }));
+        match missing_version_verdict(&notified, asked, holding("e2")) {
+            Error::Superseded { reason, .. } => assert!(reason.contains("now holds ETag e2"), "{reason}"),
+            other => panic!("another ETag is evidence: {other:?}"),
+        }
+        // The key is gone (deleted, or the notification named a key that never was): fails.
+        let gone = missing_version_verdict(&notified, "GetObject answered 404 NoSuchKey", Ok(None));
+        assert!(matches!(&gone, Error::Source { retryable: false, .. }), "{gone:?}");
+        assert!(gone.to_string().contains("a b+c%é.json: object not found"), "{gone}");
+        // The key still holds the notified version: no evidence, try again.
+        assert!(matches!(missing_version_verdict(&notified, asked, holding("e1")), Error::Source { retryable: true, .. }));
+        // Nothing known about the key: no evidence either.
+        let unknown = Err(Error::Source { uri: "s3://raw/k".into(), reason: "HeadObject failed: 403".into(), retryable: false });
+        assert!(matches!(missing_version_verdict(&notified, asked, unknown), Error::Source { retryable: false, .. }));
+        // On a versioned bucket another version id is evidence too.
+        let versioned = SourceObject { version: Some("v1".into()), ..notified.clone() };
+        let now = Ok(Some(CurrentVersion { etag: Some("e1".into()), version: Some("v2".into()) }));
+        assert!(matches!(missing_version_verdict(&versioned, asked, now), Error::Superseded { .. }));
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! A replay writes the record's lines (as they were, or as the operator fixed them) as a new
 //! object beside the original, `<key>.replay-<digest>.json.zst`, so it takes the same route,
 //! partition and notifications, and the pipeline ingests it exactly once like any object. The
-//! key is fixed by the record and written only if absent (`If-None-Match: *`), so a record can
-//! be replayed once: a second replay, even with other fixes, is refused and names the object.
+//! replay note is created first, only if absent (`If-None-Match: *`), so a record is replayed
+//! once: a second replay, even with other fixes and after the replay object expired, is
+//! refused and names the object.
 //! Lines that fail again are quarantined under the replay object, to be fixed in turn.
 
 use std::collections::HashMap;
@@ -153,9 +154,26 @@ pub struct Replayed {
     pub etag: Option<String>,
 }
 
+/// The replay note of a record (`_inlet/replayed/...`), created before the object so that a
+/// record is replayed once whatever the raw bucket still holds (raw buckets expire objects).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+struct ReplayNote {
+    /// `s3://bucket/key` of the replay object.
+    object: String,
+    /// The quarantine record replayed.
+    record: String,
+    /// The lines the replay writes, kept until the object is written, so that a replay that
+    /// stopped in between is finished with its own lines and never with another's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pending: Option<Vec<String>>,
+}
+
 /// Replays `record`: writes `lines` (the operator's fixes; `None` replays the lines as they
 /// were, e.g. after a schema change) as a new object in the record's bucket, whose store is
-/// `raw`. Refused if the record was replayed before.
+/// `raw`. The note is created first (create-only): a record that has one was replayed, and
+/// any later replay is refused, even once the replay object is gone. A replay that stopped
+/// between its note and its object is finished, with its own lines, by the next attempt,
+/// which is then refused.
 pub async fn replay(
     table: &Arc<dyn ObjectStore>,
     raw: &Arc<dyn ObjectStore>,
@@ -170,31 +188,58 @@ pub async fn replay(
     if lines.is_empty() {
         return Err(Error::BadRequest(format!("nothing to replay for {}: no non-empty lines", record.path)));
     }
-    let mut body = lines.join("\n");
-    body.push('\n');
-    let compressed = zstd::encode_all(body.as_bytes(), 3)?;
     let key = record.replay_key();
     let object = format!("s3://{}/{key}", record.bucket);
-    let options = PutOptions { mode: PutMode::Create, ..Default::default() };
-    let etag = match raw.put_opts(&Path::from(key.as_str()), PutPayload::from(compressed), options).await {
-        Ok(result) => result.e_tag,
+    let already = || {
+        Error::BadRequest(format!(
+            "{} was already replayed as {object}: each record is replayed once, so no line is ingested twice",
+            record.path
+        ))
+    };
+    let note = ReplayNote { object: object.clone(), record: record.path.clone(), pending: Some(lines.clone()) };
+    let create = PutOptions { mode: PutMode::Create, ..Default::default() };
+    match table.put_opts(&record.marker(), PutPayload::from(serde_json::to_vec(&note)?), create).await {
+        Ok(_) => {}
         Err(object_store::Error::AlreadyExists { .. }) => {
-            // Written before (perhaps by a replay that stopped before noting it): note it now.
-            note_replay(table, record, &object).await?;
-            return Err(Error::BadRequest(format!(
-                "{} was already replayed as {object}: each record is replayed once, so no line is ingested twice",
-                record.path
-            )));
+            let earlier: ReplayNote = serde_json::from_slice(&table.get(&record.marker()).await?.bytes().await?)?;
+            if let Some(pending) = earlier.pending {
+                tracing::warn!(record = %record.path, "finishing a replay that stopped before writing its object");
+                write_replay_object(raw, &key, &pending).await?;
+                finish_note(table, record, &earlier.object).await?;
+            }
+            return Err(already());
         }
         Err(err) => return Err(err.into()),
+    }
+    let etag = match write_replay_object(raw, &key, &lines).await? {
+        Some(etag) => etag,
+        // Written by a replay from before notes came first, which stopped before its note.
+        None => {
+            finish_note(table, record, &object).await?;
+            return Err(already());
+        }
     };
-    note_replay(table, record, &object).await?;
+    finish_note(table, record, &object).await?;
     Ok(Replayed { record: record.path.clone(), object, lines: lines.len(), etag })
 }
 
-async fn note_replay(table: &Arc<dyn ObjectStore>, record: &QuarantineRecord, object: &str) -> Result<()> {
-    let note = serde_json::json!({"object": object, "record": record.path});
-    table.put(&record.marker(), PutPayload::from(note.to_string().into_bytes())).await?;
+/// Writes the replay object `key` of `lines` if absent; `None` when it was there already.
+async fn write_replay_object(raw: &Arc<dyn ObjectStore>, key: &str, lines: &[String]) -> Result<Option<Option<String>>> {
+    let mut body = lines.join("\n");
+    body.push('\n');
+    let compressed = zstd::encode_all(body.as_bytes(), 3)?;
+    let create = PutOptions { mode: PutMode::Create, ..Default::default() };
+    match raw.put_opts(&Path::from(key), PutPayload::from(compressed), create).await {
+        Ok(result) => Ok(Some(result.e_tag)),
+        Err(object_store::Error::AlreadyExists { .. }) => Ok(None),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Marks `record`'s replay as written (its note no longer holds lines to write).
+async fn finish_note(table: &Arc<dyn ObjectStore>, record: &QuarantineRecord, object: &str) -> Result<()> {
+    let note = ReplayNote { object: object.to_string(), record: record.path.clone(), pending: None };
+    table.put(&record.marker(), PutPayload::from(serde_json::to_vec(&note)?)).await?;
     Ok(())
 }
 
@@ -279,6 +324,40 @@ mod tests {
         raw.put(&Path::from(record.replay_key()), PutPayload::from_static(b"x")).await.unwrap();
         let err = replay(&table, &raw, &record, Some(vec!["{}".into()])).await.unwrap_err().to_string();
         assert!(err.contains("already replayed"), "{err}");
+        assert!(list(&table).await.unwrap()[0].replayed_as.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_record_is_replayed_once_even_after_its_replay_object_is_gone() {
+        let table: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let raw: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        quarantined(&table, "web/a.json.zst", "d1", &["{\"n\": 1,"]).await;
+        let record = find(&table, "s3://raw/web/a.json.zst").await.unwrap();
+        replay(&table, &raw, &record, Some(vec!["{\"n\": 1}".into()])).await.unwrap();
+        // The raw bucket's lifecycle rule expired the replay object after it was ingested.
+        raw.delete(&Path::from(record.replay_key())).await.unwrap();
+        let err = replay(&table, &raw, &record, Some(vec!["{\"n\": 10}".into()])).await.unwrap_err().to_string();
+        assert!(err.contains("already replayed"), "{err}");
+        assert!(raw.head(&Path::from(record.replay_key())).await.is_err(), "nothing written again");
+    }
+
+    #[tokio::test]
+    async fn a_replay_that_stopped_after_its_note_is_finished_with_its_own_lines() {
+        let table: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let raw: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        quarantined(&table, "web/a.json.zst", "d1", &["{bad"]).await;
+        let record = find(&table, "s3://raw/web/a.json.zst").await.unwrap();
+        // The process stopped between creating the note and writing the object.
+        let note = ReplayNote {
+            object: format!("s3://raw/{}", record.replay_key()),
+            record: record.path.clone(),
+            pending: Some(vec!["{\"first\": 1}".into()]),
+        };
+        table.put(&record.marker(), PutPayload::from(serde_json::to_vec(&note).unwrap())).await.unwrap();
+        let err = replay(&table, &raw, &record, Some(vec!["{\"second\": 2}".into()])).await.unwrap_err().to_string();
+        assert!(err.contains("already replayed"), "{err}");
+        let written = raw.get(&Path::from(record.replay_key())).await.unwrap().bytes().await.unwrap();
+        assert_eq!(zstd::decode_all(&written[..]).unwrap(), b"{\"first\": 1}\n", "the first replay's lines only");
         assert!(list(&table).await.unwrap()[0].replayed_as.is_some());
     }
 

@@ -5,12 +5,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
-use arrow_schema::SchemaRef;
+use arrow_schema::{Fields, SchemaRef};
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
-use parquet::arrow::ArrowWriter;
+use parquet::arrow::{ArrowWriter, parquet_to_arrow_schema};
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::{KeyValue, ParquetMetaData, ParquetMetaDataReader};
@@ -39,6 +39,9 @@ pub struct FragmentInfo {
     pub batch: Option<String>,
     /// Whether it may be compacted only once its batch is sealed.
     pub awaits_seal: bool,
+    /// Its columns, as its footer's Arrow schema gives them: a converter with a newer
+    /// declared schema stages columns the table may not have yet.
+    pub fields: Fields,
 }
 
 /// A fragment read back: its sources and its rows.
@@ -358,8 +361,10 @@ impl FragmentStore {
         };
         let metadata = ParquetMetaDataReader::decode_metadata(&footer)?;
         let (sources, batch, awaits_seal) = inlet_metadata(&meta.location, &metadata)?;
+        let file = metadata.file_metadata();
+        let fields = parquet_to_arrow_schema(file.schema_descr(), file.key_value_metadata())?.fields().clone();
         let (path, size, staged_at) = (meta.location.clone(), meta.size, meta.last_modified);
-        Ok(FragmentInfo { path, size, staged_at, sources, batch, awaits_seal })
+        Ok(FragmentInfo { path, size, staged_at, sources, batch, awaits_seal, fields })
     }
 
     /// Reads one fragment whole.

@@ -81,10 +81,18 @@ impl ObjectSource for MemorySource {
         let versions = objects.get(&(object.bucket.clone(), object.key.clone())).map(Vec::as_slice).unwrap_or_default();
         let superseded = |reason: &str| Error::Superseded { object: object.describe(), reason: reason.into() };
         let found = match &object.version {
-            Some(version) => versions
-                .iter()
-                .find(|stored| stored.version.as_ref() == Some(version))
-                .ok_or_else(|| superseded("the version was deleted before it was read"))?,
+            // Superseded only when the key holds another version, as S3Source judges it.
+            Some(version) => match versions.iter().find(|stored| stored.version.as_ref() == Some(version)) {
+                Some(found) => found,
+                None if versions.is_empty() => {
+                    return Err(Error::Source {
+                        uri: object.uri(),
+                        reason: "object not found: the key does not exist".into(),
+                        retryable: false,
+                    });
+                }
+                None => return Err(superseded("the version was deleted before it was read")),
+            },
             None => versions.last().ok_or_else(|| Error::Source {
                 uri: object.uri(),
                 reason: "object not found (deleted before it was read?)".into(),

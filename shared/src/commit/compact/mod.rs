@@ -28,7 +28,7 @@ use parquet::file::metadata::ParquetMetaDataReader;
 
 use crate::commit::copy::CopiedFiles;
 use crate::commit::exclusive::{TableCommit, commit_exclusive};
-use crate::commit::evolution::{conform, plan_evolution};
+use crate::commit::evolution::{FragmentColumns, conform, plan_evolution};
 use crate::commit::history::LoadHistory;
 use crate::commit::table::DataFiles;
 use crate::config::Settings;
@@ -82,6 +82,7 @@ impl CompactorOptions {
             freshness: self.freshness,
             force,
             partitions,
+            held: HashSet::new(),
         }
     }
 }
@@ -180,12 +181,20 @@ impl Compactor {
         let ids: BTreeSet<SourceId> = staged.iter().flat_map(|f| f.sources.iter().map(|s| s.id.clone())).collect();
         let (history, committed) = self.look_up(table, loaded.version, &Vec::from_iter(ids)).await?;
         report.timings.load_ms += lap.next();
-        let plan = plan_compaction(
-            staged,
-            |id| committed.contains(id),
-            &self.options.policy(force, self.partitions.clone()),
-            self.clock.now(),
-        );
+        // The table's schema, with the declared schema's new columns and then those only the
+        // fragments carry (their converters read a newer schema than this compactor).
+        let current = table.snapshot()?.metadata().parse_schema().map_err(DeltaTableError::from)?;
+        let base = plan_evolution(&current, &self.schema.delta)?.unwrap_or_else(|| current.clone());
+        let columns = FragmentColumns::of(&base, &staged);
+        for (fragment, reason) in &columns.held {
+            tracing::error!(fragment = %fragment, reason = %reason, "fragment held back: a column it carries cannot join the table");
+        }
+        report.held_fragments = columns.held.len();
+        let policy = Policy {
+            held: columns.held.keys().cloned().collect(),
+            ..self.options.policy(force, self.partitions.clone())
+        };
+        let plan = plan_compaction(staged, |id| committed.contains(id), &policy, self.clock.now());
         report.fragments = plan.consume.len();
         report.deferred_fragments = plan.deferred;
         report.oldest_staged_seconds = plan.oldest_staged_seconds;
@@ -198,7 +207,8 @@ impl Compactor {
             self.forget_finished_batches(records, waiting.iter().chain(&plan.deferred_fragments), &[]).await?;
             return Ok(report);
         }
-        let merged = self.merge(table, &plan, &mut report).await?;
+        let schema = columns.evolve(&base, plan.consume.iter().map(|fragment| &fragment.path))?;
+        let merged = self.merge(table, &plan, &current, &schema, &mut report).await?;
         report.timings.merge_ms = lap.next();
         let consumed = merged.consumed.clone();
         if !merged.adds.is_empty() {
@@ -334,13 +344,18 @@ impl Compactor {
         self.fragments.forget_batches(finished).await
     }
 
-    /// Streams the kept rows of the plan's fragments into target-sized files of the table's
-    /// schema, evolved with the declared schema's new nullable columns.
-    async fn merge(&self, table: &DeltaTable, plan: &CompactionPlan, report: &mut CompactionReport) -> Result<Merged> {
+    /// Streams the kept rows of the plan's fragments into target-sized files of `schema`: the
+    /// table's `current` one, or that evolved with new nullable columns.
+    async fn merge(
+        &self,
+        table: &DeltaTable,
+        plan: &CompactionPlan,
+        current: &StructType,
+        schema: &StructType,
+        report: &mut CompactionReport,
+    ) -> Result<Merged> {
         let metadata = table.snapshot()?.metadata().clone();
-        let table_schema = metadata.parse_schema().map_err(DeltaTableError::from)?;
-        let evolved = plan_evolution(&table_schema, &self.schema.delta)?;
-        let target: SchemaRef = Arc::new((evolved.as_ref().unwrap_or(&table_schema)).try_into_arrow()?);
+        let target: SchemaRef = Arc::new(schema.try_into_arrow()?);
         let mut writer = DataFiles::new(table, target.clone(), self.options.target_file_bytes)?;
         let mut copier = CopiedFiles::new(table, target.clone(), self.options.target_file_bytes)?;
         let mut committed: BTreeMap<SourceId, u64> = BTreeMap::new();
@@ -398,10 +413,10 @@ impl Compactor {
         report.sources = committed.len();
         report.files = adds.len();
         report.bytes = adds.iter().map(|add| add.size.max(0) as u64).sum();
-        let evolved = match evolved {
-            Some(schema) => Some(with_new_columns(metadata, &table_schema, &schema)?),
-            None => None,
-        };
+        // Columns are only ever added, so more of them is a change.
+        let evolved = (schema.num_fields() > current.num_fields())
+            .then(|| with_new_columns(metadata, current, schema))
+            .transpose()?;
         let sources = committed.into_iter().map(|(id, rows)| CommittedSource { id, rows }).collect();
         let consumed = plan.consume.iter().map(|info| info.path.clone()).collect();
         Ok(Merged { adds, evolved, sources, consumed })

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use object_store::path::Path;
 
 use crate::layout::staged_partition;
 use crate::lineage::SourceId;
@@ -26,6 +27,8 @@ pub struct Policy {
     /// Only these partition directories (`date=2026-05-16`); all when `None`. A copy of a
     /// source with fragments outside them is left whole for a run that takes them all.
     pub partitions: Option<HashSet<String>>,
+    /// Fragments held back whatever else holds: a column they carry cannot join the table.
+    pub held: HashSet<Path>,
 }
 
 /// What a run will do with the staged fragments.
@@ -93,7 +96,8 @@ pub fn plan_compaction(
         .iter()
         .map(|fragment| {
             let abandoned = age(fragment) >= policy.abandon_after;
-            !abandoned && fragment.sources.iter().any(|source| incomplete.contains(&source.id))
+            policy.held.contains(&fragment.path)
+                || (!abandoned && fragment.sources.iter().any(|source| incomplete.contains(&source.id)))
         })
         .collect();
     if let Some(wanted) = &policy.partitions {
@@ -252,6 +256,7 @@ mod tests {
                 .collect(),
             batch: Some(batch.into()),
             awaits_seal: false,
+            fields: arrow_schema::Fields::empty(),
         }
     }
 
@@ -279,6 +284,7 @@ mod tests {
             freshness: Duration::ZERO,
             force: false,
             partitions: None,
+            held: HashSet::new(),
         }
     }
 
@@ -355,6 +361,21 @@ mod tests {
         assert_eq!(plan_compaction(staged.clone(), |_| false, &forced, now()).consume.len(), 2);
         let stale = Policy { freshness: Duration::from_secs(30), ..waiting };
         assert_eq!(plan_compaction(staged, |_| false, &stale, now()).consume.len(), 2);
+    }
+
+    #[test]
+    fn a_held_fragment_waits_and_keeps_its_copy_of_a_source_whole() {
+        // Object a spans two fragments of batch b1; the first carries a column this compactor
+        // cannot add, so neither may be committed without the other.
+        let staged = vec![
+            fragment("b1", "date=2026-05-16", 10, &[("a", 3, 5)]),
+            fragment("b1", "date=2026-05-17", 10, &[("a", 2, 5)]),
+            fragment("b2", "date=2026-05-16", 10, &[("d", 4, 4)]),
+        ];
+        let holding = Policy { held: HashSet::from([staged[0].path.clone()]), ..eager() };
+        let plan = plan_compaction(staged, |_| false, &holding, now());
+        assert_eq!(consumed(&plan), vec!["b2-d.parquet"]);
+        assert_eq!(plan.deferred, 2);
     }
 
     #[test]

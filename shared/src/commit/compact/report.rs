@@ -15,6 +15,10 @@ pub struct CompactionReport {
     pub copied_fragments: usize,
     /// Fragments left staged: small and fresh, or holding a copy of a source not complete yet.
     pub deferred_fragments: usize,
+    /// Of the deferred fragments, those held back because a column they carry cannot join the
+    /// table (not nullable, no exact Delta type, or typed two ways); they wait, staged, for a
+    /// fix or a compactor whose declared schema has the column.
+    pub held_fragments: usize,
     /// Staged files that could not be read as fragments, set aside under `_inlet/corrupt/`.
     pub corrupt_fragments: usize,
     /// Fragments of converter batches not sealed yet (their converter may still be running).
@@ -87,6 +91,7 @@ impl CompactionReport {
             Metric { name: "FreshnessLag", value: self.oldest_staged_seconds as f64, unit: "Seconds" },
             Metric { name: "FragmentsConsumed", value: self.fragments as f64, unit: "Count" },
             Metric { name: "FragmentsDeferred", value: self.deferred_fragments as f64, unit: "Count" },
+            Metric { name: "FragmentsHeldForSchema", value: self.held_fragments as f64, unit: "Count" },
             Metric { name: "CorruptFragments", value: self.corrupt_fragments as f64, unit: "Count" },
             Metric { name: "RowsCommitted", value: self.rows as f64, unit: "Count" },
             Metric { name: "DuplicateRowsDropped", value: self.duplicate_rows as f64, unit: "Count" },
@@ -107,6 +112,7 @@ impl CompactionReport {
         tracing::info!(
             fragments = self.fragments,
             deferred = self.deferred_fragments,
+            held = self.held_fragments,
             corrupt = self.corrupt_fragments,
             unsealed = self.unsealed_fragments,
             abandoned_rows = self.abandoned_rows,

@@ -6,7 +6,7 @@ use object_store::{ObjectStoreExt, PutPayload};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::*;
-use crate::commit::table::table_store;
+use crate::commit::table::{log_cleanup_due, table_store};
 use crate::commit::{OptimizeOptions, open_or_create, optimize, vacuum};
 use crate::config::Maintenance;
 use crate::ingest::decode::JsonDecoder;
@@ -158,6 +158,26 @@ impl Lake {
         }
         ids.sort();
         ids
+    }
+
+    /// The values of string column `column` in the table, sorted (null for files without it).
+    fn strings(&self, table: &DeltaTable, column: &str) -> Vec<Option<String>> {
+        let mut values = Vec::new();
+        for uri in table.get_file_uris().unwrap() {
+            let path = uri.strip_prefix("file://").map(str::to_string).unwrap_or(uri);
+            let path = if path.starts_with('/') { path.into() } else { self.dir.path().join(path) };
+            for batch in
+                ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap()).unwrap().build().unwrap()
+            {
+                let batch = batch.unwrap();
+                match batch.column_by_name(column) {
+                    Some(c) => values.extend(c.as_string::<i32>().iter().map(|v| v.map(str::to_string))),
+                    None => values.extend(std::iter::repeat_n(None, batch.num_rows())),
+                }
+            }
+        }
+        values.sort();
+        values
     }
 
     fn compactor(&self) -> Compactor {
@@ -545,6 +565,61 @@ async fn a_new_nullable_column_joins_the_table_with_the_first_data_that_has_it()
     let err = lake.compactor_for(retyped).run(&mut table, false).await.unwrap_err().to_string();
     assert!(err.contains("\"id\" changes type"), "{err}");
     assert_eq!(table.version(), Some(2));
+}
+
+#[tokio::test]
+async fn a_compactor_with_an_older_schema_adds_the_fragments_new_column_and_drops_no_value() {
+    let lake = lake(Layout::default());
+    let mut table = lake.table().await;
+    // Converters read the new schema first; the warm compactor still has the old one.
+    let v2 = with_country();
+    lake.stage("b1", "old.json", 0..2).await;
+    lake.stage_with(&v2, "new.json", b"{\"id\":2,\"country\":\"DE\"}\n{\"id\":3}\n", 2).await;
+    let report = lake.compactor().run(&mut table, false).await.unwrap();
+    assert_eq!((report.rows, report.held_fragments, report.version), (4, 0, Some(1)));
+    let commit = std::fs::read_to_string(lake.dir.path().join("_delta_log/00000000000000000001.json")).unwrap();
+    assert!(commit.contains("\"metaData\"") && commit.contains("\"add\""), "schema and data in one commit");
+    let schema = table.snapshot().unwrap().metadata().parse_schema().unwrap();
+    assert!(schema.field("country").is_some_and(|f| f.is_nullable()));
+    assert_eq!(lake.strings(&table, "country"), vec![None, None, None, Some("DE".into())]);
+    // The stale compactor goes on committing old fragments, and so does one that declares it.
+    lake.stage("b2", "old2.json", 4..5).await;
+    assert_eq!(lake.compactor().run(&mut table, false).await.unwrap().rows, 1);
+    lake.stage_with(&v2, "new2.json", b"{\"id\":5,\"country\":\"FR\"}\n", 1).await;
+    assert_eq!(lake.compactor().run(&mut table, false).await.unwrap().rows, 1);
+    lake.stage_with(&v2, "new3.json", b"{\"id\":6,\"country\":\"NL\"}\n", 1).await;
+    assert_eq!(lake.compactor_for(v2.clone()).run(&mut table, false).await.unwrap().rows, 1);
+    assert_eq!(lake.rows(&table), (0..7).collect::<Vec<_>>());
+    let countries = lake.strings(&table, "country");
+    assert_eq!(countries.iter().flatten().collect::<Vec<_>>(), ["DE", "FR", "NL"]);
+}
+
+#[tokio::test]
+async fn fragments_with_a_column_no_compactor_may_add_are_held_staged_not_committed_without_it() {
+    let lake = lake(Layout::default());
+    let mut table = lake.table().await;
+    let required = Arc::new(
+        TableSchema::parse(
+            r#"{"fields":[{"name":"id","type":"long"},{"name":"code","type":"string","nullable":false}]}"#,
+            "v3",
+        )
+        .unwrap(),
+    );
+    lake.stage_with(&required, "required.json", b"{\"id\":6,\"code\":\"x\"}\n", 1).await;
+    // Two converters disagree on the new column's type.
+    let text = |t: &str| format!(r#"{{"fields":[{{"name":"id","type":"long"}},{{"name":"size","type":"{t}"}}]}}"#);
+    let as_long = Arc::new(TableSchema::parse(&text("long"), "v4").unwrap());
+    let as_string = Arc::new(TableSchema::parse(&text("string"), "v5").unwrap());
+    lake.stage_with(&as_long, "long.json", b"{\"id\":7,\"size\":3}\n", 1).await;
+    lake.stage_with(&as_string, "string.json", b"{\"id\":8,\"size\":\"L\"}\n", 1).await;
+    lake.stage("b1", "plain.json", 0..2).await;
+    let report = lake.compactor().run(&mut table, false).await.unwrap();
+    assert_eq!((report.rows, report.held_fragments, report.deferred_fragments), (2, 3, 3));
+    assert!(report.metrics().iter().any(|m| m.name == "FragmentsHeldForSchema" && m.value == 3.0));
+    assert_eq!(lake.fragments.list().await.unwrap().len(), 3, "held fragments stay staged");
+    assert_eq!(lake.rows(&table), vec![0, 1]);
+    let schema = table.snapshot().unwrap().metadata().parse_schema().unwrap();
+    assert!(schema.field("code").is_none() && schema.field("size").is_none());
 }
 
 #[tokio::test]

@@ -14,13 +14,14 @@ logfile="$state/localstack.log"
 
 install() {
   local stamp="$venv/.inlet-installed"
-  if [[ -f "$stamp" && "$stamp" -nt "$here/requirements.txt" && "$stamp" -nt "$here/local_executor/inlet_local_executor/executor.py" ]]; then
+  if [[ -f "$stamp" && "$stamp" -nt "$here/requirements.txt" && "$stamp" -nt "$here/local_executor/pyproject.toml" ]] &&
+    ! find "$here/local_executor/inlet_local_executor" -name '*.py' -newer "$stamp" | grep -q .; then
     return 0
   fi
   echo "localstack: creating virtualenv $venv"
   [[ -x "$venv/bin/python" ]] || "$python" -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements.txt"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "$here/local_executor"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps "$here/local_executor"
   touch "$stamp"
 }
 

@@ -66,7 +66,8 @@ async fn misrouted_notifications_reach_the_dlq_with_their_reason_and_awkward_key
         assert!(dead.iter().any(|body| body.contains(expected)), "no dead letter names {expected}: {dead:?}");
     }
     let log = pipeline.function_log(&pipeline.converter);
-    for reason in ["does not exist (NoSuchBucket)", "never-written.json.zst: object not found", "a+b.json.zst: object not found"]
+    for reason in
+        ["does not exist (NoSuchBucket)", "never-written.json.zst: object not found", "a+b.json.zst: object not found"]
     {
         assert!(log.contains(reason), "converter log lacks {reason:?}:\n{log}");
     }

@@ -119,7 +119,9 @@ impl FragmentColumns {
         let disputed: BTreeMap<String, String> = types
             .into_iter()
             .filter(|(_, types)| types.len() > 1)
-            .map(|(name, types)| (name.to_string(), types.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(" vs ")))
+            .map(|(name, types)| {
+                (name.to_string(), types.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(" vs "))
+            })
             .collect();
         let mut held = std::mem::take(&mut columns.held);
         columns.additions.retain(|path, added| match added.iter().find(|f| disputed.contains_key(f.name())) {
@@ -146,8 +148,10 @@ impl FragmentColumns {
                 fields.push(field.clone());
             }
         }
-        StructType::try_new(fields)
-            .map_err(|err| Error::Schema { location: "staged fragments vs Delta table".into(), reason: err.to_string() })
+        StructType::try_new(fields).map_err(|err| Error::Schema {
+            location: "staged fragments vs Delta table".into(),
+            reason: err.to_string(),
+        })
     }
 }
 
@@ -228,7 +232,11 @@ mod tests {
         assert!(err.contains("\"code\" is not nullable"), "{err}");
         let err = fragment_additions(&base, &fields(Field::new("n", ArrowType::UInt64, true))).unwrap_err();
         assert!(err.contains("\"n\""), "{err}");
-        assert!(fragment_additions(&base, &Fields::from(vec![Field::new("id", ArrowType::Int64, false)])).unwrap().is_empty());
+        assert!(
+            fragment_additions(&base, &Fields::from(vec![Field::new("id", ArrowType::Int64, false)]))
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

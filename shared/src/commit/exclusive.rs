@@ -178,10 +178,7 @@ mod tests {
         let optimize = commit(vec![remove("date=2026-05-16/a%20b.parquet", false), add("c.parquet")], &[]);
         for data_change in [false, true] {
             let winner = [remove("date=2026-05-16/a b.parquet", data_change), add("d.parquet")];
-            assert!(matches!(
-                rebase_refusal(&optimize, 3, &winner),
-                Some(CommitConflictError::ConcurrentDeleteDelete)
-            ));
+            assert!(matches!(rebase_refusal(&optimize, 3, &winner), Some(CommitConflictError::ConcurrentDeleteDelete)));
         }
         let elsewhere = [remove("date=2026-05-16/other.parquet", false), add("e.parquet")];
         assert!(rebase_refusal(&optimize, 3, &elsewhere).is_none(), "other files: committed on top");

@@ -26,8 +26,8 @@ use parquet::file::metadata::ParquetMetaDataReader;
 use serde::Serialize;
 
 use crate::commit::copy::CopiedFiles;
-use crate::commit::exclusive::{TableCommit, commit_exclusive};
 use crate::commit::evolution::conform;
+use crate::commit::exclusive::{TableCommit, commit_exclusive};
 use crate::commit::table::DataFiles;
 use crate::error::{Error, Result};
 use crate::layout::{OPTIMIZED_KEY, partition_directory};

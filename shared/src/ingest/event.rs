@@ -76,8 +76,8 @@ fn parse_value(value: serde_json::Value, envelopes: usize) -> Result<Notificatio
 }
 
 /// An EventBridge event from S3: "Object Created" names one object; every other S3 event
-/// type needs no work. Its key is percent-encoded, but unlike an S3 event notification's a
-/// `+` is a `+` (a space is `%20`).
+/// type needs no work. Its key is the key itself, not encoded (an S3 event notification
+/// form-encodes its key), so `+`, `%` and spaces are taken as they are.
 fn parse_eventbridge(value: &serde_json::Value) -> Result<Notification, String> {
     let text = |pointer: &str| value.pointer(pointer).and_then(|v| v.as_str()).map(str::to_string);
     let source = text("/source").unwrap_or_default();
@@ -91,10 +91,6 @@ fn parse_eventbridge(value: &serde_json::Value) -> Result<Notification, String> 
     let bucket =
         text("/detail/bucket/name").filter(|b| !b.is_empty()).ok_or("EventBridge event without bucket name")?;
     let key = text("/detail/object/key").filter(|k| !k.is_empty()).ok_or("EventBridge event without object key")?;
-    let key = percent_encoding::percent_decode_str(&key)
-        .decode_utf8()
-        .map(|key| key.into_owned())
-        .map_err(|err| format!("object key {key:?} is not UTF-8 once decoded: {err}"))?;
     Ok(Notification::Objects(vec![SourceObject {
         bucket,
         key,
@@ -222,7 +218,7 @@ mod tests {
         assert_eq!(parse_notification(SNS_S3_PUT).unwrap(), direct, "an SNS envelope is unwrapped");
         let Notification::Objects(objects) = parse_notification(EVENTBRIDGE_CREATED).unwrap() else { panic!() };
         assert_eq!(objects.len(), 1);
-        // EventBridge keys are percent-encoded, and a `+` is a `+`.
+        // EventBridge keys are not encoded: a `+` is a `+`, a space a space.
         assert_eq!(objects[0].uri(), "s3://raw-events/web/date=2026-05-16/part 1+x é.json.zst");
         assert_eq!(objects[0].etag.as_deref(), Some("0123456789abcdef0123456789abcdef"));
         assert_eq!(objects[0].version.as_deref(), Some("uhggCJ2_B6gU2JaXWXebnXFDstO0ID6G"));
@@ -230,6 +226,24 @@ mod tests {
         assert!(
             matches!(parse_notification(EVENTBRIDGE_DELETED).unwrap(), Notification::Ignored(reason) if reason.contains("Object Deleted"))
         );
+    }
+
+    #[test]
+    fn eventbridge_keys_are_taken_as_they_are_and_s3_keys_are_form_decoded() {
+        let eventbridge = |key: &str| {
+            serde_json::json!({"detail-type": "Object Created", "source": "aws.s3",
+                "detail": {"bucket": {"name": "b"}, "object": {"key": key, "etag": "e"}}})
+            .to_string()
+        };
+        for key in ["a b+c.json", "100%.json", "50%25 off.json", "gé ü+ß.json.zst"] {
+            let Notification::Objects(objects) = parse_notification(&eventbridge(key)).unwrap() else { panic!() };
+            assert_eq!(objects[0].key, key);
+            let wrapped = serde_json::json!({"Type": "Notification", "Message": eventbridge(key)}).to_string();
+            assert_eq!(parse_notification(&wrapped).unwrap(), Notification::Objects(objects), "inside SNS too");
+        }
+        // An S3 event notification form-encodes: `+` is a space, `%2B` a plus, `%25` a percent.
+        assert_eq!(decode_key("a+b%2Bc%25d%C3%A9").unwrap(), "a b+c%dé");
+        assert_eq!(decode_key("a%20b").unwrap(), "a b", "LocalStack's %20");
     }
 
     #[test]

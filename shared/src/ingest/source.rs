@@ -153,7 +153,9 @@ impl ObjectSource for S3Source {
                     _ if code == "NoSuchBucket" => {
                         fail(format!("bucket {:?} does not exist (NoSuchBucket)", object.bucket), false)
                     }
-                    Some(403) => fail(format!("access denied ({code}): check the converter's role and the bucket policy"), false),
+                    Some(403) => {
+                        fail(format!("access denied ({code}): check the converter's role and the bucket policy"), false)
+                    }
                     Some(412) | Some(404) if named => {
                         let asked = format!("GetObject answered {} {code}", status.unwrap_or_default());
                         missing_version_verdict(object, &asked, self.current(object).await)
@@ -204,11 +206,7 @@ pub struct CurrentVersion {
 /// answered), given what the key holds `now`: superseded only when it holds another version
 /// (another version id or ETag); a key that is gone, or that still holds the notified version,
 /// fails the message with the reason. Pure: the whole rule, tested without a store.
-pub fn missing_version_verdict(
-    object: &SourceObject,
-    asked: &str,
-    now: Result<Option<CurrentVersion>>,
-) -> Error {
+pub fn missing_version_verdict(object: &SourceObject, asked: &str, now: Result<Option<CurrentVersion>>) -> Error {
     let fail = |reason: String, retryable| Error::Source { uri: object.uri(), reason, retryable };
     let now = match now {
         Ok(Some(now)) => now,
@@ -664,7 +662,12 @@ mod tests {
 
     #[test]
     fn a_missing_version_is_superseded_only_when_the_key_holds_another_one() {
-        let notified = SourceObject { bucket: "raw".into(), key: "a b+c%é.json".into(), etag: Some("e1".into()), ..Default::default() };
+        let notified = SourceObject {
+            bucket: "raw".into(),
+            key: "a b+c%é.json".into(),
+            etag: Some("e1".into()),
+            ..Default::default()
+        };
         let asked = "GetObject answered 412 PreconditionFailed";
         let holding = |etag: &str| Ok(Some(CurrentVersion { etag: Some(etag.into()), version: None }));
         match missing_version_verdict(&notified, asked, holding("e2")) {
@@ -676,9 +679,13 @@ mod tests {
         assert!(matches!(&gone, Error::Source { retryable: false, .. }), "{gone:?}");
         assert!(gone.to_string().contains("a b+c%é.json: object not found"), "{gone}");
         // The key still holds the notified version: no evidence, try again.
-        assert!(matches!(missing_version_verdict(&notified, asked, holding("e1")), Error::Source { retryable: true, .. }));
+        assert!(matches!(
+            missing_version_verdict(&notified, asked, holding("e1")),
+            Error::Source { retryable: true, .. }
+        ));
         // Nothing known about the key: no evidence either.
-        let unknown = Err(Error::Source { uri: "s3://raw/k".into(), reason: "HeadObject failed: 403".into(), retryable: false });
+        let unknown =
+            Err(Error::Source { uri: "s3://raw/k".into(), reason: "HeadObject failed: 403".into(), retryable: false });
         assert!(matches!(missing_version_verdict(&notified, asked, unknown), Error::Source { retryable: false, .. }));
         // On a versioned bucket another version id is evidence too.
         let versioned = SourceObject { version: Some("v1".into()), ..notified.clone() };

@@ -224,7 +224,11 @@ pub async fn replay(
 }
 
 /// Writes the replay object `key` of `lines` if absent; `None` when it was there already.
-async fn write_replay_object(raw: &Arc<dyn ObjectStore>, key: &str, lines: &[String]) -> Result<Option<Option<String>>> {
+async fn write_replay_object(
+    raw: &Arc<dyn ObjectStore>,
+    key: &str,
+    lines: &[String],
+) -> Result<Option<Option<String>>> {
     let mut body = lines.join("\n");
     body.push('\n');
     let compressed = zstd::encode_all(body.as_bytes(), 3)?;

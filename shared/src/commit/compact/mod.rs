@@ -27,8 +27,8 @@ use object_store::path::Path;
 use parquet::file::metadata::ParquetMetaDataReader;
 
 use crate::commit::copy::CopiedFiles;
-use crate::commit::exclusive::{TableCommit, commit_exclusive};
 use crate::commit::evolution::{FragmentColumns, conform, plan_evolution};
+use crate::commit::exclusive::{TableCommit, commit_exclusive};
 use crate::commit::history::LoadHistory;
 use crate::commit::table::DataFiles;
 use crate::config::Settings;

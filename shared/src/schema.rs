@@ -235,6 +235,10 @@ fn decimal_type(name: &str) -> Option<Result<DataType, String>> {
 
 /// The struct of `fields` under `path`, recording the value formats its columns declare.
 fn struct_of(fields: &[FieldSpec], path: &str, formats: &mut ValueFormats) -> Result<StructType, String> {
+    if fields.is_empty() {
+        // Parquet has no empty group: no row could ever be written.
+        return Err("a struct needs at least one field".to_string());
+    }
     let fields = fields
         .iter()
         .map(|field| {
@@ -348,6 +352,17 @@ mod tests {
         let err = TableSchema::parse(r#"{"fields":[{"name":"x","type":"uuid"}]}"#, "s.json").unwrap_err().to_string();
         assert!(err.contains("s.json") && err.contains("\"x\"") && err.contains("uuid"), "{err}");
         assert!(err.contains("the types are string, long,") && err.contains("struct, list and map"), "{err}");
+    }
+
+    #[test]
+    fn a_schema_that_could_never_hold_a_row_is_refused_when_read() {
+        for text in [
+            r#"{"fields":[{"name":"id","type":"long"},{"name":"meta","type":{"struct":[]}}]}"#,
+            r#"{"fields":[{"name":"id","type":"long"},{"name":"tags","type":{"list":{"struct":[]}}}]}"#,
+        ] {
+            let err = TableSchema::parse(text, "s.json").unwrap_err().to_string();
+            assert!(err.contains("at least one field"), "{err}");
+        }
     }
 
     #[test]

@@ -54,8 +54,10 @@ pub struct DecodedPiece {
 }
 
 /// What an object decoded to, as a whole, once all its pieces are in (`total` adds them up;
-/// `bytes` is its decompressed size): an empty object is one quarantine record saying so; an
-/// object in which no line decodes is not NDJSON at all and fails whole.
+/// `bytes` is its decompressed size): an empty object is one quarantine record saying so.
+/// Every other line's verdict is its own: an object whose every line is refused has every line
+/// quarantined, as each would be alone (only an object that is not text fails whole, see
+/// [`JsonDecoder::decode_piece`]).
 pub fn object_outcome(
     object: &SourceObject,
     bytes: u64,
@@ -67,15 +69,20 @@ pub fn object_outcome(
         let empty = QuarantinedLine { source: object.uri(), line: 0, error, raw: String::new() };
         return Ok((Vec::new(), vec![empty]));
     }
-    if quarantined.len() as u64 == lines {
-        let first = &quarantined[0];
-        return Err(Error::Source {
-            uri: object.uri(),
-            reason: format!("not NDJSON: no line fits the declared schema (line {}: {})", first.line, first.error),
-            retryable: false,
-        });
-    }
     Ok((batches, quarantined))
+}
+
+/// How much of an object's start is looked at to tell text from binary data.
+const TEXT_SNIFF_BYTES: usize = 8000;
+
+/// Why an object starting with `data` is not text, if it is not: a NUL byte near its start,
+/// which no JSON text holds and nearly every binary format (images, archives, Parquet) does.
+/// A property of the object, so no line's verdict depends on the other lines.
+fn not_text(data: &[u8]) -> Option<String> {
+    let start = &data[..data.len().min(TEXT_SNIFF_BYTES)];
+    let at = memchr::memchr(0, start)?;
+    let line = 1 + memchr::memchr_iter(b'\n', &start[..at]).count();
+    Some(format!("line {line} holds a NUL byte at offset {at}"))
 }
 
 /// Delta timestamps are UTC.
@@ -121,8 +128,8 @@ impl JsonDecoder {
     /// should be that of the version actually read.
     ///
     /// Lines that are not JSON, do not fit the schema or are too long are quarantined and the
-    /// rest ingest. An object in which no line decodes is not NDJSON at all and fails whole; an
-    /// empty object yields no rows and one quarantine record saying so.
+    /// rest ingest. An object that is not text fails whole; an empty object yields no rows and
+    /// one quarantine record saying so.
     pub fn decode(&self, object: &SourceObject, data: &[u8]) -> Result<DecodedObject> {
         let data = data.strip_prefix(BYTE_ORDER_MARK).unwrap_or(data);
         let piece = self.decode_piece(object, data, 1)?;
@@ -136,6 +143,15 @@ impl JsonDecoder {
     /// every piece is decoded.
     pub fn decode_piece(&self, object: &SourceObject, data: &[u8], first_line: u64) -> Result<DecodedPiece> {
         let uri = object.uri();
+        if first_line == 1
+            && let Some(reason) = not_text(data)
+        {
+            return Err(Error::Source {
+                uri,
+                reason: format!("not NDJSON: the object is not text ({reason})"),
+                retryable: false,
+            });
+        }
         let origin =
             Origin { uri: &uri, etag: object.etag.as_deref(), ingested_at: chrono::Utc::now().timestamp_micros() };
         let DecodedRows { batches, rescued, refused, lines } = self.columns.decode_from(data, first_line)?;
@@ -305,11 +321,38 @@ mod tests {
     }
 
     #[test]
-    fn an_object_with_no_good_line_is_not_ndjson_and_fails_whole() {
-        let err = decoder(8).decode(&object(), b"this is not json\nnor is this\n").unwrap_err();
+    fn an_object_that_is_not_text_is_not_ndjson_and_fails_whole() {
+        let err = decoder(8).decode(&object(), b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\n").unwrap_err();
         assert!(!err.is_retryable());
         let text = err.to_string();
         assert!(text.starts_with("s3://raw/svc/a.json: not NDJSON") && text.contains("line 1"), "{text}");
+    }
+
+    #[test]
+    fn nesting_past_the_limit_is_refused_naming_the_field() {
+        let deep = format!("{}1{}", "[".repeat(70), "]".repeat(70));
+        let line = format!(r#"{{"id":"a","extra":{deep}}}"#);
+        let decoded = decoder(8).decode(&object(), line.as_bytes()).unwrap();
+        assert_eq!(decoded.quarantined.len(), 1);
+        let error = &decoded.quarantined[0].error;
+        assert!(error.contains("field extra") && error.contains("at most 64 levels of nesting"), "{error}");
+        let shallow = format!(r#"{{"id":"a","extra":{}1{}}}"#, "[".repeat(60), "]".repeat(60));
+        assert_eq!(decoder(8).decode(&object(), shallow.as_bytes()).unwrap().rows(), 1);
+    }
+
+    #[test]
+    fn an_object_with_no_good_line_has_each_line_quarantined_as_it_would_be_alone() {
+        let lines: [&[u8]; 3] = [b"this is not json", b"{\"id\": 7}", b"{\"id\":\"x\",\"n\":\"seven\"}"];
+        let together = decoder(8).decode(&object(), &lines.join(&b'\n')).unwrap();
+        assert_eq!((together.rows(), together.quarantined.len()), (0, 3), "every line kept, none lost");
+        for (index, line) in lines.iter().enumerate() {
+            let alone = decoder(8).decode(&object(), line).unwrap();
+            assert_eq!(alone.quarantined.len(), 1);
+            assert_eq!(alone.quarantined[0].error, together.quarantined[index].error, "line {}", index + 1);
+            // Beside a good line, the same verdict again.
+            let beside = decoder(8).decode(&object(), &[*line, b"{\"id\":\"ok\"}"].join(&b'\n')).unwrap();
+            assert_eq!((beside.rows(), beside.quarantined[0].error.as_str()), (1, alone.quarantined[0].error.as_str()));
+        }
     }
 
     #[test]

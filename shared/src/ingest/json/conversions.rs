@@ -252,6 +252,43 @@ fn decimals_take_numbers_and_numeric_strings_exactly_or_refuse_them() {
 }
 
 #[test]
+fn every_valid_json_number_text_is_judged_by_its_value() {
+    let money = r#""decimal(10,2)""#;
+    let forty = "1.000000000000000000000000000000000000000";
+    assert_eq!(units(money, "0e99999999999999999999"), 0, "zero with any exponent is zero");
+    assert_eq!(units(money, "-0.0E-99999999999999999999"), 0);
+    assert_eq!(units(money, forty), 100, "trailing zeros carry no value, however many");
+    assert_eq!(units(money, r#""0e99999999999999999999""#), 0, "in a string too");
+    let overflow = "field v: expected a decimal with no more digits than the column's precision";
+    assert_eq!(refused(money, "1e99999999999999999999"), overflow);
+    let rounding = "field v: expected a decimal with no more digits after the point than the column's scale";
+    assert_eq!(refused(money, "1e-99999999999999999999"), rounding);
+    assert_eq!(micros(r#""timestamp""#, "0e99999999999999999999"), 0);
+    assert_eq!(micros(r#""timestamp""#, forty), 1_000_000);
+    assert_eq!(micros(r#""timestamp(ms)""#, "1778925600000.000000000000000000000000000000000"), AT);
+    assert_eq!(refused(r#""timestamp""#, "1e99999999999999999999"), "field v: expected an epoch number within range");
+    assert_eq!(
+        refused(r#""timestamp""#, "1e-99999999999999999999"),
+        "field v: expected an epoch number no finer than a microsecond"
+    );
+}
+
+#[test]
+fn decimal_strings_hold_json_number_syntax_only() {
+    let money = r#""decimal(10,2)""#;
+    for text in [r#""012""#, r#"".5""#, r#""5.""#, r#""+1""#, r#""-.5""#, r#""1e""#, r#""0x10""#, r#""1_000""#] {
+        assert_eq!(
+            refused(money, text),
+            "field v: expected a decimal number (JSON number syntax, in a string or not)",
+            "{text}"
+        );
+    }
+    for (text, value) in [(r#""0.5""#, 50), (r#""-12""#, -1200), (r#""1E+1""#, 1000), (r#""0""#, 0)] {
+        assert_eq!(units(money, text), value, "{text}");
+    }
+}
+
+#[test]
 fn decimal_types_are_checked_when_the_schema_is_read() {
     for bad in ["decimal(0,0)", "decimal(39,2)", "decimal(5,6)", "decimal(10)", "decimal"] {
         let schema = format!(r#"{{"fields":[{{"name":"v","type":"{bad}"}}]}}"#);

@@ -299,7 +299,7 @@ impl<'a> Cursor<'a> {
     /// Steps over any valid JSON value (of a field the schema does not declare).
     pub(super) fn skip_value(&mut self, depth: usize) -> Decoded<()> {
         if depth > MAX_SKIPPED_DEPTH {
-            return Err(self.reject("shallower nesting"));
+            return Err(self.reject("at most 64 levels of nesting"));
         }
         match self.peek() {
             Some(b'"') => {

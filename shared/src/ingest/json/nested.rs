@@ -181,7 +181,12 @@ impl StructColumn {
             };
             let Some(index) = field else {
                 let value = cursor.pos;
-                cursor.skip_value(0)?;
+                // A refusal inside an undeclared field names it (as written, escapes and all).
+                cursor.skip_value(0).map_err(|refused| {
+                    let key = raw_key_end(cursor.bytes, key_start, value);
+                    let name = cursor.bytes.get(key_start + 1..key.saturating_sub(1)).unwrap_or_default();
+                    in_field(refused, &String::from_utf8_lossy(name))
+                })?;
                 if M::RESCUES {
                     members.keep(
                         cursor.bytes,

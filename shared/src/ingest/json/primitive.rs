@@ -278,6 +278,10 @@ pub(super) fn decimal(cursor: &mut Cursor<'_>, precision: u8, scale: i8) -> Deco
     let parsed = match cursor.peek() {
         Some(b'"') => {
             let text = cursor.raw_string()?;
+            // The string holds a number as JSON writes one: `"012"`, `".5"` or `"5."` are not.
+            if !is_json_number(text) {
+                return Err(cursor.reject("a decimal number (JSON number syntax, in a string or not)"));
+            }
             decimal_units(text, precision, scale)
         }
         Some(b'-' | b'0'..=b'9') => {
@@ -298,7 +302,7 @@ pub(super) fn decimal_units(text: &[u8], precision: u8, scale: i8) -> Result<i12
     }
     // The digits without leading zeros, and the power of ten of the last one.
     let digits: Vec<u8> = integer.iter().chain(fraction).map(|d| d - b'0').skip_while(|d| *d == 0).collect();
-    let last_power = i64::from(exponent) - fraction.len() as i64;
+    let last_power = exponent - fraction.len() as i64;
     // Trailing zeros carry no value: drop those past the scale.
     let mut digits = digits.as_slice();
     let mut last_power = last_power;
@@ -333,8 +337,13 @@ struct DecimalText<'a> {
     negative: bool,
     integer: &'a [u8],
     fraction: &'a [u8],
-    exponent: i32,
+    /// Saturated at ±[`EXPONENT_LIMIT`]: any exponent that large makes a non-zero value too
+    /// big or too fine for every column, while zero stays zero (`0e99999999999999999999`).
+    exponent: i64,
 }
+
+/// Where exponents saturate: far beyond any column's range, far from overflowing an `i64`.
+const EXPONENT_LIMIT: i64 = 1 << 40;
 
 impl<'a> DecimalText<'a> {
     fn split(text: &'a [u8]) -> Option<Self> {
@@ -343,7 +352,7 @@ impl<'a> DecimalText<'a> {
             _ => (false, text),
         };
         let (mantissa, exponent) = match text.iter().position(|&b| b == b'e' || b == b'E') {
-            Some(at) => (&text[..at], std::str::from_utf8(&text[at + 1..]).ok()?.parse::<i32>().ok()?),
+            Some(at) => (&text[..at], saturated_exponent(&text[at + 1..])?),
             None => (text, 0),
         };
         let (integer, fraction) = match mantissa.iter().position(|&b| b == b'.') {
@@ -351,6 +360,48 @@ impl<'a> DecimalText<'a> {
             None => (mantissa, &[][..]),
         };
         Some(Self { negative, integer, fraction, exponent })
+    }
+}
+
+/// `[+-]digits` as an exponent, saturated at ±[`EXPONENT_LIMIT`].
+fn saturated_exponent(text: &[u8]) -> Option<i64> {
+    let (negative, digits) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, text),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let magnitude = digits.iter().fold(0i64, |value, digit| (value * 10 + i64::from(digit - b'0')).min(EXPONENT_LIMIT));
+    Some(if negative { -magnitude } else { magnitude })
+}
+
+/// Whether `text` is a number as JSON writes one: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+fn is_json_number(text: &[u8]) -> bool {
+    let text = text.strip_prefix(b"-").unwrap_or(text);
+    let integer_end = text.iter().position(|b| !b.is_ascii_digit()).unwrap_or(text.len());
+    let (integer, rest) = text.split_at(integer_end);
+    if integer.is_empty() || (integer.len() > 1 && integer[0] == b'0') {
+        return false;
+    }
+    let rest = match rest.strip_prefix(b".") {
+        Some(fraction) => {
+            let end = fraction.iter().position(|b| !b.is_ascii_digit()).unwrap_or(fraction.len());
+            if end == 0 {
+                return false;
+            }
+            &fraction[end..]
+        }
+        None => rest,
+    };
+    match rest.split_first() {
+        None => true,
+        Some((b'e' | b'E', exponent)) => {
+            let digits = exponent.strip_prefix(b"+").or_else(|| exponent.strip_prefix(b"-")).unwrap_or(exponent);
+            !digits.is_empty() && digits.iter().all(u8::is_ascii_digit)
+        }
+        Some(_) => false,
     }
 }
 
@@ -365,17 +416,17 @@ pub(super) fn epoch_micros(text: &[u8], unit: EpochUnit) -> Result<i64, &'static
         EpochUnit::Micros => 0,
         EpochUnit::Nanos => -3,
     };
-    let scale = i64::from(exponent) - fraction.len() as i64 + unit_exponent;
-    let digits = integer.iter().chain(fraction).map(|d| i128::from(d - b'0')).skip_while(|d| *d == 0);
-    let mut value: i128 = 0;
-    let mut count = 0;
-    for digit in digits {
-        count += 1;
-        if count > 36 {
-            return Err("an epoch number within range");
-        }
-        value = value * 10 + digit;
+    let mut scale = exponent - fraction.len() as i64 + unit_exponent;
+    // The significant digits: leading zeros carry nothing, trailing ones only a power of ten.
+    let all = || integer.iter().chain(fraction);
+    let first = all().position(|d| *d != b'0').unwrap_or(integer.len() + fraction.len());
+    let trailing = all().rev().take_while(|d| **d == b'0').count();
+    let significant = (integer.len() + fraction.len()).saturating_sub(first + trailing);
+    if significant > 36 {
+        return Err("an epoch number within range");
     }
+    scale += trailing as i64;
+    let value = all().skip(first).take(significant).fold(0i128, |value, digit| value * 10 + i128::from(digit - b'0'));
     let value = if value == 0 {
         0
     } else if scale >= 0 {

@@ -34,6 +34,8 @@ pub const SUPERSEDED_PREFIX: &str = "_inlet/superseded";
 pub const HISTORY_MANIFESTS_PREFIX: &str = "_inlet/history/manifests";
 /// Where the load history index keeps its sorted runs, relative to the table root.
 pub const HISTORY_RUNS_PREFIX: &str = "_inlet/history/runs";
+/// Where the compactor records the sources whose rows it deleted uncommitted, relative to the table root.
+pub const DROPPED_PREFIX: &str = "_inlet/dropped";
 /// Where staged files that cannot be read as fragments are set aside, relative to the table root.
 pub const CORRUPT_PREFIX: &str = "_inlet/corrupt";
 

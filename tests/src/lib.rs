@@ -98,6 +98,9 @@ pub struct PipelineOptions {
     pub converter_timeout_seconds: i32,
     /// Extra environment for both functions.
     pub environment: Vec<(String, String)>,
+    /// Extra environment for the converter alone, after `environment` (a rollout that reached
+    /// the converter first, say).
+    pub converter_environment: Vec<(String, String)>,
     /// Let the converter invoke the compactor once a file's worth is staged.
     pub size_trigger: bool,
     /// Cargo profile whose binaries the functions run (`debug`; `perf` for benchmarks).
@@ -116,6 +119,7 @@ impl Default for PipelineOptions {
             visibility_timeout_seconds: 40,
             converter_timeout_seconds: 30,
             environment: Vec::new(),
+            converter_environment: Vec::new(),
             size_trigger: false,
             profile: "debug",
             isolation: false,
@@ -205,6 +209,7 @@ impl Pipeline {
         let converter = format!("converter-{name}");
         let compactor = format!("compactor-{name}");
         let mut converter_environment = environment.clone();
+        converter_environment.extend(options.converter_environment.iter().cloned());
         if options.size_trigger {
             converter_environment.push(("INLET_COMPACTOR_FUNCTION".into(), compactor.clone()));
         }
@@ -315,6 +320,11 @@ impl Pipeline {
 
     /// Runs the `inlet` CLI against this LocalStack and returns its standard output.
     pub async fn inlet(&self, args: &[&str]) -> Result<String> {
+        self.inlet_with(args, &[]).await
+    }
+
+    /// Runs the `inlet` CLI with extra environment (the functions' settings, say).
+    pub async fn inlet_with(&self, args: &[&str], environment: &[(String, String)]) -> Result<String> {
         let target =
             std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| workspace_root().join("target"));
         let binary = target.join("debug/inlet");
@@ -328,6 +338,7 @@ impl Pipeline {
             .envs(self.localstack.aws_env())
             .env("INLET_TABLE_URI", &self.table_uri)
             .env("INLET_SCHEMA", workspace_root().join("schemas/events.schema.json"))
+            .envs(environment.iter().map(|(name, value)| (name.as_str(), value.as_str())))
             .output()
             .await?;
         ensure!(output.status.success(), "inlet {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));

@@ -5,7 +5,7 @@
 //! moments (crash points: between two partition fragments, before and after a seal, before and
 //! after a commit, mid-delete), notifications are duplicated, keys are overwritten (new bytes,
 //! and the same bytes again by multipart upload), and partition-limited, full and optimize
-//! compactions run side by side. The independent reader then finds every line of every version
+//! compactions run side by side, from the Lambda and from `inlet compact --optimize` processes. The independent reader then finds every line of every version
 //! read exactly once, as a row or in the quarantine, and every version not read in the
 //! superseded record.
 
@@ -80,6 +80,24 @@ async fn compacting(pipeline: Arc<Pipeline>, payloads: Vec<serde_json::Value>, s
     (ok, failed)
 }
 
+/// `inlet compact --optimize` from a workstation, over and over until `stop`, beside the
+/// deployed compactor; failures (crashes, lost races) are expected.
+async fn optimizing_from_the_cli(
+    pipeline: Arc<Pipeline>,
+    environment: Vec<(String, String)>,
+    stop: Arc<AtomicBool>,
+) -> (u32, u32) {
+    let (mut ok, mut failed) = (0, 0);
+    while !stop.load(Ordering::SeqCst) {
+        match pipeline.inlet_with(&["compact", "--optimize"], &environment).await {
+            Ok(_) => ok += 1,
+            Err(_) => failed += 1,
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    (ok, failed)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_line_lands_once_while_processes_die_keys_are_overwritten_and_compactions_race() {
     let started = Instant::now();
@@ -97,6 +115,7 @@ async fn every_line_lands_once_while_processes_die_keys_are_overwritten_and_comp
         ],
         ..PipelineOptions::default()
     };
+    let options_environment = options.environment.clone();
     let pipeline = Arc::new(Pipeline::deploy(&localstack, "crash", options).await.unwrap());
     let uri = |index: usize| format!("s3://{}/{}", pipeline.raw_bucket, key(index));
 
@@ -104,13 +123,20 @@ async fn every_line_lands_once_while_processes_die_keys_are_overwritten_and_comp
     let mut written: BTreeMap<usize, Vec<(String, Version)>> = BTreeMap::new();
     let stop = Arc::new(AtomicBool::new(false));
     let compactions = [
-        vec![serde_json::json!({"force": true}), serde_json::json!({"force": true, "partitions": ["date=2026-05-16"]})],
+        vec![
+            serde_json::json!({"force": true}),
+            serde_json::json!({"optimize": true}),
+            serde_json::json!({"force": true, "partitions": ["date=2026-05-16"]}),
+        ],
         vec![
             serde_json::json!({"force": true, "partitions": ["date=2026-05-17"]}),
             serde_json::json!({"optimize": true}),
         ],
     ]
     .map(|payloads| tokio::spawn(compacting(pipeline.clone(), payloads, stop.clone())));
+    // The table's settings as the functions have them, crash points included.
+    let cli_environment = options_environment.clone();
+    let cli = tokio::spawn(optimizing_from_the_cli(pipeline.clone(), cli_environment, stop.clone()));
 
     // The first versions, sixteen uploads at a time; some keys are overwritten at once (the
     // first version is then usually gone before it is read), some re-uploaded with the same
@@ -175,6 +201,7 @@ async fn every_line_lands_once_while_processes_die_keys_are_overwritten_and_comp
     for task in compactions {
         raced.push(task.await.unwrap());
     }
+    raced.push(cli.await.unwrap());
     loop {
         assert!(
             Instant::now() < deadline,
@@ -192,7 +219,7 @@ async fn every_line_lands_once_while_processes_die_keys_are_overwritten_and_comp
     let compactor_crashes = pipeline.function_log(&pipeline.compactor).matches("crash point fired").count();
     eprintln!(
         "crash test: {} s, converter crashes {converter_crashes}, compactor crashes {compactor_crashes}, \
-         racing compactions (finished, failed) {raced:?}",
+         racing compactions and CLI optimizes (finished, failed) {raced:?}",
         started.elapsed().as_secs()
     );
     assert!(converter_crashes > 0 && compactor_crashes > 0, "the crash points fired");

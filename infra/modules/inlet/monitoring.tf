@@ -92,6 +92,10 @@ locals {
       function    = "compactor", metric = "FragmentsHeldForSchema", statistic = "Maximum", period = 900, periods = 1, threshold = 0
       description = "Staged fragments carry a column that cannot join the table (not nullable, no exact Delta type, or typed two ways by different converters): they stay staged, uncommitted, until the declared schema is fixed. The compactor log names each fragment and column."
     }
+    stranded_sources = {
+      function    = "compactor", metric = "StrandedSources", statistic = "Maximum", period = 900, periods = 1, threshold = 0
+      description = "A sealed converter batch lost a fragment (unreadable, set aside under _inlet/corrupt/): the sources it held part of are kept staged, never committed incomplete. The compactor's answer and log name them; run `inlet backfill` on those keys to stage them again."
+    }
     superseded_versions = {
       function    = "converter", metric = "SupersededVersions", statistic = "Sum", period = 900, periods = 1, threshold = 0
       description = "Notified object versions were overwritten or deleted before the converter read them, so they were never ingested. The record under _inlet/superseded/ names each one; turn on bucket versioning (the module's default) to ingest every version."

@@ -155,17 +155,33 @@ impl FragmentColumns {
     }
 }
 
-/// The columns of a fragment with `fields` that `base` lacks, as Delta columns; or why one of
-/// them cannot join the table.
+/// The columns of a fragment with `fields` that `base` lacks, as Delta columns; or why the
+/// fragment cannot be committed under `base`: a new column that cannot join it, or a column it
+/// has with another type at any depth (a cast would drop a nested field or null a value) or
+/// with nulls where the table allows none.
 pub fn fragment_additions(base: &StructType, fields: &Fields) -> std::result::Result<Vec<StructField>, String> {
     let mut added = Vec::new();
-    for field in fields.iter().filter(|field| base.field(field.name()).is_none()) {
+    for field in fields.iter() {
         let name = field.name();
+        let delta = DataType::try_from_arrow(field.data_type())
+            .map_err(|err| format!("column {name:?} of type {} has no Delta type: {err}", field.data_type()));
+        if let Some(column) = base.field(name) {
+            let delta = delta?;
+            if delta != *column.data_type() {
+                return Err(format!(
+                    "column {name:?} is {delta} in the fragment but {} in the table",
+                    column.data_type()
+                ));
+            }
+            if field.is_nullable() && !column.is_nullable() {
+                return Err(format!("column {name:?} may be null in the fragment but is required in the table"));
+            }
+            continue;
+        }
         if !field.is_nullable() {
             return Err(format!("new column {name:?} is not nullable: rows already in the table could not have it"));
         }
-        let delta = DataType::try_from_arrow(field.data_type())
-            .map_err(|err| format!("new column {name:?} of type {} has no Delta type: {err}", field.data_type()))?;
+        let delta = delta?;
         let back: ArrowType = (&delta).try_into_arrow().map_err(|err| format!("new column {name:?}: {err}"))?;
         if back != *field.data_type() {
             return Err(format!("new column {name:?}: type {} has no exact Delta equivalent", field.data_type()));

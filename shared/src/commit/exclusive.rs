@@ -9,8 +9,9 @@
 //! [`rebase_refusal`], which refuses whatever could lose or double a row (the same file
 //! removed by both, whatever its flag; another compaction when this one adds sources; a
 //! metadata or protocol change), and otherwise the commit is tried again on the new snapshot
-//! with the next `txn` version. The `txn` also makes an older compactor, which leaves the
-//! check to delta-rs, conflict with any of these commits.
+//! with the next `txn` version. For writers that leave the check to delta-rs, the `txn` makes
+//! an earlier release's compaction conflict with any of these commits, and an optimize's
+//! [`TableCommit::fenced`] metadata any optimize.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use std::sync::Arc;
 use deltalake::DeltaTable;
 use deltalake::DeltaTableError;
 use deltalake::kernel::transaction::{CommitBuilder, CommitConflictError, CommitProperties, TransactionError};
-use deltalake::kernel::{Action, Transaction};
+use deltalake::kernel::{Action, Metadata, Transaction};
 use deltalake::logstore::get_actions;
 use deltalake::protocol::DeltaOperation;
 use object_store::{ObjectStore, ObjectStoreExt};
@@ -40,6 +41,16 @@ pub(crate) struct TableCommit {
 }
 
 impl TableCommit {
+    /// `self` with the table's unchanged `metadata` added. delta-rs makes a writer that loses
+    /// to a commit with a `metaData` action fail (`MetadataChanged`) whatever else it holds,
+    /// so a rewrite fenced so stops any concurrent optimize that leaves the check to delta-rs
+    /// (an earlier release's, delta-rs' own), which would otherwise rewrite the same files
+    /// again beside it. Inlet's own writers see the same metadata and carry on.
+    pub fn fenced(mut self, metadata: Metadata) -> Self {
+        self.actions.insert(0, Action::Metadata(metadata));
+        self
+    }
+
     /// Whether it commits new sources (a compaction), which another compaction may also hold.
     fn adds_sources(&self) -> bool {
         self.metadata.iter().any(|(key, _)| key == SOURCES_KEY)
@@ -61,12 +72,20 @@ fn normalized(path: &str) -> String {
     percent_decode_str(path).decode_utf8_lossy().into_owned()
 }
 
-/// Why `ours` cannot be committed after `winner` (commit `version`'s actions), if it cannot.
-/// Pure: the whole rule, tested without a table.
-pub(crate) fn rebase_refusal(ours: &TableCommit, version: u64, winner: &[Action]) -> Option<CommitConflictError> {
+/// Why `ours`, planned on a table whose metadata was `read`, cannot be committed after `winner`
+/// (commit `version`'s actions), if it cannot. Pure: the whole rule, tested without a table.
+pub(crate) fn rebase_refusal(
+    ours: &TableCommit,
+    read: &Metadata,
+    version: u64,
+    winner: &[Action],
+) -> Option<CommitConflictError> {
     let removed = ours.removed_paths();
     for action in winner {
         match action {
+            // The same metadata again: an optimize's fence against other writers (see
+            // `TableCommit::fenced`), which changes nothing.
+            Action::Metadata(metadata) if metadata == read => {}
             Action::Metadata(_) => {
                 tracing::warn!(version, "commit {version} changed the table's metadata: this commit conflicts");
                 return Some(CommitConflictError::MetadataChanged);
@@ -95,6 +114,7 @@ pub(crate) async fn commit_exclusive(table: &mut DeltaTable, commit: &TableCommi
     for _ in 0..ATTEMPTS {
         let snapshot = table.snapshot()?.clone();
         let read = snapshot.version();
+        let read_metadata = snapshot.metadata().clone();
         let writes = snapshot.transaction_version(table.log_store().as_ref(), COMPACTOR_APP_ID).await?.unwrap_or(0);
         let properties = CommitProperties::default()
             .with_metadata(commit.metadata.iter().cloned())
@@ -117,7 +137,7 @@ pub(crate) async fn commit_exclusive(table: &mut DeltaTable, commit: &TableCommi
                 let latest = table.version().unwrap_or(read);
                 for version in read + 1..=latest {
                     let winner = commit_actions(&store, version).await?;
-                    if let Some(conflict) = rebase_refusal(commit, version, &winner) {
+                    if let Some(conflict) = rebase_refusal(commit, &read_metadata, version, &winner) {
                         let source = TransactionError::CommitConflict(conflict);
                         return Err(Error::Delta(DeltaTableError::Transaction { source }));
                     }
@@ -165,6 +185,20 @@ mod tests {
         Action::CommitInfo(info)
     }
 
+    /// Table metadata with long columns `names`.
+    fn metadata(names: &[&str]) -> Metadata {
+        use deltalake::kernel::{DataType, StructField, StructType};
+        let schema = StructType::try_new(names.iter().map(|n| StructField::new(*n, DataType::LONG, true))).unwrap();
+        let metadata = deltalake::kernel::new_metadata(&schema, Vec::<String>::new(), Vec::<(String, String)>::new());
+        metadata.unwrap()
+    }
+
+    /// The metadata the commits under test read (one instance: ids and times are fixed).
+    fn read() -> Metadata {
+        static READ: std::sync::OnceLock<Metadata> = std::sync::OnceLock::new();
+        READ.get_or_init(|| metadata(&["id"])).clone()
+    }
+
     fn commit(actions: Vec<Action>, metadata: &[&str]) -> TableCommit {
         TableCommit {
             actions,
@@ -178,32 +212,42 @@ mod tests {
         let optimize = commit(vec![remove("date=2026-05-16/a%20b.parquet", false), add("c.parquet")], &[]);
         for data_change in [false, true] {
             let winner = [remove("date=2026-05-16/a b.parquet", data_change), add("d.parquet")];
-            assert!(matches!(rebase_refusal(&optimize, 3, &winner), Some(CommitConflictError::ConcurrentDeleteDelete)));
+            assert!(matches!(
+                rebase_refusal(&optimize, &read(), 3, &winner),
+                Some(CommitConflictError::ConcurrentDeleteDelete)
+            ));
         }
         let elsewhere = [remove("date=2026-05-16/other.parquet", false), add("e.parquet")];
-        assert!(rebase_refusal(&optimize, 3, &elsewhere).is_none(), "other files: committed on top");
+        assert!(rebase_refusal(&optimize, &read(), 3, &elsewhere).is_none(), "other files: committed on top");
     }
 
     #[test]
     fn a_compaction_conflicts_with_another_compaction_but_not_with_appends_or_optimizes() {
         let compaction = commit(vec![add("new.parquet")], &[SOURCES_KEY]);
         let other = [info(SOURCES_KEY), add("theirs.parquet")];
-        assert!(matches!(rebase_refusal(&compaction, 4, &other), Some(CommitConflictError::ConcurrentTransaction)));
+        assert!(matches!(
+            rebase_refusal(&compaction, &read(), 4, &other),
+            Some(CommitConflictError::ConcurrentTransaction)
+        ));
         let optimize = [info(crate::layout::OPTIMIZED_KEY), remove("old.parquet", false), add("big.parquet")];
-        assert!(rebase_refusal(&compaction, 4, &optimize).is_none());
+        assert!(rebase_refusal(&compaction, &read(), 4, &optimize).is_none());
         let foreign_append = [info("engineInfo"), add("spark.parquet")];
-        assert!(rebase_refusal(&compaction, 4, &foreign_append).is_none());
+        assert!(rebase_refusal(&compaction, &read(), 4, &foreign_append).is_none());
         // An optimize does not mind a compaction that only added files.
         let rewrite = commit(vec![remove("old.parquet", false), add("big.parquet")], &[]);
-        assert!(rebase_refusal(&rewrite, 4, &other).is_none());
+        assert!(rebase_refusal(&rewrite, &read(), 4, &other).is_none());
     }
 
     #[test]
     fn a_schema_or_protocol_change_in_between_is_a_conflict() {
         let compaction = commit(vec![add("new.parquet")], &[SOURCES_KEY]);
-        let schema = deltalake::kernel::StructType::try_new([]).unwrap();
-        let metadata = deltalake::kernel::new_metadata(&schema, Vec::<String>::new(), Vec::<(String, String)>::new());
-        let evolved = [Action::Metadata(metadata.unwrap())];
-        assert!(matches!(rebase_refusal(&compaction, 5, &evolved), Some(CommitConflictError::MetadataChanged)));
+        let evolved = [Action::Metadata(metadata(&["id", "country"]))];
+        assert!(matches!(
+            rebase_refusal(&compaction, &read(), 5, &evolved),
+            Some(CommitConflictError::MetadataChanged)
+        ));
+        // An optimize's fence: the metadata this commit read, unchanged.
+        let fence = [Action::Metadata(read()), remove("old.parquet", false), add("big.parquet")];
+        assert!(rebase_refusal(&compaction, &read(), 5, &fence).is_none());
     }
 }

@@ -272,7 +272,8 @@ async fn commit_rewrite(
             OPTIMIZED_KEY.to_string(),
             serde_json::json!({"files_removed": report.files_removed, "files_added": report.files_added}),
         )],
-    };
+    }
+    .fenced(table.snapshot()?.metadata().clone());
     commit_exclusive(table, &commit).await
 }
 

@@ -322,7 +322,7 @@ mod tests {
 
     #[test]
     fn an_object_that_is_not_text_is_not_ndjson_and_fails_whole() {
-        let err = decoder(8).decode(&object(), b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\n").unwrap_err();
+        let err = decoder(8).decode(&object(), b"\x00\x00\x00\x1cftypisom not json\n\xff\xfe\n").unwrap_err();
         assert!(!err.is_retryable());
         let text = err.to_string();
         assert!(text.starts_with("s3://raw/svc/a.json: not NDJSON") && text.contains("line 1"), "{text}");
@@ -389,7 +389,10 @@ mod tests {
             for line in data.split(|b| *b == b'\n').filter(|line| !line.is_empty()) {
                 let alone = decoder.decode(&object(), line);
                 match alone {
-                    Ok(alone) => rows.extend(alone.batches),
+                    Ok(alone) => {
+                        rows.extend(alone.batches);
+                        quarantined.extend(alone.quarantined.into_iter().map(|line| line.error));
+                    }
                     Err(err) => quarantined.push(err.to_string()),
                 }
             }

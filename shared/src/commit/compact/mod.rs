@@ -38,7 +38,9 @@ use crate::layout::{FRAGMENTS_KEY, ROWS_KEY, SOURCES_KEY, staged_partition};
 use crate::lineage::{CommittedSource, SourceId};
 use crate::schema::{SOURCE_ETAG_COLUMN, SOURCE_FILE_COLUMN, TableSchema};
 use crate::stage::fragment::{BatchState, FragmentInfo, FragmentStore, parquet_rows};
+use dropped::DroppedSource;
 
+mod dropped;
 pub mod plan;
 mod report;
 mod request;
@@ -138,6 +140,8 @@ struct Staged {
 /// What the merge phase wrote, ready to commit.
 struct Merged {
     adds: Vec<Add>,
+    /// Copies of sources deleted uncommitted with the consumed fragments.
+    dropped: Vec<DroppedSource>,
     /// The table's metadata with the declared schema's new columns, when it has some.
     evolved: Option<Metadata>,
     /// Rows committed per source.
@@ -185,7 +189,16 @@ impl Compactor {
         // fragments carry (their converters read a newer schema than this compactor).
         let current = table.snapshot()?.metadata().parse_schema().map_err(DeltaTableError::from)?;
         let base = plan_evolution(&current, &self.schema.delta)?.unwrap_or_else(|| current.clone());
-        let columns = FragmentColumns::of(&base, &staged);
+        let mut columns = FragmentColumns::of(&base, &staged);
+        // A held fragment whose sources the table already has holds nothing worth keeping.
+        let redundant: Vec<&Path> = staged
+            .iter()
+            .filter(|f| columns.held.contains_key(&f.path) && f.sources.iter().all(|s| committed.contains(&s.id)))
+            .map(|f| &f.path)
+            .collect();
+        for path in redundant {
+            columns.held.remove(path);
+        }
         for (fragment, reason) in &columns.held {
             tracing::error!(fragment = %fragment, reason = %reason, "fragment held back: a column it carries cannot join the table");
         }
@@ -197,6 +210,22 @@ impl Compactor {
         let plan = plan_compaction(staged, |id| committed.contains(id), &policy, self.clock.now());
         report.fragments = plan.consume.len();
         report.deferred_fragments = plan.deferred;
+        if !plan.stranded.is_empty() {
+            let sources: Vec<&str> = plan.stranded.iter().map(|id| id.uri.as_str()).collect();
+            tracing::error!(
+                ?sources,
+                "sources held: a sealed batch lost a fragment of each (set aside under _inlet/corrupt/); stage them \
+                 again with `inlet backfill` and the complete copies are committed"
+            );
+        }
+        report.stranded = plan
+            .stranded
+            .iter()
+            .map(|id| match &id.etag {
+                Some(etag) => format!("{} (ETag {etag})", id.uri),
+                None => id.uri.clone(),
+            })
+            .collect();
         report.oldest_staged_seconds = plan.oldest_staged_seconds;
         if plan.consume.is_empty() {
             tracing::info!(
@@ -208,9 +237,10 @@ impl Compactor {
             return Ok(report);
         }
         let schema = columns.evolve(&base, plan.consume.iter().map(|fragment| &fragment.path))?;
-        let merged = self.merge(table, &plan, &current, &schema, &mut report).await?;
+        let mut merged = self.merge(table, &plan, &current, &schema, &mut report).await?;
         report.timings.merge_ms = lap.next();
         let consumed = merged.consumed.clone();
+        let dropped = std::mem::take(&mut merged.dropped);
         if !merged.adds.is_empty() {
             crash_point("compactor.before_commit");
             let (version, sources) = self.commit(table, merged, report.rows).await?;
@@ -220,6 +250,8 @@ impl Compactor {
             self.record_history(history, version, &sources).await;
         }
         crash_point("compactor.before_delete");
+        // Before the delete, so that no row goes without its record (a crash repeats it).
+        dropped::record(&self.store, &dropped).await?;
         // Only after the commit: a crash before this line leaves fragments the history explains.
         self.fragments.delete(&consumed).await?;
         self.forget_finished_batches(records, waiting.iter().chain(&plan.deferred_fragments), &consumed).await?;
@@ -323,6 +355,12 @@ impl Compactor {
         report.unsealed_fragments = waiting.len();
         report.abandoned_fragments = garbage.len();
         report.abandoned_rows = garbage.iter().flat_map(|f| &f.sources).map(|s| s.rows).sum();
+        let voided: Vec<DroppedSource> = garbage
+            .iter()
+            .flat_map(|f| &f.sources)
+            .map(|s| DroppedSource { id: s.id.clone(), rows: s.rows, reason: dropped::VOIDED.into() })
+            .collect();
+        dropped::record(&self.store, &voided).await?;
         let paths: Vec<Path> = garbage.iter().map(|f| f.path.clone()).collect();
         self.fragments.delete(&paths).await?;
         Ok(Staged { ready, records, waiting })
@@ -359,12 +397,28 @@ impl Compactor {
         let mut writer = DataFiles::new(table, target.clone(), self.options.target_file_bytes)?;
         let mut copier = CopiedFiles::new(table, target.clone(), self.options.target_file_bytes)?;
         let mut committed: BTreeMap<SourceId, u64> = BTreeMap::new();
+        let mut dropped = Vec::new();
         // A partition's fragments one after another (listings already give them so), which
         // lets the copier keep one file open.
         let mut consume: Vec<&FragmentInfo> = plan.consume.iter().collect();
         consume.sort_by(|a, b| staged_partition(&a.path).cmp(staged_partition(&b.path)));
         for info in consume {
             let kept = plan.kept_in(info);
+            // Rows not kept are duplicates when the table has their source; else they are a
+            // copy never to be committed, recorded by source.
+            for source in info.sources.iter().filter(|s| !kept.contains(&s.id)) {
+                if plan.loads(&source.id) {
+                    report.duplicate_rows += source.rows;
+                } else {
+                    report.dropped_rows += source.rows;
+                    let reason = dropped::reason(source.failed).to_string();
+                    dropped.push(DroppedSource { id: source.id.clone(), rows: source.rows, reason });
+                }
+            }
+            if kept.is_empty() {
+                // Nothing of it is committed: its rows need no reading.
+                continue;
+            }
             let data = match self.fragments.bytes(&info.path).await {
                 Ok(data) => data,
                 // Only a compactor deletes fragments, and only after committing them: another
@@ -390,11 +444,8 @@ impl Compactor {
                 }
                 _ => {
                     for batch in parquet_rows(data)? {
-                        let batch = batch?;
-                        let total = batch.num_rows() as u64;
-                        let batch = conform(&batch, &target)?;
+                        let batch = conform(&batch?, &target)?;
                         let batch = if kept.len() == info.sources.len() { batch } else { only_sources(&batch, &kept)? };
-                        report.duplicate_rows += total - batch.num_rows() as u64;
                         if batch.num_rows() > 0 {
                             report.rows += batch.num_rows() as u64;
                             writer.write(&batch).await?;
@@ -419,7 +470,7 @@ impl Compactor {
             .transpose()?;
         let sources = committed.into_iter().map(|(id, rows)| CommittedSource { id, rows }).collect();
         let consumed = plan.consume.iter().map(|info| info.path.clone()).collect();
-        Ok(Merged { adds, evolved, sources, consumed })
+        Ok(Merged { adds, dropped, evolved, sources, consumed })
     }
 
     /// Commits the merged files and the sources they hold in one Delta commit, which conflicts
@@ -427,7 +478,7 @@ impl Compactor {
     /// [`commit_exclusive`]); returns its
     /// version and the committed sources.
     async fn commit(&self, table: &mut DeltaTable, merged: Merged, rows: u64) -> Result<(u64, Vec<CommittedSource>)> {
-        let Merged { adds, evolved, sources, consumed } = merged;
+        let Merged { adds, evolved, sources, consumed, .. } = merged;
         let actions: Vec<Action> =
             evolved.map(Action::Metadata).into_iter().chain(adds.into_iter().map(Action::Add)).collect();
         let commit = TableCommit {

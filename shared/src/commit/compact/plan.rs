@@ -2,7 +2,7 @@
 //! to commit from them. A pure function of the staged listing, the load history, the policy
 //! and the time, so every decision is tested without a store.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -42,8 +42,14 @@ pub struct CompactionPlan {
     pub deferred_fragments: Vec<FragmentInfo>,
     /// Age of the oldest staged fragment, in seconds: the freshness lag.
     pub oldest_staged_seconds: u64,
+    /// Sources whose only copies are of sealed batches yet incomplete: a fragment of the batch
+    /// was lost (unreadable, set aside). Their messages were answered, so no retry comes: they
+    /// are held, never dropped, until the source is staged again (`inlet backfill`).
+    pub stranded: Vec<SourceId>,
     /// For each source to commit, the converter batch whose copy is committed.
     keep: HashMap<SourceId, Option<String>>,
+    /// Staged sources the table already holds.
+    committed: HashSet<SourceId>,
 }
 
 impl CompactionPlan {
@@ -56,6 +62,12 @@ impl CompactionPlan {
             .filter(|source| self.keep.get(&source.id).is_some_and(|batch| *batch == fragment.batch))
             .map(|source| source.id.clone())
             .collect()
+    }
+
+    /// Whether `source`'s rows are in the table once this plan is committed (already, or from
+    /// the copy the plan keeps): then a dropped copy of it is a duplicate, not a loss.
+    pub fn loads(&self, source: &SourceId) -> bool {
+        self.committed.contains(source) || self.keep.contains_key(source)
     }
 }
 
@@ -91,13 +103,23 @@ pub fn plan_compaction(
 ) -> CompactionPlan {
     let age = |fragment: &FragmentInfo| (now - fragment.staged_at).to_std().unwrap_or_default();
     let oldest_staged_seconds = staged.iter().map(|f| age(f).as_secs()).max().unwrap_or(0);
-    let (keep, incomplete) = choose_copies(&staged, committed);
+    let Copies { keep, incomplete, committed } = choose_copies(&staged, committed, &policy.held);
+    // An incomplete copy of a sealed batch lost a fragment: no retry comes, so it never ages
+    // out (only a copy from before batches were sealed, whose converter may have died, does).
+    let mut stranded: BTreeSet<SourceId> = BTreeSet::new();
     let mut deferred: Vec<bool> = staged
         .iter()
         .map(|fragment| {
-            let abandoned = age(fragment) >= policy.abandon_after;
-            policy.held.contains(&fragment.path)
-                || (!abandoned && fragment.sources.iter().any(|source| incomplete.contains(&source.id)))
+            let abandoned = age(fragment) >= policy.abandon_after && !fragment.awaits_seal;
+            let waiting = fragment.sources.iter().filter(|source| incomplete.contains(&source.id));
+            let mut waits = false;
+            for source in waiting {
+                waits = true;
+                if fragment.awaits_seal {
+                    stranded.insert(source.id.clone());
+                }
+            }
+            policy.held.contains(&fragment.path) || (waits && !abandoned)
         })
         .collect();
     if let Some(wanted) = &policy.partitions {
@@ -112,7 +134,15 @@ pub fn plan_compaction(
     let (deferred, consume): (Vec<_>, Vec<_>) = staged.into_iter().zip(deferred).partition(|(_, deferred)| *deferred);
     let consume = consume.into_iter().map(|(f, _)| f).collect();
     let deferred_fragments: Vec<FragmentInfo> = deferred.into_iter().map(|(f, _)| f).collect();
-    CompactionPlan { consume, deferred: deferred_fragments.len(), deferred_fragments, oldest_staged_seconds, keep }
+    CompactionPlan {
+        consume,
+        deferred: deferred_fragments.len(),
+        deferred_fragments,
+        oldest_staged_seconds,
+        stranded: stranded.into_iter().collect(),
+        keep,
+        committed,
+    }
 }
 
 /// One batch's copy of a source.
@@ -125,16 +155,22 @@ struct StagedCopy {
     failed: bool,
 }
 
-/// For every source not yet committed, the batch whose complete copy to commit; and the
-/// sources no batch has staged completely yet.
-fn choose_copies(
-    staged: &[FragmentInfo],
-    committed: impl Fn(&SourceId) -> bool,
-) -> (HashMap<SourceId, Option<String>>, HashSet<SourceId>) {
+/// What [`choose_copies`] found.
+struct Copies {
+    /// For every source not yet committed, the batch whose complete copy to commit.
+    keep: HashMap<SourceId, Option<String>>,
+    /// The sources no batch has staged completely yet.
+    incomplete: HashSet<SourceId>,
+    /// The staged sources the table already holds.
+    committed: HashSet<SourceId>,
+}
+
+/// Held fragments (`held`) hold no copy: their rows cannot be committed, so another copy wins.
+fn choose_copies(staged: &[FragmentInfo], committed: impl Fn(&SourceId) -> bool, held: &HashSet<Path>) -> Copies {
     // Rows per (source, batch), and each source's expected total.
     let mut copies: HashMap<&SourceId, BTreeMap<&Option<String>, StagedCopy>> = HashMap::new();
     let mut totals: HashMap<&SourceId, u64> = HashMap::new();
-    for fragment in staged {
+    for fragment in staged.iter().filter(|fragment| !held.contains(&fragment.path)) {
         for source in &fragment.sources {
             let copy = copies.entry(&source.id).or_default().entry(&fragment.batch).or_default();
             copy.rows += source.rows;
@@ -147,8 +183,10 @@ fn choose_copies(
     }
     let mut keep = HashMap::new();
     let mut incomplete = HashSet::new();
+    let mut loaded = HashSet::new();
     for (id, batches) in copies {
         if committed(id) {
+            loaded.insert(id.clone());
             continue;
         }
         // The first complete copy wins; batch ids are random, so "first" is just stable. A
@@ -172,7 +210,7 @@ fn choose_copies(
             }
         }
     }
-    (keep, incomplete)
+    Copies { keep, incomplete, committed: loaded }
 }
 
 /// Small partitions wait to grow into a decent file, but never past the freshness bound.
@@ -327,6 +365,25 @@ mod tests {
         assert_eq!((plan.consume.len(), plan.deferred), (3, 0), "an abandoned copy is consumed");
         let kept: HashSet<SourceId> = plan.consume.iter().flat_map(|f| plan.kept_in(f)).collect();
         assert_eq!(kept, HashSet::from([id("b"), id("c")]), "but its rows are not committed");
+    }
+
+    #[test]
+    fn an_incomplete_copy_of_a_sealed_batch_is_never_abandoned_and_is_named() {
+        // Batch b1 was sealed (its messages answered), then lost the fragment holding 6 of a's
+        // rows: the 4 left must wait for the source to be staged again, however long.
+        let mut lost = fragment("b1", "date=2026-05-16", 100_000, &[("a", 4, 10), ("b", 2, 2)]);
+        lost.awaits_seal = true;
+        let other = fragment("b2", "date=2026-05-16", 100_000, &[("c", 3, 3)]);
+        let abandoning = Policy { abandon_after: Duration::from_secs(60), ..eager() };
+        let plan = plan_compaction(vec![lost.clone(), other], |_| false, &abandoning, now());
+        assert_eq!(consumed(&plan), vec!["b2-c.parquet"]);
+        assert_eq!(plan.stranded, vec![id("a")]);
+        // Staged again (a backfill): the complete copy is committed, the stranded one dropped
+        // as the duplicate it now is.
+        let again = fragment("b3", "date=2026-05-16", 5, &[("a", 10, 10)]);
+        let plan = plan_compaction(vec![lost, again], |_| false, &abandoning, now());
+        assert_eq!(plan.consume.len(), 2);
+        assert!(plan.stranded.is_empty() && plan.loads(&id("a")) && plan.loads(&id("b")));
     }
 
     #[test]

@@ -34,8 +34,17 @@ pub struct CompactionReport {
     pub sources: usize,
     /// Rows committed.
     pub rows: u64,
-    /// Rows dropped because their source was already committed or staged twice.
+    /// Rows dropped because their source is in the table (already, or from another copy
+    /// this run commits).
     pub duplicate_rows: u64,
+    /// Rows deleted uncommitted although the table does not hold their source: copies never to
+    /// be committed (a failed copy, an incomplete one whose converter died before batches were
+    /// sealed), whose messages SQS delivers again. Each is named under `_inlet/dropped/`.
+    pub dropped_rows: u64,
+    /// Sources held because a sealed batch lost a fragment of their copy, as `describe` names
+    /// them: their messages were answered, so they wait for `inlet backfill` (alarmed).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stranded: Vec<String>,
     /// Parquet files added to the table.
     pub files: usize,
     /// Bytes of Parquet added to the table.
@@ -95,6 +104,8 @@ impl CompactionReport {
             Metric { name: "CorruptFragments", value: self.corrupt_fragments as f64, unit: "Count" },
             Metric { name: "RowsCommitted", value: self.rows as f64, unit: "Count" },
             Metric { name: "DuplicateRowsDropped", value: self.duplicate_rows as f64, unit: "Count" },
+            Metric { name: "UncommittedRowsDropped", value: self.dropped_rows as f64, unit: "Count" },
+            Metric { name: "StrandedSources", value: self.stranded.len() as f64, unit: "Count" },
             Metric { name: "UnsealedFragments", value: self.unsealed_fragments as f64, unit: "Count" },
             Metric { name: "AbandonedRows", value: self.abandoned_rows as f64, unit: "Count" },
             Metric { name: "FilesWritten", value: self.files as f64, unit: "Count" },
@@ -119,6 +130,8 @@ impl CompactionReport {
             sources = self.sources,
             rows = self.rows,
             duplicate_rows = self.duplicate_rows,
+            dropped_rows = self.dropped_rows,
+            stranded = self.stranded.len(),
             files = self.files,
             bytes = self.bytes,
             version = self.version,

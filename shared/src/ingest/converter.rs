@@ -457,7 +457,18 @@ impl Converter {
         let total_rows: u64 = parts.iter().flat_map(|(_, batches)| batches).map(|b| b.num_rows() as u64).sum();
         report.objects += 1;
         report.bytes_in += bytes_in;
+        let refused = refuses_lines(&quarantined);
         self.quarantine_lines(&object, quarantined, report).await?;
+        if total_rows == 0 {
+            // Every line refused: a source of no rows, committed like any other, so that the
+            // load history knows the version was ingested (into its quarantine record) and a
+            // later conversion of it (looser settings, a new release) is a duplicate, not rows
+            // beside the record. An empty object has no line to ingest twice.
+            if refused {
+                self.note_source(None, FragmentSource::new(&object, 0, Some(0)), writers)?;
+            }
+            return Ok(());
+        }
         for (partition, batches) in parts {
             let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
             report.rows += rows;
@@ -665,10 +676,10 @@ impl Converter {
                 return Ok(Err(err));
             }
         };
-        // Its total, in a fragment not yet staged, says the copy is complete once sealed (an
-        // object that gave no rows left nothing to complete).
-        if let Some(partition) = touched {
-            self.note_source(partition, FragmentSource::new(&object, 0, Some(rows)), writers)?;
+        // Its total, in a fragment not yet staged, says the copy is complete once sealed; an
+        // object whose every line was refused is recorded as a source of none (see `stage`).
+        if touched.is_some() || refuses_lines(&quarantined) {
+            self.note_source(touched.flatten(), FragmentSource::new(&object, 0, Some(rows)), writers)?;
         }
         report.objects += 1;
         report.bytes_in += pieces.bytes();
@@ -695,6 +706,11 @@ impl Converter {
         };
         writer.write(source, &[])
     }
+}
+
+/// Whether `quarantined` holds a refused line (not only the note that the object is empty).
+fn refuses_lines(quarantined: &[QuarantinedLine]) -> bool {
+    quarantined.iter().any(|line| line.line > 0)
 }
 
 /// The part of `event` to convert here: in a batch of several, messages delivered before
@@ -909,6 +925,21 @@ mod tests {
             fragments.iter().flat_map(|f| f.sources.iter().map(|s| (s.id.uri.clone(), s.rows))).collect();
         rows.sort();
         rows
+    }
+
+    #[tokio::test]
+    async fn an_object_whose_every_line_is_refused_is_quarantined_and_staged_as_a_source_of_no_rows() {
+        let f = fixture(Layout::default(), ConverterOptions { max_line_bytes: 200, ..small() });
+        let long = |i: u64| format!("{{\"id\":{i},\"at\":\"2026-05-16T10:00:00Z\",\"pad\":\"{}\"}}\n", "x".repeat(300));
+        f.source.put("raw", "a.json", format!("{}not json\n{}", long(1), long(2)).into_bytes());
+        let report = f.converter.convert(&sqs(vec![created("a.json")])).await.unwrap();
+        assert!(report.failed_messages.is_empty(), "answered: every line has its record");
+        assert_eq!(f.quarantine.lines().await.unwrap().len(), 3);
+        // The compactor commits it as a source of none, so a later conversion of the same
+        // version (a raised line limit, a backfill) is a duplicate, never rows beside the record.
+        let staged = staged(&f).await;
+        assert_eq!(staged_rows(&staged), vec![("s3://raw/a.json".to_string(), 0)]);
+        assert_eq!(staged[0].sources[0].total_rows, Some(0));
     }
 
     #[tokio::test]

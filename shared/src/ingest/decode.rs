@@ -72,17 +72,25 @@ pub fn object_outcome(
     Ok((batches, quarantined))
 }
 
-/// How much of an object's start is looked at to tell text from binary data.
+/// How much of an object's first line is looked at to tell text from binary data.
 const TEXT_SNIFF_BYTES: usize = 8000;
 
-/// Why an object starting with `data` is not text, if it is not: a NUL byte near its start,
-/// which no JSON text holds and nearly every binary format (images, archives, Parquet) does.
-/// A property of the object, so no line's verdict depends on the other lines.
+/// Why an object whose bytes start with `data` is not text, if it is not: its first line holds
+/// a NUL byte or is not UTF-8, as the start of every binary format (images, archives, Parquet)
+/// is and no JSON text is. A property of the object's start, so no later line's verdict
+/// depends on another's: NUL padding at the end of a log only has its own line quarantined.
 fn not_text(data: &[u8]) -> Option<String> {
     let start = &data[..data.len().min(TEXT_SNIFF_BYTES)];
-    let at = memchr::memchr(0, start)?;
-    let line = 1 + memchr::memchr_iter(b'\n', &start[..at]).count();
-    Some(format!("line {line} holds a NUL byte at offset {at}"))
+    let first = &start[..memchr::memchr(b'\n', start).unwrap_or(start.len())];
+    if let Some(at) = memchr::memchr(0, first) {
+        return Some(format!("line 1 holds a NUL byte at offset {at}"));
+    }
+    match std::str::from_utf8(first) {
+        Ok(_) => None,
+        // A character cut by the end of the window is not a fault of the text.
+        Err(err) if err.error_len().is_none() && first.len() == TEXT_SNIFF_BYTES => None,
+        Err(err) => Some(format!("line 1 is not UTF-8 (at offset {})", err.valid_up_to())),
+    }
 }
 
 /// Delta timestamps are UTC.
@@ -326,6 +334,17 @@ mod tests {
         assert!(!err.is_retryable());
         let text = err.to_string();
         assert!(text.starts_with("s3://raw/svc/a.json: not NDJSON") && text.contains("line 1"), "{text}");
+    }
+
+    #[test]
+    fn nul_padding_after_good_lines_costs_only_its_own_line() {
+        let mut padded = b"{\"id\":\"a\"}\n{\"id\":\"b\"}\n".to_vec();
+        padded.extend([0u8; 64]);
+        let decoded = decoder(8).decode(&object(), &padded).unwrap();
+        assert_eq!((decoded.rows(), decoded.quarantined.len()), (2, 1));
+        assert_eq!(decoded.quarantined[0].line, 3);
+        let png = decoder(8).decode(&object(), b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR").unwrap_err().to_string();
+        assert!(png.contains("not NDJSON: the object is not text (line 1 is not UTF-8"), "{png}");
     }
 
     #[test]

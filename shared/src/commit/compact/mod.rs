@@ -241,7 +241,9 @@ impl Compactor {
         report.timings.merge_ms = lap.next();
         let consumed = merged.consumed.clone();
         let dropped = std::mem::take(&mut merged.dropped);
-        if !merged.adds.is_empty() {
+        // Sources of no rows (every line quarantined) are committed too: the history then
+        // knows them, and a later conversion of the same version is a duplicate.
+        if !merged.adds.is_empty() || !merged.sources.is_empty() {
             crash_point("compactor.before_commit");
             let (version, sources) = self.commit(table, merged, report.rows).await?;
             crash_point("compactor.after_commit");

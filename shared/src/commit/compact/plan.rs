@@ -130,7 +130,7 @@ pub fn plan_compaction(
     if !policy.force {
         defer_small_partitions(&staged, &mut deferred, policy, age);
     }
-    defer_whole_copies(&staged, &mut deferred);
+    defer_whole_copies(&staged, &mut deferred, &keep, &committed);
     let (deferred, consume): (Vec<_>, Vec<_>) = staged.into_iter().zip(deferred).partition(|(_, deferred)| *deferred);
     let consume = consume.into_iter().map(|(f, _)| f).collect();
     let deferred_fragments: Vec<FragmentInfo> = deferred.into_iter().map(|(f, _)| f).collect();
@@ -181,33 +181,45 @@ fn choose_copies(staged: &[FragmentInfo], committed: impl Fn(&SourceId) -> bool,
             }
         }
     }
-    let mut keep = HashMap::new();
-    let mut incomplete = HashSet::new();
     let mut loaded = HashSet::new();
+    // Per source not committed, its batches' copies and whether each is complete. A failed
+    // copy is never complete (nor waited for); a sealed batch's copy is complete only once a
+    // total says so, since a large object's fragments are staged before its total is known.
+    let mut judged: Vec<(&SourceId, Vec<(&Option<String>, bool)>)> = Vec::new();
     for (id, batches) in copies {
         if committed(id) {
             loaded.insert(id.clone());
             continue;
         }
-        // The first complete copy wins; batch ids are random, so "first" is just stable. A
-        // failed copy is never complete (nor waited for); a sealed batch's copy is complete
-        // only once a total says so, since a large object's fragments are staged before its
-        // total is known.
+        if batches.values().all(|copy| copy.failed) {
+            continue;
+        }
         let complete = |copy: &StagedCopy| match totals.get(id) {
             _ if copy.failed => false,
             Some(total) => copy.rows >= *total,
             None => !copy.sealed,
         };
-        if batches.values().all(|copy| copy.failed) {
-            continue;
-        }
-        match batches.iter().find(|(_, copy)| complete(copy)) {
-            Some((batch, _)) => {
-                keep.insert(id.clone(), (*batch).clone());
-            }
-            None => {
-                incomplete.insert(id.clone());
-            }
+        judged.push((id, batches.iter().map(|(batch, copy)| (*batch, complete(copy))).collect()));
+    }
+    let incomplete: HashSet<SourceId> = judged
+        .iter()
+        .filter(|(_, copies)| copies.iter().all(|(_, complete)| !complete))
+        .map(|(id, _)| (*id).clone())
+        .collect();
+    // Batches that also hold an incomplete copy wait with it: a complete copy elsewhere is
+    // preferred, so that one stuck batch-mate does not hold back a source another copy can
+    // commit now. Otherwise the first complete copy wins (batch ids are random: "first" is
+    // just stable).
+    let waiting: HashSet<&Option<String>> = judged
+        .iter()
+        .filter(|(id, _)| incomplete.contains(*id))
+        .flat_map(|(_, copies)| copies.iter().map(|(batch, _)| *batch))
+        .collect();
+    let mut keep = HashMap::new();
+    for (id, copies) in &judged {
+        let complete = || copies.iter().filter(|(_, complete)| *complete).map(|(batch, _)| *batch);
+        if let Some(batch) = complete().find(|batch| !waiting.contains(batch)).or_else(|| complete().next()) {
+            keep.insert((*id).clone(), batch.clone());
         }
     }
     Copies { keep, incomplete, committed: loaded }
@@ -235,8 +247,15 @@ fn defer_small_partitions(
 }
 
 /// A kept copy is committed whole or not at all: deferring one of its fragments defers every
-/// fragment of that copy (and, in turn, the copies those hold).
-fn defer_whole_copies(staged: &[FragmentInfo], deferred: &mut [bool]) {
+/// fragment of that copy (and, in turn, the copies those hold). And while a source's kept copy
+/// waits, its other copies wait too: they are deleted only by the run that commits it (or
+/// once the table holds the source), never before.
+fn defer_whole_copies(
+    staged: &[FragmentInfo],
+    deferred: &mut [bool],
+    keep: &HashMap<SourceId, Option<String>>,
+    committed: &HashSet<SourceId>,
+) {
     loop {
         let held: HashSet<(&SourceId, &Option<String>)> = staged
             .iter()
@@ -244,9 +263,12 @@ fn defer_whole_copies(staged: &[FragmentInfo], deferred: &mut [bool]) {
             .filter(|(_, deferred)| **deferred)
             .flat_map(|(fragment, _)| fragment.sources.iter().map(|s| (&s.id, &fragment.batch)))
             .collect();
+        let kept_waits =
+            |id: &SourceId| !committed.contains(id) && keep.get(id).is_some_and(|batch| held.contains(&(id, batch)));
         let mut changed = false;
         for (fragment, deferred) in staged.iter().zip(deferred.iter_mut()) {
-            if !*deferred && fragment.sources.iter().any(|s| held.contains(&(&s.id, &fragment.batch))) {
+            let waits = fragment.sources.iter().any(|s| held.contains(&(&s.id, &fragment.batch)) || kept_waits(&s.id));
+            if !*deferred && waits {
                 *deferred = true;
                 changed = true;
             }

@@ -645,6 +645,47 @@ async fn a_held_copy_never_wins_over_a_good_one_and_goes_once_its_source_is_comm
 }
 
 #[tokio::test]
+async fn a_source_of_no_rows_is_committed_so_a_later_copy_of_it_is_a_duplicate() {
+    let lake = lake(Layout::default());
+    let mut table = lake.table().await;
+    // Every line of a.json was quarantined: its converter staged it as a source of no rows.
+    lake.stage_part("b1", "a.json", 0..0, 0).await;
+    let report = lake.compactor().run(&mut table, false).await.unwrap();
+    assert_eq!((report.sources, report.rows, report.files), (1, 0, 0));
+    assert!(report.version.is_some(), "committed: the load history knows a.json");
+    // The same version converted again under looser settings: its rows are duplicates, never
+    // rows beside the quarantine record of the same lines.
+    lake.stage_part("b2", "a.json", 0..3, 3).await;
+    let report = lake.compactor().run(&mut table, false).await.unwrap();
+    assert_eq!((report.rows, report.duplicate_rows), (0, 3));
+    assert_eq!(lake.rows(&table), Vec::<i64>::new());
+}
+
+#[tokio::test]
+async fn a_good_copy_is_kept_over_one_that_waits_behind_a_stranded_batch_mate() {
+    let lake = lake(Layout::default());
+    let mut table = lake.table().await;
+    // Batch b1 holds c.json complete beside part of a.json, whose other fragment was lost.
+    let a = SourceObject { bucket: "raw".into(), key: "a.json".into(), etag: Some("e1".into()), ..Default::default() };
+    let c = SourceObject { key: "c.json".into(), ..a.clone() };
+    let rows = |object: &SourceObject, ids: std::ops::Range<i64>| {
+        let data: String = ids.map(|i| format!("{{\"id\":{i}}}\n")).collect();
+        JsonDecoder::new(lake.schema.clone(), 64).decode(object, data.as_bytes()).unwrap().batches
+    };
+    let mut writer = FragmentWriter::new(&lake.schema.table).unwrap();
+    writer.write(FragmentSource::new(&a, 4, Some(10)), &rows(&a, 0..4)).unwrap();
+    writer.write(FragmentSource::new(&c, 3, Some(3)), &rows(&c, 200..203)).unwrap();
+    lake.fragments.put(writer.finish("b1").unwrap(), None).await.unwrap();
+    lake.fragments.seal("b1", 1).await.unwrap();
+    // c.json's message was delivered twice: batch b2 holds another complete copy.
+    lake.stage("b2", "c.json", 200..203).await;
+    let report = lake.compactor().run(&mut table, true).await.unwrap();
+    assert_eq!(report.stranded, vec!["s3://raw/a.json (ETag e1)"]);
+    assert_eq!((report.rows, report.duplicate_rows, report.dropped_rows), (3, 0, 0), "c.json from b2");
+    assert_eq!(lake.rows(&table), vec![200, 201, 202]);
+}
+
+#[tokio::test]
 async fn vacuum_deletes_uncommitted_and_replaced_files_but_not_staging_or_live_files() {
     let lake = lake(Layout::default());
     let mut table = lake.table().await;

@@ -76,3 +76,34 @@ async fn misrouted_notifications_reach_the_dlq_with_their_reason_and_awkward_key
     let report = pipeline.compact(serde_json::json!({"force": true})).await.unwrap();
     assert_eq!(report["sources"].as_u64(), Some(4), "{report}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_late_notification_for_bytes_reuploaded_under_another_etag_is_read_not_superseded() {
+    let localstack = LocalStack::connect().await.unwrap();
+    let pipeline = Pipeline::deploy(&localstack, "sameetag", PipelineOptions::default()).await.unwrap();
+    pipeline.disable_notifications().await.unwrap();
+    let key = "web/date=2026-05-16/reuploaded.json.zst";
+    let ndjson = sample::ndjson_object(41, 0, 8 * 1024);
+    let lines = ndjson.iter().filter(|b| **b == b'\n').count() as u64;
+    let body = sample::zstd_compress(&ndjson);
+    // Written once, then again with the same bytes by multipart: a new ETag, the same content.
+    let first = pipeline.put(key, body.clone()).await.unwrap();
+    let second = pipeline.put_multipart(key, body).await.unwrap();
+    assert!(second.ends_with("-1") && first != second, "{first} / {second}");
+    // The first version's notification arrives after the re-upload, then the second's.
+    let raw = pipeline.raw_bucket.clone();
+    pipeline.send_to_queue(notification_body(&listed(&raw, key, &first))).await.unwrap();
+    pipeline.send_to_queue(notification_body(&listed(&raw, key, &second))).await.unwrap();
+    let uri = format!("s3://{raw}/{key}");
+    pipeline.wait_for_staged(&[uri], Duration::from_secs(60)).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while pipeline.queue_depth(&pipeline.queue_url).await.unwrap() > 0 {
+        assert!(std::time::Instant::now() < deadline, "both notifications answered");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(pipeline.superseded().await.unwrap().is_empty(), "its bytes are in the table: not superseded");
+    pipeline.compact(serde_json::json!({"force": true})).await.unwrap();
+    let table = pipeline.read_table(true).await.unwrap();
+    assert_eq!(table.num_rows, lines, "the content once");
+    assert_eq!(pipeline.queue_depth(&pipeline.dlq_url).await.unwrap(), 0);
+}

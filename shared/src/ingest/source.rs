@@ -158,7 +158,13 @@ impl ObjectSource for S3Source {
                     }
                     Some(412) | Some(404) if named => {
                         let asked = format!("GetObject answered {} {code}", status.unwrap_or_default());
-                        missing_version_verdict(object, &asked, self.current(object).await)
+                        let now = self.current(object).await;
+                        if let Ok(Some(current)) = &now
+                            && let Some(same) = self.same_content(object, current).await?
+                        {
+                            return Ok(same);
+                        }
+                        missing_version_verdict(object, &asked, now)
                     }
                     Some(404) => fail(format!("object not found ({code})"), false),
                     // Throttling and network faults pass.
@@ -173,6 +179,33 @@ impl ObjectSource for S3Source {
 }
 
 impl S3Source {
+    /// The version the key holds now, opened, when its bytes are those of the notified one:
+    /// a notified single-part ETag is the MD5 of its bytes, so a key re-uploaded with the same
+    /// bytes (a multipart copy, a new SSE-KMS ETag) is recognised and read as what was
+    /// notified, never recorded as superseded. `None` when that cannot be shown.
+    async fn same_content(&self, object: &SourceObject, current: &CurrentVersion) -> Result<Option<Opened>> {
+        let (Some(notified), Some(now)) = (&object.etag, &current.etag) else { return Ok(None) };
+        let is_md5 = notified.len() == 32 && notified.bytes().all(|b| b.is_ascii_hexdigit());
+        if object.version.is_some() || !is_md5 || notified == now {
+            return Ok(None);
+        }
+        let open = || self.client.get_object().bucket(&object.bucket).key(&object.key).if_match(format!("\"{now}\""));
+        let Ok(response) = open().send().await else { return Ok(None) };
+        let mut body = response.body;
+        let mut digest = <md5::Md5 as md5::Digest>::new();
+        while let Some(chunk) = body.try_next().await.map_err(|err| body_failed(object, &err))? {
+            md5::Digest::update(&mut digest, &chunk);
+        }
+        let hex: String = md5::Digest::finalize(digest).iter().map(|byte| format!("{byte:02x}")).collect();
+        if !hex.eq_ignore_ascii_case(notified) {
+            return Ok(None);
+        }
+        tracing::info!(object = %object.describe(), now = %now, "the key holds the notified bytes under another ETag: reading those");
+        let Ok(response) = open().send().await else { return Ok(None) };
+        let length = response.content_length.and_then(|length| u64::try_from(length).ok()).unwrap_or(u64::MAX);
+        Ok(Some(Opened { body: response.body, length, etag: Some(now.clone()) }))
+    }
+
     /// What the object's key holds now, asked without naming a version (an unconditional
     /// HEAD); `None` when the key does not exist.
     async fn current(&self, object: &SourceObject) -> Result<Option<CurrentVersion>> {

@@ -155,6 +155,9 @@ struct StagedCopy {
     failed: bool,
 }
 
+/// A batch's copy of a source, and whether it is complete.
+type JudgedCopy<'a> = (&'a Option<String>, bool);
+
 /// What [`choose_copies`] found.
 struct Copies {
     /// For every source not yet committed, the batch whose complete copy to commit.
@@ -185,7 +188,7 @@ fn choose_copies(staged: &[FragmentInfo], committed: impl Fn(&SourceId) -> bool,
     // Per source not committed, its batches' copies and whether each is complete. A failed
     // copy is never complete (nor waited for); a sealed batch's copy is complete only once a
     // total says so, since a large object's fragments are staged before its total is known.
-    let mut judged: Vec<(&SourceId, Vec<(&Option<String>, bool)>)> = Vec::new();
+    let mut judged: Vec<(&SourceId, Vec<JudgedCopy>)> = Vec::new();
     for (id, batches) in copies {
         if committed(id) {
             loaded.insert(id.clone());

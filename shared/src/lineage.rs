@@ -102,6 +102,14 @@ enum Tag<'a> {
 }
 
 impl SourceId {
+    /// How logs and reports name this source: its key, and its ETag when known.
+    pub fn describe(&self) -> String {
+        match &self.etag {
+            Some(etag) => format!("{} (ETag {etag})", self.uri),
+            None => self.uri.clone(),
+        }
+    }
+
     fn tag(&self) -> Tag<'_> {
         match (&self.digest, &self.etag) {
             (Some(digest), _) => Tag::Digest(digest),

@@ -1116,8 +1116,9 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn near_the_deadline_finished_objects_are_sealed_and_the_rest_fail_for_redelivery() {
+    /// A fixture whose store holds `a.json`, `b.json` and `slow.json` (which never arrives),
+    /// and a converter reading from it.
+    fn with_a_slow_object() -> (Fixture, Converter) {
         let f = fixture(Layout::default(), small());
         let schema = Arc::new(TableSchema::parse_with(SCHEMA, "t", Layout::default()).unwrap());
         let converter = Converter::new(
@@ -1130,6 +1131,12 @@ mod tests {
         for key in ["a.json", "b.json", "slow.json"] {
             f.source.put("raw", key, lines(0..4));
         }
+        (f, converter)
+    }
+
+    #[tokio::test]
+    async fn near_the_deadline_finished_objects_are_sealed_and_the_rest_fail_for_redelivery() {
+        let (f, converter) = with_a_slow_object();
         let event = sqs(vec![created("a.json"), created("slow.json"), created("b.json")]);
         let stop = tokio::time::Instant::now() + std::time::Duration::from_millis(500);
         // The slow object never arrives: only stopping at `stop` lets the batch answer.
@@ -1148,18 +1155,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_message_naming_several_objects_is_redelivered_while_one_of_them_is_unread() {
-        let f = fixture(Layout::default(), small());
-        let schema = Arc::new(TableSchema::parse_with(SCHEMA, "t", Layout::default()).unwrap());
-        let converter = Converter::new(
-            Arc::new(SlowSource(f.source.clone())),
-            f.fragments.clone(),
-            f.quarantine.clone(),
-            schema,
-            small(),
-        );
-        for key in ["a.json", "b.json", "slow.json"] {
-            f.source.put("raw", key, lines(0..4));
-        }
+        let (f, converter) = with_a_slow_object();
         // One message with two records (as an SNS fan-out or a hand-made body may carry).
         let mut both: serde_json::Value = serde_json::from_str(&created("a.json")).unwrap();
         let slow: serde_json::Value = serde_json::from_str(&created("slow.json")).unwrap();

@@ -218,14 +218,7 @@ impl Compactor {
                  again with `inlet backfill` and the complete copies are committed"
             );
         }
-        report.stranded = plan
-            .stranded
-            .iter()
-            .map(|id| match &id.etag {
-                Some(etag) => format!("{} (ETag {etag})", id.uri),
-                None => id.uri.clone(),
-            })
-            .collect();
+        report.stranded = plan.stranded.iter().map(SourceId::describe).collect();
         report.oldest_staged_seconds = plan.oldest_staged_seconds;
         if plan.consume.is_empty() {
             tracing::info!(

@@ -38,6 +38,12 @@ fn lake(layout: Layout) -> Lake {
     Lake { fragments: FragmentStore::new(store.clone()), dir, url, schema, store }
 }
 
+/// The test schema with a required column added: one no table that has rows can take.
+fn with_required_code() -> Arc<TableSchema> {
+    let text = r#"{"fields":[{"name":"id","type":"long"},{"name":"code","type":"string","nullable":false}]}"#;
+    Arc::new(TableSchema::parse(text, "v3").unwrap())
+}
+
 /// The test schema with a nullable column added.
 fn with_country() -> Arc<TableSchema> {
     let text = r#"{"fields":[{"name":"id","type":"long"},{"name":"country","type":"string"}]}"#;
@@ -625,13 +631,7 @@ async fn a_compaction_commit_lands_on_top_of_an_optimize_and_not_of_another_comp
 async fn a_held_copy_never_wins_over_a_good_one_and_goes_once_its_source_is_committed() {
     let lake = lake(Layout::default());
     let mut table = lake.table().await;
-    let required = Arc::new(
-        TableSchema::parse(
-            r#"{"fields":[{"name":"id","type":"long"},{"name":"code","type":"string","nullable":false}]}"#,
-            "v3",
-        )
-        .unwrap(),
-    );
+    let required = with_required_code();
     // The same source staged twice: once held (a column the table cannot take), once good.
     lake.stage_with(&required, "a.json", b"{\"id\":6,\"code\":\"x\"}\n", 1).await;
     lake.stage_version("z1", "a.json", "e", None, 6..7).await;
@@ -775,13 +775,7 @@ async fn a_compactor_with_an_older_schema_adds_the_fragments_new_column_and_drop
 async fn fragments_with_a_column_no_compactor_may_add_are_held_staged_not_committed_without_it() {
     let lake = lake(Layout::default());
     let mut table = lake.table().await;
-    let required = Arc::new(
-        TableSchema::parse(
-            r#"{"fields":[{"name":"id","type":"long"},{"name":"code","type":"string","nullable":false}]}"#,
-            "v3",
-        )
-        .unwrap(),
-    );
+    let required = with_required_code();
     lake.stage_with(&required, "required.json", b"{\"id\":6,\"code\":\"x\"}\n", 1).await;
     // Two converters disagree on the new column's type.
     let text = |t: &str| format!(r#"{{"fields":[{{"name":"id","type":"long"}},{{"name":"size","type":"{t}"}}]}}"#);

@@ -1155,7 +1155,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_message_naming_several_objects_is_redelivered_while_one_of_them_is_unread() {
-        let (f, converter) = with_a_slow_object();
+        let (_store, converter) = with_a_slow_object();
         // One message with two records (as an SNS fan-out or a hand-made body may carry).
         let mut both: serde_json::Value = serde_json::from_str(&created("a.json")).unwrap();
         let slow: serde_json::Value = serde_json::from_str(&created("slow.json")).unwrap();

@@ -396,6 +396,13 @@ async fn an_object_stored_larger_than_a_piece_is_streamed_from_s3_and_lands_once
     assert!(sample::zstd_compress(&big).len() > 64 * 1024, "the big object is stored larger than a piece");
 
     pipeline.wait_for_staged(&uris, Duration::from_secs(120)).await.unwrap();
+    // The first fragment can list both objects while the big one's later fragments are still
+    // uploading: count once the message is answered (its batch sealed).
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while pipeline.queue_depth(&pipeline.queue_url).await.unwrap() > 0 {
+        assert!(std::time::Instant::now() < deadline, "the messages are answered");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     let store = pipeline.fragments().unwrap();
     let mut staged_fragments = 0;
     for meta in store.list().await.unwrap() {

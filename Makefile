@@ -99,6 +99,7 @@ bench: bench-venv localstack-venv tools-venv
 	  --report target/bench/report.json
 	$(MAKE) --no-print-directory compaction-rounds
 	target/perf/inlet-bench big-object
+	target/perf/inlet-bench shapes
 	$(WITH_LOCALSTACK) target/perf/inlet-bench history --localstack
 	$(WITH_LOCALSTACK) target/perf/inlet-bench --objects $(E2E_OBJECTS) e2e
 

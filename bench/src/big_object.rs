@@ -35,7 +35,7 @@ struct BigObject {
 
 /// Forgets the process's peak RSS so far (Linux `clear_refs`), so the next reading is the
 /// conversion's own.
-fn reset_peak_rss() -> Result<()> {
+pub(crate) fn reset_peak_rss() -> Result<()> {
     std::fs::write("/proc/self/clear_refs", "5").context("resetting the peak RSS")
 }
 

@@ -150,6 +150,14 @@ enum Command {
         #[arg(long)]
         piece_mib: Option<usize>,
     },
+    /// The converter's peak RSS at the default settings on the object shapes that cost most
+    /// memory per byte of text, beside the reference workload's, against the memory model.
+    Shapes {
+        /// Shapes to measure (default: all of them).
+        names: Vec<String>,
+    },
+    /// One shape, measured in this process (used by `shapes`).
+    Shape { name: String },
     /// One measured lookup (used by `history`).
     HistoryLookup {
         /// A local directory, or `s3://bucket/prefix` on LocalStack.
@@ -209,6 +217,7 @@ const SCHEMA: &str = include_str!("../../schemas/events.schema.json");
 mod big_object;
 mod compaction;
 mod history;
+mod shapes;
 
 fn main() -> Result<()> {
     // As the functions run.
@@ -220,6 +229,8 @@ fn main() -> Result<()> {
             return history::measure(sources, *lookup, *localstack);
         }
         Some(Command::BigObject { json_mib, piece_mib }) => return big_object::measure(*json_mib, *piece_mib),
+        Some(Command::Shapes { names }) => return shapes::measure(names),
+        Some(Command::Shape { name }) => return shapes::measure_one(name),
         Some(Command::HistoryLookup { table, sources, lookup }) => {
             return history::lookup_once(table, *sources, *lookup);
         }
@@ -233,7 +244,9 @@ fn main() -> Result<()> {
             | Command::History { .. }
             | Command::HistoryLookup { .. }
             | Command::CompactStaged { .. }
-            | Command::BigObject { .. },
+            | Command::BigObject { .. }
+            | Command::Shapes { .. }
+            | Command::Shape { .. },
         ) => {
             unreachable!("handled above")
         }

@@ -154,10 +154,13 @@ enum QuarantineCommand {
     },
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
-    inlet::telemetry::init();
+fn main() -> Result<()> {
     inlet::memory::keep_large_buffers_mapped();
+    inlet::memory::runtime()?.block_on(run())
+}
+
+async fn run() -> Result<()> {
+    inlet::telemetry::init();
     let cli = Cli::parse();
     let overrides: HashMap<&str, String> =
         [("INLET_TABLE_URI", cli.table_uri.clone()), ("INLET_SCHEMA", cli.schema.clone())]
@@ -387,7 +390,7 @@ fn print_conversion(converted: &inlet::ops::convert::LocalConversion, out: &Path
     let report = &converted.report;
     println!("objects          {} converted, {} failed", report.objects, converted.failed.len());
     println!("rows             {}", report.rows);
-    println!("quarantined      {} lines", converted.quarantined.len());
+    println!("quarantined      {} lines", report.quarantined);
     for fragment in &report.fragments {
         println!("fragment         {}", out.join(fragment).display());
     }
@@ -397,8 +400,9 @@ fn print_conversion(converted: &inlet::ops::convert::LocalConversion, out: &Path
     for line in converted.quarantined.iter().take(SHOWN) {
         println!("refused          {} line {}: {}", line.source, line.line, line.error);
     }
-    if converted.quarantined.len() > SHOWN {
-        println!("refused          ... and {} more (under {})", converted.quarantined.len() - SHOWN, out.display());
+    let shown = converted.quarantined.len().min(SHOWN) as u64;
+    if report.quarantined > shown {
+        println!("refused          ... and {} more (under {})", report.quarantined - shown, out.display());
     }
 }
 

@@ -41,7 +41,7 @@ pub const SETTINGS: &[SettingDoc] = &[
     SettingDoc {
         env: "INLET_FRAGMENT_BYTES",
         default: Some("134217728"),
-        description: "Arrow bytes a converter buffers per partition before it stages a fragment (bounds its memory).",
+        description: "Arrow bytes the converter's open fragment writers hold together (one per partition) before the fullest is staged as a fragment (bounds its memory).",
     },
     SettingDoc {
         env: "INLET_MAX_LINE_BYTES",
@@ -61,7 +61,7 @@ pub const SETTINGS: &[SettingDoc] = &[
     SettingDoc {
         env: "INLET_PIECE_BYTES",
         default: Some("16777216"),
-        description: "Decompressed bytes of an object the converter decodes at once: a larger object is read in pieces of this size (whole lines), one such object at a time, so its size does not set the converter's memory.",
+        description: "Decompressed bytes of an object the converter decodes at once, and the most its decoded rows may hold: a larger object, or one that decodes to more, is read in pieces of this size (whole lines) decoded in steps of this size, one such object at a time, so no object sets the converter's memory.",
     },
     SettingDoc {
         env: "INLET_DEADLINE_MARGIN_SECONDS",
@@ -126,7 +126,7 @@ pub const SETTINGS: &[SettingDoc] = &[
     SettingDoc {
         env: "INLET_DOWNLOAD_CONCURRENCY",
         default: Some("16"),
-        description: "Source objects the converter downloads at once.",
+        description: "Source objects the converter downloads at once (an object stored larger than a quarter of INLET_PIECE_BYTES is streamed instead).",
     },
     SettingDoc {
         env: "INLET_DECODE_BATCH_ROWS",

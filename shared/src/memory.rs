@@ -25,3 +25,89 @@ pub fn keep_large_buffers_mapped() {
         }
     }
 }
+
+/// Gives the pages of freed memory back to the system (glibc's `malloc_trim`; a no-op
+/// elsewhere). Blocks freed in the middle of a heap are kept by glibc until then: a large
+/// object's steps free many small ones (rows split over many partitions, writers staged and
+/// replaced), so the converter calls this between steps, and the process follows what it
+/// holds rather than what it once held.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: malloc_trim only returns free pages to the system; it is safe to call from
+        // any thread at any time.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
+}
+
+/// The async runtime the converter and the command run on: a worker thread per core, and a
+/// blocking pool (decompression, decoding, encoding, local file reads) of two threads more
+/// than the decode slots, not tokio's 512. Every thread that allocates gets a glibc arena of
+/// its own that keeps what it freed, so a pool that grows to a thread per download grows the
+/// process with it (the reference workload converted with 16 blocking threads peaks about
+/// 45% above the same run with 2); the decode slots bound the work, this bounds the threads.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().max_blocking_threads(blocking_threads()).build()
+}
+
+/// Threads of [`runtime`]'s blocking pool: the most decode slots there can be, plus the
+/// consumer's one blocking task (an encoding, or a large object's step) and a file read.
+pub fn blocking_threads() -> usize {
+    crate::ingest::decode_slots(usize::MAX) + 2
+}
+
+/// What the converter may hold at once, by what holds it, for its settings: the memory model
+/// of `docs/design.md`. Every term is set by configuration; none grows with the size of a
+/// batch or an object, the length or number of its lines, or how many of them are refused.
+/// The process's own footprint (code, runtime, the SDK clients) comes on top.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ConverterMemory {
+    /// Objects downloading at once (`concurrency`), and as many waiting for the consumer as
+    /// there are decode slots, each stored at most a quarter piece (larger ones are streamed).
+    pub downloads: u64,
+    /// Objects decompressed and decoded whole at once (the decode slots): each a piece of
+    /// text and a piece's worth of rows, plus one batch.
+    pub decoding: u64,
+    /// Decompression buffers the blocking threads keep for the next object.
+    pub kept_buffers: u64,
+    /// The one large object read in steps: its piece, the rest of a line carried to the next
+    /// piece, a step's rows plus one batch, and the zstd window.
+    pub large_object: u64,
+    /// The open fragment writers together, and the one finished fragment uploading.
+    pub fragments: u64,
+    /// A quarantine record being written: a part buffered, a part uploading, a block.
+    pub quarantine: u64,
+}
+
+/// The zstd window a decompressing stream holds: 8 MiB for objects written at levels up to
+/// 19 without long-distance matching (zstd's default decoder limit is 128 MiB).
+pub const ZSTD_WINDOW_BYTES: u64 = 8 << 20;
+
+impl ConverterMemory {
+    /// The function's own footprint beside what the model counts: code, the async runtime,
+    /// the SDK clients, the schema (measured: `make bench`'s baseline RSS).
+    pub const FOOTPRINT_BYTES: u64 = 48 << 20;
+
+    /// The model for `options`, with `decode_slots` objects decoded at once
+    /// ([`crate::ingest::decode_slots`]).
+    pub fn of(options: &crate::ingest::ConverterOptions, decode_slots: usize) -> Self {
+        let piece = options.piece_bytes as u64;
+        let batch = crate::ingest::json::BATCH_TEXT_BYTES as u64 + options.max_line_bytes as u64;
+        let slots = decode_slots as u64;
+        Self {
+            downloads: (options.concurrency as u64 + slots) * (piece / 4),
+            decoding: slots * (2 * piece + batch),
+            kept_buffers: (slots + 2) * crate::ingest::source::KEPT_BUFFER_BYTES as u64,
+            large_object: 2 * piece + options.max_line_bytes as u64 + batch + ZSTD_WINDOW_BYTES,
+            fragments: 2 * options.fragment_bytes as u64,
+            quarantine: crate::ingest::quarantine::RECORD_HELD_BYTES,
+        }
+    }
+
+    /// Everything together.
+    pub fn total(&self) -> u64 {
+        self.downloads + self.decoding + self.kept_buffers + self.large_object + self.fragments + self.quarantine
+    }
+}

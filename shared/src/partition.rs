@@ -78,18 +78,20 @@ impl PartitionSpec {
                     let value = groups.into_keys().next().expect("one group");
                     return Ok(vec![(value, filled)]);
                 }
-                groups
+                // One take puts each partition's rows together, in their order; each partition
+                // is then a slice of that one batch, not arrays of its own (a batch over a
+                // thousand dates would otherwise be a thousand sets of small allocations).
+                let order: Vec<u32> = groups.values().flatten().copied().collect();
+                let sorted = arrow_select::take::take_record_batch(&filled, &UInt32Array::from(order))?;
+                let mut start = 0;
+                Ok(groups
                     .into_iter()
                     .map(|(value, rows)| {
-                        let indices = UInt32Array::from(rows);
-                        let columns = filled
-                            .columns()
-                            .iter()
-                            .map(|column| arrow_select::take::take(column, &indices, None))
-                            .collect::<Result<Vec<_>, _>>()?;
-                        Ok((value, RecordBatch::try_new(filled.schema(), columns)?))
+                        let part = sorted.slice(start, rows.len());
+                        start += rows.len();
+                        (value, part)
                     })
-                    .collect()
+                    .collect())
             }
         }
     }

@@ -7,10 +7,12 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use inlet::ingest::Quarantine;
 use inlet::ingest::{Converter, ConverterOptions};
 use inlet::lineage::SourceObject;
+use inlet::memory::ConverterMemory;
 use inlet::ops::backfill::sqs_message;
 use inlet::schema::TableSchema;
 use inlet::stage::FragmentStore;
 use inlet::testing::sample;
+use inlet::testing::shapes::{self, Shape};
 use inlet::testing::sources::{LocalSource, MemorySource};
 
 const OBJECTS: u64 = 200;
@@ -157,4 +159,118 @@ async fn an_object_stored_larger_than_the_bound_is_streamed_from_the_store() {
     drop(out);
     let source = Arc::new(LocalSource::new(root.path()));
     ingest_within_bound(source, "export/big.json", LINES, "(stored uncompressed)").await;
+}
+
+// Shapes that decode to far more than their text (tiny rows), refuse every line, or hold
+// lines past the line limit, and others, each converted with small settings so the model's
+// bound is tight and the object many times larger: each must stay within `ConverterMemory`'s
+// figure for those settings, the bound `docs/design.md` derives.
+
+/// Settings small enough that each shape is many times what they let the converter hold.
+fn small_settings() -> ConverterOptions {
+    ConverterOptions { piece_bytes: 4 << 20, fragment_bytes: 16 << 20, concurrency: 4, ..ConverterOptions::default() }
+}
+
+/// Converts `shape` with small settings, on the runtime the converter function runs on,
+/// asserts its rows and refused lines are what it holds and its peak RSS over the process's
+/// baseline stays within the model's figure, and gives the first `shown` quarantined lines.
+fn within_model(shape: Shape, shown: usize) -> Vec<inlet::ingest::QuarantinedLine> {
+    inlet::memory::keep_large_buffers_mapped();
+    let runtime = inlet::memory::runtime().unwrap();
+    let options = small_settings();
+    let bound = ConverterMemory::of(&options, inlet::ingest::decode_slots(options.concurrency)).total();
+    let Shape { label, schema, layout, objects, rows, quarantined } = shape;
+    let schema = Arc::new(TableSchema::parse_with(&schema, "shape", layout).unwrap());
+    let source = Arc::new(MemorySource::default());
+    let mut event = SqsEvent::default();
+    for (index, (key, stored)) in objects.into_iter().enumerate() {
+        source.put("raw", &key, stored);
+        let object = SourceObject { bucket: "raw".into(), key, ..Default::default() };
+        event.records.push(sqs_message(format!("m{index}"), object));
+    }
+    let lake = tempfile::tempdir().unwrap();
+    let store =
+        inlet::commit::table_store(&url::Url::from_directory_path(lake.path()).unwrap(), &Default::default()).unwrap();
+    let quarantine = Quarantine::new(store.clone());
+    let converter = Converter::new(source, FragmentStore::new(store), quarantine.clone(), schema, options);
+
+    // The peak so far includes building the shape: start counting afresh.
+    std::fs::write("/proc/self/clear_refs", "5").expect("resetting the peak RSS");
+    let baseline = peak_rss();
+    let started = Instant::now();
+    let report = runtime.block_on(converter.convert(&event)).unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    let peak = peak_rss();
+
+    assert!(report.failed_messages.is_empty(), "{label}: {report:?}");
+    assert_eq!((report.rows, report.quarantined), (rows, quarantined), "{label}: rows and quarantined lines");
+    let what = format!("{label}: {:.0} MiB of NDJSON in {seconds:.1}s", mib(report.bytes_in));
+    within_bound(&what, report.fragments.len(), baseline, peak, bound);
+    runtime.block_on(quarantine.first_lines(shown)).unwrap()
+}
+
+#[test]
+fn millions_of_empty_lines_stay_within_the_model() {
+    within_model(shapes::empty_lines(4_000_000, 4), 0);
+}
+
+/// Memory follows rows times columns: the same lines against twenty columns.
+#[test]
+fn empty_lines_of_a_wide_schema_stay_within_the_model() {
+    within_model(shapes::empty_lines(2_000_000, 20), 0);
+}
+
+/// Each decodes to more than a piece's worth of rows, so none is held decoded whole.
+#[test]
+fn many_objects_of_tiny_rows_at_once_stay_within_the_model() {
+    within_model(shapes::many_objects_of_empty_lines(24, 300_000), 0);
+}
+
+/// Every line is quarantined, and the record streams out as they come.
+#[test]
+fn millions_of_refused_lines_are_quarantined_within_the_model() {
+    let first = within_model(shapes::refused_lines(3_000_000), 2);
+    assert_eq!(first.iter().map(|line| line.line).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(first[0].error, "expected an object");
+}
+
+/// The quarantine keeps 64 KiB of each, streamed.
+#[test]
+fn long_refused_lines_are_quarantined_within_the_model() {
+    let first = within_model(shapes::long_refused_lines(2048, 512 << 10), 1);
+    assert_eq!((first[0].line, first[0].raw.len()), (1, 64 * 1024));
+    assert_eq!(first[0].error, "field c0: expected an integer");
+}
+
+/// Skipped to their end, each quarantined as too long, as one such line among ordinary ones is.
+#[test]
+fn lines_of_64_mib_are_quarantined_as_too_long_within_the_model() {
+    let lines = within_model(shapes::huge_lines(16, 64 << 20), 100);
+    let numbers: Vec<u64> = lines.iter().map(|line| line.line).collect();
+    assert_eq!(numbers, (1..=16).filter(|line| *line != 8).collect::<Vec<_>>());
+    for line in &lines {
+        assert!(line.error.contains("over the limit of 1048576 (INLET_MAX_LINE_BYTES)"), "{}", line.error);
+        assert_eq!(line.raw.len(), 64 * 1024);
+    }
+}
+
+#[test]
+fn very_wide_rows_stay_within_the_model() {
+    within_model(shapes::wide_rows(6000, 500), 0);
+}
+
+#[test]
+fn deeply_nested_values_stay_within_the_model() {
+    within_model(shapes::deeply_nested(40_000, 5), 0);
+}
+
+#[test]
+fn many_short_string_columns_stay_within_the_model() {
+    within_model(shapes::short_string_columns(20_000, 200), 0);
+}
+
+/// The open writers together hold at most a fragment's worth, however many partitions are open.
+#[test]
+fn rows_over_thousands_of_partitions_stay_within_the_model() {
+    within_model(shapes::many_partitions(400_000, 2000), 0);
 }

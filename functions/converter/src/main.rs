@@ -5,10 +5,13 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use inlet::ingest::RoutedConverter;
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, run, service_fn};
 
-#[tokio::main]
-async fn main() -> Result<(), Error> {
-    inlet::telemetry::init();
+fn main() -> Result<(), Error> {
     inlet::memory::keep_large_buffers_mapped();
+    inlet::memory::runtime()?.block_on(serve())
+}
+
+async fn serve() -> Result<(), Error> {
+    inlet::telemetry::init();
     let converter = &RoutedConverter::from_env().await?;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         // Per-object failures are reported per message; an error here fails the whole batch.

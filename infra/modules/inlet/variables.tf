@@ -121,7 +121,7 @@ variable "architecture" {
 # ---------------------------------------------------------------- converter function
 
 variable "converter_memory_mb" {
-  description = "Converter memory; also buys CPU (1769 MB = one full vCPU)."
+  description = "Converter memory; also buys CPU (1769 MB = one full vCPU). At least the memory model's figure for the converter settings (about 530 MB at the defaults, docs/design.md#converter-memory)."
   type        = number
   default     = 1769
   validation {
@@ -294,7 +294,7 @@ variable "target_file_bytes" {
 }
 
 variable "fragment_bytes" {
-  description = "INLET_FRAGMENT_BYTES: Arrow bytes a converter buffers per partition before it stages a fragment."
+  description = "INLET_FRAGMENT_BYTES: Arrow bytes the converter's open fragment writers hold together before the fullest is staged."
   type        = number
   default     = 134217728
   validation {

@@ -14,15 +14,17 @@ use arrow_array::RecordBatch;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use futures::StreamExt;
 use serde::Serialize;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::Settings;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::faults::crash_point;
-use crate::ingest::decode::{DecodedPiece, JsonDecoder, QuarantinedLine, object_outcome};
+use crate::ingest::decode::{BYTE_ORDER_MARK, DecodedPiece, JsonDecoder, QuarantinedLine, object_outcome};
 use crate::ingest::event::BatchPlan;
 use crate::ingest::isolation::{Isolation, SqsIsolation, receive_count};
-use crate::ingest::quarantine::Quarantine;
+use crate::ingest::large::LargeObject;
+use crate::ingest::quarantine::{Quarantine, RecordWriter};
 use crate::ingest::source::{
     BlockingBody, ObjectLimits, ObjectSource, Pieces, S3Source, digest_body, with_decompressed_up_to,
 };
@@ -30,6 +32,7 @@ use crate::ingest::superseded::SupersededLog;
 use crate::ingest::trigger::{CompactionTrigger, LambdaTrigger};
 use crate::lineage::FragmentSource;
 use crate::lineage::{SourceObject, content_digest};
+use crate::memory::ConverterMemory;
 use crate::metrics::Metric;
 use crate::schema::TableSchema;
 use crate::stage::fragment::{FragmentEncoding, FragmentStore, FragmentWriter};
@@ -153,6 +156,35 @@ pub struct Converter {
     trigger: Option<(Arc<dyn CompactionTrigger>, u64)>,
     /// Where redelivered messages go to be converted one per invocation.
     isolation: Option<Arc<dyn Isolation>>,
+    /// Objects decompressed and decoded whole at once, or holding their rows until staged.
+    decode_slots: Arc<Semaphore>,
+    decode_slots_count: usize,
+}
+
+/// Says, at start, what the settings let the converter hold, and warns when the function has
+/// less memory than that (Lambda's `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, in MB).
+fn warn_if_memory_is_short(options: &ConverterOptions) {
+    let model = ConverterMemory::of(options, decode_slots(options.concurrency));
+    let needed_mib = (model.total() + ConverterMemory::FOOTPRINT_BYTES).div_ceil(1 << 20);
+    let function_mib = std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").ok().and_then(|mb| mb.parse::<u64>().ok());
+    match function_mib {
+        Some(has) if has < needed_mib => tracing::warn!(
+            function_mib = has,
+            needed_mib,
+            model = ?model,
+            "the converter's settings let it hold more than the function's memory: lower INLET_PIECE_BYTES, \
+             INLET_FRAGMENT_BYTES or INLET_DOWNLOAD_CONCURRENCY, or give the function more memory"
+        ),
+        _ => tracing::debug!(needed_mib, model = ?model, "the converter's memory for its settings"),
+    }
+}
+
+/// How many objects are decompressed and decoded at once (or decoded and waiting to be
+/// staged): one per core, at least two so that one decodes while another is staged, and at
+/// most `concurrency`. More would not decode faster, only hold more.
+pub fn decode_slots(concurrency: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    cores.max(2).min(concurrency.max(1))
 }
 
 /// One object, decoded and split by partition.
@@ -161,6 +193,8 @@ struct Decoded {
     bytes_in: u64,
     parts: Vec<(Option<String>, Vec<RecordBatch>)>,
     quarantined: Vec<QuarantinedLine>,
+    /// Its decode slot, held until its rows are in the writers.
+    _slot: OwnedSemaphorePermit,
 }
 
 impl Converter {
@@ -176,7 +210,21 @@ impl Converter {
         let options = ConverterOptions { concurrency: options.concurrency.max(1), ..options };
         // Superseded versions are recorded beside the quarantine, in the table's own store.
         let superseded = SupersededLog::new(fragments.store());
-        Self { source, fragments, quarantine, superseded, schema, decoder, options, trigger: None, isolation: None }
+        let decode_slots_count = decode_slots(options.concurrency);
+        let decode_slots = Arc::new(Semaphore::new(decode_slots_count));
+        Self {
+            source,
+            fragments,
+            quarantine,
+            superseded,
+            schema,
+            decoder,
+            options,
+            trigger: None,
+            isolation: None,
+            decode_slots,
+            decode_slots_count,
+        }
     }
 
     /// Requests a compaction from `trigger` whenever staged fragments reach `staged_bytes`.
@@ -201,6 +249,7 @@ impl Converter {
     /// A converter over S3 sources and the table's staging area, as the Lambda runs it.
     pub fn from_context(context: &Context) -> Self {
         let settings = &context.settings;
+        warn_if_memory_is_short(&ConverterOptions::from_settings(settings));
         let converter = Self::new(
             Arc::new(S3Source::new(context.s3.clone())),
             FragmentStore::new(context.table_store.clone()),
@@ -274,7 +323,9 @@ impl Converter {
         let mut report =
             ConversionReport { batch: uuid::Uuid::new_v4().simple().to_string(), isolated, ..Default::default() };
 
-        let (decoded_tx, mut decoded_rx) = tokio::sync::mpsc::channel(self.options.concurrency);
+        // Decoded objects hold a decode slot each, so a channel of that many never makes a
+        // decoded object wait; objects left to be read in pieces wait here compressed.
+        let (decoded_tx, mut decoded_rx) = tokio::sync::mpsc::channel(self.decode_slots_count);
         let produce = async move {
             futures::stream::iter(plan.objects)
                 .for_each_concurrent(self.options.concurrency, |(object, ids)| {
@@ -290,7 +341,7 @@ impl Converter {
         let consume = async {
             let mut uploads = Uploads::default();
             let staged = async {
-                let mut writers: BTreeMap<Option<String>, FragmentWriter> = BTreeMap::new();
+                let mut writers = OpenWriters::default();
                 let mut sources = HashSet::new();
                 let deadline = async {
                     match stop {
@@ -338,7 +389,7 @@ impl Converter {
                         Err(err) => self.object_failed(&object, err, ids, &mut failed, &mut report).await?,
                     }
                 }
-                for (partition, writer) in std::mem::take(&mut writers) {
+                for (partition, writer) in writers.close_all() {
                     self.flush(partition, writer, &mut report, &mut uploads).await?;
                 }
                 Ok::<(), Error>(())
@@ -449,11 +500,12 @@ impl Converter {
     async fn stage(
         &self,
         decoded: Decoded,
-        writers: &mut BTreeMap<Option<String>, FragmentWriter>,
+        writers: &mut OpenWriters,
         report: &mut ConversionReport,
         uploads: &mut Uploads,
     ) -> Result<()> {
-        let Decoded { object, bytes_in, parts, quarantined } = decoded;
+        // The slot is held (by `_slot`) until the rows are in the writers.
+        let Decoded { object, bytes_in, parts, quarantined, _slot } = decoded;
         let total_rows: u64 = parts.iter().flat_map(|(_, batches)| batches).map(|b| b.num_rows() as u64).sum();
         report.objects += 1;
         report.bytes_in += bytes_in;
@@ -500,21 +552,23 @@ impl Converter {
         partition: Option<String>,
         source: FragmentSource,
         batches: Vec<RecordBatch>,
-        writers: &mut BTreeMap<Option<String>, FragmentWriter>,
+        writers: &mut OpenWriters,
         report: &mut ConversionReport,
         uploads: &mut Uploads,
     ) -> Result<()> {
-        let mut writer = match writers.remove(&partition) {
+        let mut writer = match writers.take(&partition) {
             Some(writer) => writer,
             None => FragmentWriter::with_encoding(&self.schema.table, &self.options.fragment_encoding)?,
         };
         let writer = tokio::task::spawn_blocking(move || writer.write(source, &batches).map(|()| writer)).await??;
-        if writer.arrow_bytes() >= self.options.fragment_bytes {
-            self.flush(partition, writer, report, uploads).await
-        } else {
-            writers.insert(partition, writer);
-            Ok(())
+        writers.put(partition, writer);
+        // The open writers together hold at most a fragment's worth: however many partitions
+        // an object's rows spread over, memory holds one fragment being written.
+        while writers.bytes >= self.options.fragment_bytes {
+            let Some((fullest, writer)) = writers.take_fullest() else { break };
+            self.flush(fullest, writer, report, uploads).await?;
         }
+        Ok(())
     }
 
     /// Finishes a fragment and starts staging it.
@@ -536,16 +590,18 @@ impl Converter {
     }
 
     /// Downloads, decompresses, decodes and partitions one object; one that decompresses to
-    /// more than a piece is left to be read in pieces, one such object at a time.
+    /// more than a piece, or decodes to more rows than a piece's worth, is left to be read in
+    /// pieces, one such object at a time.
     ///
-    /// An object stored larger than a piece is not downloaded whole: it is streamed once here
-    /// for its digest (its identity must be known before any of its rows is staged), and
-    /// streamed again, pinned to the same version, when its pieces are read.
+    /// An object stored larger than a quarter of a piece (one that would most likely not
+    /// decompress to a piece anyway) is not downloaded whole: it is streamed once here for its
+    /// digest (its identity must be known before any of its rows is staged), and streamed
+    /// again, pinned to the same version, when its pieces are read.
     async fn read(&self, object: &SourceObject) -> Result<Read> {
         let opened = self.source.open(object).await?;
         crate::faults::crash_on_key(&object.key);
-        let (limits, whole_bytes) = (self.options.limits, self.options.piece_bytes as u64);
-        if opened.length > whole_bytes {
+        let (limits, piece_bytes) = (self.options.limits, self.options.piece_bytes);
+        if opened.length > streamed_above(piece_bytes) {
             let etag = opened.etag.or_else(|| object.etag.clone());
             let digest = digest_body(object, opened.body).await?;
             let object = SourceObject { etag, digest: Some(digest), ..object.clone() };
@@ -558,58 +614,98 @@ impl Converter {
             digest: Some(content_digest(&fetched.data)),
             ..object.clone()
         };
+        let slot = self.decode_slots.clone().acquire_owned().await.expect("the decode slots are never closed");
         let decoder = self.decoder.clone();
         let partition = self.schema.layout.partition.clone();
         tokio::task::spawn_blocking(move || {
             let key_value = key_partition(&partition, &object)?;
-            let whole = with_decompressed_up_to(&object, &fetched.data, limits, whole_bytes, |data| {
-                (data.len() as u64, decoder.decode(&object, data))
+            let whole = with_decompressed_up_to(&object, &fetched.data, limits, piece_bytes as u64, |data| {
+                let bytes_in = data.len() as u64;
+                let text = data.strip_prefix(BYTE_ORDER_MARK).unwrap_or(data);
+                let mut decoding = decoder.start(&object, text, 1)?;
+                let decoded = decoder.decode_step(&object, text, &mut decoding, piece_bytes)?;
+                Ok::<_, Error>(decoding.done().then_some((bytes_in, decoded)))
             })?;
-            let Some((bytes_in, decoded)) = whole else {
+            let Some((bytes_in, decoded)) = whole.transpose()?.flatten() else {
                 return Ok(Read::Large(object, Stored::Held(fetched.data)));
             };
-            let decoded = decoded?;
-            let parts = split_by_partition(&partition, key_value.as_deref(), decoded.batches)?;
-            Ok(Read::Decoded(Decoded { bytes_in, parts, quarantined: decoded.quarantined, object }))
+            let (batches, quarantined) = object_outcome(&object, bytes_in, decoded)?;
+            let parts = split_by_partition(&partition, key_value.as_deref(), batches)?;
+            Ok(Read::Decoded(Decoded { bytes_in, parts, quarantined, object, _slot: slot }))
         })
         .await?
     }
 
-    /// Reads a large object piece by piece into the writers (a fragment may roll inside it).
-    /// `Ok(Err(_))` is the object's own failure: its messages fail, and what it staged is
-    /// marked failed so no compactor commits it; `Err(_)` fails the whole batch.
+    /// Opens a large object for reading in pieces.
+    async fn open_large(&self, object: &SourceObject, stored: Stored) -> Result<LargeObject> {
+        let options = self.options;
+        let (limits, piece_bytes, max_line_bytes) = (options.limits, options.piece_bytes, options.max_line_bytes);
+        let pieces = match stored {
+            Stored::Held(data) => Pieces::new(object.clone(), data, limits, piece_bytes, max_line_bytes)?,
+            // The version whose digest was taken: by version id, or by its ETag (`If-Match`).
+            Stored::Streamed => {
+                let opened = self.source.open(object).await?;
+                let body = BlockingBody::new(opened.body);
+                Pieces::from_reader(object.clone(), body, limits, piece_bytes, max_line_bytes)?
+            }
+        };
+        Ok(LargeObject::new(object.clone(), pieces, piece_bytes))
+    }
+
+    /// Reads a large object step by step into the writers (a fragment may roll inside it),
+    /// its refused lines streaming into its quarantine record, completed once it is read to
+    /// its end and aborted otherwise. `Ok(Err(_))` is the object's own failure: its messages
+    /// fail, and what it staged is marked failed so no compactor commits it; `Err(_)` fails
+    /// the whole batch.
     async fn stage_in_pieces(
         &self,
         object: SourceObject,
         stored: Stored,
         stop: Option<tokio::time::Instant>,
-        writers: &mut BTreeMap<Option<String>, FragmentWriter>,
+        writers: &mut OpenWriters,
         report: &mut ConversionReport,
         uploads: &mut Uploads,
     ) -> Result<Result<()>> {
-        let options = self.options;
-        let (limits, piece_bytes, max_line_bytes) = (options.limits, options.piece_bytes, options.max_line_bytes);
-        let pieces = match stored {
-            Stored::Held(data) => Pieces::new(object.clone(), data, limits, piece_bytes, max_line_bytes),
-            // The version whose digest was taken: by version id, or by its ETag (`If-Match`).
-            Stored::Streamed => match self.source.open(&object).await {
-                Ok(opened) => Pieces::from_reader(
-                    object.clone(),
-                    BlockingBody::new(opened.body),
-                    limits,
-                    piece_bytes,
-                    max_line_bytes,
-                ),
-                Err(err) => Err(err),
-            },
-        };
-        let mut pieces = match pieces {
-            Ok(pieces) => pieces,
+        let mut record = self.quarantine.record(&object);
+        let staged = self.stage_steps(&object, stored, stop, &mut record, writers, report, uploads).await;
+        let quarantined = record.lines();
+        match staged {
+            Ok(Ok(())) => {
+                report.quarantined += quarantined;
+                if let Some(path) = record.finish().await? {
+                    tracing::warn!(object = %object.uri(), lines = quarantined, quarantine = %path, "quarantined lines");
+                }
+                Ok(Ok(()))
+            }
+            failed => {
+                record.abort().await;
+                failed
+            }
+        }
+    }
+
+    /// [`Converter::stage_in_pieces`], all but completing or aborting the record.
+    #[allow(clippy::too_many_arguments)]
+    async fn stage_steps(
+        &self,
+        object: &SourceObject,
+        stored: Stored,
+        stop: Option<tokio::time::Instant>,
+        record: &mut RecordWriter,
+        writers: &mut OpenWriters,
+        report: &mut ConversionReport,
+        uploads: &mut Uploads,
+    ) -> Result<Result<()>> {
+        let mut large = match self.open_large(object, stored).await {
+            Ok(large) => large,
             Err(err) => return Ok(Err(err)),
         };
         let partition = self.schema.layout.partition.clone();
-        let mut whole = DecodedPiece::default();
-        let (mut rows, mut touched) = (0u64, None::<Option<String>>);
+        let key_value = match key_partition(&partition, object) {
+            Ok(value) => value,
+            Err(err) => return Ok(Err(err)),
+        };
+        let (mut lines, mut rows, mut touched) = (0u64, 0u64, None::<Option<String>>);
         let failure = loop {
             if stop.is_some_and(|stop| tokio::time::Instant::now() >= stop) {
                 break Some(Error::Source {
@@ -621,56 +717,45 @@ impl Converter {
                     retryable: true,
                 });
             }
-            let (decoder, partition, read) = (self.decoder.clone(), partition.clone(), object.clone());
+            let (decoder, partition, key_value) = (self.decoder.clone(), partition.clone(), key_value.clone());
             let (returned, next) = tokio::task::spawn_blocking(move || {
-                let next = (|| {
-                    let key_value = key_partition(&partition, &read)?;
-                    let Some(piece) = pieces.next_piece()? else { return Ok(None) };
-                    let decoded = decoder.decode_piece(&read, &piece.data, piece.first_line)?;
-                    let parts = split_by_partition(&partition, key_value.as_deref(), decoded.batches)?;
-                    Ok(Some((parts, decoded.quarantined, decoded.lines)))
-                })();
-                (pieces, next)
+                let next = large.next_step(&decoder).and_then(|step| {
+                    step.map(|step| {
+                        let parts = split_by_partition(&partition, key_value.as_deref(), step.batches)?;
+                        Ok((parts, step.quarantined, step.lines))
+                    })
+                    .transpose()
+                });
+                (large, next)
             })
             .await?;
-            pieces = returned;
-            let overlong = pieces.take_overlong();
-            whole.lines += overlong.len() as u64;
-            whole.quarantined.extend(overlong);
+            large = returned;
             match next {
                 Err(err) => break Some(err),
                 Ok(None) => break None,
-                Ok(Some((parts, quarantined, lines))) => {
-                    whole.lines += lines;
-                    whole.quarantined.extend(quarantined);
-                    if whole.quarantined.len() > QUARANTINED_LINES_PER_OBJECT {
-                        break Some(Error::Source {
-                            uri: object.uri(),
-                            reason: format!(
-                                "more than {QUARANTINED_LINES_PER_OBJECT} lines refused: not NDJSON of the declared schema"
-                            ),
-                            retryable: false,
-                        });
-                    }
+                Ok(Some((parts, quarantined, step_lines))) => {
+                    lines += step_lines;
+                    record.write(&quarantined).await?;
                     for (partition, batches) in parts {
                         let count: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
                         rows += count;
                         touched.get_or_insert_with(|| partition.clone());
-                        let source = FragmentSource::new(&object, count, None);
+                        let source = FragmentSource::new(object, count, None);
                         self.write_rows(partition, source, batches, writers, report, uploads).await?;
                     }
+                    crate::memory::release_free_memory();
                 }
             }
         };
         let outcome = match failure {
             Some(err) => Err(err),
-            None => object_outcome(&object, pieces.bytes(), whole),
+            None => object_outcome(object, large.bytes(), DecodedPiece { lines, ..Default::default() }),
         };
-        let quarantined = match outcome {
-            Ok((_, quarantined)) => quarantined,
+        let empty = match outcome {
+            Ok((_, empty)) => empty,
             Err(err) => {
                 if let Some(partition) = touched {
-                    let void = FragmentSource { failed: true, ..FragmentSource::new(&object, 0, None) };
+                    let void = FragmentSource { failed: true, ..FragmentSource::new(object, 0, None) };
                     self.note_source(partition, void, writers)?;
                 }
                 return Ok(Err(err));
@@ -678,33 +763,65 @@ impl Converter {
         };
         // Its total, in a fragment not yet staged, says the copy is complete once sealed; an
         // object whose every line was refused is recorded as a source of none (see `stage`).
-        if touched.is_some() || refuses_lines(&quarantined) {
-            self.note_source(touched.flatten(), FragmentSource::new(&object, 0, Some(rows)), writers)?;
+        if touched.is_some() || record.lines() > 0 {
+            self.note_source(touched.flatten(), FragmentSource::new(object, 0, Some(rows)), writers)?;
         }
+        record.write(&empty).await?;
         report.objects += 1;
-        report.bytes_in += pieces.bytes();
+        report.bytes_in += large.bytes();
         report.rows += rows;
-        self.quarantine_lines(&object, quarantined, report).await?;
         Ok(Ok(()))
     }
 
     /// Adds an entry with no rows for `source` to an open writer that lists it, else to any
     /// open writer, else to a new one for `partition`.
-    fn note_source(
-        &self,
-        partition: Option<String>,
-        source: FragmentSource,
-        writers: &mut BTreeMap<Option<String>, FragmentWriter>,
-    ) -> Result<()> {
-        let listing = writers.iter().find(|(_, writer)| writer.lists(&source.id)).map(|(p, _)| p.clone());
-        let partition = listing.or_else(|| writers.keys().next().cloned()).unwrap_or(partition);
-        let writer = match writers.entry(partition) {
-            std::collections::btree_map::Entry::Occupied(open) => open.into_mut(),
-            std::collections::btree_map::Entry::Vacant(new) => {
-                new.insert(FragmentWriter::with_encoding(&self.schema.table, &self.options.fragment_encoding)?)
-            }
+    fn note_source(&self, partition: Option<String>, source: FragmentSource, writers: &mut OpenWriters) -> Result<()> {
+        let open = &writers.by_partition;
+        let listing = open.iter().find(|(_, writer)| writer.lists(&source.id)).map(|(p, _)| p.clone());
+        let partition = listing.or_else(|| open.keys().next().cloned()).unwrap_or(partition);
+        let mut writer = match writers.take(&partition) {
+            Some(writer) => writer,
+            None => FragmentWriter::with_encoding(&self.schema.table, &self.options.fragment_encoding)?,
         };
-        writer.write(source, &[])
+        let written = writer.write(source, &[]);
+        writers.put(partition, writer);
+        written
+    }
+}
+
+/// The fragment writers an invocation has open, one per partition, and what they hold together.
+#[derive(Default)]
+struct OpenWriters {
+    by_partition: BTreeMap<Option<String>, FragmentWriter>,
+    /// Their sizes ([`FragmentWriter::size`]) added up, kept as writers are taken and put back.
+    bytes: usize,
+}
+
+impl OpenWriters {
+    /// The writer of `partition`, taken out (to write to it, or to stage it).
+    fn take(&mut self, partition: &Option<String>) -> Option<FragmentWriter> {
+        let writer = self.by_partition.remove(partition)?;
+        self.bytes -= writer.size();
+        Some(writer)
+    }
+
+    /// Puts a writer back (or in, for a new partition).
+    fn put(&mut self, partition: Option<String>, writer: FragmentWriter) {
+        self.bytes += writer.size();
+        self.by_partition.insert(partition, writer);
+    }
+
+    /// The writer holding the most, taken out.
+    fn take_fullest(&mut self) -> Option<(Option<String>, FragmentWriter)> {
+        let fullest = self.by_partition.iter().max_by_key(|(_, writer)| writer.size()).map(|(p, _)| p.clone())?;
+        let writer = self.take(&fullest)?;
+        Some((fullest, writer))
+    }
+
+    /// Every writer, taken out to be staged.
+    fn close_all(&mut self) -> BTreeMap<Option<String>, FragmentWriter> {
+        self.bytes = 0;
+        std::mem::take(&mut self.by_partition)
     }
 }
 
@@ -785,9 +902,12 @@ fn split_by_partition(
     Ok(parts.into_iter().collect())
 }
 
-/// A large object's refused lines are kept until its end, to be written as one record: past
-/// this many it is taken for something other than NDJSON and fails.
-const QUARANTINED_LINES_PER_OBJECT: usize = 1_000_000;
+/// An object stored larger than this is streamed rather than downloaded whole: it would
+/// most likely decompress to more than a piece anyway, and downloads running at once hold
+/// no more than a quarter piece each.
+fn streamed_above(piece_bytes: usize) -> u64 {
+    piece_bytes as u64 / 4
+}
 
 /// What reading one object gave.
 enum Read {
@@ -1435,6 +1555,43 @@ mod tests {
         totals
     }
 
+    /// What a conversion staged, to compare two ways of reading the same objects.
+    #[derive(Debug)]
+    struct StagedOutcome {
+        landed: Landed,
+        totals: BTreeMap<String, (u64, Option<u64>, bool)>,
+        fragments: usize,
+    }
+
+    /// Rows and refusals, however they were read.
+    #[derive(Debug, PartialEq)]
+    struct Landed {
+        /// Every staged row's `id`, sorted.
+        ids: Vec<i64>,
+        /// Quarantined lines: number and reason.
+        refused: Vec<(u64, String)>,
+        /// Rows and quarantined lines, as reported.
+        counts: (u64, u64),
+    }
+
+    async fn staged_outcome(f: &Fixture, report: &ConversionReport) -> StagedOutcome {
+        let fragments = staged(f).await;
+        let mut ids: Vec<i64> = fragments
+            .iter()
+            .flat_map(|f| &f.batches)
+            .flat_map(|b| {
+                b.column_by_name("id").unwrap().as_primitive::<arrow_array::types::Int64Type>().values().to_vec()
+            })
+            .collect();
+        ids.sort();
+        let refused = f.quarantine.lines().await.unwrap().into_iter().map(|q| (q.line, q.error)).collect();
+        StagedOutcome {
+            landed: Landed { ids, refused, counts: (report.rows, report.quarantined) },
+            totals: staged_totals(&fragments),
+            fragments: fragments.len(),
+        }
+    }
+
     #[tokio::test]
     async fn a_large_object_is_read_in_pieces_and_lands_as_it_would_whole() {
         let layout = Layout { partition: Some("day=at".parse().unwrap()), ..Layout::default() };
@@ -1447,31 +1604,72 @@ mod tests {
             f.source.put("raw", "small.json", lines(0..3));
             let report = f.converter.convert(&sqs(vec![created("big.json.zst"), created("small.json")])).await.unwrap();
             assert!(report.failed_messages.is_empty());
-            let fragments = staged(f).await;
-            let mut ids: Vec<i64> = fragments
-                .iter()
-                .flat_map(|f| &f.batches)
-                .flat_map(|b| {
-                    b.column_by_name("id").unwrap().as_primitive::<arrow_array::types::Int64Type>().values().to_vec()
-                })
-                .collect();
-            ids.sort();
-            let refused: Vec<(u64, String)> =
-                f.quarantine.lines().await.unwrap().into_iter().map(|q| (q.line, q.error)).collect();
-            outcomes.push((
-                ids,
-                refused,
-                staged_totals(&fragments),
-                fragments.len(),
-                (report.rows, report.quarantined),
-            ));
+            outcomes.push(staged_outcome(f, &report).await);
         }
         let (pieces, whole) = (outcomes.pop().unwrap(), outcomes.pop().unwrap());
-        assert!(pieces.3 > whole.3 + 2, "fragments rolled inside the object: {} vs {}", pieces.3, whole.3);
-        assert_eq!((&pieces.0, &pieces.1, &pieces.4), (&whole.0, &whole.1, &whole.4), "the same rows and refusals");
-        let big = pieces.2["s3://raw/big.json.zst"];
+        assert!(pieces.fragments > whole.fragments + 2, "fragments rolled inside the object: {pieces:?} vs {whole:?}");
+        assert_eq!(pieces.landed, whole.landed, "the same rows and refusals");
+        let big = pieces.totals["s3://raw/big.json.zst"];
         assert_eq!((big.1, big.2), (Some(big.0), false), "its total is stated once it is read to the end");
-        assert_eq!(whole.1.len(), 31);
+        assert_eq!(whole.landed.refused.len(), 31);
+    }
+
+    #[tokio::test]
+    async fn an_object_decoding_to_more_than_a_piece_holds_is_read_in_steps_and_lands_as_it_would_whole() {
+        // 40,000 short lines: 0.5 MiB of text, several MiB of rows and lineage.
+        let mut text = Vec::new();
+        for i in 0..40_000i64 {
+            match i % 1000 {
+                7 => text.extend_from_slice(b"{\"id\":\"seven\"}\n"),
+                _ => text.extend_from_slice(format!("{{\"id\":{i}}}\n").as_bytes()),
+            }
+        }
+        let data = zstd::bulk::compress(&text, 3).unwrap();
+        let whole = fixture(Layout::default(), small());
+        let stepped =
+            fixture(Layout::default(), ConverterOptions { piece_bytes: 1 << 20, fragment_bytes: 256 << 10, ..small() });
+        let mut outcomes = Vec::new();
+        for f in [&whole, &stepped] {
+            f.source.put("raw", "tiny.json.zst", data.clone());
+            let report = f.converter.convert(&sqs(vec![created("tiny.json.zst")])).await.unwrap();
+            assert!(report.failed_messages.is_empty());
+            outcomes.push(staged_outcome(f, &report).await);
+        }
+        let (stepped, whole) = (outcomes.pop().unwrap(), outcomes.pop().unwrap());
+        assert_eq!(whole.fragments, 1, "read whole: one fragment");
+        assert!(stepped.fragments > 2, "read in steps, fragments rolled inside the object: {}", stepped.fragments);
+        assert_eq!(stepped.landed, whole.landed, "the same rows and refusals");
+        assert_eq!(stepped.landed.counts, (39_960, 40));
+        let tiny = stepped.totals["s3://raw/tiny.json.zst"];
+        assert_eq!((tiny.1, tiny.2), (Some(tiny.0), false), "its total is stated once it is read to the end");
+    }
+
+    #[tokio::test]
+    async fn the_open_writers_together_hold_at_most_a_fragments_worth() {
+        let layout = Layout { partition: Some("day=at".parse().unwrap()), ..Layout::default() };
+        let f = fixture(layout, ConverterOptions { fragment_bytes: 64 << 10, ..small() });
+        for key in ["days-1.json", "days-2.json"] {
+            let mut text = String::new();
+            for i in 0..20_000i64 {
+                text.push_str(&format!("{{\"id\":{i},\"at\":{}}}\n", 1_778_900_000 + (i % 200) * 86_400));
+            }
+            f.source.put("raw", key, text.into_bytes());
+        }
+        let report = f.converter.convert(&sqs(vec![created("days-1.json"), created("days-2.json")])).await.unwrap();
+        assert_eq!(report.rows, 40_000);
+        let fragments = staged(&f).await;
+        // Each of the 200 partitions' writers would stay under 64 KiB with both objects' rows,
+        // one fragment per partition; together they pass it, and the fullest are staged as
+        // they do, so the second object's rows go to new writers.
+        assert!(fragments.len() > 300, "{} fragments", fragments.len());
+        let totals = staged_totals(&fragments);
+        assert_eq!((totals["s3://raw/days-1.json"].0, totals["s3://raw/days-2.json"].0), (20_000, 20_000));
+        assert!(
+            fragments
+                .iter()
+                .all(|fragment| fragment.batches.iter().map(|b| b.get_array_memory_size()).sum::<usize>()
+                    < 2 * (64 << 10))
+        );
     }
 
     #[tokio::test]

@@ -9,7 +9,7 @@ use arrow_array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray,
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::ingest::json::{ColumnDecoder, DecodedRows};
+use crate::ingest::json::{ColumnDecoder, DecodedRows, Progress, StepBudget};
 use crate::lineage::SourceObject;
 use crate::schema::{INGESTED_AT_COLUMN, RESCUED_COLUMN, SOURCE_ETAG_COLUMN, SOURCE_FILE_COLUMN, TableSchema};
 
@@ -109,6 +109,21 @@ pub struct JsonDecoder {
     columns: ColumnDecoder,
 }
 
+/// A piece of an object being decoded in steps.
+#[derive(Debug, Clone, Copy)]
+pub struct Decoding {
+    progress: Progress,
+    /// When its rows were decoded (microseconds since the epoch): one time for the piece.
+    ingested_at: i64,
+}
+
+impl Decoding {
+    /// Whether every line of the piece has been decoded.
+    pub fn done(&self) -> bool {
+        self.progress.done()
+    }
+}
+
 /// What every row of one object shares.
 struct Origin<'a> {
     uri: &'a str,
@@ -150,19 +165,49 @@ impl JsonDecoder {
     /// object (that it is empty, or not NDJSON at all) is for `object_outcome` to say once
     /// every piece is decoded.
     pub fn decode_piece(&self, object: &SourceObject, data: &[u8], first_line: u64) -> Result<DecodedPiece> {
-        let uri = object.uri();
+        let mut decoding = self.start(object, data, first_line)?;
+        self.decode_step(object, data, &mut decoding, usize::MAX)
+    }
+
+    /// Starts decoding `data`, a piece of `object` whose first line is line `first_line`, in
+    /// steps ([`JsonDecoder::decode_step`]). An object whose first line is not text is refused
+    /// whole here.
+    pub fn start(&self, object: &SourceObject, data: &[u8], first_line: u64) -> Result<Decoding> {
         if first_line == 1
             && let Some(reason) = not_text(data)
         {
             return Err(Error::Source {
-                uri,
+                uri: object.uri(),
                 reason: format!("not NDJSON: the object is not text ({reason})"),
                 retryable: false,
             });
         }
-        let origin =
-            Origin { uri: &uri, etag: object.etag.as_deref(), ingested_at: chrono::Utc::now().timestamp_micros() };
-        let DecodedRows { batches, rescued, refused, lines } = self.columns.decode_from(data, first_line)?;
+        Ok(Decoding {
+            progress: ColumnDecoder::start(data, first_line),
+            ingested_at: chrono::Utc::now().timestamp_micros(),
+        })
+    }
+
+    /// The next lines of `data` (a piece of `object`, started by [`JsonDecoder::start`]), until
+    /// the rows and refused lines held reach `budget_bytes` or the piece ends: a step holds at
+    /// most its budget and one batch more, whatever the shape of the lines.
+    pub fn decode_step(
+        &self,
+        object: &SourceObject,
+        data: &[u8],
+        decoding: &mut Decoding,
+        budget_bytes: usize,
+    ) -> Result<DecodedPiece> {
+        let uri = object.uri();
+        let etag = object.etag.as_deref();
+        let origin = Origin { uri: &uri, etag, ingested_at: decoding.ingested_at };
+        // The lineage columns: the key and ETag repeated on every row, their offsets, the time.
+        let row_bytes = uri.len() + etag.map_or(0, str::len) + 16;
+        // A refused line's record repeats the key, beside its reason and text.
+        let refused_bytes = uri.len() + std::mem::size_of::<QuarantinedLine>();
+        let budget = StepBudget { bytes: budget_bytes, row_bytes, refused_bytes };
+        let DecodedRows { batches, rescued, refused, lines } =
+            self.columns.decode_step(data, &mut decoding.progress, budget)?;
         let quarantined: Vec<QuarantinedLine> = refused
             .into_iter()
             .map(|line| {

@@ -12,13 +12,14 @@ pub(crate) mod decode;
 pub(crate) mod event;
 pub(crate) mod isolation;
 pub(crate) mod json;
+pub(crate) mod large;
 pub(crate) mod quarantine;
 pub(crate) mod routed;
 pub(crate) mod source;
 pub(crate) mod superseded;
 pub(crate) mod trigger;
 
-pub use converter::{ConversionReport, Converter, ConverterOptions};
+pub use converter::{ConversionReport, Converter, ConverterOptions, decode_slots};
 pub use decode::{DecodedObject, JsonDecoder, QuarantinedLine};
 pub use isolation::{Isolation, SqsIsolation, receive_count};
 pub use quarantine::Quarantine;

@@ -295,7 +295,7 @@ impl Compression {
 
 /// Decompressed buffers larger than this are freed after use instead of kept for the next
 /// object (objects are ~1 MiB; a rare huge one should not pin its size per thread).
-const KEPT_BUFFER_BYTES: usize = 16 * 1024 * 1024;
+pub(crate) const KEPT_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 
 /// A zstd context and an output buffer, kept per thread between objects: a fresh buffer per
 /// object would cost page faults, zero-filling and a copy for every object.
@@ -530,7 +530,14 @@ impl Pieces {
                     let data = std::mem::take(&mut self.buffer);
                     return Ok(Some(self.hand_out(data)));
                 }
-                None if self.buffer.len() > self.max_line_bytes => self.skip_overlong_line()?,
+                None if self.buffer.len() > self.max_line_bytes => {
+                    self.skip_overlong_line()?;
+                    // Skipped lines are handed out (by `take_overlong`) before they add up
+                    // to a piece's worth of kept text: an empty piece lets the reader take them.
+                    if self.overlong.len() * QUARANTINED_RAW_LIMIT >= self.piece_bytes {
+                        return Ok(Some(Piece { data: Vec::new(), first_line: self.lines + 1 }));
+                    }
+                }
                 None => self.read_more(self.piece_bytes.min(1 << 20))?,
             }
         }
@@ -815,6 +822,30 @@ mod tests {
         assert_eq!(overlong[0].line, 2);
         assert_eq!(overlong[0].error, "line is 100000 bytes, over the limit of 10000 (INLET_MAX_LINE_BYTES)");
         assert!(overlong[0].raw.len() <= QUARANTINED_RAW_LIMIT);
+    }
+
+    #[test]
+    fn lines_skipped_as_too_long_are_handed_out_before_they_add_up_to_a_piece() {
+        let mut text = Vec::new();
+        for _ in 0..40 {
+            text.extend(std::iter::repeat_n(b'x', 200_000));
+            text.push(b'\n');
+        }
+        text.extend_from_slice(b"{\"a\":41}\n");
+        let stored = zstd::bulk::compress(&text, 3).unwrap();
+        // Lines longer than a piece: skipped by the reader, two pieces' worth of kept text each.
+        let mut read =
+            Pieces::new(object("long.json.zst"), stored.into(), ObjectLimits::NONE, 128 << 10, 100_000).unwrap();
+        let (mut skipped, mut data) = (Vec::new(), Vec::new());
+        while let Some(piece) = read.next_piece().unwrap() {
+            let taken = read.take_overlong();
+            assert!(taken.len() <= 2, "{} skipped lines held at once (a piece is 2 lines' kept text)", taken.len());
+            skipped.extend(taken.into_iter().map(|line| line.line));
+            data.extend(piece.data);
+        }
+        skipped.extend(read.take_overlong().into_iter().map(|line| line.line));
+        assert_eq!(skipped, (1..=40).collect::<Vec<_>>());
+        assert_eq!(data, b"{\"a\":41}\n");
     }
 
     #[test]

@@ -24,6 +24,9 @@ use crate::stage::FragmentStore;
 /// The bucket name local files are given, so their lineage reads `s3://local/<path>`.
 pub const LOCAL_BUCKET: &str = "local";
 
+/// How many quarantined lines a conversion's summary reads back.
+pub const SHOWN_QUARANTINED_LINES: usize = 100;
+
 /// What a local conversion staged.
 #[derive(Debug, Serialize)]
 pub struct LocalConversion {
@@ -31,7 +34,9 @@ pub struct LocalConversion {
     pub report: ConversionReport,
     /// Files that could not be read or were not NDJSON at all (their reasons are logged).
     pub failed: Vec<PathBuf>,
-    /// Every quarantined line, with its source, line number and reason.
+    /// The first quarantined lines (at most [`SHOWN_QUARANTINED_LINES`]), with source, line
+    /// number and reason; the report counts them all, and the records under the output
+    /// directory hold them all.
     pub quarantined: Vec<QuarantinedLine>,
 }
 
@@ -89,7 +94,7 @@ pub async fn convert_files(
     }
     let report = converter.convert(&event).await?;
     let failed = report.failed_messages.iter().filter_map(|id| paths.get(id).cloned()).collect();
-    let quarantined = Quarantine::new(store).lines().await?;
+    let quarantined = Quarantine::new(store).first_lines(SHOWN_QUARANTINED_LINES).await?;
     Ok(LocalConversion { report, failed, quarantined })
 }
 

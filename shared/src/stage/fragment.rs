@@ -133,6 +133,13 @@ impl Encoder {
         }
     }
 
+    fn held_bytes(&self) -> usize {
+        match self {
+            Encoder::Pages(writer) => writer.held_bytes(),
+            Encoder::Arrow(writer) => writer.memory_size() + writer.inner().capacity(),
+        }
+    }
+
     fn append_key_value_metadata(&mut self, entry: KeyValue) {
         match self {
             Encoder::Pages(writer) => writer.append_key_value_metadata(entry),
@@ -192,7 +199,7 @@ impl FragmentWriter {
     pub fn write(&mut self, source: FragmentSource, batches: &[RecordBatch]) -> Result<()> {
         for batch in batches {
             self.encoder.write(batch)?;
-            self.arrow_bytes += batch.get_array_memory_size();
+            self.arrow_bytes += batch_bytes(batch);
         }
         match self.sources.iter_mut().find(|listed| listed.id == source.id) {
             Some(listed) => listed.absorb(source),
@@ -206,9 +213,15 @@ impl FragmentWriter {
         self.sources.iter().any(|listed| listed.id == *source)
     }
 
-    /// Arrow bytes written so far: the measure fragments are rolled by.
+    /// Arrow bytes written so far.
     pub fn arrow_bytes(&self) -> usize {
         self.arrow_bytes
+    }
+
+    /// What fragments are rolled by: the Arrow bytes written, or the memory the writer holds
+    /// when that is more (each column's open page and dictionary, in a schema of hundreds).
+    pub fn size(&self) -> usize {
+        self.arrow_bytes.max(self.encoder.held_bytes())
     }
 
     /// Closes the file, recording its sources and the invocation (`batch`) that wrote it; it
@@ -224,6 +237,16 @@ impl FragmentWriter {
         self.encoder.append_key_value_metadata(KeyValue::new(BATCH_KEY.to_string(), batch.to_string()));
         self.encoder.finish()
     }
+}
+
+/// The Arrow bytes of `batch`'s rows: for a slice (one partition of a decoded batch) its
+/// share of the buffers it shares, not the whole of them.
+fn batch_bytes(batch: &RecordBatch) -> usize {
+    batch
+        .columns()
+        .iter()
+        .map(|column| column.to_data().get_slice_memory_size().unwrap_or_else(|_| column.get_array_memory_size()))
+        .sum()
 }
 
 /// Encodes batches and their complete sources as one self-contained Parquet file (a one-shot

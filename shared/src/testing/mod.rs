@@ -4,4 +4,5 @@
 
 pub mod isolation;
 pub mod sample;
+pub mod shapes;
 pub mod sources;

@@ -108,6 +108,8 @@ pub struct ColumnDecoder {
     schema: SchemaRef,
     formats: Arc<ValueFormats>,
     batch_rows: usize,
+    /// Leaf columns of the schema: a row costs a value (or a null) in each.
+    leaves: usize,
     max_line_bytes: usize,
     rescue: bool,
     spare: Arc<Spare>,
@@ -132,16 +134,70 @@ struct Line {
     start: usize,
 }
 
+/// A batch ends at the decoder's row count, or sooner once its rows hold this many values
+/// (rows times leaf columns), so a wide schema's batches stay as small as a narrow one's...
+pub const BATCH_VALUES: usize = 256 * 1024;
+
+/// ...or once its lines add up to this much text, so long lines make short batches.
+pub const BATCH_TEXT_BYTES: usize = 4 << 20;
+
+/// Where decoding of one piece of text stands between steps ([`ColumnDecoder::decode_step`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// Byte offset the next step starts at.
+    offset: usize,
+    /// Number of the line at `offset` (or of the line ending there).
+    line: u64,
+    /// Whether the whole text is valid UTF-8, checked once so no line needs checking.
+    checked: bool,
+    /// Whether every line has been read.
+    done: bool,
+}
+
+impl Progress {
+    /// Whether every line of the text has been decoded.
+    pub fn done(&self) -> bool {
+        self.done
+    }
+}
+
+/// How much one step may hold before it returns.
+#[derive(Debug, Clone, Copy)]
+pub struct StepBudget {
+    /// Bytes of decoded batches, rescued values and refused lines.
+    pub bytes: usize,
+    /// What each row costs beyond its decoded columns (the lineage columns added later).
+    pub row_bytes: usize,
+    /// What each refused line costs beyond its reason and kept text (its quarantine record's
+    /// source and fields).
+    pub refused_bytes: usize,
+}
+
+impl StepBudget {
+    /// No bound: the whole text in one step.
+    #[cfg(test)]
+    pub const WHOLE: Self = Self { bytes: usize::MAX, row_bytes: 0, refused_bytes: 0 };
+}
+
+/// What a refused line is charged against a step's budget: its reason and the part of its
+/// text the quarantine keeps.
+fn refused_line_bytes(line: &RefusedLine, budget: StepBudget) -> usize {
+    let raw = line.text.len().min(crate::ingest::decode::QUARANTINED_RAW_LIMIT);
+    std::mem::size_of::<RefusedLine>() + line.reason.len() + raw + budget.refused_bytes
+}
+
 impl ColumnDecoder {
     /// A decoder for `schema`, whose timestamp and binary columns read JSON as `formats` say,
     /// producing batches of at most `batch_rows` rows. `rescue` keeps undeclared top-level
     /// fields, and top-level values that do not fit their column, as raw JSON beside the row
     /// instead of dropping or refusing them.
     pub fn new(schema: SchemaRef, formats: &ValueFormats, batch_rows: usize, rescue: bool) -> Self {
+        let leaves = schema.fields().iter().map(|field| leaf_columns(field.data_type())).sum::<usize>().max(1);
         Self {
             schema,
             formats: Arc::new(formats.clone()),
             batch_rows: batch_rows.max(1),
+            leaves,
             max_line_bytes: usize::MAX,
             rescue,
             spare: Arc::default(),
@@ -163,18 +219,53 @@ impl ColumnDecoder {
     /// Every line of an object, or of a piece of one whose first line is line `first_line`, as
     /// a row or as a refused line. An error means the columns could not be assembled into
     /// arrays (a batch over 2 GiB of text), not a bad line.
+    #[cfg(test)]
     pub fn decode_from(&self, data: &[u8], first_line: u64) -> Result<DecodedRows, ArrowError> {
-        // A whole object that is valid UTF-8 needs no check per line.
+        let mut progress = Self::start(data, first_line);
+        self.decode_step(data, &mut progress, StepBudget::WHOLE)
+    }
+
+    /// Decoding of `data`, whose first line is line `first_line`, before its first step.
+    pub fn start(data: &[u8], first_line: u64) -> Progress {
+        // Text that is valid UTF-8 as a whole needs no check per line.
         let checked = simdutf8::basic::from_utf8(data).is_ok();
+        Progress { offset: 0, line: first_line, checked, done: false }
+    }
+
+    /// The lines of `data` from where `progress` stands, as rows and refused lines, until what
+    /// the step holds reaches `budget` (checked between batches, so a step holds at most its
+    /// budget and one batch more) or the text ends; `progress` moves past them. Decoding in
+    /// steps gives the same rows and refusals as decoding in one go.
+    pub fn decode_step(
+        &self,
+        data: &[u8],
+        progress: &mut Progress,
+        budget: StepBudget,
+    ) -> Result<DecodedRows, ArrowError> {
+        let mut out = DecodedRows::default();
+        if progress.done {
+            return Ok(out);
+        }
         let spare = self.spare.0.lock().ok().and_then(|mut spare| spare.pop());
         let mut rows = spare.unwrap_or_else(|| StructColumn::new(self.schema.fields(), "", &self.formats));
         let mut rescue = self.rescue.then(Rescue::default);
-        let mut cursor = Cursor { bytes: data, object: data, pos: 0, scratch: Vec::new() };
-        let mut out = DecodedRows::default();
-        let mut line = Line { number: first_line, start: 0 };
+        let mut cursor = Cursor { bytes: data, object: data, pos: progress.offset, scratch: Vec::new() };
+        let mut line = Line { number: progress.line, start: progress.offset };
+        let (mut held, mut batch_text) = (0usize, 0usize);
+        let mut stopped_at = None;
         loop {
             skip_blank_lines(&mut cursor, &mut line);
             if cursor.peek().is_none() {
+                progress.done = true;
+                break;
+            }
+            if held >= budget.bytes && out.lines > 0 {
+                // Refused lines count too: rows waiting among them end their batch early.
+                if rows.len() > 0 {
+                    self.finish_batch(&mut rows, &mut out, &mut held, budget)?;
+                }
+                // The next step starts at this line's start, leading blanks and all.
+                stopped_at = Some(line.start);
                 break;
             }
             out.lines += 1;
@@ -187,20 +278,28 @@ impl ColumnDecoder {
                     end - line.start,
                     self.max_line_bytes
                 );
-                out.refused.push(RefusedLine { line: line.number, text: line.start..end, reason });
+                let refused = RefusedLine { line: line.number, text: line.start..end, reason };
+                self.refuse(&mut out, &mut held, refused, budget);
                 cursor.pos = end;
                 continue;
             }
             cursor.bytes = &data[..end];
-            let decoded = self.row(&mut rows, &mut cursor, line, checked, rescue.as_mut());
+            let decoded = self.row(&mut rows, &mut cursor, line, progress.checked, rescue.as_mut());
             cursor.bytes = data;
             match decoded {
                 Ok(()) => {
                     if let Some(rescue) = &mut rescue {
-                        out.rescued.push(rescue.take_row());
+                        let rescued = rescue.take_row();
+                        held += rescued.as_ref().map_or(0, String::len);
+                        out.rescued.push(rescued);
                     }
-                    if rows.len() == self.batch_rows {
-                        out.batches.push(self.finish(&mut rows)?);
+                    batch_text += end - line.start;
+                    if rows.len() >= self.batch_rows
+                        || rows.len() * self.leaves >= BATCH_VALUES
+                        || batch_text >= BATCH_TEXT_BYTES
+                    {
+                        self.finish_batch(&mut rows, &mut out, &mut held, budget)?;
+                        batch_text = 0;
                     }
                 }
                 Err(rejected) => {
@@ -208,22 +307,41 @@ impl ColumnDecoder {
                     if let Some(rescue) = &mut rescue {
                         rescue.take_row();
                     }
-                    out.refused.push(RefusedLine {
-                        line: line.number,
-                        text: line.start..end,
-                        reason: rejected.message(),
-                    });
+                    let refused = RefusedLine { line: line.number, text: line.start..end, reason: rejected.message() };
+                    self.refuse(&mut out, &mut held, refused, budget);
                     cursor.pos = end;
                 }
             }
         }
         if rows.len() > 0 {
-            out.batches.push(self.finish(&mut rows)?);
+            self.finish_batch(&mut rows, &mut out, &mut held, budget)?;
         }
+        progress.offset = stopped_at.unwrap_or(cursor.pos);
+        progress.line = line.number;
         if let Ok(mut spare) = self.spare.0.lock() {
             spare.push(rows);
         }
         Ok(out)
+    }
+
+    /// Adds a refused line to a step's output and to what the step holds.
+    fn refuse(&self, out: &mut DecodedRows, held: &mut usize, line: RefusedLine, budget: StepBudget) {
+        *held += refused_line_bytes(&line, budget);
+        out.refused.push(line);
+    }
+
+    /// Turns the rows decoded so far into a batch of the step's output.
+    fn finish_batch(
+        &self,
+        rows: &mut StructColumn,
+        out: &mut DecodedRows,
+        held: &mut usize,
+        budget: StepBudget,
+    ) -> Result<(), ArrowError> {
+        let batch = self.finish(rows)?;
+        *held += batch.get_array_memory_size() + batch.num_rows() * budget.row_bytes;
+        out.batches.push(batch);
+        Ok(())
     }
 
     /// Reads the row at the cursor, which sees its line and nothing after it.
@@ -272,5 +390,18 @@ fn skip_blank_lines(cursor: &mut Cursor<'_>, line: &mut Line) {
             }
             _ => return,
         }
+    }
+}
+
+/// Leaf (primitive) columns a value of `data_type` is stored in.
+fn leaf_columns(data_type: &arrow_schema::DataType) -> usize {
+    use arrow_schema::DataType;
+    match data_type {
+        DataType::Struct(fields) => fields.iter().map(|field| leaf_columns(field.data_type())).sum::<usize>().max(1),
+        DataType::List(item) | DataType::LargeList(item) | DataType::FixedSizeList(item, _) => {
+            leaf_columns(item.data_type())
+        }
+        DataType::Map(entries, _) => leaf_columns(entries.data_type()),
+        _ => 1,
     }
 }

@@ -451,3 +451,98 @@ fn binary_columns_read_base64_by_default_and_hex_when_declared() {
         assert_eq!(decoded.refused.len(), 1, "accepted {bad}");
     }
 }
+
+/// The sample lines, a refused line and blank lines in turn, `copies` times over.
+fn mixed_text(copies: usize) -> Vec<u8> {
+    let mut text = Vec::new();
+    for copy in 0..copies {
+        for line in LINES {
+            text.extend_from_slice(line.as_bytes());
+            text.push(b'\n');
+        }
+        text.extend_from_slice(format!("{{\"id\":{copy}}}\n\n").as_bytes());
+    }
+    text
+}
+
+#[test]
+fn decoding_in_steps_gives_what_decoding_at_once_gives_and_each_step_keeps_to_its_budget() {
+    let schema = schema();
+    let text = mixed_text(200);
+    let decoder = decoder(&schema, 64);
+    let whole = decoder.decode_from(&text, 5).unwrap();
+    for budget in [1, 4096, 64 << 10] {
+        let budget = StepBudget { bytes: budget, row_bytes: 40, refused_bytes: 100 };
+        let mut progress = ColumnDecoder::start(&text, 5);
+        let (mut batches, mut refused, mut lines, mut steps) = (Vec::new(), Vec::new(), 0, 0);
+        while !progress.done() {
+            let step = decoder.decode_step(&text, &mut progress, budget).unwrap();
+            // A step stops at its budget: what it held before its last batch was under it.
+            let before_last = step.batches.len().saturating_sub(1);
+            let held_before_last: usize =
+                step.batches[..before_last].iter().map(|b| b.get_array_memory_size() + b.num_rows() * 40).sum();
+            assert!(held_before_last < budget.bytes, "budget {}: {held_before_last} held", budget.bytes);
+            assert!(step.lines > 0 || progress.done(), "every step reads a line");
+            batches.extend(step.batches);
+            refused.extend(step.refused);
+            lines += step.lines;
+            steps += 1;
+        }
+        assert!(steps > 1 || budget.bytes > 1 << 20, "budget {} took {steps} steps", budget.bytes);
+        let concat = |batches: &[RecordBatch]| arrow_select::concat::concat_batches(&schema, batches).unwrap();
+        assert_eq!(concat(&batches), concat(&whole.batches), "budget {}", budget.bytes);
+        assert_eq!(refused, whole.refused, "budget {}", budget.bytes);
+        assert_eq!(lines, whole.lines);
+    }
+}
+
+#[test]
+fn a_step_of_refused_lines_keeps_to_its_budget_too_with_or_without_a_row_waiting() {
+    let schema = schema();
+    let budget = StepBudget { bytes: 64 << 10, row_bytes: 0, refused_bytes: 100 };
+    for first in ["", "{\"id\":\"a\"}\n"] {
+        let text = format!("{first}{}", "not json\n".repeat(10_000));
+        let decoder = decoder(&schema, 1024);
+        let mut progress = ColumnDecoder::start(text.as_bytes(), 1);
+        let step = decoder.decode_step(text.as_bytes(), &mut progress, budget).unwrap();
+        assert!(!progress.done() && step.refused.len() < 1000, "{} refused lines in one step", step.refused.len());
+        assert_eq!(step.batches.iter().map(RecordBatch::num_rows).sum::<usize>(), first.len().min(1));
+        let rest = decoder.decode_step(text.as_bytes(), &mut progress, StepBudget::WHOLE).unwrap();
+        assert_eq!(step.refused.len() + rest.refused.len(), 10_000);
+        let last = if first.is_empty() { 10_000 } else { 10_001 };
+        assert_eq!(rest.refused.last().map(|line| line.line), Some(last));
+    }
+}
+
+#[test]
+fn a_step_resumes_at_its_next_line_with_the_lines_leading_blanks() {
+    let schema = schema();
+    let text = "  \t not json\n".repeat(2000);
+    let decoder = decoder(&schema, 1024).with_max_line_bytes(11);
+    let whole = decoder.decode_from(text.as_bytes(), 1).unwrap();
+    let mut progress = ColumnDecoder::start(text.as_bytes(), 1);
+    let mut refused = Vec::new();
+    while !progress.done() {
+        let budget = StepBudget { bytes: 1000, row_bytes: 0, refused_bytes: 0 };
+        refused.extend(decoder.decode_step(text.as_bytes(), &mut progress, budget).unwrap().refused);
+    }
+    assert_eq!(refused, whole.refused);
+    assert!(refused.iter().all(|line| line.text.len() == 12 && line.reason.contains("over the limit of 11")));
+}
+
+#[test]
+fn batches_end_early_for_wide_rows_and_long_lines() {
+    // 1,000 leaf columns: a batch holds at most BATCH_VALUES values.
+    let fields: Vec<Field> = (0..1000).map(|i| Field::new(format!("c{i}"), DataType::Int64, true)).collect();
+    let wide = Arc::new(Schema::new(fields));
+    let line = format!("{{{}}}\n", (0..1000).map(|i| format!("\"c{i}\":{i}")).collect::<Vec<_>>().join(","));
+    let decoded = decoder(&wide, 1024).decode(line.repeat(600).as_bytes()).unwrap();
+    assert!(decoded.batches.iter().all(|b| (b.num_rows() - 1) * 1000 < BATCH_VALUES), "values per batch");
+    assert!(decoded.batches.len() >= 3);
+    assert_eq!(decoded.batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 600);
+    // Lines of 1 MiB: a batch ends once it holds 4 MiB of text.
+    let narrow = Arc::new(Schema::new(vec![Field::new("s", DataType::Utf8, true)]));
+    let long = format!("{{\"s\":\"{}\"}}\n", "v".repeat(1 << 20));
+    let decoded = decoder(&narrow, 1024).decode(long.repeat(10).as_bytes()).unwrap();
+    assert_eq!(decoded.batches.iter().map(RecordBatch::num_rows).collect::<Vec<_>>(), vec![4, 4, 2]);
+}

@@ -21,6 +21,28 @@ pub(super) struct Codec {
     pub(super) compressor: Compressor,
 }
 
+thread_local! {
+    static CODEC: std::cell::RefCell<Option<Codec>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `write` with this thread's codec for `kind`. Its buffers and compression context are
+/// scratch for one page at a time, so every writer on the thread shares them: a converter with
+/// a writer open per partition (an object over thousands of dates) holds one set per thread,
+/// not one per writer.
+pub(super) fn with_codec<T>(kind: PageCodec, write: impl FnOnce(&mut Codec) -> T) -> T {
+    CODEC.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut slot) => {
+            let codec = match slot.as_mut() {
+                Some(codec) if codec.compressor.kind == kind => codec,
+                _ => slot.insert(Codec::new(kind)),
+            };
+            write(codec)
+        }
+        // Only if a writer were used from inside another's page (never): a codec of its own.
+        Err(_) => write(&mut Codec::new(kind)),
+    })
+}
+
 impl Codec {
     pub(super) fn new(kind: PageCodec) -> Self {
         Self {

@@ -39,6 +39,12 @@ pub(super) struct Dictionary {
 }
 
 impl Dictionary {
+    /// Memory it holds: its page, the indices of the page just encoded, its hash tables.
+    pub(super) fn held_bytes(&self) -> usize {
+        // The byte keys repeat the page's values.
+        2 * self.page.capacity() + 4 * self.indices.capacity() + 16 * self.fixed.capacity() + 32 * self.bytes.capacity()
+    }
+
     pub(super) fn new(values: Values) -> Self {
         Self {
             values,

@@ -47,8 +47,10 @@ pub(super) struct Leaf {
     pub(super) booleans: usize,
     /// Pages still to store uncompressed since one compressed poorly.
     pub(super) pages_to_store: usize,
-    /// The row group's pages, serialized.
-    pub(super) chunk: TrackedWrite<Vec<u8>>,
+    /// The row group's pages, serialized. A plain buffer, wrapped only while a page is
+    /// written: parquet's `TrackedWrite` adds an 8 KiB write buffer, per column of every
+    /// writer open (thousands, for an object over thousands of dates).
+    pub(super) chunk: Vec<u8>,
     pub(super) chunk_levels: i64,
     /// Non-null values in the row group's pages.
     pub(super) chunk_values: i64,
@@ -63,6 +65,16 @@ pub(super) struct Leaf {
 }
 
 impl Leaf {
+    /// Memory it holds: the open page, the row group's pages, its dictionary.
+    pub(super) fn held_bytes(&self) -> usize {
+        self.def.capacity()
+            + self.rep.capacity()
+            + self.values.capacity()
+            + 4 * self.lengths.capacity()
+            + self.chunk.capacity()
+            + self.dictionary.as_ref().map_or(0, Dictionary::held_bytes)
+    }
+
     pub(super) fn new(spec: LeafSpec, descr: ColumnDescPtr, layout: &PageLayout) -> Self {
         let (statistics, dictionary) = (layout.statistics, layout.dictionary);
         let bounds = statistics.then(|| Bounds::new(spec.kind.physical()));
@@ -85,7 +97,7 @@ impl Leaf {
             lengths: Vec::new(),
             booleans: 0,
             pages_to_store: 0,
-            chunk: TrackedWrite::new(Vec::new()),
+            chunk: Vec::new(),
             chunk_levels: 0,
             chunk_values: 0,
             chunk_uncompressed: 0,
@@ -323,7 +335,9 @@ impl Leaf {
                 statistics: None,
             }
         };
-        let spec = SerializedPageWriter::new(&mut self.chunk).write_page(CompressedPage::new(page, uncompressed))?;
+        let mut chunk = TrackedWrite::new(&mut self.chunk);
+        let spec = SerializedPageWriter::new(&mut chunk).write_page(CompressedPage::new(page, uncompressed))?;
+        chunk.into_inner()?;
         codec.page = Vec::from(page_bytes);
         self.chunk_levels += self.levels as i64;
         self.chunk_values += values as i64;
@@ -349,7 +363,7 @@ impl Leaf {
     /// Hands over the row group's pages (its dictionary first, if pages used one) and their
     /// metadata, relative to the chunk's start.
     pub(super) fn close_chunk(&mut self, codec: &mut Codec, rows: usize) -> Result<(Bytes, ColumnCloseResult)> {
-        let pages = std::mem::replace(&mut self.chunk, TrackedWrite::new(Vec::new())).into_inner()?;
+        let pages = std::mem::take(&mut self.chunk);
         let mut encodings = vec![Encoding::RLE];
         if std::mem::take(&mut self.plain_pages) > 0 {
             encodings.push(self.value_encoding());
@@ -410,7 +424,7 @@ impl Leaf {
     pub(super) fn reuse_chunk_buffer(&mut self, chunk: Bytes) {
         let mut buffer = Vec::from(chunk);
         buffer.clear();
-        self.chunk = TrackedWrite::new(buffer);
+        self.chunk = buffer;
     }
 }
 

@@ -29,7 +29,7 @@ use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 
 use crate::error::{Error, Result};
-use codec::Codec;
+use codec::with_codec;
 use leaf::Leaf;
 use shape::{Node, plan};
 
@@ -110,7 +110,8 @@ pub struct PageFileWriter {
     fields: arrow_schema::Fields,
     columns: Vec<Node>,
     leaves: Vec<Leaf>,
-    codec: Codec,
+    /// Its pages' codec; the codec's buffers and context are the thread's ([`with_codec`]).
+    codec: PageCodec,
     limits: PageLayout,
     group_rows: usize,
 }
@@ -148,7 +149,7 @@ impl PageFileWriter {
         // What lets readers rebuild the exact Arrow types (time zones, map and list field names).
         file.append_key_value_metadata(KeyValue::new(ARROW_SCHEMA_META_KEY.to_string(), encode_arrow_schema(schema)));
         let fields = schema.fields().clone();
-        Ok(Some(Self { file, fields, columns, leaves, codec: Codec::new(codec), limits, group_rows: 0 }))
+        Ok(Some(Self { file, fields, columns, leaves, codec, limits, group_rows: 0 }))
     }
 
     /// Appends a batch of the writer's schema.
@@ -178,7 +179,7 @@ impl PageFileWriter {
             // Pages end between steps only, so every page starts a new row.
             for leaf in &mut self.leaves {
                 if leaf.page_bytes() >= self.limits.page_bytes {
-                    leaf.flush_page(&mut self.codec)?;
+                    with_codec(self.codec, |codec| leaf.flush_page(codec))?;
                 }
             }
             if self.group_rows >= self.limits.row_group_rows {
@@ -186,6 +187,12 @@ impl PageFileWriter {
             }
         }
         Ok(())
+    }
+
+    /// Memory the file holds so far: its finished row groups, and each column's open pages,
+    /// row group pages and dictionary.
+    pub fn held_bytes(&self) -> usize {
+        self.file.inner().capacity() + self.leaves.iter().map(Leaf::held_bytes).sum::<usize>()
     }
 
     /// Adds a key-value entry to the footer.
@@ -205,8 +212,11 @@ impl PageFileWriter {
         }
         let mut chunks = Vec::with_capacity(self.leaves.len());
         for leaf in &mut self.leaves {
-            leaf.flush_page(&mut self.codec)?;
-            chunks.push(leaf.close_chunk(&mut self.codec, self.group_rows)?);
+            let rows = self.group_rows;
+            chunks.push(with_codec(self.codec, |codec| {
+                leaf.flush_page(codec)?;
+                leaf.close_chunk(codec, rows)
+            })?);
         }
         // Room for the whole row group at once, not a doubling of the file buffer per chunk.
         self.file.inner_mut().reserve(chunks.iter().map(|(chunk, _)| chunk.len()).sum());
@@ -225,9 +235,6 @@ impl PageFileWriter {
 
 impl std::fmt::Debug for PageFileWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PageFileWriter")
-            .field("codec", &self.codec.compressor.kind)
-            .field("limits", &self.limits)
-            .finish()
+        f.debug_struct("PageFileWriter").field("codec", &self.codec).field("limits", &self.limits).finish()
     }
 }

@@ -75,7 +75,10 @@ pub struct ConverterMemory {
     /// The one large object read in steps: its piece, the rest of a line carried to the next
     /// piece, a step's rows plus one batch, and the zstd window.
     pub large_object: u64,
-    /// The open fragment writers together, and the one finished fragment uploading.
+    /// The open fragment writers together, what one write adds before their total is checked
+    /// again (a step's rows at most), and the one fragment finishing (its last row group
+    /// copied into the file) or uploading: a fragment finishes only once the one before it
+    /// has uploaded.
     pub fragments: u64,
     /// A quarantine record being written: a part buffered, a part uploading, a block.
     pub quarantine: u64,
@@ -101,7 +104,7 @@ impl ConverterMemory {
             decoding: slots * (2 * piece + batch),
             kept_buffers: (slots + 2) * crate::ingest::source::KEPT_BUFFER_BYTES as u64,
             large_object: 2 * piece + options.max_line_bytes as u64 + batch + ZSTD_WINDOW_BYTES,
-            fragments: 2 * options.fragment_bytes as u64,
+            fragments: 2 * options.fragment_bytes as u64 + piece,
             quarantine: crate::ingest::quarantine::RECORD_HELD_BYTES,
         }
     }

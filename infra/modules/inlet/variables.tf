@@ -121,7 +121,7 @@ variable "architecture" {
 # ---------------------------------------------------------------- converter function
 
 variable "converter_memory_mb" {
-  description = "Converter memory; also buys CPU (1769 MB = one full vCPU). At least the memory model's figure for the converter settings (about 530 MB at the defaults, docs/design.md#converter-memory)."
+  description = "Converter memory; also buys CPU (1769 MB = one full vCPU). At least the memory model's figure for the converter settings (about 550 MB at the defaults, docs/design.md#converter-memory)."
   type        = number
   default     = 1769
   validation {

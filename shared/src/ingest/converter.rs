@@ -579,6 +579,9 @@ impl Converter {
         report: &mut ConversionReport,
         uploads: &mut Uploads,
     ) -> Result<()> {
+        // The upload before this one ends first: finishing a file copies its last row group
+        // into it, so finishing beside an upload in flight would hold three fragments' worth.
+        uploads.wait(report).await?;
         let batch = report.batch.clone();
         let data = tokio::task::spawn_blocking(move || writer.finish(&batch)).await??;
         report.bytes_out += data.len() as u64;

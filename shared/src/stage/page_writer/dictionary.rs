@@ -115,6 +115,15 @@ impl Dictionary {
         if mostly_distinct || self.page.len() > DICTIONARY_BYTES {
             // The entries this page added stay: unused, but harmless, and the page is PLAIN.
             self.active = false;
+            // No value is looked up again before the next row group: the tables go now, not
+            // then (a schema of hundreds of columns would hold one per column), and the page
+            // too if no page used it.
+            self.fixed = FxHashMap::default();
+            self.bytes = FxHashMap::default();
+            if self.pages == 0 {
+                self.page = Vec::new();
+                self.entries = 0;
+            }
             return false;
         }
         self.pages += 1;

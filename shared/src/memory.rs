@@ -70,7 +70,8 @@ pub struct ConverterMemory {
     /// Objects decompressed and decoded whole at once (the decode slots): each a piece of
     /// text and a piece's worth of rows, plus one batch.
     pub decoding: u64,
-    /// Decompression buffers the blocking threads keep for the next object.
+    /// Decompression buffers the blocking threads keep for the next object, and their page
+    /// codec's scratch (about a page each).
     pub kept_buffers: u64,
     /// The one large object read in steps: its piece, the rest of a line carried to the next
     /// piece, a step's rows plus one batch, and the zstd window.
@@ -83,6 +84,10 @@ pub struct ConverterMemory {
     /// A quarantine record being written: a part buffered, a part uploading, a block.
     pub quarantine: u64,
 }
+
+/// A blocking thread's page codec scratch: a page before and after compression, its levels
+/// and values, with room for a page that outgrew its limit by a step of rows.
+const CODEC_SCRATCH_BYTES: u64 = 1 << 20;
 
 /// The zstd window a decompressing stream holds: 8 MiB for objects written at levels up to
 /// 19 without long-distance matching (zstd's default decoder limit is 128 MiB).
@@ -102,7 +107,7 @@ impl ConverterMemory {
         Self {
             downloads: (options.concurrency as u64 + slots) * (piece / 4),
             decoding: slots * (2 * piece + batch),
-            kept_buffers: (slots + 2) * crate::ingest::source::KEPT_BUFFER_BYTES as u64,
+            kept_buffers: (slots + 2) * (crate::ingest::source::KEPT_BUFFER_BYTES as u64 + CODEC_SCRATCH_BYTES),
             large_object: 2 * piece + options.max_line_bytes as u64 + batch + ZSTD_WINDOW_BYTES,
             fragments: 2 * options.fragment_bytes as u64 + piece,
             quarantine: crate::ingest::quarantine::RECORD_HELD_BYTES,

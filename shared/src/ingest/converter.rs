@@ -1,11 +1,13 @@
 //! The converter: SQS batches of S3 notifications in, Parquet fragments out, and a partial
 //! batch response naming the messages whose objects could not be ingested.
 //!
-//! Objects stream through a pipeline: up to `concurrency` objects download and decode at once
-//! (decompression and decoding on the blocking pool) while the decoded ones are encoded into
-//! one fragment writer per partition. A writer is staged as soon as it holds
-//! `fragment_bytes` of Arrow data, so memory is bounded by configuration, not by batch size.
-//! Fragments roll between objects, never inside one: each fragment holds whole sources.
+//! Objects stream through a pipeline: up to `concurrency` objects download at once and are
+//! decompressed and decoded on the blocking pool, one per decode slot (one per core, at least
+//! two), while the decoded ones are encoded into
+//! one fragment writer per partition. Once the open writers together hold `fragment_bytes`,
+//! the fullest is staged, so memory is set by configuration, not by the batch, its objects or
+//! their partitions (`inlet::memory::ConverterMemory`). A fragment may roll inside an object:
+//! each entry states the object's total rows, or a later one does for a large object.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;

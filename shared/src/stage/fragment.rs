@@ -4,8 +4,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow_array::RecordBatch;
-use arrow_schema::{Fields, SchemaRef};
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Fields, SchemaRef};
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::path::Path;
@@ -242,11 +243,39 @@ impl FragmentWriter {
 /// The Arrow bytes of `batch`'s rows: for a slice (one partition of a decoded batch) its
 /// share of the buffers it shares, not the whole of them.
 fn batch_bytes(batch: &RecordBatch) -> usize {
-    batch
-        .columns()
-        .iter()
-        .map(|column| column.to_data().get_slice_memory_size().unwrap_or_else(|_| column.get_array_memory_size()))
-        .sum()
+    batch.columns().iter().map(|column| array_bytes(column.as_ref())).sum()
+}
+
+/// The bytes of `array`'s own values. A sliced list or map keeps its whole child array, of
+/// which it covers the range its offsets give; a struct's children are sliced with it.
+fn array_bytes(array: &dyn Array) -> usize {
+    let nulls = array.nulls().map_or(0, |nulls| nulls.len().div_ceil(8));
+    let children = |values: &ArrayRef, start: usize, end: usize| array_bytes(values.slice(start, end - start).as_ref());
+    match array.data_type() {
+        DataType::List(_) => {
+            let list = array.as_list::<i32>();
+            let offsets = list.value_offsets();
+            let (start, end) = (offsets[0] as usize, offsets[offsets.len() - 1] as usize);
+            nulls + 4 * offsets.len() + children(list.values(), start, end)
+        }
+        DataType::LargeList(_) => {
+            let list = array.as_list::<i64>();
+            let offsets = list.value_offsets();
+            let (start, end) = (offsets[0] as usize, offsets[offsets.len() - 1] as usize);
+            nulls + 8 * offsets.len() + children(list.values(), start, end)
+        }
+        DataType::Map(_, _) => {
+            let map = array.as_map();
+            let offsets = map.value_offsets();
+            let (start, end) = (offsets[0] as usize, offsets[offsets.len() - 1] as usize);
+            let entries: ArrayRef = Arc::new(map.entries().clone());
+            nulls + 4 * offsets.len() + children(&entries, start, end)
+        }
+        DataType::Struct(_) => {
+            nulls + array.as_struct().columns().iter().map(|child| array_bytes(child.as_ref())).sum::<usize>()
+        }
+        _ => array.to_data().get_slice_memory_size().unwrap_or_else(|_| array.get_array_memory_size()),
+    }
 }
 
 /// Encodes batches and their complete sources as one self-contained Parquet file (a one-shot
@@ -513,6 +542,24 @@ mod tests {
     use crate::ingest::decode::JsonDecoder;
     use crate::lineage::SourceObject;
     use crate::schema::TableSchema;
+
+    #[test]
+    fn a_slice_counts_its_own_rows_not_the_buffers_it_shares() {
+        let schema = r#"{"fields":[{"name":"id","type":"long"},{"name":"tags","type":{"list":"string"}},
+            {"name":"attrs","type":{"map":"string"}},
+            {"name":"s","type":{"struct":[{"name":"v","type":{"list":"long"}}]}}]}"#;
+        let schema = Arc::new(TableSchema::parse(schema, "t").unwrap());
+        let lines: String = (0..1000)
+            .map(|i| format!("{{\"id\":{i},\"tags\":[\"a{i}\",\"b{i}\"],\"attrs\":{{\"k\":\"v{i}\"}},\"s\":{{\"v\":[{i},{i}]}}}}\n"))
+            .collect();
+        let object = SourceObject { bucket: "raw".into(), key: "k".into(), ..Default::default() };
+        let decoded = JsonDecoder::new(schema, 1000).decode(&object, lines.as_bytes()).unwrap();
+        let batch = &decoded.batches[0];
+        let whole = batch_bytes(batch);
+        // A hundred slices of ten rows: together about the whole, not a hundred times it.
+        let sliced: usize = (0..100).map(|at| batch_bytes(&batch.slice(at * 10, 10))).sum();
+        assert!(sliced > whole / 2 && sliced < whole * 3 / 2, "{sliced} bytes sliced, {whole} whole");
+    }
 
     #[tokio::test]
     async fn fragments_round_trip_with_their_sources() {

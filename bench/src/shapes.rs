@@ -10,9 +10,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
 use aws_lambda_events::event::sqs::SqsEvent;
+use inlet::ingest::ConverterMemory;
 use inlet::ingest::{Converter, ConverterOptions, Quarantine, decode_slots};
 use inlet::lineage::SourceObject;
-use inlet::memory::ConverterMemory;
 use inlet::stage::FragmentStore;
 use inlet::testing::shapes::{self, Shape};
 use inlet::testing::sources::LocalSource;

@@ -156,7 +156,7 @@ enum QuarantineCommand {
 
 fn main() -> Result<()> {
     inlet::memory::keep_large_buffers_mapped();
-    inlet::memory::runtime()?.block_on(run())
+    inlet::ingest::runtime()?.block_on(run())
 }
 
 async fn run() -> Result<()> {

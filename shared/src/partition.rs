@@ -11,6 +11,7 @@ use arrow_array::{Array, ArrayRef, RecordBatch, StringArray, UInt32Array};
 use arrow_schema::DataType as ArrowType;
 
 use crate::error::{Error, Result};
+use crate::lineage::SourceObject;
 
 /// How rows are assigned to partitions: `INLET_PARTITION_BY=<column>=key` or `<column>=<field>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +115,44 @@ fn dates_of(column: &ArrayRef) -> Result<Vec<Option<String>>> {
         ArrowType::Date32 => column.as_primitive::<Date32Type>().iter().map(|v| v.and_then(format)).collect(),
         other => return Err(Error::Config(format!("partition field must be a timestamp or date, not {other}"))),
     })
+}
+
+/// The partition value an object's key gives, when `partition` takes it from a key segment;
+/// a key without the segment fails its object alone.
+pub fn key_partition(partition: &Option<PartitionSpec>, object: &SourceObject) -> Result<Option<String>> {
+    match partition {
+        Some(spec) if spec.source == PartitionSource::KeySegment => {
+            Ok(Some(spec.value_from_key(&object.key).ok_or_else(|| Error::Source {
+                uri: object.uri(),
+                reason: format!(
+                    "key has no `{}=` directory segment, which INLET_PARTITION_BY={}=key requires",
+                    spec.column, spec.column
+                ),
+                retryable: false,
+            })?))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Decoded rows grouped by partition value (all under `None` when the table has no partition).
+pub fn split_by_partition(
+    partition: &Option<PartitionSpec>,
+    key_value: Option<&str>,
+    batches: Vec<RecordBatch>,
+) -> Result<Vec<(Option<String>, Vec<RecordBatch>)>> {
+    let mut parts: BTreeMap<Option<String>, Vec<RecordBatch>> = BTreeMap::new();
+    for batch in batches {
+        match partition {
+            None => parts.entry(None).or_default().push(batch),
+            Some(spec) => {
+                for (value, part) in spec.split(batch, key_value)? {
+                    parts.entry(value).or_default().push(part);
+                }
+            }
+        }
+    }
+    Ok(parts.into_iter().collect())
 }
 
 #[cfg(test)]

@@ -4,10 +4,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use aws_lambda_events::event::sqs::SqsEvent;
+use inlet::ingest::ConverterMemory;
 use inlet::ingest::Quarantine;
 use inlet::ingest::{Converter, ConverterOptions};
 use inlet::lineage::SourceObject;
-use inlet::memory::ConverterMemory;
 use inlet::ops::backfill::sqs_message;
 use inlet::schema::TableSchema;
 use inlet::stage::FragmentStore;
@@ -176,7 +176,7 @@ fn small_settings() -> ConverterOptions {
 /// baseline stays within the model's figure, and gives the first `shown` quarantined lines.
 fn within_model(shape: Shape, shown: usize) -> Vec<inlet::ingest::QuarantinedLine> {
     inlet::memory::keep_large_buffers_mapped();
-    let runtime = inlet::memory::runtime().unwrap();
+    let runtime = inlet::ingest::runtime().unwrap();
     let options = small_settings();
     let bound = ConverterMemory::of(&options, inlet::ingest::decode_slots(options.concurrency)).total();
     let Shape { label, schema, layout, objects, rows, quarantined } = shape;

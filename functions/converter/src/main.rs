@@ -7,7 +7,7 @@ use lambda_runtime::{Diagnostic, Error, LambdaEvent, run, service_fn};
 
 fn main() -> Result<(), Error> {
     inlet::memory::keep_large_buffers_mapped();
-    inlet::memory::runtime()?.block_on(serve())
+    inlet::ingest::runtime()?.block_on(serve())
 }
 
 async fn serve() -> Result<(), Error> {

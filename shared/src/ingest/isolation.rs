@@ -73,3 +73,38 @@ impl Isolation for SqsIsolation {
 pub fn receive_count(message: &aws_lambda_events::event::sqs::SqsMessage) -> u32 {
     message.attributes.get("ApproximateReceiveCount").and_then(|count| count.parse().ok()).unwrap_or(1)
 }
+
+/// The part of `event` to convert here: in a batch of several, messages delivered before
+/// go to the isolation queue (listed in `isolated`, or in `failed` if it refuses them).
+pub(crate) async fn isolate_redeliveries<'a>(
+    isolation: Option<&dyn Isolation>,
+    event: &'a aws_lambda_events::event::sqs::SqsEvent,
+    isolated: &mut Vec<String>,
+    failed: &mut std::collections::BTreeSet<String>,
+) -> std::borrow::Cow<'a, aws_lambda_events::event::sqs::SqsEvent> {
+    let Some(isolation) = isolation else { return std::borrow::Cow::Borrowed(event) };
+    if event.records.len() < 2 || event.records.iter().all(|m| receive_count(m) <= 1) {
+        return std::borrow::Cow::Borrowed(event);
+    }
+    let (again, fresh): (Vec<_>, Vec<_>) = event.records.iter().cloned().partition(|m| receive_count(m) > 1);
+    let ids: Vec<String> =
+        again.iter().enumerate().map(|(at, m)| m.message_id.clone().unwrap_or(format!("#r{at}"))).collect();
+    let bodies: Vec<String> = again.iter().map(|m| m.body.clone().unwrap_or_default()).collect();
+    match isolation.isolate(&bodies).await {
+        Ok(()) => {
+            tracing::warn!(
+                messages = ids.len(),
+                "messages delivered before (their batch failed or its converter died): moved to the isolation \
+                 queue, to be converted one per invocation"
+            );
+            isolated.extend(ids);
+        }
+        Err(err) => {
+            tracing::error!(error = %err, messages = ids.len(), "could not isolate redelivered messages: failing them");
+            failed.extend(ids);
+        }
+    }
+    let mut rest = event.clone();
+    rest.records = fresh;
+    std::borrow::Cow::Owned(rest)
+}

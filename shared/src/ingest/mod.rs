@@ -9,21 +9,25 @@
 
 pub(crate) mod converter;
 pub(crate) mod decode;
+pub(crate) mod decompress;
 pub(crate) mod event;
 pub(crate) mod isolation;
 pub(crate) mod json;
-pub(crate) mod large;
 pub(crate) mod quarantine;
 pub(crate) mod routed;
 pub(crate) mod source;
 pub(crate) mod superseded;
 pub(crate) mod trigger;
 
-pub use converter::{ConversionReport, Converter, ConverterOptions, decode_slots};
+pub use converter::{
+    ConversionReport, Converter, ConverterMemory, ConverterOptions, ZSTD_WINDOW_BYTES, blocking_threads, decode_slots,
+    runtime,
+};
 pub use decode::{DecodedObject, JsonDecoder, QuarantinedLine};
+pub use decompress::{Compression, ObjectLimits, with_decompressed};
 pub use isolation::{Isolation, SqsIsolation, receive_count};
 pub use quarantine::Quarantine;
 pub use routed::{RoutedConverter, RoutedReport};
-pub use source::{Compression, Fetched, ObjectLimits, ObjectSource, Opened, S3Source, open_file, with_decompressed};
+pub use source::{Fetched, ObjectSource, Opened, S3Source, open_file};
 pub use superseded::{SupersededLog, SupersededVersion};
 pub use trigger::{CompactionTrigger, LambdaTrigger};

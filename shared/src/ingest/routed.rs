@@ -7,8 +7,9 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::ingest::converter::{ConversionReport, Converter, batch_response, isolate_redeliveries};
+use crate::ingest::converter::{ConversionReport, Converter, batch_response};
 use crate::ingest::event::{Notification, parse_notification};
+use crate::ingest::isolation::isolate_redeliveries;
 use crate::ingest::isolation::{Isolation, SqsIsolation};
 use crate::routes::Routes;
 

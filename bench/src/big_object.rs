@@ -62,7 +62,7 @@ pub fn measure(json_mib: u64, piece_mib: Option<usize>) -> Result<()> {
     event.records.push(inlet::ops::backfill::sqs_message("m0", object));
 
     let lake = tempfile::tempdir()?;
-    let store = inlet::commit::table_store(
+    let store = inlet::stage::table_store(
         &url::Url::from_directory_path(lake.path()).map_err(|()| anyhow::anyhow!("not a directory path"))?,
         &Default::default(),
     )?;

@@ -44,7 +44,7 @@ pub fn stage(data: &Path, keys: &[String], out: &Path, options: ConverterOptions
     std::fs::create_dir_all(out)?;
     let schema = Arc::new(TableSchema::parse(SCHEMA, "schemas/events.schema.json")?);
     let url = url::Url::from_directory_path(std::path::absolute(out)?).unwrap();
-    let store = inlet::commit::table_store(&url, &Default::default())?;
+    let store = inlet::stage::table_store(&url, &Default::default())?;
     let converter = Converter::new(
         Arc::new(LocalSource::new(data)),
         FragmentStore::new(store.clone()),
@@ -74,7 +74,7 @@ pub fn compact_staged(staged: &Path, threads: usize) -> Result<()> {
     let input_bytes: u64 = fragments.iter().map(|(_, size)| size).sum();
     let schema = Arc::new(TableSchema::parse(SCHEMA, "schemas/events.schema.json")?);
     let url = url::Url::from_directory_path(scratch.path()).unwrap();
-    let store = inlet::commit::table_store(&url, &Default::default())?;
+    let store = inlet::stage::table_store(&url, &Default::default())?;
     // Workers as asked; the blocking pool keeps its default size: delta-rs' file I/O and the
     // compactor's encoding wait on each other there, and a pool of one deadlocks.
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?;

@@ -55,11 +55,11 @@ fn source(n: u64) -> SourceId {
 async fn store(location: &str) -> Result<Arc<dyn ObjectStore>> {
     if location.starts_with("s3://") {
         let localstack = inlet_tests::LocalStack::connect().await?;
-        return Ok(inlet::commit::table_store(&url::Url::parse(location)?, &localstack.storage_options())?);
+        return Ok(inlet::stage::table_store(&url::Url::parse(location)?, &localstack.storage_options())?);
     }
     let url =
         url::Url::from_directory_path(location).map_err(|()| anyhow::anyhow!("{location} is not a directory path"))?;
-    Ok(inlet::commit::table_store(&url, &Default::default())?)
+    Ok(inlet::stage::table_store(&url, &Default::default())?)
 }
 
 /// Copies the local table at `from` into a new bucket on LocalStack; returns its URI.

@@ -305,7 +305,7 @@ fn run(data: &Path, keys: &[String], threads: usize, options: ConverterOptions, 
     let schema = Arc::new(TableSchema::parse(SCHEMA, "schemas/events.schema.json")?);
     let lake = tempfile::tempdir()?;
     let url = url::Url::from_directory_path(lake.path()).unwrap();
-    let store = inlet::commit::table_store(&url, &Default::default())?;
+    let store = inlet::stage::table_store(&url, &Default::default())?;
 
     // The converter, on exactly `threads` threads: async I/O and CPU work (blocking pool) alike.
     let converting = tokio::runtime::Builder::new_multi_thread()
@@ -448,7 +448,7 @@ fn commits(count: u64, optimize: bool) -> Result<()> {
         let schema = Arc::new(TableSchema::parse(SCHEMA, "schemas/events.schema.json")?);
         let lake = tempfile::tempdir()?;
         let url = url::Url::from_directory_path(lake.path()).unwrap();
-        let store = inlet::commit::table_store(&url, &Default::default())?;
+        let store = inlet::stage::table_store(&url, &Default::default())?;
         let fragments = FragmentStore::new(store.clone());
         let mut table = inlet::commit::open_or_create(&url, &Default::default(), &schema, Default::default()).await?;
         let options = CompactorOptions { min_bytes: 0, ..CompactorOptions::default() };

@@ -103,7 +103,7 @@ pub fn measure_one(name: &str) -> Result<()> {
     }
     let lake = tempfile::tempdir()?;
     let url = url::Url::from_directory_path(lake.path()).map_err(|()| anyhow::anyhow!("not a directory path"))?;
-    let store = inlet::commit::table_store(&url, &Default::default())?;
+    let store = inlet::stage::table_store(&url, &Default::default())?;
     let schema = Arc::new(inlet::schema::TableSchema::parse_with(&schema, name, layout)?);
     let options = ConverterOptions::default();
     let model = ConverterMemory::of(&options, decode_slots(options.concurrency));

@@ -303,7 +303,7 @@ async fn run() -> Result<()> {
 async fn quarantine(command: QuarantineCommand, settings: &Settings, sqs: &aws_sdk_sqs::Client) -> Result<()> {
     use inlet::ops::quarantine;
     let storage_options = inlet::config::storage_options_from_env();
-    let table = inlet::commit::table::table_store(&settings.table_url()?, &storage_options)?;
+    let table = inlet::stage::table_store(&settings.table_url()?, &storage_options)?;
     match command {
         QuarantineCommand::List { json } => {
             let records = quarantine::list(&table).await?;
@@ -344,7 +344,7 @@ async fn quarantine(command: QuarantineCommand, settings: &Settings, sqs: &aws_s
                 None => None,
             };
             let bucket = url::Url::parse(&format!("s3://{}", record.bucket))?;
-            let raw = inlet::commit::table::table_store(&bucket, &storage_options)?;
+            let raw = inlet::stage::table_store(&bucket, &storage_options)?;
             let replayed = quarantine::replay(&table, &raw, &record, fixed).await?;
             if let Some(queue_url) = queue_url {
                 let object = inlet::lineage::SourceObject {

@@ -10,10 +10,11 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use inlet::commit::{CompactionReport, Compactor, CompactorOptions, open_or_create, table_store};
+use inlet::commit::{CompactionReport, Compactor, CompactorOptions, open_or_create};
 use inlet::ingest::JsonDecoder;
 use inlet::lineage::{FragmentSource, SourceObject};
 use inlet::schema::{Layout, TableSchema};
+use inlet::stage::table_store;
 use inlet::stage::{FragmentEncoding, FragmentStore, FragmentWriter, PageFormat};
 use serde_json::Value;
 

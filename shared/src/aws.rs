@@ -35,3 +35,23 @@ pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> crate::Result<
     let count = |name: Name| attributes.get(&name).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     Ok(count(Name::ApproximateNumberOfMessages) + count(Name::ApproximateNumberOfMessagesNotVisible))
 }
+
+/// A small text file (a schema, a routing file) from a local path or `s3://bucket/key`: a
+/// local file that cannot be read is [`crate::Error::Io`], a failed S3 read [`crate::Error::Aws`].
+pub async fn read_text(location: &str, s3: &aws_sdk_s3::Client) -> crate::Result<String> {
+    let Some(rest) = location.strip_prefix("s3://") else {
+        return Ok(std::fs::read_to_string(location)?);
+    };
+    let (bucket, key) = rest
+        .split_once('/')
+        .ok_or_else(|| crate::Error::Config(format!("{location}: expected a local path or s3://bucket/key")))?;
+    let object = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|err| crate::Error::aws("GetObject", location, err))?;
+    let body = object.body.collect().await.map_err(|err| crate::Error::aws("GetObject", location, err))?.into_bytes();
+    String::from_utf8(body.to_vec()).map_err(|err| crate::Error::Config(format!("{location} is not UTF-8 text: {err}")))
+}

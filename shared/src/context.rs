@@ -1,12 +1,16 @@
-//! What a function builds once at cold start: settings, schema, clients and the table's store.
+//! What a function builds once at cold start: for each table of its deployment, the
+//! settings, schema, clients and the table's store.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use deltalake::ObjectStore;
 
+use aws_config::SdkConfig;
+
 use crate::config::{Settings, storage_options_from_env};
 use crate::error::{Error, Result};
+use crate::routes::{Route, Routes, read_routes};
 use crate::schema::{Layout, TableSchema};
 
 /// Shared state of a converter or compactor process.
@@ -29,21 +33,54 @@ pub struct Context {
 }
 
 impl Context {
-    /// Reads settings and schema from the environment; any error here is a deployment error.
-    pub async fn from_env() -> Result<Self> {
-        Self::new(Settings::from_env()?).await
-    }
-
     /// Builds clients, loads the schema and opens the table's store for `settings`.
     pub async fn new(settings: Settings) -> Result<Self> {
         let sdk = crate::aws::sdk_config().await;
-        let s3 = crate::aws::s3_client(&sdk);
+        Self::with_sdk(settings, &sdk, crate::aws::s3_client(&sdk)).await
+    }
+
+    /// [`Context::new`], with clients from the process's one SDK configuration.
+    async fn with_sdk(settings: Settings, sdk: &SdkConfig, s3: aws_sdk_s3::Client) -> Result<Self> {
         let schema = Arc::new(load_schema(&settings.schema_location, &s3, settings.layout.clone()).await?);
         let storage_options = storage_options_from_env();
-        let table_store = crate::commit::table::table_store(&settings.table_url()?, &storage_options)?;
-        let lambda = settings.compactor_function.as_ref().map(|_| aws_sdk_lambda::Client::new(&sdk));
-        let sqs = settings.isolation_queue_url.as_ref().map(|_| aws_sdk_sqs::Client::new(&sdk));
+        let table_store = crate::stage::table_store(&settings.table_url()?, &storage_options)?;
+        let lambda = settings.compactor_function.as_ref().map(|_| aws_sdk_lambda::Client::new(sdk));
+        let sqs = settings.isolation_queue_url.as_ref().map(|_| aws_sdk_sqs::Client::new(sdk));
         Ok(Self { settings, schema, s3, lambda, sqs, storage_options, table_store })
+    }
+}
+
+/// A deployment as a function sees it at cold start: each route of its routing file (or the
+/// one table its environment names) with the route's context, every client built from one
+/// SDK configuration.
+pub struct Deployment {
+    routes: Routes,
+    /// One per route, in the routes' order.
+    contexts: Vec<Context>,
+}
+
+impl Deployment {
+    /// The routes the environment describes, each with its context.
+    pub async fn from_env() -> Result<Self> {
+        let sdk = crate::aws::sdk_config().await;
+        let s3 = crate::aws::s3_client(&sdk);
+        let routes =
+            Routes::from_lookup(|name| std::env::var(name).ok(), |location| read_routes(&s3, location)).await?;
+        let mut contexts = Vec::with_capacity(routes.len());
+        for (_, settings) in routes.iter() {
+            contexts.push(Context::with_sdk(settings.clone(), &sdk, s3.clone()).await?);
+        }
+        Ok(Self { routes, contexts })
+    }
+
+    /// The routes.
+    pub fn routes(&self) -> &Routes {
+        &self.routes
+    }
+
+    /// Each route with its context, in the routes' order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Route, &Context)> {
+        self.routes.iter().map(|(route, _)| route).zip(&self.contexts)
     }
 }
 
@@ -52,7 +89,7 @@ pub async fn load_schema(location: &str, s3: &aws_sdk_s3::Client, layout: Layout
     if !location.starts_with("s3://") {
         return TableSchema::from_path_with(std::path::Path::new(location), layout);
     }
-    let text = read_text(location, s3).await.map_err(|err| {
+    let text = crate::aws::read_text(location, s3).await.map_err(|err| {
         let reason = match err {
             Error::Aws { detail, .. } => detail,
             other => other.to_string(),
@@ -60,19 +97,4 @@ pub async fn load_schema(location: &str, s3: &aws_sdk_s3::Client, layout: Layout
         Error::Schema { location: location.to_string(), reason }
     })?;
     TableSchema::parse_with(&text, location, layout)
-}
-
-/// A small text file (a schema, a routing file) from a local path or `s3://bucket/key`: a
-/// local file that cannot be read is [`Error::Io`], a failed S3 read [`Error::Aws`].
-pub async fn read_text(location: &str, s3: &aws_sdk_s3::Client) -> Result<String> {
-    let Some(rest) = location.strip_prefix("s3://") else {
-        return Ok(std::fs::read_to_string(location)?);
-    };
-    let (bucket, key) = rest
-        .split_once('/')
-        .ok_or_else(|| Error::Config(format!("{location}: expected a local path or s3://bucket/key")))?;
-    let object =
-        s3.get_object().bucket(bucket).key(key).send().await.map_err(|err| Error::aws("GetObject", location, err))?;
-    let body = object.body.collect().await.map_err(|err| Error::aws("GetObject", location, err))?.into_bytes();
-    String::from_utf8(body.to_vec()).map_err(|err| Error::Config(format!("{location} is not UTF-8 text: {err}")))
 }

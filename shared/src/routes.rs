@@ -192,14 +192,27 @@ impl Routes {
             .map(|(at, _)| at)
     }
 
-    /// The position of the route a request names: by route name, table URI, or the table
-    /// URI's last segment.
+    /// The position of the route a request names ([`names_table`]).
     pub fn named(&self, table: &str) -> Option<usize> {
-        let table = table.trim_end_matches('/');
-        self.routes.iter().position(|(route, settings)| {
-            route.name == table || settings.table_uri == table || table_name(&settings.table_uri) == table
-        })
+        self.routes.iter().position(|(route, settings)| names_table(table, Some(&route.name), &settings.table_uri))
     }
+}
+
+/// The routing file at `location`. A local file that is not there is a deployment mistake;
+/// a failed S3 read stays an AWS failure (worth retrying), not a configuration error.
+pub async fn read_routes(s3: &aws_sdk_s3::Client, location: String) -> Result<String> {
+    crate::aws::read_text(&location, s3).await.map_err(|err| match err {
+        Error::Io(err) => Error::Config(format!("routing file {location}: {err} (INLET_ROUTES names it)")),
+        other => other,
+    })
+}
+
+/// Whether a request's `wanted` table is the route `name` (a deployment's one table has
+/// none to match) of the table at `table_uri`: by the route's name, the table URI, or the
+/// URI's last segments.
+pub fn names_table(wanted: &str, name: Option<&str>, table_uri: &str) -> bool {
+    let wanted = wanted.trim_end_matches('/');
+    name == Some(wanted) || table_uri == wanted || table_uri.ends_with(&format!("/{wanted}"))
 }
 
 /// A table's short name: the last segment of its URI.
@@ -314,5 +327,22 @@ mod tests {
         assert_eq!(routes.len(), 3);
         assert_eq!(routes.iter().next().unwrap().1.schema_location, "/var/task/web.schema.json");
         assert!(!routes.takes_every_object());
+    }
+
+    #[tokio::test]
+    async fn a_missing_routing_file_is_configuration_and_an_unreachable_store_is_not() {
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version_latest()
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .endpoint_url("http://127.0.0.1:9")
+            .credentials_provider(aws_sdk_s3::config::Credentials::new("k", "s", None, None, "test"))
+            .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+            .build();
+        let s3 = aws_sdk_s3::Client::from_conf(config);
+        let missing = read_routes(&s3, "/nonexistent/routes.json".into()).await.unwrap_err();
+        assert_eq!(missing.kind(), "Inlet.Config");
+        assert!(missing.to_string().contains("INLET_ROUTES"), "{missing}");
+        let unreachable = read_routes(&s3, "s3://config/routes.json".into()).await.unwrap_err();
+        assert_eq!((unreachable.kind(), unreachable.is_retryable()), ("Inlet.Aws", true), "{unreachable}");
     }
 }

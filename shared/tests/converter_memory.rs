@@ -46,7 +46,7 @@ async fn a_200_object_batch_stays_within_the_configured_memory() {
 
     let lake = tempfile::tempdir().unwrap();
     let store =
-        inlet::commit::table_store(&url::Url::from_directory_path(lake.path()).unwrap(), &Default::default()).unwrap();
+        inlet::stage::table_store(&url::Url::from_directory_path(lake.path()).unwrap(), &Default::default()).unwrap();
     let options = ConverterOptions { concurrency: 4, fragment_bytes: 32 << 20, ..ConverterOptions::default() };
     let converter = Converter::new(source, FragmentStore::new(store.clone()), Quarantine::new(store), schema, options);
 
@@ -108,7 +108,7 @@ async fn ingest_within_bound(source: Arc<dyn inlet::ingest::ObjectSource>, key: 
 
     let lake = tempfile::tempdir().unwrap();
     let store =
-        inlet::commit::table_store(&url::Url::from_directory_path(lake.path()).unwrap(), &Default::default()).unwrap();
+        inlet::stage::table_store(&url::Url::from_directory_path(lake.path()).unwrap(), &Default::default()).unwrap();
     let options = ConverterOptions { piece_bytes: 16 << 20, fragment_bytes: 64 << 20, ..ConverterOptions::default() };
     let converter = Converter::new(source, FragmentStore::new(store.clone()), Quarantine::new(store), schema, options);
 
@@ -190,7 +190,7 @@ fn within_model(shape: Shape, shown: usize) -> Vec<inlet::ingest::QuarantinedLin
     }
     let lake = tempfile::tempdir().unwrap();
     let store =
-        inlet::commit::table_store(&url::Url::from_directory_path(lake.path()).unwrap(), &Default::default()).unwrap();
+        inlet::stage::table_store(&url::Url::from_directory_path(lake.path()).unwrap(), &Default::default()).unwrap();
     let quarantine = Quarantine::new(store.clone());
     let converter = Converter::new(source, FragmentStore::new(store), quarantine.clone(), schema, options);
 

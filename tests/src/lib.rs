@@ -348,7 +348,7 @@ impl Pipeline {
     /// The object store rooted at the table location (staging and quarantine live under it).
     pub fn table_store(&self) -> Result<std::sync::Arc<dyn inlet::commit::table::ObjectStore>> {
         let url = url::Url::parse(&self.table_uri)?;
-        Ok(inlet::commit::table_store(&url, &self.localstack.storage_options())?)
+        Ok(inlet::stage::table_store(&url, &self.localstack.storage_options())?)
     }
 
     /// The table's staging area.

@@ -94,7 +94,7 @@ async fn two_tables_from_one_bucket_through_eventbridge_each_get_their_own_rows(
     pipeline.put("unrouted/x.json", b"{}\n".to_vec()).await.unwrap();
 
     let staged = |uri: String| {
-        let store = inlet::commit::table_store(&url::Url::parse(&uri).unwrap(), &localstack.storage_options()).unwrap();
+        let store = inlet::stage::table_store(&url::Url::parse(&uri).unwrap(), &localstack.storage_options()).unwrap();
         async move {
             let fragments = inlet::stage::FragmentStore::new(store);
             let mut sources = Vec::new();

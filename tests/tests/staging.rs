@@ -17,7 +17,7 @@ async fn a_fragment_put_in_several_pieces_reads_back_whole_from_s3() {
     let bucket = format!("staging-{}", uuid::Uuid::new_v4().simple());
     localstack.s3.create_bucket().bucket(&bucket).send().await.unwrap();
     let url = url::Url::parse(&format!("s3://{bucket}/table/")).unwrap();
-    let store = FragmentStore::new(inlet::commit::table_store(&url, &localstack.storage_options()).unwrap());
+    let store = FragmentStore::new(inlet::stage::table_store(&url, &localstack.storage_options()).unwrap());
 
     let schema = Arc::new(TableSchema::from_path(&workspace_root().join("schemas/events.schema.json")).unwrap());
     let object = SourceObject {

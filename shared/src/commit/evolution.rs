@@ -15,6 +15,7 @@ use deltalake::kernel::{DataType, StructField, StructType};
 use object_store::path::Path;
 
 use crate::error::{Error, Result};
+use crate::schema::TableSchema;
 use crate::stage::fragment::FragmentInfo;
 
 /// The table schema to commit: `None` when the table already has every declared column,
@@ -189,6 +190,48 @@ pub fn fragment_additions(base: &StructType, fields: &Fields) -> std::result::Re
         added.push(StructField::new(name.clone(), delta, true));
     }
     Ok(added)
+}
+
+/// Whether a table can take rows of a declared schema, and what was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableFit {
+    /// Whether it can.
+    pub fits: bool,
+    /// What was found, and when it cannot, what to do about it.
+    pub detail: String,
+}
+
+/// Whether the table at `table_uri` can take rows of `schema` (as they are, or with new
+/// nullable columns); `Err` when the table cannot be read at all (unreachable, damaged),
+/// which says nothing about the schema.
+pub async fn schema_fits_table(
+    table_uri: &str,
+    schema: &TableSchema,
+    storage_options: &HashMap<String, String>,
+) -> Result<TableFit> {
+    let fits = |detail: String| TableFit { fits: true, detail };
+    let refused = |detail: String| TableFit { fits: false, detail };
+    let no_table_yet = || fits(format!("{table_uri}: no table yet; the first compaction of staged rows creates it"));
+    let url = match url::Url::parse(table_uri) {
+        Ok(url) => url,
+        Err(err) => return Ok(refused(format!("{table_uri} is not a URL: {err}"))),
+    };
+    if url.scheme() == "file" && url.to_file_path().is_ok_and(|path| !path.exists()) {
+        return Ok(no_table_yet());
+    }
+    let table = deltalake::DeltaTable::try_from_url_with_storage_options(url, storage_options.clone()).await?;
+    if table.version().is_none() {
+        return Ok(no_table_yet());
+    }
+    let current = table.snapshot()?.metadata().parse_schema().map_err(deltalake::DeltaTableError::from)?;
+    Ok(match plan_evolution(&current, &schema.delta) {
+        Ok(None) => fits(format!("{table_uri}: version {}, schema matches", table.version().unwrap_or(0))),
+        Ok(Some(evolved)) => fits(format!(
+            "{table_uri}: the next commit adds {} new nullable columns",
+            evolved.fields().count() - current.fields().count()
+        )),
+        Err(err) => refused(format!("{table_uri}: {err}; change the declared schema back, or write to a new table")),
+    })
 }
 
 #[cfg(test)]

@@ -19,4 +19,4 @@ pub use compact::{
 };
 pub use history::LoadHistory;
 pub use optimize::{OptimizeOptions, OptimizeReport, VacuumReport, optimize, vacuum};
-pub use table::{open_or_create, table_store};
+pub use table::open_or_create;

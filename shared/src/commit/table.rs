@@ -2,7 +2,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU64;
-use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, RecordBatch};
@@ -12,7 +11,7 @@ use deltalake::datafile::writer::{DeltaWriter, WriterConfig};
 use deltalake::kernel::Add;
 use deltalake::logstore::ObjectStoreRef;
 use deltalake::table::config::TablePropertiesExt as _;
-use deltalake::{DeltaTable, DeltaTableBuilder, TableProperty};
+use deltalake::{DeltaTable, TableProperty};
 use parquet::arrow::ArrowSchemaConverter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -23,13 +22,6 @@ use crate::commit::history::indexed_version;
 use crate::config::Maintenance;
 use crate::error::{Error, Result};
 use crate::schema::TableSchema;
-
-/// The object store rooted at the table location, without reading the Delta log.
-pub fn table_store(url: &Url, storage_options: &HashMap<String, String>) -> Result<Arc<dyn ObjectStore>> {
-    let log_store =
-        DeltaTableBuilder::from_url(url.clone())?.with_storage_options(storage_options.clone()).build_storage()?;
-    Ok(log_store.object_store(None))
-}
 
 /// Whether log cleanup should run with the next commit: only when that commit writes a
 /// checkpoint (delta-rs would otherwise list the whole `_delta_log` after every commit once
@@ -263,6 +255,8 @@ fn mostly_distinct<'a>(array: &dyn Array, value: impl Fn(usize) -> &'a [u8]) -> 
 #[cfg(test)]
 mod tests {
     use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    use std::sync::Arc;
 
     use super::*;
     use crate::ingest::decode::JsonDecoder;

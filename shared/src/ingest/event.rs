@@ -157,6 +157,11 @@ impl BatchPlan {
         }
         plan
     }
+
+    /// Whether the plan names no message at all.
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty() && self.ignored.is_empty() && self.invalid.is_empty()
+    }
 }
 
 #[cfg(test)]

@@ -5,12 +5,11 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 
-use crate::context::Context;
+use crate::context::Deployment;
 use crate::error::{Error, Result};
 use crate::ingest::converter::{ConversionReport, Converter, batch_response};
-use crate::ingest::event::{Notification, parse_notification};
-use crate::ingest::isolation::isolate_redeliveries;
-use crate::ingest::isolation::{Isolation, SqsIsolation};
+use crate::ingest::event::BatchPlan;
+use crate::ingest::isolation::{Isolation, SqsIsolation, isolate_redeliveries};
 use crate::routes::Routes;
 
 /// The converters of every route of a deployment (one, for a single table).
@@ -58,20 +57,21 @@ impl RoutedConverter {
 
     /// The converters of the routes the environment describes, as the Lambda runs them.
     pub async fn from_env() -> Result<Self> {
-        let sdk = crate::aws::sdk_config().await;
-        let s3 = crate::aws::s3_client(&sdk);
-        let routes =
-            Routes::from_lookup(|name| std::env::var(name).ok(), |location| read_routes(&s3, location)).await?;
-        let mut converters = Vec::new();
+        Self::from_deployment(&Deployment::from_env().await?)
+    }
+
+    /// A converter for each route of `deployment`; redelivered messages go to the first
+    /// isolation queue a route names (a deployment has one).
+    pub fn from_deployment(deployment: &Deployment) -> Result<Self> {
         let mut isolation = None;
-        for (_, settings) in routes.iter() {
-            let context = Context::new(settings.clone()).await?;
-            if let (Some(queue), Some(sqs)) = (&settings.isolation_queue_url, &context.sqs) {
+        let mut converters = Vec::new();
+        for (_, context) in deployment.iter() {
+            if let (Some(queue), Some(sqs)) = (&context.settings.isolation_queue_url, &context.sqs) {
                 isolation.get_or_insert_with(|| Arc::new(SqsIsolation::new(sqs.clone(), queue.clone())));
             }
-            converters.push(Converter::from_context(&context).without_isolation());
+            converters.push(Converter::from_context(context));
         }
-        let routed = Self::new(routes, converters)?;
+        let routed = Self::new(deployment.routes().clone(), converters)?;
         Ok(match isolation {
             Some(isolation) => routed.with_isolation(isolation as Arc<dyn Isolation>),
             None => routed,
@@ -95,12 +95,13 @@ impl RoutedConverter {
         let mut report = RoutedReport::default();
         let mut failed = BTreeSet::new();
         let event = isolate_redeliveries(self.isolation.as_deref(), event, &mut report.isolated, &mut failed).await;
-        let shares = self.split(&event, &mut failed);
-        for ((share, converter), (route, settings)) in shares.iter().zip(&self.converters).zip(self.routes.iter()) {
-            if share.records.is_empty() {
+        let shares = self.split(BatchPlan::from_sqs(&event), &mut failed);
+        for ((share, converter), (route, settings)) in shares.into_iter().zip(&self.converters).zip(self.routes.iter())
+        {
+            if share.is_empty() {
                 continue;
             }
-            let converted = converter.convert_until(share, stop).await?;
+            let converted = converter.convert_plan(share, stop).await?;
             failed.extend(converted.failed_messages.iter().cloned());
             report.tables.push((route.name.clone(), settings.table_uri.clone(), converted));
         }
@@ -118,48 +119,40 @@ impl RoutedConverter {
 }
 
 impl RoutedConverter {
-    /// Each route's share of `event`, in the routes' order; messages whose object no route
-    /// takes go to `failed`. A deployment whose one route takes every object (one table, no
-    /// routing file) hands the batch over unparsed: its converter reads the bodies itself.
-    fn split(&self, event: &SqsEvent, failed: &mut BTreeSet<String>) -> Vec<SqsEvent> {
+    /// Each route's share of a batch's `plan`, in the routes' order. A message naming an
+    /// object no route takes goes to `failed` whole, none of its objects read for it; test
+    /// events, removals and unreadable messages go to the first route, which answers for them.
+    fn split(&self, plan: BatchPlan, failed: &mut BTreeSet<String>) -> Vec<BatchPlan> {
         if self.routes.takes_every_object() {
-            return vec![event.clone()];
+            return vec![plan];
         }
-        let mut shares: Vec<SqsEvent> = vec![SqsEvent::default(); self.converters.len()];
-        for (position, message) in event.records.iter().enumerate() {
-            let routes: BTreeSet<usize> = match parse_notification(message.body.as_deref().unwrap_or_default()) {
-                Ok(Notification::Objects(objects)) => {
-                    let routed: Vec<Option<usize>> = objects.iter().map(|o| self.routes.route_of(o)).collect();
-                    if let Some(at) = routed.iter().position(Option::is_none) {
-                        let id = message.message_id.clone().unwrap_or_else(|| format!("#{position}"));
-                        tracing::error!(
-                            message_id = %id,
-                            object = %objects[at].uri(),
-                            "no route takes this object (INLET_ROUTES): failing its message"
-                        );
-                        failed.insert(id);
-                        continue;
-                    }
-                    routed.into_iter().flatten().collect()
+        let mut shares: Vec<BatchPlan> = (0..self.converters.len()).map(|_| BatchPlan::default()).collect();
+        shares[0].ignored = plan.ignored;
+        shares[0].invalid = plan.invalid;
+        let routed: Vec<Option<usize>> = plan.objects.iter().map(|(object, _)| self.routes.route_of(object)).collect();
+        let mut unrouted = BTreeSet::new();
+        for ((object, ids), _) in plan.objects.iter().zip(&routed).filter(|(_, route)| route.is_none()) {
+            for id in ids {
+                if unrouted.insert(id.clone()) {
+                    tracing::error!(
+                        message_id = %id,
+                        object = %object.uri(),
+                        "no route takes this object (INLET_ROUTES): failing its message"
+                    );
                 }
-                // Test events, removals and unreadable bodies: the first route answers for them.
-                Ok(Notification::Ignored(_)) | Err(_) => BTreeSet::from([0]),
-            };
-            for at in routes {
-                shares[at].records.push(message.clone());
             }
         }
+        for ((object, ids), route) in plan.objects.into_iter().zip(routed) {
+            let ids: Vec<String> = ids.into_iter().filter(|id| !unrouted.contains(id)).collect();
+            if let Some(at) = route
+                && !ids.is_empty()
+            {
+                shares[at].objects.push((object, ids));
+            }
+        }
+        failed.extend(unrouted);
         shares
     }
-}
-
-/// The routing file at `location`. A local file that is not there is a deployment mistake;
-/// a failed S3 read stays an AWS failure (worth retrying), not a configuration error.
-pub(crate) async fn read_routes(s3: &aws_sdk_s3::Client, location: String) -> Result<String> {
-    crate::context::read_text(&location, s3).await.map_err(|err| match err {
-        Error::Io(err) => Error::Config(format!("routing file {location}: {err} (INLET_ROUTES names it)")),
-        other => other,
-    })
 }
 
 #[cfg(test)]
@@ -196,23 +189,6 @@ mod tests {
             event.records.push(message);
         }
         event
-    }
-
-    #[tokio::test]
-    async fn a_missing_routing_file_is_configuration_and_an_unreachable_store_is_not() {
-        let config = aws_sdk_s3::Config::builder()
-            .behavior_version_latest()
-            .region(aws_sdk_s3::config::Region::new("us-east-1"))
-            .endpoint_url("http://127.0.0.1:9")
-            .credentials_provider(aws_sdk_s3::config::Credentials::new("k", "s", None, None, "test"))
-            .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
-            .build();
-        let s3 = aws_sdk_s3::Client::from_conf(config);
-        let missing = read_routes(&s3, "/nonexistent/routes.json".into()).await.unwrap_err();
-        assert_eq!(missing.kind(), "Inlet.Config");
-        assert!(missing.to_string().contains("INLET_ROUTES"), "{missing}");
-        let unreachable = read_routes(&s3, "s3://config/routes.json".into()).await.unwrap_err();
-        assert_eq!((unreachable.kind(), unreachable.is_retryable()), ("Inlet.Aws", true), "{unreachable}");
     }
 
     #[tokio::test]
@@ -263,5 +239,57 @@ mod tests {
             }
             assert_eq!(sources, vec![expected.to_string()], "each table stages only its own objects");
         }
+    }
+
+    /// Sources staged in `store`, by object URI.
+    async fn staged_sources(store: &FragmentStore) -> Vec<String> {
+        let mut sources = Vec::new();
+        for meta in store.list().await.unwrap() {
+            sources.extend(store.info(&meta).await.unwrap().sources.into_iter().map(|s| s.id.uri));
+        }
+        sources.sort();
+        sources
+    }
+
+    #[tokio::test]
+    async fn messages_delivered_before_are_isolated_unless_alone() {
+        let routes = Routes::parse(
+            r#"{"routes": [{"name": "t", "prefix": "", "table_uri": "memory:///t", "schema": "t.json"}]}"#,
+            "routes.json",
+            |_| None,
+        )
+        .unwrap();
+        let source = Arc::new(MemorySource::default());
+        let store = FragmentStore::new(Arc::new(InMemory::new()));
+        let schema = Arc::new(TableSchema::parse(r#"{"fields":[{"name":"id","type":"long"}]}"#, "t").unwrap());
+        let converter = Converter::new(
+            source.clone(),
+            store.clone(),
+            Quarantine::new(store.store()),
+            schema,
+            ConverterOptions::default(),
+        );
+        let isolated = Arc::new(crate::testing::isolation::KeptIsolation::default());
+        let routed = RoutedConverter::new(routes, vec![converter]).unwrap().with_isolation(isolated.clone());
+        for key in ["a.json", "b.json", "c.json"] {
+            source.put("raw", key, &b"{\"id\":1}\n{\"id\":2}\n"[..]);
+        }
+        let mut event = sqs(&[created("a.json"), created("b.json"), created("c.json")]);
+        event.records[1].attributes.insert("ApproximateReceiveCount".into(), "2".into());
+        let report = routed.convert_until(&event, None).await.unwrap();
+        assert_eq!((report.isolated.clone(), report.failed_messages.clone()), (vec!["m1".to_string()], vec![]));
+        assert_eq!(
+            isolated.bodies().as_slice(),
+            [event.records[1].body.clone().unwrap()],
+            "its body, to be converted alone"
+        );
+        assert_eq!(staged_sources(&store).await, vec!["s3://raw/a.json", "s3://raw/c.json"]);
+
+        // Alone in its batch (as the isolation queue delivers it), it is converted.
+        let mut alone = sqs(&[created("b.json")]);
+        alone.records[0].attributes.insert("ApproximateReceiveCount".into(), "3".into());
+        let report = routed.convert_until(&alone, None).await.unwrap();
+        assert!(report.isolated.is_empty() && report.failed_messages.is_empty());
+        assert_eq!(report.tables[0].2.rows, 2);
     }
 }

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::commit::evolution::plan_evolution;
+use crate::commit::evolution::schema_fits_table;
 use crate::config::storage_options_from_env;
 use crate::context::load_schema;
 use crate::error::Result;
@@ -36,8 +36,7 @@ impl Finding {
 pub async fn check(lookup: impl Fn(&str) -> Option<String>, sdk: &aws_config::SdkConfig) -> Vec<Finding> {
     let s3 = crate::aws::s3_client(sdk);
     let mut findings = Vec::new();
-    let routes = match Routes::from_lookup(&lookup, |location| crate::ingest::routed::read_routes(&s3, location)).await
-    {
+    let routes = match Routes::from_lookup(&lookup, |location| crate::routes::read_routes(&s3, location)).await {
         Ok(routes) => routes,
         Err(err) => {
             findings.push(Finding::problem("settings", err.to_string()));
@@ -94,43 +93,14 @@ pub async fn check(lookup: impl Fn(&str) -> Option<String>, sdk: &aws_config::Sd
     findings
 }
 
-/// Whether the table at `table_uri` can take rows of `schema`; `Err` when the table cannot be
-/// read at all (unreachable, damaged), which is no finding about the schema.
-pub(crate) async fn table_finding(
+/// Whether the table at `table_uri` can take rows of `schema` ([`schema_fits_table`]), as a
+/// finding; `Err` when the table cannot be read at all, which is no finding about the schema.
+async fn table_finding(
     name: &str,
     table_uri: &str,
     schema: &crate::schema::TableSchema,
     storage_options: &std::collections::HashMap<String, String>,
 ) -> Result<Finding> {
-    let subject = format!("{name}: table");
-    let no_table_yet =
-        || Finding::ok(&subject, format!("{table_uri}: no table yet; the first compaction of staged rows creates it"));
-    let url = match url::Url::parse(table_uri) {
-        Ok(url) => url,
-        Err(err) => return Ok(Finding::problem(&subject, format!("{table_uri} is not a URL: {err}"))),
-    };
-    if url.scheme() == "file" && url.to_file_path().is_ok_and(|path| !path.exists()) {
-        return Ok(no_table_yet());
-    }
-    let table = deltalake::DeltaTable::try_from_url_with_storage_options(url, storage_options.clone()).await?;
-    if table.version().is_none() {
-        return Ok(no_table_yet());
-    }
-    let current = table.snapshot()?.metadata().parse_schema().map_err(deltalake::DeltaTableError::from)?;
-    Ok(match plan_evolution(&current, &schema.delta) {
-        Ok(None) => {
-            Finding::ok(subject, format!("{table_uri}: version {}, schema matches", table.version().unwrap_or(0)))
-        }
-        Ok(Some(evolved)) => Finding::ok(
-            subject,
-            format!(
-                "{table_uri}: the next commit adds {} new nullable columns",
-                evolved.fields().count() - current.fields().count()
-            ),
-        ),
-        Err(err) => Finding::problem(
-            subject,
-            format!("{table_uri}: {err}; change the declared schema back, or write to a new table"),
-        ),
-    })
+    let fit = schema_fits_table(table_uri, schema, storage_options).await?;
+    Ok(Finding { subject: format!("{name}: table"), ok: fit.fits, detail: fit.detail })
 }

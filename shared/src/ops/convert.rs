@@ -10,7 +10,6 @@ use async_trait::async_trait;
 use aws_lambda_events::event::sqs::SqsEvent;
 use serde::Serialize;
 
-use crate::commit::table_store;
 use crate::error::{Error, Result};
 use crate::ingest::{
     ConversionReport, Converter, ConverterOptions, Fetched, ObjectSource, Opened, Quarantine, QuarantinedLine,
@@ -20,6 +19,7 @@ use crate::lineage::SourceObject;
 use crate::ops::backfill::sqs_message;
 use crate::schema::TableSchema;
 use crate::stage::FragmentStore;
+use crate::stage::table_store;
 
 /// The bucket name local files are given, so their lineage reads `s3://local/<path>`.
 pub const LOCAL_BUCKET: &str = "local";

@@ -3,10 +3,12 @@
 use serde::{Deserialize, Serialize};
 
 use super::{CompactionReport, Compactor, CompactorOptions};
+use crate::commit::evolution::schema_fits_table;
 use crate::commit::optimize::{OptimizeOptions, optimize, vacuum};
 use crate::commit::table::open_or_create;
-use crate::context::Context;
+use crate::context::{Context, Deployment};
 use crate::error::{Error, Result};
+use crate::routes::{Route, names_table};
 use crate::stage::FragmentStore;
 use deltalake::DeltaTable;
 
@@ -53,7 +55,7 @@ impl CompactRequest {
 pub async fn compact_table(context: &Context, request: &CompactRequest) -> Result<CompactionReport> {
     if let Some(table) = &request.table {
         let configured = &context.settings.table_uri;
-        if table.trim_end_matches('/') != configured && !configured.ends_with(&format!("/{table}")) {
+        if !names_table(table, None, configured) {
             return Err(Error::BadRequest(format!("this compactor serves {configured}, not {table:?}")));
         }
     }
@@ -95,32 +97,23 @@ pub async fn compact_table(context: &Context, request: &CompactRequest) -> Resul
 
 /// The compactor of every table of a deployment (one, for a single table).
 pub struct RoutedCompactor {
-    /// Each route's name and context, in the routes' order.
-    tables: Vec<(String, Context)>,
+    deployment: Deployment,
 }
 
 impl RoutedCompactor {
     /// The tables of the routes the environment describes, as the Lambda compacts them.
     pub async fn from_env() -> Result<Self> {
-        let sdk = crate::aws::sdk_config().await;
-        let s3 = crate::aws::s3_client(&sdk);
-        let read = |location| crate::ingest::routed::read_routes(&s3, location);
-        let routes = crate::routes::Routes::from_lookup(|name| std::env::var(name).ok(), read).await?;
-        let mut tables = Vec::new();
-        for (route, settings) in routes.iter() {
-            let context = Context::new(settings.clone()).await?;
-            // A declared schema the table cannot take fails the cold start, not the first
-            // compaction after data arrives.
-            let table = crate::ops::check::table_finding(
-                &route.name,
-                &settings.table_uri,
-                &context.schema,
-                &context.storage_options,
-            )
-            .await;
-            match table {
-                Ok(finding) if !finding.ok => {
-                    return Err(Error::Schema { location: settings.schema_location.clone(), reason: finding.detail });
+        Self::from_deployment(Deployment::from_env().await?).await
+    }
+
+    /// The tables of `deployment`. A declared schema its table cannot take fails here, at
+    /// cold start, not at the first compaction after data arrives.
+    pub async fn from_deployment(deployment: Deployment) -> Result<Self> {
+        for (_, context) in deployment.iter() {
+            let settings = &context.settings;
+            match schema_fits_table(&settings.table_uri, &context.schema, &context.storage_options).await {
+                Ok(fit) if !fit.fits => {
+                    return Err(Error::Schema { location: settings.schema_location.clone(), reason: fit.detail });
                 }
                 Ok(_) => {}
                 // Unreadable now: the first run reports that with its own cause.
@@ -128,38 +121,30 @@ impl RoutedCompactor {
                     tracing::warn!(table = %settings.table_uri, error = %err, "could not check the table's schema")
                 }
             }
-            tables.push((route.name.clone(), context));
         }
-        Ok(Self { tables })
-    }
-
-    /// Tables by route name, with their contexts.
-    pub fn new(tables: Vec<(String, Context)>) -> Self {
-        Self { tables }
+        Ok(Self { deployment })
     }
 
     /// Compacts the table `request` names (by route name or table URI), or every table in
     /// turn. Every table is tried; the first failure is returned after the others ran.
     pub async fn compact(&self, request: &CompactRequest) -> Result<Vec<(String, String, CompactionReport)>> {
-        let chosen: Vec<&(String, Context)> = match &request.table {
-            Some(table) if self.tables.len() > 1 => {
-                let wanted = table.trim_end_matches('/');
-                let found = self.tables.iter().find(|(name, context)| {
-                    let uri = &context.settings.table_uri;
-                    name == wanted || uri == wanted || uri.ends_with(&format!("/{wanted}"))
-                });
+        let tables: Vec<(&Route, &Context)> = self.deployment.iter().collect();
+        let chosen: Vec<(&Route, &Context)> = match &request.table {
+            Some(table) if tables.len() > 1 => {
+                let found = self.deployment.routes().named(table).map(|at| tables[at]);
                 vec![found.ok_or_else(|| {
                     let served: Vec<String> =
-                        self.tables.iter().map(|(name, c)| format!("{name} ({})", c.settings.table_uri)).collect();
+                        tables.iter().map(|(route, c)| format!("{} ({})", route.name, c.settings.table_uri)).collect();
                     Error::BadRequest(format!("no table {table:?} here; this compactor serves {}", served.join(", ")))
                 })?]
             }
-            _ => self.tables.iter().collect(),
+            _ => tables.clone(),
         };
-        let single = self.tables.len() == 1;
+        let single = tables.len() == 1;
         let mut reports = Vec::new();
         let mut first_failure = None;
-        for (name, context) in chosen {
+        for (route, context) in chosen {
+            let name = &route.name;
             // A request naming one of several tables was resolved above; each context checks
             // the name only when it is the deployment's one table.
             let scoped = if single { request.clone() } else { CompactRequest { table: None, ..request.clone() } };

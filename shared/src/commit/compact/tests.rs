@@ -6,7 +6,7 @@ use object_store::{ObjectStoreExt, PutPayload};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::*;
-use crate::commit::table::{log_cleanup_due, table_store};
+use crate::commit::table::log_cleanup_due;
 use crate::commit::{OptimizeOptions, open_or_create, optimize, vacuum};
 use crate::config::Maintenance;
 use crate::ingest::decode::JsonDecoder;
@@ -14,6 +14,7 @@ use crate::lineage::FragmentSource;
 use crate::lineage::SourceObject;
 use crate::schema::{Layout, TableSchema};
 use crate::stage::fragment::{self, FragmentWriter};
+use crate::stage::table_store;
 
 const SCHEMA: &str = r#"{"fields":[{"name":"id","type":"long"}]}"#;
 

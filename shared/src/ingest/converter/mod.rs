@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::SqsEvent;
 use futures::StreamExt;
 use tokio::sync::Semaphore;
 
@@ -23,7 +23,6 @@ use crate::faults::crash_point;
 use crate::ingest::decode::JsonDecoder;
 use crate::ingest::decompress::ObjectLimits;
 use crate::ingest::event::BatchPlan;
-use crate::ingest::isolation::{Isolation, SqsIsolation, isolate_redeliveries};
 use crate::ingest::quarantine::Quarantine;
 use crate::ingest::source::{ObjectSource, S3Source};
 use crate::ingest::superseded::SupersededLog;
@@ -101,8 +100,6 @@ pub struct Converter {
     options: ConverterOptions,
     /// Asked for a compaction once this many bytes are staged.
     trigger: Option<(Arc<dyn CompactionTrigger>, u64)>,
-    /// Where redelivered messages go to be converted one per invocation.
-    isolation: Option<Arc<dyn Isolation>>,
     /// Objects decompressed and decoded whole at once, or holding their rows until staged.
     decode_slots: Arc<Semaphore>,
     decode_slots_count: usize,
@@ -158,7 +155,6 @@ impl Converter {
             decoder,
             options,
             trigger: None,
-            isolation: None,
             decode_slots,
             decode_slots_count,
         }
@@ -167,19 +163,6 @@ impl Converter {
     /// Requests a compaction from `trigger` whenever staged fragments reach `staged_bytes`.
     pub fn with_trigger(mut self, trigger: Arc<dyn CompactionTrigger>, staged_bytes: u64) -> Self {
         self.trigger = Some((trigger, staged_bytes));
-        self
-    }
-
-    /// Moves messages delivered more than once, in a batch of several, to `isolation`
-    /// (see `ingest/isolation.rs`).
-    pub fn with_isolation(mut self, isolation: Arc<dyn Isolation>) -> Self {
-        self.isolation = Some(isolation);
-        self
-    }
-
-    /// The same converter, leaving redelivered messages to whoever routes its batches.
-    pub fn without_isolation(mut self) -> Self {
-        self.isolation = None;
         self
     }
 
@@ -194,17 +177,11 @@ impl Converter {
             context.schema.clone(),
             ConverterOptions::from_settings(settings),
         );
-        let converter = match (&settings.compactor_function, &context.lambda) {
+        match (&settings.compactor_function, &context.lambda) {
             (Some(function), Some(lambda)) => converter.with_trigger(
                 Arc::new(LambdaTrigger::new(lambda.clone(), function.clone())),
                 settings.target_file_bytes,
             ),
-            _ => converter,
-        };
-        match (&settings.isolation_queue_url, &context.sqs) {
-            (Some(queue), Some(sqs)) => {
-                converter.with_isolation(Arc::new(SqsIsolation::new(sqs.clone(), queue.clone())))
-            }
             _ => converter,
         }
     }
@@ -218,11 +195,6 @@ impl Converter {
             .map_or(0, |since| since.as_millis() as u64);
         let left = std::time::Duration::from_millis(deadline_epoch_ms.saturating_sub(now_ms));
         tokio::time::Instant::now() + left - self.options.deadline_margin.min(left / 4)
-    }
-
-    /// Handles an SQS event as the Lambda does, returning the partial batch response.
-    pub async fn handle(&self, event: &SqsEvent) -> Result<SqsBatchResponse> {
-        Ok(self.convert(event).await?.batch_response())
     }
 
     /// Converts every object the batch names; an object that fails fails only its messages.
@@ -239,14 +211,18 @@ impl Converter {
         event: &SqsEvent,
         stop: Option<tokio::time::Instant>,
     ) -> Result<ConversionReport> {
+        self.convert_plan(BatchPlan::from_sqs(event), stop).await
+    }
+
+    /// [`Converter::convert_until`] for a batch already read (a routed batch's share).
+    pub(crate) async fn convert_plan(
+        &self,
+        plan: BatchPlan,
+        stop: Option<tokio::time::Instant>,
+    ) -> Result<ConversionReport> {
         let started = std::time::Instant::now();
-        let mut failed = BTreeSet::new();
-        let mut isolated = Vec::new();
-        let event = isolate_redeliveries(self.isolation.as_deref(), event, &mut isolated, &mut failed).await;
-        let plan = BatchPlan::from_sqs(&event);
-        let mut answers = Answers::new(&plan, failed);
-        let report =
-            ConversionReport { batch: uuid::Uuid::new_v4().simple().to_string(), isolated, ..Default::default() };
+        let mut answers = Answers::new(&plan);
+        let report = ConversionReport { batch: uuid::Uuid::new_v4().simple().to_string(), ..Default::default() };
         let mut staging = Staging::new(self, report);
         self.stage_objects(plan.objects, stop, &mut answers, &mut staging).await?;
         let mut report = staging.report;
@@ -432,8 +408,9 @@ struct Answers {
 }
 
 impl Answers {
-    /// The messages of `plan`, with those already `failed`; an unreadable message fails.
-    fn new(plan: &BatchPlan, mut failed: BTreeSet<String>) -> Self {
+    /// The messages of `plan`; an unreadable message fails.
+    fn new(plan: &BatchPlan) -> Self {
+        let mut failed = BTreeSet::new();
         let mut unanswered: BTreeMap<String, usize> = BTreeMap::new();
         for id in plan.objects.iter().flat_map(|(_, ids)| ids) {
             *unanswered.entry(id.clone()).or_default() += 1;

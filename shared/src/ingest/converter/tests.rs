@@ -394,31 +394,6 @@ async fn a_large_object_cut_off_by_the_deadline_fails_alone_and_what_it_staged_i
 }
 
 #[tokio::test]
-async fn messages_delivered_before_are_isolated_unless_alone() {
-    let mut f = fixture(Layout::default(), small());
-    let isolated = Arc::new(crate::testing::isolation::KeptIsolation::default());
-    f.converter = f.converter.with_isolation(isolated.clone());
-    for key in ["a.json", "b.json", "c.json"] {
-        f.source.put("raw", key, lines(0..2));
-    }
-    let mut event = sqs(vec![created("a.json"), created("b.json"), created("c.json")]);
-    event.records[1].attributes.insert("ApproximateReceiveCount".into(), "2".into());
-    let report = f.converter.convert(&event).await.unwrap();
-    assert_eq!((report.isolated.clone(), report.failed_messages.clone()), (vec!["m1".to_string()], vec![]));
-    assert_eq!(isolated.bodies().as_slice(), [created("b.json")], "its body, to be converted alone");
-    let mut staged: Vec<String> = staged_rows(&staged(&f).await).into_iter().map(|(uri, _)| uri).collect();
-    staged.sort();
-    assert_eq!(staged, vec!["s3://raw/a.json", "s3://raw/c.json"]);
-
-    // Alone in its batch (as the isolation queue delivers it), it is converted.
-    let mut alone = sqs(vec![created("b.json")]);
-    alone.records[0].attributes.insert("ApproximateReceiveCount".into(), "3".into());
-    let report = f.converter.convert(&alone).await.unwrap();
-    assert!(report.isolated.is_empty() && report.failed_messages.is_empty());
-    assert_eq!(report.rows, 2);
-}
-
-#[tokio::test]
 async fn the_stop_leaves_the_margin_or_a_quarter_of_the_time() {
     let f =
         fixture(Layout::default(), ConverterOptions { deadline_margin: std::time::Duration::from_secs(20), ..small() });
@@ -805,10 +780,10 @@ async fn a_compaction_is_requested_once_a_file_worth_is_staged() {
 }
 
 #[tokio::test]
-async fn handle_reports_failed_messages_as_batch_item_failures() {
+async fn the_batch_response_names_failed_messages_as_batch_item_failures() {
     let f = fixture(Layout::default(), small());
     f.source.put("raw", "corrupt.json.zst", &b"garbage"[..]);
-    let response = f.converter.handle(&sqs(vec![created("corrupt.json.zst")])).await.unwrap();
+    let response = f.converter.convert(&sqs(vec![created("corrupt.json.zst")])).await.unwrap().batch_response();
     assert_eq!(response.batch_item_failures.len(), 1);
     assert_eq!(response.batch_item_failures[0].item_identifier, "m0");
 }

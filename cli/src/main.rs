@@ -9,12 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
+use aws_config::SdkConfig;
 use aws_sdk_lambda::primitives::Blob;
 use clap::{Parser, Subcommand};
 use inlet::commit::{CompactRequest, compact_table};
 use inlet::config::Settings;
 use inlet::context::Context;
 use inlet::ingest::ConverterOptions;
+use inlet::ops::TableStatus;
 use inlet::ops::backfill::{self, BackfillFilter};
 use inlet::schema::TableSchema;
 
@@ -159,144 +161,187 @@ fn main() -> Result<()> {
     inlet::ingest::runtime()?.block_on(run())
 }
 
+/// Settings given as flags, by the variable they override.
+type Overrides = HashMap<&'static str, String>;
+
 async fn run() -> Result<()> {
     inlet::telemetry::init();
     let cli = Cli::parse();
-    let overrides: HashMap<&str, String> =
-        [("INLET_TABLE_URI", cli.table_uri.clone()), ("INLET_SCHEMA", cli.schema.clone())]
-            .into_iter()
-            .filter_map(|(name, value)| value.map(|value| (name, value)))
-            .collect();
-    let settings = || Settings::from_lookup(|name| overrides.get(name).cloned().or_else(|| std::env::var(name).ok()));
+    let overrides: Overrides = [("INLET_TABLE_URI", cli.table_uri.clone()), ("INLET_SCHEMA", cli.schema.clone())]
+        .into_iter()
+        .filter_map(|(name, value)| value.map(|value| (name, value)))
+        .collect();
     let sdk = inlet::aws::sdk_config().await;
     match cli.command {
-        Command::Convert { out, objects, json } => convert(&overrides, &out, &objects, json).await?,
+        Command::Convert { out, objects, json } => convert(&overrides, &out, &objects, json).await,
         Command::Backfill { prefix, queue_url, since, suffix, dry_run } => {
-            let (bucket, key_prefix) = backfill::parse_s3_uri(&prefix)?;
             let filter = BackfillFilter { suffix: Some(suffix).filter(|s| !s.is_empty()), since };
-            let objects = backfill::list_objects(&inlet::aws::s3_client(&sdk), &bucket, &key_prefix, &filter).await?;
-            let bytes: u64 = objects.iter().map(|o| o.size).sum();
-            eprintln!("backfill: {} objects ({:.1} MiB) under {prefix}", objects.len(), bytes as f64 / 1048576.0);
-            if dry_run {
-                for listed in objects.iter().take(10) {
-                    println!("{}", listed.object.uri());
-                }
-                if objects.len() > 10 {
-                    println!("... and {} more", objects.len() - 10);
-                }
-                return Ok(());
-            }
-            let Some(queue_url) = queue_url else { bail!("--queue-url (or INLET_QUEUE_URL) is required to send") };
-            let bar = indicatif::ProgressBar::new(objects.len() as u64);
-            bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} objects queued, {per_sec}")?);
-            let sent =
-                backfill::enqueue(&inlet::aws::sqs_client(&sdk), &queue_url, &objects, |n| bar.set_position(n as u64))
-                    .await?;
-            bar.finish();
-            println!("{}", serde_json::json!({"queued": sent, "bytes": bytes, "queue": queue_url}));
+            backfill_prefix(&sdk, &prefix, &filter, queue_url, dry_run).await
         }
         Command::Compact { function, partitions, optimize, vacuum, create } => {
-            let request = CompactRequest {
-                table: None,
-                force: true,
-                partitions: (!partitions.is_empty()).then_some(partitions),
-                optimize,
-                vacuum,
-                create,
-            };
-            match function {
-                Some(function) => {
-                    let lambda = aws_sdk_lambda::Client::new(&sdk);
-                    let output = lambda
-                        .invoke()
-                        .function_name(&function)
-                        .payload(Blob::new(serde_json::to_vec(&request)?))
-                        .send()
-                        .await
-                        .with_context(|| format!("invoking {function}"))?;
-                    let body = output.payload.map(Blob::into_inner).unwrap_or_default();
-                    let body = String::from_utf8_lossy(&body);
-                    if let Some(error) = output.function_error {
-                        bail!("{function} failed ({error}): {body}");
-                    }
-                    println!("{body}");
-                }
-                None => {
-                    let context = Context::new(settings()?).await?;
-                    let report = compact_table(&context, &request).await?;
-                    println!("{}", serde_json::to_string(&report)?);
-                }
-            }
+            let partitions = (!partitions.is_empty()).then_some(partitions);
+            let request = CompactRequest { table: None, force: true, partitions, optimize, vacuum, create };
+            compact(&sdk, &overrides, function, &request).await
         }
-        Command::Check { json } => {
-            let lookup = |name: &str| overrides.get(name).cloned().or_else(|| std::env::var(name).ok());
-            let findings = inlet::ops::check::check(lookup, &sdk).await;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&findings)?);
-            } else {
-                for finding in &findings {
-                    println!(
-                        "{:<7} {:<36} {}",
-                        if finding.ok { "ok" } else { "PROBLEM" },
-                        finding.subject,
-                        finding.detail
-                    );
-                }
-            }
-            let problems = findings.iter().filter(|finding| !finding.ok).count();
-            if problems > 0 {
-                bail!("{problems} problem(s) found");
-            }
+        Command::Check { json } => check(&sdk, &overrides, json).await,
+        Command::Schema(SchemaCommand::Infer { objects, lines }) => infer_schema(&objects, lines),
+        Command::Quarantine(command) => {
+            quarantine(command, &settings(&overrides)?, &inlet::aws::sqs_client(&sdk)).await
         }
-        Command::Schema(SchemaCommand::Infer { objects, lines }) => {
-            let draft = inlet::ops::infer::infer_files(&objects, lines)?;
-            println!("{}", serde_json::to_string_pretty(&draft.schema)?);
-            eprintln!("drafted from {} lines of {} objects", draft.lines, objects.len());
-            for note in &draft.notes {
-                eprintln!("review: {note}");
-            }
+        Command::Status { queue_url, dlq_url, json } => status(&sdk, &overrides, queue_url, dlq_url, json).await,
+    }
+}
+
+/// A setting's value: its flag when given, else its environment variable.
+fn lookup(overrides: &Overrides, name: &str) -> Option<String> {
+    overrides.get(name).cloned().or_else(|| std::env::var(name).ok())
+}
+
+/// The settings of the flags and the environment.
+fn settings(overrides: &Overrides) -> Result<Settings> {
+    Ok(Settings::from_lookup(|name| lookup(overrides, name))?)
+}
+
+/// `inlet backfill`: synthetic notifications for the objects under `prefix` (only counted and
+/// listed with `dry_run`).
+async fn backfill_prefix(
+    sdk: &SdkConfig,
+    prefix: &str,
+    filter: &BackfillFilter,
+    queue_url: Option<String>,
+    dry_run: bool,
+) -> Result<()> {
+    let (bucket, key_prefix) = backfill::parse_s3_uri(prefix)?;
+    let objects = backfill::list_objects(&inlet::aws::s3_client(sdk), &bucket, &key_prefix, filter).await?;
+    let bytes: u64 = objects.iter().map(|o| o.size).sum();
+    eprintln!("backfill: {} objects ({:.1} MiB) under {prefix}", objects.len(), bytes as f64 / 1048576.0);
+    if dry_run {
+        for listed in objects.iter().take(10) {
+            println!("{}", listed.object.uri());
         }
-        Command::Quarantine(command) => quarantine(command, &settings()?, &inlet::aws::sqs_client(&sdk)).await?,
-        Command::Status { queue_url, dlq_url, json } => {
-            let context = Context::new(settings()?).await?;
-            let status = inlet::ops::table_status(&context).await?;
-            let sqs = inlet::aws::sqs_client(&sdk);
-            let mut queues = serde_json::Map::new();
-            for (name, url) in [("queue", queue_url), ("dlq", dlq_url)] {
-                if let Some(url) = url {
-                    queues.insert(name.into(), serde_json::json!(inlet::aws::queue_depth(&sqs, &url).await?));
-                }
-            }
-            if json {
-                let mut document = serde_json::to_value(&status)?;
-                document["queues"] = serde_json::Value::Object(queues);
-                println!("{document}");
-            } else {
-                println!("table            {}", status.table);
-                match status.version {
-                    Some(version) => println!("version          {version}"),
-                    None => println!("version          (no table yet)"),
-                }
-                println!(
-                    "files            {} ({} bytes, average {} bytes)",
-                    status.files,
-                    status.bytes,
-                    status.average_file_bytes()
-                );
-                if let Some(at) = status.last_commit_ms.and_then(chrono::DateTime::from_timestamp_millis) {
-                    println!("last commit      {}", at.to_rfc3339());
-                }
-                println!("staged           {} fragments, {} bytes", status.staged_fragments, status.staged_bytes);
-                if let Some(age) = status.oldest_staged_seconds {
-                    println!("oldest staged    {}", humanize(Duration::from_secs(age.max(0) as u64)));
-                }
-                for (name, depth) in queues {
-                    println!("{name:<16} {depth} messages");
-                }
-            }
+        if objects.len() > 10 {
+            println!("... and {} more", objects.len() - 10);
+        }
+        return Ok(());
+    }
+    let Some(queue_url) = queue_url else { bail!("--queue-url (or INLET_QUEUE_URL) is required to send") };
+    let bar = indicatif::ProgressBar::new(objects.len() as u64);
+    bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} objects queued, {per_sec}")?);
+    let sent =
+        backfill::enqueue(&inlet::aws::sqs_client(sdk), &queue_url, &objects, |n| bar.set_position(n as u64)).await?;
+    bar.finish();
+    println!("{}", serde_json::json!({"queued": sent, "bytes": bytes, "queue": queue_url}));
+    Ok(())
+}
+
+/// `inlet compact`: by the deployed compactor `function` when one is named, else from here.
+async fn compact(
+    sdk: &SdkConfig,
+    overrides: &Overrides,
+    function: Option<String>,
+    request: &CompactRequest,
+) -> Result<()> {
+    let Some(function) = function else {
+        let context = Context::new(settings(overrides)?).await?;
+        let report = compact_table(&context, request).await?;
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    };
+    let lambda = aws_sdk_lambda::Client::new(sdk);
+    let output = lambda
+        .invoke()
+        .function_name(&function)
+        .payload(Blob::new(serde_json::to_vec(request)?))
+        .send()
+        .await
+        .with_context(|| format!("invoking {function}"))?;
+    let body = output.payload.map(Blob::into_inner).unwrap_or_default();
+    let body = String::from_utf8_lossy(&body);
+    if let Some(error) = output.function_error {
+        bail!("{function} failed ({error}): {body}");
+    }
+    println!("{body}");
+    Ok(())
+}
+
+/// `inlet check`: every finding on the deployment; an error when any is a problem.
+async fn check(sdk: &SdkConfig, overrides: &Overrides, json: bool) -> Result<()> {
+    let findings = inlet::ops::check::check(|name| lookup(overrides, name), sdk).await;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&findings)?);
+    } else {
+        for finding in &findings {
+            println!("{:<7} {:<36} {}", if finding.ok { "ok" } else { "PROBLEM" }, finding.subject, finding.detail);
         }
     }
+    let problems = findings.iter().filter(|finding| !finding.ok).count();
+    if problems > 0 {
+        bail!("{problems} problem(s) found");
+    }
     Ok(())
+}
+
+/// `inlet schema infer`: the drafted schema on stdout, what to review on stderr.
+fn infer_schema(objects: &[PathBuf], lines: u64) -> Result<()> {
+    let draft = inlet::ops::infer::infer_files(objects, lines)?;
+    println!("{}", serde_json::to_string_pretty(&draft.schema)?);
+    eprintln!("drafted from {} lines of {} objects", draft.lines, objects.len());
+    for note in &draft.notes {
+        eprintln!("review: {note}");
+    }
+    Ok(())
+}
+
+/// `inlet status`: the table's state and the depth of each queue named.
+async fn status(
+    sdk: &SdkConfig,
+    overrides: &Overrides,
+    queue_url: Option<String>,
+    dlq_url: Option<String>,
+    json: bool,
+) -> Result<()> {
+    let context = Context::new(settings(overrides)?).await?;
+    let status = inlet::ops::table_status(&context).await?;
+    let sqs = inlet::aws::sqs_client(sdk);
+    let mut queues = serde_json::Map::new();
+    for (name, url) in [("queue", queue_url), ("dlq", dlq_url)] {
+        if let Some(url) = url {
+            queues.insert(name.into(), serde_json::json!(inlet::aws::queue_depth(&sqs, &url).await?));
+        }
+    }
+    if json {
+        let mut document = serde_json::to_value(&status)?;
+        document["queues"] = serde_json::Value::Object(queues);
+        println!("{document}");
+    } else {
+        print_status(&status, &queues);
+    }
+    Ok(())
+}
+
+/// A table's status as aligned lines, then each queue's depth.
+fn print_status(status: &TableStatus, queues: &serde_json::Map<String, serde_json::Value>) {
+    println!("table            {}", status.table);
+    match status.version {
+        Some(version) => println!("version          {version}"),
+        None => println!("version          (no table yet)"),
+    }
+    println!(
+        "files            {} ({} bytes, average {} bytes)",
+        status.files,
+        status.bytes,
+        status.average_file_bytes()
+    );
+    if let Some(at) = status.last_commit_ms.and_then(chrono::DateTime::from_timestamp_millis) {
+        println!("last commit      {}", at.to_rfc3339());
+    }
+    println!("staged           {} fragments, {} bytes", status.staged_fragments, status.staged_bytes);
+    if let Some(age) = status.oldest_staged_seconds {
+        println!("oldest staged    {}", humanize(Duration::from_secs(age.max(0) as u64)));
+    }
+    for (name, depth) in queues {
+        println!("{name:<16} {depth} messages");
+    }
 }
 
 /// `inlet quarantine …` on the table the settings name.
@@ -363,12 +408,12 @@ async fn quarantine(command: QuarantineCommand, settings: &Settings, sqs: &aws_s
 }
 
 /// `inlet convert`: the converter on local files, staged under `out`, and what it did.
-async fn convert(overrides: &HashMap<&str, String>, out: &Path, objects: &[PathBuf], json: bool) -> Result<()> {
+async fn convert(overrides: &Overrides, out: &Path, objects: &[PathBuf], json: bool) -> Result<()> {
     let url = url::Url::from_directory_path(std::path::absolute(out)?)
         .map_err(|()| anyhow::anyhow!("{} is not a directory path", out.display()))?;
     let mut overrides = overrides.clone();
     overrides.insert("INLET_TABLE_URI", url.to_string());
-    let settings = Settings::from_lookup(|name| overrides.get(name).cloned().or_else(|| std::env::var(name).ok()))?;
+    let settings = settings(&overrides)?;
     let schema = TableSchema::from_path_with(Path::new(&settings.schema_location), settings.layout.clone())
         .with_context(|| "loading the schema (set --schema or INLET_SCHEMA)")?;
     let options = ConverterOptions::from_settings(&settings);

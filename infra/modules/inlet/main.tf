@@ -293,11 +293,6 @@ resource "aws_s3_bucket_notification" "raw" {
   }
 }
 
-moved {
-  from = aws_s3_bucket_notification.raw
-  to   = aws_s3_bucket_notification.raw[0]
-}
-
 locals {
   route_rule_names = { for name, table in local.tables : name => "${var.name}-objects-${name}" }
   route_rule_arns = {

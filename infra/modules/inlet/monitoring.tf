@@ -71,11 +71,6 @@ resource "aws_cloudwatch_metric_alarm" "function_errors" {
   tags                = var.tags
 }
 
-moved {
-  from = aws_cloudwatch_metric_alarm.compactor_errors
-  to   = aws_cloudwatch_metric_alarm.function_errors["compactor"]
-}
-
 # The per-table alarms: what the metric means, which function emits it, how it is read.
 locals {
   table_alarms = {
@@ -129,19 +124,4 @@ resource "aws_cloudwatch_metric_alarm" "table" {
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
   tags                = var.tags
-}
-
-moved {
-  from = aws_cloudwatch_metric_alarm.freshness_lag
-  to   = aws_cloudwatch_metric_alarm.table["freshness_lag:table"]
-}
-
-moved {
-  from = aws_cloudwatch_metric_alarm.abandoned_rows
-  to   = aws_cloudwatch_metric_alarm.table["abandoned_rows:table"]
-}
-
-moved {
-  from = aws_cloudwatch_metric_alarm.superseded_versions
-  to   = aws_cloudwatch_metric_alarm.table["superseded_versions:table"]
 }

@@ -52,11 +52,6 @@ resource "aws_s3_object" "schema" {
   tags         = var.tags
 }
 
-moved {
-  from = aws_s3_object.schema
-  to   = aws_s3_object.schema["table"]
-}
-
 resource "aws_s3_object" "routes" {
   count        = local.several_tables ? 1 : 0
   bucket       = local.lake_bucket

@@ -2,7 +2,9 @@
 //!
 //! [`compact`] plans and runs a compaction against the load history (`history`), in the
 //! [`table`] it opens or creates, taking new nullable columns through `evolution`;
-//! [`optimize`](mod@optimize) rewrites small table files and vacuums unreferenced ones.
+//! [`optimize`](mod@optimize) rewrites small table files and vacuums unreferenced ones. Both
+//! write through `table_files`, which copies a file's row groups where it can (`copy`) and
+//! decodes its rows where it cannot.
 
 pub mod compact;
 pub(crate) mod copy;
@@ -12,6 +14,7 @@ pub(crate) mod history;
 pub mod optimize;
 pub(crate) mod stats;
 pub mod table;
+pub(crate) mod table_files;
 
 pub use compact::{
     Clock, CompactRequest, CompactionReport, Compactor, CompactorOptions, RoutedCompactor, SystemClock, Timings,

@@ -10,11 +10,7 @@
 //! delta-rs alone would let both swaps in and double every row they copied.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
 
-use arrow_array::{ArrayRef, RecordBatch, StringArray, new_null_array};
-use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
 use deltalake::kernel::transaction::TransactionError;
 use deltalake::kernel::{Action, Remove};
 use deltalake::operations::vacuum::VacuumMode;
@@ -22,16 +18,12 @@ use deltalake::protocol::DeltaOperation;
 use deltalake::{DeltaTable, DeltaTableError};
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
-use parquet::file::metadata::ParquetMetaDataReader;
 use serde::Serialize;
 
-use crate::commit::copy::CopiedFiles;
-use crate::commit::evolution::conform;
 use crate::commit::exclusive::{TableCommit, commit_exclusive};
-use crate::commit::table::DataFiles;
+use crate::commit::table_files::{Input, TableFiles};
 use crate::error::{Error, Result};
 use crate::layout::{OPTIMIZED_KEY, partition_directory};
-use crate::stage::fragment::parquet_rows;
 
 /// When small files get rewritten.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,44 +180,22 @@ impl OptimizePlan {
         if self.bins.is_empty() {
             return Ok(report);
         }
-        let metadata = table.snapshot()?.metadata().clone();
-        let target: SchemaRef = Arc::new((&metadata.parse_schema().map_err(DeltaTableError::from)?).try_into_arrow()?);
-        let mut writer = DataFiles::new(table, target.clone(), target_file_bytes)?;
+        let schema = table.snapshot()?.metadata().parse_schema().map_err(DeltaTableError::from)?;
         // Files in the table's current schema are copied row group by row group; others (from
         // before a schema change) are decoded and written again, from the same one read.
-        let mut copier = CopiedFiles::new(table, target.clone(), target_file_bytes)?;
+        let mut files = TableFiles::new(table, &schema, target_file_bytes)?;
         let store = table.object_store();
         let mut removes = Vec::new();
         for file in self.bins.into_iter().flatten() {
             let data = store.get(&file.path).await?.bytes().await?;
-            let copy = match &copier {
-                Some(copier) => {
-                    let metadata = ParquetMetaDataReader::new().parse_and_finish(&data)?;
-                    let partition = file.partition.values().next().cloned().flatten();
-                    copier.plan_table_file(&metadata, partition).map(|plan| (metadata, plan))
-                }
-                None => None,
-            };
-            match (copy, &mut copier) {
-                (Some((metadata, plan)), Some(copier)) => {
-                    copier.copy(&data, &metadata, &plan).await?;
-                    report.files_copied += 1;
-                }
-                _ => {
-                    for batch in parquet_rows(data)? {
-                        let batch = with_partition_values(batch?, &file.partition)?;
-                        writer.write(&conform(&batch, &target)?).await?;
-                    }
-                }
+            if files.write(data, Input::TableFile { partition: &file.partition }).await?.copied {
+                report.files_copied += 1;
             }
             report.files_removed += 1;
             report.bytes_removed += file.size;
             removes.push(file.remove);
         }
-        let mut adds = writer.close().await?;
-        if let Some(copier) = copier {
-            adds.extend(copier.close().await?);
-        }
+        let adds = files.close().await?;
         report.files_added = adds.len();
         report.bytes_added = adds.iter().map(|add| add.size.max(0) as u64).sum();
         match commit_rewrite(table, removes, adds, target_file_bytes, &report).await {
@@ -275,25 +245,6 @@ async fn commit_rewrite(
     }
     .fenced(table.snapshot()?.metadata().clone());
     commit_exclusive(table, &commit).await
-}
-
-/// Data files do not store partition columns; put them back (as strings, which `conform` casts
-/// to the table's type) so the batch has the table's shape.
-fn with_partition_values(batch: RecordBatch, partition: &BTreeMap<String, Option<String>>) -> Result<RecordBatch> {
-    if partition.is_empty() {
-        return Ok(batch);
-    }
-    let rows = batch.num_rows();
-    let mut fields: Vec<Arc<Field>> = batch.schema().fields().iter().cloned().collect();
-    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
-    for (column, value) in partition {
-        fields.push(Arc::new(Field::new(column, DataType::Utf8, true)));
-        columns.push(match value {
-            Some(value) => Arc::new(StringArray::from(vec![value.as_str(); rows])),
-            None => new_null_array(&DataType::Utf8, rows),
-        });
-    }
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
 }
 
 /// What a vacuum did.

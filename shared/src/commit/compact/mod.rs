@@ -14,30 +14,25 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow_array::cast::AsArray;
-use arrow_array::{Array, BooleanArray, RecordBatch};
-use arrow_schema::SchemaRef;
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
 use deltalake::kernel::{Action, Add, Metadata, MetadataExt, StructType};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{DeltaTable, DeltaTableError};
 use object_store::ObjectStore;
 use object_store::path::Path;
-use parquet::file::metadata::ParquetMetaDataReader;
 
-use crate::commit::copy::CopiedFiles;
-use crate::commit::evolution::{FragmentColumns, conform, plan_evolution};
+use crate::commit::evolution::{FragmentColumns, plan_evolution};
 use crate::commit::exclusive::{TableCommit, commit_exclusive};
 use crate::commit::history::LoadHistory;
-use crate::commit::table::DataFiles;
+use crate::commit::table_files::{Input, TableFiles};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::faults::crash_point;
 use crate::layout::{FRAGMENTS_KEY, ROWS_KEY, SOURCES_KEY, staged_partition};
 use crate::lineage::{CommittedSource, SourceId};
-use crate::schema::{SOURCE_ETAG_COLUMN, SOURCE_FILE_COLUMN, TableSchema};
-use crate::stage::fragment::{BatchState, FragmentInfo, FragmentStore, parquet_rows};
+use crate::schema::TableSchema;
+use crate::stage::fragment::{BatchState, FragmentInfo, FragmentStore};
 use dropped::DroppedSource;
 
 mod dropped;
@@ -46,6 +41,7 @@ mod report;
 mod request;
 
 pub use plan::{CompactionPlan, Policy, align_identities, plan_compaction};
+use plan::{Seals, sort_by_seal};
 use report::Lap;
 pub use report::{CompactionReport, Timings};
 pub use request::{CompactRequest, RoutedCompactor, compact_table};
@@ -189,37 +185,13 @@ impl Compactor {
         // fragments carry (their converters read a newer schema than this compactor).
         let current = table.snapshot()?.metadata().parse_schema().map_err(DeltaTableError::from)?;
         let base = plan_evolution(&current, &self.schema.delta)?.unwrap_or_else(|| current.clone());
-        let mut columns = FragmentColumns::of(&base, &staged);
-        // A held fragment whose sources the table already has holds nothing worth keeping.
-        let redundant: Vec<&Path> = staged
-            .iter()
-            .filter(|f| columns.held.contains_key(&f.path) && f.sources.iter().all(|s| committed.contains(&s.id)))
-            .map(|f| &f.path)
-            .collect();
-        for path in redundant {
-            columns.held.remove(path);
-        }
-        for (fragment, reason) in &columns.held {
-            tracing::error!(fragment = %fragment, reason = %reason, "fragment held back: a column it carries cannot join the table");
-        }
-        report.held_fragments = columns.held.len();
+        let columns = fragment_columns(&base, &staged, &committed, &mut report);
         let policy = Policy {
             held: columns.held.keys().cloned().collect(),
             ..self.options.policy(force, self.partitions.clone())
         };
         let plan = plan_compaction(staged, |id| committed.contains(id), &policy, self.clock.now());
-        report.fragments = plan.consume.len();
-        report.deferred_fragments = plan.deferred;
-        if !plan.stranded.is_empty() {
-            let sources: Vec<&str> = plan.stranded.iter().map(|id| id.uri.as_str()).collect();
-            tracing::error!(
-                ?sources,
-                "sources held: a sealed batch lost a fragment of each (set aside under _inlet/corrupt/); stage them \
-                 again with `inlet backfill` and the complete copies are committed"
-            );
-        }
-        report.stranded = plan.stranded.iter().map(SourceId::describe).collect();
-        report.oldest_staged_seconds = plan.oldest_staged_seconds;
+        note_plan(&plan, &mut report);
         if plan.consume.is_empty() {
             tracing::info!(
                 deferred = plan.deferred,
@@ -284,7 +256,7 @@ impl Compactor {
     /// Every staged fragment a run may take, with its footer: even a partition-limited run
     /// judges each copy of a source by all of its fragments. A file whose footer cannot be read
     /// is set aside, counted in `report`, so that it stops nothing. Fragments of a converter
-    /// batch wait for its seal; see [`Compactor::sort_by_seal`].
+    /// batch wait for its seal; see [`Compactor::void_abandoned`].
     async fn list_staged(&self, report: &mut CompactionReport) -> Result<Staged> {
         // Records first: a seal listed here has all its fragments in the listing below.
         let records = self.fragments.batches().await?;
@@ -304,39 +276,23 @@ impl Compactor {
             }
         }
         align_identities(&mut staged);
-        self.sort_by_seal(staged, records, report).await
+        self.void_abandoned(staged, records, report).await
     }
 
     /// Splits fragments into those a run may take (sealed batches, and fragments that need no
-    /// seal) and those waiting for their batch's seal. A batch unsealed for `abandon_after` is
-    /// voided, so that its converter can never seal it, and its fragments are deleted: that
-    /// converter failed its messages (or will, on finding its seal refused or its fragments
-    /// gone), so SQS redelivers them. No clock decides what is committed: a wrong one only
-    /// makes a slow converter do its work again.
-    async fn sort_by_seal(
+    /// seal) and those waiting for their batch's seal ([`plan::sort_by_seal`]). A batch the
+    /// planner finds abandoned is voided, so that its converter can never seal it, and its
+    /// fragments are deleted: that converter failed its messages, so SQS redelivers them.
+    async fn void_abandoned(
         &self,
         staged: Vec<FragmentInfo>,
         records: HashMap<String, BatchState>,
         report: &mut CompactionReport,
     ) -> Result<Staged> {
         let now = self.clock.now();
-        let (mut ready, mut unsealed, mut garbage) =
-            (Vec::new(), BTreeMap::<String, Vec<FragmentInfo>>::new(), Vec::new());
-        for info in staged {
-            let batch = info.batch.clone().unwrap_or_default();
-            match (info.awaits_seal, records.get(&batch)) {
-                (false, _) | (true, Some(BatchState::Sealed)) => ready.push(info),
-                (true, Some(BatchState::Void)) => garbage.push(info),
-                (true, None) => unsealed.entry(batch).or_default().push(info),
-            }
-        }
-        let mut waiting = Vec::new();
-        for (batch, fragments) in unsealed {
-            let newest = fragments.iter().map(|f| f.staged_at).max().unwrap_or(now);
-            if (now - newest).to_std().unwrap_or_default() < self.options.abandon_after {
-                waiting.extend(fragments);
-                continue;
-            }
+        let Seals { mut ready, void: mut garbage, waiting, abandoned } =
+            sort_by_seal(staged, &records, self.options.abandon_after, now);
+        for (batch, fragments) in abandoned {
             // Its record is not forgotten before the next run: a converter finishing meanwhile
             // finds its seal refused (and later, its fragments gone).
             match self.fragments.void(&batch).await? {
@@ -388,74 +344,29 @@ impl Compactor {
         report: &mut CompactionReport,
     ) -> Result<Merged> {
         let metadata = table.snapshot()?.metadata().clone();
-        let target: SchemaRef = Arc::new(schema.try_into_arrow()?);
-        let mut writer = DataFiles::new(table, target.clone(), self.options.target_file_bytes)?;
-        let mut copier = CopiedFiles::new(table, target.clone(), self.options.target_file_bytes)?;
+        let mut files = TableFiles::new(table, schema, self.options.target_file_bytes)?;
         let mut committed: BTreeMap<SourceId, u64> = BTreeMap::new();
         let mut dropped = Vec::new();
-        // A partition's fragments one after another (listings already give them so), which
-        // lets the copier keep one file open.
-        let mut consume: Vec<&FragmentInfo> = plan.consume.iter().collect();
-        consume.sort_by(|a, b| staged_partition(&a.path).cmp(staged_partition(&b.path)));
-        for info in consume {
+        for info in by_partition(&plan.consume) {
             let kept = plan.kept_in(info);
-            // Rows not kept are duplicates when the table has their source; else they are a
-            // copy never to be committed, recorded by source.
-            for source in info.sources.iter().filter(|s| !kept.contains(&s.id)) {
-                if plan.loads(&source.id) {
-                    report.duplicate_rows += source.rows;
-                } else {
-                    report.dropped_rows += source.rows;
-                    let reason = dropped::reason(source.failed).to_string();
-                    dropped.push(DroppedSource { id: source.id.clone(), rows: source.rows, reason });
-                }
-            }
+            dropped.extend(not_kept(plan, info, &kept, report));
             if kept.is_empty() {
                 // Nothing of it is committed: its rows need no reading.
                 continue;
             }
-            let data = match self.fragments.bytes(&info.path).await {
-                Ok(data) => data,
-                // Only a compactor deletes fragments, and only after committing them: another
-                // one got here first. Its sources are either in the history we read or in a
-                // commit after it, which makes ours fail on the compactor txn. Skipping is safe.
-                Err(Error::Storage(object_store::Error::NotFound { .. })) => {
-                    tracing::warn!(fragment = %info.path, "fragment consumed by another compactor meanwhile");
-                    continue;
-                }
-                Err(err) => return Err(err),
-            };
-            let copy = match &copier {
-                Some(copier) if kept.len() == info.sources.len() => {
-                    let metadata = ParquetMetaDataReader::new().parse_and_finish(&data)?;
-                    copier.plan(&metadata).map(|plan| (metadata, plan))
-                }
-                _ => None,
-            };
-            match (copy, &mut copier) {
-                (Some((metadata, copy)), Some(copier)) => {
-                    report.rows += copier.copy(&data, &metadata, &copy).await?;
-                    report.copied_fragments += 1;
-                }
-                _ => {
-                    for batch in parquet_rows(data)? {
-                        let batch = conform(&batch?, &target)?;
-                        let batch = if kept.len() == info.sources.len() { batch } else { only_sources(&batch, &kept)? };
-                        if batch.num_rows() > 0 {
-                            report.rows += batch.num_rows() as u64;
-                            writer.write(&batch).await?;
-                        }
-                    }
-                }
+            let Some(data) = self.fragment_bytes(info).await? else { continue };
+            // Only a fragment whose every row is kept may be copied as it is.
+            let keep = (kept.len() != info.sources.len()).then_some(&kept);
+            let written = files.write(data, Input::Fragment { keep }).await?;
+            report.rows += written.rows;
+            if written.copied {
+                report.copied_fragments += 1;
             }
             for source in info.sources.iter().filter(|s| kept.contains(&s.id)) {
                 *committed.entry(source.id.clone()).or_default() += source.rows;
             }
         }
-        let mut adds = writer.close().await?;
-        if let Some(copier) = copier {
-            adds.extend(copier.close().await?);
-        }
+        let adds = files.close().await?;
         report.sources = committed.len();
         report.files = adds.len();
         report.bytes = adds.iter().map(|add| add.size.max(0) as u64).sum();
@@ -466,6 +377,21 @@ impl Compactor {
         let sources = committed.into_iter().map(|(id, rows)| CommittedSource { id, rows }).collect();
         let consumed = plan.consume.iter().map(|info| info.path.clone()).collect();
         Ok(Merged { adds, dropped, evolved, sources, consumed })
+    }
+
+    /// The bytes of the fragment `info`, or `None` when another compactor consumed it meanwhile.
+    async fn fragment_bytes(&self, info: &FragmentInfo) -> Result<Option<Bytes>> {
+        match self.fragments.bytes(&info.path).await {
+            Ok(data) => Ok(Some(data)),
+            // Only a compactor deletes fragments, and only after committing them: another
+            // one got here first. Its sources are either in the history we read or in a
+            // commit after it, which makes ours fail on the compactor txn. Skipping is safe.
+            Err(Error::Storage(object_store::Error::NotFound { .. })) => {
+                tracing::warn!(fragment = %info.path, "fragment consumed by another compactor meanwhile");
+                Ok(None)
+            }
+            Err(err) => Err(err),
+        }
     }
 
     /// Commits the merged files and the sources they hold in one Delta commit, which conflicts
@@ -510,24 +436,74 @@ fn with_new_columns(metadata: Metadata, current: &StructType, evolved: &StructTy
     Ok(metadata.with_schema(evolved).map_err(DeltaTableError::from)?)
 }
 
-/// The rows of `batch` that come from one of `sources`.
-fn only_sources(batch: &RecordBatch, sources: &HashSet<SourceId>) -> Result<RecordBatch> {
-    let files = batch.column_by_name(SOURCE_FILE_COLUMN).ok_or_else(|| lineage_missing(SOURCE_FILE_COLUMN))?;
-    let etags = batch.column_by_name(SOURCE_ETAG_COLUMN).ok_or_else(|| lineage_missing(SOURCE_ETAG_COLUMN))?;
-    let (files, etags) = (files.as_string::<i32>(), etags.as_string::<i32>());
-    let wanted: BTreeSet<(&str, Option<&str>)> =
-        sources.iter().map(|id| (id.uri.as_str(), id.etag.as_deref())).collect();
-    let mask: BooleanArray = (0..batch.num_rows())
-        .map(|row| {
-            let etag = (!etags.is_null(row)).then(|| etags.value(row));
-            Some(wanted.contains(&(files.value(row), etag)))
-        })
+/// What the staged fragments' own columns ask of a table whose schema would be `base`, the
+/// fragments held back logged and counted in `report`. A held fragment whose sources the table
+/// already has (`committed`) holds nothing worth keeping.
+fn fragment_columns(
+    base: &StructType,
+    staged: &[FragmentInfo],
+    committed: &HashSet<SourceId>,
+    report: &mut CompactionReport,
+) -> FragmentColumns {
+    let mut columns = FragmentColumns::of(base, staged);
+    let redundant: Vec<&Path> = staged
+        .iter()
+        .filter(|f| columns.held.contains_key(&f.path) && f.sources.iter().all(|s| committed.contains(&s.id)))
+        .map(|f| &f.path)
         .collect();
-    Ok(arrow_select::filter::filter_record_batch(batch, &mask)?)
+    for path in redundant {
+        columns.held.remove(path);
+    }
+    for (fragment, reason) in &columns.held {
+        tracing::error!(fragment = %fragment, reason = %reason, "fragment held back: a column it carries cannot join the table");
+    }
+    report.held_fragments = columns.held.len();
+    columns
 }
 
-fn lineage_missing(column: &str) -> Error {
-    Error::Integrity(format!("fragment has no {column} column: it was not written by this version of Inlet"))
+/// Counts in `report` what `plan` takes and leaves, and names the sources it holds stranded.
+fn note_plan(plan: &CompactionPlan, report: &mut CompactionReport) {
+    report.fragments = plan.consume.len();
+    report.deferred_fragments = plan.deferred;
+    if !plan.stranded.is_empty() {
+        let sources: Vec<&str> = plan.stranded.iter().map(|id| id.uri.as_str()).collect();
+        tracing::error!(
+            ?sources,
+            "sources held: a sealed batch lost a fragment of each (set aside under _inlet/corrupt/); stage them \
+             again with `inlet backfill` and the complete copies are committed"
+        );
+    }
+    report.stranded = plan.stranded.iter().map(SourceId::describe).collect();
+    report.oldest_staged_seconds = plan.oldest_staged_seconds;
+}
+
+/// A partition's fragments one after another (listings already give them so), which lets the
+/// copier keep one file open.
+fn by_partition(fragments: &[FragmentInfo]) -> Vec<&FragmentInfo> {
+    let mut sorted: Vec<&FragmentInfo> = fragments.iter().collect();
+    sorted.sort_by(|a, b| staged_partition(&a.path).cmp(staged_partition(&b.path)));
+    sorted
+}
+
+/// The rows of `info` the plan does not keep, counted in `report`: duplicates when the table
+/// has their source; else a copy never to be committed, returned by source to be recorded.
+fn not_kept(
+    plan: &CompactionPlan,
+    info: &FragmentInfo,
+    kept: &HashSet<SourceId>,
+    report: &mut CompactionReport,
+) -> Vec<DroppedSource> {
+    let mut dropped = Vec::new();
+    for source in info.sources.iter().filter(|s| !kept.contains(&s.id)) {
+        if plan.loads(&source.id) {
+            report.duplicate_rows += source.rows;
+        } else {
+            report.dropped_rows += source.rows;
+            let reason = dropped::reason(source.failed).to_string();
+            dropped.push(DroppedSource { id: source.id.clone(), rows: source.rows, reason });
+        }
+    }
+    dropped
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
-//! Planning a compaction: which staged fragments to merge now, and which copy of each source
-//! to commit from them. A pure function of the staged listing, the load history, the policy
-//! and the time, so every decision is tested without a store.
+//! Planning a compaction: which converter batches are abandoned, which staged fragments to
+//! merge now, and which copy of each source to commit from them. Pure functions of the staged
+//! listing, the batch records, the load history, the policy and the time, so every decision is
+//! tested without a store, and every rule that reads the clock is here.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
@@ -10,7 +11,51 @@ use object_store::path::Path;
 
 use crate::layout::staged_partition;
 use crate::lineage::SourceId;
-use crate::stage::fragment::FragmentInfo;
+use crate::stage::fragment::{BatchState, FragmentInfo};
+
+/// The staged fragments sorted by their batch's seal, before any batch is voided.
+#[derive(Debug, Default)]
+pub struct Seals {
+    /// Fragments a run may take: of sealed batches, or needing no seal.
+    pub ready: Vec<FragmentInfo>,
+    /// Fragments of voided batches: garbage.
+    pub void: Vec<FragmentInfo>,
+    /// Fragments of batches not sealed yet, and not for long enough to be abandoned.
+    pub waiting: Vec<FragmentInfo>,
+    /// Batches unsealed for `abandon_after` or longer, with their fragments, by batch id: to void.
+    pub abandoned: Vec<(String, Vec<FragmentInfo>)>,
+}
+
+/// Sorts `staged` by the seal `records` give their batches. A batch whose newest fragment was
+/// staged `abandon_after` or longer before `now` without a seal is abandoned: its converter
+/// failed its messages (or will, on finding its seal refused or its fragments gone). No clock
+/// decides what is committed: a wrong one only makes a slow converter do its work again.
+pub fn sort_by_seal(
+    staged: Vec<FragmentInfo>,
+    records: &HashMap<String, BatchState>,
+    abandon_after: Duration,
+    now: DateTime<Utc>,
+) -> Seals {
+    let mut seals = Seals::default();
+    let mut unsealed = BTreeMap::<String, Vec<FragmentInfo>>::new();
+    for info in staged {
+        let batch = info.batch.clone().unwrap_or_default();
+        match (info.awaits_seal, records.get(&batch)) {
+            (false, _) | (true, Some(BatchState::Sealed)) => seals.ready.push(info),
+            (true, Some(BatchState::Void)) => seals.void.push(info),
+            (true, None) => unsealed.entry(batch).or_default().push(info),
+        }
+    }
+    for (batch, fragments) in unsealed {
+        let newest = fragments.iter().map(|f| f.staged_at).max().unwrap_or(now);
+        if (now - newest).to_std().unwrap_or_default() < abandon_after {
+            seals.waiting.extend(fragments);
+        } else {
+            seals.abandoned.push((batch, fragments));
+        }
+    }
+    seals
+}
 
 /// When staged fragments are ready to be committed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -483,6 +528,36 @@ mod tests {
         assert_eq!(plan.consume.len(), 3, "a run over every partition takes the copy whole");
         let kept: HashSet<SourceId> = plan.consume.iter().flat_map(|f| plan.kept_in(f)).collect();
         assert_eq!(kept, HashSet::from([id("a"), id("c"), id("d")]));
+    }
+
+    #[test]
+    fn a_batch_unsealed_for_abandon_after_is_abandoned_and_the_others_sorted_by_their_record() {
+        let sealing = |batch: &str, seconds_old| {
+            let mut fragment = fragment(batch, "", seconds_old, &[(batch, 1, 1)]);
+            fragment.awaits_seal = true;
+            fragment
+        };
+        let staged = vec![
+            fragment("legacy", "", 5000, &[("a", 1, 1)]),
+            sealing("sealed", 5000),
+            sealing("void", 5),
+            sealing("old", 120),
+            sealing("old", 30),
+            sealing("young", 120),
+            sealing("young", 10),
+        ];
+        let records =
+            HashMap::from([("sealed".to_string(), BatchState::Sealed), ("void".to_string(), BatchState::Void)]);
+        let names = |fragments: &[FragmentInfo]| -> Vec<String> {
+            fragments.iter().map(|f| f.batch.clone().unwrap_or_default()).collect()
+        };
+        let seals = sort_by_seal(staged, &records, Duration::from_secs(30), now());
+        assert_eq!(names(&seals.ready), ["legacy", "sealed"], "a fragment needing no seal is ready at any age");
+        assert_eq!(names(&seals.void), ["void"]);
+        assert_eq!(names(&seals.waiting), ["young", "young"], "the newest fragment of a batch decides its age");
+        assert_eq!(seals.abandoned.len(), 1);
+        assert_eq!(seals.abandoned[0].0, "old");
+        assert_eq!(names(&seals.abandoned[0].1), ["old", "old"]);
     }
 
     #[test]

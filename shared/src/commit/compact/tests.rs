@@ -2,11 +2,13 @@
 
 use std::collections::HashMap as Map;
 
+use arrow_array::RecordBatch;
+use arrow_array::cast::AsArray;
 use object_store::{ObjectStoreExt, PutPayload};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::*;
-use crate::commit::table::log_cleanup_due;
+use crate::commit::table::{DataFiles, log_cleanup_due};
 use crate::commit::{OptimizeOptions, open_or_create, optimize, vacuum};
 use crate::config::Maintenance;
 use crate::ingest::decode::JsonDecoder;

@@ -40,7 +40,7 @@ struct Levers {
     /// Rows per decoded record batch.
     #[arg(long, global = true)]
     batch_rows: Option<usize>,
-    /// Fragment page compression: zstd1, zstd3, lz4, snappy or none.
+    /// Fragment page compression: zstd1, zstd2, zstd3, snappy or none.
     #[arg(long, global = true)]
     fragment_compression: Option<String>,
     /// Fragments without dictionary encoding.
@@ -52,10 +52,6 @@ struct Levers {
     /// Encode fragments through parquet's `ArrowWriter`, not the direct page writer.
     #[arg(long, global = true)]
     arrow_writer: bool,
-    /// V2 pages with `DELTA_LENGTH_BYTE_ARRAY` strings (the encoding fragments had before they
-    /// were copied into table files), not V1 pages with PLAIN strings.
-    #[arg(long, global = true)]
-    delta_pages: bool,
 }
 
 impl Levers {
@@ -67,7 +63,6 @@ impl Levers {
                 "zstd1" => Compression::ZSTD(ZstdLevel::try_new(1)?),
                 "zstd3" => Compression::ZSTD(ZstdLevel::try_new(3)?),
                 "zstd2" => Compression::ZSTD(ZstdLevel::try_new(2)?),
-                "lz4" => Compression::LZ4_RAW,
                 "snappy" => Compression::SNAPPY,
                 "none" => Compression::UNCOMPRESSED,
                 other => bail!("unknown fragment compression {other:?}"),
@@ -76,9 +71,6 @@ impl Levers {
         encoding.dictionary &= !self.no_dictionary;
         encoding.statistics &= !self.no_statistics;
         encoding.direct_pages &= !self.arrow_writer;
-        if self.delta_pages {
-            encoding.pages = inlet::stage::PageFormat::V2Delta;
-        }
         Ok(ConverterOptions {
             concurrency: threads * 2,
             batch_rows: self.batch_rows.unwrap_or(defaults.batch_rows),
@@ -104,9 +96,6 @@ impl Levers {
         }
         if self.arrow_writer {
             args.push("--arrow-writer".into());
-        }
-        if self.delta_pages {
-            args.push("--delta-pages".into());
         }
         args
     }

@@ -1,23 +1,14 @@
-//! Page value compression, into buffers reused from page to page.
-
-use std::ffi::c_int;
-
-use lz4::liblz4::LZ4_compress_default;
+//! Page compression, into buffers reused from page to page.
 
 use super::PageCodec;
-use super::leaf::parquet_error;
 use crate::error::Result;
 
 /// A page codec and the buffers reused from page to page.
 pub(super) struct Codec {
-    /// The page being assembled: levels, then values.
-    pub(super) page: Vec<u8>,
-    /// Values encoded in two parts (lengths, bytes), joined for the codec.
-    pub(super) staged: Vec<u8>,
-    /// The open page's encoded levels.
-    pub(super) levels: Vec<u8>,
-    /// A V1 page before compression: levels, then values.
+    /// A page before compression: its levels, then its values.
     pub(super) body: Vec<u8>,
+    /// The page after compression, lent to the page writer while it is written.
+    pub(super) page: Vec<u8>,
     pub(super) compressor: Compressor,
 }
 
@@ -45,17 +36,11 @@ pub(super) fn with_codec<T>(kind: PageCodec, write: impl FnOnce(&mut Codec) -> T
 
 impl Codec {
     pub(super) fn new(kind: PageCodec) -> Self {
-        Self {
-            page: Vec::new(),
-            staged: Vec::new(),
-            levels: Vec::new(),
-            body: Vec::new(),
-            compressor: Compressor { kind, output: Vec::new(), zstd: None },
-        }
+        Self { body: Vec::new(), page: Vec::new(), compressor: Compressor { kind, output: Vec::new(), zstd: None } }
     }
 }
 
-/// Compresses page values.
+/// Compresses pages.
 pub(super) struct Compressor {
     pub(super) kind: PageCodec,
     /// zstd's output, sized once to the largest bound seen so it is zeroed only then.
@@ -64,42 +49,21 @@ pub(super) struct Compressor {
 }
 
 impl Compressor {
-    /// Appends `input`, compressed, to `out`; false if it was stored as it is.
-    pub(super) fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<bool> {
-        let written = match self.kind {
-            PageCodec::Uncompressed => {
-                out.extend_from_slice(input);
-                return Ok(false);
-            }
-            PageCodec::Lz4Raw => {
-                let source_len = c_int::try_from(input.len()).map_err(|_| parquet_error("a page of over 2 GiB"))?;
-                out.reserve(lz4::block::compress_bound(input.len())?);
-                let spare = out.spare_capacity_mut();
-                let capacity = c_int::try_from(spare.len()).unwrap_or(c_int::MAX);
-                // SAFETY: liblz4 reads `source_len` bytes from `input` and writes at most
-                // `capacity` bytes, all within the spare capacity, returning how many (0 when
-                // they do not fit). Compressing into the page itself saves copying every
-                // page's output once more.
-                let written = unsafe {
-                    LZ4_compress_default(input.as_ptr().cast(), spare.as_mut_ptr().cast(), source_len, capacity)
-                };
-                let written =
-                    usize::try_from(written).ok().filter(|n| *n > 0).ok_or_else(|| parquet_error("LZ4 failed"))?;
-                // SAFETY: the first `written` bytes of the spare capacity were just written.
-                unsafe { out.set_len(out.len() + written) };
-                return Ok(true);
-            }
+    /// Appends `input`, compressed, to `out`.
+    pub(super) fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        match self.kind {
+            PageCodec::Uncompressed => out.extend_from_slice(input),
             PageCodec::Zstd(level) => {
                 let compressor = match &mut self.zstd {
                     Some(compressor) => compressor,
                     None => self.zstd.insert(zstd::bulk::Compressor::new(level.compression_level())?),
                 };
                 let output = sized(&mut self.output, zstd::zstd_safe::compress_bound(input.len()));
-                compressor.compress_to_buffer(input, output)?
+                let written = compressor.compress_to_buffer(input, output)?;
+                out.extend_from_slice(&self.output[..written]);
             }
-        };
-        out.extend_from_slice(&self.output[..written]);
-        Ok(true)
+        }
+        Ok(())
     }
 }
 

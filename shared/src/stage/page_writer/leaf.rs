@@ -17,16 +17,13 @@ use parquet::file::metadata::ColumnChunkMetaData;
 use parquet::file::writer::{SerializedPageWriter, TrackedWrite};
 use parquet::schema::types::ColumnDescPtr;
 
+use super::PageLayout;
 use super::bounds::Bounds;
 use super::codec::Codec;
 use super::dictionary::{Dictionary, Values};
-use super::levels::{count_equal, delta_binary_packed, encode_indices, encode_levels};
+use super::levels::{count_equal, encode_indices, encode_levels};
 use super::shape::{LeafSpec, Reps, ValueKind, nulls_of, valid_runs};
-use super::{PageFormat, PageLayout};
 use crate::error::{Error, Result};
-
-/// Pages of a leaf stored uncompressed after one saved less than an eighth of its size.
-pub(super) const STORED_PAGES_AFTER_POOR_COMPRESSION: usize = 8;
 
 /// One leaf column: its open page and the row group's finished pages.
 pub(super) struct Leaf {
@@ -36,17 +33,12 @@ pub(super) struct Leaf {
     pub(super) levels: usize,
     pub(super) def: Vec<u8>,
     pub(super) rep: Vec<u8>,
-    /// The open page's PLAIN-encoded values, after `gap` bytes kept free in front.
+    /// The open page's values, PLAIN-encoded but for byte arrays, whose lengths are apart.
     pub(super) values: Vec<u8>,
-    /// Room in front of a byte array page's bytes for its encoded lengths, which lets the page
-    /// be compressed where it is instead of copied next to them (sized from the last page).
-    pub(super) gap: usize,
     /// The open page's byte array lengths (its `values` are their bytes, back to back).
     pub(super) lengths: Vec<i32>,
     /// Booleans in the open page (PLAIN booleans are bits, so `values` alone cannot tell).
     pub(super) booleans: usize,
-    /// Pages still to store uncompressed since one compressed poorly.
-    pub(super) pages_to_store: usize,
     /// The row group's pages, serialized. A plain buffer, wrapped only while a page is
     /// written: parquet's `TrackedWrite` adds an 8 KiB write buffer, per column of every
     /// writer open (thousands, for an object over thousands of dates).
@@ -61,7 +53,6 @@ pub(super) struct Leaf {
     pub(super) dictionary: Option<Dictionary>,
     /// Pages of the row group written PLAIN (not from the dictionary).
     pub(super) plain_pages: usize,
-    pub(super) format: PageFormat,
 }
 
 impl Leaf {
@@ -93,10 +84,8 @@ impl Leaf {
             def: Vec::new(),
             rep: Vec::new(),
             values: Vec::new(),
-            gap: 0,
             lengths: Vec::new(),
             booleans: 0,
-            pages_to_store: 0,
             chunk: Vec::new(),
             chunk_levels: 0,
             chunk_values: 0,
@@ -104,13 +93,12 @@ impl Leaf {
             bounds,
             dictionary,
             plain_pages: 0,
-            format: layout.format,
         }
     }
 
     /// Bytes the open page will take before compression, about.
     pub(super) fn page_bytes(&self) -> usize {
-        self.values.len() - self.gap + self.lengths.len() + (self.def.len() + self.rep.len()) / 4
+        self.values.len() + self.lengths.len() + (self.def.len() + self.rep.len()) / 4
     }
 
     pub(super) fn push_repetition(&mut self, reps: Reps<'_>, count: usize) {
@@ -212,152 +200,106 @@ impl Leaf {
         }
     }
 
-    /// Closes the open page, if it holds anything, into the chunk. It is a V2 data page: its
-    /// levels, already run-length encoded, stay uncompressed, and its values are compressed
-    /// straight from the leaf's buffer.
+    /// Closes the open page, if it holds anything, into the chunk: a V1 data page, its levels
+    /// and values compressed together in one call.
     pub(super) fn flush_page(&mut self, codec: &mut Codec) -> Result<()> {
         if self.levels == 0 {
             return Ok(());
         }
-        let (max_def, max_rep) = (self.spec.max_def, self.spec.max_rep);
-        let v1 = self.format == PageFormat::V1Plain;
-        // V1 pages prefix each level run with its length and compress it with the values; V2
-        // pages keep levels apart, uncompressed.
-        let levels = &mut codec.levels;
-        levels.clear();
-        let rep_bytes = if max_rep > 0 { level_run(&self.rep, max_rep, v1, levels) } else { 0 };
-        let def_bytes = if max_def > 0 { level_run(&self.def, max_def, v1, levels) } else { 0 };
-        let values = if max_def > 0 { count_equal(&self.def, max_def) } else { self.levels };
-        let rows = if max_rep > 0 { count_equal(&self.rep, 0) } else { self.levels };
-        let (from_dictionary, new_entries) = match &mut self.dictionary {
+        codec.body.clear();
+        self.write_levels(&mut codec.body);
+        let encoding = self.write_values(&mut codec.body);
+        codec.page.clear();
+        codec.compressor.compress(&codec.body, &mut codec.page)?;
+        self.append_page(codec, encoding)?;
+        self.clear_page();
+        Ok(())
+    }
+
+    /// Appends the open page's levels as a V1 page holds them: its repetition levels, then its
+    /// definition levels, each run after its length (none for a level the leaf does not have).
+    fn write_levels(&self, body: &mut Vec<u8>) {
+        if self.spec.max_rep > 0 {
+            level_run(&self.rep, self.spec.max_rep, body);
+        }
+        if self.spec.max_def > 0 {
+            level_run(&self.def, self.spec.max_def, body);
+        }
+    }
+
+    /// Appends the open page's values: indices into the leaf's dictionary while its values
+    /// repeat, PLAIN otherwise. Returns their encoding.
+    fn write_values(&mut self, body: &mut Vec<u8>) -> Encoding {
+        if self.look_up_values() {
+            let dictionary = self.dictionary.as_ref().expect("looked up in it");
+            encode_indices(&dictionary.indices, dictionary.entries, body);
+            return Encoding::RLE_DICTIONARY;
+        }
+        self.plain_pages += 1;
+        if self.spec.kind.physical() == PhysicalType::BYTE_ARRAY {
+            plain_byte_arrays(&self.values, &self.lengths, body);
+        } else {
+            body.extend_from_slice(&self.values);
+        }
+        Encoding::PLAIN
+    }
+
+    /// Looks the open page's values up in the leaf's dictionary, if it keeps one, and takes
+    /// them into the chunk's bounds, if it keeps those. True if the page is to be written as
+    /// dictionary indices.
+    fn look_up_values(&mut self) -> bool {
+        let (from_dictionary, known_bytes) = match &mut self.dictionary {
             Some(dictionary) => {
-                let known = dictionary.page.len();
-                (dictionary.encode(&self.values[self.gap..], &self.lengths), known)
+                let known_bytes = dictionary.page.len();
+                (dictionary.encode(&self.values, &self.lengths), known_bytes)
             }
             None => (false, 0),
         };
         if let Some(bounds) = &mut self.bounds {
             match &self.dictionary {
                 // Values already in the dictionary were bounded when they entered it.
-                Some(dictionary) if from_dictionary => bounds.update_from_dictionary(&dictionary.page[new_entries..]),
-                _ => bounds.update(&self.values[self.gap..], &self.lengths, self.booleans),
+                Some(dictionary) if from_dictionary => bounds.update_from_dictionary(&dictionary.page[known_bytes..]),
+                _ => bounds.update(&self.values, &self.lengths, self.booleans),
             }
         }
-        let encoding = if from_dictionary { Encoding::RLE_DICTIONARY } else { self.value_encoding() };
-        self.plain_pages += !from_dictionary as usize;
-        let encoded = match encoding {
-            Encoding::RLE_DICTIONARY => {
-                let dictionary = self.dictionary.as_ref().expect("encoded with it");
-                codec.staged.clear();
-                encode_indices(&dictionary.indices, dictionary.entries, &mut codec.staged);
-                &codec.staged[..]
-            }
-            Encoding::DELTA_LENGTH_BYTE_ARRAY => {
-                let staged = &mut codec.staged;
-                staged.clear();
-                delta_binary_packed(&self.lengths, staged);
-                let lengths = staged.len();
-                // The next page's room: this page's lengths, with a margin for a page of more values.
-                let gap = std::mem::replace(&mut self.gap, lengths + lengths / 4 + 16);
-                if lengths <= gap {
-                    self.values[gap - lengths..gap].copy_from_slice(staged);
-                    &self.values[gap - lengths..]
-                } else {
-                    staged.extend_from_slice(&self.values[gap..]);
-                    &codec.staged[..]
-                }
-            }
-            // PLAIN byte arrays: each value after its 4-byte length.
-            _ if self.spec.kind.physical() == PhysicalType::BYTE_ARRAY => {
-                let staged = &mut codec.staged;
-                staged.clear();
-                staged.reserve(self.values.len() - self.gap + 4 * self.lengths.len());
-                let mut start = self.gap;
-                for &length in &self.lengths {
-                    staged.extend_from_slice(&length.to_le_bytes());
-                    staged.extend_from_slice(&self.values[start..start + length as usize]);
-                    start += length as usize;
-                }
-                &codec.staged[..]
-            }
-            _ => &self.values[self.gap..],
-        };
-        let page = &mut codec.page;
-        page.clear();
-        let (compressed, uncompressed) = if v1 {
-            // The format has no uncompressed V1 page in a compressed chunk.
-            let body = &mut codec.body;
-            body.clear();
-            body.extend_from_slice(&codec.levels);
-            body.extend_from_slice(encoded);
-            codec.compressor.compress(body, page)?;
-            (true, body.len())
-        } else {
-            page.extend_from_slice(&codec.levels);
-            let compressed = if self.pages_to_store > 0 {
-                self.pages_to_store -= 1;
-                page.extend_from_slice(encoded);
-                false
-            } else {
-                let start = page.len();
-                let compressed = codec.compressor.compress(encoded, page)?;
-                // Values that barely compress (random ids, hashes) cost the codec's full price for
-                // nothing: store the next pages as they are, and try again after those.
-                if compressed && (page.len() - start) * 8 > encoded.len() * 7 {
-                    self.pages_to_store = STORED_PAGES_AFTER_POOR_COMPRESSION;
-                }
-                compressed
-            };
-            (compressed, rep_bytes + def_bytes + encoded.len())
-        };
-        let count = |n: usize| u32::try_from(n).map_err(|_| parquet_error("a page of over 4 G values or bytes"));
+        from_dictionary
+    }
+
+    /// Writes the page `codec` compressed (`codec.page`, from `codec.body`) to the chunk, after
+    /// its header.
+    fn append_page(&mut self, codec: &mut Codec, encoding: Encoding) -> Result<()> {
+        let num_values = u32::try_from(self.levels).map_err(|_| parquet_error("a page of over 4 G values"))?;
         // The page's buffer goes to the page writer and comes back once it is copied out.
-        let page_bytes = Bytes::from(std::mem::take(&mut codec.page));
-        let page = if v1 {
-            Page::DataPage {
-                buf: page_bytes.clone(),
-                num_values: count(self.levels)?,
-                encoding,
-                def_level_encoding: Encoding::RLE,
-                rep_level_encoding: Encoding::RLE,
-                statistics: None,
-            }
-        } else {
-            Page::DataPageV2 {
-                buf: page_bytes.clone(),
-                num_values: count(self.levels)?,
-                encoding,
-                num_nulls: count(self.levels - values)?,
-                num_rows: count(rows)?,
-                def_levels_byte_len: count(def_bytes)?,
-                rep_levels_byte_len: count(rep_bytes)?,
-                is_compressed: compressed,
-                statistics: None,
-            }
+        let buf = Bytes::from(std::mem::take(&mut codec.page));
+        let page = Page::DataPage {
+            buf: buf.clone(),
+            num_values,
+            encoding,
+            def_level_encoding: Encoding::RLE,
+            rep_level_encoding: Encoding::RLE,
+            statistics: None,
         };
         let mut chunk = TrackedWrite::new(&mut self.chunk);
-        let spec = SerializedPageWriter::new(&mut chunk).write_page(CompressedPage::new(page, uncompressed))?;
+        let spec = SerializedPageWriter::new(&mut chunk).write_page(CompressedPage::new(page, codec.body.len()))?;
         chunk.into_inner()?;
-        codec.page = Vec::from(page_bytes);
+        codec.page = Vec::from(buf);
+        self.chunk_uncompressed += spec.uncompressed_size as i64;
+        Ok(())
+    }
+
+    /// Counts the closed page's levels and values into the chunk's, and empties the page for
+    /// the next.
+    fn clear_page(&mut self) {
+        let max_def = self.spec.max_def;
+        let values = if max_def > 0 { count_equal(&self.def, max_def) } else { self.levels };
         self.chunk_levels += self.levels as i64;
         self.chunk_values += values as i64;
-        self.chunk_uncompressed += spec.uncompressed_size as i64;
         self.levels = 0;
         self.booleans = 0;
         self.def.clear();
         self.rep.clear();
         self.values.clear();
-        self.values.resize(self.gap, 0);
         self.lengths.clear();
-        Ok(())
-    }
-
-    /// How the leaf's values are written when not from a dictionary.
-    fn value_encoding(&self) -> Encoding {
-        match self.format {
-            PageFormat::V2Delta => self.spec.kind.encoding(),
-            PageFormat::V1Plain => Encoding::PLAIN,
-        }
     }
 
     /// Hands over the row group's pages (its dictionary first, if pages used one) and their
@@ -366,7 +308,7 @@ impl Leaf {
         let pages = std::mem::take(&mut self.chunk);
         let mut encodings = vec![Encoding::RLE];
         if std::mem::take(&mut self.plain_pages) > 0 {
-            encodings.push(self.value_encoding());
+            encodings.push(Encoding::PLAIN);
         }
         let (chunk, dictionary_bytes) = match &mut self.dictionary {
             Some(dictionary) if dictionary.used() => {
@@ -428,18 +370,25 @@ impl Leaf {
     }
 }
 
-/// Appends one level run: RLE/bit-packed, after its 4-byte length in V1 pages. Returns the bytes
-/// appended.
-fn level_run(levels: &[u8], max: u8, v1: bool, out: &mut Vec<u8>) -> usize {
+/// Appends one run of levels as V1 pages hold it: its 4-byte length, then the levels
+/// RLE/bit-packed.
+fn level_run(levels: &[u8], max: u8, out: &mut Vec<u8>) {
     let start = out.len();
-    if v1 {
-        out.extend_from_slice(&[0; 4]);
-    }
+    out.extend_from_slice(&[0; 4]);
     let encoded = encode_levels(levels, max, out);
-    if v1 {
-        out[start..start + 4].copy_from_slice(&(encoded as u32).to_le_bytes());
+    out[start..start + 4].copy_from_slice(&(encoded as u32).to_le_bytes());
+}
+
+/// PLAIN byte arrays: each of `lengths` in 4 bytes, then that many of `bytes`, which holds the
+/// values back to back.
+fn plain_byte_arrays(bytes: &[u8], lengths: &[i32], out: &mut Vec<u8>) {
+    out.reserve(bytes.len() + 4 * lengths.len());
+    let mut start = 0;
+    for &length in lengths {
+        out.extend_from_slice(&length.to_le_bytes());
+        out.extend_from_slice(&bytes[start..start + length as usize]);
+        start += length as usize;
     }
-    out.len() - start
 }
 
 pub(super) fn parquet_error(message: &str) -> Error {
@@ -486,8 +435,9 @@ pub(super) fn widen<T: ArrowNativeType + Into<i32>>(
     for_each_valid(nulls, range, |row| out.extend_from_slice(&values[row].into().to_le_bytes()));
 }
 
-/// Byte arrays as `DELTA_LENGTH_BYTE_ARRAY` takes them: each valid value's length to `lengths`,
-/// the values' bytes back to back to `out`, one copy per run of valid values.
+/// Byte arrays as a leaf buffers them: each valid value's length to `lengths`, the values' bytes
+/// back to back to `out`, one copy per run of valid values (the page interleaves them as PLAIN
+/// when it closes).
 pub(super) fn byte_arrays<T: ByteArrayType>(
     out: &mut Vec<u8>,
     lengths: &mut Vec<i32>,

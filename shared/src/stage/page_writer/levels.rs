@@ -1,40 +1,5 @@
-//! Parquet's integer encodings for levels and lengths: the RLE/bit-packed hybrid for
-//! definition and repetition levels, and `DELTA_BINARY_PACKED` for byte array lengths.
-
-/// `values` in Parquet's `DELTA_BINARY_PACKED` encoding: blocks of 128 deltas from the previous
-/// value, each block's minimum subtracted, in 4 miniblocks of 32 bit-packed at their own width.
-pub(super) fn delta_binary_packed(values: &[i32], out: &mut Vec<u8>) {
-    const BLOCK: usize = 128;
-    const MINIBLOCKS: usize = 4;
-    const MINIBLOCK: usize = BLOCK / MINIBLOCKS;
-    varint(BLOCK, out);
-    varint(MINIBLOCKS, out);
-    varint(values.len(), out);
-    zigzag(values.first().map_or(0, |&first| i64::from(first)), out);
-    let mut deltas = [0i64; BLOCK];
-    // Block k holds the deltas to values 1 + 128k.. from the value before each.
-    for block in (1..values.len()).step_by(BLOCK) {
-        let count = BLOCK.min(values.len() - block);
-        let mut min = i64::MAX;
-        for (delta, pair) in deltas.iter_mut().zip(values[block - 1..block + count].windows(2)) {
-            *delta = i64::from(pair[1]) - i64::from(pair[0]);
-            min = min.min(*delta);
-        }
-        zigzag(min, out);
-        // Widths of miniblocks the last block does not need stay 0, with no body; the last
-        // one it needs is padded to its full 32 values.
-        deltas[count..].fill(min);
-        let widths = out.len();
-        out.extend_from_slice(&[0; MINIBLOCKS]);
-        for index in 0..count.div_ceil(MINIBLOCK) {
-            let miniblock = &deltas[index * MINIBLOCK..(index + 1) * MINIBLOCK];
-            let max = miniblock.iter().map(|&delta| (delta - min) as u64).max().unwrap_or(0);
-            let width = 64 - max.leading_zeros();
-            out[widths + index] = width as u8;
-            pack_bits(miniblock.iter().map(|&delta| (delta - min) as u64), width, out);
-        }
-    }
-}
+//! Parquet's RLE/bit-packed hybrid encoding, of definition and repetition levels and of
+//! dictionary indices.
 
 /// Packs values of `width` bits, least significant first; zero bits fill the last byte.
 pub(super) fn pack_bits(values: impl Iterator<Item = u64>, width: u32, out: &mut Vec<u8>) {
@@ -53,11 +18,6 @@ pub(super) fn pack_bits(values: impl Iterator<Item = u64>, width: u32, out: &mut
         }
     }
     out.extend_from_slice(&buffer.to_le_bytes()[..bits.div_ceil(8) as usize]);
-}
-
-/// A signed value as zigzag-mapped ULEB128.
-pub(super) fn zigzag(value: i64, out: &mut Vec<u8>) {
-    varint(((value << 1) ^ (value >> 63)) as u64 as usize, out);
 }
 
 /// How many of `levels` are `level`.

@@ -1,22 +1,37 @@
 //! Fragment files encoded page by page straight from Arrow arrays, without `ArrowWriter`.
 //!
-//! A fragment is read once, by the compactor, so it needs none of what makes `ArrowWriter`
-//! general: no dictionaries, statistics, bloom filters or page indexes. What is left is V2 data
-//! pages holding RLE/bit-packed levels (uncompressed) and values (PLAIN, strings as
-//! `DELTA_LENGTH_BYTE_ARRAY`) through one codec call per page. Writing that directly skips
-//! `ArrowWriter`'s level builder, its byte-array encoder's buffer regrowth, a copy of every page
-//! and the LZ4 codec's per-page zero-fill, and it compresses with liblz4, which is cheaper than
-//! the pure-Rust `lz4_flex` the parquet crate uses. The file itself (page headers, footer,
-//! schema) is still written by the parquet crate, and read back by its reader like any other
-//! file.
+//! Fragments are written as table files keep their pages, so the compactor can copy their row
+//! groups into table files without decoding them. Every column chunk is laid out the same way:
+//!
+//! - **Data pages** are Parquet V1 pages: the repetition levels, then the definition levels,
+//!   each in the RLE/bit-packed hybrid encoding after its 4-byte length, then the values, all
+//!   compressed together in one codec call per page. A page ends only between steps of rows,
+//!   so every page starts a new row, and closes after the step that takes its levels and
+//!   values past [`PageLayout::page_bytes`]; a row group closes after the step that takes it
+//!   past [`PageLayout::row_group_rows`].
+//! - **Values** are PLAIN (byte arrays each after its 4-byte length, booleans a bit each), or,
+//!   with [`PageLayout::dictionary`], `RLE_DICTIONARY` indices into the chunk's dictionary
+//!   while its values repeat. The dictionary, PLAIN, is the chunk's first page; once it stops
+//!   paying (mostly distinct values, or grown past its limit) the chunk's later pages are
+//!   PLAIN, which readers take in the same chunk.
+//! - **Compression** is per page, zstd (or none), through buffers and a compression context
+//!   each thread keeps for every writer on it.
+//! - **Statistics**, with [`PageLayout::statistics`]: each chunk's least and greatest value and
+//!   its null count, with the format's rules for NaN, signed zeros and long byte arrays, as
+//!   `ArrowWriter` writes them. No page statistics, page indexes or bloom filters.
+//!
+//! The parquet crate still writes the page headers and the footer, with the Arrow schema in
+//! it, so any reader reads fragments like other Parquet files.
 //!
 //! The parts, as arrow-rs splits its own writer: [`shape`] maps the Arrow schema onto leaf
 //! columns and walks arrays into them, [`leaf`] buffers one leaf column's levels and values
-//! and closes its pages, [`levels`] holds the level and length encodings (RLE, bit packing,
-//! delta lengths), and [`codec`] compresses page values.
+//! and closes its pages and chunks, [`levels`] holds the RLE/bit-packed encodings of levels
+//! and dictionary indices, [`dictionary`] the dictionary encoding, [`bounds`] the chunk
+//! statistics, and [`codec`] the page compression.
 //!
-//! Schemas with a type this writer does not know make [`PageFileWriter::try_new`] return `None`;
-//! the fragment writer then falls back to `ArrowWriter`.
+//! Schemas with a type this writer does not know make [`PageFileWriter::try_new`] return `None`,
+//! and codecs it does not implement have no [`PageCodec`]; the fragment writer then falls back
+//! to `ArrowWriter`.
 
 use std::sync::Arc;
 
@@ -47,8 +62,6 @@ mod tests;
 pub enum PageCodec {
     /// Pages stored as they are.
     Uncompressed,
-    /// Parquet's `LZ4_RAW` (an LZ4 block per page), compressed by liblz4.
-    Lz4Raw,
     /// Zstandard at the given level, compressed by libzstd.
     Zstd(ZstdLevel),
 }
@@ -58,7 +71,6 @@ impl PageCodec {
     pub fn for_compression(compression: Compression) -> Option<Self> {
         match compression {
             Compression::UNCOMPRESSED => Some(Self::Uncompressed),
-            Compression::LZ4_RAW => Some(Self::Lz4Raw),
             Compression::ZSTD(level) => Some(Self::Zstd(level)),
             _ => None,
         }
@@ -67,7 +79,6 @@ impl PageCodec {
     pub(crate) fn compression(self) -> Compression {
         match self {
             Self::Uncompressed => Compression::UNCOMPRESSED,
-            Self::Lz4Raw => Compression::LZ4_RAW,
             Self::Zstd(level) => Compression::ZSTD(level),
         }
     }
@@ -89,18 +100,17 @@ pub struct PageLayout {
     pub statistics: bool,
     /// Dictionary-encode a leaf's pages while its values repeat (`dictionary`).
     pub dictionary: bool,
-    /// How data pages are laid out.
+    /// How data pages are laid out: there is one layout, so nothing reads it.
+    #[expect(dead_code, reason = "set from `FragmentEncoding::pages`, which has one value")]
     pub format: PageFormat,
 }
 
-/// Data page layouts.
+/// Data page layouts: the one this writer writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PageFormat {
-    /// V2 pages, byte arrays as `DELTA_LENGTH_BYTE_ARRAY`: the cheapest to write, for files only
-    /// Inlet reads.
-    V2Delta,
-    /// V1 pages, byte arrays PLAIN: what every Parquet reader takes (Spark's vectorized reader
-    /// refused standalone `DELTA_LENGTH_BYTE_ARRAY` before 3.4), for files that become table files.
+    /// V1 pages, values PLAIN where not from the dictionary: what every Parquet reader takes
+    /// (Spark's vectorized reader refused standalone `DELTA_LENGTH_BYTE_ARRAY` before 3.4), as
+    /// the table files copied from fragments need.
     V1Plain,
 }
 

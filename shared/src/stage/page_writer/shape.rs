@@ -8,7 +8,7 @@ use arrow_array::cast::AsArray;
 use arrow_buffer::bit_iterator::BitSliceIterator;
 use arrow_buffer::{ArrowNativeType, NullBuffer};
 use arrow_schema::{DataType, Field, TimeUnit};
-use parquet::basic::{Encoding, Type as PhysicalType};
+use parquet::basic::Type as PhysicalType;
 
 use super::leaf::Leaf;
 use crate::error::Result;
@@ -91,16 +91,6 @@ impl ValueKind {
             DataType::LargeBinary => Self::LargeBinary,
             _ => return None,
         })
-    }
-
-    /// How a page holds the values: byte arrays as their lengths then their bytes, which
-    /// takes one copy per run of values (not one per value) and compresses better than PLAIN's
-    /// interleaving of lengths and bytes.
-    pub(super) fn encoding(self) -> Encoding {
-        match self.physical() {
-            PhysicalType::BYTE_ARRAY => Encoding::DELTA_LENGTH_BYTE_ARRAY,
-            _ => Encoding::PLAIN,
-        }
     }
 
     pub(super) fn physical(self) -> PhysicalType {

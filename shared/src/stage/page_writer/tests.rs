@@ -30,9 +30,14 @@ fn concat(schema: &SchemaRef, batches: &[RecordBatch]) -> RecordBatch {
     arrow_select::concat::concat_batches(schema, batches).unwrap()
 }
 
-/// The layout of fragments only Inlet reads: V2 pages, no dictionaries, no statistics.
+/// Pages without dictionaries or statistics: every value PLAIN.
 fn plain_layout(page_bytes: usize, row_group_rows: usize) -> PageLayout {
-    PageLayout { page_bytes, row_group_rows, statistics: false, dictionary: false, format: PageFormat::V2Delta }
+    PageLayout { page_bytes, row_group_rows, statistics: false, dictionary: false, format: PageFormat::V1Plain }
+}
+
+/// The codec fragments are written with.
+fn zstd() -> PageCodec {
+    PageCodec::Zstd(ZstdLevel::default())
 }
 
 fn write(batches: &[RecordBatch], codec: PageCodec, limits: PageLayout) -> Vec<u8> {
@@ -138,18 +143,13 @@ fn nested_nullable_columns_read_back_as_written() {
             pieces.push(batch.slice(start, length));
             start += length;
         }
-        let table = |layout: PageLayout| PageLayout {
-            statistics: true,
-            dictionary: true,
-            format: PageFormat::V1Plain,
-            ..layout
-        };
+        let table = |layout: PageLayout| PageLayout { statistics: true, dictionary: true, ..layout };
         for (codec, limits) in [
-            (PageCodec::Lz4Raw, unlimited),
+            (zstd(), unlimited),
             (PageCodec::Uncompressed, tiny),
-            (PageCodec::Zstd(ZstdLevel::default()), tiny),
-            (PageCodec::Zstd(ZstdLevel::default()), table(tiny)),
-            (PageCodec::Zstd(ZstdLevel::default()), table(unlimited)),
+            (zstd(), tiny),
+            (zstd(), table(tiny)),
+            (zstd(), table(unlimited)),
         ] {
             assert_eq!(read_back(write(&pieces, codec, limits)), batch, "seed {seed} {codec:?}");
         }
@@ -184,7 +184,7 @@ fn the_reference_workload_reads_back_as_decoded() {
 fn pages_and_row_groups_close_at_their_limits() {
     let batch = random_batch(99, 300);
     let pieces: Vec<_> = (0..30).map(|i| batch.slice(i * 10, 10)).collect();
-    let file = write(&pieces, PageCodec::Lz4Raw, plain_layout(200, 64));
+    let file = write(&pieces, zstd(), plain_layout(200, 64));
     let metadata = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(file.clone())).unwrap().metadata().clone();
     // 64 rows is reached after 7 batches of 10: 4 groups of 70 rows, then 20.
     let rows: Vec<i64> = metadata.row_groups().iter().map(|group| group.num_rows()).collect();
@@ -216,14 +216,14 @@ fn narrow_and_binary_types_are_widened_as_parquet_stores_them() {
         RecordBatch::try_new(Arc::new(Schema::new(fields)), columns.into_iter().map(|(_, array)| array).collect())
             .unwrap();
     let limits = plain_layout(100, 1000);
-    assert_eq!(read_back(write(std::slice::from_ref(&batch), PageCodec::Lz4Raw, limits)), batch);
+    assert_eq!(read_back(write(std::slice::from_ref(&batch), zstd(), limits)), batch);
 }
 
 #[test]
 fn long_batches_are_paged_and_grouped_within_themselves() {
     use parquet::file::reader::{FileReader, SerializedFileReader};
     let batch = random_batch(11, 5000);
-    let file = write(std::slice::from_ref(&batch), PageCodec::Lz4Raw, plain_layout(1, 2048));
+    let file = write(std::slice::from_ref(&batch), zstd(), plain_layout(1, 2048));
     let reader = SerializedFileReader::new(Bytes::from(file.clone())).unwrap();
     let groups: Vec<i64> = reader.metadata().row_groups().iter().map(|group| group.num_rows()).collect();
     assert_eq!(groups, [2048, 2048, 904]);
@@ -235,7 +235,7 @@ fn long_batches_are_paged_and_grouped_within_themselves() {
 #[test]
 fn a_batch_of_another_schema_is_refused() {
     let limits = plain_layout(100, 100);
-    let mut writer = PageFileWriter::try_new(&nested_schema(), PageCodec::Lz4Raw, limits).unwrap().unwrap();
+    let mut writer = PageFileWriter::try_new(&nested_schema(), zstd(), limits).unwrap().unwrap();
     let other = Arc::new(Schema::new(vec![Field::new("id", DataType::Utf8, false)]));
     let batch = RecordBatch::try_new(other, vec![Arc::new(arrow_array::StringArray::from(vec!["a"]))]).unwrap();
     let err = writer.write(&batch).unwrap_err();
@@ -253,7 +253,7 @@ fn unknown_types_are_left_to_arrow_writer() {
     ] {
         let schema = Schema::new(vec![Field::new("x", data_type.clone(), true)]);
         let limits = plain_layout(100, 100);
-        assert!(PageFileWriter::try_new(&schema, PageCodec::Lz4Raw, limits).unwrap().is_none(), "{data_type}");
+        assert!(PageFileWriter::try_new(&schema, zstd(), limits).unwrap().is_none(), "{data_type}");
     }
 }
 
@@ -315,7 +315,7 @@ fn values_behind_a_null_list_are_skipped() {
     let schema = Arc::new(Schema::new(vec![Field::new("l", DataType::List(item), true)]));
     let batch = RecordBatch::try_new(schema, vec![Arc::new(list)]).unwrap();
     let limits = plain_layout(100, 100);
-    let read = read_back(write(std::slice::from_ref(&batch), PageCodec::Lz4Raw, limits));
+    let read = read_back(write(std::slice::from_ref(&batch), zstd(), limits));
     let read = read.column(0).as_list::<i32>();
     assert!(read.is_null(1));
     assert_eq!(read.value(0).as_primitive::<Int64Type>().values(), &[1, 2]);
@@ -324,7 +324,7 @@ fn values_behind_a_null_list_are_skipped() {
 }
 
 #[test]
-fn pages_that_barely_compress_are_followed_by_stored_ones() {
+fn pages_that_barely_compress_read_back() {
     use parquet::file::reader::{FileReader, SerializedFileReader};
     let mut rng = StdRng::seed_from_u64(1);
     let schema = Arc::new(Schema::new(vec![
@@ -339,26 +339,21 @@ fn pages_that_barely_compress_are_followed_by_stored_ones() {
         })
         .collect();
     let limits = plain_layout(256, usize::MAX);
-    let file = write(&batches, PageCodec::Lz4Raw, limits);
+    let file = write(&batches, zstd(), limits);
     let reader = SerializedFileReader::new(Bytes::from(file.clone())).unwrap();
-    let compressed = |column| {
-        let pages = reader.get_row_group(0).unwrap().get_column_page_reader(column).unwrap();
-        pages.map(|page| matches!(page.unwrap(), Page::DataPageV2 { is_compressed: true, .. })).collect::<Vec<_>>()
-    };
-    // Tried on the 1st, 10th, 19th... page; stored as they are in between.
-    let random = compressed(0);
-    assert_eq!(random.len(), 40);
-    assert!(random.iter().enumerate().all(|(page, &compressed)| compressed == (page % 9 == 0)), "{random:?}");
-    assert!(compressed(1).iter().all(|&compressed| compressed));
+    // A page per batch, each compressed whatever that saves: V1 pages of a compressed chunk
+    // have no other way.
+    let pages = |column| reader.get_row_group(0).unwrap().get_column_page_reader(column).unwrap().count();
+    assert_eq!(pages(0), 40);
     assert_eq!(read_back(file), concat(&schema, &batches));
 }
 
 #[test]
-fn string_lengths_read_back_across_delta_blocks() {
+fn strings_of_every_length_read_back() {
     let schema = Arc::new(Schema::new(vec![Field::new("s", DataType::Utf8, true)]));
     let mut rng = StdRng::seed_from_u64(3);
     for count in [1, 2, 31, 32, 33, 127, 128, 129, 130, 300, 1000] {
-        // Lengths from 0 to 70,000 bytes: miniblock widths from 0 to 17 bits.
+        // Lengths from 0 to 70,000 bytes, in one page and in a page per piece of 7 values.
         let values: Vec<Option<String>> = (0..count)
             .map(|i| match rng.random_range(0..8) {
                 0 => None,
@@ -371,14 +366,14 @@ fn string_lengths_read_back_across_delta_blocks() {
         let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(column)]).unwrap();
         for limits in [plain_layout(usize::MAX, usize::MAX), plain_layout(1, 50)] {
             let pieces: Vec<_> = (0..count).step_by(7).map(|at| batch.slice(at, 7.min(count - at))).collect();
-            assert_eq!(read_back(write(&pieces, PageCodec::Lz4Raw, limits)), batch, "{count} values");
+            assert_eq!(read_back(write(&pieces, zstd(), limits)), batch, "{count} values");
         }
     }
-    // Pages with no value at all: their lengths are an empty delta sequence.
+    // Pages with no value at all: definition levels alone.
     let nulls = arrow_array::StringArray::from(vec![None::<&str>; 40]);
     let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(nulls)]).unwrap();
     let limits = plain_layout(1, 100);
-    assert_eq!(read_back(write(std::slice::from_ref(&batch), PageCodec::Lz4Raw, limits)), batch);
+    assert_eq!(read_back(write(std::slice::from_ref(&batch), zstd(), limits)), batch);
 }
 
 #[test]
@@ -388,7 +383,7 @@ fn files_match_what_arrow_writer_reads_back() {
     arrow.write(&batch).unwrap();
     let expected = read_back(arrow.into_inner().unwrap());
     let limits = plain_layout(1024, 128);
-    assert_eq!(read_back(write(std::slice::from_ref(&batch), PageCodec::Lz4Raw, limits)), expected);
+    assert_eq!(read_back(write(std::slice::from_ref(&batch), zstd(), limits)), expected);
 }
 
 /// Values whose bounds take the format's special cases: NaN, signed zeros, long and multi-byte
@@ -446,12 +441,7 @@ fn chunk_statistics_are_those_arrow_writer_writes() {
             dictionary: true,
             format: PageFormat::V1Plain,
         };
-        let ours = SerializedFileReader::new(Bytes::from(write(
-            std::slice::from_ref(&batch),
-            PageCodec::Zstd(ZstdLevel::default()),
-            layout,
-        )))
-        .unwrap();
+        let ours = SerializedFileReader::new(Bytes::from(write(std::slice::from_ref(&batch), zstd(), layout))).unwrap();
         let (expected, ours) = (expected.metadata(), ours.metadata());
         assert_eq!(ours.num_row_groups(), expected.num_row_groups());
         for (group, (theirs, mine)) in expected.row_groups().iter().zip(ours.row_groups()).enumerate() {
@@ -477,35 +467,31 @@ fn dictionary_pages_read_back_and_give_way_to_plain_ones() {
     let ids = arrow_array::Int64Array::from((0..2500).collect::<Vec<i64>>());
     let columns: Vec<(&str, ArrayRef)> = vec![("value", Arc::new(values)), ("id", Arc::new(ids))];
     let batch = RecordBatch::try_from_iter(columns).unwrap();
-    for (format, plain) in [
-        (PageFormat::V1Plain, parquet::basic::Encoding::PLAIN),
-        (PageFormat::V2Delta, parquet::basic::Encoding::DELTA_LENGTH_BYTE_ARRAY),
-    ] {
-        let layout = PageLayout {
-            page_bytes: 64 * 1024,
-            row_group_rows: usize::MAX,
-            statistics: true,
-            dictionary: true,
-            format,
-        };
-        let file = write(std::slice::from_ref(&batch), PageCodec::Zstd(ZstdLevel::default()), layout);
-        let metadata = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(file.clone())).unwrap().metadata().clone();
-        let value = metadata.row_group(0).column(0);
-        assert!(value.dictionary_page_offset().is_some(), "repeated values start a dictionary");
-        assert!(value.encodings().any(|encoding| encoding == parquet::basic::Encoding::RLE_DICTIONARY));
-        use parquet::file::reader::{FileReader, SerializedFileReader};
-        let reader = SerializedFileReader::new(Bytes::from(file.clone())).unwrap();
-        let pages: Vec<Page> =
-            reader.get_row_group(0).unwrap().get_column_page_reader(0).unwrap().map(Result::unwrap).collect();
-        let encodings: Vec<_> = pages
-            .iter()
-            .filter(|page| page.page_type() != parquet::basic::PageType::DICTIONARY_PAGE)
-            .map(Page::encoding)
-            .collect();
-        assert_eq!(encodings.first(), Some(&parquet::basic::Encoding::RLE_DICTIONARY), "{format:?}");
-        assert_eq!(encodings.last(), Some(&plain), "{format:?}: pages after the dictionary's limit are {plain}");
-        let id = metadata.row_group(0).column(1);
-        assert!(id.dictionary_page_offset().is_none(), "distinct ids get no dictionary");
-        assert_eq!(read_back(file), batch, "{format:?}");
-    }
+    let plain = parquet::basic::Encoding::PLAIN;
+    let layout = PageLayout {
+        page_bytes: 64 * 1024,
+        row_group_rows: usize::MAX,
+        statistics: true,
+        dictionary: true,
+        format: PageFormat::V1Plain,
+    };
+    let file = write(std::slice::from_ref(&batch), zstd(), layout);
+    let metadata = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(file.clone())).unwrap().metadata().clone();
+    let value = metadata.row_group(0).column(0);
+    assert!(value.dictionary_page_offset().is_some(), "repeated values start a dictionary");
+    assert!(value.encodings().any(|encoding| encoding == parquet::basic::Encoding::RLE_DICTIONARY));
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let reader = SerializedFileReader::new(Bytes::from(file.clone())).unwrap();
+    let pages: Vec<Page> =
+        reader.get_row_group(0).unwrap().get_column_page_reader(0).unwrap().map(Result::unwrap).collect();
+    let encodings: Vec<_> = pages
+        .iter()
+        .filter(|page| page.page_type() != parquet::basic::PageType::DICTIONARY_PAGE)
+        .map(Page::encoding)
+        .collect();
+    assert_eq!(encodings.first(), Some(&parquet::basic::Encoding::RLE_DICTIONARY));
+    assert_eq!(encodings.last(), Some(&plain), "pages after the dictionary's limit are {plain}");
+    let id = metadata.row_group(0).column(1);
+    assert!(id.dictionary_page_offset().is_none(), "distinct ids get no dictionary");
+    assert_eq!(read_back(file), batch);
 }

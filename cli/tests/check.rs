@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use inlet::testing::schemas;
+
 fn inlet(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_inlet"));
     command.args(args).current_dir(dir);
@@ -27,9 +29,9 @@ fn uri(path: &Path) -> String {
 fn check_names_each_problem_of_each_route_and_how_to_fix_it() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    std::fs::write(root.join("web.json"), r#"{"fields":[{"name":"page","type":"string"}]}"#).unwrap();
-    std::fs::write(root.join("api_v1.json"), r#"{"fields":[{"name":"status","type":"long"}]}"#).unwrap();
-    std::fs::write(root.join("api.json"), r#"{"fields":[{"name":"status","type":"string"}]}"#).unwrap();
+    std::fs::write(root.join("web.json"), schemas::PAGE.text).unwrap();
+    std::fs::write(root.join("api_v1.json"), schemas::STATUS.text).unwrap();
+    std::fs::write(root.join("api.json"), schemas::column("status", r#""string""#)).unwrap();
     // The api table exists, created with `status` a long; the declared schema now says string.
     let api = root.join("api");
     let created = inlet(

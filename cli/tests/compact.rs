@@ -4,11 +4,11 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-const SCHEMA: &str = r#"{"fields":[{"name":"id","type":"long"}]}"#;
+use inlet::testing::schemas;
 
 fn compact(dir: &Path, table: &Path, extra: &[&str]) -> Output {
     let schema = dir.join("schema.json");
-    std::fs::write(&schema, SCHEMA).unwrap();
+    std::fs::write(&schema, schemas::ID.text).unwrap();
     let uri = url::Url::from_directory_path(table).unwrap().to_string();
     Command::new(env!("CARGO_BIN_EXE_inlet"))
         .args(["compact", "--table-uri", &uri, "--schema"])

@@ -8,13 +8,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 
 use inlet::commit::{CompactionReport, Compactor, CompactorOptions, open_or_create};
 use inlet::ingest::JsonDecoder;
 use inlet::lineage::{FragmentSource, SourceObject};
-use inlet::schema::{Layout, TableSchema};
+use inlet::schema::Layout;
 use inlet::stage::{FragmentEncoding, FragmentStore, FragmentWriter, table_store};
+use inlet::testing::schemas;
 use serde_json::Value;
 
 const OBJECTS: u64 = 6;
@@ -22,9 +22,8 @@ const OBJECTS: u64 = 6;
 /// Stages the sample objects with `encoding` (one fragment each, in its key's date partition)
 /// under `dir` and compacts them into a new table there.
 async fn table_from(dir: &Path, encoding: FragmentEncoding) -> CompactionReport {
-    let schema_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/events.schema.json");
     let layout = Layout { partition: Some("date=key".parse().unwrap()), ..Layout::default() };
-    let schema = Arc::new(TableSchema::from_path_with(&schema_path, layout).unwrap());
+    let schema = schemas::events_with(layout);
     let spec = schema.layout.partition.clone().unwrap();
     let url = url::Url::from_directory_path(dir).unwrap();
     let store = table_store(&url, &HashMap::new()).unwrap();

@@ -406,8 +406,7 @@ mod tests {
 
     #[test]
     fn the_reference_schema_parses() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/events.schema.json");
-        let schema = TableSchema::from_path(std::path::Path::new(path)).unwrap();
+        let schema = TableSchema::from_path(&crate::testing::schemas::events_path()).unwrap();
         assert!(schema.decoded.fields().len() >= 40);
     }
 }

@@ -3,17 +3,16 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use aws_lambda_events::event::sqs::SqsEvent;
 use inlet::ingest::ConverterMemory;
 use inlet::ingest::Quarantine;
 use inlet::ingest::{Converter, ConverterOptions};
 use inlet::lineage::SourceObject;
-use inlet::ops::backfill::sqs_message;
 use inlet::schema::TableSchema;
 use inlet::stage::FragmentStore;
-use inlet::testing::sample;
+use inlet::testing::events::objects_event;
 use inlet::testing::shapes::{self, Shape};
 use inlet::testing::sources::{LocalSource, MemorySource};
+use inlet::testing::{sample, schemas};
 
 const OBJECTS: u64 = 200;
 
@@ -27,10 +26,9 @@ fn peak_rss() -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_200_object_batch_stays_within_the_configured_memory() {
     inlet::memory::keep_large_buffers_mapped();
-    let schema_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/events.schema.json");
-    let schema = Arc::new(TableSchema::from_path(std::path::Path::new(schema_path)).unwrap());
+    let schema = schemas::events();
     let source = Arc::new(MemorySource::default());
-    let mut event = SqsEvent::default();
+    let mut objects = Vec::new();
     let mut input_bytes = 0u64;
     let mut lines = 0u64;
     for index in 0..OBJECTS {
@@ -39,10 +37,14 @@ async fn a_200_object_batch_stays_within_the_configured_memory() {
         lines += ndjson.iter().filter(|b| **b == b'\n').count() as u64;
         let key = format!("svc/date=2026-05-16/{index:04}.json.zst");
         source.put("raw", &key, sample::zstd_compress(&ndjson));
-        let object =
-            SourceObject { bucket: "raw".into(), key, etag: Some(format!("etag-{index}")), ..Default::default() };
-        event.records.push(sqs_message(format!("m{index}"), object));
+        objects.push(SourceObject {
+            bucket: "raw".into(),
+            key,
+            etag: Some(format!("etag-{index}")),
+            ..Default::default()
+        });
     }
+    let event = objects_event(objects);
 
     let lake = tempfile::tempdir().unwrap();
     let store =
@@ -100,11 +102,8 @@ fn write_big_object(out: &mut impl std::io::Write, lines: u64) {
 /// Converts the one object `key` of `source` (`lines` lines) with 16 MiB pieces and 64 MiB
 /// fragments, and asserts the converter's peak memory stays within what those settings allow.
 async fn ingest_within_bound(source: Arc<dyn inlet::ingest::ObjectSource>, key: &str, lines: u64, label: &str) {
-    const SCHEMA: &str = r#"{"fields":[{"name":"id","type":"long"},{"name":"pad","type":"string"}]}"#;
-    let schema = Arc::new(TableSchema::parse(SCHEMA, "big").unwrap());
-    let object = SourceObject { bucket: "raw".into(), key: key.into(), ..Default::default() };
-    let mut event = SqsEvent::default();
-    event.records.push(sqs_message("m0", object));
+    let schema = schemas::ID_PAD.parse();
+    let event = objects_event([SourceObject { bucket: "raw".into(), key: key.into(), ..Default::default() }]);
 
     let lake = tempfile::tempdir().unwrap();
     let store =
@@ -182,12 +181,12 @@ fn within_model(shape: Shape, shown: usize) -> Vec<inlet::ingest::QuarantinedLin
     let Shape { label, schema, layout, objects, rows, quarantined } = shape;
     let schema = Arc::new(TableSchema::parse_with(&schema, "shape", layout).unwrap());
     let source = Arc::new(MemorySource::default());
-    let mut event = SqsEvent::default();
-    for (index, (key, stored)) in objects.into_iter().enumerate() {
+    let mut named = Vec::new();
+    for (key, stored) in objects {
         source.put("raw", &key, stored);
-        let object = SourceObject { bucket: "raw".into(), key, ..Default::default() };
-        event.records.push(sqs_message(format!("m{index}"), object));
+        named.push(SourceObject { bucket: "raw".into(), key, ..Default::default() });
     }
+    let event = objects_event(named);
     let lake = tempfile::tempdir().unwrap();
     let store =
         inlet::stage::table_store(&url::Url::from_directory_path(lake.path()).unwrap(), &Default::default()).unwrap();

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::SqsMessage;
 use deltalake::DeltaTable;
 use futures::TryStreamExt;
 use inlet::commit::open_or_create;
@@ -14,13 +14,11 @@ use inlet::commit::{Compactor, CompactorOptions};
 use inlet::config::Maintenance;
 use inlet::ingest::Quarantine;
 use inlet::ingest::{Converter, ConverterOptions};
-use inlet::lineage::SourceObject;
-use inlet::ops::backfill::sqs_message;
-use inlet::schema::TableSchema;
 use inlet::stage::FragmentStore;
 use inlet::stage::table_store;
-use inlet::testing::sample;
+use inlet::testing::events::{S3Notification, sqs_batch};
 use inlet::testing::sources::MemorySource;
+use inlet::testing::{sample, schemas};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -28,10 +26,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 const OBJECTS: usize = 1000;
 
 fn message(id: String, key: &str) -> SqsMessage {
-    sqs_message(
-        id,
-        SourceObject { bucket: "raw".into(), key: key.into(), etag: Some("v1".into()), ..Default::default() },
-    )
+    S3Notification::created("raw", key).etag("v1").message(id)
 }
 
 fn event_ids_in(dir: &std::path::Path, table: &DeltaTable) -> Vec<String> {
@@ -51,8 +46,7 @@ fn event_ids_in(dir: &std::path::Path, table: &DeltaTable) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_objects_land_exactly_once_through_redeliveries_and_crashes() {
-    let schema_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/events.schema.json");
-    let schema = Arc::new(TableSchema::from_path(std::path::Path::new(schema_path)).unwrap());
+    let schema = schemas::events();
     let source = Arc::new(MemorySource::default());
     let mut good_ids = HashSet::new();
     let mut bad_lines = 0;
@@ -92,8 +86,7 @@ async fn a_thousand_objects_land_exactly_once_through_redeliveries_and_crashes()
 
     let (mut redelivered, mut crashes_after_commit, mut races) = (0, 0, 0);
     for (round, chunk) in keys.chunks(10).enumerate() {
-        let mut event = SqsEvent::default();
-        event.records = chunk.iter().enumerate().map(|(i, key)| message(format!("{round}-{i}"), key)).collect();
+        let mut event = sqs_batch(chunk.iter().enumerate().map(|(i, key)| message(format!("{round}-{i}"), key)));
         // S3 sometimes notifies twice: the object reappears in the next batch.
         if round % 7 == 3 {
             let next = &keys[(round * 10 + 10) % OBJECTS];

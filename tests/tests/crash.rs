@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use inlet::testing::events::S3Notification;
 use inlet::testing::sample::zstd_compress;
 use inlet_tests::{LocalStack, Pipeline, PipelineOptions};
 
@@ -172,17 +173,8 @@ async fn every_line_lands_once_while_processes_die_keys_are_overwritten_and_comp
         written.get_mut(&index).unwrap().push((etag, second));
     }
     for index in (5..OBJECTS).step_by(17) {
-        let listed = inlet::ops::backfill::ListedObject {
-            object: inlet::lineage::SourceObject {
-                bucket: pipeline.raw_bucket.clone(),
-                key: key(index),
-                etag: Some(written[&index][0].0.clone()),
-                ..Default::default()
-            },
-            size: 1,
-            last_modified: None,
-        };
-        pipeline.send_to_queue(inlet::ops::backfill::notification_body(&listed)).await.unwrap();
+        let duplicate = S3Notification::created(&pipeline.raw_bucket, &key(index)).etag(&written[&index][0].0);
+        pipeline.send_to_queue(duplicate.body()).await.unwrap();
     }
 
     // Until every message is answered; then the races stop and the last runs take the rest

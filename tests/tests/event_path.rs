@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use inlet::testing::events::S3Notification;
 use inlet::testing::sample;
 use inlet_tests::{LocalStack, Pipeline, PipelineOptions};
 use serde_json::Value;
@@ -140,17 +141,8 @@ async fn bad_objects_reach_the_dlq_bad_lines_the_quarantine_and_good_rows_ingest
     bad_lines.extend_from_slice(b"{\"event_id\": 42}\nnot json at all\n");
     pipeline.put(&format!("{dir}/bad-lines.json.zst"), sample::zstd_compress(&bad_lines)).await.unwrap();
     // A notification for an object that is gone by the time the converter reads it.
-    let missing = inlet::ops::backfill::ListedObject {
-        object: inlet::lineage::SourceObject {
-            bucket: pipeline.raw_bucket.clone(),
-            key: format!("{dir}/deleted.json.zst"),
-            etag: None,
-            ..Default::default()
-        },
-        size: 1,
-        last_modified: None,
-    };
-    pipeline.send_to_queue(inlet::ops::backfill::notification_body(&missing)).await.unwrap();
+    let missing = S3Notification::created(&pipeline.raw_bucket, &format!("{dir}/deleted.json.zst")).without_etag();
+    pipeline.send_to_queue(missing.body()).await.unwrap();
 
     let uri = |name: &str| format!("s3://{}/{dir}/{name}", pipeline.raw_bucket);
     let staged_uris = [uri("good.json.zst"), uri("bad-lines.json.zst")];

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use inlet::testing::sample;
+use inlet::testing::{sample, schemas};
 use inlet_tests::{LocalStack, Pipeline, PipelineOptions};
 
 /// Puts one small object, waits until it is staged and commits it alone: one small table file.
@@ -60,7 +60,7 @@ async fn optimizes_racing_from_lambda_and_cli_rewrite_every_row_once() {
 /// The reference schema with one more nullable column, `region_code`, written where the
 /// functions can read it.
 fn newer_schema(dir: &tempfile::TempDir) -> String {
-    let path = inlet_tests::workspace_root().join("schemas/events.schema.json");
+    let path = schemas::events_path();
     let mut schema: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
     schema["fields"].as_array_mut().unwrap().push(serde_json::json!({"name": "region_code", "type": "string"}));
     let newer = dir.path().join("events-v2.schema.json");
@@ -118,10 +118,7 @@ async fn a_schema_rollout_that_reaches_the_compactor_first_loses_nothing_staged(
     let newer = newer_schema(&dir);
     let options = PipelineOptions {
         environment: vec![("INLET_SCHEMA".into(), newer.clone())],
-        converter_environment: vec![(
-            "INLET_SCHEMA".into(),
-            inlet_tests::workspace_root().join("schemas/events.schema.json").display().to_string(),
-        )],
+        converter_environment: vec![("INLET_SCHEMA".into(), schemas::events_path().display().to_string())],
         ..PipelineOptions::default()
     };
     let pipeline = Pipeline::deploy(&localstack, "rollout2", options).await.unwrap();

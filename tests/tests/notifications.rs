@@ -4,17 +4,13 @@
 
 use std::time::Duration;
 
-use inlet::lineage::SourceObject;
-use inlet::ops::backfill::{ListedObject, notification_body};
+use inlet::testing::events::S3Notification;
 use inlet::testing::sample;
 use inlet_tests::{LocalStack, Pipeline, PipelineOptions};
 
-fn listed(bucket: &str, key: &str, etag: &str) -> ListedObject {
-    ListedObject {
-        object: SourceObject { bucket: bucket.into(), key: key.into(), etag: Some(etag.into()), ..Default::default() },
-        size: 1,
-        last_modified: None,
-    }
+/// A notification of `bucket/key` with the ETag `etag`, one S3 never sent.
+fn notification(bucket: &str, key: &str, etag: &str) -> String {
+    S3Notification::created(bucket, key).etag(etag).body()
 }
 
 /// An EventBridge `Object Created` event, as a rule delivers it to the queue.
@@ -55,8 +51,8 @@ async fn misrouted_notifications_reach_the_dlq_with_their_reason_and_awkward_key
     // was form-encoded by whoever forged it, so that it names "a+b", not the "a b" written.
     let raw = pipeline.raw_bucket.clone();
     for body in [
-        notification_body(&listed(&format!("{raw}-nope"), &format!("{dir}/a b.json.zst"), &etags[0])),
-        notification_body(&listed(&raw, &format!("{dir}/never-written.json.zst"), "0123")),
+        notification(&format!("{raw}-nope"), &format!("{dir}/a b.json.zst"), &etags[0]),
+        notification(&raw, &format!("{dir}/never-written.json.zst"), "0123"),
         eventbridge(&raw, &format!("{dir}/a+b.json.zst"), &etags[0]),
     ] {
         pipeline.send_to_queue(body).await.unwrap();
@@ -92,8 +88,8 @@ async fn a_late_notification_for_bytes_reuploaded_under_another_etag_is_read_not
     assert!(second.ends_with("-1") && first != second, "{first} / {second}");
     // The first version's notification arrives after the re-upload, then the second's.
     let raw = pipeline.raw_bucket.clone();
-    pipeline.send_to_queue(notification_body(&listed(&raw, key, &first))).await.unwrap();
-    pipeline.send_to_queue(notification_body(&listed(&raw, key, &second))).await.unwrap();
+    pipeline.send_to_queue(notification(&raw, key, &first)).await.unwrap();
+    pipeline.send_to_queue(notification(&raw, key, &second)).await.unwrap();
     let uri = format!("s3://{raw}/{key}");
     pipeline.wait_for_staged(&[uri], Duration::from_secs(60)).await.unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use aws_sdk_eventbridge::types::Target;
 use aws_sdk_s3::types::{EventBridgeConfiguration, NotificationConfiguration};
-use inlet::testing::sample;
-use inlet_tests::{LocalStack, Pipeline, PipelineOptions, read_table, workspace_root};
+use inlet::testing::{sample, schemas};
+use inlet_tests::{LocalStack, Pipeline, PipelineOptions, read_table};
 use serde_json::Value;
 
 const API_SCHEMA: &str =
@@ -26,7 +26,7 @@ async fn two_tables_from_one_bucket_through_eventbridge_each_get_their_own_rows(
     let (web_uri, api_uri) = (format!("s3://{lake}/web_events"), format!("s3://{lake}/api_events"));
     let routes = serde_json::json!({"routes": [
         {"name": "web", "prefix": "web/", "table_uri": web_uri,
-         "schema": workspace_root().join("schemas/events.schema.json"), "partition_by": "date=key"},
+         "schema": schemas::events_path(), "partition_by": "date=key"},
         {"name": "api", "prefix": "api/", "table_uri": api_uri, "schema": "api.schema.json"}
     ]});
     std::fs::write(dir.path().join("routes.json"), routes.to_string()).unwrap();

@@ -1,15 +1,12 @@
 //! The staging area on real S3 (LocalStack): a fragment the store receives in several pieces
 //! arrives as one object, byte for byte.
 
-use std::sync::Arc;
-
 use inlet::ingest::JsonDecoder;
 use inlet::lineage::FragmentSource;
 use inlet::lineage::SourceObject;
-use inlet::schema::TableSchema;
 use inlet::stage::FragmentStore;
-use inlet::testing::sample;
-use inlet_tests::{LocalStack, workspace_root};
+use inlet::testing::{sample, schemas};
+use inlet_tests::LocalStack;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fragment_put_in_several_pieces_reads_back_whole_from_s3() {
@@ -19,7 +16,7 @@ async fn a_fragment_put_in_several_pieces_reads_back_whole_from_s3() {
     let url = url::Url::parse(&format!("s3://{bucket}/table/")).unwrap();
     let store = FragmentStore::new(inlet::stage::table_store(&url, &localstack.storage_options()).unwrap());
 
-    let schema = Arc::new(TableSchema::from_path(&workspace_root().join("schemas/events.schema.json")).unwrap());
+    let schema = schemas::events();
     let object = SourceObject {
         bucket: "raw".into(),
         key: "svc/date=2026-05-16/big.json.zst".into(),

@@ -6,23 +6,17 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use aws_lambda_events::event::sqs::SqsEvent;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::ingest::{
-    ConversionReport, Converter, ConverterOptions, Fetched, ObjectSource, Opened, Quarantine, QuarantinedLine,
-    open_file,
-};
-use crate::lineage::SourceObject;
+use crate::ingest::{ConversionReport, Converter, ConverterOptions, Quarantine, QuarantinedLine};
 use crate::ops::backfill::sqs_message;
+pub use crate::ops::local::LOCAL_BUCKET;
+use crate::ops::local::LocalSource;
 use crate::schema::TableSchema;
 use crate::stage::FragmentStore;
 use crate::stage::table_store;
-
-/// The bucket name local files are given, so their lineage reads `s3://local/<path>`.
-pub const LOCAL_BUCKET: &str = "local";
 
 /// How many quarantined lines a conversion's summary reads back.
 pub const SHOWN_QUARANTINED_LINES: usize = 100;
@@ -40,26 +34,6 @@ pub struct LocalConversion {
     pub quarantined: Vec<QuarantinedLine>,
 }
 
-/// Local files as source objects: an object's key is its absolute path without the leading `/`.
-struct LocalFiles;
-
-#[async_trait]
-impl ObjectSource for LocalFiles {
-    async fn fetch(&self, object: &SourceObject) -> Result<Fetched> {
-        let path = Path::new("/").join(&object.key);
-        let data = tokio::fs::read(&path).await.map_err(|err| Error::Source {
-            uri: path.display().to_string(),
-            reason: format!("reading the file: {err}"),
-            retryable: false,
-        })?;
-        Ok(Fetched { data: data.into(), etag: None })
-    }
-
-    async fn open(&self, object: &SourceObject) -> Result<Opened> {
-        open_file(object, &Path::new("/").join(&object.key)).await
-    }
-}
-
 /// Converts `files` (compressed by extension, as in S3) with `schema` and `options`, staging
 /// under `out` as under a table's root.
 pub async fn convert_files(
@@ -74,7 +48,7 @@ pub async fn convert_files(
         .map_err(|()| Error::BadRequest(format!("{} is not a usable directory", root.display())))?;
     let store = table_store(&url, &HashMap::new())?;
     let converter = Converter::new(
-        Arc::new(LocalFiles),
+        Arc::new(LocalSource::files()),
         FragmentStore::new(store.clone()),
         Quarantine::new(store.clone()),
         schema,
@@ -83,13 +57,8 @@ pub async fn convert_files(
     let mut paths = HashMap::new();
     let mut event = SqsEvent::default();
     for (index, file) in files.iter().enumerate() {
-        let absolute = file.canonicalize().map_err(|err| Error::BadRequest(format!("{}: {err}", file.display())))?;
-        let key = absolute.to_string_lossy().trim_start_matches('/').to_string();
         let id = index.to_string();
-        event.records.push(sqs_message(
-            id.clone(),
-            SourceObject { bucket: LOCAL_BUCKET.into(), key, etag: None, ..Default::default() },
-        ));
+        event.records.push(sqs_message(id.clone(), LocalSource::file_object(file)?));
         paths.insert(id, file.clone());
     }
     let report = converter.convert(&event).await?;
@@ -101,8 +70,7 @@ pub async fn convert_files(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const SCHEMA: &str = r#"{"fields":[{"name":"id","type":"long"},{"name":"at","type":"timestamp"}]}"#;
+    use crate::testing::schemas;
 
     #[tokio::test]
     async fn local_files_are_staged_and_quarantined_as_the_lambda_would() {
@@ -113,7 +81,7 @@ mod tests {
         let broken = dir.path().join("b.json.zst");
         std::fs::write(&broken, b"not zstd").unwrap();
         let out = dir.path().join("out");
-        let schema = Arc::new(TableSchema::parse(SCHEMA, "t").unwrap());
+        let schema = schemas::ID_AT.parse();
         let converted =
             convert_files(schema, ConverterOptions::default(), &out, &[good.clone(), broken.clone()]).await.unwrap();
         assert_eq!((converted.report.objects, converted.report.rows), (1, 2));

@@ -1,10 +1,12 @@
 //! Operations only the `inlet` command performs: [`backfill`] of existing objects, a local
-//! [`convert`] run on sample files, a table's status, and the [`check`] of a deployment.
+//! [`convert`] run on sample files (read through the [`local`] source), a table's status, and
+//! the [`check`] of a deployment.
 
 pub mod backfill;
 pub mod check;
 pub mod convert;
 pub mod infer;
+pub mod local;
 pub mod quarantine;
 pub(crate) mod status;
 

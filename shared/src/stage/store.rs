@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use deltalake::{DeltaTableBuilder, ObjectStore};
+use deltalake::DeltaTableBuilder;
+pub use deltalake::ObjectStore;
 use url::Url;
 
 use crate::error::Result;

@@ -1,4 +1,5 @@
-//! Sources for tests and benchmarks: objects in a local directory or held in memory.
+//! Sources for tests and benchmarks: objects held in memory, and (the one the `inlet convert`
+//! command reads files with) objects in a local directory.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -7,38 +8,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::error::{Error, Result};
-use crate::ingest::source::{Fetched, ObjectSource, Opened, open_file};
+use crate::ingest::source::{Fetched, ObjectSource};
 use crate::lineage::SourceObject;
-
-/// Source objects in a local directory (`<root>/<bucket>/<key>`), for benchmarks and local runs.
-#[derive(Debug, Clone)]
-pub struct LocalSource {
-    root: std::path::PathBuf,
-}
-
-impl LocalSource {
-    /// Objects under `root`.
-    pub fn new(root: impl Into<std::path::PathBuf>) -> Self {
-        Self { root: root.into() }
-    }
-}
-
-#[async_trait]
-impl ObjectSource for LocalSource {
-    async fn fetch(&self, object: &SourceObject) -> Result<Fetched> {
-        let path = self.root.join(&object.bucket).join(&object.key);
-        let data = tokio::fs::read(&path).await.map_err(|err| Error::Source {
-            uri: object.uri(),
-            reason: format!("reading {}: {err}", path.display()),
-            retryable: err.kind() != std::io::ErrorKind::NotFound,
-        })?;
-        Ok(Fetched { data: data.into(), etag: object.etag.clone() })
-    }
-
-    async fn open(&self, object: &SourceObject) -> Result<Opened> {
-        open_file(object, &self.root.join(&object.bucket).join(&object.key)).await
-    }
-}
+pub use crate::ops::local::LocalSource;
 
 /// Source objects held in memory, for tests and benchmarks. Like S3, a key keeps its
 /// versions and a read names one: by version id, or by the notified ETag (`If-Match`).

@@ -14,7 +14,7 @@ OBJECTS ?= 300
 help:
 	@echo "make demo           run the whole pipeline on LocalStack and show the Delta table"
 	@echo "make test           unit + LocalStack integration tests"
-	@echo "make lint           rustfmt check and clippy with warnings as errors"
+	@echo "make lint           rustfmt check, the architecture check (tests/architecture.py), clippy with warnings as errors"
 	@echo "make infra-check    terraform fmt/validate (offline), checkov, module assertions"
 	@echo "make bench          converter throughput and peak memory (OBJECTS=300)"
 	@echo "make bench-compaction  the compaction alone beside its peers (OBJECTS=6000 ROUNDS=1: several 256 MiB files)"
@@ -68,6 +68,7 @@ test: setup build infra-check
 
 lint:
 	cargo fmt --all --check
+	$(PYTHON) tests/architecture.py
 	cargo clippy --workspace --all-targets -- -D warnings
 
 fmt:

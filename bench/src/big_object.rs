@@ -59,7 +59,7 @@ pub fn measure(json_mib: u64, piece_mib: Option<usize>) -> Result<()> {
     let source = Arc::new(LocalSource::new(raw.path()));
     let mut event = SqsEvent::default();
     let object = SourceObject { bucket: "raw".into(), key: "export/big.json.zst".into(), ..Default::default() };
-    event.records.push(inlet::ops::backfill::sqs_message("m0", object));
+    event.records.push(inlet::ingest::sqs_message("m0", object));
 
     let lake = tempfile::tempdir()?;
     let store = inlet::stage::table_store(

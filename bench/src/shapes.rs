@@ -99,7 +99,7 @@ pub fn measure_one(name: &str) -> Result<()> {
         std::fs::create_dir_all(path.parent().context("an object's directory")?)?;
         std::fs::write(&path, stored)?;
         let object = SourceObject { bucket: "raw".into(), key, ..Default::default() };
-        event.records.push(inlet::ops::backfill::sqs_message(index.to_string(), object));
+        event.records.push(inlet::ingest::sqs_message(index.to_string(), object));
     }
     let lake = tempfile::tempdir()?;
     let url = url::Url::from_directory_path(lake.path()).map_err(|()| anyhow::anyhow!("not a directory path"))?;

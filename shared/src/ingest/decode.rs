@@ -421,8 +421,7 @@ mod tests {
 
     #[test]
     fn the_reference_workload_decodes() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/events.schema.json");
-        let schema = Arc::new(TableSchema::from_path(std::path::Path::new(path)).unwrap());
+        let schema = crate::testing::schemas::events();
         let data = crate::testing::sample::ndjson_object(1, 0, 256 * 1024);
         let lines = data.iter().filter(|b| **b == b'\n').count();
         let decoded = JsonDecoder::new(schema, 1024).decode(&object(), &data).unwrap();
@@ -431,8 +430,7 @@ mod tests {
 
     #[test]
     fn an_object_and_its_lines_alone_ingest_and_quarantine_the_same() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/events.schema.json");
-        let schema = Arc::new(TableSchema::from_path(std::path::Path::new(path)).unwrap());
+        let schema = crate::testing::schemas::events();
         let clean = crate::testing::sample::ndjson_object(3, 0, 64 * 1024);
         let mut mixed = clean.clone();
         mixed.extend_from_slice(

@@ -1,12 +1,18 @@
 //! Which source objects an SQS batch of S3 notifications names (S3 event notifications,
-//! EventBridge events from S3, and SNS envelopes of either).
+//! EventBridge events from S3, and SNS envelopes of either), and the notification `inlet
+//! backfill` sends for an object that S3 did not announce.
 
 use std::collections::HashMap;
 
 use aws_lambda_events::event::s3::S3Event;
 use aws_lambda_events::event::sqs::SqsEvent;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::lineage::SourceObject;
+
+/// Characters S3 leaves as they are when it form-encodes keys in notifications.
+const KEY_SAFE: &AsciiSet =
+    &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/').remove(b' ');
 
 /// What one SQS message body asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,11 +170,60 @@ impl BatchPlan {
     }
 }
 
+/// An SQS message carrying the synthetic notification for `object`, as the converter receives
+/// it from the event source mapping (for local runs, benchmarks and tests).
+pub fn sqs_message(id: impl Into<String>, object: SourceObject) -> aws_lambda_events::event::sqs::SqsMessage {
+    let mut message = aws_lambda_events::event::sqs::SqsMessage::default();
+    message.message_id = Some(id.into());
+    message.body = Some(notification_body(&object, 0));
+    message
+}
+
+/// The S3 `ObjectCreated` notification S3 itself would have sent for `object` of `size`
+/// bytes (what `inlet backfill` sends): the encoder [`parse_notification`] reads.
+pub fn notification_body(object: &SourceObject, size: u64) -> String {
+    let key = utf8_percent_encode(&object.key, KEY_SAFE).to_string().replace(' ', "+");
+    let mut body = serde_json::json!({"Records": [{
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": "",
+        "eventTime": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "eventName": "ObjectCreated:Backfill",
+        "userIdentity": {"principalId": "inlet-backfill"},
+        "requestParameters": {"sourceIPAddress": ""},
+        "responseElements": {},
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "configurationId": "inlet-backfill",
+            "bucket": {"name": object.bucket, "arn": format!("arn:aws:s3:::{}", object.bucket)},
+            "object": {"key": key, "size": size, "eTag": object.etag.clone().unwrap_or_default()}
+        }
+    }]});
+    if let Some(version) = &object.version {
+        body["Records"][0]["s3"]["object"]["versionId"] = version.clone().into();
+    }
+    body.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use aws_lambda_events::event::sqs::SqsMessage;
 
     use super::*;
+
+    #[test]
+    fn synthetic_notifications_parse_back_to_the_same_object() {
+        let object = SourceObject {
+            bucket: "raw".into(),
+            key: "web/date=2026-05-16/a b+c é%.json.zst".into(),
+            etag: Some("e1".into()),
+            ..Default::default()
+        };
+        let Notification::Objects(parsed) = parse_notification(&notification_body(&object, 10)).unwrap() else {
+            panic!("not an object notification")
+        };
+        assert_eq!(parsed, vec![object]);
+    }
 
     /// A notification as real S3 sends it (keys form-encoded, `+` for space).
     const AWS_PUT: &str = include_str!("../../tests/fixtures/s3-put-aws.json");

@@ -25,6 +25,7 @@ pub use converter::{
 };
 pub use decode::{DecodedObject, JsonDecoder, QuarantinedLine};
 pub use decompress::{Compression, ObjectLimits, with_decompressed};
+pub use event::{notification_body, sqs_message};
 pub use isolation::{Isolation, SqsIsolation, receive_count};
 pub use quarantine::Quarantine;
 pub use routed::{RoutedConverter, RoutedReport};

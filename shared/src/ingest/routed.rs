@@ -157,14 +157,13 @@ impl RoutedConverter {
 
 #[cfg(test)]
 mod tests {
-    use aws_lambda_events::event::sqs::SqsMessage;
     use object_store::memory::InMemory;
 
     use super::*;
     use crate::ingest::{ConverterOptions, Quarantine};
-    use crate::schema::TableSchema;
     use crate::stage::FragmentStore;
     use crate::testing::sources::MemorySource;
+    use crate::testing::{events, schemas};
 
     const ROUTES: &str = r#"{"routes": [
         {"name": "web", "prefix": "web/", "table_uri": "memory:///web", "schema": "web.json"},
@@ -172,23 +171,11 @@ mod tests {
     ]}"#;
 
     fn created(key: &str) -> String {
-        let object = crate::lineage::SourceObject { bucket: "raw".into(), key: key.into(), ..Default::default() };
-        crate::ops::backfill::notification_body(&crate::ops::backfill::ListedObject {
-            object,
-            size: 1,
-            last_modified: None,
-        })
+        events::created("raw", key)
     }
 
     fn sqs(bodies: &[String]) -> SqsEvent {
-        let mut event = SqsEvent::default();
-        for (i, body) in bodies.iter().enumerate() {
-            let mut message = SqsMessage::default();
-            message.message_id = Some(format!("m{i}"));
-            message.body = Some(body.clone());
-            event.records.push(message);
-        }
-        event
+        events::sqs_event(bodies)
     }
 
     #[tokio::test]
@@ -196,8 +183,8 @@ mod tests {
         let routes = Routes::parse(ROUTES, "routes.json", |_| None).unwrap();
         let source = Arc::new(MemorySource::default());
         let (web, api) = (FragmentStore::new(Arc::new(InMemory::new())), FragmentStore::new(Arc::new(InMemory::new())));
-        let converter = |store: &FragmentStore, schema: &str| {
-            let schema = Arc::new(TableSchema::parse(schema, "t").unwrap());
+        let converter = |store: &FragmentStore, schema: &schemas::NamedSchema| {
+            let schema = schema.parse();
             Converter::new(
                 source.clone(),
                 store.clone(),
@@ -206,10 +193,7 @@ mod tests {
                 ConverterOptions::default(),
             )
         };
-        let converters = vec![
-            converter(&web, r#"{"fields":[{"name":"page","type":"string"}]}"#),
-            converter(&api, r#"{"fields":[{"name":"status","type":"long"}]}"#),
-        ];
+        let converters = vec![converter(&web, &schemas::PAGE), converter(&api, &schemas::STATUS)];
         let isolated = Arc::new(crate::testing::isolation::KeptIsolation::default());
         let routed = RoutedConverter::new(routes, converters).unwrap().with_isolation(isolated.clone());
         source.put("raw", "web/a.json", &b"{\"page\":\"/\"}\n{\"page\":\"/x\"}\n"[..]);
@@ -261,7 +245,7 @@ mod tests {
         .unwrap();
         let source = Arc::new(MemorySource::default());
         let store = FragmentStore::new(Arc::new(InMemory::new()));
-        let schema = Arc::new(TableSchema::parse(r#"{"fields":[{"name":"id","type":"long"}]}"#, "t").unwrap());
+        let schema = schemas::ID.parse();
         let converter = Converter::new(
             source.clone(),
             store.clone(),

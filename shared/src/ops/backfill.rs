@@ -4,14 +4,10 @@
 
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use chrono::{DateTime, NaiveDate, Utc};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::error::{Error, Result};
+use crate::ingest::notification_body;
 use crate::lineage::SourceObject;
-
-/// Characters S3 leaves as they are when it form-encodes keys in notifications.
-const KEY_SAFE: &AsciiSet =
-    &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/').remove(b' ');
 
 /// An existing object found by listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,41 +97,6 @@ pub async fn list_objects(
     Ok(listed)
 }
 
-/// An SQS message carrying the synthetic notification for `object`, as the converter receives
-/// it from the event source mapping (for local runs, benchmarks and tests).
-pub fn sqs_message(id: impl Into<String>, object: SourceObject) -> aws_lambda_events::event::sqs::SqsMessage {
-    let listed = ListedObject { object, size: 0, last_modified: None };
-    let mut message = aws_lambda_events::event::sqs::SqsMessage::default();
-    message.message_id = Some(id.into());
-    message.body = Some(notification_body(&listed));
-    message
-}
-
-/// The S3 `ObjectCreated` notification S3 itself would have sent for `listed`.
-pub fn notification_body(listed: &ListedObject) -> String {
-    let key = utf8_percent_encode(&listed.object.key, KEY_SAFE).to_string().replace(' ', "+");
-    let mut body = serde_json::json!({"Records": [{
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "awsRegion": "",
-        "eventTime": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "eventName": "ObjectCreated:Backfill",
-        "userIdentity": {"principalId": "inlet-backfill"},
-        "requestParameters": {"sourceIPAddress": ""},
-        "responseElements": {},
-        "s3": {
-            "s3SchemaVersion": "1.0",
-            "configurationId": "inlet-backfill",
-            "bucket": {"name": listed.object.bucket, "arn": format!("arn:aws:s3:::{}", listed.object.bucket)},
-            "object": {"key": key, "size": listed.size, "eTag": listed.object.etag.clone().unwrap_or_default()}
-        }
-    }]});
-    if let Some(version) = &listed.object.version {
-        body["Records"][0]["s3"]["object"]["versionId"] = version.clone().into();
-    }
-    body.to_string()
-}
-
 /// Sends notifications for `objects` to the ingest queue, ten per request; `progress` is called
 /// with the number sent so far.
 pub async fn enqueue(
@@ -152,7 +113,7 @@ pub async fn enqueue(
             .map(|(i, listed)| {
                 SendMessageBatchRequestEntry::builder()
                     .id(i.to_string())
-                    .message_body(notification_body(listed))
+                    .message_body(notification_body(&listed.object, listed.size))
                     .build()
             })
             .collect::<Result<Vec<_>, _>>()
@@ -182,7 +143,6 @@ pub async fn enqueue(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::event::{Notification, parse_notification};
 
     fn listed(key: &str, modified: &str) -> ListedObject {
         ListedObject {
@@ -195,15 +155,6 @@ mod tests {
             size: 10,
             last_modified: Some(DateTime::parse_from_rfc3339(modified).unwrap().with_timezone(&Utc)),
         }
-    }
-
-    #[test]
-    fn synthetic_notifications_parse_back_to_the_same_object() {
-        let object = listed("web/date=2026-05-16/a b+c é%.json.zst", "2026-05-16T00:00:00Z");
-        let Notification::Objects(parsed) = parse_notification(&notification_body(&object)).unwrap() else {
-            panic!("not an object notification")
-        };
-        assert_eq!(parsed, vec![object.object]);
     }
 
     #[test]

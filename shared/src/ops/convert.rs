@@ -10,8 +10,8 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::ingest::sqs_message;
 use crate::ingest::{ConversionReport, Converter, ConverterOptions, Quarantine, QuarantinedLine};
-use crate::ops::backfill::sqs_message;
 pub use crate::ops::local::LOCAL_BUCKET;
 use crate::ops::local::LocalSource;
 use crate::schema::TableSchema;

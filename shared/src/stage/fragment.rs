@@ -23,7 +23,7 @@ use crate::layout::{
     batch_record, partition_directory,
 };
 use crate::lineage::FragmentSource;
-use crate::stage::page_writer::{PageCodec, PageFileWriter, PageFormat, PageLayout};
+use crate::stage::page_writer::{PageCodec, PageFileWriter, PageLayout};
 
 /// What a fragment's footer says, read without its rows.
 #[derive(Debug, Clone)]
@@ -70,8 +70,6 @@ pub struct FragmentEncoding {
     /// Encode pages straight from the Arrow arrays (`stage::page_writer`) where the settings and
     /// schema allow it, instead of through `ArrowWriter`.
     pub direct_pages: bool,
-    /// The direct page writer's page layout.
-    pub pages: PageFormat,
 }
 
 impl Default for FragmentEncoding {
@@ -87,7 +85,6 @@ impl Default for FragmentEncoding {
             dictionary: true,
             statistics: true,
             direct_pages: true,
-            pages: PageFormat::V1Plain,
         }
     }
 }
@@ -177,7 +174,6 @@ impl FragmentWriter {
             row_group_rows: ROW_GROUP_ROWS,
             statistics: encoding.statistics,
             dictionary: encoding.dictionary,
-            format: encoding.pages,
         };
         let pages = match encoding.page_codec() {
             Some(codec) => PageFileWriter::try_new(schema, codec, limits)?,
@@ -563,7 +559,7 @@ mod tests {
 
     #[tokio::test]
     async fn fragments_round_trip_with_their_sources() {
-        let schema = Arc::new(TableSchema::parse(r#"{"fields":[{"name":"id","type":"long"}]}"#, "t").unwrap());
+        let schema = crate::testing::schemas::ID.parse();
         let object =
             SourceObject { bucket: "raw".into(), key: "k.json".into(), etag: Some("e1".into()), ..Default::default() };
         let batches =

@@ -9,5 +9,4 @@ pub(crate) mod page_writer;
 pub mod store;
 
 pub use fragment::{FragmentEncoding, FragmentInfo, FragmentStore, FragmentWriter};
-pub use page_writer::PageFormat;
 pub use store::table_store;

@@ -8,8 +8,8 @@
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 
+use crate::ingest::notification_body;
 use crate::lineage::SourceObject;
-use crate::ops::backfill::{ListedObject, notification_body};
 
 /// The event time of every test notification.
 pub const EVENT_TIME: &str = "2026-05-16T10:00:00.000Z";
@@ -68,9 +68,8 @@ impl S3Notification {
 
     /// The message body, as S3 sends it to the queue.
     pub fn body(&self) -> String {
-        let listed = ListedObject { object: self.object.clone(), size: 1, last_modified: None };
         let mut body: serde_json::Value =
-            serde_json::from_str(&notification_body(&listed)).expect("a notification is JSON");
+            serde_json::from_str(&notification_body(&self.object, 1)).expect("a notification is JSON");
         let record = &mut body["Records"][0];
         record["eventName"] = self.event.clone().into();
         record["eventTime"] = EVENT_TIME.into();

@@ -18,8 +18,6 @@ use crate::schema::{Layout, TableSchema};
 use crate::stage::fragment::{self, FragmentWriter};
 use crate::stage::table_store;
 
-const SCHEMA: &str = r#"{"fields":[{"name":"id","type":"long"}]}"#;
-
 /// Small files, and no waiting for partitions to grow.
 fn test_options() -> CompactorOptions {
     CompactorOptions { target_file_bytes: 1 << 20, min_bytes: 0, ..CompactorOptions::default() }
@@ -36,7 +34,7 @@ struct Lake {
 fn lake(layout: Layout) -> Lake {
     let dir = tempfile::tempdir().unwrap();
     let url = url::Url::from_directory_path(dir.path()).unwrap();
-    let schema = Arc::new(TableSchema::parse_with(SCHEMA, "t", layout).unwrap());
+    let schema = crate::testing::schemas::ID.parse_with(layout);
     let store = table_store(&url, &Map::new()).unwrap();
     Lake { fragments: FragmentStore::new(store.clone()), dir, url, schema, store }
 }

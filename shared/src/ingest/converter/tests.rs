@@ -1,6 +1,5 @@
 use arrow_array::Array;
 use arrow_array::cast::AsArray;
-use aws_lambda_events::event::sqs::SqsMessage;
 use object_store::memory::InMemory;
 
 use std::collections::HashSet;
@@ -10,35 +9,18 @@ use crate::lineage::content_digest;
 use crate::schema::Layout;
 use crate::stage::fragment::Fragment;
 use crate::testing::sources::MemorySource;
-
-const SCHEMA: &str = r#"{"fields":[{"name":"id","type":"long"},{"name":"at","type":"timestamp"}]}"#;
+use crate::testing::{events, schemas};
 
 fn notification(bucket: &str, key: &str, event: &str) -> String {
-    let encoded: String = key.split('/').map(|s| s.replace(' ', "+")).collect::<Vec<_>>().join("/");
-    serde_json::json!({"Records": [{
-        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
-        "eventTime": "2026-05-16T10:00:00.000Z", "eventName": event,
-        "userIdentity": {"principalId": "test"}, "requestParameters": {"sourceIPAddress": "127.0.0.1"},
-        "responseElements": {}, "s3": {"s3SchemaVersion": "1.0", "configurationId": "t",
-        "bucket": {"name": bucket, "arn": format!("arn:aws:s3:::{bucket}")},
-        "object": {"key": encoded, "size": 1, "eTag": format!("etag-{key}")}}
-    }]})
-    .to_string()
+    events::S3Notification::created(bucket, key).event(event).body()
 }
 
 fn created(key: &str) -> String {
-    notification("raw", key, "ObjectCreated:Put")
+    events::created("raw", key)
 }
 
 fn sqs(bodies: Vec<String>) -> SqsEvent {
-    let mut event = SqsEvent::default();
-    for (i, body) in bodies.into_iter().enumerate() {
-        let mut message = SqsMessage::default();
-        message.message_id = Some(format!("m{i}"));
-        message.body = Some(body);
-        event.records.push(message);
-    }
-    event
+    events::sqs_event(bodies)
 }
 
 struct Fixture {
@@ -49,7 +31,7 @@ struct Fixture {
 }
 
 fn fixture(layout: Layout, options: ConverterOptions) -> Fixture {
-    let schema = Arc::new(TableSchema::parse_with(SCHEMA, "t", layout).unwrap());
+    let schema = schemas::ID_AT.parse_with(layout);
     let source = Arc::new(MemorySource::default());
     let lake = Arc::new(InMemory::new());
     let fragments = FragmentStore::new(lake.clone());
@@ -165,13 +147,11 @@ async fn an_object_named_twice_in_a_batch_is_staged_once() {
 
 /// A notification of one version of `key`, as S3 sends it for a (versioned) bucket.
 fn created_version(key: &str, etag: &str, version: Option<&str>) -> String {
-    let mut body: serde_json::Value = serde_json::from_str(&created(key)).unwrap();
-    let object = &mut body["Records"][0]["s3"]["object"];
-    object["eTag"] = etag.into();
-    if let Some(version) = version {
-        object["versionId"] = version.into();
+    let notification = events::S3Notification::created("raw", key).etag(etag);
+    match version {
+        Some(version) => notification.version(version).body(),
+        None => notification.body(),
     }
-    body.to_string()
 }
 
 #[tokio::test]
@@ -271,7 +251,7 @@ impl ObjectSource for SlowSource {
 /// and a converter reading from it.
 fn with_a_slow_object() -> (Fixture, Converter) {
     let f = fixture(Layout::default(), small());
-    let schema = Arc::new(TableSchema::parse_with(SCHEMA, "t", Layout::default()).unwrap());
+    let schema = schemas::ID_AT.parse();
     let converter = Converter::new(
         Arc::new(SlowSource(f.source.clone())),
         f.fragments.clone(),
@@ -363,7 +343,7 @@ async fn a_large_object_cut_off_by_the_deadline_fails_alone_and_what_it_staged_i
     let mut f = fixture(Layout::default(), options);
     let pace = std::time::Duration::from_millis(10);
     let source = Arc::new(PacedSource { objects: f.source.clone(), opened: Default::default(), pace });
-    let schema = Arc::new(TableSchema::parse_with(SCHEMA, "t", Layout::default()).unwrap());
+    let schema = schemas::ID_AT.parse();
     f.converter = Converter::new(source, f.fragments.clone(), f.quarantine.clone(), schema, options);
     // Lines that barely compress: the stored object is many zstd blocks (each decoded
     // only once whole) and many chunks, read over seconds.
@@ -473,7 +453,7 @@ async fn a_fragment_that_cannot_be_staged_fails_the_batch() {
     let lake_dir = tempfile::tempdir().unwrap();
     std::fs::write(lake_dir.path().join("_inlet"), b"not a directory").unwrap();
     let lake = Arc::new(object_store::local::LocalFileSystem::new_with_prefix(lake_dir.path()).unwrap());
-    let schema = Arc::new(TableSchema::parse_with(SCHEMA, "t", Layout::default()).unwrap());
+    let schema = schemas::ID_AT.parse();
     let source = Arc::new(MemorySource::default());
     for i in 0..3 {
         source.put("raw", &format!("o{i}.json"), lines(i * 10..i * 10 + 10));
@@ -715,7 +695,7 @@ fn streaming_fixture(overwrite: bool) -> (Fixture, Arc<StreamingSource>) {
     let options = ConverterOptions { piece_bytes: 4096, fragment_bytes: 16 << 10, ..small() };
     let mut f = fixture(Layout::default(), options);
     let source = Arc::new(StreamingSource { objects: f.source.clone(), opens: Default::default(), overwrite });
-    let schema = Arc::new(TableSchema::parse_with(SCHEMA, "t", Layout::default()).unwrap());
+    let schema = schemas::ID_AT.parse();
     f.converter = Converter::new(source.clone(), f.fragments.clone(), f.quarantine.clone(), schema, options);
     (f, source)
 }

@@ -272,13 +272,7 @@ impl ColumnDecoder {
             let before = rows.len();
             // The row sees its own line only, so it decodes as it would alone.
             let end = memchr::memchr(b'\n', &data[line.start..]).map_or(data.len(), |at| line.start + at);
-            if end - line.start > self.max_line_bytes {
-                let reason = format!(
-                    "line is {} bytes, over the limit of {} (INLET_MAX_LINE_BYTES)",
-                    end - line.start,
-                    self.max_line_bytes
-                );
-                let refused = RefusedLine { line: line.number, text: line.start..end, reason };
+            if let Some(refused) = self.overlong(line, end) {
                 self.refuse(&mut out, &mut held, refused, budget);
                 cursor.pos = end;
                 continue;
@@ -294,10 +288,7 @@ impl ColumnDecoder {
                         out.rescued.push(rescued);
                     }
                     batch_text += end - line.start;
-                    if rows.len() >= self.batch_rows
-                        || rows.len() * self.leaves >= BATCH_VALUES
-                        || batch_text >= BATCH_TEXT_BYTES
-                    {
+                    if self.batch_full(rows.len(), batch_text) {
                         self.finish_batch(&mut rows, &mut out, &mut held, budget)?;
                         batch_text = 0;
                     }
@@ -322,6 +313,23 @@ impl ColumnDecoder {
             spare.push(rows);
         }
         Ok(out)
+    }
+
+    /// The refusal of a line ending at `end` that is longer than the line limit.
+    #[inline]
+    fn overlong(&self, line: Line, end: usize) -> Option<RefusedLine> {
+        let length = end - line.start;
+        (length > self.max_line_bytes).then(|| RefusedLine {
+            line: line.number,
+            text: line.start..end,
+            reason: format!("line is {length} bytes, over the limit of {} (INLET_MAX_LINE_BYTES)", self.max_line_bytes),
+        })
+    }
+
+    /// Whether a batch of `rows` rows decoded from `text` bytes is to end here.
+    #[inline]
+    fn batch_full(&self, rows: usize, text: usize) -> bool {
+        rows >= self.batch_rows || rows * self.leaves >= BATCH_VALUES || text >= BATCH_TEXT_BYTES
     }
 
     /// Adds a refused line to a step's output and to what the step holds.

@@ -114,8 +114,7 @@ fn every_line_decodes_as_arrow_json_decodes_it() {
 
 #[test]
 fn the_reference_workload_decodes_as_arrow_json_decodes_it() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/events.schema.json");
-    let schema = TableSchema::from_path(std::path::Path::new(path)).unwrap().decoded;
+    let schema = crate::testing::schemas::events().decoded.clone();
     for seed in 1..4 {
         let data = crate::testing::sample::ndjson_object(seed, 0, 128 * 1024);
         assert_same_as_arrow_json(&schema, &data, 100);

@@ -100,18 +100,6 @@ pub struct PageLayout {
     pub statistics: bool,
     /// Dictionary-encode a leaf's pages while its values repeat (`dictionary`).
     pub dictionary: bool,
-    /// How data pages are laid out: there is one layout, so nothing reads it.
-    #[expect(dead_code, reason = "set from `FragmentEncoding::pages`, which has one value")]
-    pub format: PageFormat,
-}
-
-/// Data page layouts: the one this writer writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PageFormat {
-    /// V1 pages, values PLAIN where not from the dictionary: what every Parquet reader takes
-    /// (Spark's vectorized reader refused standalone `DELTA_LENGTH_BYTE_ARRAY` before 3.4), as
-    /// the table files copied from fragments need.
-    V1Plain,
 }
 
 /// Writes record batches of one schema into a Parquet file held in memory.

@@ -32,7 +32,7 @@ fn concat(schema: &SchemaRef, batches: &[RecordBatch]) -> RecordBatch {
 
 /// Pages without dictionaries or statistics: every value PLAIN.
 fn plain_layout(page_bytes: usize, row_group_rows: usize) -> PageLayout {
-    PageLayout { page_bytes, row_group_rows, statistics: false, dictionary: false, format: PageFormat::V1Plain }
+    PageLayout { page_bytes, row_group_rows, statistics: false, dictionary: false }
 }
 
 /// The codec fragments are written with.
@@ -160,8 +160,7 @@ fn nested_nullable_columns_read_back_as_written() {
 fn the_reference_workload_reads_back_as_decoded() {
     use crate::lineage::FragmentSource;
     use crate::stage::fragment::{FragmentEncoding, FragmentWriter};
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/events.schema.json");
-    let schema = Arc::new(crate::schema::TableSchema::from_path(std::path::Path::new(path)).unwrap());
+    let schema = crate::testing::schemas::events();
     let object =
         crate::lineage::SourceObject { bucket: "raw".into(), key: "k.json".into(), etag: None, ..Default::default() };
     let data = crate::testing::sample::ndjson_object(3, 0, 256 * 1024);
@@ -345,6 +344,14 @@ fn pages_that_barely_compress_read_back() {
     // have no other way.
     let pages = |column| reader.get_row_group(0).unwrap().get_column_page_reader(column).unwrap().count();
     assert_eq!(pages(0), 40);
+    let chunk = |column| reader.metadata().row_group(0).column(column).clone();
+    let constant = chunk(1);
+    assert!(
+        constant.compressed_size() < constant.uncompressed_size() / 4,
+        "the constant column's pages are compressed: {} of {} bytes",
+        constant.compressed_size(),
+        constant.uncompressed_size()
+    );
     assert_eq!(read_back(file), concat(&schema, &batches));
 }
 
@@ -434,13 +441,7 @@ fn chunk_statistics_are_those_arrow_writer_writes() {
         let mut arrow = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(properties)).unwrap();
         arrow.write(&batch).unwrap();
         let expected = SerializedFileReader::new(Bytes::from(arrow.into_inner().unwrap())).unwrap();
-        let layout = PageLayout {
-            page_bytes: 512,
-            row_group_rows: rows,
-            statistics: true,
-            dictionary: true,
-            format: PageFormat::V1Plain,
-        };
+        let layout = PageLayout { page_bytes: 512, row_group_rows: rows, statistics: true, dictionary: true };
         let ours = SerializedFileReader::new(Bytes::from(write(std::slice::from_ref(&batch), zstd(), layout))).unwrap();
         let (expected, ours) = (expected.metadata(), ours.metadata());
         assert_eq!(ours.num_row_groups(), expected.num_row_groups());
@@ -468,13 +469,7 @@ fn dictionary_pages_read_back_and_give_way_to_plain_ones() {
     let columns: Vec<(&str, ArrayRef)> = vec![("value", Arc::new(values)), ("id", Arc::new(ids))];
     let batch = RecordBatch::try_from_iter(columns).unwrap();
     let plain = parquet::basic::Encoding::PLAIN;
-    let layout = PageLayout {
-        page_bytes: 64 * 1024,
-        row_group_rows: usize::MAX,
-        statistics: true,
-        dictionary: true,
-        format: PageFormat::V1Plain,
-    };
+    let layout = PageLayout { page_bytes: 64 * 1024, row_group_rows: usize::MAX, statistics: true, dictionary: true };
     let file = write(std::slice::from_ref(&batch), zstd(), layout);
     let metadata = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(file.clone())).unwrap().metadata().clone();
     let value = metadata.row_group(0).column(0);

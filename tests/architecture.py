@@ -2,7 +2,8 @@
 """Keeps the library's shape: run by `make lint`, fails with one line per finding.
 
 Three rules over `shared/src` (test code apart: `tests.rs` files, `#[cfg(test)]` items, and
-`testing/`, which only tests and benchmarks compile):
+`testing/`, which only tests and benchmarks compile), the function length also over the
+functions' and the command's own code:
 
 * a file holds at most MAX_FILE_LINES lines of library code;
 * a function spans at most MAX_FN_LINES lines, from its signature to its closing brace;
@@ -187,6 +188,21 @@ def resolve(path, here):
     return rest[0] if rest else None
 
 
+def check_lengths_only(path, findings):
+    """The length rules for a binary's own code (the functions' mains, the command)."""
+    text = path.read_text()
+    code = blank_out(text)
+    tests = test_spans(code)
+    rel = path.relative_to(ROOT.parent.parent)
+    for m in re.finditer(r"\bfn\s+([A-Za-z_][A-Za-z0-9_]*)", code):
+        if inside(tests, m.start()):
+            continue
+        end = item_end(code, m.end())
+        first, last = line_of(code, m.start()), line_of(code, end)
+        if code[end] == "}" and last - first + 1 > MAX_FN_LINES:
+            findings.append(f"{rel}:{first}: fn {m.group(1)} spans {last - first + 1} lines (at most {MAX_FN_LINES})")
+
+
 def check(path, findings):
     text = path.read_text()
     code = blank_out(text)
@@ -240,10 +256,26 @@ def check(path, findings):
 ROOT_MODULES = {p.stem for p in ROOT.glob("*.rs")} | {p.name for p in ROOT.iterdir() if p.is_dir()}
 
 
+def self_test():
+    """The parsing this check relies on, on cases that once fooled simpler checks."""
+    code = blank_out('let s = "fn x() { crate::ops::y }"; // crate::ops::z {\nlet c = \'{\'; let r = r#"}"#;')
+    assert "crate::ops" not in code and "{" not in code.replace("x() {", ""), code
+    assert sorted(use_roots("crate::{ingest::{a, b}, commit::c, self}")) == [
+        "crate::commit::c", "crate::ingest::a", "crate::ingest::b", "crate::self"]
+    assert resolve("super::super::ops::x", ["ingest", "converter", "large"]) == "ingest"
+    assert resolve("super::super::super::ops::x", ["ingest", "converter", "large"]) == "ops"
+    tests = test_spans(blank_out("fn a() {}\n#[cfg(test)]\nmod tests { fn b() {} }\n"))
+    assert len(tests) == 1
+
+
 def main():
+    self_test()
     findings = []
     for path in sorted(ROOT.rglob("*.rs")):
         check(path, findings)
+    for path in sorted(list((ROOT.parent.parent / "cli" / "src").rglob("*.rs"))
+                       + list((ROOT.parent.parent / "functions").glob("*/src/**/*.rs"))):
+        check_lengths_only(path, findings)
     unplaced = ROOT_MODULES - {"lib"} - EXEMPT - set().union(*LAYERS)
     findings += [f"shared/src/{m}: a module with no layer in tests/architecture.py" for m in sorted(unplaced)]
     for finding in findings:

@@ -276,4 +276,32 @@ mod tests {
         assert!(report.isolated.is_empty() && report.failed_messages.is_empty());
         assert_eq!(report.tables[0].2.rows, 2);
     }
+
+    #[tokio::test]
+    async fn a_message_naming_objects_of_two_tables_stages_each_in_its_own() {
+        let routes = Routes::parse(ROUTES, "routes.json", |_| None).unwrap();
+        let source = Arc::new(MemorySource::default());
+        let (web, api) = (FragmentStore::new(Arc::new(InMemory::new())), FragmentStore::new(Arc::new(InMemory::new())));
+        let converter = |store: &FragmentStore, schema: &schemas::NamedSchema| {
+            let options = ConverterOptions::default();
+            Converter::new(source.clone(), store.clone(), Quarantine::new(store.store()), schema.parse(), options)
+        };
+        let routed =
+            RoutedConverter::new(routes, vec![converter(&web, &schemas::PAGE), converter(&api, &schemas::STATUS)])
+                .unwrap();
+        source.put("raw", "web/a.json", &b"{\"page\":\"/\"}\n"[..]);
+        source.put("raw", "api/b.json", &b"{\"status\":200}\n{\"status\":404}\n"[..]);
+        // One body naming both objects, as an SNS envelope or a batched notification can.
+        let mut both: serde_json::Value = serde_json::from_str(&created("web/a.json")).unwrap();
+        let other: serde_json::Value = serde_json::from_str(&created("api/b.json")).unwrap();
+        both["Records"].as_array_mut().unwrap().push(other["Records"][0].clone());
+
+        let report = routed.convert_until(&sqs(&[both.to_string()]), None).await.unwrap();
+        assert!(report.failed_messages.is_empty(), "{:?}", report.failed_messages);
+        let counts: Vec<(&str, usize, u64, u64)> =
+            report.tables.iter().map(|(name, _, r)| (name.as_str(), r.objects, r.rows, r.quarantined)).collect();
+        assert_eq!(counts, vec![("web", 1, 1, 0), ("api", 1, 2, 0)], "each table converts only its own object");
+        assert_eq!(staged_sources(&web).await, vec!["s3://raw/web/a.json"]);
+        assert_eq!(staged_sources(&api).await, vec!["s3://raw/api/b.json"]);
+    }
 }

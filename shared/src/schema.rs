@@ -34,6 +34,10 @@ use crate::partition::{PartitionSource, PartitionSpec};
 pub const SOURCE_FILE_COLUMN: &str = "_source_file";
 /// Lineage column: the ETag of the object version each row came from.
 pub const SOURCE_ETAG_COLUMN: &str = "_source_etag";
+/// Lineage column: the content digest of the object version each row came from
+/// ([`crate::lineage::content_digest`]), so that a load history rebuilt from the table's rows
+/// knows a re-upload of the same bytes; null in rows written before it existed.
+pub const SOURCE_DIGEST_COLUMN: &str = "_source_digest";
 /// Unknown top-level fields of a line, as a JSON object, when they are rescued.
 pub const RESCUED_COLUMN: &str = "_rescued";
 /// When the converter decoded the row (UTC), when configured.
@@ -150,7 +154,9 @@ impl TableSchema {
         }
         let mut formats = ValueFormats::new();
         let declared = struct_of(&file.fields, "", &mut formats).map_err(invalid)?;
-        for reserved in [SOURCE_FILE_COLUMN, SOURCE_ETAG_COLUMN, RESCUED_COLUMN, INGESTED_AT_COLUMN] {
+        for reserved in
+            [SOURCE_FILE_COLUMN, SOURCE_ETAG_COLUMN, SOURCE_DIGEST_COLUMN, RESCUED_COLUMN, INGESTED_AT_COLUMN]
+        {
             if declared.field(reserved).is_some() {
                 return Err(invalid(format!("{reserved} is reserved for Inlet's own columns")));
             }
@@ -181,6 +187,7 @@ impl TableSchema {
         }
         added.push(StructField::new(SOURCE_FILE_COLUMN, DataType::STRING, false));
         added.push(StructField::new(SOURCE_ETAG_COLUMN, DataType::STRING, true));
+        added.push(StructField::new(SOURCE_DIGEST_COLUMN, DataType::STRING, true));
         let decoded: Schema = (&declared).try_into_arrow().map_err(|err| invalid(err.to_string()))?;
         let delta =
             StructType::try_new(declared.fields().cloned().chain(added)).map_err(|err| invalid(err.to_string()))?;
@@ -343,8 +350,8 @@ mod tests {
         assert!(matches!(decoded.field_with_name("attributes").unwrap().data_type(), ArrowType::Map(..)));
         // Fragments and the table carry the lineage columns after the declared ones.
         let names: Vec<&str> = schema.table.fields().iter().skip(6).map(|f| f.name().as_str()).collect();
-        assert_eq!(names, vec![SOURCE_FILE_COLUMN, SOURCE_ETAG_COLUMN]);
-        assert_eq!(schema.delta.fields().count(), 8);
+        assert_eq!(names, vec![SOURCE_FILE_COLUMN, SOURCE_ETAG_COLUMN, SOURCE_DIGEST_COLUMN]);
+        assert_eq!(schema.delta.fields().count(), 9);
     }
 
     #[test]
@@ -389,7 +396,17 @@ mod tests {
             Layout { partition: Some("date=at".parse().unwrap()), rescue_unknown_fields: true, ingested_at: true };
         let schema = TableSchema::parse_with(NESTED, "t", layout).unwrap();
         let names: Vec<&str> = schema.table.fields().iter().skip(6).map(|f| f.name().as_str()).collect();
-        assert_eq!(names, vec!["date", RESCUED_COLUMN, INGESTED_AT_COLUMN, SOURCE_FILE_COLUMN, SOURCE_ETAG_COLUMN]);
+        assert_eq!(
+            names,
+            vec![
+                "date",
+                RESCUED_COLUMN,
+                INGESTED_AT_COLUMN,
+                SOURCE_FILE_COLUMN,
+                SOURCE_ETAG_COLUMN,
+                SOURCE_DIGEST_COLUMN
+            ]
+        );
         assert_eq!(schema.partition_columns(), vec!["date".to_string()]);
         assert_eq!(schema.decoded.fields().len(), 6, "only declared fields are decoded from JSON");
     }

@@ -87,9 +87,11 @@ async fn put_objects_become_rows_that_an_independent_reader_sees() {
         let (line, uri) = written.get(id).unwrap_or_else(|| panic!("row {id} was never written"));
         assert_eq!(row["_source_file"].as_str().unwrap(), uri);
         assert_eq!(row["_source_etag"].as_str().unwrap(), etags[uri], "lineage names the object version read");
+        assert!(row["_source_digest"].as_str().unwrap().starts_with("xxh3-128:"), "and the content read");
         let mut row = row.clone();
         row.remove("_source_file");
         row.remove("_source_etag");
+        row.remove("_source_digest");
         assert_eq!(&Value::Object(row), line, "row {id} differs from its input line");
     }
 
@@ -414,9 +416,11 @@ async fn an_object_stored_larger_than_a_piece_is_streamed_from_s3_and_lands_once
         let id = row["event_id"].as_str().unwrap();
         let (line, uri) = written.get(id).unwrap_or_else(|| panic!("row {id} was never written"));
         assert_eq!(row["_source_file"].as_str().unwrap(), uri);
+        assert!(row["_source_digest"].as_str().unwrap().starts_with("xxh3-128:"));
         let mut row = row.clone();
         row.remove("_source_file");
         row.remove("_source_etag");
+        row.remove("_source_digest");
         assert_eq!(&Value::Object(row), line, "row {id} differs from its input line");
     }
     assert_eq!(pipeline.queue_depth(&pipeline.dlq_url).await.unwrap(), 0);

@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::ingest::json::{ColumnDecoder, DecodedRows, Progress, StepBudget};
 use crate::lineage::SourceObject;
-use crate::schema::{INGESTED_AT_COLUMN, RESCUED_COLUMN, SOURCE_ETAG_COLUMN, SOURCE_FILE_COLUMN, TableSchema};
+use crate::schema::{
+    INGESTED_AT_COLUMN, RESCUED_COLUMN, SOURCE_DIGEST_COLUMN, SOURCE_ETAG_COLUMN, SOURCE_FILE_COLUMN, TableSchema,
+};
 
 /// A line that could not become a row, kept with everything needed to replay it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,6 +130,7 @@ impl Decoding {
 struct Origin<'a> {
     uri: &'a str,
     etag: Option<&'a str>,
+    digest: Option<&'a str>,
     /// Microseconds since the epoch, when the object was decoded.
     ingested_at: i64,
 }
@@ -199,10 +202,10 @@ impl JsonDecoder {
         budget_bytes: usize,
     ) -> Result<DecodedPiece> {
         let uri = object.uri();
-        let etag = object.etag.as_deref();
-        let origin = Origin { uri: &uri, etag, ingested_at: decoding.ingested_at };
-        // The lineage columns: the key and ETag repeated on every row, their offsets, the time.
-        let row_bytes = uri.len() + etag.map_or(0, str::len) + 16;
+        let (etag, digest) = (object.etag.as_deref(), object.digest.as_deref());
+        let origin = Origin { uri: &uri, etag, digest, ingested_at: decoding.ingested_at };
+        // The lineage columns: the key, ETag and digest repeated on every row, their offsets, the time.
+        let row_bytes = uri.len() + etag.map_or(0, str::len) + digest.map_or(0, str::len) + 20;
         // A refused line's record repeats the key, beside its reason and text.
         let refused_bytes = uri.len() + std::mem::size_of::<QuarantinedLine>();
         let budget = StepBudget { bytes: budget_bytes, row_bytes, refused_bytes };
@@ -241,6 +244,7 @@ impl JsonDecoder {
             let column: ArrayRef = match field.name().as_str() {
                 SOURCE_FILE_COLUMN => Arc::new(StringArray::from_iter_values(std::iter::repeat_n(origin.uri, rows))),
                 SOURCE_ETAG_COLUMN => Arc::new(StringArray::from(vec![origin.etag; rows])),
+                SOURCE_DIGEST_COLUMN => Arc::new(StringArray::from(vec![origin.digest; rows])),
                 INGESTED_AT_COLUMN => Arc::new(
                     TimestampMicrosecondArray::from(vec![origin.ingested_at; rows]).with_timezone(UTC_TIMEZONE),
                 ),

@@ -174,6 +174,27 @@ impl Lake {
         decoded.batches.into_iter().flat_map(|b| spec.split(b, value).unwrap()).map(|(_, b)| b).collect()
     }
 
+    /// Each row's id and `_source_digest`, by id.
+    fn digests(&self, table: &DeltaTable) -> Vec<(i64, Option<String>)> {
+        let mut rows = Vec::new();
+        for uri in table.get_file_uris().unwrap() {
+            let path = uri.strip_prefix("file://").map(str::to_string).unwrap_or(uri);
+            let path = if path.starts_with('/') { path.into() } else { self.dir.path().join(path) };
+            for batch in
+                ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap()).unwrap().build().unwrap()
+            {
+                let batch = batch.unwrap();
+                let ids = batch.column_by_name("id").unwrap().as_primitive::<arrow_array::types::Int64Type>();
+                let digests = batch.column_by_name(crate::schema::SOURCE_DIGEST_COLUMN).unwrap().as_string::<i32>();
+                rows.extend(
+                    ids.iter().zip(digests.iter()).map(|(id, digest)| (id.unwrap(), digest.map(str::to_string))),
+                );
+            }
+        }
+        rows.sort();
+        rows
+    }
+
     fn rows(&self, table: &DeltaTable) -> Vec<i64> {
         let mut ids = Vec::new();
         for uri in table.get_file_uris().unwrap() {
@@ -454,6 +475,83 @@ async fn with_the_index_and_the_early_log_gone_the_history_is_rebuilt_from_linea
     lake.stage("b3", "o2.json", 20..30).await;
     let report = lake.compactor().run(&mut table, false).await.unwrap();
     assert_eq!((report.rows, report.duplicate_rows), (0, 10));
+}
+
+#[tokio::test]
+async fn after_a_rebuild_identical_re_uploads_are_known_by_their_content() {
+    let lake = lake(Layout::default());
+    let mut table = lake.table().await;
+    for i in 0..6 {
+        let digest = format!("xxh3-128:{i:032x}");
+        lake.stage_version(&format!("b{i}"), &format!("o{i}.json"), "e1", Some(&digest), i * 10..i * 10 + 10).await;
+        lake.compactor().run(&mut table, false).await.unwrap();
+    }
+    // An identical re-upload before anything is lost: a duplicate, its ETag never committed.
+    let five = format!("xxh3-128:{:032x}", 5);
+    lake.stage_version("r0", "o5.json", "e2", Some(&five), 50..60).await;
+    let report = lake.compactor().run(&mut table, false).await.unwrap();
+    assert_eq!((report.rows, report.duplicate_rows), (0, 10));
+    // Everything derived is lost, and log cleanup took the first commits.
+    std::fs::remove_dir_all(lake.dir.path().join("_inlet/history")).unwrap();
+    let log = lake.dir.path().join("_delta_log");
+    assert!(log.join("00000000000000000003.checkpoint.parquet").exists());
+    for version in 0..3 {
+        std::fs::remove_file(log.join(format!("{version:020}.json"))).unwrap();
+    }
+    let mut table = lake.table().await;
+    // A backfill of the prefix reads the re-uploaded version: known by its content.
+    lake.stage_version("r3", "o5.json", "e2", Some(&five), 50..60).await;
+    let report = lake.compactor().run(&mut table, false).await.unwrap();
+    assert_eq!((report.rows, report.duplicate_rows), (0, 10), "the backfilled re-upload is a duplicate");
+    // Identical multipart re-uploads of two old objects: new ETags, the same bytes.
+    lake.stage_version("r1", "o1.json", "e2-2", Some(&format!("xxh3-128:{:032x}", 1)), 10..20).await;
+    lake.stage_version("r1", "o4.json", "e2-2", Some(&format!("xxh3-128:{:032x}", 4)), 40..50).await;
+    let report = lake.compactor().run(&mut table, false).await.unwrap();
+    assert_eq!((report.rows, report.duplicate_rows), (0, 20), "the rebuilt index knows their content");
+    // A changed object under an old key is new.
+    lake.stage_version("r2", "o2.json", "e3", Some(&format!("xxh3-128:{:032x}", 99)), 100..105).await;
+    let report = lake.compactor().run(&mut table, false).await.unwrap();
+    assert_eq!((report.rows, report.duplicate_rows), (5, 0));
+    assert_eq!(lake.rows(&table), (0..60).chain(100..105).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn fragments_staged_before_the_digest_column_land_once_with_a_null_digest() {
+    let lake = lake(Layout::default());
+    let mut table = lake.table().await;
+    let digest = format!("xxh3-128:{:032x}", 7);
+    lake.stage_version("b1", "new.json", "e1", Some(&digest), 0..3).await;
+    // A converter of an earlier release: the same lineage but no digest column.
+    let object = SourceObject {
+        bucket: "raw".into(),
+        key: "old.json".into(),
+        etag: Some("e1".into()),
+        digest: Some(format!("xxh3-128:{:032x}", 8)),
+        ..Default::default()
+    };
+    let data: String = (3..6).map(|i| format!("{{\"id\":{i}}}\n")).collect();
+    let batches = JsonDecoder::new(lake.schema.clone(), 64).decode(&object, data.as_bytes()).unwrap().batches;
+    let table_schema = &lake.schema.table;
+    let kept: Vec<usize> = (0..table_schema.fields().len())
+        .filter(|at| table_schema.field(*at).name() != crate::schema::SOURCE_DIGEST_COLUMN)
+        .collect();
+    let earlier = Arc::new(table_schema.project(&kept).unwrap());
+    let batches: Vec<RecordBatch> = batches.iter().map(|batch| batch.project(&kept).unwrap()).collect();
+    let mut writer = FragmentWriter::new(&earlier).unwrap();
+    writer.write(FragmentSource::new(&object, 3, Some(3)), &batches).unwrap();
+    lake.fragments.put(writer.finish("b2").unwrap(), None).await.unwrap();
+    lake.fragments.seal("b2", 1).await.unwrap();
+
+    let report = lake.compactor().run(&mut table, false).await.unwrap();
+    assert_eq!((report.rows, report.duplicate_rows), (6, 0));
+    let rows = lake.digests(&table);
+    let expected: Vec<(i64, Option<String>)> =
+        (0..3).map(|id| (id, Some(digest.clone()))).chain((3..6).map(|id| (id, None))).collect();
+    assert_eq!(rows, expected, "the earlier fragment's rows hold a null digest");
+    // Redelivered, it is a duplicate: the commit recorded its source.
+    lake.stage_version("b3", "old.json", "e1", Some(&format!("xxh3-128:{:032x}", 8)), 3..6).await;
+    let report = lake.compactor().run(&mut table, false).await.unwrap();
+    assert_eq!((report.rows, report.duplicate_rows), (0, 3));
 }
 
 #[tokio::test]

@@ -43,7 +43,7 @@ use crate::layout::{
     history_manifest_version, history_run, history_run_version,
 };
 use crate::lineage::{CommittedSource, SourceId, SourceKey};
-use crate::schema::{SOURCE_ETAG_COLUMN, SOURCE_FILE_COLUMN};
+use crate::schema::{SOURCE_DIGEST_COLUMN, SOURCE_ETAG_COLUMN, SOURCE_FILE_COLUMN};
 
 pub mod run;
 
@@ -54,8 +54,12 @@ pub const MANIFESTS_KEPT: usize = 3;
 /// Trailing runs are merged while the older one is at most this many times the newer ones
 /// together: at most about eight runs, each key rewritten some fifteen times over its life.
 pub const MERGE_RATIO: u64 = 4;
+/// Runs looked up at once: each holds a few reads of its blocks in memory.
+const RUN_LOOKUPS: usize = 2;
 /// Commits read at once when catching up with the log.
 const COMMIT_READS: usize = 16;
+/// Data files read at once when rebuilding from the table's lineage columns.
+const REBUILD_READS: usize = 8;
 /// Keys per run when rebuilding from the table's lineage columns (16 MiB of keys).
 const REBUILD_RUN_KEYS: usize = 1 << 20;
 
@@ -153,22 +157,30 @@ impl LoadHistory {
         let mut unknown: Vec<SourceKey> = by_key.keys().filter(|key| !held.contains(key)).copied().collect();
         unknown.sort_unstable();
         if !unknown.is_empty() {
-            let found = futures::future::try_join_all(self.runs.iter().map(|run| run.holding(store, &unknown))).await?;
-            held.extend(found.into_iter().flatten());
+            let mut found =
+                futures::stream::iter(&self.runs).map(|run| run.holding(store, &unknown)).buffer_unordered(RUN_LOOKUPS);
+            while let Some(keys) = found.try_next().await? {
+                held.extend(keys);
+            }
         }
         Ok(held.iter().flat_map(|key| by_key[key].iter().map(|id| (*id).clone())).collect())
     }
 
     /// Rebuilds the index from the lineage columns of the table's data `files` as of
     /// `version`, for when the log no longer holds every commit and no manifest is usable.
-    /// Costs a read of two columns of every file; a source whose lines were all quarantined
-    /// left no row, so it is not found (a replay rewrites the same quarantine record).
+    /// Costs a read of the lineage columns of every file, a few files at once. Rows carry
+    /// their source's content digest, so the rebuilt index knows a re-upload of the same bytes
+    /// as the lost one did (rows written before the digest column know their ETag only). A
+    /// source whose lines were all quarantined left no row, so it is not found (a replay
+    /// rewrites the same quarantine record).
     pub async fn rebuild(store: &Arc<dyn ObjectStore>, version: u64, files: Vec<Path>) -> Result<Self> {
         tracing::warn!(version, files = files.len(), "rebuilding the load history from the table's lineage columns");
         let mut runs = Vec::new();
         let mut keys: HashSet<SourceKey> = HashSet::new();
-        for file in files {
-            keys.extend(lineage_keys(store, &file).await?);
+        let mut read =
+            futures::stream::iter(&files).map(|file| lineage_keys(store, file)).buffer_unordered(REBUILD_READS);
+        while let Some(file_keys) = read.try_next().await? {
+            keys.extend(file_keys);
             if keys.len() >= REBUILD_RUN_KEYS {
                 runs.push(write_run(store, version, std::mem::take(&mut keys)).await?);
             }
@@ -348,11 +360,15 @@ async fn lineage_keys(store: &Arc<dyn ObjectStore>, file: &Path) -> Result<HashS
     let size = store.head(file).await?.size;
     let reader = StoreFile { store: store.clone(), path: file.clone(), size };
     let builder = ParquetRecordBatchStreamBuilder::new(reader).await?;
-    let mask = ProjectionMask::columns(builder.parquet_schema(), [SOURCE_FILE_COLUMN, SOURCE_ETAG_COLUMN]);
+    // Files written before the digest column have the other two only.
+    let with_digest = builder.schema().field_with_name(SOURCE_DIGEST_COLUMN).is_ok();
+    let columns = [SOURCE_FILE_COLUMN, SOURCE_ETAG_COLUMN, SOURCE_DIGEST_COLUMN];
+    let mask =
+        ProjectionMask::columns(builder.parquet_schema(), columns[..if with_digest { 3 } else { 2 }].iter().copied());
     let mut batches = builder.with_projection(mask).build()?;
     let mut keys = HashSet::new();
     // Rows of one source sit together: hash an identity only when it changes.
-    let mut last: Option<(String, Option<String>)> = None;
+    let mut last: Option<SourceId> = None;
     while let Some(batch) = batches.next().await {
         let batch = batch?;
         let column = |name: &str| -> Result<arrow_array::ArrayRef> {
@@ -362,15 +378,23 @@ async fn lineage_keys(store: &Arc<dyn ObjectStore>, file: &Path) -> Result<HashS
             Ok(arrow_cast::cast(column, &arrow_schema::DataType::Utf8)?)
         };
         let (uris, etags) = (column(SOURCE_FILE_COLUMN)?, column(SOURCE_ETAG_COLUMN)?);
+        let digests = if with_digest { Some(column(SOURCE_DIGEST_COLUMN)?) } else { None };
         let (uris, etags) = (uris.as_string::<i32>(), etags.as_string::<i32>());
+        let digests = digests.as_ref().map(|digests| digests.as_string::<i32>());
         for row in 0..batch.num_rows() {
-            let (uri, etag) = (uris.value(row), (!etags.is_null(row)).then(|| etags.value(row)));
-            if last.as_ref().is_some_and(|(u, e)| u == uri && e.as_deref() == etag) {
+            let (uri, etag) = (uris.value(row), etags.is_valid(row).then(|| etags.value(row)));
+            let digest = digests.and_then(|digests| digests.is_valid(row).then(|| digests.value(row)));
+            if last
+                .as_ref()
+                .is_some_and(|id| id.uri == uri && id.etag.as_deref() == etag && id.digest.as_deref() == digest)
+            {
                 continue;
             }
-            let id = SourceId { uri: uri.to_string(), etag: etag.map(str::to_string), digest: None };
-            keys.insert(id.key());
-            last = Some((id.uri, id.etag));
+            let id =
+                SourceId { uri: uri.to_string(), etag: etag.map(str::to_string), digest: digest.map(str::to_string) };
+            // Filed under every key a committed source is: its content and its ETag.
+            keys.extend(id.keys());
+            last = Some(id);
         }
     }
     Ok(keys)

@@ -28,8 +28,12 @@ use crate::lineage::SourceKey;
 
 /// Keys per block: the unit a lookup reads (16 KiB).
 pub const BLOCK_KEYS: usize = 1024;
-/// Block reads in flight at once during a lookup.
+/// Reads in flight at once during a lookup of one run.
 const BLOCK_READS: usize = 16;
+/// Most blocks one lookup read spans (512 KiB): wanted blocks close together are read at once.
+const SPAN_BLOCKS: usize = 32;
+/// Wanted blocks at most this many blocks apart share a read; the blocks between are skipped.
+const SPAN_GAP_BLOCKS: usize = 2;
 const KEY_BYTES: usize = 16;
 const FENCE_BYTES: usize = KEY_BYTES + 8;
 const FOOTER_BYTES: usize = 8 + 4 + 8 + 8;
@@ -153,7 +157,10 @@ impl Run {
         Ok(Self { path: path.clone(), entries, firsts, digests })
     }
 
-    /// Which of `keys` the run holds.
+    /// Which of `keys` the run holds. The blocks they fall in are read a few at a time and
+    /// dropped once answered, so memory is a few reads whatever the number of keys; blocks
+    /// lying close together are read together ([`read_spans`]), so a lookup of many keys
+    /// reads a dense stretch of the run in few requests.
     pub async fn holding(&self, store: &Arc<dyn ObjectStore>, keys: &[SourceKey]) -> Result<Vec<SourceKey>> {
         let mut wanted: Vec<(usize, SourceKey)> = keys
             .iter()
@@ -162,20 +169,34 @@ impl Run {
         wanted.sort_unstable();
         let mut blocks: Vec<usize> = wanted.iter().map(|(block, _)| *block).collect();
         blocks.dedup();
-        // One ranged read per block, a few at a time. Not `get_ranges`: on S3 it merges ranges
-        // less than a MiB apart, and the blocks of a compaction's sources are spread over the
-        // whole run, so it would read most of a large run to answer a few hundred keys.
-        let data: Vec<Bytes> = futures::stream::iter(blocks.iter().map(|block| self.block_range(*block)))
-            .map(|range| get_range(store, &self.path, range))
-            .buffered(BLOCK_READS)
-            .try_collect()
-            .await?;
+        // One ranged read per span. Not `get_ranges`: on S3 it merges ranges less than a MiB
+        // apart into reads of any size, which a lookup could not bound.
+        let mut reads = futures::stream::iter(read_spans(&blocks))
+            .map(|span| async move {
+                let start = self.block_range(span.start).start;
+                let bytes = get_range(store, &self.path, start..self.block_range(span.end - 1).end).await?;
+                Ok::<_, Error>((span, start, bytes))
+            })
+            // In order (`buffered`, not `buffer_unordered`): each span answers the wanted
+            // blocks after the previous one's.
+            .buffered(BLOCK_READS);
         let mut held = Vec::new();
-        for (block, bytes) in blocks.iter().zip(&data) {
-            let keys = self.checked_block(*block, bytes)?;
-            let first = wanted.partition_point(|(b, _)| b < block);
-            let last = wanted.partition_point(|(b, _)| b <= block);
-            held.extend(wanted[first..last].iter().map(|(_, key)| *key).filter(|key| keys.binary_search(key).is_ok()));
+        let mut next = 0;
+        while let Some((span, start, bytes)) = reads.try_next().await? {
+            for &block in &blocks[next..] {
+                if block >= span.end {
+                    break;
+                }
+                next += 1;
+                let range = self.block_range(block);
+                let at = (range.start - start) as usize..(range.end - start) as usize;
+                let keys = self.checked_block(block, bytes.get(at).unwrap_or_default())?;
+                let first = wanted.partition_point(|(b, _)| *b < block);
+                let last = wanted.partition_point(|(b, _)| *b <= block);
+                held.extend(
+                    wanted[first..last].iter().map(|(_, key)| *key).filter(|key| keys.binary_search(key).is_ok()),
+                );
+            }
         }
         Ok(held)
     }
@@ -201,6 +222,21 @@ impl Run {
     fn blocks(&self) -> usize {
         self.firsts.len()
     }
+}
+
+/// The reads covering `blocks` (ascending, distinct), as ranges of blocks: consecutive wanted
+/// blocks at most [`SPAN_GAP_BLOCKS`] apart share a read of at most [`SPAN_BLOCKS`] blocks.
+fn read_spans(blocks: &[usize]) -> Vec<Range<usize>> {
+    let mut spans: Vec<Range<usize>> = Vec::new();
+    for &block in blocks {
+        match spans.last_mut() {
+            Some(span) if block - (span.end - 1) <= SPAN_GAP_BLOCKS && block - span.start < SPAN_BLOCKS => {
+                span.end = block + 1;
+            }
+            _ => spans.push(block..block + 1),
+        }
+    }
+    spans
 }
 
 async fn get_range(store: &Arc<dyn ObjectStore>, path: &Path, range: Range<u64>) -> Result<Bytes> {
@@ -333,5 +369,25 @@ mod tests {
             writer.push(key(1)).await
         };
         assert!(unsorted.is_err());
+    }
+
+    #[test]
+    fn close_blocks_share_a_read_and_far_ones_do_not() {
+        assert_eq!(read_spans(&[]), Vec::<Range<usize>>::new());
+        assert_eq!(read_spans(&[0, 1, 3, 10, 11, 20]), vec![0..4, 10..12, 20..21]);
+        let dense: Vec<usize> = (0..100).collect();
+        let spans = read_spans(&dense);
+        assert!(spans.iter().all(|span| span.len() <= SPAN_BLOCKS), "{spans:?}");
+        assert_eq!(spans.iter().map(|span| span.len()).sum::<usize>(), 100);
+    }
+
+    #[tokio::test]
+    async fn a_lookup_of_every_key_of_a_run_finds_them_all_block_by_block() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let run = write(&store, "dense.run", (0..100_000).map(|n| n * 2)).await;
+        let asked: Vec<SourceKey> = (0..200_001).map(key).collect();
+        let mut held = run.holding(&store, &asked).await.unwrap();
+        held.sort();
+        assert_eq!(held, (0..100_000).map(|n| key(n * 2)).collect::<Vec<_>>());
     }
 }

@@ -10,7 +10,11 @@
 //! - a **manifest** names the runs that together hold every source committed up to a table
 //!   version; a new one is written after each commit;
 //! - when a new run is not much smaller than the runs before it, they are merged (streaming),
-//!   so a table holds a handful of runs of geometrically growing sizes.
+//!   so a table holds a handful of runs of geometrically growing sizes. The runs a merge
+//!   replaced stay while a kept manifest names the merged run, listed beside it: every kept
+//!   manifest names the largest run, and should it be lost or damaged, the runs it was merged
+//!   from answer in its place (a copy of the bottom of the index, the price of never needing a
+//!   rebuild for the loss of one run).
 //!
 //! A lookup reads the newest manifest, the fences of each run and only the blocks its keys fall
 //! in, plus the commits after the manifest: its cost follows the sources asked about, not the
@@ -74,6 +78,11 @@ struct Manifest {
 struct ManifestRun {
     path: String,
     entries: u64,
+    /// The runs a merged run was merged from, kept while a manifest names them: should the
+    /// merged run be lost or damaged, they answer in its place (they hold the same keys), so
+    /// the loss of one run, however large, needs no rebuild.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    replaces: Vec<ManifestRun>,
 }
 
 /// The load history as of a table version: an index and the commits after it.
@@ -84,6 +93,8 @@ pub struct LoadHistory {
     /// Version the manifest it was read from covers; `None` when read from the log alone.
     pub indexed: Option<u64>,
     runs: Vec<Run>,
+    /// For each run, the runs it was merged from (see [`ManifestRun::replaces`]).
+    replaces: Vec<Vec<ManifestRun>>,
     /// Sources committed after the manifest, read from the log.
     recent: HashSet<SourceKey>,
 }
@@ -99,17 +110,19 @@ impl LoadHistory {
         version: u64,
         ids: &[SourceId],
     ) -> Result<Option<(Self, HashSet<SourceId>)>> {
-        let mut candidates: Vec<Option<Path>> = manifests(store)
+        // Each manifest as it is, then with its merged runs replaced by what they were merged
+        // from; then the log alone.
+        let mut candidates: Vec<(Option<Path>, bool)> = manifests(store)
             .await?
             .into_iter()
             .rev()
             .filter(|(covers, _)| *covers <= version)
-            .map(|(_, path)| Some(path))
+            .flat_map(|(_, path)| [(Some(path.clone()), false), (Some(path), true)])
             .collect();
-        candidates.push(None);
-        for manifest in candidates {
+        candidates.push((None, false));
+        for (manifest, replaced) in candidates {
             let attempt = async {
-                let history = Self::open(store, manifest.as_ref(), version).await?;
+                let history = Self::open(store, manifest.as_ref(), replaced, version).await?;
                 let committed = history.committed(store, ids).await?;
                 Ok::<_, Error>((history, committed))
             };
@@ -127,20 +140,33 @@ impl LoadHistory {
         Ok(None)
     }
 
-    /// The history read from `manifest` (none: from the log alone) and the commits after it.
-    async fn open(store: &Arc<dyn ObjectStore>, manifest: Option<&Path>, version: u64) -> Result<Self> {
-        let (indexed, runs) = match manifest {
+    /// The history read from `manifest` (none: from the log alone; `replaced`: each merged run
+    /// read from the runs it was merged from) and the commits after it.
+    async fn open(store: &Arc<dyn ObjectStore>, manifest: Option<&Path>, replaced: bool, version: u64) -> Result<Self> {
+        let (indexed, entries) = match manifest {
             Some(path) => {
                 let manifest: Manifest = serde_json::from_slice(&store.get(path).await?.bytes().await?)?;
-                let paths: Vec<Path> = manifest.runs.iter().map(|entry| Path::from(entry.path.as_str())).collect();
-                let runs = futures::future::try_join_all(paths.iter().map(|path| Run::open(store, path))).await?;
-                (Some(manifest.covers), runs)
+                if replaced && manifest.runs.iter().all(|entry| entry.replaces.is_empty()) {
+                    return Err(Error::Integrity(format!("load history manifest {path}: no merged run to replace")));
+                }
+                let entries: Vec<ManifestRun> = match replaced {
+                    false => manifest.runs,
+                    true => manifest
+                        .runs
+                        .into_iter()
+                        .flat_map(|entry| if entry.replaces.is_empty() { vec![entry] } else { entry.replaces })
+                        .collect(),
+                };
+                (Some(manifest.covers), entries)
             }
             None => (None, Vec::new()),
         };
+        let paths: Vec<Path> = entries.iter().map(|entry| Path::from(entry.path.as_str())).collect();
+        let runs = futures::future::try_join_all(paths.iter().map(|path| Run::open(store, path))).await?;
+        let replaces = entries.into_iter().map(|entry| entry.replaces).collect();
         let first = indexed.map_or(0, |covers| covers + 1);
         let recent = committed_between(store, first, version).await?;
-        Ok(Self { version, indexed, runs, recent })
+        Ok(Self { version, indexed, runs, replaces, recent })
     }
 
     /// Which of `ids` this history holds.
@@ -189,7 +215,8 @@ impl LoadHistory {
             runs.push(write_run(store, version, keys).await?);
         }
         let runs = futures::future::try_join_all(runs.iter().map(|info| Run::open(store, &info.path))).await?;
-        let history = Self { version, indexed: None, runs, recent: HashSet::new() };
+        let replaces = vec![Vec::new(); runs.len()];
+        let history = Self { version, indexed: None, runs, replaces, recent: HashSet::new() };
         history.record(store, version, &[]).await
     }
 
@@ -198,7 +225,7 @@ impl LoadHistory {
     /// manifest covering `version`, then removes what no kept manifest needs. Returns the
     /// history as of `version`.
     pub async fn record(self, store: &Arc<dyn ObjectStore>, version: u64, added: &[CommittedSource]) -> Result<Self> {
-        let Self { version: known, mut runs, mut recent, .. } = self;
+        let Self { version: known, mut runs, mut replaces, mut recent, .. } = self;
         if version > known + 1 {
             recent.extend(committed_between(store, known + 1, version - 1).await?);
         }
@@ -206,21 +233,24 @@ impl LoadHistory {
         if !recent.is_empty() {
             let info = write_run(store, version, recent).await?;
             runs.push(Run::open(store, &info.path).await?);
+            replaces.push(Vec::new());
         }
         let merging = runs_to_merge(&runs.iter().map(|run| run.entries).collect::<Vec<_>>());
         if merging >= 2 {
             let merged = merge(store, &runs[runs.len() - merging..], history_run(version)).await?;
             tracing::info!(runs = merging, entries = merged.entries, run = %merged.path, "merged load history runs");
-            runs.truncate(runs.len() - merging);
+            let inputs = runs.split_off(runs.len() - merging);
+            replaces.truncate(runs.len());
+            replaces.push(inputs.iter().map(|run| manifest_run(run, Vec::new())).collect());
             runs.push(Run::open(store, &merged.path).await?);
         }
         let manifest = Manifest {
             covers: version,
-            runs: runs.iter().map(|run| ManifestRun { path: run.path.to_string(), entries: run.entries }).collect(),
+            runs: runs.iter().zip(&replaces).map(|(run, replaces)| manifest_run(run, replaces.clone())).collect(),
         };
         store.put(&history_manifest(version), PutPayload::from(serde_json::to_vec(&manifest)?)).await?;
         prune(store).await?;
-        Ok(Self { version, indexed: Some(version), runs, recent: HashSet::new() })
+        Ok(Self { version, indexed: Some(version), runs, replaces, recent: HashSet::new() })
     }
 
     /// Entries in the index's runs (a source may be counted in two runs until they merge).
@@ -263,6 +293,10 @@ fn is_damage(err: &Error) -> bool {
     }
 }
 
+fn manifest_run(run: &Run, replaces: Vec<ManifestRun>) -> ManifestRun {
+    ManifestRun { path: run.path.to_string(), entries: run.entries, replaces }
+}
+
 async fn write_run(store: &Arc<dyn ObjectStore>, version: u64, keys: HashSet<SourceKey>) -> Result<RunInfo> {
     let mut keys: Vec<SourceKey> = keys.into_iter().collect();
     keys.sort_unstable();
@@ -297,7 +331,12 @@ async fn prune(store: &Arc<dyn ObjectStore>) -> Result<()> {
     for (_, path) in kept {
         match store.get(path).await {
             Ok(found) => match serde_json::from_slice::<Manifest>(&found.bytes().await?) {
-                Ok(manifest) => named.extend(manifest.runs.into_iter().map(|run| run.path)),
+                Ok(manifest) => named.extend(
+                    manifest
+                        .runs
+                        .into_iter()
+                        .flat_map(|run| run.replaces.into_iter().map(|r| r.path).chain([run.path])),
+                ),
                 // Which runs it needs is unknown: remove none this time.
                 Err(_) => return Ok(()),
             },

@@ -144,6 +144,35 @@ async fn damaged_manifests_and_runs_fall_back_to_older_ones() {
     assert!(found(&store, 2, &ids).await.is_none());
 }
 
+#[tokio::test]
+async fn losing_the_newest_merged_run_needs_no_rebuild() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let mut ids = indexed_table(&store, 40).await;
+    ids.sort();
+    // The newest manifest's merged run is lost, and log cleanup took every commit.
+    let (_, newest) = manifests(&store).await.unwrap().pop().unwrap();
+    let manifest: Manifest = serde_json::from_slice(&store.get(&newest).await.unwrap().bytes().await.unwrap()).unwrap();
+    let merged = manifest.runs.iter().find(|run| !run.replaces.is_empty()).expect("a merged run");
+    store.delete(&Path::from(merged.path.as_str())).await.unwrap();
+    for version in 0..40 {
+        store.delete(&commit_file(version)).await.unwrap();
+    }
+    assert_eq!(found(&store, 39, &ids).await.unwrap(), ids, "the runs it was merged from answer in its place");
+    // The next commit's manifest no longer names the lost run, and knows everything.
+    let (history, _) = LoadHistory::lookup(&store, 39, &[]).await.unwrap().unwrap();
+    let added = id("s3://r/40", "1");
+    commit(&store, 40, std::slice::from_ref(&added)).await;
+    history.record(&store, 40, &committed(std::slice::from_ref(&added))).await.unwrap();
+    let manifest: Manifest =
+        serde_json::from_slice(&store.get(&history_manifest(40)).await.unwrap().bytes().await.unwrap()).unwrap();
+    assert!(manifest.runs.iter().all(|run| run.path != merged.path));
+    store.delete(&commit_file(40)).await.unwrap();
+    let mut all = ids.clone();
+    all.push(added);
+    all.sort();
+    assert_eq!(found(&store, 40, &all).await.unwrap(), all);
+}
+
 /// A store that counts the bytes it was asked to read.
 #[derive(Debug)]
 struct CountingStore {
@@ -203,7 +232,10 @@ async fn a_lookup_reads_what_its_sources_need_not_the_whole_history() {
     // 400,000 committed sources in one run (6.4 MB of keys), then a compaction's worth.
     let keys: HashSet<SourceKey> = (0..400_000).map(|n| id(&format!("s3://r/old/{n}"), "1").key()).collect();
     let run = write_run(&store, 0, keys).await.unwrap();
-    let manifest = Manifest { covers: 0, runs: vec![ManifestRun { path: run.path.to_string(), entries: run.entries }] };
+    let manifest = Manifest {
+        covers: 0,
+        runs: vec![ManifestRun { path: run.path.to_string(), entries: run.entries, replaces: Vec::new() }],
+    };
     store.put(&history_manifest(0), PutPayload::from(serde_json::to_vec(&manifest).unwrap())).await.unwrap();
     commit(&store, 0, &[]).await;
     let asked: Vec<SourceId> = (0..500)

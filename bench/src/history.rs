@@ -19,9 +19,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::{cpu_seconds, peak_rss_mib};
 
-/// Sources per commit while building: a day of a busy table's compactions, roughly.
-const SOURCES_PER_COMMIT: u64 = 250_000;
-
 #[derive(Debug, Serialize, Deserialize)]
 struct Lookup {
     /// `local` (a directory) or `localstack-s3`.
@@ -36,9 +33,14 @@ struct Lookup {
     baseline_rss_mib: f64,
     /// ...and after it.
     peak_rss_mib: f64,
-    /// Building the index (not part of a compaction): seconds, runs left.
+    /// Building the index (not part of a compaction): sources per commit, seconds, runs
+    /// left, and the bytes of every run kept on the store.
+    #[serde(default)]
+    per_commit: u64,
     build_seconds: f64,
     runs: usize,
+    #[serde(default)]
+    run_bytes: u64,
 }
 
 /// A source as the converter records it: with a content digest, so the index files it under
@@ -81,9 +83,10 @@ async fn copy_to_localstack(from: &Arc<dyn ObjectStore>) -> Result<String> {
 }
 
 /// Runs one lookup in a child process, so its CPU and memory are its own.
-fn measured_lookup(location: &str, sources: u64, lookup: u64) -> Result<Lookup> {
+fn measured_lookup(location: &str, sources: u64, lookup: u64, per_commit: u64) -> Result<Lookup> {
     let output = std::process::Command::new(std::env::current_exe()?)
-        .args(["history-lookup", "--sources", &sources.to_string(), "--lookup", &lookup.to_string(), "--table"])
+        .args(["history-lookup", "--sources", &sources.to_string(), "--lookup", &lookup.to_string()])
+        .args(["--per-commit", &per_commit.to_string(), "--table"])
         .arg(location)
         .output()?;
     if !output.status.success() {
@@ -92,7 +95,9 @@ fn measured_lookup(location: &str, sources: u64, lookup: u64) -> Result<Lookup> 
     Ok(serde_json::from_slice(&output.stdout)?)
 }
 
-pub fn measure(sizes: &[u64], lookup: u64, on_localstack: bool) -> Result<()> {
+/// Builds a local index of each size in `sizes` through `LoadHistory::record`, `per_commit`
+/// sources per commit, and measures one lookup of `lookup` sources against it.
+pub fn measure(sizes: &[u64], lookup: u64, per_commit: u64, on_localstack: bool) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let mut results = Vec::new();
     for &sources in sizes {
@@ -102,8 +107,8 @@ pub fn measure(sizes: &[u64], lookup: u64, on_localstack: bool) -> Result<()> {
         let started = Instant::now();
         let runs = runtime.block_on(async {
             let mut history = LoadHistory::default();
-            for (version, first) in (0..sources).step_by(SOURCES_PER_COMMIT as usize).enumerate() {
-                let added: Vec<CommittedSource> = (first..(first + SOURCES_PER_COMMIT).min(sources))
+            for (version, first) in (0..sources).step_by(per_commit as usize).enumerate() {
+                let added: Vec<CommittedSource> = (first..(first + per_commit).min(sources))
                     .map(|n| CommittedSource { id: source(n), rows: 1 })
                     .collect();
                 history = history.record(&store, version as u64, &added).await?;
@@ -111,20 +116,31 @@ pub fn measure(sizes: &[u64], lookup: u64, on_localstack: bool) -> Result<()> {
             anyhow::Ok(history.runs())
         })?;
         let build_seconds = started.elapsed().as_secs_f64();
+        let run_bytes = runtime.block_on(async {
+            use futures::TryStreamExt;
+            let prefix = object_store::path::Path::from(inlet::layout::HISTORY_RUNS_PREFIX);
+            let runs: Vec<object_store::ObjectMeta> = store.list(Some(&prefix)).try_collect().await?;
+            anyhow::Ok(runs.iter().map(|meta| meta.size).sum::<u64>())
+        })?;
         let mut locations = vec![local];
         if on_localstack {
             locations.push(runtime.block_on(copy_to_localstack(&store))?);
         }
         for location in locations {
-            let mut measured = measured_lookup(&location, sources, lookup)?;
+            let mut measured = measured_lookup(&location, sources, lookup, per_commit)?;
             measured.build_seconds = build_seconds;
             measured.runs = runs;
+            measured.per_commit = per_commit;
+            measured.run_bytes = run_bytes;
             println!(
-                "history ({}): {} committed sources ({} runs, built in {:.1} s): {} looked up, {} found, \
-                 {:.3} CPU-s, {:.3} s, peak RSS {:.0} MiB ({:+.0} MiB over the process before the lookup)",
+                "history ({}): {} committed sources ({} per commit; {} runs, {:.0} MiB of runs kept, built in \
+                 {:.1} s): {} looked up, {} found, {:.3} CPU-s, {:.3} s, peak RSS {:.0} MiB ({:+.0} MiB over the \
+                 process before the lookup)",
                 measured.store,
                 measured.committed_sources,
+                measured.per_commit,
                 measured.runs,
+                measured.run_bytes as f64 / (1 << 20) as f64,
                 measured.build_seconds,
                 measured.looked_up,
                 measured.found,
@@ -141,10 +157,10 @@ pub fn measure(sizes: &[u64], lookup: u64, on_localstack: bool) -> Result<()> {
 }
 
 /// One compaction's lookup against the index at `table`, measured from inside this process.
-pub fn lookup_once(table: &str, sources: u64, lookup: u64) -> Result<()> {
+pub fn lookup_once(table: &str, sources: u64, lookup: u64, per_commit: u64) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let store = runtime.block_on(store(table))?;
-    let version = sources.div_ceil(SOURCES_PER_COMMIT).checked_sub(1).context("an empty history")?;
+    let version = sources.div_ceil(per_commit).checked_sub(1).context("an empty history")?;
     // Half spread over everything committed, half never seen.
     let ids: Vec<SourceId> = (0..lookup / 2)
         .map(|i| source(i * (sources / (lookup / 2).max(1))))
@@ -164,8 +180,10 @@ pub fn lookup_once(table: &str, sources: u64, lookup: u64) -> Result<()> {
         cpu_seconds: cpu_seconds()? - cpu_before,
         baseline_rss_mib,
         peak_rss_mib: peak_rss_mib()?,
+        per_commit,
         build_seconds: 0.0,
         runs: 0,
+        run_bytes: 0,
     };
     if measured.found != lookup / 2 {
         bail!("found {} of the {} committed sources looked up", measured.found, lookup / 2);

@@ -129,6 +129,10 @@ enum Command {
         /// Also look up a copy of each index on the running LocalStack's S3.
         #[arg(long)]
         localstack: bool,
+        /// Sources per commit while building the index: a day of a busy table's compactions
+        /// by default; a few hundred is how a table compacting every few seconds builds it.
+        #[arg(long, default_value_t = 250_000)]
+        per_commit: u64,
     },
     /// The converter on one object of `--json-mib` MiB of JSON (default settings): throughput
     /// and peak RSS, which the piece size bounds instead of the object.
@@ -156,6 +160,8 @@ enum Command {
         sources: u64,
         #[arg(long)]
         lookup: u64,
+        #[arg(long)]
+        per_commit: u64,
     },
     /// Converts the workload (default settings) and leaves its fragments staged under `--out`,
     /// for `compact-staged` and `bench/compaction.py`.
@@ -214,14 +220,14 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match &cli.command {
         Some(Command::Commits { count, no_optimize }) => return commits(*count, !no_optimize),
-        Some(Command::History { sources, lookup, localstack }) => {
-            return history::measure(sources, *lookup, *localstack);
+        Some(Command::History { sources, lookup, localstack, per_commit }) => {
+            return history::measure(sources, *lookup, *per_commit, *localstack);
         }
         Some(Command::BigObject { json_mib, piece_mib }) => return big_object::measure(*json_mib, *piece_mib),
         Some(Command::Shapes { names }) => return shapes::measure(names),
         Some(Command::Shape { name }) => return shapes::measure_one(name),
-        Some(Command::HistoryLookup { table, sources, lookup }) => {
-            return history::lookup_once(table, *sources, *lookup);
+        Some(Command::HistoryLookup { table, sources, lookup, per_commit }) => {
+            return history::lookup_once(table, *sources, *lookup, *per_commit);
         }
         Some(Command::CompactStaged { staged, threads }) => return compaction::compact_staged(staged, *threads),
         _ => {}

@@ -12,9 +12,9 @@
 //! - when a new run is not much smaller than the runs before it, they are merged (streaming),
 //!   so a table holds a handful of runs of geometrically growing sizes. The runs a merge
 //!   replaced stay while a kept manifest names the merged run, listed beside it: every kept
-//!   manifest names the largest run, and should it be lost or damaged, the runs it was merged
-//!   from answer in its place (a copy of the bottom of the index, the price of never needing a
-//!   rebuild for the loss of one run).
+//!   manifest names the largest run, and should a merged run be lost or damaged, the runs it
+//!   was merged from answer in its place (about a second copy of the index, the price of not
+//!   needing a rebuild for the loss of one run).
 //!
 //! A lookup reads the newest manifest, the fences of each run and only the blocks its keys fall
 //! in, plus the commits after the manifest: its cost follows the sources asked about, not the
@@ -110,19 +110,22 @@ impl LoadHistory {
         version: u64,
         ids: &[SourceId],
     ) -> Result<Option<(Self, HashSet<SourceId>)>> {
-        // Each manifest as it is, then with its merged runs replaced by what they were merged
-        // from; then the log alone.
-        let mut candidates: Vec<(Option<Path>, bool)> = manifests(store)
+        // Each manifest as it is; then with the merged runs that are gone or cannot be opened
+        // read from the runs they were merged from; then with every merged run so read (damage
+        // found in a block, which names no run); then the log alone.
+        let mut candidates: Vec<(Option<Path>, Replace)> = manifests(store)
             .await?
             .into_iter()
             .rev()
             .filter(|(covers, _)| *covers <= version)
-            .flat_map(|(_, path)| [(Some(path.clone()), false), (Some(path), true)])
+            .flat_map(|(_, path)| {
+                [Replace::Nothing, Replace::Unusable, Replace::Merged].map(|replace| (Some(path.clone()), replace))
+            })
             .collect();
-        candidates.push((None, false));
-        for (manifest, replaced) in candidates {
+        candidates.push((None, Replace::Nothing));
+        for (manifest, replace) in candidates {
             let attempt = async {
-                let history = Self::open(store, manifest.as_ref(), replaced, version).await?;
+                let history = Self::open(store, manifest.as_ref(), replace, version).await?;
                 let committed = history.committed(store, ids).await?;
                 Ok::<_, Error>((history, committed))
             };
@@ -130,7 +133,7 @@ impl LoadHistory {
                 Ok(found) => return Ok(Some(found)),
                 Err(err) if is_damage(&err) => match &manifest {
                     Some(path) => {
-                        tracing::warn!(manifest = %path, error = %err, "load history manifest unusable; trying an older one")
+                        tracing::warn!(manifest = %path, replace = ?replace, error = %err, "load history manifest unusable so read")
                     }
                     None => tracing::warn!(error = %err, "load history cannot be read from the log alone"),
                 },
@@ -140,30 +143,25 @@ impl LoadHistory {
         Ok(None)
     }
 
-    /// The history read from `manifest` (none: from the log alone; `replaced`: each merged run
-    /// read from the runs it was merged from) and the commits after it.
-    async fn open(store: &Arc<dyn ObjectStore>, manifest: Option<&Path>, replaced: bool, version: u64) -> Result<Self> {
-        let (indexed, entries) = match manifest {
+    /// The history read from `manifest` (none: from the log alone), its merged runs read as
+    /// `replace` says, and the commits after it.
+    async fn open(
+        store: &Arc<dyn ObjectStore>,
+        manifest: Option<&Path>,
+        replace: Replace,
+        version: u64,
+    ) -> Result<Self> {
+        let (indexed, runs, replaces) = match manifest {
             Some(path) => {
                 let manifest: Manifest = serde_json::from_slice(&store.get(path).await?.bytes().await?)?;
-                if replaced && manifest.runs.iter().all(|entry| entry.replaces.is_empty()) {
-                    return Err(Error::Integrity(format!("load history manifest {path}: no merged run to replace")));
-                }
-                let entries: Vec<ManifestRun> = match replaced {
-                    false => manifest.runs,
-                    true => manifest
-                        .runs
-                        .into_iter()
-                        .flat_map(|entry| if entry.replaces.is_empty() { vec![entry] } else { entry.replaces })
-                        .collect(),
-                };
-                (Some(manifest.covers), entries)
+                let (runs, replaces) = open_runs(store, manifest.runs, replace).await.map_err(|err| match err {
+                    Error::Integrity(reason) => Error::Integrity(format!("load history manifest {path}: {reason}")),
+                    other => other,
+                })?;
+                (Some(manifest.covers), runs, replaces)
             }
-            None => (None, Vec::new()),
+            None => (None, Vec::new(), Vec::new()),
         };
-        let paths: Vec<Path> = entries.iter().map(|entry| Path::from(entry.path.as_str())).collect();
-        let runs = futures::future::try_join_all(paths.iter().map(|path| Run::open(store, path))).await?;
-        let replaces = entries.into_iter().map(|entry| entry.replaces).collect();
         let first = indexed.map_or(0, |covers| covers + 1);
         let recent = committed_between(store, first, version).await?;
         Ok(Self { version, indexed, runs, replaces, recent })
@@ -244,6 +242,14 @@ impl LoadHistory {
             replaces.push(inputs.iter().map(|run| manifest_run(run, Vec::new())).collect());
             runs.push(Run::open(store, &merged.path).await?);
         }
+        if runs.len() != replaces.len() {
+            // A manifest built from lists out of step would forget runs.
+            return Err(Error::Integrity(format!(
+                "load history: {} runs but {} inputs lists",
+                runs.len(),
+                replaces.len()
+            )));
+        }
         let manifest = Manifest {
             covers: version,
             runs: runs.iter().zip(&replaces).map(|(run, replaces)| manifest_run(run, replaces.clone())).collect(),
@@ -291,6 +297,58 @@ fn is_damage(err: &Error) -> bool {
         Error::Integrity(_) | Error::Json(_) => true,
         _ => false,
     }
+}
+
+/// Which of a manifest's merged runs are read from the runs they were merged from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Replace {
+    /// None: the manifest as it is.
+    Nothing,
+    /// Those that are gone or whose fences are damaged.
+    Unusable,
+    /// Every one.
+    Merged,
+}
+
+/// Opens a manifest's runs, reading merged runs from their inputs as `replace` says (a run read
+/// from its inputs is replaced by them, which have no inputs listed); a replacement that
+/// replaces nothing is damage, so the next way of reading is tried.
+async fn open_runs(
+    store: &Arc<dyn ObjectStore>,
+    entries: Vec<ManifestRun>,
+    replace: Replace,
+) -> Result<(Vec<Run>, Vec<Vec<ManifestRun>>)> {
+    let (mut runs, mut replaces, mut replaced) = (Vec::new(), Vec::new(), false);
+    for entry in entries {
+        let opened = match replace {
+            Replace::Merged if !entry.replaces.is_empty() => None,
+            Replace::Unusable if !entry.replaces.is_empty() => {
+                match Run::open(store, &Path::from(entry.path.as_str())).await {
+                    Ok(run) => Some(run),
+                    Err(err) if is_damage(&err) => None,
+                    Err(err) => return Err(err),
+                }
+            }
+            _ => Some(Run::open(store, &Path::from(entry.path.as_str())).await?),
+        };
+        match opened {
+            Some(run) => {
+                runs.push(run);
+                replaces.push(entry.replaces);
+            }
+            None => {
+                replaced = true;
+                for input in entry.replaces {
+                    runs.push(Run::open(store, &Path::from(input.path.as_str())).await?);
+                    replaces.push(Vec::new());
+                }
+            }
+        }
+    }
+    if replace != Replace::Nothing && !replaced {
+        return Err(Error::Integrity(format!("no merged run to read as {replace:?}")));
+    }
+    Ok((runs, replaces))
 }
 
 fn manifest_run(run: &Run, replaces: Vec<ManifestRun>) -> ManifestRun {

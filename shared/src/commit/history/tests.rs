@@ -127,13 +127,20 @@ async fn damaged_manifests_and_runs_fall_back_to_older_ones() {
     // The newest manifest is damaged.
     store.put(&history_manifest(2), PutPayload::from(b"{not json".to_vec())).await.unwrap();
     assert_eq!(found(&store, 2, &ids).await.unwrap(), ids);
-    // So is a run the next one names: the oldest kept manifest and the log answer.
+    // So is every run the next one names, and what they were merged from: the oldest kept
+    // manifest and the log answer.
     let manifest: Manifest =
         serde_json::from_slice(&store.get(&history_manifest(1)).await.unwrap().bytes().await.unwrap()).unwrap();
-    for run in &manifest.runs {
+    for run in manifest.runs.iter().flat_map(|run| run.replaces.iter().chain([run])) {
         store.put(&Path::from(run.path.as_str()), PutPayload::from(vec![0u8; 64])).await.unwrap();
     }
     assert_eq!(found(&store, 2, &ids).await.unwrap(), ids);
+    let (history, _) = LoadHistory::lookup(&store, 2, &ids).await.unwrap().unwrap();
+    assert!(
+        matches!(history.indexed, Some(0) | None),
+        "answered by an older manifest or the log: {:?}",
+        history.indexed
+    );
     // With the log cleaned too, only a rebuild can answer.
     for version in 0..=2 {
         store.delete(&commit_file(version)).await.unwrap();
@@ -158,6 +165,8 @@ async fn losing_the_newest_merged_run_needs_no_rebuild() {
         store.delete(&commit_file(version)).await.unwrap();
     }
     assert_eq!(found(&store, 39, &ids).await.unwrap(), ids, "the runs it was merged from answer in its place");
+    let never = id("s3://r/99", "1");
+    assert!(found(&store, 39, std::slice::from_ref(&never)).await.unwrap().is_empty(), "and only for what it held");
     // The next commit's manifest no longer names the lost run, and knows everything.
     let (history, _) = LoadHistory::lookup(&store, 39, &[]).await.unwrap().unwrap();
     let added = id("s3://r/40", "1");
@@ -171,6 +180,25 @@ async fn losing_the_newest_merged_run_needs_no_rebuild() {
     all.push(added);
     all.sort();
     assert_eq!(found(&store, 40, &all).await.unwrap(), all);
+}
+
+#[tokio::test]
+async fn a_damaged_block_of_a_merged_run_is_read_from_the_runs_it_was_merged_from() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let mut ids = indexed_table(&store, 40).await;
+    ids.sort();
+    let (_, newest) = manifests(&store).await.unwrap().pop().unwrap();
+    let manifest: Manifest = serde_json::from_slice(&store.get(&newest).await.unwrap().bytes().await.unwrap()).unwrap();
+    let merged = manifest.runs.iter().find(|run| !run.replaces.is_empty()).expect("a merged run");
+    // A flipped bit in its keys: it opens, and its block fails its digest when read.
+    let path = Path::from(merged.path.as_str());
+    let mut bytes = store.get(&path).await.unwrap().bytes().await.unwrap().to_vec();
+    bytes[3] ^= 1;
+    store.put(&path, PutPayload::from(bytes)).await.unwrap();
+    for version in 0..40 {
+        store.delete(&commit_file(version)).await.unwrap();
+    }
+    assert_eq!(found(&store, 39, &ids).await.unwrap(), ids);
 }
 
 /// A store that counts the bytes it was asked to read.

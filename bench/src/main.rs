@@ -131,7 +131,7 @@ enum Command {
         localstack: bool,
         /// Sources per commit while building the index: a day of a busy table's compactions
         /// by default; a few hundred is how a table compacting every few seconds builds it.
-        #[arg(long, default_value_t = 250_000)]
+        #[arg(long, default_value_t = history::DAILY_COMMIT_SOURCES)]
         per_commit: u64,
     },
     /// The converter on one object of `--json-mib` MiB of JSON (default settings): throughput

@@ -174,22 +174,26 @@ impl Lake {
         decoded.batches.into_iter().flat_map(|b| spec.split(b, value).unwrap()).map(|(_, b)| b).collect()
     }
 
-    /// Each row's id and `_source_digest`, by id.
-    fn digests(&self, table: &DeltaTable) -> Vec<(i64, Option<String>)> {
-        let mut rows = Vec::new();
+    /// Every batch of the table's data files.
+    fn batches(&self, table: &DeltaTable) -> Vec<RecordBatch> {
+        let mut batches = Vec::new();
         for uri in table.get_file_uris().unwrap() {
             let path = uri.strip_prefix("file://").map(str::to_string).unwrap_or(uri);
             let path = if path.starts_with('/') { path.into() } else { self.dir.path().join(path) };
-            for batch in
-                ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap()).unwrap().build().unwrap()
-            {
-                let batch = batch.unwrap();
-                let ids = batch.column_by_name("id").unwrap().as_primitive::<arrow_array::types::Int64Type>();
-                let digests = batch.column_by_name(crate::schema::SOURCE_DIGEST_COLUMN).unwrap().as_string::<i32>();
-                rows.extend(
-                    ids.iter().zip(digests.iter()).map(|(id, digest)| (id.unwrap(), digest.map(str::to_string))),
-                );
-            }
+            let reader =
+                ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap()).unwrap().build().unwrap();
+            batches.extend(reader.map(Result::unwrap));
+        }
+        batches
+    }
+
+    /// Each row's id and `_source_digest`, by id.
+    fn digests(&self, table: &DeltaTable) -> Vec<(i64, Option<String>)> {
+        let mut rows = Vec::new();
+        for batch in self.batches(table) {
+            let ids = batch.column_by_name("id").unwrap().as_primitive::<arrow_array::types::Int64Type>();
+            let digests = batch.column_by_name(crate::schema::SOURCE_DIGEST_COLUMN).unwrap().as_string::<i32>();
+            rows.extend(ids.iter().zip(digests.iter()).map(|(id, digest)| (id.unwrap(), digest.map(str::to_string))));
         }
         rows.sort();
         rows
@@ -197,16 +201,9 @@ impl Lake {
 
     fn rows(&self, table: &DeltaTable) -> Vec<i64> {
         let mut ids = Vec::new();
-        for uri in table.get_file_uris().unwrap() {
-            let path = uri.strip_prefix("file://").map(str::to_string).unwrap_or(uri);
-            let path = if path.starts_with('/') { path.into() } else { self.dir.path().join(path) };
-            for batch in
-                ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap()).unwrap().build().unwrap()
-            {
-                let batch = batch.unwrap();
-                let values = batch.column_by_name("id").unwrap().as_primitive::<arrow_array::types::Int64Type>();
-                ids.extend(values.iter().flatten());
-            }
+        for batch in self.batches(table) {
+            let values = batch.column_by_name("id").unwrap().as_primitive::<arrow_array::types::Int64Type>();
+            ids.extend(values.iter().flatten());
         }
         ids.sort();
         ids

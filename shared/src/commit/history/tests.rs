@@ -151,15 +151,20 @@ async fn damaged_manifests_and_runs_fall_back_to_older_ones() {
     assert!(found(&store, 2, &ids).await.is_none());
 }
 
+/// A merged run the newest manifest names.
+async fn newest_merged_run(store: &Arc<dyn ObjectStore>) -> ManifestRun {
+    let (_, newest) = manifests(store).await.unwrap().pop().unwrap();
+    let manifest: Manifest = serde_json::from_slice(&store.get(&newest).await.unwrap().bytes().await.unwrap()).unwrap();
+    manifest.runs.into_iter().find(|run| !run.replaces.is_empty()).expect("a merged run")
+}
+
 #[tokio::test]
 async fn losing_the_newest_merged_run_needs_no_rebuild() {
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     let mut ids = indexed_table(&store, 40).await;
     ids.sort();
     // The newest manifest's merged run is lost, and log cleanup took every commit.
-    let (_, newest) = manifests(&store).await.unwrap().pop().unwrap();
-    let manifest: Manifest = serde_json::from_slice(&store.get(&newest).await.unwrap().bytes().await.unwrap()).unwrap();
-    let merged = manifest.runs.iter().find(|run| !run.replaces.is_empty()).expect("a merged run");
+    let merged = newest_merged_run(&store).await;
     store.delete(&Path::from(merged.path.as_str())).await.unwrap();
     for version in 0..40 {
         store.delete(&commit_file(version)).await.unwrap();
@@ -187,9 +192,7 @@ async fn a_damaged_block_of_a_merged_run_is_read_from_the_runs_it_was_merged_fro
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     let mut ids = indexed_table(&store, 40).await;
     ids.sort();
-    let (_, newest) = manifests(&store).await.unwrap().pop().unwrap();
-    let manifest: Manifest = serde_json::from_slice(&store.get(&newest).await.unwrap().bytes().await.unwrap()).unwrap();
-    let merged = manifest.runs.iter().find(|run| !run.replaces.is_empty()).expect("a merged run");
+    let merged = newest_merged_run(&store).await;
     // A flipped bit in its keys: it opens, and its block fails its digest when read.
     let path = Path::from(merged.path.as_str());
     let mut bytes = store.get(&path).await.unwrap().bytes().await.unwrap().to_vec();

@@ -104,6 +104,16 @@ pub const SETTINGS: &[SettingDoc] = &[
         description: "Age after which the compactor voids a converter batch that is still unsealed and deletes its fragments; the converter, if still running, then fails its messages for SQS to redeliver (keep above the converter timeout to avoid redone work; no setting can lose rows).",
     },
     SettingDoc {
+        env: "INLET_HISTORY_REBUILD_SECONDS",
+        default: Some("600"),
+        description: "Most time one compactor run spends rebuilding a lost load history index from the table's lineage columns; it then saves its progress and stops, fragments held back, and the next run continues. Keep it under the compactor timeout with a few minutes to spare.",
+    },
+    SettingDoc {
+        env: "INLET_HISTORY_REBUILD_SAVE_FILES",
+        default: Some("1000"),
+        description: "Data files a load history rebuild reads between saves of its progress (it also saves every 30 s): the most a killed rebuild reads again.",
+    },
+    SettingDoc {
         env: "INLET_CHECKPOINT_INTERVAL",
         default: Some("100"),
         description: "Commits between Delta checkpoints, set when the compactor creates the table.",
@@ -175,6 +185,10 @@ pub struct Settings {
     pub freshness_seconds: u64,
     /// Small table files per partition that trigger a rewrite (0: on request only).
     pub optimize_min_files: usize,
+    /// Most seconds a compactor run spends rebuilding the load history index.
+    pub history_rebuild_seconds: u64,
+    /// Data files a load history rebuild reads between saves of its progress.
+    pub history_rebuild_save_files: usize,
     /// Checkpoint interval and log retention of a new table.
     pub maintenance: Maintenance,
     /// Compactor function for the size trigger.
@@ -219,6 +233,8 @@ impl Settings {
             min_compact_bytes: parse_positive(&get, "INLET_MIN_COMPACT_BYTES")?,
             freshness_seconds: parse_positive(&get, "INLET_FRESHNESS_SECONDS")?,
             optimize_min_files: parse_count(&get, "INLET_OPTIMIZE_MIN_FILES")?,
+            history_rebuild_seconds: parse_positive(&get, "INLET_HISTORY_REBUILD_SECONDS")?,
+            history_rebuild_save_files: parse_positive(&get, "INLET_HISTORY_REBUILD_SAVE_FILES")?,
             compactor_function: get("INLET_COMPACTOR_FUNCTION"),
             isolation_queue_url: get("INLET_ISOLATION_QUEUE_URL"),
             maintenance: Maintenance {

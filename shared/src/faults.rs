@@ -22,6 +22,7 @@ pub const CRASH_POINTS: &[&str] = &[
     "compactor.after_commit",
     "compactor.before_delete",
     "compactor.mid_delete",
+    "history.rebuild_saved",
 ];
 
 /// The variable naming a poison key: the converter dies on reading any object whose key

@@ -11,6 +11,8 @@
 //! <table>/_inlet/superseded/<bucket>/<key>@<version or etag>.json     notified versions gone before they were read
 //! <table>/_inlet/history/manifests/<version>.json                     load history index, as of a version
 //! <table>/_inlet/history/runs/<version>-<uuid>.run                    sorted runs of committed source keys
+//! <table>/_inlet/history/deleted/<version>-<uuid>.run                 sources of files another writer deleted
+//! <table>/_inlet/history/rebuild/progress.json, <version>.files       a rebuild of the index under way
 //! <table>/_inlet/corrupt/...                                          staged files no reader could read
 //! ```
 //!
@@ -34,6 +36,10 @@ pub const SUPERSEDED_PREFIX: &str = "_inlet/superseded";
 pub const HISTORY_MANIFESTS_PREFIX: &str = "_inlet/history/manifests";
 /// Where the load history index keeps its sorted runs, relative to the table root.
 pub const HISTORY_RUNS_PREFIX: &str = "_inlet/history/runs";
+/// Where the load history keeps the sources of data files another writer deleted.
+pub const HISTORY_DELETED_PREFIX: &str = "_inlet/history/deleted";
+/// Where a rebuild of the load history index keeps its progress.
+pub const HISTORY_REBUILD_PREFIX: &str = "_inlet/history/rebuild";
 /// Where the compactor records the sources whose rows it deleted uncommitted, relative to the table root.
 pub const DROPPED_PREFIX: &str = "_inlet/dropped";
 /// Where staged files that cannot be read as fragments are set aside, relative to the table root.
@@ -97,6 +103,22 @@ pub fn history_manifest_version(path: &Path) -> Option<u64> {
 /// A new load history run, written when the index reached table `version`.
 pub fn history_run(version: u64) -> Path {
     Path::from(format!("{HISTORY_RUNS_PREFIX}/{version:020}-{}.run", uuid::Uuid::new_v4().simple()))
+}
+
+/// A run of the sources of files other writers removed, kept when the index took in commit
+/// `version`.
+pub fn history_deleted_run(version: u64) -> Path {
+    Path::from(format!("{HISTORY_DELETED_PREFIX}/{version:020}-{}.run", uuid::Uuid::new_v4().simple()))
+}
+
+/// A load history rebuild's saved progress.
+pub fn history_rebuild_progress() -> Path {
+    Path::from(format!("{HISTORY_REBUILD_PREFIX}/progress.json"))
+}
+
+/// The data files of table `version` a load history rebuild reads, one path per line.
+pub fn history_rebuild_files(version: u64) -> Path {
+    Path::from(format!("{HISTORY_REBUILD_PREFIX}/{version:020}.files"))
 }
 
 /// The table version a history run was written at, from its file name.

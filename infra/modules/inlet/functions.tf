@@ -2,29 +2,31 @@
 
 locals {
   settings = {
-    INLET_TABLE_URI               = local.several_tables ? "" : local.table_uris["table"]
-    INLET_SCHEMA                  = local.several_tables ? "" : "s3://${local.lake_bucket}/${local.schema_keys["table"]}"
-    INLET_ROUTES                  = local.several_tables ? local.routes_uri : ""
-    INLET_TARGET_FILE_BYTES       = tostring(var.target_file_bytes)
-    INLET_FRAGMENT_BYTES          = tostring(var.fragment_bytes)
-    INLET_MAX_LINE_BYTES          = tostring(var.max_line_bytes)
-    INLET_MAX_OBJECT_BYTES        = tostring(var.max_object_bytes)
-    INLET_MAX_OBJECT_LINES        = tostring(var.max_object_lines)
-    INLET_DEADLINE_MARGIN_SECONDS = tostring(var.deadline_margin_seconds)
-    INLET_PIECE_BYTES             = tostring(var.piece_bytes)
-    INLET_UNKNOWN_FIELDS          = var.unknown_fields
-    INLET_INGESTED_AT             = tostring(var.ingested_at)
-    INLET_PARTITION_BY            = local.several_tables ? "" : var.partition_by
-    INLET_MIN_COMPACT_BYTES       = tostring(var.min_compact_bytes)
-    INLET_FRESHNESS_SECONDS       = tostring(var.freshness_seconds)
-    INLET_OPTIMIZE_MIN_FILES      = tostring(var.optimize_min_files)
-    INLET_ABANDON_AFTER_SECONDS   = tostring(var.abandon_after_seconds)
-    INLET_CHECKPOINT_INTERVAL     = tostring(var.checkpoint_interval)
-    INLET_LOG_RETENTION_DAYS      = tostring(var.delta_log_retention_days)
-    INLET_DOWNLOAD_CONCURRENCY    = tostring(var.download_concurrency)
-    INLET_DECODE_BATCH_ROWS       = tostring(var.decode_batch_rows)
-    INLET_LOG_FORMAT              = "json"
-    RUST_LOG                      = var.log_level
+    INLET_TABLE_URI                  = local.several_tables ? "" : local.table_uris["table"]
+    INLET_SCHEMA                     = local.several_tables ? "" : "s3://${local.lake_bucket}/${local.schema_keys["table"]}"
+    INLET_ROUTES                     = local.several_tables ? local.routes_uri : ""
+    INLET_TARGET_FILE_BYTES          = tostring(var.target_file_bytes)
+    INLET_FRAGMENT_BYTES             = tostring(var.fragment_bytes)
+    INLET_MAX_LINE_BYTES             = tostring(var.max_line_bytes)
+    INLET_MAX_OBJECT_BYTES           = tostring(var.max_object_bytes)
+    INLET_MAX_OBJECT_LINES           = tostring(var.max_object_lines)
+    INLET_DEADLINE_MARGIN_SECONDS    = tostring(var.deadline_margin_seconds)
+    INLET_PIECE_BYTES                = tostring(var.piece_bytes)
+    INLET_UNKNOWN_FIELDS             = var.unknown_fields
+    INLET_INGESTED_AT                = tostring(var.ingested_at)
+    INLET_PARTITION_BY               = local.several_tables ? "" : var.partition_by
+    INLET_MIN_COMPACT_BYTES          = tostring(var.min_compact_bytes)
+    INLET_FRESHNESS_SECONDS          = tostring(var.freshness_seconds)
+    INLET_OPTIMIZE_MIN_FILES         = tostring(var.optimize_min_files)
+    INLET_ABANDON_AFTER_SECONDS      = tostring(var.abandon_after_seconds)
+    INLET_HISTORY_REBUILD_SECONDS    = tostring(var.history_rebuild_seconds)
+    INLET_HISTORY_REBUILD_SAVE_FILES = tostring(var.history_rebuild_save_files)
+    INLET_CHECKPOINT_INTERVAL        = tostring(var.checkpoint_interval)
+    INLET_LOG_RETENTION_DAYS         = tostring(var.delta_log_retention_days)
+    INLET_DOWNLOAD_CONCURRENCY       = tostring(var.download_concurrency)
+    INLET_DECODE_BATCH_ROWS          = tostring(var.decode_batch_rows)
+    INLET_LOG_FORMAT                 = "json"
+    RUST_LOG                         = var.log_level
   }
   # An empty setting means "not set" (unpartitioned; no routing file); Lambda refuses empty values anyway.
   common_environment = merge({ for k, v in local.settings : k => v if v != "" }, var.extra_environment)
@@ -326,6 +328,12 @@ resource "aws_lambda_function" "compactor" {
       # is running; voiding it then would cost a redelivery of every message in it.
       condition     = var.abandon_after_seconds > var.converter_timeout_seconds
       error_message = "abandon_after_seconds must exceed converter_timeout_seconds: a compactor must never void the batch of a converter still running."
+    }
+    precondition {
+      # A rebuild stops at its budget and then writes its last run and the index: it must not
+      # be killed by the timeout first.
+      condition     = var.history_rebuild_seconds + 60 <= var.compactor_timeout_seconds
+      error_message = "history_rebuild_seconds must be at least 60 s under compactor_timeout_seconds."
     }
   }
 }

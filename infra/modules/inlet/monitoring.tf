@@ -91,6 +91,10 @@ locals {
       function    = "compactor", metric = "StrandedSources", statistic = "Maximum", period = 900, periods = 1, threshold = 0
       description = "A sealed converter batch lost a fragment (unreadable, set aside under _inlet/corrupt/): the sources it held part of are kept staged, never committed incomplete. The compactor's answer and log name them; run `inlet backfill` on those keys to stage them again."
     }
+    history_rebuild = {
+      function    = "compactor", metric = "HistoryRebuildFilesLeft", statistic = "Maximum", period = 900, periods = 1, threshold = 0
+      description = "The load history index was lost or damaged and the log no longer holds every commit: the compactor is rebuilding it from the table's lineage columns, a budget per run, and commits nothing meanwhile (rows wait staged, none lost). The metric is the data files still to read; the compactor log shows the progress. It clears on its own; if it does not fall, check the compactor's errors."
+    }
     superseded_versions = {
       function    = "converter", metric = "SupersededVersions", statistic = "Sum", period = 900, periods = 1, threshold = 0
       description = "Notified object versions were overwritten or deleted before the converter read them, so they were never ingested. The record under _inlet/superseded/ names each one; turn on bucket versioning (the module's default) to ingest every version."

@@ -416,6 +416,26 @@ variable "abandon_after_seconds" {
   default     = 900
 }
 
+variable "history_rebuild_seconds" {
+  description = "INLET_HISTORY_REBUILD_SECONDS: most time one compactor run spends rebuilding a lost load history index before it saves its progress and stops (the next run continues)."
+  type        = number
+  default     = 600
+  validation {
+    condition     = var.history_rebuild_seconds >= 1
+    error_message = "history_rebuild_seconds must be positive."
+  }
+}
+
+variable "history_rebuild_save_files" {
+  description = "INLET_HISTORY_REBUILD_SAVE_FILES: data files a load history rebuild reads between saves of its progress."
+  type        = number
+  default     = 1000
+  validation {
+    condition     = var.history_rebuild_save_files >= 1
+    error_message = "history_rebuild_save_files must be positive."
+  }
+}
+
 variable "checkpoint_interval" {
   description = "INLET_CHECKPOINT_INTERVAL: commits between Delta checkpoints (set at table creation)."
   type        = number

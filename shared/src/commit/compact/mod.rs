@@ -24,7 +24,7 @@ use object_store::path::Path;
 
 use crate::commit::evolution::{FragmentColumns, plan_evolution};
 use crate::commit::exclusive::{TableCommit, commit_exclusive};
-use crate::commit::history::LoadHistory;
+use crate::commit::history::{LoadHistory, RebuildBudget, Rebuilt};
 use crate::commit::table_files::{Input, TableFiles};
 use crate::config::Settings;
 use crate::error::{Error, Result};
@@ -59,6 +59,10 @@ pub struct CompactorOptions {
     pub min_bytes: u64,
     /// ...until its oldest fragment is this old (`INLET_FRESHNESS_SECONDS`).
     pub freshness: Duration,
+    /// Most time a run spends rebuilding a lost load history (`INLET_HISTORY_REBUILD_SECONDS`).
+    pub history_rebuild_seconds: u64,
+    /// Files a rebuild reads between saves (`INLET_HISTORY_REBUILD_SAVE_FILES`).
+    pub history_rebuild_save_files: usize,
 }
 
 impl CompactorOptions {
@@ -69,6 +73,8 @@ impl CompactorOptions {
             abandon_after: Duration::from_secs(settings.abandon_after_seconds),
             min_bytes: settings.min_compact_bytes,
             freshness: Duration::from_secs(settings.freshness_seconds),
+            history_rebuild_seconds: settings.history_rebuild_seconds,
+            history_rebuild_save_files: settings.history_rebuild_save_files,
         }
     }
 
@@ -179,8 +185,13 @@ impl Compactor {
             return Ok(report);
         }
         let ids: BTreeSet<SourceId> = staged.iter().flat_map(|f| f.sources.iter().map(|s| s.id.clone())).collect();
-        let (history, committed) = self.look_up(table, loaded.version, &Vec::from_iter(ids)).await?;
+        let found = self.look_up(table, loaded.version, &Vec::from_iter(ids), &mut report).await?;
         report.timings.load_ms += lap.next();
+        let Some((history, committed)) = found else {
+            // Nothing can be judged a duplicate without the history: all waits for the rebuild.
+            report.deferred_fragments = staged.len() + waiting.len();
+            return Ok(report);
+        };
         // The table's schema, with the declared schema's new columns and then those only the
         // fragments carry (their converters read a newer schema than this compactor).
         let current = table.snapshot()?.metadata().parse_schema().map_err(DeltaTableError::from)?;
@@ -235,22 +246,38 @@ impl Compactor {
 
     /// Which of `ids` the table holds as of `version`, and the load history that says so;
     /// rebuilt from the table's lineage columns when neither its index nor the log can answer.
+    /// `None` while that rebuild is unfinished (its progress in `report`).
     async fn look_up(
         &self,
         table: &DeltaTable,
         version: u64,
         ids: &[SourceId],
-    ) -> Result<(LoadHistory, HashSet<SourceId>)> {
+        report: &mut CompactionReport,
+    ) -> Result<Option<(LoadHistory, HashSet<SourceId>)>> {
         if let Some(found) = LoadHistory::lookup(&self.store, version, ids).await? {
             if found.0.indexed != Some(version) {
                 tracing::info!(version, indexed = ?found.0.indexed, "load history read commits past its index");
             }
-            return Ok(found);
+            return Ok(Some(found));
         }
         let files = table.snapshot()?.log_data().into_iter().map(|add| add.object_store_path()).collect();
-        let history = LoadHistory::rebuild(&self.store, version, files).await?;
-        let committed = history.committed(&self.store, ids).await?;
-        Ok((history, committed))
+        let budget =
+            RebuildBudget::from_now(self.options.history_rebuild_seconds, self.options.history_rebuild_save_files);
+        match LoadHistory::rebuild(&self.store, version, files, budget).await? {
+            Rebuilt::Done(history) => {
+                let committed = history.committed(&self.store, ids).await?;
+                Ok(Some((history, committed)))
+            }
+            Rebuilt::Pending(progress) => {
+                tracing::warn!(
+                    read = progress.read,
+                    files = progress.files,
+                    "load history rebuild continues next run: fragments held back"
+                );
+                report.history_rebuild = Some(progress);
+                Ok(None)
+            }
+        }
     }
 
     /// Every staged fragment a run may take, with its footer: even a partition-limited run

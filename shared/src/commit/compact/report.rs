@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use crate::commit::history::RebuildProgress;
 use crate::commit::optimize::{OptimizeReport, VacuumReport};
 use crate::metrics::Metric;
 
@@ -59,6 +60,10 @@ pub struct CompactionReport {
     /// Files vacuumed, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vacuum: Option<VacuumReport>,
+    /// A rebuild of the load history index left unfinished by this run: nothing is committed
+    /// until it completes (alarmed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history_rebuild: Option<RebuildProgress>,
 }
 
 /// Milliseconds spent in each phase of a run.
@@ -96,6 +101,7 @@ impl CompactionReport {
     pub fn metrics(&self) -> Vec<Metric> {
         let optimized = self.optimize.as_ref().map_or(0, |o| o.files_removed);
         let vacuumed = self.vacuum.as_ref().map_or(0, |v| v.files_deleted);
+        let rebuild_left = self.history_rebuild.map_or(0, |r| r.files - r.read);
         vec![
             Metric { name: "FreshnessLag", value: self.oldest_staged_seconds as f64, unit: "Seconds" },
             Metric { name: "FragmentsConsumed", value: self.fragments as f64, unit: "Count" },
@@ -113,6 +119,7 @@ impl CompactionReport {
             Metric { name: "CommitVersion", value: self.version.map_or(-1.0, |v| v as f64), unit: "None" },
             Metric { name: "SmallFilesOptimized", value: optimized as f64, unit: "Count" },
             Metric { name: "FilesVacuumed", value: vacuumed as f64, unit: "Count" },
+            Metric { name: "HistoryRebuildFilesLeft", value: rebuild_left as f64, unit: "Count" },
         ]
     }
 }

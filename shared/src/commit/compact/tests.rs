@@ -229,6 +229,41 @@ impl Lake {
         values
     }
 
+    /// Deletes the load history index (but not the deleted ledger), and the commits before the
+    /// checkpoint of version 3, as log cleanup would.
+    fn lose_the_index_and_the_early_log(&self) {
+        let history = self.dir.path().join("_inlet/history");
+        for derived in ["manifests", "runs"] {
+            std::fs::remove_dir_all(history.join(derived)).unwrap();
+        }
+        let log = self.dir.path().join("_delta_log");
+        assert!(log.join("00000000000000000003.checkpoint.parquet").exists());
+        for version in 0..3 {
+            std::fs::remove_file(log.join(format!("{version:020}.json"))).unwrap();
+        }
+    }
+
+    /// The data file commit `version` added (the first, when it added several).
+    fn added_by(&self, version: u64) -> String {
+        let commit = std::fs::read_to_string(self.dir.path().join(format!("_delta_log/{version:020}.json"))).unwrap();
+        let add = commit
+            .lines()
+            .find_map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap().get("add").cloned());
+        add.unwrap()["path"].as_str().unwrap().to_string()
+    }
+
+    /// Commits what another writer's `DELETE` of every row of `file` commits: its removal.
+    fn delete_file_as_another_writer(&self, table: &DeltaTable, file: &str) {
+        let version = table.version().unwrap() + 1;
+        let now = chrono::Utc::now().timestamp_millis();
+        let commit = [
+            serde_json::json!({"commitInfo": {"timestamp": now, "operation": "DELETE", "engineInfo": "another-writer"}}),
+            serde_json::json!({"remove": {"path": file, "deletionTimestamp": now, "dataChange": true}}),
+        ];
+        let text: String = commit.iter().map(|action| format!("{action}\n")).collect();
+        std::fs::write(self.dir.path().join(format!("_delta_log/{version:020}.json")), text).unwrap();
+    }
+
     fn compactor(&self) -> Compactor {
         self.compactor_for(self.schema.clone())
     }
@@ -455,12 +490,7 @@ async fn with_the_index_and_the_early_log_gone_the_history_is_rebuilt_from_linea
         lake.compactor().run(&mut table, false).await.unwrap();
     }
     // Everything derived is lost, and log cleanup took the first commits.
-    std::fs::remove_dir_all(lake.dir.path().join("_inlet/history")).unwrap();
-    let log = lake.dir.path().join("_delta_log");
-    assert!(log.join("00000000000000000003.checkpoint.parquet").exists());
-    for version in 0..3 {
-        std::fs::remove_file(log.join(format!("{version:020}.json"))).unwrap();
-    }
+    lake.lose_the_index_and_the_early_log();
     let mut table = lake.table().await;
     // A backfill of an old object and a new one: the old one is known from the table's rows.
     lake.stage("b2", "o1.json", 10..20).await;
@@ -489,12 +519,7 @@ async fn after_a_rebuild_identical_re_uploads_are_known_by_their_content() {
     let report = lake.compactor().run(&mut table, false).await.unwrap();
     assert_eq!((report.rows, report.duplicate_rows), (0, 10));
     // Everything derived is lost, and log cleanup took the first commits.
-    std::fs::remove_dir_all(lake.dir.path().join("_inlet/history")).unwrap();
-    let log = lake.dir.path().join("_delta_log");
-    assert!(log.join("00000000000000000003.checkpoint.parquet").exists());
-    for version in 0..3 {
-        std::fs::remove_file(log.join(format!("{version:020}.json"))).unwrap();
-    }
+    lake.lose_the_index_and_the_early_log();
     let mut table = lake.table().await;
     // A backfill of the prefix reads the re-uploaded version: known by its content.
     lake.stage_version("r3", "o5.json", "e2", Some(&five), 50..60).await;
@@ -510,6 +535,94 @@ async fn after_a_rebuild_identical_re_uploads_are_known_by_their_content() {
     let report = lake.compactor().run(&mut table, false).await.unwrap();
     assert_eq!((report.rows, report.duplicate_rows), (5, 0));
     assert_eq!(lake.rows(&table), (0..60).chain(100..105).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_rebuild_out_of_time_holds_fragments_back_and_the_next_runs_continue_it() {
+    let lake = lake(Layout::default());
+    let mut table = lake.table().await;
+    for i in 0..6 {
+        lake.stage("b1", &format!("o{i}.json"), i * 10..i * 10 + 10).await;
+        lake.compactor().run(&mut table, false).await.unwrap();
+    }
+    let version = table.version();
+    lake.lose_the_index_and_the_early_log();
+    let mut table = lake.table().await;
+    lake.stage("b2", "o1.json", 10..20).await;
+    lake.stage("b2", "o9.json", 90..95).await;
+    // No time at all: each run reads one file, saves and stops.
+    let options = CompactorOptions { history_rebuild_seconds: 0, history_rebuild_save_files: 1, ..test_options() };
+    let compactor = Compactor::new(lake.store.clone(), lake.schema.clone(), options);
+    let mut reads = Vec::new();
+    let report = loop {
+        let report = compactor.run(&mut table, false).await.unwrap();
+        let Some(progress) = report.history_rebuild else { break report };
+        assert_eq!((report.rows, report.version, report.deferred_fragments), (0, None, 2), "{report:?}");
+        assert_eq!(table.version(), version, "nothing is committed without the history");
+        assert_eq!(progress.files, 6);
+        assert!(report.metrics().iter().any(|m| m.name == "HistoryRebuildFilesLeft" && m.value > 0.0));
+        reads.push(progress.read);
+    };
+    assert_eq!(reads, [1, 2, 3, 4, 5], "each run continued where the last saved");
+    assert_eq!((report.rows, report.duplicate_rows), (5, 10), "the rebuilt index answers as the lost one");
+    assert_eq!(lake.rows(&table), (0..60).chain(90..95).collect::<Vec<_>>());
+    let rebuild = lake.dir.path().join("_inlet/history/rebuild");
+    assert_eq!(std::fs::read_dir(&rebuild).map_or(0, |dir| dir.count()), 0, "the rebuild's state is gone");
+}
+
+#[tokio::test]
+async fn a_rebuild_started_at_an_older_version_takes_in_the_commits_since() {
+    let lake = lake(Layout::default());
+    let mut table = lake.table().await;
+    for i in 0..6 {
+        lake.stage("b1", &format!("o{i}.json"), i * 10..i * 10 + 10).await;
+        lake.compactor().run(&mut table, false).await.unwrap();
+    }
+    lake.lose_the_index_and_the_early_log();
+    let mut table = lake.table().await;
+    lake.stage("b2", "o9.json", 90..95).await;
+    let slow = CompactorOptions { history_rebuild_seconds: 0, history_rebuild_save_files: 1, ..test_options() };
+    let report = Compactor::new(lake.store.clone(), lake.schema.clone(), slow).run(&mut table, false).await.unwrap();
+    assert_eq!(report.history_rebuild.map(|p| p.read), Some(1));
+    // Another writer deletes o5's rows meanwhile: the rebuild reads the files of the version
+    // it started at, then that commit from the log.
+    lake.delete_file_as_another_writer(&table, &lake.added_by(6));
+    let report = lake.compactor().run(&mut table, false).await.unwrap();
+    assert_eq!((report.rows, report.duplicate_rows), (5, 0), "{report:?}");
+    // o5's rows were deleted by that writer, and o2 was read by the rebuild: both are known.
+    lake.stage("b3", "o5.json", 50..60).await;
+    lake.stage("b3", "o2.json", 20..30).await;
+    let report = lake.compactor().run(&mut table, false).await.unwrap();
+    assert_eq!((report.rows, report.duplicate_rows), (0, 20), "{report:?}");
+}
+
+#[tokio::test]
+async fn rows_deleted_by_another_writer_do_not_re_enter_after_a_rebuild() {
+    let lake = lake(Layout::default());
+    let mut table = lake.table().await;
+    for i in 0..6 {
+        lake.stage("b1", &format!("o{i}.json"), i * 10..i * 10 + 10).await;
+        lake.compactor().run(&mut table, false).await.unwrap();
+    }
+    // A GDPR erasure removes o2's rows (its file), then the next compaction takes the commit in.
+    let erased = lake.added_by(3);
+    lake.delete_file_as_another_writer(&table, &erased);
+    lake.stage("b2", "o7.json", 70..80).await;
+    let report = lake.compactor().run(&mut table, false).await.unwrap();
+    assert_eq!((report.rows, report.duplicate_rows), (10, 0));
+    // A redelivery while the index is whole: known.
+    lake.stage("b3", "o2.json", 20..30).await;
+    let report = lake.compactor().run(&mut table, false).await.unwrap();
+    assert_eq!((report.rows, report.duplicate_rows), (0, 10));
+    // Vacuum purges the erased file, and the index and the early log are lost.
+    std::fs::remove_file(lake.dir.path().join(&erased)).unwrap();
+    lake.lose_the_index_and_the_early_log();
+    let mut table = lake.table().await;
+    lake.stage("b4", "o2.json", 20..30).await;
+    lake.stage("b4", "o3.json", 30..40).await;
+    let report = lake.compactor().run(&mut table, false).await.unwrap();
+    assert_eq!((report.rows, report.duplicate_rows), (0, 20), "the erased source stays known: {report:?}");
+    assert_eq!(lake.rows(&table), (0..20).chain(30..60).chain(70..80).collect::<Vec<_>>());
 }
 
 #[tokio::test]

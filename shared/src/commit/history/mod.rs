@@ -26,19 +26,9 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use std::ops::Range;
-
-use arrow_array::Array;
-use arrow_array::cast::AsArray;
-use bytes::Bytes;
-use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ArrowReaderOptions;
-use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
-use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -47,10 +37,11 @@ use crate::layout::{
     history_manifest_version, history_run, history_run_version,
 };
 use crate::lineage::{CommittedSource, SourceId, SourceKey};
-use crate::schema::{SOURCE_DIGEST_COLUMN, SOURCE_ETAG_COLUMN, SOURCE_FILE_COLUMN};
 
+mod rebuild;
 pub mod run;
 
+pub use rebuild::{RebuildBudget, RebuildProgress, Rebuilt};
 use run::{Run, RunInfo, RunWriter, merge};
 
 /// Manifests kept: the newest is used; older ones are only a fallback should it be damaged.
@@ -62,10 +53,6 @@ pub const MERGE_RATIO: u64 = 4;
 const RUN_LOOKUPS: usize = 2;
 /// Commits read at once when catching up with the log.
 const COMMIT_READS: usize = 16;
-/// Data files read at once when rebuilding from the table's lineage columns.
-const REBUILD_READS: usize = 8;
-/// Keys per run when rebuilding from the table's lineage columns (16 MiB of keys).
-const REBUILD_RUN_KEYS: usize = 1 << 20;
 
 /// What a manifest says: the runs holding every source committed up to `covers`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,6 +84,9 @@ pub struct LoadHistory {
     replaces: Vec<Vec<ManifestRun>>,
     /// Sources committed after the manifest, read from the log.
     recent: HashSet<SourceKey>,
+    /// Data files other writers removed with `dataChange` after the manifest: their sources
+    /// go to the deleted ledger before a manifest covers those commits.
+    removed: Vec<Path>,
 }
 
 impl LoadHistory {
@@ -163,8 +153,8 @@ impl LoadHistory {
             None => (None, Vec::new(), Vec::new()),
         };
         let first = indexed.map_or(0, |covers| covers + 1);
-        let recent = committed_between(store, first, version).await?;
-        Ok(Self { version, indexed, runs, replaces, recent })
+        let LogTail { keys: recent, removed } = committed_between(store, first, version).await?;
+        Ok(Self { version, indexed, runs, replaces, recent, removed })
     }
 
     /// Which of `ids` this history holds.
@@ -190,44 +180,22 @@ impl LoadHistory {
         Ok(held.iter().flat_map(|key| by_key[key].iter().map(|id| (*id).clone())).collect())
     }
 
-    /// Rebuilds the index from the lineage columns of the table's data `files` as of
-    /// `version`, for when the log no longer holds every commit and no manifest is usable.
-    /// Costs a read of the lineage columns of every file, a few files at once. Rows carry
-    /// their source's content digest, so the rebuilt index knows a re-upload of the same bytes
-    /// as the lost one did (rows written before the digest column know their ETag only). A
-    /// source whose lines were all quarantined left no row, so it is not found (a replay
-    /// rewrites the same quarantine record).
-    pub async fn rebuild(store: &Arc<dyn ObjectStore>, version: u64, files: Vec<Path>) -> Result<Self> {
-        tracing::warn!(version, files = files.len(), "rebuilding the load history from the table's lineage columns");
-        let mut runs = Vec::new();
-        let mut keys: HashSet<SourceKey> = HashSet::new();
-        let mut read =
-            futures::stream::iter(&files).map(|file| lineage_keys(store, file)).buffer_unordered(REBUILD_READS);
-        while let Some(file_keys) = read.try_next().await? {
-            keys.extend(file_keys);
-            if keys.len() >= REBUILD_RUN_KEYS {
-                runs.push(write_run(store, version, std::mem::take(&mut keys)).await?);
-            }
-        }
-        if !keys.is_empty() {
-            runs.push(write_run(store, version, keys).await?);
-        }
-        let runs = futures::future::try_join_all(runs.iter().map(|info| Run::open(store, &info.path))).await?;
-        let replaces = vec![Vec::new(); runs.len()];
-        let history = Self { version, indexed: None, runs, replaces, recent: HashSet::new() };
-        history.record(store, version, &[]).await
-    }
-
     /// Records that commit `version` added `added` (and any commits between this history and
     /// it, read from the log): writes a run of the new keys, merges runs that are due and a
     /// manifest covering `version`, then removes what no kept manifest needs. Returns the
     /// history as of `version`.
     pub async fn record(self, store: &Arc<dyn ObjectStore>, version: u64, added: &[CommittedSource]) -> Result<Self> {
-        let Self { version: known, mut runs, mut replaces, mut recent, .. } = self;
+        let Self { version: known, mut runs, mut replaces, mut recent, mut removed, .. } = self;
         if version > known + 1 {
-            recent.extend(committed_between(store, known + 1, version - 1).await?);
+            let tail = committed_between(store, known + 1, version - 1).await?;
+            recent.extend(tail.keys);
+            removed.extend(tail.removed);
         }
         recent.extend(added.iter().flat_map(|source| source.id.keys()));
+        // Before a manifest covers the commits that removed them: a crash reads them again.
+        if !removed.is_empty() {
+            rebuild::record_deleted(store, version, &removed).await?;
+        }
         if !recent.is_empty() {
             let info = write_run(store, version, recent).await?;
             runs.push(Run::open(store, &info.path).await?);
@@ -256,7 +224,7 @@ impl LoadHistory {
         };
         store.put(&history_manifest(version), PutPayload::from(serde_json::to_vec(&manifest)?)).await?;
         prune(store).await?;
-        Ok(Self { version, indexed: Some(version), runs, replaces, recent: HashSet::new() })
+        Ok(Self { version, indexed: Some(version), runs, replaces, recent: HashSet::new(), removed: Vec::new() })
     }
 
     /// Entries in the index's runs (a source may be counted in two runs until they merge).
@@ -356,9 +324,13 @@ fn manifest_run(run: &Run, replaces: Vec<ManifestRun>) -> ManifestRun {
 }
 
 async fn write_run(store: &Arc<dyn ObjectStore>, version: u64, keys: HashSet<SourceKey>) -> Result<RunInfo> {
+    write_run_at(store, history_run(version), keys).await
+}
+
+async fn write_run_at(store: &Arc<dyn ObjectStore>, path: Path, keys: HashSet<SourceKey>) -> Result<RunInfo> {
     let mut keys: Vec<SourceKey> = keys.into_iter().collect();
     keys.sort_unstable();
-    let mut writer = RunWriter::new(store.clone(), history_run(version));
+    let mut writer = RunWriter::new(store.clone(), path);
     for key in keys {
         writer.push(key).await?;
     }
@@ -375,9 +347,9 @@ async fn manifests(store: &Arc<dyn ObjectStore>) -> Result<Vec<(u64, Path)>> {
     Ok(versions)
 }
 
-/// Deletes all but the newest [`MANIFESTS_KEPT`] manifests, and the runs none of them names
-/// that were written before the oldest kept one (a newer run may belong to a manifest being
-/// written right now).
+/// Deletes all but the newest [`MANIFESTS_KEPT`] manifests, and the runs none of them (nor a
+/// rebuild in progress) names that were written before the oldest kept one (a newer run may
+/// belong to a manifest being written right now).
 async fn prune(store: &Arc<dyn ObjectStore>) -> Result<()> {
     let all = manifests(store).await?;
     let (dropped, kept) = all.split_at(all.len().saturating_sub(MANIFESTS_KEPT));
@@ -385,7 +357,7 @@ async fn prune(store: &Arc<dyn ObjectStore>) -> Result<()> {
         delete_if_present(store, path).await?;
     }
     let Some((oldest_kept, _)) = kept.first() else { return Ok(()) };
-    let mut named = HashSet::new();
+    let mut named: HashSet<String> = rebuild::saved_runs(store).await?.into_iter().collect();
     for (_, path) in kept {
         match store.get(path).await {
             Ok(found) => match serde_json::from_slice::<Manifest>(&found.bytes().await?) {
@@ -420,9 +392,19 @@ async fn delete_if_present(store: &Arc<dyn ObjectStore>, path: &Path) -> Result<
     }
 }
 
-/// Keys of the sources committed by commits `first..=last`; a commit that is gone is damage.
-async fn committed_between(store: &Arc<dyn ObjectStore>, first: u64, last: u64) -> Result<HashSet<SourceKey>> {
-    let mut keys = HashSet::new();
+/// What commits after an index add to it.
+#[derive(Debug, Default)]
+struct LogTail {
+    /// Keys of the sources they committed.
+    keys: HashSet<SourceKey>,
+    /// Data files they removed with `dataChange` (rows deleted or rewritten by another writer;
+    /// Inlet's own rewrites change no data).
+    removed: Vec<Path>,
+}
+
+/// What commits `first..=last` add to the index; a commit that is gone is damage.
+async fn committed_between(store: &Arc<dyn ObjectStore>, first: u64, last: u64) -> Result<LogTail> {
+    let mut tail = LogTail::default();
     let mut commits = futures::stream::iter(first..=last)
         .map(|version| async move {
             match store.get(&commit_file(version)).await {
@@ -435,9 +417,26 @@ async fn committed_between(store: &Arc<dyn ObjectStore>, first: u64, last: u64) 
         })
         .buffered(COMMIT_READS);
     while let Some(commit) = commits.next().await {
-        keys.extend(sources_in_commit(&commit?)?.iter().flat_map(|source| source.id.keys()));
+        let commit = commit?;
+        tail.keys.extend(sources_in_commit(&commit)?.iter().flat_map(|source| source.id.keys()));
+        tail.removed.extend(removed_in_commit(&commit)?);
     }
-    Ok(keys)
+    Ok(tail)
+}
+
+/// The data files one commit removed with `dataChange`.
+fn removed_in_commit(commit: &[u8]) -> Result<Vec<Path>> {
+    let mut removed = Vec::new();
+    for line in commit.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let action: serde_json::Value = serde_json::from_slice(line)?;
+        let Some(remove) = action.get("remove") else { continue };
+        let data_change = remove.get("dataChange").and_then(serde_json::Value::as_bool).unwrap_or(true);
+        if let Some(path) = remove.get("path").and_then(serde_json::Value::as_str).filter(|_| data_change) {
+            // Paths in the log are URL-encoded, relative to the table root.
+            removed.push(Path::from(percent_encoding::percent_decode_str(path).decode_utf8_lossy().as_ref()));
+        }
+    }
+    Ok(removed)
 }
 
 /// The sources one commit file's `commitInfo` lists.
@@ -450,79 +449,6 @@ pub fn sources_in_commit(commit: &[u8]) -> Result<Vec<CommittedSource>> {
         }
     }
     Ok(sources)
-}
-
-/// The distinct source keys of one data file's lineage columns.
-async fn lineage_keys(store: &Arc<dyn ObjectStore>, file: &Path) -> Result<HashSet<SourceKey>> {
-    let size = store.head(file).await?.size;
-    let reader = StoreFile { store: store.clone(), path: file.clone(), size };
-    let builder = ParquetRecordBatchStreamBuilder::new(reader).await?;
-    // Files written before the digest column have the other two only.
-    let with_digest = builder.schema().field_with_name(SOURCE_DIGEST_COLUMN).is_ok();
-    let columns = [SOURCE_FILE_COLUMN, SOURCE_ETAG_COLUMN, SOURCE_DIGEST_COLUMN];
-    let mask =
-        ProjectionMask::columns(builder.parquet_schema(), columns[..if with_digest { 3 } else { 2 }].iter().copied());
-    let mut batches = builder.with_projection(mask).build()?;
-    let mut keys = HashSet::new();
-    // Rows of one source sit together: hash an identity only when it changes.
-    let mut last: Option<SourceId> = None;
-    while let Some(batch) = batches.next().await {
-        let batch = batch?;
-        let column = |name: &str| -> Result<arrow_array::ArrayRef> {
-            let column = batch.column_by_name(name).ok_or_else(|| {
-                Error::Integrity(format!("table file {file} has no {name} column: its sources cannot be known"))
-            })?;
-            Ok(arrow_cast::cast(column, &arrow_schema::DataType::Utf8)?)
-        };
-        let (uris, etags) = (column(SOURCE_FILE_COLUMN)?, column(SOURCE_ETAG_COLUMN)?);
-        let digests = if with_digest { Some(column(SOURCE_DIGEST_COLUMN)?) } else { None };
-        let (uris, etags) = (uris.as_string::<i32>(), etags.as_string::<i32>());
-        let digests = digests.as_ref().map(|digests| digests.as_string::<i32>());
-        for row in 0..batch.num_rows() {
-            let (uri, etag) = (uris.value(row), etags.is_valid(row).then(|| etags.value(row)));
-            let digest = digests.and_then(|digests| digests.is_valid(row).then(|| digests.value(row)));
-            if last
-                .as_ref()
-                .is_some_and(|id| id.uri == uri && id.etag.as_deref() == etag && id.digest.as_deref() == digest)
-            {
-                continue;
-            }
-            let id =
-                SourceId { uri: uri.to_string(), etag: etag.map(str::to_string), digest: digest.map(str::to_string) };
-            // Filed under every key a committed source is: its content and its ETag.
-            keys.extend(id.keys());
-            last = Some(id);
-        }
-    }
-    Ok(keys)
-}
-
-/// A table file read through the store, range by range.
-struct StoreFile {
-    store: Arc<dyn ObjectStore>,
-    path: Path,
-    size: u64,
-}
-
-impl AsyncFileReader for StoreFile {
-    fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
-        Box::pin(async move {
-            self.store
-                .get_range(&self.path, range)
-                .await
-                .map_err(|err| parquet::errors::ParquetError::External(err.into()))
-        })
-    }
-
-    fn get_metadata<'a>(
-        &'a mut self,
-        _options: Option<&'a ArrowReaderOptions>,
-    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
-        Box::pin(async move {
-            let size = self.size;
-            Ok(Arc::new(ParquetMetaDataReader::new().load_and_finish(self, size).await?))
-        })
-    }
 }
 
 #[cfg(test)]

@@ -134,6 +134,22 @@ enum Command {
         #[arg(long, default_value_t = history::DAILY_COMMIT_SOURCES)]
         per_commit: u64,
     },
+    /// Rebuilding a lost load history index from the lineage columns of a table of `--files`
+    /// small data files on the running LocalStack's S3.
+    HistoryRebuild {
+        #[arg(long, default_value_t = 100_000)]
+        files: u64,
+        /// Sources in each data file.
+        #[arg(long, default_value_t = 4)]
+        per_file: u64,
+    },
+    /// One measured rebuild (used by `history-rebuild`).
+    HistoryRebuildOnce {
+        #[arg(long)]
+        table: String,
+        #[arg(long)]
+        per_file: u64,
+    },
     /// The converter on one object of `--json-mib` MiB of JSON (default settings): throughput
     /// and peak RSS, which the piece size bounds instead of the object.
     BigObject {
@@ -212,6 +228,7 @@ const SCHEMA: &str = include_str!("../../schemas/events.schema.json");
 mod big_object;
 mod compaction;
 mod history;
+mod rebuild;
 mod shapes;
 
 fn main() -> Result<()> {
@@ -223,6 +240,8 @@ fn main() -> Result<()> {
         Some(Command::History { sources, lookup, localstack, per_commit }) => {
             return history::measure(sources, *lookup, *per_commit, *localstack);
         }
+        Some(Command::HistoryRebuild { files, per_file }) => return rebuild::measure(*files, *per_file),
+        Some(Command::HistoryRebuildOnce { table, per_file }) => return rebuild::rebuild_once(table, *per_file),
         Some(Command::BigObject { json_mib, piece_mib }) => return big_object::measure(*json_mib, *piece_mib),
         Some(Command::Shapes { names }) => return shapes::measure(names),
         Some(Command::Shape { name }) => return shapes::measure_one(name),
@@ -238,6 +257,8 @@ fn main() -> Result<()> {
             Command::Commits { .. }
             | Command::History { .. }
             | Command::HistoryLookup { .. }
+            | Command::HistoryRebuild { .. }
+            | Command::HistoryRebuildOnce { .. }
             | Command::CompactStaged { .. }
             | Command::BigObject { .. }
             | Command::Shapes { .. }

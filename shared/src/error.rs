@@ -83,6 +83,11 @@ pub enum Error {
     #[error("integrity: {0}")]
     Integrity(String),
 
+    /// What a run read has moved on under it (another writer got there first): running again
+    /// reads the new state.
+    #[error("stale: {0}")]
+    Stale(String),
+
     /// A task running part of the work panicked or was cancelled.
     #[error("task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -133,6 +138,7 @@ impl Error {
             Error::Superseded { .. } => "Inlet.Superseded",
             Error::Aws { .. } => "Inlet.Aws",
             Error::Integrity(_) => "Inlet.Integrity",
+            Error::Stale(_) => "Inlet.Stale",
             Error::Task(_) => "Inlet.Task",
             Error::Storage(_) => "Inlet.Storage",
             Error::Delta(_) => "Inlet.Delta",
@@ -149,7 +155,7 @@ impl Error {
             Error::Source { retryable, .. } => *retryable,
             // A cancelled task (shutdown) may finish next time; a panic is a bug that repeats.
             Error::Task(err) => err.is_cancelled(),
-            Error::Aws { .. } | Error::Storage(_) | Error::Delta(_) | Error::Io(_) => true,
+            Error::Aws { .. } | Error::Storage(_) | Error::Delta(_) | Error::Io(_) | Error::Stale(_) => true,
             Error::Config(_)
             | Error::Schema { .. }
             | Error::BadRequest(_)

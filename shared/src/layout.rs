@@ -11,7 +11,7 @@
 //! <table>/_inlet/superseded/<bucket>/<key>@<version or etag>.json     notified versions gone before they were read
 //! <table>/_inlet/history/manifests/<version>.json                     load history index, as of a version
 //! <table>/_inlet/history/runs/<version>-<uuid>.run                    sorted runs of committed source keys
-//! <table>/_inlet/history/deleted/<version>-<uuid>.run                 sources of files another writer deleted
+//! <table>/_inlet/deleted-sources/<version>-<uuid>.run                sources of files another writer deleted
 //! <table>/_inlet/history/rebuild/progress.json, <version>.files       a rebuild of the index under way
 //! <table>/_inlet/corrupt/...                                          staged files no reader could read
 //! ```
@@ -36,8 +36,9 @@ pub const SUPERSEDED_PREFIX: &str = "_inlet/superseded";
 pub const HISTORY_MANIFESTS_PREFIX: &str = "_inlet/history/manifests";
 /// Where the load history index keeps its sorted runs, relative to the table root.
 pub const HISTORY_RUNS_PREFIX: &str = "_inlet/history/runs";
-/// Where the load history keeps the sources of data files another writer deleted.
-pub const HISTORY_DELETED_PREFIX: &str = "_inlet/history/deleted";
+/// Where the load history keeps the sources of data files another writer deleted: not derived
+/// (once the files are vacuumed nothing else holds them), so apart from the index.
+pub const HISTORY_DELETED_PREFIX: &str = "_inlet/deleted-sources";
 /// Where a rebuild of the load history index keeps its progress.
 pub const HISTORY_REBUILD_PREFIX: &str = "_inlet/history/rebuild";
 /// Where the compactor records the sources whose rows it deleted uncommitted, relative to the table root.

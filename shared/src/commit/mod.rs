@@ -20,6 +20,6 @@ pub use compact::{
     Clock, CompactRequest, CompactionReport, Compactor, CompactorOptions, RoutedCompactor, SystemClock, Timings,
     compact_table,
 };
-pub use history::LoadHistory;
+pub use history::{LoadHistory, RebuildBudget, RebuildProgress, Rebuilt};
 pub use optimize::{OptimizeOptions, OptimizeReport, VacuumReport, optimize, vacuum};
 pub use table::open_or_create;

@@ -260,11 +260,12 @@ impl Compactor {
             }
             return Ok(Some(found));
         }
-        let files = table.snapshot()?.log_data().into_iter().map(|add| add.object_store_path()).collect();
+        let files =
+            table.snapshot()?.log_data().into_iter().map(|add| (add.object_store_path(), add.size() as u64)).collect();
         let budget =
             RebuildBudget::from_now(self.options.history_rebuild_seconds, self.options.history_rebuild_save_files);
         match LoadHistory::rebuild(&self.store, version, files, budget).await? {
-            Rebuilt::Done(history) => {
+            Rebuilt::Done(history, _) => {
                 let committed = history.committed(&self.store, ids).await?;
                 Ok(Some((history, committed)))
             }

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{CompactionReport, Compactor, CompactorOptions};
 use crate::commit::evolution::schema_fits_table;
+use crate::commit::history::LoadHistory;
 use crate::commit::optimize::{OptimizeOptions, optimize, vacuum};
 use crate::commit::table::open_or_create;
 use crate::context::{Context, Deployment};
@@ -90,7 +91,13 @@ pub async fn compact_table(context: &Context, request: &CompactRequest) -> Resul
     let optimized = optimize(&mut table, &optimize_options, request.partitions.as_deref(), request.optimize).await?;
     report.optimize = (optimized.version.is_some() || request.optimize).then_some(optimized);
     if request.vacuum {
-        report.vacuum = Some(vacuum(&mut table, None).await?);
+        // Files other writers removed are read for their sources before vacuum deletes them.
+        table.update_state().await?;
+        if LoadHistory::catch_up(&context.table_store, table.version().unwrap_or_default()).await? {
+            report.vacuum = Some(vacuum(&mut table, None).await?);
+        } else {
+            tracing::warn!("vacuum waits until the load history is rebuilt");
+        }
     }
     Ok(report)
 }

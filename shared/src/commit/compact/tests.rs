@@ -229,13 +229,20 @@ impl Lake {
         values
     }
 
-    /// Deletes the load history index (but not the deleted ledger), and the commits before the
-    /// checkpoint of version 3, as log cleanup would.
+    /// Deletes the load history index (everything derived under `_inlet/history/`), and the
+    /// commits before the checkpoint of version 3, as log cleanup would.
     fn lose_the_index_and_the_early_log(&self) {
-        let history = self.dir.path().join("_inlet/history");
-        for derived in ["manifests", "runs"] {
-            std::fs::remove_dir_all(history.join(derived)).unwrap();
-        }
+        std::fs::remove_dir_all(self.dir.path().join("_inlet/history")).unwrap();
+        self.lose_the_early_log();
+    }
+
+    /// The same, once the early log is already gone.
+    fn lose_the_index_and_the_early_log_again(&self) {
+        std::fs::remove_dir_all(self.dir.path().join("_inlet/history")).unwrap();
+    }
+
+    /// Deletes the commits before the checkpoint of version 3, as log cleanup would.
+    fn lose_the_early_log(&self) {
         let log = self.dir.path().join("_delta_log");
         assert!(log.join("00000000000000000003.checkpoint.parquet").exists());
         for version in 0..3 {
@@ -623,6 +630,72 @@ async fn rows_deleted_by_another_writer_do_not_re_enter_after_a_rebuild() {
     let report = lake.compactor().run(&mut table, false).await.unwrap();
     assert_eq!((report.rows, report.duplicate_rows), (0, 20), "the erased source stays known: {report:?}");
     assert_eq!(lake.rows(&table), (0..20).chain(30..60).chain(70..80).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_deletion_the_lost_index_never_took_in_is_kept_by_the_rebuild() {
+    let lake = lake(Layout::default());
+    let mut table = lake.table().await;
+    for i in 0..6 {
+        lake.stage("b1", &format!("o{i}.json"), i * 10..i * 10 + 10).await;
+        lake.compactor().run(&mut table, false).await.unwrap();
+    }
+    // o4's rows are erased, and the index is lost before any compaction takes the commit in.
+    let erased = lake.added_by(5);
+    lake.delete_file_as_another_writer(&table, &erased);
+    lake.lose_the_index_and_the_early_log();
+    let mut table = lake.table().await;
+    lake.stage("b2", "o9.json", 90..95).await;
+    let report = lake.compactor().run(&mut table, false).await.unwrap();
+    assert_eq!((report.rows, report.duplicate_rows), (5, 0));
+    // Vacuumed since: the rebuild read it from the log's removal while it was still there.
+    std::fs::remove_file(lake.dir.path().join(&erased)).unwrap();
+    lake.lose_the_index_and_the_early_log_again();
+    let mut table = lake.table().await;
+    lake.stage("b3", "o4.json", 40..50).await;
+    let report = lake.compactor().run(&mut table, false).await.unwrap();
+    assert_eq!((report.rows, report.duplicate_rows), (0, 10), "the erased source stays known: {report:?}");
+}
+
+#[tokio::test]
+async fn the_index_takes_in_other_writers_deletions_before_a_vacuum() {
+    let lake = lake(Layout::default());
+    let mut table = lake.table().await;
+    for i in 0..6 {
+        lake.stage("b1", &format!("o{i}.json"), i * 10..i * 10 + 10).await;
+        lake.compactor().run(&mut table, false).await.unwrap();
+    }
+    let erased = lake.added_by(2);
+    lake.delete_file_as_another_writer(&table, &erased);
+    table.update_state().await.unwrap();
+    // Nothing staged, so no compaction commits; maintenance catches the index up, then vacuums.
+    assert!(LoadHistory::catch_up(&lake.store, table.version().unwrap()).await.unwrap());
+    let report = vacuum(&mut table, Some(Duration::ZERO)).await.unwrap();
+    assert_eq!(report.files_deleted, 1);
+    assert!(!lake.dir.path().join(&erased).exists());
+    lake.lose_the_index_and_the_early_log();
+    let mut table = lake.table().await;
+    lake.stage("b2", "o1.json", 10..20).await;
+    let report = lake.compactor().run(&mut table, false).await.unwrap();
+    assert_eq!((report.rows, report.duplicate_rows), (0, 10), "{report:?}");
+}
+
+#[tokio::test]
+async fn a_compactor_whose_snapshot_is_older_than_the_index_retries_instead_of_rebuilding() {
+    let lake = lake(Layout::default());
+    let mut table = lake.table().await;
+    for i in 0..6 {
+        lake.stage("b1", &format!("o{i}.json"), i * 10..i * 10 + 10).await;
+        lake.compactor().run(&mut table, false).await.unwrap();
+    }
+    lake.lose_the_early_log();
+    // A run that read version 1 finds no manifest that old (newer ones are kept) nor the log.
+    assert_eq!(LoadHistory::lookup(&lake.store, 1, &[]).await.unwrap().map(|found| found.0.version), None);
+    let budget = RebuildBudget { stop: None, save_every_files: 1 };
+    let err = LoadHistory::rebuild(&lake.store, 1, Vec::new(), budget).await.unwrap_err();
+    assert!(matches!(err, Error::Stale(_)), "{err}");
+    assert!(err.is_retryable());
+    assert!(!lake.dir.path().join("_inlet/history/rebuild").exists(), "no rebuild was started");
 }
 
 #[tokio::test]

@@ -227,6 +227,20 @@ impl LoadHistory {
         Ok(Self { version, indexed: Some(version), runs, replaces, recent: HashSet::new(), removed: Vec::new() })
     }
 
+    /// Brings the index up to table `version`, taking in the commits after it (and keeping the
+    /// sources of files other writers removed in them): run before a vacuum, which would make
+    /// those files unreadable. `false` when the index cannot answer (a compaction rebuilds it).
+    pub async fn catch_up(store: &Arc<dyn ObjectStore>, version: u64) -> Result<bool> {
+        match Self::lookup(store, version, &[]).await? {
+            Some((history, _)) if history.indexed == Some(version) => Ok(true),
+            Some((history, _)) => {
+                history.record(store, version, &[]).await?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     /// Entries in the index's runs (a source may be counted in two runs until they merge).
     pub fn indexed_entries(&self) -> u64 {
         self.runs.iter().map(|run| run.entries).sum()
@@ -424,6 +438,29 @@ async fn committed_between(store: &Arc<dyn ObjectStore>, first: u64, last: u64) 
     Ok(tail)
 }
 
+/// The data files removed with `dataChange` by the commits up to `last` still in the log.
+async fn removed_in_log(store: &Arc<dyn ObjectStore>, last: u64) -> Result<Vec<Path>> {
+    let prefix = Path::from("_delta_log");
+    let listed: Vec<Path> = store.list(Some(&prefix)).map_ok(|meta| meta.location).try_collect().await?;
+    let commits = listed.into_iter().filter(|path| {
+        let version = path.filename().and_then(|name| name.strip_suffix(".json")?.parse::<u64>().ok());
+        version.is_some_and(|version| version <= last)
+    });
+    let mut reads = futures::stream::iter(commits)
+        .map(|path| async move { Ok::<_, Error>(store.get(&path).await?.bytes().await?) })
+        .buffer_unordered(COMMIT_READS);
+    let mut removed = Vec::new();
+    while let Some(commit) = reads.next().await {
+        match commit {
+            Ok(commit) => removed.extend(removed_in_commit(&commit)?),
+            // Cleaned up while listed.
+            Err(Error::Storage(object_store::Error::NotFound { .. })) => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(removed)
+}
+
 /// The data files one commit removed with `dataChange`.
 fn removed_in_commit(commit: &[u8]) -> Result<Vec<Path>> {
     let mut removed = Vec::new();
@@ -433,7 +470,9 @@ fn removed_in_commit(commit: &[u8]) -> Result<Vec<Path>> {
         let data_change = remove.get("dataChange").and_then(serde_json::Value::as_bool).unwrap_or(true);
         if let Some(path) = remove.get("path").and_then(serde_json::Value::as_str).filter(|_| data_change) {
             // Paths in the log are URL-encoded, relative to the table root.
-            removed.push(Path::from(percent_encoding::percent_decode_str(path).decode_utf8_lossy().as_ref()));
+            // As delta-rs resolves a file's path: decoded, then kept as stored where it parses.
+            let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+            removed.push(Path::parse(decoded.as_ref()).unwrap_or_else(|_| Path::from(decoded.as_ref())));
         }
     }
     Ok(removed)

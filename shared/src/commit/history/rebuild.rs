@@ -17,6 +17,7 @@
 use std::collections::HashSet;
 use std::ops::Range;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use arrow_array::Array;
@@ -41,7 +42,9 @@ use crate::lineage::{SourceId, SourceKey};
 use crate::schema::{SOURCE_DIGEST_COLUMN, SOURCE_ETAG_COLUMN, SOURCE_FILE_COLUMN};
 
 /// Data files read at once when rebuilding or reading deleted files.
-const REBUILD_READS: usize = 8;
+const REBUILD_READS: usize = 32;
+/// Bytes read from the end of a data file at first: the footer, and the whole of a small file.
+const TAIL_BYTES: u64 = 64 << 10;
 /// Keys a rebuild holds before it saves them as a run (16 MiB of keys).
 const REBUILD_RUN_KEYS: usize = 1 << 20;
 /// A rebuild saves its progress at least this often, so a killed process redoes little.
@@ -72,13 +75,15 @@ pub struct RebuildProgress {
     pub files: u64,
     /// Of those, files read and saved.
     pub read: u64,
+    /// Requests made to the store so far to read them.
+    pub requests: u64,
 }
 
 /// The outcome of one call to [`LoadHistory::rebuild`].
 #[derive(Debug)]
 pub enum Rebuilt {
     /// The index is whole again, as of the version asked for.
-    Done(LoadHistory),
+    Done(LoadHistory, RebuildProgress),
     /// Saved and stopped: the next call continues.
     Pending(RebuildProgress),
 }
@@ -89,17 +94,20 @@ struct Progress {
     version: u64,
     files: u64,
     read: u64,
+    #[serde(default)]
+    requests: u64,
     runs: Vec<ManifestRun>,
 }
 
 impl Progress {
     fn state(&self) -> RebuildProgress {
-        RebuildProgress { version: self.version, files: self.files, read: self.read }
+        RebuildProgress { version: self.version, files: self.files, read: self.read, requests: self.requests }
     }
 }
 
 impl LoadHistory {
-    /// Rebuilds the index from the lineage columns of the table's data `files` as of
+    /// Rebuilds the index from the lineage columns of the table's data `files` (with their
+    /// sizes) as of
     /// `version`, continuing a rebuild in progress if there is one (it reads the files of the
     /// version it started at, then the commits since from the log), until `budget` runs out.
     ///
@@ -111,9 +119,15 @@ impl LoadHistory {
     pub async fn rebuild(
         store: &Arc<dyn ObjectStore>,
         version: u64,
-        files: Vec<Path>,
+        files: Vec<(Path, u64)>,
         budget: RebuildBudget,
     ) -> Result<Rebuilt> {
+        if super::indexed_version(store).await?.is_some_and(|covers| covers > version) {
+            // An index newer than this run's snapshot exists: the snapshot is stale, not the index lost.
+            return Err(Error::Stale(format!(
+                "a load history index covers a version after {version}, which this run read: run again"
+            )));
+        }
         let resumed = match saved_progress(store).await? {
             Some(progress) if progress.version <= version => Some(progress),
             _ => None,
@@ -156,13 +170,18 @@ pub(super) async fn saved_runs(store: &Arc<dyn ObjectStore>) -> Result<Vec<Strin
         .unwrap_or_default())
 }
 
-/// Saves the list of `files` (sorted, so that it reads the same way each time) and an empty
-/// progress.
-async fn start(store: &Arc<dyn ObjectStore>, version: u64, mut files: Vec<Path>) -> Result<Progress> {
+/// Saves the list of `files` (sorted, so that it reads the same way each time; a path and its
+/// size per line) and an empty progress.
+async fn start(store: &Arc<dyn ObjectStore>, version: u64, mut files: Vec<(Path, u64)>) -> Result<Progress> {
+    // Deletions the lost index had not taken in yet: the log still names what they removed.
+    let removed = super::removed_in_log(store, version).await?;
+    if !removed.is_empty() {
+        record_deleted(store, version, &removed).await?;
+    }
     files.sort();
-    let listed: String = files.iter().map(|file| format!("{file}\n")).collect();
+    let listed: String = files.iter().map(|(file, size)| format!("{file}\t{size}\n")).collect();
     store.put(&history_rebuild_files(version), PutPayload::from(listed.into_bytes())).await?;
-    let progress = Progress { version, files: files.len() as u64, read: 0, runs: Vec::new() };
+    let progress = Progress { version, files: files.len() as u64, ..Progress::default() };
     save(store, &progress).await?;
     Ok(progress)
 }
@@ -180,21 +199,14 @@ async fn continue_rebuild(
     version: u64,
     budget: RebuildBudget,
 ) -> Result<Rebuilt> {
-    let listed = store.get(&history_rebuild_files(progress.version)).await?.bytes().await?;
-    let files: Vec<Path> = std::str::from_utf8(&listed)
-        .map_err(|_| Error::Integrity("load history rebuild: the files' list is not text".into()))?
-        .lines()
-        .map(Path::from)
-        .collect();
-    if files.len() as u64 != progress.files || progress.read > progress.files {
-        return Err(Error::Integrity("load history rebuild: progress and files' list disagree".into()));
-    }
+    let files = listed_files(store, &progress).await?;
     let mut reads = futures::stream::iter(&files[progress.read as usize..])
-        .map(|file| lineage_keys(store, file))
+        .map(|(file, size)| lineage_keys(store, file, Some(*size)))
         .buffered(REBUILD_READS);
     let (mut keys, mut unsaved, mut saved_at) = (HashSet::new(), 0, Instant::now());
-    while let Some(file_keys) = reads.try_next().await? {
-        keys.extend(file_keys);
+    while let Some(lineage) = reads.try_next().await? {
+        keys.extend(lineage.keys);
+        progress.requests += lineage.requests;
         unsaved += 1;
         let out_of_time = budget.stop.is_some_and(|stop| Instant::now() >= stop);
         let last = progress.read + unsaved == progress.files;
@@ -222,16 +234,37 @@ async fn continue_rebuild(
             }
         }
     }
-    finish(store, progress, version).await.map(Rebuilt::Done)
+    let state = progress.state();
+    Ok(Rebuilt::Done(finish(store, progress, version).await?, state))
+}
+
+/// The files' list a rebuild's `progress` reads.
+async fn listed_files(store: &Arc<dyn ObjectStore>, progress: &Progress) -> Result<Vec<(Path, u64)>> {
+    let damaged = || Error::Integrity("load history rebuild: the files' list is damaged".into());
+    let listed = store.get(&history_rebuild_files(progress.version)).await?.bytes().await?;
+    let files = std::str::from_utf8(&listed)
+        .map_err(|_| damaged())?
+        .lines()
+        .map(|line| {
+            let (path, size) = line.rsplit_once('\t').ok_or_else(damaged)?;
+            // Written as the store names it: parsed back unchanged.
+            let path = Path::parse(path).map_err(|_| damaged())?;
+            Ok((path, size.parse().map_err(|_| damaged())?))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if files.len() as u64 != progress.files || progress.read > progress.files {
+        return Err(Error::Integrity("load history rebuild: progress and files' list disagree".into()));
+    }
+    Ok(files)
 }
 
 /// The index from a finished rebuild's runs, the deleted ledger and the commits since the
 /// version it read, recorded as of `version`; then the rebuild's own state is removed.
 async fn finish(store: &Arc<dyn ObjectStore>, progress: Progress, version: u64) -> Result<LoadHistory> {
-    let mut paths: Vec<Path> = progress.runs.iter().map(|run| Path::from(run.path.as_str())).collect();
-    let prefix = Path::from(HISTORY_DELETED_PREFIX);
-    paths.extend(store.list(Some(&prefix)).map_ok(|meta| meta.location).try_collect::<Vec<_>>().await?);
-    let runs = futures::future::try_join_all(paths.iter().map(|path| Run::open(store, path))).await?;
+    let paths: Vec<Path> = progress.runs.iter().map(|run| Path::from(run.path.as_str())).collect();
+    let mut runs: Vec<Run> =
+        futures::stream::iter(&paths).map(|path| Run::open(store, path)).buffered(REBUILD_READS).try_collect().await?;
+    runs.extend(deleted_runs(store).await?);
     let tail = committed_between(store, progress.version + 1, version).await?;
     let replaces = vec![Vec::new(); runs.len()];
     let history = LoadHistory { version, indexed: None, runs, replaces, recent: tail.keys, removed: tail.removed };
@@ -242,23 +275,56 @@ async fn finish(store: &Arc<dyn ObjectStore>, progress: Progress, version: u64) 
     Ok(history)
 }
 
-/// Keeps the sources of data `files` another writer removed with `dataChange` in the deleted
-/// ledger, so a rebuild knows them once their rows are gone. A file already vacuumed cannot be
-/// read: its sources are known to the index, but a rebuild would not know them (logged).
-pub(super) async fn record_deleted(store: &Arc<dyn ObjectStore>, version: u64, files: &[Path]) -> Result<()> {
-    let mut keys = HashSet::new();
-    let mut reads = futures::stream::iter(files)
-        .map(|file| async move { (file, lineage_keys(store, file).await) })
-        .buffer_unordered(REBUILD_READS);
-    while let Some((file, read)) = reads.next().await {
-        match read {
-            Ok(file_keys) => keys.extend(file_keys),
-            Err(Error::Storage(object_store::Error::NotFound { .. })) => {
-                tracing::warn!(file = %file, "a file deleted by another writer was vacuumed before its sources were kept: a rebuild of the load history will not know them");
+/// The runs of the deleted ledger. One that cannot be opened is passed over, loudly: stopping
+/// every commit of the table for it would cost more than the protection it gives.
+async fn deleted_runs(store: &Arc<dyn ObjectStore>) -> Result<Vec<Run>> {
+    let prefix = Path::from(HISTORY_DELETED_PREFIX);
+    let listed: Vec<Path> = store.list(Some(&prefix)).map_ok(|meta| meta.location).try_collect().await?;
+    let mut opened = futures::stream::iter(listed.iter().filter(|path| path.as_ref().ends_with(".run")))
+        .map(|path| async move { (path, Run::open(store, path).await) })
+        .buffered(REBUILD_READS);
+    let mut runs = Vec::new();
+    while let Some((path, run)) = opened.next().await {
+        match run {
+            Ok(run) => runs.push(run),
+            Err(err) if is_damage(&err) => {
+                tracing::error!(run = %path, error = %err, "deleted-sources run unreadable: the sources it held are not known to the rebuilt index");
             }
             Err(err) => return Err(err),
         }
     }
+    Ok(runs)
+}
+
+/// Keeps the sources of data `files` another writer removed with `dataChange` in the deleted
+/// ledger, so a rebuild knows them once their rows are gone (a rewrite's sources too, which is
+/// harmless). A file already vacuumed, or that Inlet cannot read, is logged and passed over:
+/// its sources are known to the index, but a rebuild would not know them.
+pub(super) async fn record_deleted(store: &Arc<dyn ObjectStore>, version: u64, files: &[Path]) -> Result<()> {
+    let mut keys = HashSet::new();
+    let mut reads = futures::stream::iter(files)
+        .map(|file| async move { (file, lineage_keys(store, file, None).await) })
+        .buffer_unordered(REBUILD_READS);
+    while let Some((file, read)) = reads.next().await {
+        match read {
+            Ok(lineage) => keys.extend(lineage.keys),
+            Err(Error::Storage(object_store::Error::NotFound { .. })) => {
+                tracing::warn!(file = %file, "a file deleted by another writer was vacuumed before its sources were kept: a rebuild of the load history will not know them");
+            }
+            // The store failing: the next run reads them again.
+            Err(err @ Error::Storage(_)) => return Err(err),
+            Err(err) => {
+                tracing::error!(file = %file, error = %err, "a file deleted by another writer cannot be read: a rebuild of the load history will not know its sources");
+            }
+        }
+        if keys.len() >= REBUILD_RUN_KEYS {
+            write_deleted(store, version, std::mem::take(&mut keys)).await?;
+        }
+    }
+    write_deleted(store, version, keys).await
+}
+
+async fn write_deleted(store: &Arc<dyn ObjectStore>, version: u64, keys: HashSet<SourceKey>) -> Result<()> {
     if !keys.is_empty() {
         let RunInfo { path, entries } = super::write_run_at(store, history_deleted_run(version), keys).await?;
         tracing::info!(run = %path, entries, "kept the sources of files another writer deleted");
@@ -266,15 +332,27 @@ pub(super) async fn record_deleted(store: &Arc<dyn ObjectStore>, version: u64, f
     Ok(())
 }
 
-/// The distinct source keys of one data file's lineage columns.
-async fn lineage_keys(store: &Arc<dyn ObjectStore>, file: &Path) -> Result<HashSet<SourceKey>> {
-    let size = store.head(file).await?.size;
-    let reader = StoreFile { store: store.clone(), path: file.clone(), size };
+/// What one data file's lineage columns say, and what reading them took.
+struct FileLineage {
+    /// The distinct keys of its sources.
+    keys: HashSet<SourceKey>,
+    requests: u64,
+}
+
+/// The distinct source keys of one data file's lineage columns (`size`: when known, no HEAD).
+async fn lineage_keys(store: &Arc<dyn ObjectStore>, file: &Path, size: Option<u64>) -> Result<FileLineage> {
+    let (size, head) = match size {
+        Some(size) => (size, 0),
+        None => (store.head(file).await?.size, 1),
+    };
+    let requests = Arc::new(AtomicU64::new(head));
+    let reader = StoreFile { store: store.clone(), path: file.clone(), size, tail: None, requests: requests.clone() };
     let builder = ParquetRecordBatchStreamBuilder::new(reader).await?;
+    let counted = |keys| FileLineage { keys, requests: requests.load(Ordering::Relaxed) };
     if builder.schema().field_with_name(SOURCE_FILE_COLUMN).is_err() {
         // Written by another writer without lineage: it holds no source of ours.
         tracing::info!(file = %file, "table file has no lineage columns");
-        return Ok(HashSet::new());
+        return Ok(counted(HashSet::new()));
     }
     // Files written before the digest column have the other two only.
     let with_digest = builder.schema().field_with_name(SOURCE_DIGEST_COLUMN).is_ok();
@@ -313,23 +391,39 @@ async fn lineage_keys(store: &Arc<dyn ObjectStore>, file: &Path) -> Result<HashS
             last = Some(id);
         }
     }
-    Ok(keys)
+    Ok(counted(keys))
 }
 
-/// A table file read through the store, range by range.
+/// A table file read through the store, range by range; the first read of its end is kept, so
+/// a small file costs one request.
 struct StoreFile {
     store: Arc<dyn ObjectStore>,
     path: Path,
     size: u64,
+    /// Where the kept end starts, and its bytes.
+    tail: Option<(u64, Bytes)>,
+    requests: Arc<AtomicU64>,
 }
 
 impl AsyncFileReader for StoreFile {
     fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
         Box::pin(async move {
-            self.store
-                .get_range(&self.path, range)
+            if let Some((start, tail)) = &self.tail
+                && range.start >= *start
+                && range.end <= start + tail.len() as u64
+            {
+                return Ok(tail.slice((range.start - start) as usize..(range.end - start) as usize));
+            }
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let bytes = self
+                .store
+                .get_range(&self.path, range.clone())
                 .await
-                .map_err(|err| parquet::errors::ParquetError::External(err.into()))
+                .map_err(|err| parquet::errors::ParquetError::External(err.into()))?;
+            if range.end == self.size && self.tail.is_none() {
+                self.tail = Some((range.start, bytes.clone()));
+            }
+            Ok(bytes)
         })
     }
 
@@ -338,8 +432,9 @@ impl AsyncFileReader for StoreFile {
         _options: Option<&'a ArrowReaderOptions>,
     ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
         Box::pin(async move {
-            let size = self.size;
-            Ok(Arc::new(ParquetMetaDataReader::new().load_and_finish(self, size).await?))
+            let (size, hint) = (self.size, TAIL_BYTES.min(self.size) as usize);
+            let reader = ParquetMetaDataReader::new().with_prefetch_hint(Some(hint));
+            Ok(Arc::new(reader.load_and_finish(self, size).await?))
         })
     }
 }

@@ -63,6 +63,14 @@ run "abandoning_batches_sooner_than_a_converter_runs_is_refused" {
   expect_failures = [aws_lambda_function.compactor]
 }
 
+run "a_history_rebuild_budget_the_compactor_timeout_would_cut_short_is_refused" {
+  command = plan
+  variables {
+    compactor_timeout_seconds = 300
+  }
+  expect_failures = [aws_lambda_function.compactor]
+}
+
 run "out_of_range_function_and_queue_settings_are_refused" {
   command = plan
   variables {

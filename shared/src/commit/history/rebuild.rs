@@ -11,8 +11,9 @@
 //! Rows deleted by another writer (a `DELETE`, a GDPR erasure) take their sources out of the
 //! table's files, so a rebuild could not know them. Whenever the index takes in commits that
 //! removed files with `dataChange`, it first reads those files' lineage columns (a removed file
-//! stays until vacuumed) into a run of its own under `_inlet/history/deleted/`, which every
-//! rebuild adds to what it reads. Its size follows what was deleted, not what was ingested.
+//! stays until vacuumed) into a run of its own under `_inlet/deleted-sources/` (not derived:
+//! kept apart from the index), which every rebuild adds to what it reads. Its size follows what
+//! other writers deleted or rewrote, not what was ingested.
 
 use std::collections::HashSet;
 use std::ops::Range;
@@ -132,17 +133,28 @@ impl LoadHistory {
             Some(progress) if progress.version <= version => Some(progress),
             _ => None,
         };
+        let (mut carried, mut abandoned_list) = (Vec::new(), None);
         if let Some(progress) = resumed {
+            let abandoned = progress.version;
             match continue_rebuild(store, progress, version, budget).await {
                 Err(err) if is_damage(&err) => {
-                    // A listed file was vacuumed or a commit since cleaned up: start again.
-                    tracing::warn!(error = %err, "load history rebuild cannot continue: starting again");
+                    // A listed file was vacuumed or a commit since cleaned up: start again at
+                    // this version, keeping the runs saved so far (sources the table held, some
+                    // perhaps in files removed since).
+                    let Some(saved) = saved_progress(store).await? else {
+                        return Err(Error::Stale("another run finished the load history rebuild: run again".into()));
+                    };
+                    tracing::warn!(error = %err, abandoned, "load history rebuild cannot continue: starting again");
+                    (carried, abandoned_list) = (saved.runs, Some(abandoned));
                 }
                 other => return other,
             }
         }
         tracing::warn!(version, files = files.len(), "rebuilding the load history from the table's lineage columns");
-        let progress = start(store, version, files).await?;
+        let progress = start(store, version, files, carried).await?;
+        if let Some(abandoned) = abandoned_list.filter(|abandoned| *abandoned != version) {
+            delete_if_present(store, &history_rebuild_files(abandoned)).await?;
+        }
         continue_rebuild(store, progress, version, budget).await
     }
 }
@@ -171,8 +183,13 @@ pub(super) async fn saved_runs(store: &Arc<dyn ObjectStore>) -> Result<Vec<Strin
 }
 
 /// Saves the list of `files` (sorted, so that it reads the same way each time; a path and its
-/// size per line) and an empty progress.
-async fn start(store: &Arc<dyn ObjectStore>, version: u64, mut files: Vec<(Path, u64)>) -> Result<Progress> {
+/// size per line) and a progress of none of them read, holding the `carried` runs.
+async fn start(
+    store: &Arc<dyn ObjectStore>,
+    version: u64,
+    mut files: Vec<(Path, u64)>,
+    carried: Vec<ManifestRun>,
+) -> Result<Progress> {
     // Deletions the lost index had not taken in yet: the log still names what they removed.
     let removed = super::removed_in_log(store, version).await?;
     if !removed.is_empty() {
@@ -181,7 +198,7 @@ async fn start(store: &Arc<dyn ObjectStore>, version: u64, mut files: Vec<(Path,
     files.sort();
     let listed: String = files.iter().map(|(file, size)| format!("{file}\t{size}\n")).collect();
     store.put(&history_rebuild_files(version), PutPayload::from(listed.into_bytes())).await?;
-    let progress = Progress { version, files: files.len() as u64, ..Progress::default() };
+    let progress = Progress { version, files: files.len() as u64, runs: carried, ..Progress::default() };
     save(store, &progress).await?;
     Ok(progress)
 }
@@ -347,7 +364,7 @@ async fn lineage_keys(store: &Arc<dyn ObjectStore>, file: &Path, size: Option<u6
     };
     let requests = Arc::new(AtomicU64::new(head));
     let reader = StoreFile { store: store.clone(), path: file.clone(), size, tail: None, requests: requests.clone() };
-    let builder = ParquetRecordBatchStreamBuilder::new(reader).await?;
+    let builder = ParquetRecordBatchStreamBuilder::new(reader).await.map_err(store_error)?;
     let counted = |keys| FileLineage { keys, requests: requests.load(Ordering::Relaxed) };
     if builder.schema().field_with_name(SOURCE_FILE_COLUMN).is_err() {
         // Written by another writer without lineage: it holds no source of ours.
@@ -364,7 +381,7 @@ async fn lineage_keys(store: &Arc<dyn ObjectStore>, file: &Path, size: Option<u6
     // Rows of one source sit together: hash an identity only when it changes.
     let mut last: Option<SourceId> = None;
     while let Some(batch) = batches.next().await {
-        let batch = batch?;
+        let batch = batch.map_err(store_error)?;
         let column = |name: &str| -> Result<arrow_array::ArrayRef> {
             let column = batch.column_by_name(name).ok_or_else(|| {
                 Error::Integrity(format!("table file {file} has no {name} column: its sources cannot be known"))
@@ -392,6 +409,18 @@ async fn lineage_keys(store: &Arc<dyn ObjectStore>, file: &Path, size: Option<u6
         }
     }
     Ok(counted(keys))
+}
+
+/// A Parquet error, or the store's own error when that is what it carries (a file gone is
+/// damage to a rebuild's list, a store failing is retried; neither is a bad file).
+fn store_error(err: parquet::errors::ParquetError) -> Error {
+    match err {
+        parquet::errors::ParquetError::External(inner) => match inner.downcast::<object_store::Error>() {
+            Ok(store) => Error::Storage(*store),
+            Err(other) => Error::Parquet(parquet::errors::ParquetError::External(other)),
+        },
+        other => Error::Parquet(other),
+    }
 }
 
 /// A table file read through the store, range by range; the first read of its end is kept, so

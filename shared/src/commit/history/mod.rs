@@ -59,6 +59,14 @@ const COMMIT_READS: usize = 16;
 struct Manifest {
     covers: u64,
     runs: Vec<ManifestRun>,
+    /// Whether any source it holds was recorded by its ETag alone (before digests); manifests
+    /// that predate this field may hold such sources.
+    #[serde(default = "may_hold_etag_only")]
+    etag_only: bool,
+}
+
+fn may_hold_etag_only() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +95,9 @@ pub struct LoadHistory {
     /// Data files other writers removed with `dataChange` after the manifest: their sources
     /// go to the deleted ledger before a manifest covers those commits.
     removed: Vec<Path>,
+    /// Whether the history may hold sources recorded by their ETag alone (before digests):
+    /// only then is a source with a digest also looked up by its ETag, which doubles the reads.
+    etag_only: bool,
 }
 
 impl LoadHistory {
@@ -141,20 +152,22 @@ impl LoadHistory {
         replace: Replace,
         version: u64,
     ) -> Result<Self> {
-        let (indexed, runs, replaces) = match manifest {
+        let (indexed, runs, replaces, etag_only) = match manifest {
             Some(path) => {
                 let manifest: Manifest = serde_json::from_slice(&store.get(path).await?.bytes().await?)?;
+                let etag_only = manifest.etag_only;
                 let (runs, replaces) = open_runs(store, manifest.runs, replace).await.map_err(|err| match err {
                     Error::Integrity(reason) => Error::Integrity(format!("load history manifest {path}: {reason}")),
                     other => other,
                 })?;
-                (Some(manifest.covers), runs, replaces)
+                (Some(manifest.covers), runs, replaces, etag_only)
             }
-            None => (None, Vec::new(), Vec::new()),
+            None => (None, Vec::new(), Vec::new(), false),
         };
         let first = indexed.map_or(0, |covers| covers + 1);
-        let LogTail { keys: recent, removed } = committed_between(store, first, version).await?;
-        Ok(Self { version, indexed, runs, replaces, recent, removed })
+        let tail = committed_between(store, first, version).await?;
+        let etag_only = etag_only || tail.etag_only;
+        Ok(Self { version, indexed, runs, replaces, recent: tail.keys, removed: tail.removed, etag_only })
     }
 
     /// Which of `ids` this history holds.
@@ -163,7 +176,8 @@ impl LoadHistory {
         // for sources recorded before digests).
         let mut by_key: HashMap<SourceKey, Vec<&SourceId>> = HashMap::new();
         for id in ids {
-            for key in id.keys() {
+            let keys: Vec<SourceKey> = if self.etag_only { id.keys().collect() } else { vec![id.key()] };
+            for key in keys {
                 by_key.entry(key).or_default().push(id);
             }
         }
@@ -185,13 +199,15 @@ impl LoadHistory {
     /// manifest covering `version`, then removes what no kept manifest needs. Returns the
     /// history as of `version`.
     pub async fn record(self, store: &Arc<dyn ObjectStore>, version: u64, added: &[CommittedSource]) -> Result<Self> {
-        let Self { version: known, mut runs, mut replaces, mut recent, mut removed, .. } = self;
+        let Self { version: known, mut runs, mut replaces, mut recent, mut removed, mut etag_only, .. } = self;
         if version > known + 1 {
             let tail = committed_between(store, known + 1, version - 1).await?;
             recent.extend(tail.keys);
             removed.extend(tail.removed);
+            etag_only |= tail.etag_only;
         }
         recent.extend(added.iter().flat_map(|source| source.id.keys()));
+        etag_only |= added.iter().any(|source| source.id.digest.is_none());
         // Before a manifest covers the commits that removed them: a crash reads them again.
         if !removed.is_empty() {
             rebuild::record_deleted(store, version, &removed).await?;
@@ -219,12 +235,14 @@ impl LoadHistory {
             )));
         }
         let manifest = Manifest {
+            etag_only,
             covers: version,
             runs: runs.iter().zip(&replaces).map(|(run, replaces)| manifest_run(run, replaces.clone())).collect(),
         };
         store.put(&history_manifest(version), PutPayload::from(serde_json::to_vec(&manifest)?)).await?;
         prune(store).await?;
-        Ok(Self { version, indexed: Some(version), runs, replaces, recent: HashSet::new(), removed: Vec::new() })
+        let (recent, removed) = (HashSet::new(), Vec::new());
+        Ok(Self { version, indexed: Some(version), runs, replaces, recent, removed, etag_only })
     }
 
     /// Brings the index up to table `version`, taking in the commits after it (and keeping the
@@ -414,6 +432,8 @@ struct LogTail {
     /// Data files they removed with `dataChange` (rows deleted or rewritten by another writer;
     /// Inlet's own rewrites change no data).
     removed: Vec<Path>,
+    /// Whether any source they committed has no digest.
+    etag_only: bool,
 }
 
 /// What commits `first..=last` add to the index; a commit that is gone is damage.
@@ -432,7 +452,9 @@ async fn committed_between(store: &Arc<dyn ObjectStore>, first: u64, last: u64) 
         .buffered(COMMIT_READS);
     while let Some(commit) = commits.next().await {
         let commit = commit?;
-        tail.keys.extend(sources_in_commit(&commit)?.iter().flat_map(|source| source.id.keys()));
+        let sources = sources_in_commit(&commit)?;
+        tail.etag_only |= sources.iter().any(|source| source.id.digest.is_none());
+        tail.keys.extend(sources.iter().flat_map(|source| source.id.keys()));
         tail.removed.extend(removed_in_commit(&commit)?);
     }
     Ok(tail)

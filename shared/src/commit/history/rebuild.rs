@@ -284,7 +284,9 @@ async fn finish(store: &Arc<dyn ObjectStore>, progress: Progress, version: u64) 
     runs.extend(deleted_runs(store).await?);
     let tail = committed_between(store, progress.version + 1, version).await?;
     let replaces = vec![Vec::new(); runs.len()];
-    let history = LoadHistory { version, indexed: None, runs, replaces, recent: tail.keys, removed: tail.removed };
+    // Rows of the lineage columns do not say which sources were recorded by ETag alone.
+    let (recent, removed, etag_only) = (tail.keys, tail.removed, true);
+    let history = LoadHistory { version, indexed: None, runs, replaces, recent, removed, etag_only };
     let history = history.record(store, version, &[]).await?;
     delete_if_present(store, &history_rebuild_progress()).await?;
     delete_if_present(store, &history_rebuild_files(progress.version)).await?;

@@ -266,6 +266,7 @@ async fn a_lookup_reads_what_its_sources_need_not_the_whole_history() {
     let manifest = Manifest {
         covers: 0,
         runs: vec![ManifestRun { path: run.path.to_string(), entries: run.entries, replaces: Vec::new() }],
+        etag_only: true,
     };
     store.put(&history_manifest(0), PutPayload::from(serde_json::to_vec(&manifest).unwrap())).await.unwrap();
     commit(&store, 0, &[]).await;
@@ -308,4 +309,35 @@ async fn a_source_is_found_by_its_content_and_records_made_before_digests_by_the
         store.delete(&commit_file(version)).await.unwrap();
     }
     assert_eq!(found(&store, 1, &asked).await.unwrap(), expect_sorted, "read from the index");
+}
+
+#[tokio::test]
+async fn a_history_of_digests_only_looks_sources_up_by_their_content_alone() {
+    let counting = Arc::new(CountingStore { inner: InMemory::new(), read: AtomicU64::new(0) });
+    let store: Arc<dyn ObjectStore> = counting.clone();
+    let with = |n: u64| SourceId {
+        uri: format!("s3://r/svc/{n}"),
+        etag: Some(format!("e{n}")),
+        digest: Some(crate::lineage::content_digest(&n.to_le_bytes())),
+    };
+    let added: Vec<CommittedSource> = (0..200_000).map(|n| CommittedSource { id: with(n), rows: 1 }).collect();
+    commit(&store, 0, &[]).await;
+    LoadHistory::default().record(&store, 0, &added).await.unwrap();
+    let asked: Vec<SourceId> = (0..20).map(|n| with(n * 9_973)).chain((0..20).map(|n| with(1_000_000 + n))).collect();
+    let reads = |etag_only: bool| {
+        let (store, counting, asked) = (store.clone(), counting.clone(), asked.clone());
+        async move {
+            let path = history_manifest(0);
+            let mut manifest: Manifest =
+                serde_json::from_slice(&store.get(&path).await.unwrap().bytes().await.unwrap()).unwrap();
+            manifest.etag_only = etag_only;
+            store.put(&path, PutPayload::from(serde_json::to_vec(&manifest).unwrap())).await.unwrap();
+            counting.read.store(0, Ordering::Relaxed);
+            let held = found(&store, 0, &asked).await.unwrap();
+            assert_eq!(held.len(), 20, "the committed ones, whichever way they are looked up");
+            counting.read.load(Ordering::Relaxed)
+        }
+    };
+    let (by_content, by_both) = (reads(false).await, reads(true).await);
+    assert!(by_content * 10 < by_both * 7, "by content alone {by_content} bytes, by content and ETag {by_both}");
 }

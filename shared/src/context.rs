@@ -62,10 +62,14 @@ pub struct Deployment {
 impl Deployment {
     /// The routes the environment describes, each with its context.
     pub async fn from_env() -> Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok()).await
+    }
+
+    /// The routes the settings read through `lookup` describe, each with its context.
+    pub async fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
         let sdk = crate::aws::sdk_config().await;
         let s3 = crate::aws::s3_client(&sdk);
-        let routes =
-            Routes::from_lookup(|name| std::env::var(name).ok(), |location| read_routes(&s3, location)).await?;
+        let routes = Routes::from_lookup(lookup, |location| read_routes(&s3, location)).await?;
         let mut contexts = Vec::with_capacity(routes.len());
         for (_, settings) in routes.iter() {
             contexts.push(Context::with_sdk(settings.clone(), &sdk, s3.clone()).await?);

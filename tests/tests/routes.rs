@@ -142,3 +142,90 @@ async fn two_tables_from_one_bucket_through_eventbridge_each_get_their_own_rows(
     assert_eq!(pipeline.queue_depth(&pipeline.queue_url).await.unwrap(), 0);
     assert_eq!(pipeline.queue_depth(&pipeline.dlq_url).await.unwrap(), 0, "no rule forwarded the unrouted object");
 }
+
+/// Waits until the fragments staged in each table hold `sources` sources.
+async fn wait_staged(localstack: &LocalStack, tables: &[&str], sources: usize) {
+    let started = std::time::Instant::now();
+    loop {
+        let mut counts = Vec::new();
+        for uri in tables {
+            let store =
+                inlet::stage::table_store(&url::Url::parse(uri).unwrap(), &localstack.storage_options()).unwrap();
+            let fragments = inlet::stage::FragmentStore::new(store);
+            let mut staged = Vec::new();
+            for meta in fragments.list().await.unwrap() {
+                staged.extend(fragments.info(&meta).await.unwrap().sources.into_iter().map(|s| s.id.uri));
+            }
+            staged.sort();
+            staged.dedup();
+            counts.push(staged.len());
+        }
+        if counts.iter().all(|count| *count == sources) {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "staged sources per table: {counts:?}");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_that_cannot_take_its_schema_fails_alone_while_the_others_commit() {
+    let localstack = LocalStack::connect().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("id.schema.json"), schemas::ID.text).unwrap();
+    let lake = format!("lake-isolated-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    localstack.s3.create_bucket().bucket(&lake).send().await.unwrap();
+    let (good_uri, bad_uri) = (format!("s3://{lake}/good_events"), format!("s3://{lake}/bad_events"));
+    // The bad table already holds `id` as text; the declared schema says long.
+    let as_text = inlet::schema::TableSchema::parse(r#"{"fields":[{"name":"id","type":"string"}]}"#, "text").unwrap();
+    let maintenance = inlet::config::Maintenance { checkpoint_interval: 100, log_retention_days: 30 };
+    let url = url::Url::parse(&bad_uri).unwrap();
+    inlet::commit::open_or_create(&url, &localstack.storage_options(), &as_text, maintenance).await.unwrap();
+    let routes = serde_json::json!({"routes": [
+        {"name": "good", "prefix": "good/", "table_uri": good_uri, "schema": "id.schema.json"},
+        {"name": "bad", "prefix": "bad/", "table_uri": bad_uri, "schema": "id.schema.json"}
+    ]});
+    std::fs::write(dir.path().join("routes.json"), routes.to_string()).unwrap();
+    let options = PipelineOptions {
+        environment: vec![("INLET_ROUTES".into(), dir.path().join("routes.json").display().to_string())],
+        ..PipelineOptions::default()
+    };
+    let pipeline = Pipeline::deploy(&localstack, "isolated", options).await.unwrap();
+    for (prefix, first) in [("good", 0), ("bad", 100)] {
+        let lines: String = (first..first + 5).map(|id| format!("{{\"id\":{id}}}\n")).collect();
+        let key = format!("{prefix}/part-0.json.zst");
+        pipeline.put(&key, sample::zstd_compress(lines.as_bytes())).await.unwrap();
+    }
+    wait_staged(&localstack, &[&good_uri, &bad_uri], 1).await;
+
+    // The compactor started (the misfit did not stop it), committed the good table, and failed
+    // the invocation naming the bad one's schema.
+    let failed = pipeline.compact(serde_json::json!({"force": true})).await.unwrap_err().to_string();
+    assert!(failed.contains("Inlet.Schema") && failed.contains("bad_events"), "{failed}");
+    let good = read_table(&localstack, &good_uri, true).await.unwrap();
+    assert_eq!(good.num_rows, 5, "the good table committed");
+    wait_staged(&localstack, &[&bad_uri], 1).await;
+
+    // Fixed (the table recreated): the running compactor checks again and commits its rows.
+    let log: Vec<String> = localstack
+        .s3
+        .list_objects_v2()
+        .bucket(&lake)
+        .prefix("bad_events/_delta_log/")
+        .send()
+        .await
+        .unwrap()
+        .contents()
+        .iter()
+        .filter_map(|object| object.key().map(str::to_string))
+        .collect();
+    for key in log {
+        localstack.s3.delete_object().bucket(&lake).key(key).send().await.unwrap();
+    }
+    let both = pipeline.compact(serde_json::json!({"force": true})).await.unwrap();
+    assert_eq!(both["tables"]["bad"]["rows"].as_u64(), Some(5), "{both}");
+    let bad = read_table(&localstack, &bad_uri, true).await.unwrap();
+    let mut ids: Vec<i64> = bad.rows.iter().map(|row| row["id"].as_i64().unwrap()).collect();
+    ids.sort();
+    assert_eq!(ids, (100..105).collect::<Vec<_>>(), "nothing lost while it waited");
+}

@@ -91,6 +91,10 @@ locals {
       function    = "compactor", metric = "StrandedSources", statistic = "Maximum", period = 900, periods = 1, threshold = 0
       description = "A sealed converter batch lost a fragment (unreadable, set aside under _inlet/corrupt/): the sources it held part of are kept staged, never committed incomplete. The compactor's answer and log name them; run `inlet backfill` on those keys to stage them again."
     }
+    compaction_failed = {
+      function    = "compactor", metric = "CompactionFailed", statistic = "Maximum", period = 900, periods = 1, threshold = 0
+      description = "A compaction of this table failed (its declared schema does not fit the table, the table cannot be read or written, or the store failed); the other tables of the deployment compact as usual, and this one's rows wait staged, none lost. The compactor log names the table and the cause; a table that cannot take its schema is checked again on every run."
+    }
     history_rebuild = {
       function    = "compactor", metric = "HistoryRebuildFilesLeft", statistic = "Maximum", period = 900, periods = 1, threshold = 0
       description = "The load history index was lost or damaged and the log no longer holds every commit: the compactor is rebuilding it from the table's lineage columns, a budget per run, and commits nothing meanwhile (rows wait staged, none lost). The metric is the data files still to read; the compactor log shows the progress. It clears on its own; if it does not fall, check the compactor's errors."

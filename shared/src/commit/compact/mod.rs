@@ -44,7 +44,7 @@ pub use plan::{CompactionPlan, Policy, align_identities, plan_compaction};
 use plan::{Seals, sort_by_seal};
 use report::Lap;
 pub use report::{CompactionReport, Timings};
-pub use request::{CompactRequest, RoutedCompactor, compact_table};
+pub use request::{CompactRequest, RoutedCompactor, TableOutcome, answer, compact_table};
 
 /// Compactor knobs, from the settings table (see the configuration table in the README).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

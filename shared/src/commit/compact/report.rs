@@ -120,6 +120,7 @@ impl CompactionReport {
             Metric { name: "SmallFilesOptimized", value: optimized as f64, unit: "Count" },
             Metric { name: "FilesVacuumed", value: vacuumed as f64, unit: "Count" },
             Metric { name: "HistoryRebuildFilesLeft", value: rebuild_left as f64, unit: "Count" },
+            Metric { name: "CompactionFailed", value: 0.0, unit: "Count" },
         ]
     }
 }

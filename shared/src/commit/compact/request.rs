@@ -9,6 +9,7 @@ use crate::commit::optimize::{OptimizeOptions, optimize, vacuum};
 use crate::commit::table::open_or_create;
 use crate::context::{Context, Deployment};
 use crate::error::{Error, Result};
+use crate::metrics::Metric;
 use crate::routes::{Route, names_table};
 use crate::stage::FragmentStore;
 use deltalake::DeltaTable;
@@ -105,6 +106,29 @@ pub async fn compact_table(context: &Context, request: &CompactRequest) -> Resul
 /// The compactor of every table of a deployment (one, for a single table).
 pub struct RoutedCompactor {
     deployment: Deployment,
+    /// Per route, why its table could not take its declared schema at cold start.
+    misfits: Vec<Option<String>>,
+}
+
+/// What compacting one table of a deployment came to: each table fails alone.
+#[derive(Debug)]
+pub struct TableOutcome {
+    /// The route's name.
+    pub name: String,
+    /// The table's URI.
+    pub table: String,
+    /// Its report, or why it failed.
+    pub result: Result<CompactionReport>,
+}
+
+impl TableOutcome {
+    /// The metrics of this table's run; a failed run counts one `CompactionFailed`.
+    pub fn metrics(&self) -> Vec<Metric> {
+        match &self.result {
+            Ok(report) => report.metrics(),
+            Err(_) => vec![Metric { name: "CompactionFailed", value: 1.0, unit: "Count" }],
+        }
+    }
 }
 
 impl RoutedCompactor {
@@ -113,64 +137,107 @@ impl RoutedCompactor {
         Self::from_deployment(Deployment::from_env().await?).await
     }
 
-    /// The tables of `deployment`. A declared schema its table cannot take fails here, at
-    /// cold start, not at the first compaction after data arrives.
+    /// The tables of `deployment`. A declared schema its table cannot take is found here, at
+    /// cold start, and fails that table's runs (logged, alarmed) until it fits; the other
+    /// tables compact as usual.
     pub async fn from_deployment(deployment: Deployment) -> Result<Self> {
-        for (_, context) in deployment.iter() {
-            let settings = &context.settings;
-            match schema_fits_table(&settings.table_uri, &context.schema, &context.storage_options).await {
-                Ok(fit) if !fit.fits => {
-                    return Err(Error::Schema { location: settings.schema_location.clone(), reason: fit.detail });
-                }
-                Ok(_) => {}
-                // Unreadable now: the first run reports that with its own cause.
-                Err(err) => {
-                    tracing::warn!(table = %settings.table_uri, error = %err, "could not check the table's schema")
-                }
+        let mut misfits = Vec::new();
+        for (route, context) in deployment.iter() {
+            misfits.push(misfit(context).await);
+            if let Some(reason) = misfits.last().and_then(Option::as_ref) {
+                let table = &context.settings.table_uri;
+                tracing::error!(route = %route.name, table = %table, reason, "the table cannot take its declared schema: it fails alone until fixed");
             }
         }
-        Ok(Self { deployment })
+        Ok(Self { deployment, misfits })
     }
 
     /// Compacts the table `request` names (by route name or table URI), or every table in
-    /// turn. Every table is tried; the first failure is returned after the others ran.
-    pub async fn compact(&self, request: &CompactRequest) -> Result<Vec<(String, String, CompactionReport)>> {
-        let tables: Vec<(&Route, &Context)> = self.deployment.iter().collect();
-        let chosen: Vec<(&Route, &Context)> = match &request.table {
+    /// turn; a table that fails does not stop the others. Only a request naming no table
+    /// served here is an error.
+    pub async fn compact(&self, request: &CompactRequest) -> Result<Vec<TableOutcome>> {
+        let tables: Vec<(usize, (&Route, &Context))> = self.deployment.iter().enumerate().collect();
+        let chosen = match &request.table {
             Some(table) if tables.len() > 1 => {
                 let found = self.deployment.routes().named(table).map(|at| tables[at]);
                 vec![found.ok_or_else(|| {
-                    let served: Vec<String> =
-                        tables.iter().map(|(route, c)| format!("{} ({})", route.name, c.settings.table_uri)).collect();
+                    let served: Vec<String> = tables
+                        .iter()
+                        .map(|(_, (route, c))| format!("{} ({})", route.name, c.settings.table_uri))
+                        .collect();
                     Error::BadRequest(format!("no table {table:?} here; this compactor serves {}", served.join(", ")))
                 })?]
             }
             _ => tables.clone(),
         };
         let single = tables.len() == 1;
-        let mut reports = Vec::new();
-        let mut first_failure = None;
-        for (route, context) in chosen {
-            let name = &route.name;
+        let mut outcomes = Vec::new();
+        for (at, (route, context)) in chosen {
             // A request naming one of several tables was resolved above; each context checks
             // the name only when it is the deployment's one table.
             let scoped = if single { request.clone() } else { CompactRequest { table: None, ..request.clone() } };
-            match compact_table(context, &scoped).await {
-                Ok(report) => reports.push((name.clone(), context.settings.table_uri.clone(), report)),
+            let result = match &self.misfits[at] {
+                // Checked again: the table may have been fixed since.
+                Some(_) => match misfit(context).await {
+                    Some(reason) => Err(Error::Schema { location: context.settings.schema_location.clone(), reason }),
+                    None => compact_table(context, &scoped).await,
+                },
+                None => compact_table(context, &scoped).await,
+            };
+            match result {
                 // Every table compacted at once: one that has received nothing yet is not a mistake.
                 Err(Error::NoTable(uri)) if !single && request.table.is_none() => {
                     tracing::info!(table = %uri, "no table yet and nothing staged: nothing to compact");
                 }
-                Err(err) if !single => {
-                    tracing::error!(table = %context.settings.table_uri, error = %err, "compaction failed");
-                    first_failure.get_or_insert(err);
+                result => {
+                    if let Err(err) = &result {
+                        tracing::error!(route = %route.name, table = %context.settings.table_uri, error = %err, "compaction failed");
+                    }
+                    let (name, table) = (route.name.clone(), context.settings.table_uri.clone());
+                    outcomes.push(TableOutcome { name, table, result });
                 }
-                Err(err) => return Err(err),
             }
         }
-        match first_failure {
-            Some(err) => Err(err),
-            None => Ok(reports),
+        Ok(outcomes)
+    }
+}
+
+/// Why the context's table cannot take its declared schema, if it cannot (a table that cannot
+/// be read now is left to its run, which reports that with its own cause).
+async fn misfit(context: &Context) -> Option<String> {
+    let settings = &context.settings;
+    match schema_fits_table(&settings.table_uri, &context.schema, &context.storage_options).await {
+        Ok(fit) if !fit.fits => Some(fit.detail),
+        Ok(_) => None,
+        Err(err) => {
+            tracing::warn!(table = %settings.table_uri, error = %err, "could not check the table's schema");
+            None
         }
     }
+}
+
+/// The compactor's answer to an invocation: one table's report as a single-table deployment
+/// answers, several by route name; after every table ran, the first failure, if any, so the
+/// invocation fails (and Lambda's error alarm sees it) while each table's own metric names it.
+pub fn answer(outcomes: Vec<TableOutcome>) -> Result<serde_json::Value> {
+    let several = outcomes.len() != 1;
+    let mut reports = std::collections::BTreeMap::new();
+    let mut first_failure = None;
+    for outcome in outcomes {
+        match outcome.result {
+            Ok(report) => {
+                reports.insert(outcome.name, report);
+            }
+            Err(err) => {
+                first_failure.get_or_insert(err);
+            }
+        }
+    }
+    if let Some(err) = first_failure {
+        return Err(err);
+    }
+    if several {
+        return Ok(serde_json::json!({ "tables": reports }));
+    }
+    Ok(serde_json::to_value(reports.into_values().next().unwrap_or_default())?)
 }

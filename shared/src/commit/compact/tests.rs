@@ -1288,3 +1288,49 @@ async fn optimize_copies_files_in_the_table_schema_and_decodes_older_ones() {
     assert_eq!((report.files_removed, report.files_copied, report.files_added), (2, 1, 2), "{report:?}");
     assert_eq!(lake.rows(&table), (0..4).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn a_table_that_cannot_take_its_schema_fails_alone_and_commits_once_fixed() {
+    let (good, broken) = (lake(Layout::default()), lake(Layout::default()));
+    // The broken table holds `id` as text; the declared schema, shared by both, says long.
+    let as_text = Arc::new(TableSchema::parse(r#"{"fields":[{"name":"id","type":"string"}]}"#, "text").unwrap());
+    open_or_create(&broken.url, &Map::new(), &as_text, Maintenance { checkpoint_interval: 4, log_retention_days: 30 })
+        .await
+        .unwrap();
+    good.stage("b1", "g.json", 0..5).await;
+    broken.stage("b1", "b.json", 10..13).await;
+    let config = tempfile::tempdir().unwrap();
+    let schema = config.path().join("id.schema.json");
+    std::fs::write(&schema, crate::testing::schemas::ID.text).unwrap();
+    let routes = serde_json::json!({"routes": [
+        {"name": "good", "prefix": "good/", "table_uri": good.url.as_str().trim_end_matches('/'), "schema": schema},
+        {"name": "broken", "prefix": "broken/", "table_uri": broken.url.as_str().trim_end_matches('/'), "schema": schema},
+    ]});
+    let routes_file = config.path().join("routes.json");
+    std::fs::write(&routes_file, routes.to_string()).unwrap();
+    let settings = Map::from([
+        ("INLET_ROUTES", routes_file.display().to_string()),
+        ("INLET_MIN_COMPACT_BYTES", "1".to_string()),
+        ("AWS_REGION", "us-east-1".to_string()),
+    ]);
+    let deployment = crate::context::Deployment::from_lookup(|name| settings.get(name).cloned()).await.unwrap();
+    // The misfit does not stop the compactor from starting.
+    let compactor = RoutedCompactor::from_deployment(deployment).await.unwrap();
+    let request = CompactRequest { force: true, ..CompactRequest::default() };
+    let outcomes = compactor.compact(&request).await.unwrap();
+    let by_name: Map<&str, &TableOutcome> = outcomes.iter().map(|outcome| (outcome.name.as_str(), outcome)).collect();
+    assert_eq!(by_name["good"].result.as_ref().unwrap().rows, 5, "the good table commits");
+    let failure = by_name["broken"].result.as_ref().unwrap_err();
+    assert!(matches!(failure, Error::Schema { .. }), "{failure}");
+    let failed: Vec<f64> =
+        outcomes.iter().map(|o| o.metrics().iter().find(|m| m.name == "CompactionFailed").unwrap().value).collect();
+    assert_eq!(failed, [0.0, 1.0], "each table's own metric says which failed");
+    assert!(matches!(answer(outcomes), Err(Error::Schema { .. })), "the invocation fails after both ran");
+    assert_eq!(broken.fragments.list().await.unwrap().len(), 1, "the broken table's rows wait, staged");
+    // Fixed (here, the table is recreated): the same compactor, checking again, commits its rows.
+    std::fs::remove_dir_all(broken.dir.path().join("_delta_log")).unwrap();
+    let outcomes = compactor.compact(&request).await.unwrap();
+    let rows: Vec<u64> = outcomes.iter().map(|o| o.result.as_ref().unwrap().rows).collect();
+    assert_eq!(rows, [0, 3]);
+    assert_eq!(broken.rows(&broken.table().await), (10..13).collect::<Vec<_>>());
+}

@@ -229,6 +229,14 @@ impl Lake {
         values
     }
 
+    /// Objects o0..o5 (ids 0..60, ten each), one commit and one data file each: versions 1 to 6.
+    async fn commit_six_objects(&self, table: &mut DeltaTable) {
+        for i in 0..6 {
+            self.stage("b1", &format!("o{i}.json"), i * 10..i * 10 + 10).await;
+            self.compactor().run(table, false).await.unwrap();
+        }
+    }
+
     /// Deletes the load history index (everything derived under `_inlet/history/`), and the
     /// commits before the checkpoint of version 3, as log cleanup would.
     fn lose_the_index_and_the_early_log(&self) {
@@ -492,10 +500,7 @@ async fn the_load_history_survives_checkpoints_and_log_cleanup() {
 async fn with_the_index_and_the_early_log_gone_the_history_is_rebuilt_from_lineage() {
     let lake = lake(Layout::default());
     let mut table = lake.table().await;
-    for i in 0..6 {
-        lake.stage("b1", &format!("o{i}.json"), i * 10..i * 10 + 10).await;
-        lake.compactor().run(&mut table, false).await.unwrap();
-    }
+    lake.commit_six_objects(&mut table).await;
     // Everything derived is lost, and log cleanup took the first commits.
     lake.lose_the_index_and_the_early_log();
     let mut table = lake.table().await;
@@ -548,10 +553,7 @@ async fn after_a_rebuild_identical_re_uploads_are_known_by_their_content() {
 async fn a_rebuild_out_of_time_holds_fragments_back_and_the_next_runs_continue_it() {
     let lake = lake(Layout::default());
     let mut table = lake.table().await;
-    for i in 0..6 {
-        lake.stage("b1", &format!("o{i}.json"), i * 10..i * 10 + 10).await;
-        lake.compactor().run(&mut table, false).await.unwrap();
-    }
+    lake.commit_six_objects(&mut table).await;
     let version = table.version();
     lake.lose_the_index_and_the_early_log();
     let mut table = lake.table().await;
@@ -581,10 +583,7 @@ async fn a_rebuild_out_of_time_holds_fragments_back_and_the_next_runs_continue_i
 async fn a_rebuild_whose_next_file_was_vacuumed_starts_again_and_completes() {
     let lake = lake(Layout::default());
     let mut table = lake.table().await;
-    for i in 0..6 {
-        lake.stage("b1", &format!("o{i}.json"), i * 10..i * 10 + 10).await;
-        lake.compactor().run(&mut table, false).await.unwrap();
-    }
+    lake.commit_six_objects(&mut table).await;
     lake.lose_the_index_and_the_early_log();
     let mut table = lake.table().await;
     lake.stage("b2", "o9.json", 90..95).await;
@@ -621,10 +620,7 @@ async fn a_rebuild_whose_next_file_was_vacuumed_starts_again_and_completes() {
 async fn a_rebuild_started_at_an_older_version_takes_in_the_commits_since() {
     let lake = lake(Layout::default());
     let mut table = lake.table().await;
-    for i in 0..6 {
-        lake.stage("b1", &format!("o{i}.json"), i * 10..i * 10 + 10).await;
-        lake.compactor().run(&mut table, false).await.unwrap();
-    }
+    lake.commit_six_objects(&mut table).await;
     lake.lose_the_index_and_the_early_log();
     let mut table = lake.table().await;
     lake.stage("b2", "o9.json", 90..95).await;
@@ -647,10 +643,7 @@ async fn a_rebuild_started_at_an_older_version_takes_in_the_commits_since() {
 async fn rows_deleted_by_another_writer_do_not_re_enter_after_a_rebuild() {
     let lake = lake(Layout::default());
     let mut table = lake.table().await;
-    for i in 0..6 {
-        lake.stage("b1", &format!("o{i}.json"), i * 10..i * 10 + 10).await;
-        lake.compactor().run(&mut table, false).await.unwrap();
-    }
+    lake.commit_six_objects(&mut table).await;
     // A GDPR erasure removes o2's rows (its file), then the next compaction takes the commit in.
     let erased = lake.added_by(3);
     lake.delete_file_as_another_writer(&table, &erased);
@@ -676,10 +669,7 @@ async fn rows_deleted_by_another_writer_do_not_re_enter_after_a_rebuild() {
 async fn a_deletion_the_lost_index_never_took_in_is_kept_by_the_rebuild() {
     let lake = lake(Layout::default());
     let mut table = lake.table().await;
-    for i in 0..6 {
-        lake.stage("b1", &format!("o{i}.json"), i * 10..i * 10 + 10).await;
-        lake.compactor().run(&mut table, false).await.unwrap();
-    }
+    lake.commit_six_objects(&mut table).await;
     // o4's rows are erased, and the index is lost before any compaction takes the commit in.
     let erased = lake.added_by(5);
     lake.delete_file_as_another_writer(&table, &erased);
@@ -701,10 +691,7 @@ async fn a_deletion_the_lost_index_never_took_in_is_kept_by_the_rebuild() {
 async fn the_index_takes_in_other_writers_deletions_before_a_vacuum() {
     let lake = lake(Layout::default());
     let mut table = lake.table().await;
-    for i in 0..6 {
-        lake.stage("b1", &format!("o{i}.json"), i * 10..i * 10 + 10).await;
-        lake.compactor().run(&mut table, false).await.unwrap();
-    }
+    lake.commit_six_objects(&mut table).await;
     let erased = lake.added_by(2);
     lake.delete_file_as_another_writer(&table, &erased);
     table.update_state().await.unwrap();
@@ -724,10 +711,7 @@ async fn the_index_takes_in_other_writers_deletions_before_a_vacuum() {
 async fn a_compactor_whose_snapshot_is_older_than_the_index_retries_instead_of_rebuilding() {
     let lake = lake(Layout::default());
     let mut table = lake.table().await;
-    for i in 0..6 {
-        lake.stage("b1", &format!("o{i}.json"), i * 10..i * 10 + 10).await;
-        lake.compactor().run(&mut table, false).await.unwrap();
-    }
+    lake.commit_six_objects(&mut table).await;
     lake.lose_the_early_log();
     // A run that read version 1 finds no manifest that old (newer ones are kept) nor the log.
     assert_eq!(LoadHistory::lookup(&lake.store, 1, &[]).await.unwrap().map(|found| found.0.version), None);

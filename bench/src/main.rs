@@ -172,6 +172,9 @@ enum Command {
         /// A local directory, or `s3://bucket/prefix` on LocalStack.
         #[arg(long)]
         table: String,
+        /// `compaction` or `spread`.
+        #[arg(long)]
+        mix: String,
         #[arg(long)]
         sources: u64,
         #[arg(long)]
@@ -245,8 +248,8 @@ fn main() -> Result<()> {
         Some(Command::BigObject { json_mib, piece_mib }) => return big_object::measure(*json_mib, *piece_mib),
         Some(Command::Shapes { names }) => return shapes::measure(names),
         Some(Command::Shape { name }) => return shapes::measure_one(name),
-        Some(Command::HistoryLookup { table, sources, lookup, per_commit }) => {
-            return history::lookup_once(table, *sources, *lookup, *per_commit);
+        Some(Command::HistoryLookup { table, mix, sources, lookup, per_commit }) => {
+            return history::lookup_once(table, mix, *sources, *lookup, *per_commit);
         }
         Some(Command::CompactStaged { staged, threads }) => return compaction::compact_staged(staged, *threads),
         _ => {}

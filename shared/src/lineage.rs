@@ -120,22 +120,58 @@ impl SourceId {
 
     /// The fixed-width key the load history index stores for this identity.
     pub fn key(&self) -> SourceKey {
-        key_of(&self.uri, self.tag())
+        self.key_in(KeyLayout::CURRENT)
     }
 
     /// Every key this source is filed under in the load history: its identity, and for a
     /// source with a digest also its ETag, so that a record made before digests (ETag only)
     /// and one made after (both) find each other.
     pub fn keys(&self) -> impl Iterator<Item = SourceKey> + '_ {
+        self.keys_in(KeyLayout::CURRENT)
+    }
+
+    /// [`SourceId::key`] as an index written in `layout` stores it.
+    pub fn key_in(&self, layout: KeyLayout) -> SourceKey {
+        key_of(&self.uri, self.tag(), layout)
+    }
+
+    /// [`SourceId::keys`] as an index written in `layout` stores them.
+    pub fn keys_in(&self, layout: KeyLayout) -> impl Iterator<Item = SourceKey> + '_ {
         let by_etag = match (self.tag(), &self.etag) {
-            (Tag::Digest(_), Some(etag)) => Some(key_of(&self.uri, Tag::Etag(etag))),
+            (Tag::Digest(_), Some(etag)) => Some(key_of(&self.uri, Tag::Etag(etag), layout)),
             _ => None,
         };
-        std::iter::once(self.key()).chain(by_etag)
+        std::iter::once(self.key_in(layout)).chain(by_etag)
     }
 }
 
-fn key_of(uri: &str, tag: Tag<'_>) -> SourceKey {
+/// How an identity becomes a [`SourceKey`]. Each run of the load history index says which
+/// layout its keys follow, so an index written before a change of layout still answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KeyLayout {
+    /// 128 bits of the identity's hash: keys spread evenly, so every source looked up falls in
+    /// a block of its own.
+    Scattered,
+    /// 32 bits of the hash of the object's folder (its key up to the last `/`), then 96 bits of
+    /// the identity's hash: the sources of one folder (a day, an hour) sit together in a run,
+    /// so a compaction's sources, which mostly share a few folders, fall in a few blocks, and
+    /// a run without a folder is passed over without a read.
+    ByFolder,
+}
+
+impl KeyLayout {
+    /// The layout new runs are written in.
+    pub const CURRENT: KeyLayout = KeyLayout::ByFolder;
+}
+
+impl SourceKey {
+    /// The folder part of a key written [`KeyLayout::ByFolder`].
+    pub fn folder(&self) -> u32 {
+        u32::from_be_bytes(self.0[..4].try_into().expect("4 bytes"))
+    }
+}
+
+fn key_of(uri: &str, tag: Tag<'_>, layout: KeyLayout) -> SourceKey {
     let mut identity = Vec::with_capacity(uri.len() + 48);
     identity.extend_from_slice(uri.as_bytes());
     // A separator no URI holds, then which kind of tag follows: no two identities share bytes.
@@ -151,7 +187,13 @@ fn key_of(uri: &str, tag: Tag<'_>) -> SourceKey {
             identity.extend_from_slice(digest.as_bytes());
         }
     }
-    SourceKey(twox_hash::XxHash3_128::oneshot(&identity).to_be_bytes())
+    let mut key = twox_hash::XxHash3_128::oneshot(&identity).to_be_bytes();
+    if layout == KeyLayout::ByFolder {
+        let folder = uri.rsplit_once('/').map_or(uri, |(folder, _)| folder);
+        let folder = twox_hash::XxHash3_64::oneshot(folder.as_bytes()).to_be_bytes();
+        key[..4].copy_from_slice(&folder[..4]);
+    }
+    SourceKey(key)
 }
 
 impl PartialEq for SourceId {
@@ -181,8 +223,9 @@ impl Ord for SourceId {
     }
 }
 
-/// A source identity as 128 hashed bits (xxh3-128): big-endian, so byte order is numeric
-/// order. Two of ten billion identities share a key with odds below 10⁻¹⁸.
+/// A source identity as 128 hashed bits (xxh3-128; in [`KeyLayout::ByFolder`], its first 32
+/// bits are the folder's): big-endian, so byte order is numeric order. Two of ten billion
+/// identities share a key with odds below 10⁻⁹ even when all share one folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SourceKey(pub [u8; 16]);
 
@@ -235,6 +278,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn keys_of_one_folder_share_their_first_bits_and_older_keys_keep_their_value() {
+        let source = |uri: &str, digest: &str| SourceId { uri: uri.into(), etag: None, digest: Some(digest.into()) };
+        let a = source("s3://raw/svc/date=2026-05-16/a.json.zst", "xxh3-128:01");
+        let b = source("s3://raw/svc/date=2026-05-16/b.json.zst", "xxh3-128:01");
+        let c = source("s3://raw/svc/date=2026-05-17/a.json.zst", "xxh3-128:01");
+        assert_eq!(a.key().folder(), b.key().folder());
+        assert_ne!(a.key().folder(), c.key().folder());
+        assert_ne!(a.key(), b.key());
+        // The last 96 bits are the identity's, in both layouts.
+        assert_eq!(a.key().0[4..], a.key_in(KeyLayout::Scattered).0[4..]);
+        // Runs written before folders hold keys of this value: it must never change.
+        assert_eq!(
+            format!("{:032x}", u128::from_be_bytes(a.key_in(KeyLayout::Scattered).0)),
+            "af4e1c1712b87bd4eafb521ade8ba282"
+        );
+    }
+
+    #[test]
     fn a_digest_taken_in_pieces_is_the_digest_of_the_whole() {
         let data: Vec<u8> = (0..100_000u32).flat_map(|i| i.to_le_bytes()).collect();
         for cut in [0, 1, 63, 64, 240, 1024, 99_999, data.len()] {
@@ -280,8 +341,10 @@ mod tests {
         assert!(first.keys().any(|key| key == legacy.key()));
         assert!(!reupload.keys().any(|key| key == legacy.key()));
         assert_eq!(legacy.keys().collect::<Vec<_>>(), vec![legacy.key()]);
-        // Keys of ETag identities are unchanged, so existing indexes stay valid.
-        assert_eq!(legacy.key().0, twox_hash::XxHash3_128::oneshot(b"s3://raw/a\0\x01e1").to_be_bytes());
+        // Keys of ETag identities are unchanged in the layout existing indexes were written
+        // in, so they stay valid.
+        let scattered = legacy.key_in(KeyLayout::Scattered).0;
+        assert_eq!(scattered, twox_hash::XxHash3_128::oneshot(b"s3://raw/a\0\x01e1").to_be_bytes());
     }
 
     #[test]

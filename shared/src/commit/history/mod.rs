@@ -5,8 +5,9 @@
 //! `commitInfo` (`inlet.sources`). Reading every commit on every run would cost what the whole
 //! history costs, so the compactor derives an index from the log, LSM-style:
 //!
-//! - a **run** is an immutable file of source keys (128-bit hashes of the identities), sorted,
-//!   in checked blocks (see [`run`]); each compaction adds a small one;
+//! - a **run** is an immutable file of source keys (128-bit hashes of the identities, the
+//!   first 32 bits of their folder's, see [`KeyLayout`]), sorted, in checked blocks, with the
+//!   folders it holds (see [`run`]); each compaction adds a small one;
 //! - a **manifest** names the runs that together hold every source committed up to a table
 //!   version; a new one is written after each commit;
 //! - when a new run is not much smaller than the runs before it, they are merged (streaming),
@@ -16,9 +17,10 @@
 //!   was merged from answer in its place (about a second copy of the index, the price of not
 //!   needing a rebuild for the loss of one run).
 //!
-//! A lookup reads the newest manifest, the fences of each run and only the blocks its keys fall
-//! in, plus the commits after the manifest: its cost follows the sources asked about, not the
-//! history. Everything under `_inlet/history/` is derived: a damaged or missing manifest or run
+//! A lookup reads the newest manifest, the fences and folders of each run and only the blocks
+//! its keys fall in, plus the commits after the manifest: its cost follows the sources asked
+//! about, not the history; a compaction's sources, mostly of a few folders, fall in a few
+//! neighbouring blocks. Everything under `_inlet/history/` is derived: a damaged or missing manifest or run
 //! is passed over for an older manifest, then for the whole log, and when the log has been
 //! cleaned the index is rebuilt from the table's own lineage columns. Log cleanup only runs
 //! when the newest manifest covers what it would delete.
@@ -36,7 +38,7 @@ use crate::layout::{
     HISTORY_MANIFESTS_PREFIX, HISTORY_RUNS_PREFIX, SOURCES_KEY, commit_file, history_manifest,
     history_manifest_version, history_run, history_run_version,
 };
-use crate::lineage::{CommittedSource, SourceId, SourceKey};
+use crate::lineage::{CommittedSource, KeyLayout, SourceId, SourceKey};
 
 mod rebuild;
 pub mod run;
@@ -172,26 +174,41 @@ impl LoadHistory {
 
     /// Which of `ids` this history holds.
     pub async fn committed(&self, store: &Arc<dyn ObjectStore>, ids: &[SourceId]) -> Result<HashSet<SourceId>> {
-        // A source is held when any key it is filed under is (its digest, or its ETag alone
-        // for sources recorded before digests).
-        let mut by_key: HashMap<SourceKey, Vec<&SourceId>> = HashMap::new();
-        for id in ids {
-            let keys: Vec<SourceKey> = if self.etag_only { id.keys().collect() } else { vec![id.key()] };
-            for key in keys {
-                by_key.entry(key).or_default().push(id);
+        let mut committed = HashSet::new();
+        // Each run is asked in the key layout it was written in; the commits after the
+        // manifest are held in the current one.
+        let mut layouts: Vec<KeyLayout> = self.runs.iter().map(|run| run.layout).collect();
+        layouts.push(KeyLayout::CURRENT);
+        layouts.sort_unstable();
+        layouts.dedup();
+        for layout in layouts {
+            // A source is held when any key it is filed under is (its digest, or its ETag
+            // alone for sources recorded before digests).
+            let mut by_key: HashMap<SourceKey, Vec<&SourceId>> = HashMap::new();
+            for id in ids.iter().filter(|id| !committed.contains(*id)) {
+                let keys: Vec<SourceKey> =
+                    if self.etag_only { id.keys_in(layout).collect() } else { vec![id.key_in(layout)] };
+                for key in keys {
+                    by_key.entry(key).or_default().push(id);
+                }
             }
-        }
-        let mut held: HashSet<SourceKey> = by_key.keys().filter(|key| self.recent.contains(key)).copied().collect();
-        let mut unknown: Vec<SourceKey> = by_key.keys().filter(|key| !held.contains(key)).copied().collect();
-        unknown.sort_unstable();
-        if !unknown.is_empty() {
-            let mut found =
-                futures::stream::iter(&self.runs).map(|run| run.holding(store, &unknown)).buffer_unordered(RUN_LOOKUPS);
-            while let Some(keys) = found.try_next().await? {
-                held.extend(keys);
+            let mut held: HashSet<SourceKey> = HashSet::new();
+            if layout == KeyLayout::CURRENT {
+                held.extend(by_key.keys().filter(|key| self.recent.contains(key)));
             }
+            let mut unknown: Vec<SourceKey> = by_key.keys().filter(|key| !held.contains(key)).copied().collect();
+            unknown.sort_unstable();
+            if !unknown.is_empty() {
+                let mut found = futures::stream::iter(self.runs.iter().filter(|run| run.layout == layout))
+                    .map(|run| run.holding(store, &unknown))
+                    .buffer_unordered(RUN_LOOKUPS);
+                while let Some(keys) = found.try_next().await? {
+                    held.extend(keys);
+                }
+            }
+            committed.extend(held.iter().flat_map(|key| by_key[key].iter().map(|id| (*id).clone())));
         }
-        Ok(held.iter().flat_map(|key| by_key[key].iter().map(|id| (*id).clone())).collect())
+        Ok(committed)
     }
 
     /// Records that commit `version` added `added` (and any commits between this history and
@@ -217,14 +234,33 @@ impl LoadHistory {
             runs.push(Run::open(store, &info.path).await?);
             replaces.push(Vec::new());
         }
-        let merging = runs_to_merge(&runs.iter().map(|run| run.entries).collect::<Vec<_>>());
-        if merging >= 2 {
-            let merged = merge(store, &runs[runs.len() - merging..], history_run(version)).await?;
+        if runs.len() != replaces.len() {
+            // A manifest built from lists out of step would forget runs.
+            return Err(Error::Integrity(format!(
+                "load history: {} runs but {} inputs lists",
+                runs.len(),
+                replaces.len()
+            )));
+        }
+        // Runs of different key layouts cannot merge: each layout's runs sit together, the
+        // older first, and merge among themselves.
+        let (older, current): (Vec<_>, Vec<_>) =
+            runs.into_iter().zip(replaces).partition(|(run, _)| run.layout != KeyLayout::CURRENT);
+        let older_runs = older.len();
+        (runs, replaces) = older.into_iter().chain(current).unzip();
+        // The newer group first: merging it shifts nothing before it.
+        for group in [older_runs..runs.len(), 0..older_runs] {
+            let merging = runs_to_merge(&runs[group.clone()].iter().map(|run| run.entries).collect::<Vec<_>>());
+            if merging < 2 {
+                continue;
+            }
+            let inputs = group.end - merging..group.end;
+            let merged = merge(store, &runs[inputs.clone()], history_run(version)).await?;
             tracing::info!(runs = merging, entries = merged.entries, run = %merged.path, "merged load history runs");
-            let inputs = runs.split_off(runs.len() - merging);
-            replaces.truncate(runs.len());
-            replaces.push(inputs.iter().map(|run| manifest_run(run, Vec::new())).collect());
-            runs.push(Run::open(store, &merged.path).await?);
+            let merged = Run::open(store, &merged.path).await?;
+            let replaced: Vec<ManifestRun> =
+                runs.splice(inputs.clone(), [merged]).map(|run| manifest_run(&run, Vec::new())).collect();
+            replaces.splice(inputs, [replaced]);
         }
         if runs.len() != replaces.len() {
             // A manifest built from lists out of step would forget runs.

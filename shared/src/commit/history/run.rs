@@ -5,12 +5,18 @@
 //! keys     count × 16 bytes, ascending
 //! fences   one per block of BLOCK_KEYS keys: the block's first key (16 bytes) and the
 //!          xxh3-64 of the block's bytes (8, little-endian)
-//! footer   count (u64) · keys per block (u32) · xxh3-64 of the fences (u64) · magic (8 bytes)
+//! folders  the distinct folder parts of the keys (4 bytes each), ascending
+//! footer   count (u64) · keys per block (u32) · folders (u32; u32::MAX: none listed)
+//!          · xxh3-64 of the fences and folders (u64) · magic `INLETHI2` (8 bytes)
 //! ```
 //!
-//! A lookup reads the footer and the fences (24 bytes per 1,024 keys), then only the blocks its
-//! keys fall in, so its cost follows the keys asked about, not the size of the run. Every block
-//! read is checked against its fence: a damaged run is an error, never a wrong answer.
+//! A lookup reads the footer, the fences (24 bytes per 1,024 keys) and the folders, passes over
+//! the keys of folders the run does not hold, then reads only the blocks the other keys fall in,
+//! so its cost follows the keys asked about, not the size of the run. Every block read is checked
+//! against its fence: a damaged run is an error, never a wrong answer.
+//!
+//! Runs written before keys were grouped by folder ([`KeyLayout::Scattered`], magic `INLETHI1`)
+//! have no folders and a footer without their count; they are read as they are.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -24,7 +30,7 @@ use tokio::io::AsyncWriteExt;
 use twox_hash::XxHash3_64;
 
 use crate::error::{Error, Result};
-use crate::lineage::SourceKey;
+use crate::lineage::{KeyLayout, SourceKey};
 
 /// Keys per block: the unit a lookup reads (16 KiB).
 pub const BLOCK_KEYS: usize = 1024;
@@ -36,8 +42,17 @@ const SPAN_BLOCKS: usize = 32;
 const SPAN_GAP_BLOCKS: usize = 2;
 const KEY_BYTES: usize = 16;
 const FENCE_BYTES: usize = KEY_BYTES + 8;
-const FOOTER_BYTES: usize = 8 + 4 + 8 + 8;
-const MAGIC: &[u8; 8] = b"INLETHI1";
+const FOOTER_BYTES: usize = 8 + 4 + 4 + 8 + 8;
+const MAGIC: &[u8; 8] = b"INLETHI2";
+/// A run written in [`KeyLayout::Scattered`]: no folders, and no count of them in its footer.
+const SCATTERED_FOOTER_BYTES: usize = 8 + 4 + 8 + 8;
+const SCATTERED_MAGIC: &[u8; 8] = b"INLETHI1";
+const FOLDER_BYTES: usize = 4;
+/// The folders are listed while there are at most this many more than blocks: a list of one
+/// folder per source (sources each in a folder of their own) would cost more to read than the
+/// reads it saves.
+const FOLDER_SLACK: usize = 64;
+const NO_FOLDERS: u32 = u32::MAX;
 /// Blocks read at once when a run is streamed whole (a merge): 2 MiB.
 const STREAM_BLOCKS: usize = 128;
 /// Bytes a run writer buffers before it starts a multipart upload.
@@ -54,16 +69,28 @@ pub struct RunInfo {
 pub struct RunWriter {
     out: BufWriter,
     path: Path,
+    layout: KeyLayout,
     block: Vec<u8>,
     fences: Vec<u8>,
+    /// The distinct folders so far; `None` once there are too many to be worth listing.
+    folders: Option<Vec<u32>>,
     count: u64,
     last: Option<SourceKey>,
 }
 
 impl RunWriter {
+    /// A writer of keys in the current layout.
     pub fn new(store: Arc<dyn ObjectStore>, path: Path) -> Self {
+        Self::in_layout(store, path, KeyLayout::CURRENT)
+    }
+
+    /// A writer of keys made in `layout` (older runs merge among themselves in theirs).
+    pub fn in_layout(store: Arc<dyn ObjectStore>, path: Path, layout: KeyLayout) -> Self {
         let out = BufWriter::with_capacity(store, path.clone(), WRITE_BUFFER);
-        Self { out, path, block: Vec::with_capacity(BLOCK_KEYS * KEY_BYTES), fences: Vec::new(), count: 0, last: None }
+        let block = Vec::with_capacity(BLOCK_KEYS * KEY_BYTES);
+        // Keys spread evenly have no folders to list.
+        let folders = (layout == KeyLayout::ByFolder).then(Vec::new);
+        Self { out, path, layout, block, fences: Vec::new(), folders, count: 0, last: None }
     }
 
     /// Appends `key`; a repeat of the previous key is skipped.
@@ -78,6 +105,14 @@ impl RunWriter {
         self.last = Some(key);
         self.block.extend_from_slice(&key.0);
         self.count += 1;
+        if let Some(folders) = &mut self.folders
+            && folders.last() != Some(&key.folder())
+        {
+            folders.push(key.folder());
+            if folders.len() > self.count as usize / BLOCK_KEYS + FOLDER_SLACK {
+                self.folders = None;
+            }
+        }
         if self.block.len() == BLOCK_KEYS * KEY_BYTES {
             self.flush_block().await?;
         }
@@ -99,11 +134,27 @@ impl RunWriter {
     pub async fn finish(mut self) -> Result<RunInfo> {
         self.flush_block().await?;
         let mut tail = std::mem::take(&mut self.fences);
-        let fences_digest = XxHash3_64::oneshot(&tail);
+        let listed = match &self.folders {
+            Some(folders) => {
+                tail.extend(folders.iter().flat_map(|folder| folder.to_be_bytes()));
+                folders.len() as u32
+            }
+            None => NO_FOLDERS,
+        };
+        let digest = XxHash3_64::oneshot(&tail);
         tail.extend_from_slice(&self.count.to_le_bytes());
         tail.extend_from_slice(&(BLOCK_KEYS as u32).to_le_bytes());
-        tail.extend_from_slice(&fences_digest.to_le_bytes());
-        tail.extend_from_slice(MAGIC);
+        match self.layout {
+            KeyLayout::ByFolder => {
+                tail.extend_from_slice(&listed.to_le_bytes());
+                tail.extend_from_slice(&digest.to_le_bytes());
+                tail.extend_from_slice(MAGIC);
+            }
+            KeyLayout::Scattered => {
+                tail.extend_from_slice(&digest.to_le_bytes());
+                tail.extend_from_slice(SCATTERED_MAGIC);
+            }
+        }
         self.out.put(Bytes::from(tail)).await?;
         self.out.shutdown().await?;
         Ok(RunInfo { path: self.path, entries: self.count })
@@ -115,6 +166,10 @@ impl RunWriter {
 pub struct Run {
     pub path: Path,
     pub entries: u64,
+    /// How its keys were made: a lookup asks it in the same layout.
+    pub layout: KeyLayout,
+    /// The folders its keys are in, when listed: a key of another folder is not held.
+    folders: Option<Vec<u32>>,
     /// First key of each block.
     firsts: Vec<SourceKey>,
     /// Digest of each block.
@@ -122,31 +177,43 @@ pub struct Run {
 }
 
 impl Run {
-    /// Reads and checks a run's footer and fences.
+    /// Reads and checks a run's footer, fences and folders.
     pub async fn open(store: &Arc<dyn ObjectStore>, path: &Path) -> Result<Self> {
         let damaged = |what: &str| Error::Integrity(format!("history run {path}: {what}"));
         let options = GetOptions { range: Some(GetRange::Suffix(FOOTER_BYTES as u64)), ..Default::default() };
         let found = store.get_opts(path, options).await?;
         let size = found.meta.size;
-        let footer = found.bytes().await?;
-        if footer.len() != FOOTER_BYTES || &footer[20..] != MAGIC {
-            return Err(damaged("no footer"));
-        }
-        let entries = u64::from_le_bytes(footer[..8].try_into().expect("8 bytes"));
-        let block_keys = u32::from_le_bytes(footer[8..12].try_into().expect("4 bytes")) as u64;
-        let fences_digest = u64::from_le_bytes(footer[12..20].try_into().expect("8 bytes"));
+        let tail = found.bytes().await?;
+        let (layout, footer) = match tail.len().checked_sub(8).map(|at| &tail[at..]) {
+            Some(magic) if magic == MAGIC && tail.len() == FOOTER_BYTES => (KeyLayout::ByFolder, &tail[..]),
+            Some(magic) if magic == SCATTERED_MAGIC && tail.len() >= SCATTERED_FOOTER_BYTES => {
+                (KeyLayout::Scattered, &tail[tail.len() - SCATTERED_FOOTER_BYTES..])
+            }
+            _ => return Err(damaged("no footer")),
+        };
+        let word = |at: usize, bytes: usize| {
+            footer[at..at + bytes].iter().rev().fold(0u64, |value, byte| (value << 8) | u64::from(*byte))
+        };
+        let (entries, block_keys) = (word(0, 8), word(8, 4));
+        let (listed, digest) = match layout {
+            KeyLayout::ByFolder => (word(12, 4) as u32, word(16, 8)),
+            KeyLayout::Scattered => (NO_FOLDERS, word(12, 8)),
+        };
         if block_keys != BLOCK_KEYS as u64 {
             return Err(damaged("unknown block size"));
         }
         let blocks = entries.div_ceil(block_keys);
-        let keys_end = entries * KEY_BYTES as u64;
-        if keys_end + blocks * FENCE_BYTES as u64 + FOOTER_BYTES as u64 != size {
+        let folders_bytes = if listed == NO_FOLDERS { 0 } else { u64::from(listed) * FOLDER_BYTES as u64 };
+        let keys_end = entries.checked_mul(KEY_BYTES as u64).ok_or_else(|| damaged("impossible key count"))?;
+        let fences_end = keys_end + blocks * FENCE_BYTES as u64;
+        if fences_end + folders_bytes + footer.len() as u64 != size {
             return Err(damaged("size does not match its footer"));
         }
-        let fences = get_range(store, path, keys_end..keys_end + blocks * FENCE_BYTES as u64).await?;
-        if XxHash3_64::oneshot(&fences) != fences_digest {
+        let index = get_range(store, path, keys_end..fences_end + folders_bytes).await?;
+        if XxHash3_64::oneshot(&index) != digest {
             return Err(damaged("fences do not match their digest"));
         }
+        let (fences, folders) = index.split_at((fences_end - keys_end) as usize);
         let (firsts, digests) = fences
             .chunks_exact(FENCE_BYTES)
             .map(|fence| {
@@ -154,7 +221,13 @@ impl Run {
                 (first, u64::from_le_bytes(fence[KEY_BYTES..].try_into().expect("8 bytes")))
             })
             .unzip();
-        Ok(Self { path: path.clone(), entries, firsts, digests })
+        let folders = (listed != NO_FOLDERS).then(|| {
+            folders
+                .chunks_exact(FOLDER_BYTES)
+                .map(|folder| u32::from_be_bytes(folder.try_into().expect("4 bytes")))
+                .collect()
+        });
+        Ok(Self { path: path.clone(), entries, layout, folders, firsts, digests })
     }
 
     /// Which of `keys` the run holds. The blocks they fall in are read a few at a time and
@@ -164,6 +237,7 @@ impl Run {
     pub async fn holding(&self, store: &Arc<dyn ObjectStore>, keys: &[SourceKey]) -> Result<Vec<SourceKey>> {
         let mut wanted: Vec<(usize, SourceKey)> = keys
             .iter()
+            .filter(|key| self.folders.as_ref().is_none_or(|folders| folders.binary_search(&key.folder()).is_ok()))
             .filter_map(|key| Some((self.firsts.partition_point(|first| first <= key).checked_sub(1)?, *key)))
             .collect();
         wanted.sort_unstable();
@@ -207,7 +281,7 @@ impl Run {
         start * KEY_BYTES as u64..end * KEY_BYTES as u64
     }
 
-    /// The keys of `block`, checked against its fence.
+    /// The keys of `block`, checked against its fence and the run's folders.
     fn checked_block(&self, block: usize, bytes: &[u8]) -> Result<Vec<SourceKey>> {
         let expected = self.block_range(block);
         if bytes.len() as u64 != expected.end - expected.start || XxHash3_64::oneshot(bytes) != self.digests[block] {
@@ -216,7 +290,15 @@ impl Run {
                 self.path
             )));
         }
-        Ok(bytes.chunks_exact(KEY_BYTES).map(|key| SourceKey(key.try_into().expect("16 bytes"))).collect())
+        let keys: Vec<SourceKey> =
+            bytes.chunks_exact(KEY_BYTES).map(|key| SourceKey(key.try_into().expect("16 bytes"))).collect();
+        // A key of a folder the list lacks would be passed over by lookups: the run is wrong.
+        if let Some(folders) = &self.folders
+            && keys.iter().any(|key| folders.binary_search(&key.folder()).is_err())
+        {
+            return Err(Error::Integrity(format!("history run {}: block {block} holds an unlisted folder", self.path)));
+        }
+        Ok(keys)
     }
 
     fn blocks(&self) -> usize {
@@ -279,10 +361,16 @@ impl<'a> RunCursor<'a> {
     }
 }
 
-/// Merges `runs` into one run at `path`, streaming: memory is a few blocks per input run.
+/// Merges `runs` (of one key layout) into one run of that layout at `path`, streaming: memory
+/// is a few blocks per input run.
 pub async fn merge(store: &Arc<dyn ObjectStore>, runs: &[Run], path: Path) -> Result<RunInfo> {
+    let layout = runs.first().map_or(KeyLayout::CURRENT, |run| run.layout);
+    // Keys of two layouts in one run would be found by no lookup.
+    if let Some(run) = runs.iter().find(|run| run.layout != layout) {
+        return Err(Error::Integrity(format!("history run {}: of another key layout, not merged", run.path)));
+    }
     let mut cursors: Vec<RunCursor> = runs.iter().map(RunCursor::new).collect();
-    let mut writer = RunWriter::new(store.clone(), path);
+    let mut writer = RunWriter::in_layout(store.clone(), path, layout);
     loop {
         let mut smallest: Option<(SourceKey, usize)> = None;
         for (index, cursor) in cursors.iter_mut().enumerate() {
@@ -297,6 +385,25 @@ pub async fn merge(store: &Arc<dyn ObjectStore>, runs: &[Run], path: Path) -> Re
         cursors[index].at += 1;
     }
     writer.finish().await
+}
+
+/// The bytes of a run as written before keys were grouped by folder ([`KeyLayout::Scattered`]):
+/// `keys` ascending, their fences, a footer without a folder count.
+#[cfg(test)]
+pub(crate) fn scattered_run_bytes(keys: &[SourceKey]) -> Vec<u8> {
+    let mut bytes: Vec<u8> = keys.iter().flat_map(|key| key.0).collect();
+    let mut fences = Vec::new();
+    for block in bytes.chunks(BLOCK_KEYS * KEY_BYTES) {
+        fences.extend_from_slice(&block[..KEY_BYTES]);
+        fences.extend_from_slice(&XxHash3_64::oneshot(block).to_le_bytes());
+    }
+    let digest = XxHash3_64::oneshot(&fences);
+    bytes.extend_from_slice(&fences);
+    bytes.extend_from_slice(&(keys.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&(BLOCK_KEYS as u32).to_le_bytes());
+    bytes.extend_from_slice(&digest.to_le_bytes());
+    bytes.extend_from_slice(SCATTERED_MAGIC);
+    bytes
 }
 
 #[cfg(test)]
@@ -389,5 +496,80 @@ mod tests {
         let mut held = run.holding(&store, &asked).await.unwrap();
         held.sort();
         assert_eq!(held, (0..100_000).map(|n| key(n * 2)).collect::<Vec<_>>());
+    }
+
+    fn in_folder(folder: u32, n: u64) -> SourceKey {
+        let mut key = key(n);
+        key.0[..4].copy_from_slice(&folder.to_be_bytes());
+        key
+    }
+
+    #[tokio::test]
+    async fn keys_of_a_folder_the_run_does_not_hold_are_answered_without_a_read() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let mut keys: Vec<SourceKey> =
+            (0..3000).map(|n| in_folder(7, n)).chain((0..3000).map(|n| in_folder(9, n))).collect();
+        keys.sort();
+        let mut writer = RunWriter::new(store.clone(), Path::from("f.run"));
+        for key in &keys {
+            writer.push(*key).await.unwrap();
+        }
+        writer.finish().await.unwrap();
+        let path = Path::from("f.run");
+        let run = Run::open(&store, &path).await.unwrap();
+        assert_eq!((run.layout, run.folders.clone()), (KeyLayout::ByFolder, Some(vec![7, 9])));
+        let asked = [in_folder(7, 5), in_folder(8, 5), in_folder(9, 2999), in_folder(9, 3000), in_folder(10, 1)];
+        assert_eq!(run.holding(&store, &asked).await.unwrap(), [in_folder(7, 5), in_folder(9, 2999)]);
+        // Every block damaged: a key of a folder the run holds is an error, one of another
+        // folder is answered from the folders alone.
+        let mut bytes = store.get(&path).await.unwrap().bytes().await.unwrap().to_vec();
+        for block in 0..run.blocks() {
+            bytes[block * BLOCK_KEYS * KEY_BYTES + 15] ^= 1;
+        }
+        store.put(&path, PutPayload::from(bytes)).await.unwrap();
+        assert!(run.holding(&store, &[in_folder(9, 1)]).await.is_err());
+        assert!(run.holding(&store, &[in_folder(8, 1), in_folder(10, 1), in_folder(1, 1)]).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_run_of_a_folder_per_key_lists_no_folders_and_still_answers() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let keys: Vec<SourceKey> = (0..2000u32).map(|n| in_folder(n, 1)).collect();
+        let mut writer = RunWriter::new(store.clone(), Path::from("many.run"));
+        for key in &keys {
+            writer.push(*key).await.unwrap();
+        }
+        writer.finish().await.unwrap();
+        let run = Run::open(&store, &Path::from("many.run")).await.unwrap();
+        assert_eq!(run.folders, None, "a list as long as the keys would cost more than it saves");
+        let asked = [in_folder(5, 1), in_folder(5, 2), in_folder(1999, 1), in_folder(2000, 1)];
+        assert_eq!(run.holding(&store, &asked).await.unwrap(), [in_folder(5, 1), in_folder(1999, 1)]);
+    }
+
+    #[tokio::test]
+    async fn runs_written_before_keys_were_grouped_by_folder_are_read_as_they_are_and_never_merged() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let keys: Vec<SourceKey> = (0..2500).map(|n| key(n * 2)).collect();
+        store.put(&Path::from("old.run"), PutPayload::from(scattered_run_bytes(&keys))).await.unwrap();
+        let old = Run::open(&store, &Path::from("old.run")).await.unwrap();
+        assert_eq!((old.layout, old.entries, old.folders.clone()), (KeyLayout::Scattered, 2500, None));
+        let asked: Vec<SourceKey> = [0, 1, 2048, 4998, 5000].into_iter().map(key).collect();
+        assert_eq!(old.holding(&store, &asked).await.unwrap(), [0, 2048, 4998].map(key));
+        let new = write(&store, "new.run", [1, 3]).await;
+        let err = merge(&store, &[old.clone(), new], Path::from("mixed.run")).await.unwrap_err().to_string();
+        assert!(err.contains("of another key layout"), "{err}");
+        // Older runs merge among themselves, into a run of their layout.
+        let other = Path::from("other.run");
+        store.put(&other, PutPayload::from(scattered_run_bytes(&[key(1), key(4999)]))).await.unwrap();
+        let other = Run::open(&store, &other).await.unwrap();
+        let merged = merge(&store, &[old, other], Path::from("merged.run")).await.unwrap();
+        let merged = Run::open(&store, &merged.path).await.unwrap();
+        assert_eq!((merged.layout, merged.entries, merged.folders.clone()), (KeyLayout::Scattered, 2502, None));
+        let asked: Vec<SourceKey> = [1, 2, 3, 4999].into_iter().map(key).collect();
+        assert_eq!(merged.holding(&store, &asked).await.unwrap(), [1, 2, 4999].map(key));
+        let bytes = store.get(&merged.path).await.unwrap().bytes().await.unwrap();
+        let mut keys: Vec<SourceKey> = (0..2500).map(|n| key(n * 2)).chain([key(1), key(4999)]).collect();
+        keys.sort();
+        assert_eq!(bytes.to_vec(), scattered_run_bytes(&keys), "as an earlier release writes it");
     }
 }

@@ -204,11 +204,12 @@ async fn a_damaged_block_of_a_merged_run_is_read_from_the_runs_it_was_merged_fro
     assert_eq!(found(&store, 39, &ids).await.unwrap(), ids);
 }
 
-/// A store that counts the bytes it was asked to read.
-#[derive(Debug)]
+/// A store that counts the bytes it was asked to read, and the reads.
+#[derive(Debug, Default)]
 struct CountingStore {
     inner: InMemory,
     read: AtomicU64,
+    gets: AtomicU64,
 }
 
 impl std::fmt::Display for CountingStore {
@@ -237,6 +238,7 @@ impl ObjectStore for CountingStore {
     async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
         let result = self.inner.get_opts(location, options).await?;
         self.read.fetch_add(result.range.end - result.range.start, Ordering::Relaxed);
+        self.gets.fetch_add(1, Ordering::Relaxed);
         Ok(result)
     }
     fn delete_stream(
@@ -258,7 +260,7 @@ impl ObjectStore for CountingStore {
 
 #[tokio::test]
 async fn a_lookup_reads_what_its_sources_need_not_the_whole_history() {
-    let counting = Arc::new(CountingStore { inner: InMemory::new(), read: AtomicU64::new(0) });
+    let counting = Arc::new(CountingStore::default());
     let store: Arc<dyn ObjectStore> = counting.clone();
     // 400,000 committed sources in one run (6.4 MB of keys), then a compaction's worth.
     let keys: HashSet<SourceKey> = (0..400_000).map(|n| id(&format!("s3://r/old/{n}"), "1").key()).collect();
@@ -313,7 +315,7 @@ async fn a_source_is_found_by_its_content_and_records_made_before_digests_by_the
 
 #[tokio::test]
 async fn a_history_of_digests_only_looks_sources_up_by_their_content_alone() {
-    let counting = Arc::new(CountingStore { inner: InMemory::new(), read: AtomicU64::new(0) });
+    let counting = Arc::new(CountingStore::default());
     let store: Arc<dyn ObjectStore> = counting.clone();
     let with = |n: u64| SourceId {
         uri: format!("s3://r/svc/{n}"),
@@ -340,4 +342,114 @@ async fn a_history_of_digests_only_looks_sources_up_by_their_content_alone() {
     };
     let (by_content, by_both) = (reads(false).await, reads(true).await);
     assert!(by_content * 10 < by_both * 7, "by content alone {by_content} bytes, by content and ETag {by_both}");
+}
+
+/// A source of day `day` of a busy table, with a digest as the converter records it.
+fn daily(day: u64, n: u64) -> SourceId {
+    SourceId {
+        uri: format!("s3://raw/svc/date=2026-{:02}-{:02}/{n:06}.json.zst", 1 + day / 28, 1 + day % 28),
+        etag: Some(format!("e{day}-{n}")),
+        digest: Some(crate::lineage::content_digest(&(day * 1_000_000 + n).to_le_bytes())),
+    }
+}
+
+#[tokio::test]
+async fn a_compaction_of_one_folder_reads_a_few_blocks_of_a_large_index() {
+    let counting = Arc::new(CountingStore::default());
+    let store: Arc<dyn ObjectStore> = counting.clone();
+    // Thirty days of 10,000 sources each, indexed day by day (merges included).
+    let mut history = LoadHistory::default();
+    for day in 0..30 {
+        let added: Vec<CommittedSource> = (0..10_000).map(|n| CommittedSource { id: daily(day, n), rows: 1 }).collect();
+        commit(&store, day, &[]).await;
+        history = history.record(&store, day, &added).await.unwrap();
+    }
+    // A compaction of the last day: half redelivered, half new.
+    let asked: Vec<SourceId> =
+        (0..250).map(|n| daily(29, n * 40)).chain((0..250).map(|n| daily(29, 10_000 + n))).collect();
+    counting.read.store(0, Ordering::Relaxed);
+    counting.gets.store(0, Ordering::Relaxed);
+    let held = found(&store, 29, &asked).await.unwrap();
+    assert_eq!(held.len(), 250, "the redelivered ones");
+    let (read, gets) = (counting.read.load(Ordering::Relaxed), counting.gets.load(Ordering::Relaxed));
+    // The day's 10,000 keys are 10 blocks of a run: spread evenly over 300,000, the 500 keys
+    // would fall in some 250 blocks of 16 KiB.
+    assert!(read < 20 * 16_384 + 50_000, "read {read} bytes");
+    assert!(gets <= 4 * history.runs() as u64 + 10, "{gets} reads for {} runs", history.runs());
+    // A backfill of an older day reads that day's blocks alone.
+    let asked: Vec<SourceId> = (0..500).map(|n| daily(3, n * 20)).collect();
+    counting.read.store(0, Ordering::Relaxed);
+    assert_eq!(found(&store, 29, &asked).await.unwrap().len(), 500);
+    let read = counting.read.load(Ordering::Relaxed);
+    assert!(read < 20 * 16_384 + 50_000, "read {read} bytes");
+}
+
+#[tokio::test]
+async fn an_index_written_before_keys_were_grouped_by_folder_still_answers_and_is_kept() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    // An index of 3,000 sources in one run of the older layout, as an earlier release wrote it.
+    let old: Vec<SourceId> = (0..3000).map(|n| daily(0, n)).collect();
+    let mut keys: Vec<SourceKey> =
+        old.iter().flat_map(|id| id.keys_in(KeyLayout::Scattered).collect::<Vec<_>>()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let run_path = history_run(0);
+    store.put(&run_path, PutPayload::from(run::scattered_run_bytes(&keys))).await.unwrap();
+    let manifest = Manifest {
+        covers: 0,
+        runs: vec![ManifestRun { path: run_path.to_string(), entries: keys.len() as u64, replaces: Vec::new() }],
+        etag_only: false,
+    };
+    store.put(&history_manifest(0), PutPayload::from(serde_json::to_vec(&manifest).unwrap())).await.unwrap();
+    commit(&store, 0, &[]).await;
+    assert_eq!(found(&store, 0, &old).await.unwrap().len(), 3000, "the older run answers");
+    // Many commits later (the newer runs merging among themselves), every source is known,
+    // the older run among the manifest's runs, and the log is cleaned.
+    let mut added = Vec::new();
+    let (mut history, _) = LoadHistory::lookup(&store, 0, &[]).await.unwrap().unwrap();
+    for version in 1..=40 {
+        let ids: Vec<SourceId> = (0..100).map(|n| daily(version, n)).collect();
+        commit(&store, version, &ids).await;
+        history = history.record(&store, version, &committed(&ids)).await.unwrap();
+        added.extend(ids);
+    }
+    assert!(history.runs() <= 8, "{} runs", history.runs());
+    for version in 0..40 {
+        store.delete(&commit_file(version)).await.unwrap();
+    }
+    let manifest: Manifest =
+        serde_json::from_slice(&store.get(&history_manifest(40)).await.unwrap().bytes().await.unwrap()).unwrap();
+    assert_eq!(manifest.runs[0].path, run_path.to_string(), "kept as it is, first");
+    let asked: Vec<SourceId> = old.iter().chain(&added).cloned().chain([daily(0, 5000), daily(7, 5000)]).collect();
+    assert_eq!(found(&store, 40, &asked).await.unwrap().len(), 3000 + 4000);
+}
+
+#[tokio::test]
+async fn runs_written_before_keys_were_grouped_by_folder_merge_among_themselves() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    // Four small runs of the older layout (a rebuild's saves, the deleted ledger), as an
+    // earlier release wrote them.
+    let old: Vec<SourceId> = (0..400).map(|n| daily(0, n)).collect();
+    let mut runs = Vec::new();
+    for chunk in old.chunks(100) {
+        let mut keys: Vec<SourceKey> = chunk.iter().map(|id| id.key_in(KeyLayout::Scattered)).collect();
+        keys.sort_unstable();
+        let path = history_run(0);
+        store.put(&path, PutPayload::from(run::scattered_run_bytes(&keys))).await.unwrap();
+        runs.push(ManifestRun { path: path.to_string(), entries: 100, replaces: Vec::new() });
+    }
+    let manifest = Manifest { covers: 0, runs, etag_only: false };
+    store.put(&history_manifest(0), PutPayload::from(serde_json::to_vec(&manifest).unwrap())).await.unwrap();
+    commit(&store, 0, &[]).await;
+    commit(&store, 1, &[daily(1, 0)]).await;
+    let (history, _) = LoadHistory::lookup(&store, 1, &[]).await.unwrap().unwrap();
+    let history = history.record(&store, 1, &committed(&[daily(1, 0)])).await.unwrap();
+    let layouts: Vec<(KeyLayout, u64)> = history.runs.iter().map(|run| (run.layout, run.entries)).collect();
+    // The new source is filed under its content and its ETag.
+    assert_eq!(layouts, [(KeyLayout::Scattered, 400), (KeyLayout::ByFolder, 2)]);
+    for version in 0..=1 {
+        store.delete(&commit_file(version)).await.unwrap();
+    }
+    let asked: Vec<SourceId> = old.iter().cloned().chain([daily(1, 0), daily(1, 1)]).collect();
+    assert_eq!(found(&store, 1, &asked).await.unwrap().len(), 401);
 }

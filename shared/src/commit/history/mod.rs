@@ -53,6 +53,10 @@ pub const MANIFESTS_KEPT: usize = 3;
 pub const MERGE_RATIO: u64 = 4;
 /// Runs looked up at once: each holds a few reads of its blocks in memory.
 const RUN_LOOKUPS: usize = 2;
+/// Runs of an older key layout are merged into one whenever there are two, up to this many
+/// entries (1 GiB): they get no new runs to merge with, so the size rule alone would leave
+/// them as they are for good.
+const OLDER_MERGE_ENTRIES: u64 = 1 << 26;
 /// Commits read at once when catching up with the log.
 const COMMIT_READS: usize = 16;
 
@@ -249,8 +253,12 @@ impl LoadHistory {
         let older_runs = older.len();
         (runs, replaces) = older.into_iter().chain(current).unzip();
         // The newer group first: merging it shifts nothing before it.
-        for group in [older_runs..runs.len(), 0..older_runs] {
-            let merging = runs_to_merge(&runs[group.clone()].iter().map(|run| run.entries).collect::<Vec<_>>());
+        for (group, older) in [(older_runs..runs.len(), false), (0..older_runs, true)] {
+            let entries: Vec<u64> = runs[group.clone()].iter().map(|run| run.entries).collect();
+            let merging = match older {
+                true if entries.iter().sum::<u64>() <= OLDER_MERGE_ENTRIES => entries.len(),
+                _ => runs_to_merge(&entries),
+            };
             if merging < 2 {
                 continue;
             }

@@ -48,10 +48,12 @@ const MAGIC: &[u8; 8] = b"INLETHI2";
 const SCATTERED_FOOTER_BYTES: usize = 8 + 4 + 8 + 8;
 const SCATTERED_MAGIC: &[u8; 8] = b"INLETHI1";
 const FOLDER_BYTES: usize = 4;
-/// The folders are listed while there are at most this many more than blocks: a list of one
+/// The folders are listed when there are at most this many more than blocks: a list of one
 /// folder per source (sources each in a folder of their own) would cost more to read than the
 /// reads it saves.
 const FOLDER_SLACK: usize = 64;
+/// Most folders a writer holds while writing (4 MiB): past that, none are listed.
+const FOLDER_LIMIT: usize = 1 << 20;
 const NO_FOLDERS: u32 = u32::MAX;
 /// Blocks read at once when a run is streamed whole (a merge): 2 MiB.
 const STREAM_BLOCKS: usize = 128;
@@ -109,7 +111,7 @@ impl RunWriter {
             && folders.last() != Some(&key.folder())
         {
             folders.push(key.folder());
-            if folders.len() > self.count as usize / BLOCK_KEYS + FOLDER_SLACK {
+            if folders.len() > FOLDER_LIMIT {
                 self.folders = None;
             }
         }
@@ -134,12 +136,13 @@ impl RunWriter {
     pub async fn finish(mut self) -> Result<RunInfo> {
         self.flush_block().await?;
         let mut tail = std::mem::take(&mut self.fences);
+        let blocks = (self.count as usize).div_ceil(BLOCK_KEYS);
         let listed = match &self.folders {
-            Some(folders) => {
+            Some(folders) if folders.len() <= blocks + FOLDER_SLACK => {
                 tail.extend(folders.iter().flat_map(|folder| folder.to_be_bytes()));
                 folders.len() as u32
             }
-            None => NO_FOLDERS,
+            _ => NO_FOLDERS,
         };
         let digest = XxHash3_64::oneshot(&tail);
         tail.extend_from_slice(&self.count.to_le_bytes());
@@ -204,10 +207,14 @@ impl Run {
         }
         let blocks = entries.div_ceil(block_keys);
         let folders_bytes = if listed == NO_FOLDERS { 0 } else { u64::from(listed) * FOLDER_BYTES as u64 };
-        let keys_end = entries.checked_mul(KEY_BYTES as u64).ok_or_else(|| damaged("impossible key count"))?;
-        let fences_end = keys_end + blocks * FENCE_BYTES as u64;
-        if fences_end + folders_bytes + footer.len() as u64 != size {
-            return Err(damaged("size does not match its footer"));
+        let impossible = || damaged("size does not match its footer");
+        let keys_end = entries.checked_mul(KEY_BYTES as u64).ok_or_else(impossible)?;
+        let fences_end = blocks
+            .checked_mul(FENCE_BYTES as u64)
+            .and_then(|fences| fences.checked_add(keys_end))
+            .ok_or_else(impossible)?;
+        if fences_end.checked_add(folders_bytes + footer.len() as u64) != Some(size) {
+            return Err(impossible());
         }
         let index = get_range(store, path, keys_end..fences_end + folders_bytes).await?;
         if XxHash3_64::oneshot(&index) != digest {

@@ -1,8 +1,8 @@
 """Assertions on the Inlet Terraform module's key settings (run by infra/check.sh).
 
 Parses the .tf files with python-hcl2 and checks what a review would: the event source mapping
-reports partial batch failures, the queue outlives a converter run, the compactor is a
-singleton, the IAM policies grant no wildcard actions, logs expire, the alarms exist.
+reports partial batch failures, the queue outlives a converter run, the compactor runs once
+per table at a time, the IAM policies grant no wildcard actions, logs expire, the alarms exist.
 """
 
 import json
@@ -74,7 +74,18 @@ def main():
     check("deadLetterTargetArn" in json.dumps(queue["redrive_policy"]), "ingest queue needs a redrive policy")
 
     compactor = resources["aws_lambda_function.compactor"]
-    check(compactor.get("reserved_concurrent_executions") == 1, "compactor must be reserved to one concurrent run")
+    # One run per table at a time: the commit queue's message groups serialise each table, the
+    # concurrency is reserved (one, or one per table with the commit queue).
+    check(compactor.get("reserved_concurrent_executions") == "${local.compactor_concurrency}",
+          "compactor concurrency must be reserved, from local.compactor_concurrency")
+    check("var.commit_queue ? max(2,length(local.tables)) : 1" in str(locals_.get("compactor_concurrency")),
+          "compactor concurrency: one per table with the commit queue, else one")
+    commits = resources["aws_sqs_queue.commits"]
+    check(commits.get("fifo_queue") is True, "commit queue must be FIFO (a message group per table)")
+    check("deadLetterTargetArn" in json.dumps(commits["redrive_policy"]), "commit queue needs a redrive policy")
+    commits_esm = resources["aws_lambda_event_source_mapping.commits"]
+    check("ReportBatchItemFailures" in json.dumps(commits_esm["function_response_types"]),
+          "commit queue mapping must report batch item failures")
     check("aws_cloudwatch_event_rule.compact" in resources, "compactor needs a schedule rule")
     for name in ("converter", "compactor"):
         function = resources[f"aws_lambda_function.{name}"]

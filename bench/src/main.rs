@@ -134,6 +134,18 @@ enum Command {
         #[arg(long, default_value_t = history::DAILY_COMMIT_SOURCES)]
         per_commit: u64,
     },
+    /// Freshness under a steady stream on LocalStack: one object a second for `--seconds`,
+    /// spread over each `--tables` count in turn, with the module's defaults (commit queue on):
+    /// PUT-to-visible latency, commits, CPU.
+    Freshness {
+        #[arg(long, num_args = 1.., default_values_t = [1usize, 5])]
+        tables: Vec<usize>,
+        #[arg(long, default_value_t = 300)]
+        seconds: u64,
+        /// The converter's batching window (the module's `maximum_batching_window_seconds`).
+        #[arg(long, default_value_t = 20)]
+        window: i32,
+    },
     /// Rebuilding a lost load history index from the lineage columns of a table of `--files`
     /// small data files on the running LocalStack's S3.
     HistoryRebuild {
@@ -230,6 +242,7 @@ const SCHEMA: &str = include_str!("../../schemas/events.schema.json");
 
 mod big_object;
 mod compaction;
+mod freshness;
 mod history;
 mod rebuild;
 mod shapes;
@@ -244,6 +257,7 @@ fn main() -> Result<()> {
             return history::measure(sources, *lookup, *per_commit, *localstack);
         }
         Some(Command::HistoryRebuild { files, per_file }) => return rebuild::measure(*files, *per_file),
+        Some(Command::Freshness { tables, seconds, window }) => return freshness::measure(tables, *seconds, *window),
         Some(Command::HistoryRebuildOnce { table, per_file }) => return rebuild::rebuild_once(table, *per_file),
         Some(Command::BigObject { json_mib, piece_mib }) => return big_object::measure(*json_mib, *piece_mib),
         Some(Command::Shapes { names }) => return shapes::measure(names),
@@ -262,6 +276,7 @@ fn main() -> Result<()> {
             | Command::HistoryLookup { .. }
             | Command::HistoryRebuild { .. }
             | Command::HistoryRebuildOnce { .. }
+            | Command::Freshness { .. }
             | Command::CompactStaged { .. }
             | Command::BigObject { .. }
             | Command::Shapes { .. }

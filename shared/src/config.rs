@@ -129,6 +129,11 @@ pub const SETTINGS: &[SettingDoc] = &[
         description: "Queue the converter moves messages delivered more than once to (in a batch of several), to be converted one per invocation, so an object that kills the converter fails alone.",
     },
     SettingDoc {
+        env: "INLET_COMMIT_QUEUE_URL",
+        default: Some("(none)"),
+        description: "FIFO queue the converter announces each sealed batch on (message group: the table), for the compactor to commit it within seconds, one run per table at a time and tables in parallel; unset, commits follow the schedule and the size trigger.",
+    },
+    SettingDoc {
         env: "INLET_COMPACTOR_FUNCTION",
         default: Some("(none)"),
         description: "Compactor function the converter invokes (asynchronously) once a target file's worth of bytes is staged.",
@@ -195,6 +200,8 @@ pub struct Settings {
     pub compactor_function: Option<String>,
     /// Queue of redelivered messages, converted one per invocation.
     pub isolation_queue_url: Option<String>,
+    /// FIFO queue sealed batches are announced on, for the compactor to commit them now.
+    pub commit_queue_url: Option<String>,
 }
 
 impl Settings {
@@ -237,6 +244,7 @@ impl Settings {
             history_rebuild_save_files: parse_positive(&get, "INLET_HISTORY_REBUILD_SAVE_FILES")?,
             compactor_function: get("INLET_COMPACTOR_FUNCTION"),
             isolation_queue_url: get("INLET_ISOLATION_QUEUE_URL"),
+            commit_queue_url: get("INLET_COMMIT_QUEUE_URL"),
             maintenance: Maintenance {
                 checkpoint_interval: parse_positive(&get, "INLET_CHECKPOINT_INTERVAL")?,
                 log_retention_days: parse_positive(&get, "INLET_LOG_RETENTION_DAYS")?,
@@ -458,6 +466,7 @@ mod documentation {
             "INLET_SCHEMA",
             "INLET_COMPACTOR_FUNCTION",
             "INLET_ISOLATION_QUEUE_URL",
+            "INLET_COMMIT_QUEUE_URL",
             "INLET_LOG_FORMAT",
             // Written by the module from its `tables` map.
             "INLET_ROUTES",

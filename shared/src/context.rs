@@ -45,7 +45,8 @@ impl Context {
         let storage_options = storage_options_from_env();
         let table_store = crate::stage::table_store(&settings.table_url()?, &storage_options)?;
         let lambda = settings.compactor_function.as_ref().map(|_| aws_sdk_lambda::Client::new(sdk));
-        let sqs = settings.isolation_queue_url.as_ref().map(|_| aws_sdk_sqs::Client::new(sdk));
+        let queues = settings.isolation_queue_url.is_some() || settings.commit_queue_url.is_some();
+        let sqs = queues.then(|| aws_sdk_sqs::Client::new(sdk));
         Ok(Self { settings, schema, s3, lambda, sqs, storage_options, table_store })
     }
 }

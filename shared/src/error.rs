@@ -149,6 +149,17 @@ impl Error {
         }
     }
 
+    /// Whether a commit was refused because another writer's commit took what it would have
+    /// (another compaction of the same sources, files it removes, new metadata).
+    pub fn is_commit_conflict(&self) -> bool {
+        matches!(
+            self,
+            Error::Delta(DeltaTableError::Transaction {
+                source: deltalake::kernel::transaction::TransactionError::CommitConflict(_)
+            })
+        )
+    }
+
     /// Whether the failed operation may succeed if simply retried.
     pub fn is_retryable(&self) -> bool {
         match self {

@@ -45,6 +45,9 @@ pub struct PipelineOptions {
     /// An isolation queue, as the Terraform module deploys it: redelivered messages are moved
     /// there and converted one per invocation.
     pub isolation: bool,
+    /// A commit queue, as the Terraform module deploys it: the converter announces each
+    /// sealed batch on a FIFO queue the compactor reads, one message group per table.
+    pub commit_queue: bool,
 }
 
 impl Default for PipelineOptions {
@@ -60,6 +63,7 @@ impl Default for PipelineOptions {
             size_trigger: false,
             profile: "debug",
             isolation: false,
+            commit_queue: false,
         }
     }
 }
@@ -127,6 +131,14 @@ impl Pipeline {
             }
             false => None,
         };
+        let commit_queue = match options.commit_queue {
+            true => {
+                let (url, arn) = create_commit_queue(ls, &name, options.max_receive_count).await?;
+                converter_environment.push(("INLET_COMMIT_QUEUE_URL".into(), url));
+                Some(arn)
+            }
+            false => None,
+        };
         let code = |binary: &str| code_dir_of(binary, options.profile);
         let timeout = options.converter_timeout_seconds;
         create_function(ls, &converter, &code("converter")?, &converter_environment, timeout).await?;
@@ -135,6 +147,11 @@ impl Pipeline {
         map_queue(ls, &ingest_arn, &converter, options.batch_size, window)
             .await
             .context("creating the event source mapping")?;
+        if let Some(commits_arn) = commit_queue {
+            map_queue(ls, &commits_arn, &compactor, 10, None)
+                .await
+                .context("creating the commit queue's event source mapping")?;
+        }
         if let Some(isolation_arn) = isolation_queue {
             map_queue(ls, &isolation_arn, &converter, 1, None)
                 .await
@@ -190,6 +207,26 @@ impl WorkQueues<'_> {
         let arn = queue_arn(&self.ls.sqs, &url).await?;
         Ok((url, arn))
     }
+}
+
+/// The FIFO commit queue and its FIFO dead-letter queue; gives the queue's URL and ARN.
+async fn create_commit_queue(ls: &LocalStack, name: &str, max_receive_count: u32) -> Result<(String, String)> {
+    let fifo =
+        |queue: String| ls.sqs.create_queue().queue_name(queue).attributes(QueueAttributeName::FifoQueue, "true");
+    let dlq_url = fifo(format!("commits-dlq-{name}.fifo")).send().await?.queue_url.unwrap_or_default();
+    let redrive = serde_json::json!({
+        "deadLetterTargetArn": queue_arn(&ls.sqs, &dlq_url).await?,
+        "maxReceiveCount": max_receive_count,
+    });
+    let created = fifo(format!("commits-{name}.fifo"))
+        .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
+        .attributes(QueueAttributeName::VisibilityTimeout, "300")
+        .send()
+        .await
+        .context("creating the commit queue")?;
+    let url = created.queue_url.unwrap_or_default();
+    let arn = queue_arn(&ls.sqs, &url).await?;
+    Ok((url, arn))
 }
 
 /// Has `bucket` notify the queue `queue_arn` of every `.json.zst` object created in it.

@@ -1,4 +1,5 @@
-//! Compactions nobody asks for by hand: the size trigger and the EventBridge schedule.
+//! Compactions nobody asks for by hand: the commit queue, the size trigger and the EventBridge
+//! schedule.
 
 use std::time::Duration;
 
@@ -11,9 +12,17 @@ fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 async fn put_objects(pipeline: &Pipeline, count: u64, bytes: usize) -> (Vec<String>, u64) {
+    put_objects_in(pipeline, 0..count, bytes).await
+}
+
+async fn put_objects_from(pipeline: &Pipeline, indexes: std::ops::Range<u64>, bytes: usize) -> u64 {
+    put_objects_in(pipeline, indexes, bytes).await.1
+}
+
+async fn put_objects_in(pipeline: &Pipeline, indexes: std::ops::Range<u64>, bytes: usize) -> (Vec<String>, u64) {
     let mut uris = Vec::new();
     let mut lines = 0;
-    for index in 0..count {
+    for index in indexes {
         let ndjson = sample::ndjson_object(5, index, bytes);
         lines += ndjson.iter().filter(|b| **b == b'\n').count() as u64;
         let key = format!("web/date=2026-05-16/t-{index}.json.zst");
@@ -36,6 +45,24 @@ async fn staging_a_file_worth_of_bytes_starts_a_compaction() {
     let table = pipeline.wait_for_rows(lines, Duration::from_secs(120)).await.unwrap();
     assert_eq!(table.num_rows, lines);
     assert!(pipeline.function_log(&pipeline.converter).contains("requested a compaction"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sealed_batches_announced_on_the_commit_queue_are_committed_without_a_schedule() {
+    let localstack = LocalStack::connect().await.unwrap();
+    // The default minimum size, no size trigger, no schedule: only the announcements commit.
+    let options = PipelineOptions { commit_queue: true, ..PipelineOptions::default() };
+    let pipeline = Pipeline::deploy(&localstack, "commitq", options).await.unwrap();
+    let started = std::time::Instant::now();
+    let (_, lines) = put_objects(&pipeline, 3, 16 * 1024).await;
+    let table = pipeline.wait_for_rows(lines, Duration::from_secs(120)).await.unwrap();
+    assert_eq!(table.num_rows, lines);
+    eprintln!("visible {:.1} s after the first PUT", started.elapsed().as_secs_f64());
+    // More objects later: committed by the next announcements, each row once.
+    let more = put_objects_from(&pipeline, 3..6, 16 * 1024).await;
+    let table = pipeline.wait_for_rows(lines + more, Duration::from_secs(120)).await.unwrap();
+    assert_eq!(table.num_rows, lines + more);
+    assert!(!pipeline.function_log(&pipeline.converter).contains("could not announce"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

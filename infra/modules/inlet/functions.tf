@@ -136,6 +136,14 @@ data "aws_iam_policy_document" "converter" {
     actions   = ["sqs:SendMessage"]
     resources = [aws_sqs_queue.isolation.arn]
   }
+  dynamic "statement" {
+    for_each = var.commit_queue ? [1] : []
+    content {
+      sid       = "AnnounceSealedBatches"
+      actions   = ["sqs:SendMessage"]
+      resources = [aws_sqs_queue.commits[0].arn]
+    }
+  }
   statement {
     sid       = "Logs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
@@ -190,6 +198,7 @@ resource "aws_lambda_function" "converter" {
     variables = merge(
       local.common_environment,
       { INLET_ISOLATION_QUEUE_URL = aws_sqs_queue.isolation.url },
+      var.commit_queue ? { INLET_COMMIT_QUEUE_URL = aws_sqs_queue.commits[0].url } : {},
       var.size_trigger ? { INLET_COMPACTOR_FUNCTION = local.compactor_name } : {},
     )
   }
@@ -268,6 +277,14 @@ data "aws_iam_policy_document" "compactor" {
     resources = ["${aws_cloudwatch_log_group.compactor.arn}:*"]
   }
   dynamic "statement" {
+    for_each = var.commit_queue ? [1] : []
+    content {
+      sid       = "ConsumeSealedBatches"
+      actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"]
+      resources = [aws_sqs_queue.commits[0].arn]
+    }
+  }
+  dynamic "statement" {
     for_each = var.kms_key_arn == null ? [] : [1]
     content {
       sid       = "Encryption"
@@ -304,8 +321,9 @@ resource "aws_lambda_function" "compactor" {
   s3_key           = var.compactor_package.s3_key
   source_code_hash = var.compactor_package.filename == null ? null : filebase64sha256(var.compactor_package.filename)
   kms_key_arn      = var.kms_key_arn
-  # One compactor per table: concurrent runs would only conflict on the Delta commit.
-  reserved_concurrent_executions = 1
+  # Runs of one table are serialised by the commit queue's message groups (and by Inlet's
+  # commit rule should a scheduled run race one); tables commit in parallel up to this.
+  reserved_concurrent_executions = local.compactor_concurrency
   environment {
     variables = local.common_environment
   }
@@ -335,6 +353,22 @@ resource "aws_lambda_function" "compactor" {
       condition     = var.history_rebuild_seconds + 60 <= var.compactor_timeout_seconds
       error_message = "history_rebuild_seconds must be at least 60 s under compactor_timeout_seconds."
     }
+  }
+}
+
+locals {
+  compactor_concurrency = coalesce(var.compactor_concurrency, var.commit_queue ? max(2, length(local.tables)) : 1)
+}
+
+# Sealed batches, one invocation per table at a time.
+resource "aws_lambda_event_source_mapping" "commits" {
+  count                   = var.commit_queue ? 1 : 0
+  event_source_arn        = aws_sqs_queue.commits[0].arn
+  function_name           = aws_lambda_function.compactor.arn
+  batch_size              = 10
+  function_response_types = ["ReportBatchItemFailures"]
+  scaling_config {
+    maximum_concurrency = max(2, local.compactor_concurrency)
   }
 }
 

@@ -321,3 +321,37 @@ resource "aws_cloudwatch_event_target" "objects" {
   rule     = each.value.name
   arn      = aws_sqs_queue.ingest.arn
 }
+
+# ---------------------------------------------------------------- commit queue
+
+# Sealed batches announced by the converter, one message group per table: the compactor's
+# mapping runs one invocation per table at a time and tables in parallel, and the messages that
+# wait while a table commits come together in its next run. A message is only a wake-up (the
+# compactor commits whatever is sealed), so a lost one costs freshness, never rows: the schedule
+# commits what no announcement did.
+resource "aws_sqs_queue" "commits_dlq" {
+  count                             = var.commit_queue ? 1 : 0
+  name                              = "${var.name}-commits-dlq.fifo"
+  fifo_queue                        = true
+  tags                              = var.tags
+  message_retention_seconds         = 1209600
+  sqs_managed_sse_enabled           = var.kms_key_arn == null ? true : null
+  kms_master_key_id                 = var.kms_key_arn
+  kms_data_key_reuse_period_seconds = var.kms_key_arn == null ? null : 3600
+}
+
+resource "aws_sqs_queue" "commits" {
+  count                             = var.commit_queue ? 1 : 0
+  name                              = "${var.name}-commits.fifo"
+  fifo_queue                        = true
+  tags                              = var.tags
+  visibility_timeout_seconds        = var.compactor_timeout_seconds
+  message_retention_seconds         = 86400
+  sqs_managed_sse_enabled           = var.kms_key_arn == null ? true : null
+  kms_master_key_id                 = var.kms_key_arn
+  kms_data_key_reuse_period_seconds = var.kms_key_arn == null ? null : 3600
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.commits_dlq[0].arn
+    maxReceiveCount     = var.max_receive_count
+  })
+}

@@ -36,6 +36,24 @@ resource "aws_cloudwatch_metric_alarm" "dlq_not_empty" {
   tags                = var.tags
 }
 
+resource "aws_cloudwatch_metric_alarm" "commits_dlq_not_empty" {
+  count               = var.commit_queue ? 1 : 0
+  alarm_name          = "${var.name}-commits-dlq-not-empty"
+  alarm_description   = "Sealed batches whose table the compactor could not commit, again and again: see the compactor log for the table's error. Their rows stay staged; the schedule commits them once the table is fixed."
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateNumberOfMessagesVisible"
+  dimensions          = { QueueName = aws_sqs_queue.commits_dlq[0].name }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = var.tags
+}
+
 resource "aws_cloudwatch_metric_alarm" "queue_age" {
   alarm_name          = "${var.name}-queue-age"
   alarm_description   = "The converter is not keeping up with new objects."

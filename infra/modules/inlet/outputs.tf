@@ -58,6 +58,11 @@ output "isolation_queue_url" {
   value       = aws_sqs_queue.isolation.id
 }
 
+output "commit_queue_url" {
+  description = "FIFO queue of sealed batch announcements the compactor commits from (null without commit_queue)."
+  value       = var.commit_queue ? aws_sqs_queue.commits[0].url : null
+}
+
 output "converter_function" {
   description = "Converter function name."
   value       = aws_lambda_function.converter.function_name

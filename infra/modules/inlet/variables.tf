@@ -225,6 +225,22 @@ variable "maintenance_schedule" {
   }
 }
 
+variable "commit_queue" {
+  description = "Event-driven commits: the converter announces each sealed batch on a FIFO queue (one message group per table) and the compactor commits that table within seconds, one run per table at a time and tables in parallel. The schedule stays as the safety net. Off: rows wait for the schedule or the size trigger."
+  type        = bool
+  default     = true
+}
+
+variable "compactor_concurrency" {
+  description = "Compactor runs at once (its reserved concurrency): with the commit queue, tables commit in parallel up to this many; null: one per table, at least 2 when the commit queue is on (the least an SQS mapping scales to)."
+  type        = number
+  default     = null
+  validation {
+    condition     = var.compactor_concurrency == null ? true : var.compactor_concurrency >= 1
+    error_message = "compactor_concurrency must be at least 1."
+  }
+}
+
 variable "size_trigger" {
   description = "Let the converter start a compaction as soon as a target file's worth of bytes is staged."
   type        = bool

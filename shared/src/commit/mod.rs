@@ -17,8 +17,8 @@ pub mod table;
 pub(crate) mod table_files;
 
 pub use compact::{
-    Clock, CompactRequest, CompactionReport, Compactor, CompactorOptions, RoutedCompactor, SystemClock, TableOutcome,
-    Timings, answer, compact_table,
+    Clock, CompactRequest, CompactionReport, Compactor, CompactorOptions, Invocation, RoutedCompactor, SystemClock,
+    TableOutcome, Timings, answer, compact_table,
 };
 pub use history::{LoadHistory, RebuildBudget, RebuildProgress, Rebuilt};
 pub use optimize::{OptimizeOptions, OptimizeReport, VacuumReport, optimize, vacuum};

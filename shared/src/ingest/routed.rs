@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::ingest::converter::{ConversionReport, Converter, batch_response};
 use crate::ingest::event::BatchPlan;
 use crate::ingest::isolation::{Isolation, SqsIsolation, isolate_redeliveries};
+use crate::ingest::trigger::CommitQueue;
 use crate::routes::Routes;
 
 /// The converters of every route of a deployment (one, for a single table).
@@ -65,11 +66,16 @@ impl RoutedConverter {
     pub fn from_deployment(deployment: &Deployment) -> Result<Self> {
         let mut isolation = None;
         let mut converters = Vec::new();
-        for (_, context) in deployment.iter() {
+        for (route, context) in deployment.iter() {
             if let (Some(queue), Some(sqs)) = (&context.settings.isolation_queue_url, &context.sqs) {
                 isolation.get_or_insert_with(|| Arc::new(SqsIsolation::new(sqs.clone(), queue.clone())));
             }
-            converters.push(Converter::from_context(context));
+            let converter = Converter::from_context(context);
+            converters.push(match (&context.settings.commit_queue_url, &context.sqs) {
+                (Some(queue), Some(sqs)) => converter
+                    .with_announcements(Arc::new(CommitQueue::new(sqs.clone(), queue.clone())), route.name.clone()),
+                _ => converter,
+            });
         }
         let routed = Self::new(deployment.routes().clone(), converters)?;
         Ok(match isolation {

@@ -1,5 +1,6 @@
-//! The size trigger: when staged bytes reach a file's worth, the converter asks for a
-//! compaction instead of leaving the data to wait for the schedule.
+//! What the converter tells the compactor: with the size trigger, that a file's worth of bytes
+//! is staged; on the commit queue, that a batch was sealed, so its table's next commit follows
+//! within seconds instead of waiting for the schedule.
 
 use async_trait::async_trait;
 use aws_sdk_lambda::primitives::Blob;
@@ -40,6 +41,56 @@ impl CompactionTrigger for LambdaTrigger {
             .send()
             .await
             .map_err(|err| Error::aws("Invoke", &self.function, err))?;
+        Ok(())
+    }
+}
+
+/// Where sealed batches are announced.
+#[async_trait]
+pub trait SealedBatches: Send + Sync {
+    /// Announces that `batch` of the table `table` (its route's name) is sealed.
+    async fn sealed(&self, table: &str, batch: &str) -> Result<()>;
+}
+
+/// What a sealed batch's announcement says: the compactor commits the table it names.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SealedBatch {
+    /// The route's name (the table's last URI segment for a single table).
+    pub table: String,
+    /// The batch sealed.
+    pub batch: String,
+}
+
+/// Announces sealed batches on an SQS FIFO queue, one message group per table: the compactor
+/// reading it runs once at a time per table, tables in parallel, and the messages that wait
+/// while a table commits come together in its next run.
+#[derive(Debug, Clone)]
+pub struct CommitQueue {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl CommitQueue {
+    /// Announcements sent to the FIFO queue at `queue_url`.
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: String) -> Self {
+        Self { client, queue_url }
+    }
+}
+
+#[async_trait]
+impl SealedBatches for CommitQueue {
+    async fn sealed(&self, table: &str, batch: &str) -> Result<()> {
+        let body = SealedBatch { table: table.to_string(), batch: batch.to_string() };
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(serde_json::to_string(&body)?)
+            .message_group_id(table)
+            // A batch is announced once however often its seal is retried.
+            .message_deduplication_id(batch)
+            .send()
+            .await
+            .map_err(|err| Error::aws("SendMessage", &self.queue_url, err))?;
         Ok(())
     }
 }

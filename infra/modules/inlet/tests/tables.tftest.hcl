@@ -213,3 +213,44 @@ run "enterprise_inputs_reach_roles_functions_and_buckets" {
     error_message = "one table: configured as before"
   }
 }
+
+run "sealed_batches_are_announced_on_a_fifo_queue_the_compactor_commits_from" {
+  command = plan
+
+  assert {
+    condition     = aws_sqs_queue.commits[0].fifo_queue && endswith(aws_sqs_queue.commits[0].name, ".fifo")
+    error_message = "the commit queue is FIFO (one message group per table)"
+  }
+  assert {
+    condition     = aws_sqs_queue.commits_dlq[0].fifo_queue && aws_sqs_queue.commits[0].visibility_timeout_seconds == 900
+    error_message = "its dead-letter queue is FIFO too, and a message stays hidden for a whole compactor run"
+  }
+  assert {
+    condition     = aws_lambda_event_source_mapping.commits[0].batch_size == 10 && contains(aws_lambda_event_source_mapping.commits[0].function_response_types, "ReportBatchItemFailures")
+    error_message = "the compactor reads the commit queue, failing only the messages of a table that failed"
+  }
+  assert {
+    condition     = aws_lambda_function.compactor.reserved_concurrent_executions == 2 && aws_lambda_event_source_mapping.commits[0].scaling_config[0].maximum_concurrency == 2
+    error_message = "two tables commit in parallel"
+  }
+  assert {
+    condition     = length(aws_cloudwatch_metric_alarm.commits_dlq_not_empty) == 1
+    error_message = "announcements that keep failing are alarmed"
+  }
+}
+
+run "without_the_commit_queue_one_compactor_runs_at_a_time" {
+  command = plan
+  variables {
+    commit_queue = false
+  }
+
+  assert {
+    condition     = length(aws_sqs_queue.commits) == 0 && length(aws_lambda_event_source_mapping.commits) == 0
+    error_message = "no commit queue"
+  }
+  assert {
+    condition     = aws_lambda_function.compactor.reserved_concurrent_executions == 1 && !contains(keys(aws_lambda_function.converter.environment[0].variables), "INLET_COMMIT_QUEUE_URL")
+    error_message = "one compactor at a time, and the converter announces nothing"
+  }
+}

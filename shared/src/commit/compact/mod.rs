@@ -39,12 +39,14 @@ mod dropped;
 pub mod plan;
 mod report;
 mod request;
+mod sealed;
 
 pub use plan::{CompactionPlan, Policy, align_identities, plan_compaction};
 use plan::{Seals, sort_by_seal};
 use report::Lap;
 pub use report::{CompactionReport, Timings};
 pub use request::{CompactRequest, RoutedCompactor, TableOutcome, answer, compact_table};
+pub use sealed::Invocation;
 
 /// Compactor knobs, from the settings table (see the configuration table in the README).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -180,9 +180,9 @@ impl RoutedCompactor {
                 // Checked again: the table may have been fixed since.
                 Some(_) => match misfit(context).await {
                     Some(reason) => Err(Error::Schema { location: context.settings.schema_location.clone(), reason }),
-                    None => compact_table(context, &scoped).await,
+                    None => compact_table_after_rivals(context, &scoped).await,
                 },
-                None => compact_table(context, &scoped).await,
+                None => compact_table_after_rivals(context, &scoped).await,
             };
             match result {
                 // Every table compacted at once: one that has received nothing yet is not a mistake.
@@ -199,6 +199,19 @@ impl RoutedCompactor {
             }
         }
         Ok(outcomes)
+    }
+}
+
+/// [`compact_table`], run once more when another compactor's commit won (a scheduled run and
+/// one for sealed batches, say): the second run plans from the winner's commit, so it takes
+/// only what is still staged.
+async fn compact_table_after_rivals(context: &Context, request: &CompactRequest) -> Result<CompactionReport> {
+    match compact_table(context, request).await {
+        Err(err) if err.is_commit_conflict() => {
+            tracing::info!(table = %context.settings.table_uri, error = %err, "another compactor committed first: compacting again");
+            compact_table(context, request).await
+        }
+        result => result,
     }
 }
 

@@ -1318,3 +1318,55 @@ async fn a_table_that_cannot_take_its_schema_fails_alone_and_commits_once_fixed(
     assert_eq!(rows, [0, 3]);
     assert_eq!(broken.rows(&broken.table().await), (10..13).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn sealed_batches_commit_the_tables_they_name_and_a_broken_table_fails_only_its_messages() {
+    let (good, broken) = (lake(Layout::default()), lake(Layout::default()));
+    let as_text = Arc::new(TableSchema::parse(r#"{"fields":[{"name":"id","type":"string"}]}"#, "text").unwrap());
+    open_or_create(&broken.url, &Map::new(), &as_text, Maintenance { checkpoint_interval: 4, log_retention_days: 30 })
+        .await
+        .unwrap();
+    good.stage("b1", "g.json", 0..5).await;
+    broken.stage("b1", "b.json", 10..13).await;
+    let config = tempfile::tempdir().unwrap();
+    let schema = config.path().join("id.schema.json");
+    std::fs::write(&schema, crate::testing::schemas::ID.text).unwrap();
+    let routes = serde_json::json!({"routes": [
+        {"name": "good", "prefix": "good/", "table_uri": good.url.as_str().trim_end_matches('/'), "schema": schema},
+        {"name": "broken", "prefix": "broken/", "table_uri": broken.url.as_str().trim_end_matches('/'), "schema": schema},
+    ]});
+    let routes_file = config.path().join("routes.json");
+    std::fs::write(&routes_file, routes.to_string()).unwrap();
+    // The default minimum size: a sealed batch is committed however small.
+    let settings = Map::from([("INLET_ROUTES", routes_file.display().to_string()), ("AWS_REGION", "us-east-1".into())]);
+    let deployment = crate::context::Deployment::from_lookup(|name| settings.get(name).cloned()).await.unwrap();
+    let compactor = RoutedCompactor::from_deployment(deployment).await.unwrap();
+    let message = |id: &str, body: &str| serde_json::json!({"messageId": id, "body": body, "eventSource": "aws:sqs"});
+    let sealed = |table: &str, batch: &str| serde_json::json!({"table": table, "batch": batch}).to_string();
+    let event = serde_json::json!({"Records": [
+        message("m1", &sealed("good", "b1")),
+        message("m2", &sealed("broken", "b1")),
+        message("m3", &sealed("good", "b2")),
+        message("m4", "not an announcement"),
+        message("m5", &sealed("elsewhere", "b9")),
+    ]});
+    let invocation = Invocation::from_payload(&event).unwrap();
+    let Invocation::Sealed { tables, unreadable } = &invocation else { panic!("{invocation:?}") };
+    let named: Vec<(&str, usize)> = tables.iter().map(|(table, ids)| (table.as_str(), ids.len())).collect();
+    assert_eq!(named, [("broken", 1), ("elsewhere", 1), ("good", 2)]);
+    assert_eq!(unreadable, &["m4"]);
+    let answer = compactor.handle(&invocation).await.unwrap();
+    let mut failed: Vec<&str> =
+        answer["batchItemFailures"].as_array().unwrap().iter().map(|f| f["itemIdentifier"].as_str().unwrap()).collect();
+    failed.sort();
+    assert_eq!(failed, ["m2", "m4", "m5"], "the broken table's, the unreadable and the unknown table's messages");
+    assert_eq!(good.rows(&good.table().await), (0..5).collect::<Vec<_>>(), "the good table committed");
+    assert_eq!(broken.fragments.list().await.unwrap().len(), 1, "the broken table's rows wait, staged");
+    // Any other payload is a compaction request, as before.
+    assert_eq!(
+        Invocation::from_payload(&serde_json::json!({})).unwrap(),
+        Invocation::Request(CompactRequest::default())
+    );
+    let scheduled = serde_json::json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
+    assert!(matches!(Invocation::from_payload(&scheduled).unwrap(), Invocation::Request(_)));
+}

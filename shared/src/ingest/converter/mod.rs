@@ -26,7 +26,7 @@ use crate::ingest::event::BatchPlan;
 use crate::ingest::quarantine::Quarantine;
 use crate::ingest::source::{ObjectSource, S3Source};
 use crate::ingest::superseded::SupersededLog;
-use crate::ingest::trigger::{CompactionTrigger, LambdaTrigger};
+use crate::ingest::trigger::{CompactionTrigger, LambdaTrigger, SealedBatches};
 use crate::lineage::SourceObject;
 use crate::schema::TableSchema;
 use crate::stage::fragment::{FragmentEncoding, FragmentStore};
@@ -100,6 +100,8 @@ pub struct Converter {
     options: ConverterOptions,
     /// Asked for a compaction once this many bytes are staged.
     trigger: Option<(Arc<dyn CompactionTrigger>, u64)>,
+    /// Where each sealed batch is announced, and the table's name there.
+    announce: Option<(Arc<dyn SealedBatches>, String)>,
     /// Objects decompressed and decoded whole at once, or holding their rows until staged.
     decode_slots: Arc<Semaphore>,
     decode_slots_count: usize,
@@ -155,6 +157,7 @@ impl Converter {
             decoder,
             options,
             trigger: None,
+            announce: None,
             decode_slots,
             decode_slots_count,
         }
@@ -163,6 +166,13 @@ impl Converter {
     /// Requests a compaction from `trigger` whenever staged fragments reach `staged_bytes`.
     pub fn with_trigger(mut self, trigger: Arc<dyn CompactionTrigger>, staged_bytes: u64) -> Self {
         self.trigger = Some((trigger, staged_bytes));
+        self
+    }
+
+    /// Announces each sealed batch to `sealed` as a batch of `table` (the route's name), for
+    /// its commit to follow within seconds.
+    pub fn with_announcements(mut self, sealed: Arc<dyn SealedBatches>, table: String) -> Self {
+        self.announce = Some((sealed, table));
         self
     }
 
@@ -230,6 +240,7 @@ impl Converter {
             crash_point("converter.before_seal");
             self.seal(&report).await?;
             crash_point("converter.after_seal");
+            self.announce_sealed(&report.batch).await;
             self.request_compaction_if_due().await;
         }
         report.failed_messages = answers.failed();
@@ -376,6 +387,15 @@ impl Converter {
             }
         }
         Ok(())
+    }
+
+    /// Announces a sealed batch; a failure only leaves it to the schedule (the batch is sealed:
+    /// failing its messages would convert them again for nothing).
+    async fn announce_sealed(&self, batch: &str) {
+        let Some((sealed, table)) = &self.announce else { return };
+        if let Err(err) = sealed.sealed(table, batch).await {
+            tracing::warn!(batch, table = %table, error = %err, "could not announce the sealed batch: the schedule commits it");
+        }
     }
 
     /// Asks for a compaction when a file's worth of bytes is staged; a failure only leaves the

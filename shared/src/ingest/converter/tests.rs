@@ -759,6 +759,32 @@ async fn a_compaction_is_requested_once_a_file_worth_is_staged() {
     assert!(trigger.0.load(std::sync::atomic::Ordering::SeqCst) >= 1, "staged bytes crossed the threshold");
 }
 
+#[derive(Default)]
+struct Announcements(std::sync::Mutex<Vec<(String, String)>>);
+
+#[async_trait::async_trait]
+impl crate::ingest::SealedBatches for Announcements {
+    async fn sealed(&self, table: &str, batch: &str) -> Result<()> {
+        self.0.lock().unwrap().push((table.to_string(), batch.to_string()));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn each_sealed_batch_is_announced_with_its_table_and_nothing_else_is() {
+    let announcements = Arc::new(Announcements::default());
+    let mut f = fixture(Layout::default(), small());
+    f.converter = f.converter.with_announcements(announcements.clone(), "web".into());
+    f.source.put("raw", "a.json", lines(0..10));
+    f.source.put("raw", "b.json", lines(10..20));
+    let report = f.converter.convert(&sqs(vec![created("a.json"), created("b.json")])).await.unwrap();
+    assert_eq!(*announcements.0.lock().unwrap(), [("web".to_string(), report.batch.clone())]);
+    // A batch that staged nothing seals nothing, and announces nothing.
+    f.source.put("raw", "corrupt.json.zst", &b"garbage"[..]);
+    f.converter.convert(&sqs(vec![created("corrupt.json.zst")])).await.unwrap();
+    assert_eq!(announcements.0.lock().unwrap().len(), 1);
+}
+
 #[tokio::test]
 async fn the_batch_response_names_failed_messages_as_batch_item_failures() {
     let f = fixture(Layout::default(), small());

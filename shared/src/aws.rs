@@ -55,3 +55,14 @@ pub async fn read_text(location: &str, s3: &aws_sdk_s3::Client) -> crate::Result
     let body = object.body.collect().await.map_err(|err| crate::Error::aws("GetObject", location, err))?.into_bytes();
     String::from_utf8(body.to_vec()).map_err(|err| crate::Error::Config(format!("{location} is not UTF-8 text: {err}")))
 }
+
+/// The partial batch response failing `failed_messages`, for SQS to deliver them again.
+pub fn batch_response(failed_messages: &[String]) -> aws_lambda_events::event::sqs::SqsBatchResponse {
+    let mut response = aws_lambda_events::event::sqs::SqsBatchResponse::default();
+    for id in failed_messages {
+        let mut failure = aws_lambda_events::event::sqs::BatchItemFailure::default();
+        failure.item_identifier = id.clone();
+        response.batch_item_failures.push(failure);
+    }
+    response
+}

@@ -138,6 +138,16 @@ pub fn staged_partition(path: &Path) -> &str {
     relative.rsplit_once('/').map_or("", |(dir, _)| dir)
 }
 
+/// What the commit queue carries: a sealed batch's announcement, for the compactor to commit
+/// the table it names.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SealedBatch {
+    /// The route's name (the table's last URI segment for a single table).
+    pub table: String,
+    /// The batch sealed.
+    pub batch: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,4 +31,4 @@ pub use quarantine::Quarantine;
 pub use routed::{RoutedConverter, RoutedReport};
 pub use source::{Fetched, ObjectSource, Opened, S3Source, open_file};
 pub use superseded::{SupersededLog, SupersededVersion};
-pub use trigger::{CommitQueue, CompactionTrigger, LambdaTrigger, SealedBatch, SealedBatches};
+pub use trigger::{CommitQueue, CompactionTrigger, LambdaTrigger, SealedBatches};

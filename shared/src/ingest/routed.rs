@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 
+use crate::aws::batch_response;
 use crate::context::Deployment;
 use crate::error::{Error, Result};
-use crate::ingest::converter::{ConversionReport, Converter, batch_response};
+use crate::ingest::converter::{ConversionReport, Converter};
 use crate::ingest::event::BatchPlan;
 use crate::ingest::isolation::{Isolation, SqsIsolation, isolate_redeliveries};
 use crate::ingest::trigger::CommitQueue;

@@ -7,6 +7,7 @@ use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 
 use crate::error::{Error, Result};
+use crate::layout::SealedBatch;
 
 /// Something that starts a compaction.
 #[async_trait]
@@ -50,15 +51,6 @@ impl CompactionTrigger for LambdaTrigger {
 pub trait SealedBatches: Send + Sync {
     /// Announces that `batch` of the table `table` (its route's name) is sealed.
     async fn sealed(&self, table: &str, batch: &str) -> Result<()>;
-}
-
-/// What a sealed batch's announcement says: the compactor commits the table it names.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct SealedBatch {
-    /// The route's name (the table's last URI segment for a single table).
-    pub table: String,
-    /// The batch sealed.
-    pub batch: String,
 }
 
 /// Announces sealed batches on an SQS FIFO queue, one message group per table: the compactor

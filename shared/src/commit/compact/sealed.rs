@@ -7,9 +7,9 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use serde_json::Value;
 
 use super::request::{CompactRequest, RoutedCompactor, TableOutcome, answer};
+use crate::aws::batch_response;
 use crate::error::{Error, Result};
-use crate::ingest::SealedBatch;
-use crate::ingest::converter::batch_response;
+use crate::layout::SealedBatch;
 
 /// What the compactor was invoked with.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -41,7 +41,6 @@ use large::LargeOutcome;
 pub use memory::{ConverterMemory, ZSTD_WINDOW_BYTES, blocking_threads, runtime};
 use read::Read;
 pub use report::ConversionReport;
-pub(crate) use report::batch_response;
 use staging::Staging;
 
 /// Converter knobs (see the configuration table in the README).

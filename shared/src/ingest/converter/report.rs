@@ -1,7 +1,9 @@
 //! What one converter invocation did: the batch's identity, counts, the fragments it staged
 //! and the messages SQS must deliver again.
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
+use aws_lambda_events::event::sqs::SqsBatchResponse;
+
+use crate::aws::batch_response;
 use serde::Serialize;
 
 use crate::metrics::Metric;
@@ -54,15 +56,4 @@ impl ConversionReport {
             Metric { name: "Duration", value: self.duration_ms as f64, unit: "Milliseconds" },
         ]
     }
-}
-
-/// The partial batch response failing `failed_messages`, for SQS to deliver them again.
-pub(crate) fn batch_response(failed_messages: &[String]) -> SqsBatchResponse {
-    let mut response = SqsBatchResponse::default();
-    for id in failed_messages {
-        let mut failure = BatchItemFailure::default();
-        failure.item_identifier = id.clone();
-        response.batch_item_failures.push(failure);
-    }
-    response
 }

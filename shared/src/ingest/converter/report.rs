@@ -2,10 +2,9 @@
 //! and the messages SQS must deliver again.
 
 use aws_lambda_events::event::sqs::SqsBatchResponse;
-
-use crate::aws::batch_response;
 use serde::Serialize;
 
+use crate::aws::batch_response;
 use crate::metrics::Metric;
 
 /// What one converter invocation did.

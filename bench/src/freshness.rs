@@ -16,7 +16,12 @@ use inlet::testing::{sample, schemas};
 use inlet_tests::{LocalStack, Pipeline, PipelineOptions};
 use serde::Serialize;
 
-use crate::{functions_cpu_seconds, process_cpu_seconds};
+use crate::process_cpu_seconds;
+
+/// CPU seconds of the running function processes whose code is `binary`'s.
+fn functions_cpu_seconds(binary: &str) -> f64 {
+    crate::functions_cpu_seconds_of(Some(binary))
+}
 
 #[derive(Debug, Serialize)]
 struct Freshness {
@@ -29,7 +34,13 @@ struct Freshness {
     p95_seconds: f64,
     max_seconds: f64,
     commits: usize,
-    functions_cpu_seconds: f64,
+    commits_per_hour: f64,
+    /// The most data files any partition of any table held at the end.
+    files_per_partition_max: usize,
+    /// Opening the (largest) table at the end with delta-rs, as a reader would.
+    table_load_seconds: f64,
+    converter_cpu_seconds: f64,
+    compactor_cpu_seconds: f64,
     localstack_cpu_seconds: f64,
 }
 
@@ -41,7 +52,8 @@ pub fn measure(tables: &[usize], seconds: u64, window: i32) -> Result<()> {
         let measured = runtime.block_on(stream(count, seconds, window))?;
         println!(
             "freshness ({} table{}, {} objects over {} s, batches of {} with a {} s window): PUT to visible p50 \
-             {:.1} s, p95 {:.1} s, max {:.1} s; {} commits; functions {:.1} CPU-s, LocalStack {:.1} CPU-s",
+             {:.1} s, p95 {:.1} s, max {:.1} s; {} commits ({:.0} an hour), at most {} files in a partition, \
+             table loaded in {:.2} s; converter {:.1} CPU-s, compactor {:.1} CPU-s, LocalStack {:.1} CPU-s",
             measured.tables,
             if measured.tables == 1 { "" } else { "s" },
             measured.objects,
@@ -52,7 +64,11 @@ pub fn measure(tables: &[usize], seconds: u64, window: i32) -> Result<()> {
             measured.p95_seconds,
             measured.max_seconds,
             measured.commits,
-            measured.functions_cpu_seconds,
+            measured.commits_per_hour,
+            measured.files_per_partition_max,
+            measured.table_load_seconds,
+            measured.converter_cpu_seconds,
+            measured.compactor_cpu_seconds,
             measured.localstack_cpu_seconds,
         );
         results.push(measured);
@@ -116,8 +132,11 @@ async fn stream(tables: usize, seconds: u64, window: i32) -> Result<Freshness> {
     let uris: Vec<String> = (0..tables).map(|t| table_uri(&pipeline, tables, t, &lake)).collect();
     let bodies: Vec<Vec<u8>> =
         (0..8).map(|index| sample::zstd_compress(&sample::ndjson_object(21, index, 1 << 20))).collect();
-    let (functions_before, localstack_before) =
-        (functions_cpu_seconds(), process_cpu_seconds(localstack_pid).unwrap_or(0.0));
+    let (converter_before, compactor_before, localstack_before) = (
+        functions_cpu_seconds("converter"),
+        functions_cpu_seconds("compactor"),
+        process_cpu_seconds(localstack_pid).unwrap_or(0.0),
+    );
     let started = Instant::now();
     let mut put_at: HashMap<String, Duration> = HashMap::new();
     let mut watcher = LogWatcher::new(&localstack, &uris);
@@ -141,8 +160,10 @@ async fn stream(tables: usize, seconds: u64, window: i32) -> Result<Freshness> {
         tokio::time::sleep(Duration::from_millis(500)).await;
         watcher.poll(started).await?;
     }
-    let functions_cpu = functions_cpu_seconds() - functions_before;
+    let converter_cpu = functions_cpu_seconds("converter") - converter_before;
+    let compactor_cpu = functions_cpu_seconds("compactor") - compactor_before;
     let localstack_cpu = process_cpu_seconds(localstack_pid).unwrap_or(0.0) - localstack_before;
+    let (files_per_partition_max, table_load_seconds) = table_shape(&localstack, &uris).await?;
     let mut latencies: Vec<f64> = put_at.iter().map(|(uri, put)| (watcher.visible[uri] - *put).as_secs_f64()).collect();
     latencies.sort_by(f64::total_cmp);
     let at = |quantile: f64| latencies[((latencies.len() - 1) as f64 * quantile).round() as usize];
@@ -156,9 +177,31 @@ async fn stream(tables: usize, seconds: u64, window: i32) -> Result<Freshness> {
         p95_seconds: at(0.95),
         max_seconds: at(1.0),
         commits: watcher.commits,
-        functions_cpu_seconds: functions_cpu,
+        commits_per_hour: watcher.commits as f64 * 3600.0 / started.elapsed().as_secs_f64(),
+        files_per_partition_max,
+        table_load_seconds,
+        converter_cpu_seconds: converter_cpu,
+        compactor_cpu_seconds: compactor_cpu,
         localstack_cpu_seconds: localstack_cpu,
     })
+}
+
+/// The most data files in one partition of any of `tables`, and the longest time to load one.
+async fn table_shape(localstack: &LocalStack, tables: &[String]) -> Result<(usize, f64)> {
+    let (mut most_files, mut slowest) = (0, 0.0f64);
+    for uri in tables {
+        let started = Instant::now();
+        let table =
+            deltalake::open_table_with_storage_options(url::Url::parse(uri)?, localstack.storage_options()).await?;
+        slowest = slowest.max(started.elapsed().as_secs_f64());
+        let mut per_partition: HashMap<String, usize> = HashMap::new();
+        for file in table.get_file_uris()? {
+            let directory = file.rsplit_once('/').map_or(String::new(), |(directory, _)| directory.to_string());
+            *per_partition.entry(directory).or_default() += 1;
+        }
+        most_files = most_files.max(per_partition.into_values().max().unwrap_or(0));
+    }
+    Ok((most_files, slowest))
 }
 
 /// Reads the tables' logs as they grow: when each source's commit appeared.

@@ -613,13 +613,20 @@ fn process_cpu_seconds(pid: u32) -> Option<f64> {
 
 /// CPU seconds of every running function bootstrap (processes run from `lambda-local`).
 fn functions_cpu_seconds() -> f64 {
+    functions_cpu_seconds_of(None)
+}
+
+/// CPU seconds of the running function processes (only `binary`'s, when given).
+fn functions_cpu_seconds_of(binary: Option<&str>) -> f64 {
     let Ok(entries) = std::fs::read_dir("/proc") else { return 0.0 };
     entries
         .flatten()
         .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
-            std::fs::read_link(format!("/proc/{pid}/exe"))
-                .is_ok_and(|exe| exe.to_string_lossy().contains("lambda-local"))
+            std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| {
+                let exe = exe.to_string_lossy();
+                exe.contains("lambda-local") && binary.is_none_or(|binary| exe.contains(&format!("/{binary}/")))
+            })
         })
         .filter_map(process_cpu_seconds)
         .sum()

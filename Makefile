@@ -102,7 +102,7 @@ bench: bench-venv localstack-venv tools-venv
 	target/perf/inlet-bench big-object
 	target/perf/inlet-bench shapes
 	$(WITH_LOCALSTACK) target/perf/inlet-bench history --localstack
-	$(WITH_LOCALSTACK) target/perf/inlet-bench history --sources 1000000 --per-commit 500 --localstack
+	$(WITH_LOCALSTACK) target/perf/inlet-bench history --sources 1000000 10000000 --per-commit 500 --localstack
 	$(WITH_LOCALSTACK) target/perf/inlet-bench history-rebuild --files 100000
 	$(WITH_LOCALSTACK) target/perf/inlet-bench freshness
 	$(WITH_LOCALSTACK) target/perf/inlet-bench --objects $(E2E_OBJECTS) e2e

@@ -76,8 +76,8 @@ def main():
     compactor = resources["aws_lambda_function.compactor"]
     # One run per table at a time: the commit queue's message groups serialise each table, the
     # concurrency is reserved (one, or one per table with the commit queue).
-    check(compactor.get("reserved_concurrent_executions") == "${local.compactor_concurrency}",
-          "compactor concurrency must be reserved, from local.compactor_concurrency")
+    check(compactor.get("reserved_concurrent_executions") == "${local.compactor_reserved}",
+          "compactor concurrency must be reserved, from local.compactor_reserved")
     check("var.commit_queue ? max(2,length(local.tables)) : 1" in str(locals_.get("compactor_concurrency")),
           "compactor concurrency: one per table with the commit queue, else one")
     commits = resources["aws_sqs_queue.commits"]

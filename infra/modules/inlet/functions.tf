@@ -150,7 +150,7 @@ data "aws_iam_policy_document" "converter" {
     resources = ["${aws_cloudwatch_log_group.converter.arn}:*"]
   }
   dynamic "statement" {
-    for_each = var.size_trigger ? [1] : []
+    for_each = local.size_trigger ? [1] : []
     content {
       sid       = "SizeTrigger"
       actions   = ["lambda:InvokeFunction"]
@@ -199,7 +199,7 @@ resource "aws_lambda_function" "converter" {
       local.common_environment,
       { INLET_ISOLATION_QUEUE_URL = aws_sqs_queue.isolation.url },
       var.commit_queue ? { INLET_COMMIT_QUEUE_URL = aws_sqs_queue.commits[0].url } : {},
-      var.size_trigger ? { INLET_COMPACTOR_FUNCTION = local.compactor_name } : {},
+      local.size_trigger ? { INLET_COMPACTOR_FUNCTION = local.compactor_name } : {},
     )
   }
   tracing_config {
@@ -323,7 +323,7 @@ resource "aws_lambda_function" "compactor" {
   kms_key_arn      = var.kms_key_arn
   # Runs of one table are serialised by the commit queue's message groups (and by Inlet's
   # commit rule should a scheduled run race one); tables commit in parallel up to this.
-  reserved_concurrent_executions = local.compactor_concurrency
+  reserved_concurrent_executions = local.compactor_reserved
   environment {
     variables = local.common_environment
   }
@@ -357,7 +357,12 @@ resource "aws_lambda_function" "compactor" {
 }
 
 locals {
+  # Commit-queue runs at once (tables in parallel); the reserved concurrency adds two for the
+  # schedule and maintenance runs, so neither the mapping nor they are throttled by the other.
   compactor_concurrency = coalesce(var.compactor_concurrency, var.commit_queue ? max(2, length(local.tables)) : 1)
+  compactor_reserved    = var.commit_queue ? local.compactor_concurrency + 2 : local.compactor_concurrency
+  # Every sealed batch commits through the commit queue: the size trigger adds nothing then.
+  size_trigger = var.size_trigger && !var.commit_queue
 }
 
 # Sealed batches, one invocation per table at a time.
@@ -368,7 +373,14 @@ resource "aws_lambda_event_source_mapping" "commits" {
   batch_size              = 10
   function_response_types = ["ReportBatchItemFailures"]
   scaling_config {
-    maximum_concurrency = max(2, local.compactor_concurrency)
+    maximum_concurrency = local.compactor_concurrency
+  }
+
+  lifecycle {
+    precondition {
+      condition     = local.compactor_concurrency >= 2
+      error_message = "compactor_concurrency must be at least 2 with the commit queue (the least an SQS event source mapping scales to)."
+    }
   }
 }
 

@@ -344,8 +344,10 @@ resource "aws_sqs_queue" "commits" {
   count                             = var.commit_queue ? 1 : 0
   name                              = "${var.name}-commits.fifo"
   fifo_queue                        = true
+  deduplication_scope               = "messageGroup"
+  fifo_throughput_limit             = "perMessageGroupId"
   tags                              = var.tags
-  visibility_timeout_seconds        = var.compactor_timeout_seconds
+  visibility_timeout_seconds        = 6 * var.compactor_timeout_seconds
   message_retention_seconds         = 86400
   sqs_managed_sse_enabled           = var.kms_key_arn == null ? true : null
   kms_master_key_id                 = var.kms_key_arn

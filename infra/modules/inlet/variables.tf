@@ -232,7 +232,7 @@ variable "commit_queue" {
 }
 
 variable "compactor_concurrency" {
-  description = "Compactor runs at once (its reserved concurrency): with the commit queue, tables commit in parallel up to this many; null: one per table, at least 2 when the commit queue is on (the least an SQS mapping scales to)."
+  description = "Commit-queue runs at once (tables commit in parallel up to this many; at least 2, the least an SQS mapping scales to); the compactor's reserved concurrency is this plus 2 for the schedule and maintenance. null: one per table, at least 2. Without the commit queue: one run at a time."
   type        = number
   default     = null
   validation {
@@ -242,7 +242,7 @@ variable "compactor_concurrency" {
 }
 
 variable "size_trigger" {
-  description = "Let the converter start a compaction as soon as a target file's worth of bytes is staged."
+  description = "Let the converter start a compaction as soon as a target file's worth of bytes is staged (only without the commit queue, which commits every sealed batch)."
   type        = bool
   default     = true
 }

@@ -222,16 +222,24 @@ run "sealed_batches_are_announced_on_a_fifo_queue_the_compactor_commits_from" {
     error_message = "the commit queue is FIFO (one message group per table)"
   }
   assert {
-    condition     = aws_sqs_queue.commits_dlq[0].fifo_queue && aws_sqs_queue.commits[0].visibility_timeout_seconds == 900
-    error_message = "its dead-letter queue is FIFO too, and a message stays hidden for a whole compactor run"
+    condition     = aws_sqs_queue.commits_dlq[0].fifo_queue && aws_sqs_queue.commits[0].visibility_timeout_seconds == 5400
+    error_message = "its dead-letter queue is FIFO too, and a message stays hidden six compactor timeouts (AWS's advice for a mapping)"
+  }
+  assert {
+    condition     = aws_sqs_queue.commits[0].fifo_throughput_limit == "perMessageGroupId" && aws_sqs_queue.commits[0].deduplication_scope == "messageGroup"
+    error_message = "high-throughput FIFO: the limit is per table, not per queue"
   }
   assert {
     condition     = aws_lambda_event_source_mapping.commits[0].batch_size == 10 && contains(aws_lambda_event_source_mapping.commits[0].function_response_types, "ReportBatchItemFailures")
     error_message = "the compactor reads the commit queue, failing only the messages of a table that failed"
   }
   assert {
-    condition     = aws_lambda_function.compactor.reserved_concurrent_executions == 2 && aws_lambda_event_source_mapping.commits[0].scaling_config[0].maximum_concurrency == 2
-    error_message = "two tables commit in parallel"
+    condition     = aws_lambda_event_source_mapping.commits[0].scaling_config[0].maximum_concurrency == 2 && aws_lambda_function.compactor.reserved_concurrent_executions == 4
+    error_message = "two tables commit in parallel, with two more executions for the schedule and maintenance"
+  }
+  assert {
+    condition     = !contains(keys(aws_lambda_function.converter.environment[0].variables), "INLET_COMPACTOR_FUNCTION")
+    error_message = "no size trigger beside the commit queue"
   }
   assert {
     condition     = length(aws_cloudwatch_metric_alarm.commits_dlq_not_empty) == 1
@@ -253,4 +261,16 @@ run "without_the_commit_queue_one_compactor_runs_at_a_time" {
     condition     = aws_lambda_function.compactor.reserved_concurrent_executions == 1 && !contains(keys(aws_lambda_function.converter.environment[0].variables), "INLET_COMMIT_QUEUE_URL")
     error_message = "one compactor at a time, and the converter announces nothing"
   }
+  assert {
+    condition     = contains(keys(aws_lambda_function.converter.environment[0].variables), "INLET_COMPACTOR_FUNCTION")
+    error_message = "the size trigger, as before the commit queue"
+  }
+}
+
+run "a_commit_queue_of_one_run_at_a_time_is_refused" {
+  command = plan
+  variables {
+    compactor_concurrency = 1
+  }
+  expect_failures = [aws_lambda_event_source_mapping.commits]
 }

@@ -157,8 +157,10 @@ impl RoutedCompactor {
     /// served here is an error.
     pub async fn compact(&self, request: &CompactRequest) -> Result<Vec<TableOutcome>> {
         let tables: Vec<(usize, (&Route, &Context))> = self.deployment.iter().enumerate().collect();
+        let by_route = |table: &str| self.deployment.routes().named(table).is_some();
         let chosen = match &request.table {
-            Some(table) if tables.len() > 1 => {
+            // A route's name, as the commit queue names it, also for a routing file of one route.
+            Some(table) if tables.len() > 1 || by_route(table) => {
                 let found = self.deployment.routes().named(table).map(|at| tables[at]);
                 vec![found.ok_or_else(|| {
                     let served: Vec<String> = tables
@@ -171,11 +173,15 @@ impl RoutedCompactor {
             _ => tables.clone(),
         };
         let single = tables.len() == 1;
+        let resolved = request.table.as_deref().is_some_and(by_route);
         let mut outcomes = Vec::new();
         for (at, (route, context)) in chosen {
-            // A request naming one of several tables was resolved above; each context checks
-            // the name only when it is the deployment's one table.
-            let scoped = if single { request.clone() } else { CompactRequest { table: None, ..request.clone() } };
+            // A request naming a route was resolved above; otherwise the deployment's one table
+            // checks the name it was given.
+            let scoped = match single && !resolved {
+                true => request.clone(),
+                false => CompactRequest { table: None, ..request.clone() },
+            };
             let result = match &self.misfits[at] {
                 // Checked again: the table may have been fixed since.
                 Some(_) => match misfit(context).await {
@@ -204,12 +210,20 @@ impl RoutedCompactor {
 
 /// [`compact_table`], run once more when another compactor's commit won (a scheduled run and
 /// one for sealed batches, say): the second run plans from the winner's commit, so it takes
-/// only what is still staged.
+/// only what is still staged. Losing again means others keep committing this table: nothing
+/// failed, and what is left is theirs or the next run's.
 async fn compact_table_after_rivals(context: &Context, request: &CompactRequest) -> Result<CompactionReport> {
+    let table = &context.settings.table_uri;
     match compact_table(context, request).await {
         Err(err) if err.is_commit_conflict() => {
-            tracing::info!(table = %context.settings.table_uri, error = %err, "another compactor committed first: compacting again");
-            compact_table(context, request).await
+            tracing::info!(table = %table, error = %err, "another compactor committed first: compacting again");
+            match compact_table(context, request).await {
+                Err(err) if err.is_commit_conflict() => {
+                    tracing::info!(table = %table, error = %err, "other compactors keep committing this table: leaving it to them");
+                    Ok(CompactionReport::default())
+                }
+                result => result,
+            }
         }
         result => result,
     }

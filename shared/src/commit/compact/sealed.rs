@@ -4,12 +4,16 @@
 use std::collections::BTreeMap;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use futures::StreamExt;
 use serde_json::Value;
 
 use super::request::{CompactRequest, RoutedCompactor, TableOutcome, answer};
 use crate::aws::batch_response;
 use crate::error::{Error, Result};
 use crate::layout::SealedBatch;
+
+/// Tables of one commit-queue batch compacted at once (a batch holds at most 10 messages).
+const TABLES_AT_ONCE: usize = 4;
 
 /// What the compactor was invoked with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,9 +74,16 @@ impl RoutedCompactor {
             Invocation::Sealed { tables, unreadable } => (tables, unreadable),
         };
         let mut failed = unreadable.clone();
-        for (table, messages) in tables {
-            let request = CompactRequest { table: Some(table.clone()), force: true, ..CompactRequest::default() };
-            match self.compact(&request).await {
+        // Every table of the batch at once: the batch holds each table's message group until
+        // all are answered, so one slow table must not hold the others back.
+        let mut runs = futures::stream::iter(tables)
+            .map(|(table, messages)| async move {
+                let request = CompactRequest { table: Some(table.clone()), force: true, ..CompactRequest::default() };
+                (table, messages, self.compact(&request).await)
+            })
+            .buffer_unordered(TABLES_AT_ONCE);
+        while let Some((table, messages, result)) = runs.next().await {
+            match result {
                 Ok(outcomes) => {
                     emit_metrics(&outcomes);
                     if outcomes.iter().any(|outcome| outcome.result.is_err()) {

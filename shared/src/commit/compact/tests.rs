@@ -1370,3 +1370,30 @@ async fn sealed_batches_commit_the_tables_they_name_and_a_broken_table_fails_onl
     let scheduled = serde_json::json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
     assert!(matches!(Invocation::from_payload(&scheduled).unwrap(), Invocation::Request(_)));
 }
+
+#[tokio::test]
+async fn a_routing_file_of_one_route_answers_to_the_route_name() {
+    // The commit queue names a table by its route: here not the last segment of its URI.
+    let table = lake(Layout::default());
+    table.stage("b1", "w.json", 0..4).await;
+    let config = tempfile::tempdir().unwrap();
+    let schema = config.path().join("id.schema.json");
+    std::fs::write(&schema, crate::testing::schemas::ID.text).unwrap();
+    let routes = serde_json::json!({"routes": [
+        {"name": "web", "prefix": "web/", "table_uri": table.url.as_str().trim_end_matches('/'), "schema": schema},
+    ]});
+    let routes_file = config.path().join("routes.json");
+    std::fs::write(&routes_file, routes.to_string()).unwrap();
+    let settings = Map::from([("INLET_ROUTES", routes_file.display().to_string()), ("AWS_REGION", "us-east-1".into())]);
+    let deployment = crate::context::Deployment::from_lookup(|name| settings.get(name).cloned()).await.unwrap();
+    let compactor = RoutedCompactor::from_deployment(deployment).await.unwrap();
+    let event = serde_json::json!({"Records": [{"messageId": "m1", "eventSource": "aws:sqs",
+        "body": serde_json::json!({"table": "web", "batch": "b1"}).to_string()}]});
+    let answer = compactor.handle(&Invocation::from_payload(&event).unwrap()).await.unwrap();
+    assert_eq!(answer["batchItemFailures"], serde_json::json!([]), "{answer}");
+    assert_eq!(table.rows(&table.table().await), (0..4).collect::<Vec<_>>());
+    let unknown = CompactRequest { table: Some("api".into()), force: true, ..CompactRequest::default() };
+    let outcomes = compactor.compact(&unknown).await.unwrap();
+    let err = outcomes[0].result.as_ref().unwrap_err().to_string();
+    assert!(err.contains("this compactor serves"), "{err}");
+}

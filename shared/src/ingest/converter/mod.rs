@@ -106,6 +106,10 @@ pub struct Converter {
     decode_slots_count: usize,
 }
 
+/// Longest a sealed batch's announcement may take: the batch is sealed either way, and the
+/// invocation's time is for answering its messages.
+const ANNOUNCE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Says, at start, what the settings let the converter hold, and warns when the function has
 /// less memory than that (Lambda's `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, in MB).
 fn warn_if_memory_is_short(options: &ConverterOptions) {
@@ -392,8 +396,14 @@ impl Converter {
     /// failing its messages would convert them again for nothing).
     async fn announce_sealed(&self, batch: &str) {
         let Some((sealed, table)) = &self.announce else { return };
-        if let Err(err) = sealed.sealed(table, batch).await {
-            tracing::warn!(batch, table = %table, error = %err, "could not announce the sealed batch: the schedule commits it");
+        match tokio::time::timeout(ANNOUNCE_TIMEOUT, sealed.sealed(table, batch)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                tracing::warn!(batch, table = %table, error = %err, "could not announce the sealed batch: the schedule commits it");
+            }
+            Err(_) => {
+                tracing::warn!(batch, table = %table, "announcing the sealed batch timed out: the schedule commits it")
+            }
         }
     }
 

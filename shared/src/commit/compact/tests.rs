@@ -1273,6 +1273,28 @@ async fn optimize_copies_files_in_the_table_schema_and_decodes_older_ones() {
     assert_eq!(lake.rows(&table), (0..4).collect::<Vec<_>>());
 }
 
+/// A compactor of `tables` (route name, lake) through a routing file, all with the `ID` schema,
+/// and `settings` besides.
+async fn routed_compactor(tables: &[(&str, &Lake)], settings: &[(&'static str, &str)]) -> RoutedCompactor {
+    let config = tempfile::tempdir().unwrap();
+    let schema = config.path().join("id.schema.json");
+    std::fs::write(&schema, crate::testing::schemas::ID.text).unwrap();
+    let routes: Vec<serde_json::Value> = tables
+        .iter()
+        .map(|(name, lake)| {
+            serde_json::json!({"name": name, "prefix": format!("{name}/"),
+                "table_uri": lake.url.as_str().trim_end_matches('/'), "schema": schema})
+        })
+        .collect();
+    let routes_file = config.path().join("routes.json");
+    std::fs::write(&routes_file, serde_json::json!({ "routes": routes }).to_string()).unwrap();
+    let mut lookup =
+        Map::from([("INLET_ROUTES", routes_file.display().to_string()), ("AWS_REGION", "us-east-1".into())]);
+    lookup.extend(settings.iter().map(|(name, value)| (*name, value.to_string())));
+    let deployment = crate::context::Deployment::from_lookup(|name| lookup.get(name).cloned()).await.unwrap();
+    RoutedCompactor::from_deployment(deployment).await.unwrap()
+}
+
 #[tokio::test]
 async fn a_table_that_cannot_take_its_schema_fails_alone_and_commits_once_fixed() {
     let (good, broken) = (lake(Layout::default()), lake(Layout::default()));
@@ -1283,23 +1305,9 @@ async fn a_table_that_cannot_take_its_schema_fails_alone_and_commits_once_fixed(
         .unwrap();
     good.stage("b1", "g.json", 0..5).await;
     broken.stage("b1", "b.json", 10..13).await;
-    let config = tempfile::tempdir().unwrap();
-    let schema = config.path().join("id.schema.json");
-    std::fs::write(&schema, crate::testing::schemas::ID.text).unwrap();
-    let routes = serde_json::json!({"routes": [
-        {"name": "good", "prefix": "good/", "table_uri": good.url.as_str().trim_end_matches('/'), "schema": schema},
-        {"name": "broken", "prefix": "broken/", "table_uri": broken.url.as_str().trim_end_matches('/'), "schema": schema},
-    ]});
-    let routes_file = config.path().join("routes.json");
-    std::fs::write(&routes_file, routes.to_string()).unwrap();
-    let settings = Map::from([
-        ("INLET_ROUTES", routes_file.display().to_string()),
-        ("INLET_MIN_COMPACT_BYTES", "1".to_string()),
-        ("AWS_REGION", "us-east-1".to_string()),
-    ]);
-    let deployment = crate::context::Deployment::from_lookup(|name| settings.get(name).cloned()).await.unwrap();
     // The misfit does not stop the compactor from starting.
-    let compactor = RoutedCompactor::from_deployment(deployment).await.unwrap();
+    let compactor =
+        routed_compactor(&[("good", &good), ("broken", &broken)], &[("INLET_MIN_COMPACT_BYTES", "1")]).await;
     let request = CompactRequest { force: true, ..CompactRequest::default() };
     let outcomes = compactor.compact(&request).await.unwrap();
     let by_name: Map<&str, &TableOutcome> = outcomes.iter().map(|outcome| (outcome.name.as_str(), outcome)).collect();
@@ -1328,19 +1336,8 @@ async fn sealed_batches_commit_the_tables_they_name_and_a_broken_table_fails_onl
         .unwrap();
     good.stage("b1", "g.json", 0..5).await;
     broken.stage("b1", "b.json", 10..13).await;
-    let config = tempfile::tempdir().unwrap();
-    let schema = config.path().join("id.schema.json");
-    std::fs::write(&schema, crate::testing::schemas::ID.text).unwrap();
-    let routes = serde_json::json!({"routes": [
-        {"name": "good", "prefix": "good/", "table_uri": good.url.as_str().trim_end_matches('/'), "schema": schema},
-        {"name": "broken", "prefix": "broken/", "table_uri": broken.url.as_str().trim_end_matches('/'), "schema": schema},
-    ]});
-    let routes_file = config.path().join("routes.json");
-    std::fs::write(&routes_file, routes.to_string()).unwrap();
     // The default minimum size: a sealed batch is committed however small.
-    let settings = Map::from([("INLET_ROUTES", routes_file.display().to_string()), ("AWS_REGION", "us-east-1".into())]);
-    let deployment = crate::context::Deployment::from_lookup(|name| settings.get(name).cloned()).await.unwrap();
-    let compactor = RoutedCompactor::from_deployment(deployment).await.unwrap();
+    let compactor = routed_compactor(&[("good", &good), ("broken", &broken)], &[]).await;
     let message = |id: &str, body: &str| serde_json::json!({"messageId": id, "body": body, "eventSource": "aws:sqs"});
     let sealed = |table: &str, batch: &str| serde_json::json!({"table": table, "batch": batch}).to_string();
     let event = serde_json::json!({"Records": [
@@ -1376,17 +1373,7 @@ async fn a_routing_file_of_one_route_answers_to_the_route_name() {
     // The commit queue names a table by its route: here not the last segment of its URI.
     let table = lake(Layout::default());
     table.stage("b1", "w.json", 0..4).await;
-    let config = tempfile::tempdir().unwrap();
-    let schema = config.path().join("id.schema.json");
-    std::fs::write(&schema, crate::testing::schemas::ID.text).unwrap();
-    let routes = serde_json::json!({"routes": [
-        {"name": "web", "prefix": "web/", "table_uri": table.url.as_str().trim_end_matches('/'), "schema": schema},
-    ]});
-    let routes_file = config.path().join("routes.json");
-    std::fs::write(&routes_file, routes.to_string()).unwrap();
-    let settings = Map::from([("INLET_ROUTES", routes_file.display().to_string()), ("AWS_REGION", "us-east-1".into())]);
-    let deployment = crate::context::Deployment::from_lookup(|name| settings.get(name).cloned()).await.unwrap();
-    let compactor = RoutedCompactor::from_deployment(deployment).await.unwrap();
+    let compactor = routed_compactor(&[("web", &table)], &[]).await;
     let event = serde_json::json!({"Records": [{"messageId": "m1", "eventSource": "aws:sqs",
         "body": serde_json::json!({"table": "web", "batch": "b1"}).to_string()}]});
     let answer = compactor.handle(&Invocation::from_payload(&event).unwrap()).await.unwrap();

@@ -50,6 +50,8 @@ resource "aws_s3_object" "schema" {
   etag         = filemd5(each.value.schema_file)
   content_type = "application/json"
   tags         = var.tags
+  # Written once the bucket keeps versions, so it is a version like every later object.
+  depends_on = [aws_s3_bucket_versioning.lake]
 }
 
 resource "aws_s3_object" "routes" {
@@ -59,6 +61,7 @@ resource "aws_s3_object" "routes" {
   content      = local.routes_document
   content_type = "application/json"
   tags         = var.tags
+  depends_on   = [aws_s3_bucket_versioning.lake]
 
   lifecycle {
     precondition {

@@ -51,13 +51,31 @@ impl Context {
     }
 }
 
-/// A deployment as a function sees it at cold start: each route of its routing file (or the
-/// one table its environment names) with the route's context, every client built from one
-/// SDK configuration.
+/// A deployment as a function sees it: each route of its routing file (or the one table its
+/// environment names) with the route's context, every client built from one SDK configuration.
+///
+/// A route whose context cannot be built (its schema missing or invalid, its table URI
+/// malformed) is unavailable: asking for its context fails with the reason, and builds it
+/// again at most every [`REBUILD_AFTER`], so a fixed schema is taken up without a restart.
+/// The other routes are not held back. Only a deployment none of whose routes can be built
+/// fails to start.
 pub struct Deployment {
     routes: Routes,
     /// One per route, in the routes' order.
-    contexts: Vec<Context>,
+    contexts: Vec<std::sync::Mutex<RouteContext>>,
+    sdk: SdkConfig,
+    s3: aws_sdk_s3::Client,
+    /// How long an unavailable route waits before it is built again.
+    rebuild_after: std::time::Duration,
+}
+
+/// How long an unavailable route's context waits before it is built again.
+pub const REBUILD_AFTER: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// A route's context, or why it could not be built and when that was last tried.
+enum RouteContext {
+    Ready(Box<Context>),
+    Unavailable { reason: String, tried: std::time::Instant },
 }
 
 impl Deployment {
@@ -72,10 +90,31 @@ impl Deployment {
         let s3 = crate::aws::s3_client(&sdk);
         let routes = Routes::from_lookup(lookup, |location| read_routes(&s3, location)).await?;
         let mut contexts = Vec::with_capacity(routes.len());
-        for (_, settings) in routes.iter() {
-            contexts.push(Context::with_sdk(settings.clone(), &sdk, s3.clone()).await?);
+        let mut first_error = None;
+        for (route, settings) in routes.iter() {
+            contexts.push(std::sync::Mutex::new(match Context::with_sdk(settings.clone(), &sdk, s3.clone()).await {
+                Ok(context) => RouteContext::Ready(Box::new(context)),
+                Err(err) => {
+                    tracing::error!(route = %route.name, table = %settings.table_uri, error = %err, "the table is unavailable: its work fails until this is fixed");
+                    let reason = err.to_string();
+                    first_error.get_or_insert(err);
+                    RouteContext::Unavailable { reason, tried: std::time::Instant::now() }
+                }
+            }));
         }
-        Ok(Self { routes, contexts })
+        let unavailable =
+            contexts.iter().filter(|slot| matches!(*lock(slot), RouteContext::Unavailable { .. })).count();
+        match first_error {
+            // Nothing to serve: failing to start says so at once (one table's deployment, say).
+            Some(err) if unavailable == routes.len() => Err(err),
+            _ => Ok(Self { routes, contexts, sdk, s3, rebuild_after: REBUILD_AFTER }),
+        }
+    }
+
+    /// Builds unavailable routes again once they have waited `wait` (tests wait for none).
+    pub fn rebuilding_after(mut self, wait: std::time::Duration) -> Self {
+        self.rebuild_after = wait;
+        self
     }
 
     /// The routes.
@@ -83,10 +122,50 @@ impl Deployment {
         &self.routes
     }
 
-    /// Each route with its context, in the routes' order.
-    pub fn iter(&self) -> impl Iterator<Item = (&Route, &Context)> {
-        self.routes.iter().map(|(route, _)| route).zip(&self.contexts)
+    /// The context of the route at `at`, built again if it was unavailable and has waited
+    /// [`REBUILD_AFTER`]; [`Error::TableUnavailable`] with the reason while it cannot be built.
+    pub async fn context(&self, at: usize) -> Result<Context> {
+        let (route, settings) = self.routes.iter().nth(at).expect("a route of this deployment");
+        let unavailable = |reason: &str| Error::TableUnavailable {
+            route: route.name.clone(),
+            table: settings.table_uri.clone(),
+            reason: reason.to_string(),
+        };
+        match &*lock(&self.contexts[at]) {
+            RouteContext::Ready(context) => return Ok(Context::clone(context)),
+            RouteContext::Unavailable { reason, tried } if tried.elapsed() < self.rebuild_after => {
+                return Err(unavailable(reason));
+            }
+            RouteContext::Unavailable { .. } => {}
+        }
+        let built = Context::with_sdk(settings.clone(), &self.sdk, self.s3.clone()).await;
+        let mut slot = lock(&self.contexts[at]);
+        match built {
+            Ok(context) => {
+                tracing::info!(route = %route.name, table = %settings.table_uri, "the table is available again");
+                *slot = RouteContext::Ready(Box::new(context.clone()));
+                Ok(context)
+            }
+            Err(err) => {
+                let reason = err.to_string();
+                *slot = RouteContext::Unavailable { reason: reason.clone(), tried: std::time::Instant::now() };
+                Err(unavailable(&reason))
+            }
+        }
     }
+
+    /// Each route with its context as built so far, in the routes' order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Route, Option<Context>)> {
+        self.routes.iter().map(|(route, _)| route).zip(self.contexts.iter().map(|slot| match &*lock(slot) {
+            RouteContext::Ready(context) => Some(Context::clone(context)),
+            RouteContext::Unavailable { .. } => None,
+        }))
+    }
+}
+
+/// The slot, whatever a panicking holder left in it (every write replaces it whole).
+fn lock(slot: &std::sync::Mutex<RouteContext>) -> std::sync::MutexGuard<'_, RouteContext> {
+    slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Loads the declared schema from a local path or `s3://bucket/key`, with the deployment's layout.

@@ -30,6 +30,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// A route's table could not be set up (its schema could not be read or parsed, its location
+    /// is malformed): that table's work fails, retried until fixed, while the others go on.
+    #[error("table {table} (route {route}) is unavailable: {reason}")]
+    TableUnavailable {
+        /// The route's name.
+        route: String,
+        /// The table's URI.
+        table: String,
+        /// Why its setup failed.
+        reason: String,
+    },
+
     /// A request (an invocation payload, a command's arguments) asks for something impossible.
     #[error("bad request: {0}")]
     BadRequest(String),
@@ -132,6 +144,7 @@ impl Error {
         match self {
             Error::Config(_) => "Inlet.Config",
             Error::Schema { .. } => "Inlet.Schema",
+            Error::TableUnavailable { .. } => "Inlet.TableUnavailable",
             Error::BadRequest(_) => "Inlet.BadRequest",
             Error::NoTable(_) => "Inlet.NoTable",
             Error::Source { .. } => "Inlet.Source",
@@ -164,6 +177,8 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Source { retryable, .. } => *retryable,
+            // Fixed by deploying a good schema or routing file; tried again until then.
+            Error::TableUnavailable { .. } => true,
             // A cancelled task (shutdown) may finish next time; a panic is a bug that repeats.
             Error::Task(err) => err.is_cancelled(),
             Error::Aws { .. } | Error::Storage(_) | Error::Delta(_) | Error::Io(_) | Error::Stale(_) => true,

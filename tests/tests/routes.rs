@@ -229,3 +229,114 @@ async fn a_table_that_cannot_take_its_schema_fails_alone_while_the_others_commit
     ids.sort();
     assert_eq!(ids, (100..105).collect::<Vec<_>>(), "nothing lost while it waited");
 }
+
+/// Polls `table_uri` until it holds `rows` rows, and gives its rows.
+async fn wait_rows(
+    localstack: &LocalStack,
+    table_uri: &str,
+    rows: u64,
+    timeout: Duration,
+) -> Vec<serde_json::Map<String, Value>> {
+    let started = std::time::Instant::now();
+    loop {
+        if let Ok(table) = read_table(localstack, table_uri, true).await
+            && table.num_rows >= rows
+        {
+            return table.rows;
+        }
+        assert!(started.elapsed() < timeout, "{table_uri} never held {rows} rows in {timeout:?}");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// The metric lines a function's log holds for `table` with `metric` above zero.
+fn metric_lines(log: &str, table: &str, metric: &str) -> usize {
+    log.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["Table"] == table && line[metric].as_f64().is_some_and(|value| value > 0.0))
+        .count()
+}
+
+/// Three tables on the commit queue: one takes its rows as usual, one's table cannot take its
+/// declared schema, one's schema is not deployed yet. The good table's rows are committed by
+/// its announcements while the others fail, each with its own metric; once each is fixed, its
+/// rows land, each once.
+#[tokio::test(flavor = "multi_thread")]
+async fn on_the_commit_queue_a_broken_table_fails_alone_and_loses_nothing_once_fixed() {
+    let localstack = LocalStack::connect().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("id.schema.json"), schemas::ID.text).unwrap();
+    let lake = format!("lake-broken-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    localstack.s3.create_bucket().bucket(&lake).send().await.unwrap();
+    let uri = |table: &str| format!("s3://{lake}/{table}");
+    // The misfit table already holds `id` as text; the declared schema says long.
+    let as_text = inlet::schema::TableSchema::parse(r#"{"fields":[{"name":"id","type":"string"}]}"#, "text").unwrap();
+    let maintenance = inlet::config::Maintenance { checkpoint_interval: 100, log_retention_days: 30 };
+    let misfit_url = url::Url::parse(&uri("misfit")).unwrap();
+    inlet::commit::open_or_create(&misfit_url, &localstack.storage_options(), &as_text, maintenance).await.unwrap();
+    let late_schema = format!("s3://{lake}/config/late.schema.json");
+    let routes = serde_json::json!({"routes": [
+        {"name": "good", "prefix": "good/", "table_uri": uri("good"), "schema": "id.schema.json"},
+        {"name": "misfit", "prefix": "misfit/", "table_uri": uri("misfit"), "schema": "id.schema.json"},
+        {"name": "late", "prefix": "late/", "table_uri": uri("late"), "schema": late_schema}
+    ]});
+    std::fs::write(dir.path().join("routes.json"), routes.to_string()).unwrap();
+    let options = PipelineOptions {
+        environment: vec![("INLET_ROUTES".into(), dir.path().join("routes.json").display().to_string())],
+        commit_queue: true,
+        max_receive_count: 20,
+        ..PipelineOptions::default()
+    };
+    let pipeline = Pipeline::deploy(&localstack, "broken", options).await.unwrap();
+    let started = std::time::Instant::now();
+    for (prefix, first) in [("good", 0), ("misfit", 100), ("late", 200)] {
+        let lines: String = (first..first + 5).map(|id| format!("{{\"id\":{id}}}\n")).collect();
+        pipeline.put(&format!("{prefix}/part-0.json.zst"), sample::zstd_compress(lines.as_bytes())).await.unwrap();
+    }
+
+    // The good table commits through the commit queue, nothing asking for it.
+    let good = wait_rows(&localstack, &uri("good"), 5, Duration::from_secs(120)).await;
+    eprintln!("good table visible {:.1} s after the PUTs", started.elapsed().as_secs_f64());
+    assert_eq!(good.len(), 5);
+    // The misfit table's rows are staged and its compaction fails under its own name; the late
+    // table's messages fail under its own name, nothing of theirs read.
+    wait_staged(&localstack, &[&uri("misfit")], 1).await;
+    let waited = std::time::Instant::now();
+    while metric_lines(&pipeline.function_log(&pipeline.compactor), &uri("misfit"), "CompactionFailed") == 0
+        || metric_lines(&pipeline.function_log(&pipeline.converter), &uri("late"), "TableUnavailable") == 0
+    {
+        assert!(waited.elapsed() < Duration::from_secs(120), "no failure metric for the broken tables");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let compactor_log = pipeline.function_log(&pipeline.compactor);
+    assert_eq!(metric_lines(&compactor_log, &uri("good"), "CompactionFailed"), 0, "the good table never failed");
+    let converter_log = pipeline.function_log(&pipeline.converter);
+    assert_eq!(metric_lines(&converter_log, &uri("good"), "TableUnavailable"), 0);
+
+    // Fixed: the late table's schema deployed, the misfit table recreated.
+    localstack
+        .s3
+        .put_object()
+        .bucket(&lake)
+        .key("config/late.schema.json")
+        .body(schemas::ID.text.as_bytes().to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let log = localstack.s3.list_objects_v2().bucket(&lake).prefix("misfit/_delta_log/").send().await.unwrap();
+    for key in log.contents().iter().filter_map(|object| object.key()) {
+        localstack.s3.delete_object().bucket(&lake).key(key).send().await.unwrap();
+    }
+    // The late table's messages come back and commit through the queue; the misfit table's
+    // failed announcement waits out its visibility, so an on-demand run commits it now.
+    let late = wait_rows(&localstack, &uri("late"), 5, Duration::from_secs(180)).await;
+    let misfit = pipeline.compact(serde_json::json!({"force": true, "table": "misfit"})).await.unwrap();
+    assert_eq!(misfit["rows"].as_u64(), Some(5), "{misfit}");
+    let misfit = wait_rows(&localstack, &uri("misfit"), 5, Duration::from_secs(30)).await;
+    for (rows, first) in [(good, 0), (misfit, 100), (late, 200)] {
+        let mut ids: Vec<i64> = rows.iter().map(|row| row["id"].as_i64().unwrap()).collect();
+        ids.sort();
+        assert_eq!(ids, (first..first + 5).collect::<Vec<_>>(), "each row once");
+    }
+    assert_eq!(pipeline.queue_depth(&pipeline.dlq_url).await.unwrap(), 0, "nothing dead-lettered");
+}

@@ -113,6 +113,10 @@ locals {
       function    = "compactor", metric = "CompactionFailed", statistic = "Maximum", period = 900, periods = 1, threshold = 0
       description = "A compaction of this table failed (its declared schema does not fit the table, the table cannot be read or written, or the store failed); the other tables of the deployment compact as usual, and this one's rows wait staged, none lost. The compactor log names the table and the cause; a table that cannot take its schema is checked again on every run."
     }
+    table_unavailable = {
+      function    = "converter", metric = "TableUnavailable", statistic = "Sum", period = 300, periods = 1, threshold = 0
+      description = "The converter could not set this table up (its declared schema missing or invalid, its table URI malformed): its messages fail, none of their objects read, and SQS delivers them again; the other tables convert as usual. The converter log names the table and the cause; it tries again every 20 s, so deploying a good schema ends it. Messages that exhaust their receives reach the DLQ: redrive them once fixed."
+    }
     history_rebuild = {
       function    = "compactor", metric = "HistoryRebuildFilesLeft", statistic = "Maximum", period = 900, periods = 1, threshold = 0
       description = "The load history index was lost or damaged and the log no longer holds every commit: the compactor is rebuilding it from the table's lineage columns, a budget per run, and commits nothing meanwhile (rows wait staged, none lost). The metric is the data files still to read; the compactor log shows the progress. It clears on its own; if it does not fall, check the compactor's errors."

@@ -6,19 +6,24 @@ use std::sync::Arc;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 
 use crate::aws::batch_response;
-use crate::context::Deployment;
+use tokio::sync::OnceCell;
+
+use crate::context::{Context, Deployment};
 use crate::error::{Error, Result};
 use crate::ingest::converter::{ConversionReport, Converter};
 use crate::ingest::event::BatchPlan;
 use crate::ingest::isolation::{Isolation, SqsIsolation, isolate_redeliveries};
 use crate::ingest::trigger::CommitQueue;
-use crate::routes::Routes;
+use crate::routes::{Route, Routes};
 
 /// The converters of every route of a deployment (one, for a single table).
 pub struct RoutedConverter {
     routes: Routes,
-    /// One per route, in the routes' order; none isolates on its own.
-    converters: Vec<Converter>,
+    /// One per route, in the routes' order; none isolates on its own. Empty while the route's
+    /// table is unavailable: its messages fail, and the converter is built once it can be.
+    converters: Vec<OnceCell<Converter>>,
+    /// Where the converters of unavailable routes are built from.
+    deployment: Option<Deployment>,
     /// Where redelivered messages go, decided once for the whole batch.
     isolation: Option<Arc<dyn Isolation>>,
 }
@@ -48,7 +53,8 @@ impl RoutedConverter {
         if routes.len() != converters.len() {
             return Err(Error::Config(format!("{} routes but {} converters", routes.len(), converters.len())));
         }
-        Ok(Self { routes, converters, isolation: None })
+        let converters = converters.into_iter().map(|converter| OnceCell::new_with(Some(converter))).collect();
+        Ok(Self { routes, converters, deployment: None, isolation: None })
     }
 
     /// Moves messages delivered more than once, in a batch of several, to `isolation`.
@@ -59,35 +65,55 @@ impl RoutedConverter {
 
     /// The converters of the routes the environment describes, as the Lambda runs them.
     pub async fn from_env() -> Result<Self> {
-        Self::from_deployment(&Deployment::from_env().await?)
+        Self::from_deployment(Deployment::from_env().await?)
     }
 
-    /// A converter for each route of `deployment`; redelivered messages go to the first
-    /// isolation queue a route names (a deployment has one).
-    pub fn from_deployment(deployment: &Deployment) -> Result<Self> {
+    /// A converter for each route of `deployment` (built later for a route whose table is
+    /// unavailable now); redelivered messages go to the first isolation queue a route names
+    /// (a deployment has one).
+    pub fn from_deployment(deployment: Deployment) -> Result<Self> {
         let mut isolation = None;
         let mut converters = Vec::new();
         for (route, context) in deployment.iter() {
+            let Some(context) = context else {
+                converters.push(OnceCell::new());
+                continue;
+            };
             if let (Some(queue), Some(sqs)) = (&context.settings.isolation_queue_url, &context.sqs) {
                 isolation.get_or_insert_with(|| Arc::new(SqsIsolation::new(sqs.clone(), queue.clone())));
             }
-            let converter = Converter::from_context(context);
-            converters.push(match (&context.settings.commit_queue_url, &context.sqs) {
-                (Some(queue), Some(sqs)) => converter
-                    .with_announcements(Arc::new(CommitQueue::new(sqs.clone(), queue.clone())), route.name.clone()),
-                _ => converter,
-            });
+            converters.push(OnceCell::new_with(Some(route_converter(route, &context))));
         }
-        let routed = Self::new(deployment.routes().clone(), converters)?;
-        Ok(match isolation {
-            Some(isolation) => routed.with_isolation(isolation as Arc<dyn Isolation>),
-            None => routed,
+        let routes = deployment.routes().clone();
+        if routes.len() != converters.len() {
+            return Err(Error::Config(format!("{} routes but {} converters", routes.len(), converters.len())));
+        }
+        Ok(Self {
+            routes,
+            converters,
+            deployment: Some(deployment),
+            isolation: isolation.map(|i| i as Arc<dyn Isolation>),
         })
     }
 
-    /// When an invocation due to end at `deadline_epoch_ms` stops taking objects.
+    /// When an invocation due to end at `deadline_epoch_ms` stops taking objects, by the first
+    /// route's settings (a deployment's routes share them).
     pub fn stop_before(&self, deadline_epoch_ms: u64) -> tokio::time::Instant {
-        self.converters[0].stop_before(deadline_epoch_ms)
+        let (_, settings) = self.routes.iter().next().expect("routes are never empty");
+        let margin = std::time::Duration::from_secs(settings.deadline_margin_seconds);
+        crate::ingest::converter::stop_before(deadline_epoch_ms, margin)
+    }
+
+    /// The converter of the route at `at`, built now if its table was unavailable until now.
+    async fn converter(&self, at: usize) -> Result<&Converter> {
+        self.converters[at]
+            .get_or_try_init(|| async {
+                let deployment = self.deployment.as_ref().expect("only a deployment's routes start unavailable");
+                let context = deployment.context(at).await?;
+                let (route, _) = self.routes.iter().nth(at).expect("a route of this converter");
+                Ok(route_converter(route, &context))
+            })
+            .await
     }
 
     /// Each route's table URI, by route name.
@@ -103,12 +129,14 @@ impl RoutedConverter {
         let mut failed = BTreeSet::new();
         let event = isolate_redeliveries(self.isolation.as_deref(), event, &mut report.isolated, &mut failed).await;
         let shares = self.split(BatchPlan::from_sqs(&event), &mut failed);
-        for ((share, converter), (route, settings)) in shares.into_iter().zip(&self.converters).zip(self.routes.iter())
-        {
+        for (at, (share, (route, settings))) in shares.into_iter().zip(self.routes.iter()).enumerate() {
             if share.is_empty() {
                 continue;
             }
-            let converted = converter.convert_plan(share, stop).await?;
+            let converted = match self.converter(at).await {
+                Ok(converter) => converter.convert_plan(share, stop).await?,
+                Err(err) => unavailable(share, &err),
+            };
             failed.extend(converted.failed_messages.iter().cloned());
             report.tables.push((route.name.clone(), settings.table_uri.clone(), converted));
         }
@@ -123,6 +151,31 @@ impl RoutedConverter {
         report.failed_messages = failed.into_iter().collect();
         Ok(report)
     }
+}
+
+/// A route's converter: announcing its sealed batches when the deployment has a commit queue.
+fn route_converter(route: &Route, context: &Context) -> Converter {
+    let converter = Converter::from_context(context);
+    match (&context.settings.commit_queue_url, &context.sqs) {
+        (Some(queue), Some(sqs)) => {
+            converter.with_announcements(Arc::new(CommitQueue::new(sqs.clone(), queue.clone())), route.name.clone())
+        }
+        _ => converter,
+    }
+}
+
+/// The report of a share whose table is unavailable: every message naming one of its objects
+/// fails, for SQS to deliver again once it is fixed (and, failing that, to the DLQ), and
+/// messages no table needed are answered as the converter answers them.
+fn unavailable(share: BatchPlan, err: &Error) -> ConversionReport {
+    let mut failed: BTreeSet<String> = share.objects.into_iter().flat_map(|(_, ids)| ids).collect();
+    for (id, reason) in share.invalid {
+        tracing::error!(message_id = %id, reason, "unreadable message: failing it");
+        failed.insert(id);
+    }
+    tracing::error!(error = %err, messages = failed.len(), "the table is unavailable: failing its messages");
+    let failed_messages: Vec<String> = failed.into_iter().collect();
+    ConversionReport { table_unavailable: failed_messages.len(), failed_messages, ..ConversionReport::default() }
 }
 
 impl RoutedConverter {
@@ -310,5 +363,33 @@ mod tests {
         assert_eq!(counts, vec![("web", 1, 1, 0), ("api", 1, 2, 0)], "each table converts only its own object");
         assert_eq!(staged_sources(&web).await, vec!["s3://raw/web/a.json"]);
         assert_eq!(staged_sources(&api).await, vec!["s3://raw/api/b.json"]);
+    }
+
+    #[tokio::test]
+    async fn a_table_whose_schema_cannot_be_read_fails_only_its_messages_until_it_can() {
+        let config = tempfile::tempdir().unwrap();
+        std::fs::write(config.path().join("web.json"), schemas::PAGE.text).unwrap();
+        std::fs::write(config.path().join("routes.json"), ROUTES).unwrap();
+        let routes_file = config.path().join("routes.json").display().to_string();
+        let lookup = |name: &str| match name {
+            "INLET_ROUTES" => Some(routes_file.clone()),
+            "AWS_REGION" => Some("us-east-1".to_string()),
+            _ => None,
+        };
+        let deployment = Deployment::from_lookup(lookup).await.unwrap();
+        let routed = RoutedConverter::from_deployment(deployment.rebuilding_after(std::time::Duration::ZERO)).unwrap();
+        let event = sqs(&[created("api/b.json"), created("api/c.json"), r#"{"Event":"s3:TestEvent"}"#.to_string()]);
+
+        let report = routed.convert_until(&event, None).await.unwrap();
+        assert_eq!(report.failed_messages, vec!["m0", "m1"], "the api table's messages fail, nothing else");
+        let api = report.tables.iter().find(|(name, _, _)| name == "api").map(|(_, _, r)| r).unwrap();
+        assert_eq!((api.table_unavailable, api.objects), (2, 0), "none of its objects is read");
+        let metric = api.metrics().into_iter().find(|m| m.name == "TableUnavailable").unwrap();
+        assert_eq!(metric.value, 2.0, "its own metric says so");
+
+        // Its schema deployed: the next batch builds its converter.
+        assert!(routed.converter(1).await.is_err());
+        std::fs::write(config.path().join("api.json"), schemas::STATUS.text).unwrap();
+        assert!(routed.converter(1).await.is_ok(), "built once the schema can be read");
     }
 }

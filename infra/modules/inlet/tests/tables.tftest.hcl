@@ -87,7 +87,7 @@ run "two_tables_through_eventbridge_get_a_routing_file_a_rule_each_and_per_table
     error_message = "with several tables the functions read the routing file, and no single table or schema"
   }
   assert {
-    condition     = length(aws_cloudwatch_metric_alarm.table) == 16 && aws_cloudwatch_metric_alarm.table["stranded_sources:api"].metric_name == "StrandedSources" && aws_cloudwatch_metric_alarm.table["history_rebuild:api"].metric_name == "HistoryRebuildFilesLeft" && aws_cloudwatch_metric_alarm.table["held_fragments:api"].metric_name == "FragmentsHeldForSchema" && aws_cloudwatch_metric_alarm.table["quarantined_lines:api"].dimensions.Table == "s3://lake/tables/api_events"
+    condition     = length(aws_cloudwatch_metric_alarm.table) == 18 && aws_cloudwatch_metric_alarm.table["stranded_sources:api"].metric_name == "StrandedSources" && aws_cloudwatch_metric_alarm.table["table_unavailable:api"].metric_name == "TableUnavailable" && aws_cloudwatch_metric_alarm.table["history_rebuild:api"].metric_name == "HistoryRebuildFilesLeft" && aws_cloudwatch_metric_alarm.table["held_fragments:api"].metric_name == "FragmentsHeldForSchema" && aws_cloudwatch_metric_alarm.table["quarantined_lines:api"].dimensions.Table == "s3://lake/tables/api_events"
     error_message = "eight alarms per table, on that table's metrics"
   }
   assert {
@@ -209,7 +209,7 @@ run "enterprise_inputs_reach_roles_functions_and_buckets" {
     error_message = "the alarm topic exists with its subscription"
   }
   assert {
-    condition     = aws_lambda_function.converter.environment[0].variables["INLET_TABLE_URI"] == "s3://lake/events" && length(aws_cloudwatch_metric_alarm.table) == 8
+    condition     = aws_lambda_function.converter.environment[0].variables["INLET_TABLE_URI"] == "s3://lake/events" && length(aws_cloudwatch_metric_alarm.table) == 9
     error_message = "one table: configured as before"
   }
 }

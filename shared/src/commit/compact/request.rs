@@ -7,6 +7,7 @@ use crate::commit::evolution::schema_fits_table;
 use crate::commit::history::LoadHistory;
 use crate::commit::optimize::{OptimizeOptions, optimize, vacuum};
 use crate::commit::table::open_or_create;
+use crate::config::Settings;
 use crate::context::{Context, Deployment};
 use crate::error::{Error, Result};
 use crate::metrics::Metric;
@@ -106,8 +107,18 @@ pub async fn compact_table(context: &Context, request: &CompactRequest) -> Resul
 /// The compactor of every table of a deployment (one, for a single table).
 pub struct RoutedCompactor {
     deployment: Deployment,
-    /// Per route, why its table could not take its declared schema at cold start.
-    misfits: Vec<Option<String>>,
+    /// Per route, whether its table takes its declared schema, as last checked.
+    fits: Vec<std::sync::Mutex<Fit>>,
+}
+
+/// Whether a route's table takes its declared schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fit {
+    /// Not known yet: the route's table was unavailable at start.
+    Unchecked,
+    Fits,
+    /// Checked again on every run, since it may have been fixed.
+    Misfit,
 }
 
 /// What compacting one table of a deployment came to: each table fails alone.
@@ -138,57 +149,60 @@ impl RoutedCompactor {
     }
 
     /// The tables of `deployment`. A declared schema its table cannot take is found here, at
-    /// cold start, and fails that table's runs (logged, alarmed) until it fits; the other
-    /// tables compact as usual.
+    /// cold start, and fails that table's runs (logged, alarmed) until it fits; so does a table
+    /// that is unavailable (its schema unreadable, say). The other tables compact as usual.
     pub async fn from_deployment(deployment: Deployment) -> Result<Self> {
-        let mut misfits = Vec::new();
+        let mut fits = Vec::new();
         for (route, context) in deployment.iter() {
-            misfits.push(misfit(context).await);
-            if let Some(reason) = misfits.last().and_then(Option::as_ref) {
-                let table = &context.settings.table_uri;
-                tracing::error!(route = %route.name, table = %table, reason, "the table cannot take its declared schema: it fails alone until fixed");
-            }
+            let fit = match context {
+                None => Fit::Unchecked,
+                Some(context) => match misfit(&context).await {
+                    None => Fit::Fits,
+                    Some(reason) => {
+                        let table = &context.settings.table_uri;
+                        tracing::error!(route = %route.name, table = %table, reason, "the table cannot take its declared schema: it fails alone until fixed");
+                        Fit::Misfit
+                    }
+                },
+            };
+            fits.push(std::sync::Mutex::new(fit));
         }
-        Ok(Self { deployment, misfits })
+        Ok(Self { deployment, fits })
     }
 
     /// Compacts the table `request` names (by route name or table URI), or every table in
     /// turn; a table that fails does not stop the others. Only a request naming no table
     /// served here is an error.
     pub async fn compact(&self, request: &CompactRequest) -> Result<Vec<TableOutcome>> {
-        let tables: Vec<(usize, (&Route, &Context))> = self.deployment.iter().enumerate().collect();
+        let routes: Vec<&(Route, Settings)> = self.deployment.routes().iter().collect();
         let by_route = |table: &str| self.deployment.routes().named(table).is_some();
-        let chosen = match &request.table {
+        let chosen: Vec<usize> = match &request.table {
             // A route's name, as the commit queue names it, also for a routing file of one route.
-            Some(table) if tables.len() > 1 || by_route(table) => {
-                let found = self.deployment.routes().named(table).map(|at| tables[at]);
-                vec![found.ok_or_else(|| {
-                    let served: Vec<String> = tables
+            Some(table) if routes.len() > 1 || by_route(table) => {
+                vec![self.deployment.routes().named(table).ok_or_else(|| {
+                    let served: Vec<String> = routes
                         .iter()
-                        .map(|(_, (route, c))| format!("{} ({})", route.name, c.settings.table_uri))
+                        .map(|(route, settings)| format!("{} ({})", route.name, settings.table_uri))
                         .collect();
                     Error::BadRequest(format!("no table {table:?} here; this compactor serves {}", served.join(", ")))
                 })?]
             }
-            _ => tables.clone(),
+            _ => (0..routes.len()).collect(),
         };
-        let single = tables.len() == 1;
+        let single = routes.len() == 1;
         let resolved = request.table.as_deref().is_some_and(by_route);
         let mut outcomes = Vec::new();
-        for (at, (route, context)) in chosen {
+        for at in chosen {
+            let (route, settings) = routes[at];
             // A request naming a route was resolved above; otherwise the deployment's one table
             // checks the name it was given.
             let scoped = match single && !resolved {
                 true => request.clone(),
                 false => CompactRequest { table: None, ..request.clone() },
             };
-            let result = match &self.misfits[at] {
-                // Checked again: the table may have been fixed since.
-                Some(_) => match misfit(context).await {
-                    Some(reason) => Err(Error::Schema { location: context.settings.schema_location.clone(), reason }),
-                    None => compact_table_after_rivals(context, &scoped).await,
-                },
-                None => compact_table_after_rivals(context, &scoped).await,
+            let result = match self.deployment.context(at).await {
+                Ok(context) => self.compact_fitting(at, &context, &scoped).await,
+                Err(err) => Err(err),
             };
             match result {
                 // Every table compacted at once: one that has received nothing yet is not a mistake.
@@ -197,14 +211,34 @@ impl RoutedCompactor {
                 }
                 result => {
                     if let Err(err) = &result {
-                        tracing::error!(route = %route.name, table = %context.settings.table_uri, error = %err, "compaction failed");
+                        tracing::error!(route = %route.name, table = %settings.table_uri, error = %err, "compaction failed");
                     }
-                    let (name, table) = (route.name.clone(), context.settings.table_uri.clone());
+                    let (name, table) = (route.name.clone(), settings.table_uri.clone());
                     outcomes.push(TableOutcome { name, table, result });
                 }
             }
         }
         Ok(outcomes)
+    }
+
+    /// Compacts the route at `at` if its table takes its declared schema, checking again
+    /// unless it was found to fit.
+    async fn compact_fitting(
+        &self,
+        at: usize,
+        context: &Context,
+        request: &CompactRequest,
+    ) -> Result<CompactionReport> {
+        let known = *self.fits[at].lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if known != Fit::Fits {
+            let checked = misfit(context).await;
+            let fit = if checked.is_some() { Fit::Misfit } else { Fit::Fits };
+            *self.fits[at].lock().unwrap_or_else(std::sync::PoisonError::into_inner) = fit;
+            if let Some(reason) = checked {
+                return Err(Error::Schema { location: context.settings.schema_location.clone(), reason });
+            }
+        }
+        compact_table_after_rivals(context, request).await
     }
 }
 

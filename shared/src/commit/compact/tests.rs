@@ -1296,6 +1296,57 @@ async fn routed_compactor(tables: &[(&str, &Lake)], settings: &[(&'static str, &
 }
 
 #[tokio::test]
+async fn a_table_whose_schema_cannot_be_read_fails_alone_and_commits_once_it_can() {
+    let (good, unreadable) = (lake(Layout::default()), lake(Layout::default()));
+    good.stage("b1", "g.json", 0..4).await;
+    unreadable.stage("b1", "u.json", 20..23).await;
+    let config = tempfile::tempdir().unwrap();
+    std::fs::write(config.path().join("good.schema.json"), crate::testing::schemas::ID.text).unwrap();
+    let routes = serde_json::json!({"routes": [
+        {"name": "good", "prefix": "good/", "table_uri": good.url.as_str().trim_end_matches('/'), "schema": "good.schema.json"},
+        {"name": "late", "prefix": "late/", "table_uri": unreadable.url.as_str().trim_end_matches('/'), "schema": "late.schema.json"}
+    ]});
+    let routes_file = config.path().join("routes.json");
+    std::fs::write(&routes_file, routes.to_string()).unwrap();
+    let lookup = Map::from([("INLET_ROUTES", routes_file.display().to_string()), ("AWS_REGION", "us-east-1".into())]);
+    // The missing schema does not stop the compactor from starting.
+    let deployment = crate::context::Deployment::from_lookup(|name| lookup.get(name).cloned()).await.unwrap();
+    let compactor =
+        RoutedCompactor::from_deployment(deployment.rebuilding_after(std::time::Duration::ZERO)).await.unwrap();
+    let request = CompactRequest { force: true, ..CompactRequest::default() };
+    let outcomes = compactor.compact(&request).await.unwrap();
+    assert_eq!(outcomes[0].result.as_ref().unwrap().rows, 4, "the good table commits");
+    let failure = outcomes[1].result.as_ref().unwrap_err();
+    assert!(matches!(failure, Error::TableUnavailable { .. }), "{failure}");
+    assert!(failure.to_string().contains("late.schema.json") && failure.is_retryable(), "{failure}");
+    let failed: Vec<f64> =
+        outcomes.iter().map(|o| o.metrics().iter().find(|m| m.name == "CompactionFailed").unwrap().value).collect();
+    assert_eq!(failed, [0.0, 1.0], "each table's own metric says which failed");
+    assert_eq!(unreadable.fragments.list().await.unwrap().len(), 1, "its rows wait, staged");
+
+    // The schema deployed: the same compactor builds the table's context and commits its rows.
+    std::fs::write(config.path().join("late.schema.json"), crate::testing::schemas::ID.text).unwrap();
+    let outcomes = compactor.compact(&request).await.unwrap();
+    let rows: Vec<u64> = outcomes.iter().map(|o| o.result.as_ref().unwrap().rows).collect();
+    assert_eq!(rows, [0, 3]);
+    assert_eq!(unreadable.rows(&unreadable.table().await), (20..23).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_deployment_none_of_whose_tables_can_be_set_up_fails_to_start() {
+    let config = tempfile::tempdir().unwrap();
+    let routes = serde_json::json!({"routes": [
+        {"name": "a", "prefix": "a/", "table_uri": "memory:///a", "schema": "a.schema.json"},
+        {"name": "b", "prefix": "b/", "table_uri": "memory:///b", "schema": "b.schema.json"}
+    ]});
+    let routes_file = config.path().join("routes.json");
+    std::fs::write(&routes_file, routes.to_string()).unwrap();
+    let lookup = Map::from([("INLET_ROUTES", routes_file.display().to_string()), ("AWS_REGION", "us-east-1".into())]);
+    let failed = crate::context::Deployment::from_lookup(|name| lookup.get(name).cloned()).await.err().unwrap();
+    assert!(matches!(failed, Error::Schema { .. }) && failed.to_string().contains("a.schema.json"), "{failed}");
+}
+
+#[tokio::test]
 async fn a_table_that_cannot_take_its_schema_fails_alone_and_commits_once_fixed() {
     let (good, broken) = (lake(Layout::default()), lake(Layout::default()));
     // The broken table holds `id` as text; the declared schema, shared by both, says long.

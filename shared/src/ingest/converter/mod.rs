@@ -110,6 +110,15 @@ pub struct Converter {
 /// invocation's time is for answering its messages.
 const ANNOUNCE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// When an invocation due to end at `deadline_epoch_ms` stops taking objects: `margin` before
+/// it, but never more than a quarter of the time left.
+pub fn stop_before(deadline_epoch_ms: u64, margin: std::time::Duration) -> tokio::time::Instant {
+    let now_ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_millis() as u64);
+    let left = std::time::Duration::from_millis(deadline_epoch_ms.saturating_sub(now_ms));
+    tokio::time::Instant::now() + left - margin.min(left / 4)
+}
+
 /// Says, at start, what the settings let the converter hold, and warns when the function has
 /// less memory than that (Lambda's `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, in MB).
 fn warn_if_memory_is_short(options: &ConverterOptions) {
@@ -203,11 +212,7 @@ impl Converter {
     /// stops taking objects: the deadline margin before it, but never more than a quarter of
     /// the time left.
     pub fn stop_before(&self, deadline_epoch_ms: u64) -> tokio::time::Instant {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |since| since.as_millis() as u64);
-        let left = std::time::Duration::from_millis(deadline_epoch_ms.saturating_sub(now_ms));
-        tokio::time::Instant::now() + left - self.options.deadline_margin.min(left / 4)
+        stop_before(deadline_epoch_ms, self.options.deadline_margin)
     }
 
     /// Converts every object the batch names; an object that fails fails only its messages.

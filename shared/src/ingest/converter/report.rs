@@ -24,6 +24,9 @@ pub struct ConversionReport {
     pub fragments: Vec<String>,
     /// Message ids that failed (retried by SQS, then dead-lettered).
     pub failed_messages: Vec<String>,
+    /// Of those, the messages failed because the table was unavailable (its schema could not
+    /// be read, say): nothing of theirs was read.
+    pub table_unavailable: usize,
     /// Notified versions that were gone when read (recorded under `_inlet/superseded/`).
     pub superseded: Vec<String>,
     /// Messages delivered before, moved to the isolation queue.
@@ -41,12 +44,13 @@ impl ConversionReport {
     }
 
     /// The report as CloudWatch metrics.
-    pub fn metrics(&self) -> [Metric; 10] {
+    pub fn metrics(&self) -> [Metric; 11] {
         [
             Metric { name: "Objects", value: self.objects as f64, unit: "Count" },
             Metric { name: "Rows", value: self.rows as f64, unit: "Count" },
             Metric { name: "QuarantinedLines", value: self.quarantined as f64, unit: "Count" },
             Metric { name: "FailedMessages", value: self.failed_messages.len() as f64, unit: "Count" },
+            Metric { name: "TableUnavailable", value: self.table_unavailable as f64, unit: "Count" },
             Metric { name: "SupersededVersions", value: self.superseded.len() as f64, unit: "Count" },
             Metric { name: "IsolatedMessages", value: self.isolated.len() as f64, unit: "Count" },
             Metric { name: "Fragments", value: self.fragments.len() as f64, unit: "Count" },

@@ -114,18 +114,18 @@ def main():
             check(block.get(flag) is True, f"{bucket} bucket: public access block {flag}")
         check(block.get("bucket") == f"${{aws_s3_bucket.{bucket}[0].id}}", f"{bucket}: public access block bucket")
 
-    for alarm in ("dlq_not_empty", "queue_age", "function_errors", "table"):
+    for alarm in ("dlq_not_empty", "queue_age", "function_errors", "table", "heartbeat"):
         check(f"aws_cloudwatch_metric_alarm.{alarm}" in resources, f"missing alarm {alarm}")
     table_alarms = locals_.get("table_alarms", {})
-    for alarm in ("freshness_lag", "abandoned_rows", "superseded_versions", "quarantined_lines"):
+    for alarm in ("freshness_lag", "abandoned_rows", "superseded_versions", "quarantined_lines", "failed_messages", "table_unavailable"):
         check(alarm in table_alarms, f"missing per-table alarm {alarm}")
 
     # The converter writes only its own areas under each table's _inlet/, never the schema,
     # the load history or the Delta log.
     converter = json.dumps(data["aws_iam_policy_document.converter"])
     check('"${table}/_inlet/*"' not in converter and '/_inlet/*"]' not in converter.split("StageFragmentsAndQuarantine")[1].split("sid")[0],
-          "converter PutObject must be narrowed to fragments, batches, quarantine and superseded")
-    for area in ("fragments", "batches", "quarantine", "superseded"):
+          "converter PutObject must be narrowed to fragments, batches, quarantine, superseded and failures")
+    for area in ("fragments", "batches", "quarantine", "superseded", "failures"):
         check(f"'{area}'" in converter, f"converter may stage {area}")
 
     # Every INLET_* knob is a module variable passed to the functions.

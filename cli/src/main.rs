@@ -18,11 +18,20 @@ use inlet::context::Context;
 use inlet::ingest::ConverterOptions;
 use inlet::ops::TableStatus;
 use inlet::ops::backfill::{self, BackfillFilter};
+use inlet::routes::{Routes, read_routes};
 use inlet::schema::TableSchema;
 
 #[derive(Parser)]
 #[command(name = "inlet", version, about = "Operate an Inlet JSON-to-Delta pipeline")]
 struct Cli {
+    /// Of a deployment of several tables (INLET_ROUTES), the one to work on: its route name or
+    /// table URI. `status` shows every table without it; other commands need it.
+    #[arg(long, global = true, env = "INLET_TABLE")]
+    table: Option<String>,
+    /// Routing file of a deployment of several tables, local or `s3://` (overrides INLET_ROUTES;
+    /// the module's `cli_environment` output sets it).
+    #[arg(long, global = true)]
+    routes: Option<String>,
     /// Delta table location (overrides INLET_TABLE_URI).
     #[arg(long, global = true)]
     table_uri: Option<String>,
@@ -94,15 +103,49 @@ enum Command {
     /// Declared schemas: draft one from sample objects.
     #[command(subcommand)]
     Schema(SchemaCommand),
+    /// The dead-letter queue: list its messages with their objects and reasons; send them (or
+    /// those naming chosen objects) back through the pipeline, exactly once.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+        /// Ingest queue (redrives go there; its redrive policy names the DLQ).
+        #[arg(long, global = true, env = "INLET_QUEUE_URL")]
+        queue_url: Option<String>,
+        /// Dead-letter queue (else the ingest queue's).
+        #[arg(long, global = true, env = "INLET_DLQ_URL")]
+        dlq_url: Option<String>,
+        /// Most messages read.
+        #[arg(long, global = true, default_value_t = 1000)]
+        max: usize,
+    },
     /// Quarantined lines: list the records, show one, replay one (exactly once).
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
-    /// Show queue depths, staged fragments and the table's version and files.
+    /// Where one object went: its route and table, and for each version the commit that added
+    /// its rows, its quarantined lines, superseded record, staged fragments and dead letters.
+    Trace {
+        /// `s3://bucket/key` of the object.
+        object: String,
+        /// Only this version of it.
+        #[arg(long)]
+        version: Option<String>,
+        /// Ingest queue, whose dead-letter queue (from its redrive policy) is searched.
+        #[arg(long, env = "INLET_QUEUE_URL")]
+        queue_url: Option<String>,
+        /// Dead-letter queue to search.
+        #[arg(long, env = "INLET_DLQ_URL")]
+        dlq_url: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Each table's version, files, commits and rows of the last hour, what waits staged per
+    /// partition, its quarantine and superseded records, and the depth of each queue.
     Status {
         /// Ingest queue.
         #[arg(long, env = "INLET_QUEUE_URL")]
         queue_url: Option<String>,
-        /// Dead-letter queue.
+        /// Dead-letter queue (else the ingest queue's, from its redrive policy).
         #[arg(long, env = "INLET_DLQ_URL")]
         dlq_url: Option<String>,
         /// Print JSON.
@@ -122,6 +165,27 @@ enum SchemaCommand {
         /// Lines read from each object.
         #[arg(long, default_value_t = 10_000)]
         lines: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// Each message: its objects, each object's table and the converter's reason, how often it
+    /// was received and when first sent. The queue is left as it was.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send messages back to the ingest queue, then take them off the DLQ: every message with
+    /// --all, else those naming one of the objects given. Objects already ingested are dropped
+    /// by the load history, so a redrive is exactly once.
+    Redrive {
+        /// Every message.
+        #[arg(long)]
+        all: bool,
+        /// `s3://bucket/key` of objects whose messages to send.
+        objects: Vec<String>,
     },
 }
 
@@ -167,10 +231,14 @@ type Overrides = HashMap<&'static str, String>;
 async fn run() -> Result<()> {
     inlet::telemetry::init();
     let cli = Cli::parse();
-    let overrides: Overrides = [("INLET_TABLE_URI", cli.table_uri.clone()), ("INLET_SCHEMA", cli.schema.clone())]
-        .into_iter()
-        .filter_map(|(name, value)| value.map(|value| (name, value)))
-        .collect();
+    let overrides: Overrides = [
+        ("INLET_TABLE_URI", cli.table_uri.clone()),
+        ("INLET_SCHEMA", cli.schema.clone()),
+        ("INLET_ROUTES", cli.routes.clone()),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| value.map(|value| (name, value)))
+    .collect();
     let sdk = inlet::aws::sdk_config().await;
     match cli.command {
         Command::Convert { out, objects, json } => convert(&overrides, &out, &objects, json).await,
@@ -180,15 +248,30 @@ async fn run() -> Result<()> {
         }
         Command::Compact { function, partitions, optimize, vacuum, create } => {
             let partitions = (!partitions.is_empty()).then_some(partitions);
-            let request = CompactRequest { table: None, force: true, partitions, optimize, vacuum, create };
+            let request =
+                CompactRequest { table: cli.table.clone(), force: true, partitions, optimize, vacuum, create };
             compact(&sdk, &overrides, function, &request).await
         }
         Command::Check { json } => check(&sdk, &overrides, json).await,
         Command::Schema(SchemaCommand::Infer { objects, lines }) => infer_schema(&objects, lines),
         Command::Quarantine(command) => {
-            quarantine(command, &settings(&overrides)?, &inlet::aws::sqs_client(&sdk)).await
+            let routes = routes(&sdk, &overrides).await?;
+            let (_, settings) = routes.one(cli.table.as_deref())?;
+            quarantine(command, settings, &inlet::aws::sqs_client(&sdk)).await
         }
-        Command::Status { queue_url, dlq_url, json } => status(&sdk, &overrides, queue_url, dlq_url, json).await,
+        Command::Dlq { command, queue_url, dlq_url, max } => {
+            let routes = routes(&sdk, &overrides).await?;
+            dlq(&sdk, &routes, command, queue_url, dlq_url, max).await
+        }
+        Command::Trace { object, version, queue_url, dlq_url, json } => {
+            let routes = routes(&sdk, &overrides).await?;
+            let queues = (queue_url, dlq_url);
+            trace(&sdk, &routes, cli.table.as_deref(), &object, version.as_deref(), queues, json).await
+        }
+        Command::Status { queue_url, dlq_url, json } => {
+            let routes = routes(&sdk, &overrides).await?;
+            status(&sdk, &routes, cli.table.as_deref(), queue_url, dlq_url, json).await
+        }
     }
 }
 
@@ -200,6 +283,13 @@ fn lookup(overrides: &Overrides, name: &str) -> Option<String> {
 /// The settings of the flags and the environment.
 fn settings(overrides: &Overrides) -> Result<Settings> {
     Ok(Settings::from_lookup(|name| lookup(overrides, name))?)
+}
+
+/// The deployment's tables: the routing file's routes, or the one table the settings name.
+async fn routes(sdk: &SdkConfig, overrides: &Overrides) -> Result<Routes> {
+    let s3 = inlet::aws::s3_client(sdk);
+    let routes = Routes::from_lookup(|name| lookup(overrides, name), |location| read_routes(&s3, location)).await;
+    routes.context("set INLET_ROUTES (--routes) for a deployment of several tables, or INLET_TABLE_URI (--table-uri)")
 }
 
 /// `inlet backfill`: synthetic notifications for the objects under `prefix` (only counted and
@@ -242,8 +332,11 @@ async fn compact(
     request: &CompactRequest,
 ) -> Result<()> {
     let Some(function) = function else {
-        let context = Context::new(settings(overrides)?).await?;
-        let report = compact_table(&context, request).await?;
+        let routes = routes(sdk, overrides).await?;
+        let (_, settings) = routes.one(request.table.as_deref())?;
+        let context = Context::new(settings.clone()).await?;
+        let request = CompactRequest { table: None, ..request.clone() };
+        let report = compact_table(&context, &request).await?;
         println!("{}", serde_json::to_string(&report)?);
         return Ok(());
     };
@@ -292,59 +385,270 @@ fn infer_schema(objects: &[PathBuf], lines: u64) -> Result<()> {
     Ok(())
 }
 
-/// `inlet status`: the table's state and the depth of each queue named.
+/// `inlet status`: each chosen table's state, and the depth of each queue the deployment has.
 async fn status(
     sdk: &SdkConfig,
-    overrides: &Overrides,
+    routes: &Routes,
+    table: Option<&str>,
     queue_url: Option<String>,
     dlq_url: Option<String>,
     json: bool,
 ) -> Result<()> {
-    let context = Context::new(settings(overrides)?).await?;
-    let status = inlet::ops::table_status(&context).await?;
-    let sqs = inlet::aws::sqs_client(sdk);
-    let mut queues = serde_json::Map::new();
-    for (name, url) in [("queue", queue_url), ("dlq", dlq_url)] {
-        if let Some(url) = url {
-            queues.insert(name.into(), serde_json::json!(inlet::aws::queue_depth(&sqs, &url).await?));
-        }
+    let storage_options = inlet::config::storage_options_from_env();
+    let mut statuses = Vec::new();
+    for (route, settings) in routes.select(table)? {
+        statuses.push((route.name.clone(), inlet::ops::status_at(&settings.table_uri, &storage_options).await?));
     }
+    let queues = queue_depths(sdk, routes, queue_url, dlq_url).await?;
     if json {
-        let mut document = serde_json::to_value(&status)?;
+        let mut document = match statuses.as_slice() {
+            [(_, only)] => serde_json::to_value(only)?,
+            _ => {
+                let tables: std::collections::BTreeMap<&str, &TableStatus> =
+                    statuses.iter().map(|(name, status)| (name.as_str(), status)).collect();
+                serde_json::json!({ "tables": tables })
+            }
+        };
         document["queues"] = serde_json::Value::Object(queues);
         println!("{document}");
     } else {
-        print_status(&status, &queues);
+        for (name, status) in &statuses {
+            if statuses.len() > 1 {
+                println!("[{name}]");
+            }
+            print_status(status);
+            println!();
+        }
+        for (name, depth) in &queues {
+            println!("{name:<18} {depth} messages");
+        }
     }
     Ok(())
 }
 
-/// A table's status as aligned lines, then each queue's depth.
-fn print_status(status: &TableStatus, queues: &serde_json::Map<String, serde_json::Value>) {
-    println!("table            {}", status.table);
+/// The depth of each queue of the deployment: the ingest queue and its DLQ, and the isolation
+/// and commit queues its settings name (the commit queue's DLQ too).
+async fn queue_depths(
+    sdk: &SdkConfig,
+    routes: &Routes,
+    queue_url: Option<String>,
+    dlq_url: Option<String>,
+) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let sqs = inlet::aws::sqs_client(sdk);
+    let settings = routes.iter().next().map(|(_, settings)| settings);
+    let commit_queue = settings.and_then(|s| s.commit_queue_url.clone());
+    let dlq_url = match (dlq_url, &queue_url) {
+        (Some(url), _) => Some(url),
+        (None, Some(queue)) => inlet::aws::dead_letter_queue(&sqs, queue).await?,
+        (None, None) => None,
+    };
+    let commit_dlq = match &commit_queue {
+        Some(queue) => inlet::aws::dead_letter_queue(&sqs, queue).await?,
+        None => None,
+    };
+    let mut depths = serde_json::Map::new();
+    let named = [
+        ("queue", queue_url),
+        ("dlq", dlq_url),
+        ("isolation_queue", settings.and_then(|s| s.isolation_queue_url.clone())),
+        ("commit_queue", commit_queue),
+        ("commit_dlq", commit_dlq),
+    ];
+    for (name, url) in named {
+        if let Some(url) = url {
+            depths.insert(name.into(), serde_json::json!(inlet::aws::queue_depth(&sqs, &url).await?));
+        }
+    }
+    Ok(depths)
+}
+
+/// `inlet dlq …`: the dead-letter queue, decoded; redrives.
+async fn dlq(
+    sdk: &SdkConfig,
+    routes: &Routes,
+    command: DlqCommand,
+    queue_url: Option<String>,
+    dlq_url: Option<String>,
+    max: usize,
+) -> Result<()> {
+    let sqs = inlet::aws::sqs_client(sdk);
+    let dlq_url = match (dlq_url, &queue_url) {
+        (Some(url), _) => url,
+        (None, Some(queue)) => inlet::aws::dead_letter_queue(&sqs, queue)
+            .await?
+            .with_context(|| format!("{queue} has no dead-letter queue; name one with --dlq-url"))?,
+        (None, None) => bail!("--dlq-url (INLET_DLQ_URL) or --queue-url (INLET_QUEUE_URL) is required"),
+    };
+    let storage_options = inlet::config::storage_options_from_env();
+    let mut tables = Vec::new();
+    for (_, settings) in routes.iter() {
+        tables.push(inlet::stage::table_store(&settings.table_url()?, &storage_options)?);
+    }
+    let letters = inlet::ops::dlq::DeadLetters { sqs: &sqs, dlq_url: &dlq_url, routes, tables };
+    match command {
+        DlqCommand::List { json } => {
+            let messages = letters.list(max).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&messages)?);
+                return Ok(());
+            }
+            for message in &messages {
+                println!(
+                    "{} (received {} times, first sent {})",
+                    message.message_id, message.receive_count, message.sent_at
+                );
+                for object in &message.objects {
+                    let route = object.route.as_deref().unwrap_or("no route");
+                    let reason = object.reason.as_deref().unwrap_or("no failure recorded (see the converter log)");
+                    println!("  {} [{route}]: {reason}", object.uri);
+                }
+                if let Some(reason) = &message.unreadable {
+                    println!("  not a notification Inlet reads: {reason}");
+                }
+            }
+            eprintln!("{} messages", messages.len());
+        }
+        DlqCommand::Redrive { all, objects } => {
+            if !all && objects.is_empty() {
+                bail!("name the objects whose messages to send, or --all");
+            }
+            let Some(queue_url) = queue_url else { bail!("--queue-url (INLET_QUEUE_URL) is required to redrive") };
+            let redriven = letters.redrive(&queue_url, |message| all || message.names_any(&objects), max).await?;
+            println!("{}", serde_json::to_string(&redriven)?);
+        }
+    }
+    Ok(())
+}
+
+/// `inlet trace`: where one object went.
+async fn trace(
+    sdk: &SdkConfig,
+    routes: &Routes,
+    table: Option<&str>,
+    object: &str,
+    version: Option<&str>,
+    (queue_url, dlq_url): (Option<String>, Option<String>),
+    json: bool,
+) -> Result<()> {
+    use inlet::ops::trace::{TraceInputs, trace};
+    let (bucket, key) = backfill::parse_s3_uri(object)?;
+    let source = inlet::lineage::SourceObject { bucket, key, ..Default::default() };
+    let (route, settings) = match table {
+        Some(_) => routes.one(table)?,
+        None => {
+            let at = routes.route_of(&source).with_context(|| format!("no route takes {object}"))?;
+            routes.iter().nth(at).expect("a route of the routing file")
+        }
+    };
+    let storage_options = inlet::config::storage_options_from_env();
+    let url = settings.table_url()?;
+    let store = inlet::stage::table_store(&url, &storage_options)?;
+    let table_version = inlet::commit::table::open_table(&url, &storage_options).await?.version();
+    let sqs = inlet::aws::sqs_client(sdk);
+    let dlq_url = match (dlq_url, queue_url) {
+        (Some(url), _) => Some(url),
+        (None, Some(queue)) => inlet::aws::dead_letter_queue(&sqs, &queue).await?,
+        (None, None) => None,
+    };
+    let s3 = inlet::aws::s3_client(sdk);
+    let inputs = TraceInputs { s3: &s3, table: &store, table_version, dlq: dlq_url.as_deref().map(|url| (&sqs, url)) };
+    let traced = trace(&inputs, &source, version, (&route.name, &settings.table_uri)).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&traced)?);
+    } else {
+        print_trace(&traced);
+    }
+    if dlq_url.is_none() {
+        eprintln!("(no dead-letter queue searched: set INLET_QUEUE_URL or INLET_DLQ_URL)");
+    }
+    Ok(())
+}
+
+/// A trace as aligned lines.
+fn print_trace(traced: &inlet::ops::trace::Trace) {
+    println!("object       {}", traced.object);
+    println!("table        {} ({})", traced.route, traced.table);
+    for version in &traced.versions {
+        let id = version.version_id.as_deref().unwrap_or("-");
+        let latest = if version.latest { ", current" } else { "" };
+        println!(
+            "version      {id} (etag {}, {} bytes, written {}{latest})",
+            version.etag, version.size, version.last_modified
+        );
+        match (&version.commit, version.committed) {
+            (Some(commit), _) => {
+                println!(
+                    "  committed  in table version {} at {}: {} rows",
+                    commit.version, commit.committed_at, commit.rows
+                )
+            }
+            (None, true) => println!("  committed  (the load history holds it; its commit is no longer in the log)"),
+            (None, false) => println!("  not committed"),
+        }
+    }
+    for record in &traced.quarantine {
+        let replayed = if record.replayed { ", replayed" } else { "" };
+        println!("quarantined  {}: {} lines, {}{replayed}", record.path, record.lines, record.first);
+    }
+    for record in &traced.superseded {
+        let id = record.version.as_deref().or(record.etag.as_deref()).unwrap_or("-");
+        println!("superseded   {id}: {} (at {})", record.reason, record.recorded_at);
+    }
+    for failure in &traced.failures {
+        let id = failure.version.as_deref().or(failure.etag.as_deref()).unwrap_or("-");
+        println!("failed       {id}: {} (at {})", failure.error, failure.failed_at);
+    }
+    for fragment in &traced.staged {
+        let batch = fragment.batch.as_deref().unwrap_or("-");
+        println!("staged       {} (batch {batch}, {} rows, at {})", fragment.path, fragment.rows, fragment.staged_at);
+    }
+    for letter in &traced.dead_letters {
+        println!(
+            "dead letter  message {}, received {} times, first sent {}",
+            letter.message_id, letter.receive_count, letter.sent_at
+        );
+    }
+}
+
+/// A table's status as aligned lines.
+fn print_status(status: &TableStatus) {
+    println!("table              {}", status.table);
     match status.version {
-        Some(version) => println!("version          {version}"),
-        None => println!("version          (no table yet)"),
+        Some(version) => println!("version            {version}"),
+        None => println!("version            (no table yet)"),
     }
     println!(
-        "files            {} ({} bytes, average {} bytes)",
+        "files              {} ({} bytes, average {} bytes)",
         status.files,
         status.bytes,
         status.average_file_bytes()
     );
     if let Some(at) = status.last_commit_ms.and_then(chrono::DateTime::from_timestamp_millis) {
-        println!("last commit      {}", at.to_rfc3339());
+        println!("last commit        {}", at.to_rfc3339());
     }
-    println!("staged           {} fragments, {} bytes", status.staged_fragments, status.staged_bytes);
+    let at_least = if status.recent_partial { "at least " } else { "" };
+    println!(
+        "last hour          {at_least}{} commits, {at_least}{} rows",
+        status.commits_last_hour, status.rows_last_hour
+    );
+    println!("staged             {} fragments, {} bytes", status.staged_fragments, status.staged_bytes);
     if let Some(age) = status.oldest_staged_seconds {
-        println!("oldest staged    {}", humanize(Duration::from_secs(age.max(0) as u64)));
+        println!("oldest staged      {}", humanize(Duration::from_secs(age.max(0) as u64)));
     }
-    for (name, depth) in queues {
-        println!("{name:<16} {depth} messages");
+    for (partition, staged) in &status.staged_partitions {
+        let partition = if partition.is_empty() { "(unpartitioned)" } else { partition };
+        println!(
+            "  {partition:<16} {} fragments, {} bytes, oldest {}",
+            staged.fragments,
+            staged.bytes,
+            humanize(Duration::from_secs(staged.oldest_seconds.max(0) as u64))
+        );
     }
+    println!("quarantine records {}", status.quarantine_records);
+    println!("superseded records {}", status.superseded_records);
 }
 
-/// `inlet quarantine …` on the table the settings name.
+/// `inlet quarantine …` on the table of `settings`.
 async fn quarantine(command: QuarantineCommand, settings: &Settings, sqs: &aws_sdk_sqs::Client) -> Result<()> {
     use inlet::ops::quarantine;
     let storage_options = inlet::config::storage_options_from_env();

@@ -36,6 +36,29 @@ pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> crate::Result<
     Ok(count(Name::ApproximateNumberOfMessages) + count(Name::ApproximateNumberOfMessagesNotVisible))
 }
 
+/// The dead-letter queue of the queue at `url` (its redrive policy's target, in the same
+/// account and region), if it has one.
+pub async fn dead_letter_queue(sqs: &aws_sdk_sqs::Client, url: &str) -> crate::Result<Option<String>> {
+    use aws_sdk_sqs::types::QueueAttributeName as Name;
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(Name::RedrivePolicy)
+        .send()
+        .await
+        .map_err(|err| crate::Error::aws("GetQueueAttributes", url, err))?
+        .attributes
+        .unwrap_or_default();
+    let Some(policy) = attributes.get(&Name::RedrivePolicy) else { return Ok(None) };
+    let policy: serde_json::Value = serde_json::from_str(policy)?;
+    let Some(name) = policy["deadLetterTargetArn"].as_str().and_then(|arn| arn.rsplit(':').next()) else {
+        return Ok(None);
+    };
+    let found =
+        sqs.get_queue_url().queue_name(name).send().await.map_err(|err| crate::Error::aws("GetQueueUrl", name, err))?;
+    Ok(found.queue_url)
+}
+
 /// A small text file (a schema, a routing file) from a local path or `s3://bucket/key`: a
 /// local file that cannot be read is [`crate::Error::Io`], a failed S3 read [`crate::Error::Aws`].
 pub async fn read_text(location: &str, s3: &aws_sdk_s3::Client) -> crate::Result<String> {

@@ -54,8 +54,8 @@ impl Context {
 /// A deployment as a function sees it: each route of its routing file (or the one table its
 /// environment names) with the route's context, every client built from one SDK configuration.
 ///
-/// A route whose context cannot be built (its schema missing or invalid, its table URI
-/// malformed) is unavailable: asking for its context fails with the reason, and builds it
+/// A route whose context cannot be built (its schema missing or invalid, its table's store
+/// not to be set up) is unavailable: asking for its context fails with the reason, and builds it
 /// again at most every [`REBUILD_AFTER`], so a fixed schema is taken up without a restart.
 /// The other routes are not held back. Only a deployment none of whose routes can be built
 /// fails to start.
@@ -71,6 +71,9 @@ pub struct Deployment {
 
 /// How long an unavailable route's context waits before it is built again.
 pub const REBUILD_AFTER: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Longest an unavailable route's context may take to build again.
+const REBUILD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A route's context, or why it could not be built and when that was last tried.
 enum RouteContext {
@@ -138,8 +141,16 @@ impl Deployment {
             }
             RouteContext::Unavailable { .. } => {}
         }
-        let built = Context::with_sdk(settings.clone(), &self.sdk, self.s3.clone()).await;
+        // Bounded: a hung read must not hold the other tables' share of the invocation.
+        let built =
+            tokio::time::timeout(REBUILD_TIMEOUT, Context::with_sdk(settings.clone(), &self.sdk, self.s3.clone()))
+                .await
+                .unwrap_or_else(|_| Err(Error::Config(format!("setting the table up took over {REBUILD_TIMEOUT:?}"))));
         let mut slot = lock(&self.contexts[at]);
+        if let RouteContext::Ready(context) = &*slot {
+            // Built by a concurrent call meanwhile: it stands.
+            return Ok(Context::clone(context));
+        }
         match built {
             Ok(context) => {
                 tracing::info!(route = %route.name, table = %settings.table_uri, "the table is available again");

@@ -9,6 +9,7 @@
 //! <table>/_inlet/quarantine/<bucket>/<key>@<digest>.ndjson            lines that did not fit
 //! <table>/_inlet/replayed/<bucket>/<key>@<digest>.json                 a quarantine record's replay object
 //! <table>/_inlet/superseded/<bucket>/<key>@<version or etag>.json     notified versions gone before they were read
+//! <table>/_inlet/failures/<bucket>/<key>@<version or etag>.json       why an object's messages last failed
 //! <table>/_inlet/history/manifests/<version>.json                     load history index, as of a version
 //! <table>/_inlet/history/runs/<version>-<uuid>.run                    sorted runs of committed source keys
 //! <table>/_inlet/deleted-sources/<version>-<uuid>.run                sources of files another writer deleted
@@ -32,6 +33,8 @@ pub const QUARANTINE_PREFIX: &str = "_inlet/quarantine";
 pub const REPLAYED_PREFIX: &str = "_inlet/replayed";
 /// Where notified versions that no longer existed when read are recorded, relative to the table root.
 pub const SUPERSEDED_PREFIX: &str = "_inlet/superseded";
+/// Where the converter records why it last failed an object's messages.
+pub const FAILURES_PREFIX: &str = "_inlet/failures";
 /// Where the load history index keeps its manifests, relative to the table root.
 pub const HISTORY_MANIFESTS_PREFIX: &str = "_inlet/history/manifests";
 /// Where the load history index keeps its sorted runs, relative to the table root.

@@ -192,6 +192,35 @@ impl Routes {
             .map(|(at, _)| at)
     }
 
+    /// The routes a command works on: the one `wanted` names ([`names_table`]), or every
+    /// route; an error listing the routes when `wanted` names none of them.
+    pub fn select(&self, wanted: Option<&str>) -> Result<Vec<&(Route, Settings)>> {
+        match wanted {
+            None => Ok(self.routes.iter().collect()),
+            Some(wanted) => match self.named(wanted) {
+                Some(at) => Ok(vec![&self.routes[at]]),
+                None => Err(Error::BadRequest(format!("no table {wanted:?} here; {}", self.listing()))),
+            },
+        }
+    }
+
+    /// The one route a command works on: the one `wanted` names, or the only one; with
+    /// several and no name, an error listing them.
+    pub fn one(&self, wanted: Option<&str>) -> Result<&(Route, Settings)> {
+        match (wanted, self.routes.as_slice()) {
+            (None, [only]) => Ok(only),
+            (None, _) => Err(Error::BadRequest(format!("name a table with --table; {}", self.listing()))),
+            (Some(_), _) => Ok(self.select(wanted)?[0]),
+        }
+    }
+
+    /// "the tables are web (s3://lake/web), api (...)".
+    fn listing(&self) -> String {
+        let tables: Vec<String> =
+            self.routes.iter().map(|(route, settings)| format!("{} ({})", route.name, settings.table_uri)).collect();
+        format!("the tables are {}", tables.join(", "))
+    }
+
     /// The position of the route a request names ([`names_table`]).
     pub fn named(&self, table: &str) -> Option<usize> {
         self.routes.iter().position(|(route, settings)| names_table(table, Some(&route.name), &settings.table_uri))
@@ -344,5 +373,18 @@ mod tests {
         assert!(missing.to_string().contains("INLET_ROUTES"), "{missing}");
         let unreachable = read_routes(&s3, "s3://config/routes.json".into()).await.unwrap_err();
         assert_eq!((unreachable.kind(), unreachable.is_retryable()), ("Inlet.Aws", true), "{unreachable}");
+    }
+
+    #[test]
+    fn commands_select_a_table_by_name_or_uri_and_one_of_several_must_be_named() {
+        let routes = Routes::parse(FILE, "/etc/inlet/routes.json", env).unwrap();
+        let names = |chosen: Vec<&(Route, Settings)>| chosen.iter().map(|(r, _)| r.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(routes.select(None).unwrap()), ["web", "web-checkout", "other"]);
+        assert_eq!(names(routes.select(Some("s3://lake/checkout")).unwrap()), ["web-checkout"]);
+        assert_eq!(routes.one(Some("web")).unwrap().0.name, "web");
+        let unnamed = routes.one(None).unwrap_err().to_string();
+        assert!(unnamed.contains("--table") && unnamed.contains("web-checkout (s3://lake/checkout)"), "{unnamed}");
+        let unknown = routes.select(Some("billing")).unwrap_err().to_string();
+        assert!(unknown.contains("\"billing\"") && unknown.contains("other (s3://lake/other)"), "{unknown}");
     }
 }

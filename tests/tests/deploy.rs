@@ -269,6 +269,26 @@ async fn the_multi_table_example_deploys_to_localstack_and_feeds_each_table_its_
     );
     assert_eq!(web.queue_depth(&web.dlq_url).await.unwrap(), 0);
     assert_eq!(web.queue_depth(&web.queue_url).await.unwrap(), 0);
+
+    // Day 2 with the module's `cli_environment` and no flags: every table's status, then one
+    // table named with --table.
+    let environment: Vec<(String, String)> = deployed.outputs["cli_environment"]["value"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(name, value)| (name.clone(), value.as_str().unwrap().to_string()))
+        .collect();
+    let status = web.inlet_with(&["status", "--json"], &environment).await.unwrap();
+    let status: serde_json::Value = serde_json::from_str(status.trim()).unwrap();
+    assert_eq!(status["tables"]["web"]["rows_last_hour"].as_u64(), Some(web_lines), "{status}");
+    assert_eq!(status["tables"]["api"]["rows_last_hour"].as_u64(), Some(25), "{status}");
+    assert_eq!(status["tables"]["api"]["staged_fragments"].as_u64(), Some(0), "{status}");
+    let queues = &status["queues"];
+    assert_eq!((queues["dlq"].as_u64(), queues["commit_queue"].as_u64()), (Some(0), Some(0)), "{status}");
+    let one = web.inlet_with(&["compact", "--function", &web.compactor, "--table", "api"], &environment).await.unwrap();
+    assert!(one.contains("\"rows\":0") && !one.contains("\"tables\""), "only the api table answers: {one}");
+    let records = web.inlet_with(&["quarantine", "list", "--json", "--table", "api"], &environment).await.unwrap();
+    assert_eq!(records.trim(), "[]");
     deployed.destroy(&localstack).await;
 }
 

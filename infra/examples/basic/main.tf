@@ -95,3 +95,13 @@ output "compactor_function" {
   description = "Compactor function."
   value       = module.inlet.compactor_function
 }
+
+output "cli_environment" {
+  description = "Settings for the inlet command: eval \"$(terraform output -raw cli_exports)\"."
+  value       = module.inlet.cli_environment
+}
+
+output "cli_exports" {
+  description = "cli_environment as shell export lines."
+  value       = module.inlet.cli_exports
+}

@@ -107,13 +107,14 @@ data "aws_iam_policy_document" "converter" {
       local.several_tables ? ["${local.lake_bucket_arn}/${local.routes_key}"] : [],
     )
   }
-  # Only what a converter writes: fragments, batch seals, quarantined lines and superseded
-  # versions. The schema, the load history and the Delta log are the compactor's.
+  # Only what a converter writes: fragments, batch seals, quarantined lines, superseded
+  # versions and failure records. The schema, the load history and the Delta log are the
+  # compactor's.
   statement {
     sid     = "StageFragmentsAndQuarantine"
     actions = ["s3:PutObject"]
     resources = flatten([for table in local.table_arns : [
-      for area in ["fragments", "batches", "quarantine", "superseded"] : "${table}/_inlet/${area}/*"
+      for area in ["fragments", "batches", "quarantine", "superseded", "failures"] : "${table}/_inlet/${area}/*"
     ]])
   }
   statement {

@@ -127,6 +127,20 @@ resource "aws_s3_bucket_lifecycle_configuration" "lake" {
       }
     }
   }
+  # Failure records explain dead letters, which SQS keeps at most 14 days.
+  dynamic "rule" {
+    for_each = local.tables
+    content {
+      id     = "expire-failures-${rule.key}"
+      status = "Enabled"
+      filter {
+        prefix = "${rule.value.table_prefix}/_inlet/failures/"
+      }
+      expiration {
+        days = 30
+      }
+    }
+  }
   depends_on = [aws_s3_bucket_versioning.lake]
 }
 

@@ -115,7 +115,7 @@ locals {
     }
     table_unavailable = {
       function    = "converter", metric = "TableUnavailable", statistic = "Sum", period = 300, periods = 1, threshold = 0
-      description = "The converter could not set this table up (its declared schema missing or invalid, its table URI malformed): its messages fail, none of their objects read, and SQS delivers them again; the other tables convert as usual. The converter log names the table and the cause; it tries again every 20 s, so deploying a good schema ends it. Messages that exhaust their receives reach the DLQ: redrive them once fixed."
+      description = "The converter could not set this table up (its declared schema missing or invalid): its messages fail unread and SQS delivers them again; the other tables convert as usual. The converter log names the table and the cause; it sets the table up again every 20 s, so deploying a good schema ends it. Messages that exhaust their receives reach the DLQ: redrive them once fixed."
     }
     history_rebuild = {
       function    = "compactor", metric = "HistoryRebuildFilesLeft", statistic = "Maximum", period = 900, periods = 1, threshold = 0
@@ -124,6 +124,11 @@ locals {
     superseded_versions = {
       function    = "converter", metric = "SupersededVersions", statistic = "Sum", period = 900, periods = 1, threshold = 0
       description = "Notified object versions were overwritten or deleted before the converter read them, so they were never ingested. The record under _inlet/superseded/ names each one; turn on bucket versioning (the module's default) to ingest every version."
+    }
+    failed_messages = {
+      function    = "converter", metric = "FailedMessages", statistic = "Sum", period = 300, periods = 1
+      threshold   = var.max_failed_messages
+      description = "The converter failed notifications of this table (an object it could not read or decode, a table it could not write, a conversion cut short by the deadline): SQS delivers them again, and after max_receive_count receives moves them to the DLQ. The converter log names each message, object and reason."
     }
     quarantined_lines = {
       function    = "converter", metric = "QuarantinedLines", statistic = "Sum", period = 900, periods = 1
@@ -154,4 +159,102 @@ resource "aws_cloudwatch_metric_alarm" "table" {
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
   tags                = var.tags
+}
+
+# Objects arrive but nothing commits: whatever stopped the compactor (a disabled schedule, a
+# failure at start that emits no metric, an unconsumed commit queue), rows staged in the window
+# and none committed. Missing compactor data counts as no commit.
+resource "aws_cloudwatch_metric_alarm" "heartbeat" {
+  for_each            = var.heartbeat_minutes == null ? {} : local.tables
+  alarm_name          = local.several_tables ? "${var.name}-${each.key}-heartbeat" : "${var.name}-heartbeat"
+  alarm_description   = "Rows were staged for ${local.table_uris[each.key]} in the last ${var.heartbeat_minutes} minutes but none was committed: check that the compactor runs (its schedule, its errors, the commit queue's mapping) and its log for this table. The rows wait staged, none lost."
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  evaluation_periods  = 1
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = var.tags
+
+  metric_query {
+    id          = "stalled"
+    expression  = "IF(FILL(staged, 0) > 0 AND FILL(committed, 0) == 0, 1, 0)"
+    label       = "Rows staged but none committed"
+    return_data = true
+  }
+  metric_query {
+    id = "staged"
+    metric {
+      namespace   = "Inlet"
+      metric_name = "Rows"
+      dimensions  = { Function = "converter", Table = local.table_uris[each.key] }
+      stat        = "Sum"
+      period      = var.heartbeat_minutes * 60
+    }
+  }
+  metric_query {
+    id = "committed"
+    metric {
+      namespace   = "Inlet"
+      metric_name = "RowsCommitted"
+      dimensions  = { Function = "compactor", Table = local.table_uris[each.key] }
+      stat        = "Sum"
+      period      = var.heartbeat_minutes * 60
+    }
+  }
+}
+
+# One dashboard per deployment: the queues, then a row per table.
+locals {
+  dashboard_queue_widgets = [
+    for queue in concat(
+      [aws_sqs_queue.ingest.name, aws_sqs_queue.dlq.name, aws_sqs_queue.isolation.name],
+      var.commit_queue ? [aws_sqs_queue.commits[0].name, aws_sqs_queue.commits_dlq[0].name] : [],
+      ) : {
+      type = "metric", width = 6, height = 5
+      properties = {
+        title   = queue, region = data.aws_region.current.id, stat = "Maximum", period = 60
+        metrics = [["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", queue]]
+      }
+    }
+  ]
+  dashboard_table_widgets = flatten([
+    for name, uri in local.table_uris : [
+      {
+        type = "metric", width = 8, height = 6
+        properties = {
+          title = "${name}: rows staged and committed", region = data.aws_region.current.id, stat = "Sum", period = 300
+          metrics = [
+            ["Inlet", "Rows", "Function", "converter", "Table", uri, { label = "staged" }],
+            ["Inlet", "RowsCommitted", "Function", "compactor", "Table", uri, { label = "committed" }],
+          ]
+        }
+      },
+      {
+        type = "metric", width = 8, height = 6
+        properties = {
+          title   = "${name}: freshness lag (s)", region = data.aws_region.current.id, stat = "Maximum", period = 300
+          metrics = [["Inlet", "FreshnessLag", "Function", "compactor", "Table", uri]]
+        }
+      },
+      {
+        type = "metric", width = 8, height = 6
+        properties = {
+          title = "${name}: failures", region = data.aws_region.current.id, stat = "Sum", period = 300
+          metrics = [
+            ["Inlet", "FailedMessages", "Function", "converter", "Table", uri],
+            ["Inlet", "QuarantinedLines", "Function", "converter", "Table", uri],
+            ["Inlet", "TableUnavailable", "Function", "converter", "Table", uri],
+            ["Inlet", "CompactionFailed", "Function", "compactor", "Table", uri],
+          ]
+        }
+      },
+    ]
+  ])
+}
+
+resource "aws_cloudwatch_dashboard" "deployment" {
+  count          = var.dashboard ? 1 : 0
+  dashboard_name = var.name
+  dashboard_body = jsonencode({ widgets = concat(local.dashboard_queue_widgets, local.dashboard_table_widgets) })
 }

@@ -102,3 +102,30 @@ output "glue_tables" {
   description = "Glue tables registered (database.table), by table name."
   value       = { for name, table in aws_glue_catalog_table.tables : name => "${table.database_name}.${table.name}" }
 }
+
+locals {
+  # What the `inlet` command reads, so an operator's shell needs no flags.
+  cli_environment = merge(
+    {
+      for key in ["INLET_TABLE_URI", "INLET_SCHEMA", "INLET_ROUTES", "INLET_PARTITION_BY"] :
+      key => local.settings[key] if local.settings[key] != ""
+    },
+    {
+      INLET_QUEUE_URL           = aws_sqs_queue.ingest.id
+      INLET_DLQ_URL             = aws_sqs_queue.dlq.id
+      INLET_ISOLATION_QUEUE_URL = aws_sqs_queue.isolation.id
+      INLET_COMPACTOR_FUNCTION  = aws_lambda_function.compactor.function_name
+    },
+    var.commit_queue ? { INLET_COMMIT_QUEUE_URL = aws_sqs_queue.commits[0].url } : {},
+  )
+}
+
+output "cli_environment" {
+  description = "The settings the `inlet` command needs for this deployment (tables, queues, compactor), as environment variables: `inlet status`, `compact --function`, `quarantine` and `backfill` then need no flags (name a table of several with --table)."
+  value       = local.cli_environment
+}
+
+output "cli_exports" {
+  description = "`cli_environment` as shell lines: `eval \"$(terraform output -raw cli_exports)\"`."
+  value       = join("", [for key, value in local.cli_environment : "export ${key}='${value}'\n"])
+}

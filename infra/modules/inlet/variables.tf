@@ -631,3 +631,29 @@ variable "max_quarantined_lines" {
   type        = number
   default     = 0
 }
+
+variable "max_failed_messages" {
+  description = "Alarm when a table's converter fails more notifications than this in 5 minutes (0: any). A failed message is delivered again and, after max_receive_count receives, lands in the DLQ: this alarm pages at the first failure instead of hours later."
+  type        = number
+  default     = 0
+  validation {
+    condition     = var.max_failed_messages >= 0
+    error_message = "max_failed_messages must be 0 or more."
+  }
+}
+
+variable "heartbeat_minutes" {
+  description = "Alarm when a table staged rows in this many minutes but committed none (a stopped schedule, a compactor failing at start, a commit queue not consumed); null: no heartbeat alarm."
+  type        = number
+  default     = 30
+  validation {
+    condition     = var.heartbeat_minutes == null || (var.heartbeat_minutes >= 10 && var.heartbeat_minutes <= 1440)
+    error_message = "heartbeat_minutes must be null or between 10 and 1440."
+  }
+}
+
+variable "dashboard" {
+  description = "Create a CloudWatch dashboard for the deployment: its queues, and a row per table (rows staged and committed, freshness lag, failed and quarantined)."
+  type        = bool
+  default     = true
+}

@@ -219,7 +219,7 @@ pub async fn schema_fits_table(
     if url.scheme() == "file" && url.to_file_path().is_ok_and(|path| !path.exists()) {
         return Ok(no_table_yet());
     }
-    let table = deltalake::DeltaTable::try_from_url_with_storage_options(url, storage_options.clone()).await?;
+    let table = crate::commit::table::open_table(&url, storage_options).await?;
     if table.version().is_none() {
         return Ok(no_table_yet());
     }

@@ -22,6 +22,7 @@ use crate::commit::history::indexed_version;
 use crate::config::Maintenance;
 use crate::error::{Error, Result};
 use crate::schema::TableSchema;
+use futures::StreamExt as _;
 
 /// Whether log cleanup should run with the next commit: only when that commit writes a
 /// checkpoint (delta-rs would otherwise list the whole `_delta_log` after every commit once
@@ -38,6 +39,23 @@ pub async fn log_cleanup_due(table: &DeltaTable) -> Result<bool> {
     Ok(indexed.is_some_and(|covers| covers >= snapshot.version()))
 }
 
+/// The table at `url`, loaded; not loaded (no version) when no log is there yet. Looking for
+/// the log first spares delta-rs' load of an empty location, which it logs as an error though
+/// a table's first run is no error.
+pub async fn open_table(url: &Url, storage_options: &HashMap<String, String>) -> Result<DeltaTable> {
+    let mut table =
+        deltalake::DeltaTableBuilder::from_url(url.clone())?.with_storage_options(storage_options.clone()).build()?;
+    let log = object_store::path::Path::from("_delta_log");
+    let has_log = table.log_store().object_store(None).list(Some(&log)).next().await.transpose()?.is_some();
+    if has_log {
+        match table.load().await {
+            Ok(()) | Err(deltalake::DeltaTableError::NotATable(_)) => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(table)
+}
+
 /// Opens the table at `url`, creating it with `schema` (and `maintenance`) if no table is there yet.
 pub async fn open_or_create(
     url: &Url,
@@ -45,7 +63,7 @@ pub async fn open_or_create(
     schema: &TableSchema,
     maintenance: Maintenance,
 ) -> Result<DeltaTable> {
-    let table = DeltaTable::try_from_url_with_storage_options(url.clone(), storage_options.clone()).await?;
+    let table = open_table(url, storage_options).await?;
     if table.version().is_some() {
         return Ok(table);
     }
@@ -73,7 +91,7 @@ pub async fn open_or_create(
         }
         // Another compactor created it first: use theirs.
         Err(err) => {
-            let table = DeltaTable::try_from_url_with_storage_options(url.clone(), storage_options.clone()).await?;
+            let table = open_table(url, storage_options).await?;
             if table.version().is_some() { Ok(table) } else { Err(err.into()) }
         }
     }

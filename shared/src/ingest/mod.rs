@@ -11,6 +11,7 @@ pub(crate) mod converter;
 pub(crate) mod decode;
 pub(crate) mod decompress;
 pub(crate) mod event;
+pub(crate) mod failures;
 pub(crate) mod isolation;
 pub(crate) mod json;
 pub(crate) mod quarantine;
@@ -26,6 +27,7 @@ pub use converter::{
 pub use decode::{DecodedObject, JsonDecoder, QuarantinedLine};
 pub use decompress::{Compression, ObjectLimits, with_decompressed};
 pub use event::{notification_body, sqs_message};
+pub use failures::{FailureLog, FailureRecord};
 pub use isolation::{Isolation, SqsIsolation, receive_count};
 pub use quarantine::Quarantine;
 pub use routed::{RoutedConverter, RoutedReport};

@@ -133,9 +133,16 @@ impl RoutedConverter {
             if share.is_empty() {
                 continue;
             }
+            let messages = share_messages(&share);
             let converted = match self.converter(at).await {
-                Ok(converter) => converter.convert_plan(share, stop).await?,
-                Err(err) => unavailable(share, &err),
+                Ok(converter) => match converter.convert_plan(share, stop).await {
+                    Ok(converted) => converted,
+                    // A table that cannot be written (its bucket refuses, say) fails its own
+                    // messages; with one table, the invocation.
+                    Err(err) if self.routes.len() > 1 => failed_share(messages, &err, &route.name, false),
+                    Err(err) => return Err(err),
+                },
+                Err(err) => failed_share(messages, &err, &route.name, true),
             };
             failed.extend(converted.failed_messages.iter().cloned());
             report.tables.push((route.name.clone(), settings.table_uri.clone(), converted));
@@ -164,18 +171,29 @@ fn route_converter(route: &Route, context: &Context) -> Converter {
     }
 }
 
-/// The report of a share whose table is unavailable: every message naming one of its objects
-/// fails, for SQS to deliver again once it is fixed (and, failing that, to the DLQ), and
-/// messages no table needed are answered as the converter answers them.
-fn unavailable(share: BatchPlan, err: &Error) -> ConversionReport {
-    let mut failed: BTreeSet<String> = share.objects.into_iter().flat_map(|(_, ids)| ids).collect();
-    for (id, reason) in share.invalid {
-        tracing::error!(message_id = %id, reason, "unreadable message: failing it");
-        failed.insert(id);
+/// Every message of a share that needs work: those naming its objects, and unreadable ones.
+fn share_messages(share: &BatchPlan) -> BTreeSet<String> {
+    let named = share.objects.iter().flat_map(|(_, ids)| ids.iter().cloned());
+    named.chain(share.invalid.iter().map(|(id, _)| id.clone())).collect()
+}
+
+/// The report of a share whose table could not be set up (`unavailable`) or whose conversion
+/// failed as a whole (its table refusing writes, say): every message that needed work fails,
+/// for SQS to deliver again (and, failing that, to the DLQ); a batch the failure left
+/// unsealed is voided by the compactor as any other.
+fn failed_share(messages: BTreeSet<String>, err: &Error, route: &str, unavailable: bool) -> ConversionReport {
+    let count = messages.len();
+    if unavailable {
+        tracing::error!(route, error = %err, messages = count, "the table is unavailable: failing its messages");
+    } else {
+        tracing::error!(route, error = %err, messages = count, "the table's conversion failed: failing its messages");
     }
-    tracing::error!(error = %err, messages = failed.len(), "the table is unavailable: failing its messages");
-    let failed_messages: Vec<String> = failed.into_iter().collect();
-    ConversionReport { table_unavailable: failed_messages.len(), failed_messages, ..ConversionReport::default() }
+    let failed_messages: Vec<String> = messages.into_iter().collect();
+    ConversionReport {
+        table_unavailable: if unavailable { count } else { 0 },
+        failed_messages,
+        ..ConversionReport::default()
+    }
 }
 
 impl RoutedConverter {
@@ -391,5 +409,33 @@ mod tests {
         assert!(routed.converter(1).await.is_err());
         std::fs::write(config.path().join("api.json"), schemas::STATUS.text).unwrap();
         assert!(routed.converter(1).await.is_ok(), "built once the schema can be read");
+    }
+
+    #[tokio::test]
+    async fn a_table_that_cannot_be_written_fails_only_its_messages() {
+        let routes = Routes::parse(ROUTES, "routes.json", |_| None).unwrap();
+        let source = Arc::new(MemorySource::default());
+        let web = FragmentStore::new(Arc::new(InMemory::new()));
+        // A store rooted at a file: every write under it fails, as a bucket refusing writes does.
+        let blocked = tempfile::NamedTempFile::new().unwrap();
+        let api = FragmentStore::new(Arc::new(
+            object_store::local::LocalFileSystem::new_with_prefix(blocked.path()).unwrap(),
+        ));
+        let converter = |store: &FragmentStore, schema: &schemas::NamedSchema| {
+            let options = ConverterOptions::default();
+            Converter::new(source.clone(), store.clone(), Quarantine::new(store.store()), schema.parse(), options)
+        };
+        let routed =
+            RoutedConverter::new(routes, vec![converter(&web, &schemas::PAGE), converter(&api, &schemas::STATUS)])
+                .unwrap();
+        source.put("raw", "web/a.json", &b"{\"page\":\"/\"}\n"[..]);
+        source.put("raw", "api/b.json", &b"{\"status\":200}\n"[..]);
+
+        let report = routed.convert_until(&sqs(&[created("web/a.json"), created("api/b.json")]), None).await.unwrap();
+        assert_eq!(report.failed_messages, vec!["m1"], "only the api table's message fails");
+        let counts: Vec<(&str, u64, usize)> =
+            report.tables.iter().map(|(name, _, r)| (name.as_str(), r.rows, r.failed_messages.len())).collect();
+        assert_eq!(counts, vec![("web", 1, 0), ("api", 0, 1)], "counted as the api table's failed messages");
+        assert_eq!(staged_sources(&web).await, vec!["s3://raw/web/a.json"]);
     }
 }

@@ -1,13 +1,15 @@
 //! Operations only the `inlet` command performs: [`backfill`] of existing objects, a local
-//! [`convert`] run on sample files (read through the [`local`] source), a table's status, and
-//! the [`check`] of a deployment.
+//! [`convert`] run on sample files (read through the [`local`] source), a table's status, the
+//! [`check`] of a deployment, the [`trace`] of one object, and the [`dlq`] decoded.
 
 pub mod backfill;
 pub mod check;
 pub mod convert;
+pub mod dlq;
 pub mod infer;
 pub mod local;
 pub mod quarantine;
 pub(crate) mod status;
+pub mod trace;
 
-pub use status::{TableStatus, table_status};
+pub use status::{StagedPartition, TableStatus, status_at, table_status};

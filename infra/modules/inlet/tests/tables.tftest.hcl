@@ -87,8 +87,16 @@ run "two_tables_through_eventbridge_get_a_routing_file_a_rule_each_and_per_table
     error_message = "with several tables the functions read the routing file, and no single table or schema"
   }
   assert {
-    condition     = length(aws_cloudwatch_metric_alarm.table) == 18 && aws_cloudwatch_metric_alarm.table["stranded_sources:api"].metric_name == "StrandedSources" && aws_cloudwatch_metric_alarm.table["table_unavailable:api"].metric_name == "TableUnavailable" && aws_cloudwatch_metric_alarm.table["history_rebuild:api"].metric_name == "HistoryRebuildFilesLeft" && aws_cloudwatch_metric_alarm.table["held_fragments:api"].metric_name == "FragmentsHeldForSchema" && aws_cloudwatch_metric_alarm.table["quarantined_lines:api"].dimensions.Table == "s3://lake/tables/api_events"
-    error_message = "eight alarms per table, on that table's metrics"
+    condition     = length(aws_cloudwatch_metric_alarm.table) == 20 && aws_cloudwatch_metric_alarm.table["failed_messages:web"].metric_name == "FailedMessages" && aws_cloudwatch_metric_alarm.table["stranded_sources:api"].metric_name == "StrandedSources" && aws_cloudwatch_metric_alarm.table["table_unavailable:api"].metric_name == "TableUnavailable" && aws_cloudwatch_metric_alarm.table["history_rebuild:api"].metric_name == "HistoryRebuildFilesLeft" && aws_cloudwatch_metric_alarm.table["held_fragments:api"].metric_name == "FragmentsHeldForSchema" && aws_cloudwatch_metric_alarm.table["quarantined_lines:api"].dimensions.Table == "s3://lake/tables/api_events"
+    error_message = "ten alarms per table, on that table's metrics"
+  }
+  assert {
+    condition     = length(aws_cloudwatch_metric_alarm.heartbeat) == 2 && aws_cloudwatch_metric_alarm.heartbeat["api"].alarm_name == "platform-api-heartbeat" && length(aws_cloudwatch_dashboard.deployment) == 1
+    error_message = "a heartbeat alarm per table, and one dashboard"
+  }
+  assert {
+    condition     = output.cli_environment["INLET_ROUTES"] == "s3://lake/_inlet/routes/platform.json" && !contains(keys(output.cli_environment), "INLET_TABLE_URI")
+    error_message = "the inlet command's settings name the routing file"
   }
   assert {
     condition     = aws_glue_catalog_table.tables["web"].parameters.table_type == "DELTA" && aws_glue_catalog_table.tables["api"].storage_descriptor[0].location == "s3://lake/tables/api_events/"
@@ -209,7 +217,7 @@ run "enterprise_inputs_reach_roles_functions_and_buckets" {
     error_message = "the alarm topic exists with its subscription"
   }
   assert {
-    condition     = aws_lambda_function.converter.environment[0].variables["INLET_TABLE_URI"] == "s3://lake/events" && length(aws_cloudwatch_metric_alarm.table) == 9
+    condition     = aws_lambda_function.converter.environment[0].variables["INLET_TABLE_URI"] == "s3://lake/events" && length(aws_cloudwatch_metric_alarm.table) == 10
     error_message = "one table: configured as before"
   }
 }

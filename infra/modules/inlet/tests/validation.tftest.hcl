@@ -82,6 +82,15 @@ run "out_of_range_function_and_queue_settings_are_refused" {
   expect_failures = [var.converter_memory_mb, var.maximum_concurrency, var.max_receive_count, var.log_retention_days]
 }
 
+run "a_heartbeat_shorter_than_a_compaction_cycle_or_a_negative_failure_threshold_is_refused" {
+  command = plan
+  variables {
+    heartbeat_minutes   = 5
+    max_failed_messages = -1
+  }
+  expect_failures = [var.heartbeat_minutes, var.max_failed_messages]
+}
+
 run "a_schedule_that_is_not_an_expression_is_refused" {
   command = plan
   variables {

@@ -13,7 +13,6 @@ use crate::error::{Error, Result};
 use crate::metrics::Metric;
 use crate::routes::{Route, names_table};
 use crate::stage::FragmentStore;
-use deltalake::DeltaTable;
 
 /// An on-demand or scheduled compaction request (the compactor Lambda's payload).
 /// `{}` and EventBridge's scheduled-event payload both mean "compact the configured table".
@@ -69,7 +68,7 @@ pub async fn compact_table(context: &Context, request: &CompactRequest) -> Resul
             std::fs::create_dir_all(path)?;
         }
     }
-    let table = DeltaTable::try_from_url_with_storage_options(url.clone(), context.storage_options.clone()).await?;
+    let table = crate::commit::table::open_table(&url, &context.storage_options).await?;
     if table.version().is_none() && !request.create {
         let staged = FragmentStore::new(context.table_store.clone()).list().await?;
         if staged.is_empty() {
@@ -157,12 +156,13 @@ impl RoutedCompactor {
             let fit = match context {
                 None => Fit::Unchecked,
                 Some(context) => match misfit(&context).await {
-                    None => Fit::Fits,
-                    Some(reason) => {
+                    Some(Ok(())) => Fit::Fits,
+                    Some(Err(reason)) => {
                         let table = &context.settings.table_uri;
                         tracing::error!(route = %route.name, table = %table, reason, "the table cannot take its declared schema: it fails alone until fixed");
                         Fit::Misfit
                     }
+                    None => Fit::Unchecked,
                 },
             };
             fits.push(std::sync::Mutex::new(fit));
@@ -232,9 +232,14 @@ impl RoutedCompactor {
         let known = *self.fits[at].lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if known != Fit::Fits {
             let checked = misfit(context).await;
-            let fit = if checked.is_some() { Fit::Misfit } else { Fit::Fits };
+            let fit = match &checked {
+                Some(Ok(())) => Fit::Fits,
+                Some(Err(_)) => Fit::Misfit,
+                // Not known this time: the run finds out, and the next checks again.
+                None => known,
+            };
             *self.fits[at].lock().unwrap_or_else(std::sync::PoisonError::into_inner) = fit;
-            if let Some(reason) = checked {
+            if let Some(Err(reason)) = checked {
                 return Err(Error::Schema { location: context.settings.schema_location.clone(), reason });
             }
         }
@@ -263,13 +268,13 @@ async fn compact_table_after_rivals(context: &Context, request: &CompactRequest)
     }
 }
 
-/// Why the context's table cannot take its declared schema, if it cannot (a table that cannot
-/// be read now is left to its run, which reports that with its own cause).
-async fn misfit(context: &Context) -> Option<String> {
+/// Whether the context's table takes its declared schema: `Ok`, or why not; `None` when the
+/// table could not be read now (left to the run, which reports that with its own cause).
+async fn misfit(context: &Context) -> Option<std::result::Result<(), String>> {
     let settings = &context.settings;
     match schema_fits_table(&settings.table_uri, &context.schema, &context.storage_options).await {
-        Ok(fit) if !fit.fits => Some(fit.detail),
-        Ok(_) => None,
+        Ok(fit) if !fit.fits => Some(Err(fit.detail)),
+        Ok(_) => Some(Ok(())),
         Err(err) => {
             tracing::warn!(table = %settings.table_uri, error = %err, "could not check the table's schema");
             None

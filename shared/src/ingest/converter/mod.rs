@@ -23,6 +23,7 @@ use crate::faults::crash_point;
 use crate::ingest::decode::JsonDecoder;
 use crate::ingest::decompress::ObjectLimits;
 use crate::ingest::event::BatchPlan;
+use crate::ingest::failures::FailureLog;
 use crate::ingest::quarantine::Quarantine;
 use crate::ingest::source::{ObjectSource, S3Source};
 use crate::ingest::superseded::SupersededLog;
@@ -94,6 +95,7 @@ pub struct Converter {
     fragments: FragmentStore,
     quarantine: Quarantine,
     superseded: SupersededLog,
+    failures: FailureLog,
     schema: Arc<TableSchema>,
     decoder: JsonDecoder,
     options: ConverterOptions,
@@ -158,6 +160,7 @@ impl Converter {
         let options = ConverterOptions { concurrency: options.concurrency.max(1), ..options };
         // Superseded versions are recorded beside the quarantine, in the table's own store.
         let superseded = SupersededLog::new(fragments.store());
+        let failures = FailureLog::new(fragments.store());
         let decode_slots_count = decode_slots(options.concurrency);
         let decode_slots = Arc::new(Semaphore::new(decode_slots_count));
         Self {
@@ -165,6 +168,7 @@ impl Converter {
             fragments,
             quarantine,
             superseded,
+            failures,
             schema,
             decoder,
             options,
@@ -373,6 +377,10 @@ impl Converter {
             }
             err => {
                 tracing::error!(object = %object.uri(), error = %err, retryable = err.is_retryable(), "object failed");
+                // Its reason beside the table, for the DLQ's tools; the messages fail either way.
+                if let Err(unrecorded) = self.failures.record(object, &err).await {
+                    tracing::warn!(object = %object.uri(), error = %unrecorded, "could not record the failure");
+                }
                 answers.failed.extend(ids);
             }
         }

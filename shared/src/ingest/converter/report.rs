@@ -24,8 +24,8 @@ pub struct ConversionReport {
     pub fragments: Vec<String>,
     /// Message ids that failed (retried by SQS, then dead-lettered).
     pub failed_messages: Vec<String>,
-    /// Of those, the messages failed because the table was unavailable (its schema could not
-    /// be read, say): nothing of theirs was read.
+    /// Of those, the messages failed because the table could not be set up (its schema could
+    /// not be read, say): nothing of theirs was read.
     pub table_unavailable: usize,
     /// Notified versions that were gone when read (recorded under `_inlet/superseded/`).
     pub superseded: Vec<String>,

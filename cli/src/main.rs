@@ -99,6 +99,10 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Set each table's properties its settings ask for (checkpoint interval, log
+        /// retention) where they differ, in one metadata commit per table.
+        #[arg(long)]
+        apply_properties: bool,
     },
     /// Declared schemas: draft one from sample objects.
     #[command(subcommand)]
@@ -135,6 +139,32 @@ enum Command {
         /// Dead-letter queue to search.
         #[arg(long, env = "INLET_DLQ_URL")]
         dlq_url: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Account for every object version written under a prefix in a time window: committed,
+    /// the same content as a committed version, quarantined, superseded, failed (DLQ), staged,
+    /// or unaccounted (its notification never arrived); --renotify sends the unaccounted ones
+    /// through the pipeline, exactly once. Exits 1 when any is unaccounted.
+    Reconcile {
+        /// `s3://bucket/prefix/`
+        prefix: String,
+        /// Versions written at or after this (RFC 3339 or YYYY-MM-DD); default a day ago.
+        #[arg(long)]
+        since: Option<String>,
+        /// ...and before this (RFC 3339 or YYYY-MM-DD); default now.
+        #[arg(long)]
+        until: Option<String>,
+        /// Only keys ending with this.
+        #[arg(long, default_value = ".json.zst")]
+        suffix: String,
+        /// Send the unaccounted versions to the ingest queue.
+        #[arg(long)]
+        renotify: bool,
+        /// Ingest queue (for --renotify).
+        #[arg(long, env = "INLET_QUEUE_URL")]
+        queue_url: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -252,12 +282,43 @@ async fn run() -> Result<()> {
                 CompactRequest { table: cli.table.clone(), force: true, partitions, optimize, vacuum, create };
             compact(&sdk, &overrides, function, &request).await
         }
-        Command::Check { json } => check(&sdk, &overrides, json).await,
+        Command::Check { json, apply_properties } => {
+            if apply_properties {
+                let routes = routes(&sdk, &overrides).await?;
+                let storage_options = inlet::config::storage_options_from_env();
+                for (route, settings) in routes.select(cli.table.as_deref())? {
+                    let table = &settings.table_uri;
+                    let set =
+                        inlet::ops::check::apply_properties(table, &storage_options, settings.maintenance).await?;
+                    if !set.is_empty() {
+                        eprintln!("{}: set {}", route.name, set.join(", "));
+                    }
+                }
+            }
+            check(&sdk, &overrides, json).await
+        }
         Command::Schema(SchemaCommand::Infer { objects, lines }) => infer_schema(&objects, lines),
         Command::Quarantine(command) => {
             let routes = routes(&sdk, &overrides).await?;
             let (_, settings) = routes.one(cli.table.as_deref())?;
             quarantine(command, settings, &inlet::aws::sqs_client(&sdk)).await
+        }
+        Command::Reconcile { prefix, since, until, suffix, renotify, queue_url, json } => {
+            let routes = routes(&sdk, &overrides).await?;
+            let now = chrono::Utc::now();
+            let window = inlet::ops::reconcile::Window {
+                bucket: String::new(),
+                prefix: String::new(),
+                suffix,
+                since: since.as_deref().map(parse_time).transpose()?.unwrap_or(now - chrono::Duration::days(1)),
+                until: until.as_deref().map(parse_time).transpose()?.unwrap_or(now),
+            };
+            let queue = if renotify {
+                Some(queue_url.context("--renotify needs --queue-url (INLET_QUEUE_URL)")?)
+            } else {
+                None
+            };
+            reconcile(&sdk, &routes, cli.table.as_deref(), &prefix, window, queue, json).await
         }
         Command::Dlq { command, queue_url, dlq_url, max } => {
             let routes = routes(&sdk, &overrides).await?;
@@ -462,6 +523,89 @@ async fn queue_depths(
     Ok(depths)
 }
 
+/// A time as RFC 3339, or a date (its midnight UTC).
+fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>> {
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(at.with_timezone(&chrono::Utc));
+    }
+    let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .with_context(|| format!("{text:?} is neither RFC 3339 nor YYYY-MM-DD"))?;
+    Ok(date.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc())
+}
+
+/// `inlet reconcile`: every version of the window accounted for; the unaccounted ones sent
+/// again when `renotify` names the queue.
+async fn reconcile(
+    sdk: &SdkConfig,
+    routes: &Routes,
+    table: Option<&str>,
+    prefix: &str,
+    mut window: inlet::ops::reconcile::Window,
+    renotify: Option<String>,
+    json: bool,
+) -> Result<()> {
+    (window.bucket, window.prefix) = backfill::parse_s3_uri(prefix)?;
+    let probe = inlet::lineage::SourceObject {
+        bucket: window.bucket.clone(),
+        key: format!("{}x", window.prefix),
+        ..Default::default()
+    };
+    let (_, settings) = match table {
+        Some(_) => routes.one(table)?,
+        None => {
+            let at =
+                routes.route_of(&probe).with_context(|| format!("no route takes {prefix}; name one with --table"))?;
+            routes.iter().nth(at).expect("a route of the routing file")
+        }
+    };
+    let storage_options = inlet::config::storage_options_from_env();
+    let url = settings.table_url()?;
+    let store = inlet::stage::table_store(&url, &storage_options)?;
+    let table_version = inlet::commit::table::open_table(&url, &storage_options).await?.version();
+    let s3 = inlet::aws::s3_client(sdk);
+    let report = inlet::ops::reconcile::reconcile(&s3, &store, table_version, &window).await?;
+    let mut renotified = 0;
+    if let Some(queue_url) = renotify {
+        let listed: Vec<backfill::ListedObject> = report
+            .unaccounted
+            .iter()
+            .map(|lost| backfill::ListedObject { object: lost.object.clone(), size: lost.size, last_modified: None })
+            .collect();
+        renotified = backfill::enqueue(&inlet::aws::sqs_client(sdk), &queue_url, &listed, |_| ()).await?;
+    }
+    if json {
+        let mut document = serde_json::to_value(&report)?;
+        document["renotified"] = renotified.into();
+        println!("{document}");
+    } else {
+        println!("window           {} to {} under {prefix}", window.since.to_rfc3339(), window.until.to_rfc3339());
+        println!("table            {}", settings.table_uri);
+        println!("versions         {}", report.versions);
+        println!("committed        {} (from {} commits)", report.committed, report.commits_read);
+        println!("same content     {}", report.same_content);
+        println!("quarantined      {}", report.quarantined);
+        println!("superseded       {}", report.superseded);
+        println!("failed (DLQ)     {}", report.failed);
+        println!("staged           {}", report.staged);
+        println!("unaccounted      {}", report.unaccounted.len());
+        for lost in &report.unaccounted {
+            println!(
+                "  {} (etag {}, written {})",
+                lost.object.uri(),
+                lost.object.etag.as_deref().unwrap_or("-"),
+                lost.last_modified
+            );
+        }
+        if renotified > 0 {
+            println!("renotified       {renotified}");
+        }
+    }
+    if !report.unaccounted.is_empty() && renotified == 0 {
+        bail!("{} versions unaccounted for (--renotify sends them through the pipeline)", report.unaccounted.len());
+    }
+    Ok(())
+}
+
 /// `inlet dlq …`: the dead-letter queue, decoded; redrives.
 async fn dlq(
     sdk: &SdkConfig,
@@ -607,6 +751,9 @@ fn print_trace(traced: &inlet::ops::trace::Trace) {
             "dead letter  message {}, received {} times, first sent {}",
             letter.message_id, letter.receive_count, letter.sent_at
         );
+    }
+    for note in &traced.notes {
+        println!("note         {note}");
     }
 }
 

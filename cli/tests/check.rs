@@ -67,3 +67,41 @@ fn check_names_each_problem_of_each_route_and_how_to_fix_it() {
     assert_eq!(findings[0]["ok"], false);
     assert!(findings[0]["detail"].as_str().unwrap().contains("missing field `table_uri`"), "{findings}");
 }
+
+#[test]
+fn check_reports_table_properties_the_settings_no_longer_match_and_sets_them_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::write(root.join("id.json"), schemas::ID.text).unwrap();
+    let table = root.join("events");
+    let settings = |interval: &str| {
+        vec![
+            ("INLET_TABLE_URI", uri(&table)),
+            ("INLET_SCHEMA", root.join("id.json").display().to_string()),
+            ("INLET_CHECKPOINT_INTERVAL", interval.to_string()),
+            ("INLET_LOG_RETENTION_DAYS", "30".to_string()),
+        ]
+    };
+    let created = inlet(root, &["compact", "--create"], &settings("100"));
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let line = |output: &Output| {
+        let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+        stdout.lines().find(|line| line.contains("table properties")).unwrap_or_default().to_string()
+    };
+    let same = inlet(root, &["check"], &settings("100"));
+    assert!(same.status.success() && line(&same).starts_with("ok"), "{}", line(&same));
+
+    // The setting changed after the table was made: reported, with how to apply it.
+    let drifted = inlet(root, &["check"], &settings("10"));
+    let problem = line(&drifted);
+    assert!(!drifted.status.success(), "{problem}");
+    assert!(problem.contains("delta.checkpointInterval is 100 where the settings say 10"), "{problem}");
+    assert!(problem.contains("--apply-properties"), "{problem}");
+
+    let applied = inlet(root, &["check", "--apply-properties"], &settings("10"));
+    assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
+    assert!(String::from_utf8_lossy(&applied.stderr).contains("set delta.checkpointInterval=10"));
+    assert!(line(&applied).starts_with("ok") && line(&applied).contains("delta.checkpointInterval=10"));
+    let again = inlet(root, &["check"], &settings("10"));
+    assert!(again.status.success(), "{}", line(&again));
+}

@@ -223,7 +223,11 @@ impl Routes {
 
     /// The position of the route a request names ([`names_table`]).
     pub fn named(&self, table: &str) -> Option<usize> {
-        self.routes.iter().position(|(route, settings)| names_table(table, Some(&route.name), &settings.table_uri))
+        // A route's own name first: `web` is the route named web, not another ending in /web.
+        let wanted = table.trim_end_matches('/');
+        self.routes.iter().position(|(route, _)| route.name == wanted).or_else(|| {
+            self.routes.iter().position(|(route, settings)| names_table(table, Some(&route.name), &settings.table_uri))
+        })
     }
 }
 

@@ -30,7 +30,9 @@ pub fn init() {
     let _ = if json {
         builder.json().flatten_event(true).with_span_list(false).try_init()
     } else {
-        builder.with_writer(std::io::stderr).try_init()
+        // Colour only on a terminal: redirected logs carry no escape codes.
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        builder.with_writer(std::io::stderr).with_ansi(ansi).try_init()
     };
 }
 

@@ -34,21 +34,26 @@ impl Pipeline {
 
     /// Runs the `inlet` CLI with extra environment (the functions' settings, say).
     pub async fn inlet_with(&self, args: &[&str], environment: &[(String, String)]) -> Result<String> {
+        let output = self.inlet_output(args, environment).await?;
+        ensure!(output.status.success(), "inlet {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+        Ok(String::from_utf8(output.stdout)?)
+    }
+
+    /// Runs the `inlet` CLI and gives what it printed and its exit status, whatever it is.
+    pub async fn inlet_output(&self, args: &[&str], environment: &[(String, String)]) -> Result<std::process::Output> {
         let binary = target_dir().join("debug/inlet");
         ensure!(
             binary.exists(),
             "{} is missing: build it with `cargo build -p inlet-cli` (make test does)",
             binary.display()
         );
-        let output = tokio::process::Command::new(&binary)
+        Ok(tokio::process::Command::new(&binary)
             .args(args)
             .envs(self.localstack.aws_env())
             .env("INLET_TABLE_URI", &self.table_uri)
             .env("INLET_SCHEMA", inlet::testing::schemas::events_path())
             .envs(environment.iter().map(|(name, value)| (name.as_str(), value.as_str())))
             .output()
-            .await?;
-        ensure!(output.status.success(), "inlet {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
-        Ok(String::from_utf8(output.stdout)?)
+            .await?)
     }
 }

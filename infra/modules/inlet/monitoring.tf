@@ -161,13 +161,14 @@ resource "aws_cloudwatch_metric_alarm" "table" {
   tags                = var.tags
 }
 
-# Objects arrive but nothing commits: whatever stopped the compactor (a disabled schedule, a
-# failure at start that emits no metric, an unconsumed commit queue), rows staged in the window
-# and none committed. Missing compactor data counts as no commit.
+# Objects arrive but the compactor does not run for the table: whatever stopped it (a disabled
+# schedule, a failure at start or every run, an unconsumed commit queue). Rows staged in the
+# window and no compactor run reported for the table (each run, committing or not, reports
+# CommitVersion; a failed one reports only CompactionFailed). Missing data counts as none.
 resource "aws_cloudwatch_metric_alarm" "heartbeat" {
   for_each            = var.heartbeat_minutes == null ? {} : local.tables
   alarm_name          = local.several_tables ? "${var.name}-${each.key}-heartbeat" : "${var.name}-heartbeat"
-  alarm_description   = "Rows were staged for ${local.table_uris[each.key]} in the last ${var.heartbeat_minutes} minutes but none was committed: check that the compactor runs (its schedule, its errors, the commit queue's mapping) and its log for this table. The rows wait staged, none lost."
+  alarm_description   = "Rows were staged for ${local.table_uris[each.key]} in the last ${var.heartbeat_minutes} minutes but no compaction of it ran to its end: check that the compactor runs (its schedule, its errors, the commit queue's mapping) and its log for this table. The rows wait staged, none lost."
   comparison_operator = "GreaterThanThreshold"
   threshold           = 0
   evaluation_periods  = 1
@@ -178,8 +179,8 @@ resource "aws_cloudwatch_metric_alarm" "heartbeat" {
 
   metric_query {
     id          = "stalled"
-    expression  = "IF(FILL(staged, 0) > 0 AND FILL(committed, 0) == 0, 1, 0)"
-    label       = "Rows staged but none committed"
+    expression  = "IF(FILL(staged, 0) > 0 AND FILL(runs, 0) == 0, 1, 0)"
+    label       = "Rows staged but no compaction ran"
     return_data = true
   }
   metric_query {
@@ -193,12 +194,12 @@ resource "aws_cloudwatch_metric_alarm" "heartbeat" {
     }
   }
   metric_query {
-    id = "committed"
+    id = "runs"
     metric {
       namespace   = "Inlet"
-      metric_name = "RowsCommitted"
+      metric_name = "CommitVersion"
       dimensions  = { Function = "compactor", Table = local.table_uris[each.key] }
-      stat        = "Sum"
+      stat        = "SampleCount"
       period      = var.heartbeat_minutes * 60
     }
   }

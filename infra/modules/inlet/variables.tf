@@ -527,6 +527,22 @@ variable "tables" {
     startswith(key, "INLET_") && !contains(["INLET_TABLE_URI", "INLET_SCHEMA", "INLET_PARTITION_BY", "INLET_ROUTES"], key)]]))
     error_message = "A table's settings are INLET_* variables other than INLET_TABLE_URI, INLET_SCHEMA, INLET_PARTITION_BY and INLET_ROUTES (those come from the table itself)."
   }
+  # Each per-table setting by name and value, as the functions read it at start: a mistyped
+  # one is refused at plan instead of failing its table's cold starts.
+  validation {
+    condition = alltrue(flatten([for table in values(var.tables) : [for key, value in table.settings :
+      contains(["INLET_TARGET_FILE_BYTES", "INLET_FRAGMENT_BYTES", "INLET_MAX_LINE_BYTES", "INLET_MAX_OBJECT_BYTES",
+        "INLET_MAX_OBJECT_LINES", "INLET_PIECE_BYTES", "INLET_DEADLINE_MARGIN_SECONDS", "INLET_MIN_COMPACT_BYTES",
+        "INLET_FRESHNESS_SECONDS", "INLET_ABANDON_AFTER_SECONDS", "INLET_HISTORY_REBUILD_SECONDS",
+        "INLET_HISTORY_REBUILD_SAVE_FILES", "INLET_CHECKPOINT_INTERVAL", "INLET_LOG_RETENTION_DAYS",
+      "INLET_DOWNLOAD_CONCURRENCY", "INLET_DECODE_BATCH_ROWS"], key) ? can(regex("^[1-9][0-9]*$", value)) :
+      key == "INLET_OPTIMIZE_MIN_FILES" ? can(regex("^[0-9]+$", value)) :
+      key == "INLET_UNKNOWN_FIELDS" ? contains(["ignore", "rescue"], value) :
+      key == "INLET_INGESTED_AT" ? contains(["true", "false"], value) :
+      !startswith(key, "INLET_") || contains(["INLET_TABLE_URI", "INLET_SCHEMA", "INLET_PARTITION_BY", "INLET_ROUTES"], key)
+    ]]))
+    error_message = "A table's setting is unknown or its value does not parse: sizes, counts and seconds are positive whole numbers (INLET_OPTIMIZE_MIN_FILES may be 0), INLET_UNKNOWN_FIELDS is ignore or rescue, INLET_INGESTED_AT true or false. Deployment-wide settings (queues, the compactor function, the log format) are module variables, not per table."
+  }
 }
 
 variable "notifications" {
@@ -643,7 +659,7 @@ variable "max_failed_messages" {
 }
 
 variable "heartbeat_minutes" {
-  description = "Alarm when a table staged rows in this many minutes but committed none (a stopped schedule, a compactor failing at start, a commit queue not consumed); null: no heartbeat alarm."
+  description = "Alarm when a table staged rows in this many minutes but no compaction of it ran to its end (a stopped schedule, a compactor failing at start or on every run, a commit queue not consumed); keep it above the compaction schedule's interval. null: no heartbeat alarm."
   type        = number
   default     = 30
   validation {

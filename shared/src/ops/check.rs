@@ -1,13 +1,17 @@
 //! `inlet check`: every mistake a deployment can hold, found before it costs data, each with
 //! what to do about it: settings, the routing file, each schema, each schema against its
-//! table, and the queues and function the settings name.
+//! table, each table's properties against its settings, and the queues and function the
+//! settings name.
+
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
 use crate::commit::evolution::schema_fits_table;
-use crate::config::storage_options_from_env;
+use crate::commit::table::open_table;
+use crate::config::{Maintenance, Settings, storage_options_from_env};
 use crate::context::load_schema;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::routes::Routes;
 
 /// One thing checked.
@@ -67,6 +71,9 @@ pub async fn check(lookup: impl Fn(&str) -> Option<String>, sdk: &aws_config::Sd
                 Finding::problem(format!("{name}: table"), format!("{} cannot be read: {err}", settings.table_uri))
             }
         });
+        if let Ok(Some(finding)) = properties_finding(name, settings, &storage_options).await {
+            findings.push(finding);
+        }
     }
     for variable in ["INLET_QUEUE_URL", "INLET_DLQ_URL", "INLET_ISOLATION_QUEUE_URL"] {
         if let Some(url) = lookup(variable).filter(|value| !value.trim().is_empty()) {
@@ -103,4 +110,88 @@ async fn table_finding(
 ) -> Result<Finding> {
     let fit = schema_fits_table(table_uri, schema, storage_options).await?;
     Ok(Finding { subject: format!("{name}: table"), ok: fit.fits, detail: fit.detail })
+}
+
+/// The table properties the settings ask for (applied when a table is created).
+pub fn wanted_properties(maintenance: Maintenance) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (CHECKPOINT_INTERVAL.to_string(), maintenance.checkpoint_interval.to_string()),
+        (LOG_RETENTION.to_string(), format!("interval {} days", maintenance.log_retention_days)),
+    ])
+}
+
+const CHECKPOINT_INTERVAL: &str = "delta.checkpointInterval";
+const LOG_RETENTION: &str = "delta.logRetentionDuration";
+
+/// The properties of the table at `table_uri` that differ from `wanted`: (name, the table's
+/// value, the wanted one); `None` when there is no table yet.
+pub async fn property_drift(
+    table_uri: &str,
+    storage_options: &HashMap<String, String>,
+    wanted: &BTreeMap<String, String>,
+) -> Result<Option<Vec<(String, Option<String>, String)>>> {
+    let url = url::Url::parse(table_uri).map_err(|err| Error::Config(format!("table URI {table_uri}: {err}")))?;
+    let table = open_table(&url, storage_options).await?;
+    if table.version().is_none() {
+        return Ok(None);
+    }
+    let snapshot = table.snapshot()?;
+    let configuration = snapshot.metadata().configuration();
+    Ok(Some(
+        wanted
+            .iter()
+            .filter(|(name, value)| configuration.get(*name) != Some(*value))
+            .map(|(name, value)| (name.clone(), configuration.get(name).cloned(), value.clone()))
+            .collect(),
+    ))
+}
+
+/// Whether the table keeps the properties its settings ask for, as a finding (none when
+/// there is no table yet: it is created with them).
+async fn properties_finding(
+    name: &str,
+    settings: &Settings,
+    storage_options: &HashMap<String, String>,
+) -> Result<Option<Finding>> {
+    let wanted = wanted_properties(settings.maintenance);
+    let Some(drift) = property_drift(&settings.table_uri, storage_options, &wanted).await? else { return Ok(None) };
+    let subject = format!("{name}: table properties");
+    if drift.is_empty() {
+        let listed: Vec<String> = wanted.iter().map(|(name, value)| format!("{name}={value}")).collect();
+        return Ok(Some(Finding::ok(subject, listed.join(", "))));
+    }
+    let differences: Vec<String> = drift
+        .iter()
+        .map(|(name, has, wants)| {
+            format!("{name} is {} where the settings say {wants}", has.as_deref().unwrap_or("unset"))
+        })
+        .collect();
+    Ok(Some(Finding::problem(
+        subject,
+        format!(
+            "{} (INLET_CHECKPOINT_INTERVAL and INLET_LOG_RETENTION_DAYS apply when a table is created): \
+             `inlet check --apply-properties` sets them",
+            differences.join("; ")
+        ),
+    )))
+}
+
+/// Sets the properties of the table at `table_uri` that differ from its settings, in one
+/// metadata commit (a compactor racing it retries from it); the ones it set.
+pub async fn apply_properties(
+    table_uri: &str,
+    storage_options: &HashMap<String, String>,
+    maintenance: Maintenance,
+) -> Result<Vec<String>> {
+    let wanted = wanted_properties(maintenance);
+    let Some(drift) = property_drift(table_uri, storage_options, &wanted).await? else { return Ok(Vec::new()) };
+    if drift.is_empty() {
+        return Ok(Vec::new());
+    }
+    let url = url::Url::parse(table_uri).map_err(|err| Error::Config(format!("table URI {table_uri}: {err}")))?;
+    let table = open_table(&url, storage_options).await?;
+    let properties: HashMap<String, String> =
+        drift.iter().map(|(name, _, wants)| (name.clone(), wants.clone())).collect();
+    table.set_tbl_properties().with_properties(properties).with_raise_if_not_exists(false).await?;
+    Ok(drift.into_iter().map(|(name, _, wants)| format!("{name}={wants}")).collect())
 }

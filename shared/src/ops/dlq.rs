@@ -18,7 +18,7 @@ use crate::lineage::SourceObject;
 use crate::routes::Routes;
 
 /// How long messages are held out of sight while the queue is read through.
-const HOLD_SECONDS: i32 = 60;
+const HOLD_SECONDS: i32 = 300;
 
 /// One dead-letter message.
 #[derive(Debug, Clone, Serialize)]
@@ -150,7 +150,7 @@ impl DeadLetters<'_> {
     /// message is seen once.
     async fn hold(&self, max: usize) -> Result<Vec<Held>> {
         let mut held: Vec<Held> = Vec::new();
-        let mut seen: HashMap<String, ()> = HashMap::new();
+        let mut seen: HashMap<String, usize> = HashMap::new();
         while held.len() < max {
             let received = self
                 .sqs
@@ -169,9 +169,13 @@ impl DeadLetters<'_> {
             }
             for message in received.messages() {
                 let (Some(id), Some(receipt)) = (message.message_id(), message.receipt_handle()) else { continue };
-                if seen.insert(id.to_string(), ()).is_some() {
+                // Received again (its hold ran out while others were read): only the newest
+                // receipt can delete or release it.
+                if let Some(&at) = seen.get(id) {
+                    held[at].receipt = receipt.to_string();
                     continue;
                 }
+                seen.insert(id.to_string(), held.len());
                 let (receive_count, sent_at) = receipts(message);
                 let body = message.body().unwrap_or_default().to_string();
                 let mut decoded = DeadLetterMessage {
@@ -227,13 +231,18 @@ impl DeadLetters<'_> {
                         .map_err(|err| Error::Config(format!("visibility entry: {err}")))
                 })
                 .collect::<Result<_>>()?;
-            self.sqs
+            let answered = self
+                .sqs
                 .change_message_visibility_batch()
                 .queue_url(self.dlq_url)
                 .set_entries(Some(entries))
                 .send()
                 .await
                 .map_err(|err| Error::aws("ChangeMessageVisibilityBatch", self.dlq_url, err))?;
+            for failed in answered.failed() {
+                // Visible again once its hold runs out.
+                tracing::warn!(entry = failed.id(), reason = ?failed.message(), "a dead letter stays held until its hold ends");
+            }
         }
         Ok(())
     }

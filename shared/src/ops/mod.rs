@@ -1,6 +1,7 @@
 //! Operations only the `inlet` command performs: [`backfill`] of existing objects, a local
 //! [`convert`] run on sample files (read through the [`local`] source), a table's status, the
-//! [`check`] of a deployment, the [`trace`] of one object, and the [`dlq`] decoded.
+//! [`check`] of a deployment, the [`trace`] of one object, the [`dlq`] decoded, and the [`reconcile`]
+//! of a prefix.
 
 pub mod backfill;
 pub mod check;
@@ -9,6 +10,7 @@ pub mod dlq;
 pub mod infer;
 pub mod local;
 pub mod quarantine;
+pub mod reconcile;
 pub(crate) mod status;
 pub mod trace;
 

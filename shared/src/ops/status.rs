@@ -50,9 +50,11 @@ pub struct TableStatus {
     pub oldest_staged_seconds: Option<i64>,
     /// The staged fragments of each partition (Hive directory; `""` unpartitioned).
     pub staged_partitions: BTreeMap<String, StagedPartition>,
-    /// Quarantine records (objects with refused lines) kept for the table.
+    /// Quarantine records (objects with refused lines) kept for the table, counted up to
+    /// [`RECORDS_COUNTED`].
     pub quarantine_records: usize,
-    /// Superseded records: notified versions gone before they were read.
+    /// Superseded records (notified versions gone before they were read), up to
+    /// [`RECORDS_COUNTED`].
     pub superseded_records: usize,
 }
 
@@ -114,10 +116,18 @@ pub async fn status_at(table_uri: &str, storage_options: &HashMap<String, String
     Ok(status)
 }
 
-/// Objects under `prefix` of the table's store.
+/// Records counted at most: a status costs the same however many a table keeps.
+pub const RECORDS_COUNTED: usize = 10_000;
+
+/// Objects under `prefix` of the table's store, up to [`RECORDS_COUNTED`].
 async fn count_under(store: &Arc<dyn ObjectStore>, prefix: &str) -> Result<usize> {
     let prefix = object_store::path::Path::from(prefix);
-    Ok(store.list(Some(&prefix)).try_fold(0usize, |count, _| async move { Ok(count + 1) }).await?)
+    let mut listed = store.list(Some(&prefix)).take(RECORDS_COUNTED);
+    let mut count = 0;
+    while listed.try_next().await?.is_some() {
+        count += 1;
+    }
+    Ok(count)
 }
 
 /// The commits from `newest` back whose time is at or after `since_ms`, and the rows they

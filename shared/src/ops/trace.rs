@@ -49,7 +49,13 @@ pub struct Trace {
     pub staged: Vec<StagedTrace>,
     /// Dead-letter messages naming it.
     pub dead_letters: Vec<DeadLetter>,
+    /// What the trace could not say, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
+
+/// Versions traced when none is named: the newest.
+pub const VERSIONS_TRACED: usize = 10;
 
 /// One version of the object and what became of it.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -143,7 +149,11 @@ pub async fn trace(
 ) -> Result<Trace> {
     let mut trace =
         Trace { object: object.uri(), route: route.0.to_string(), table: route.1.to_string(), ..Trace::default() };
-    trace.versions = versions(inputs.s3, object, version_id).await?;
+    let (versions, more) = versions(inputs.s3, object, version_id).await?;
+    trace.versions = versions;
+    if more > 0 {
+        trace.notes.push(format!("{more} older versions not traced: name one with --version"));
+    }
     let ids: Vec<SourceId> = trace
         .versions
         .iter()
@@ -153,9 +163,19 @@ pub async fn trace(
             digest: Some(version.digest.clone()),
         })
         .collect();
-    if let Some(table_version) = inputs.table_version
-        && let Some((_, committed)) = LoadHistory::lookup(inputs.table, table_version, &ids).await?
-    {
+    let history = match inputs.table_version {
+        Some(table_version) => {
+            LoadHistory::lookup(inputs.table, table_version, &ids).await?.map(|found| (table_version, found))
+        }
+        None => {
+            trace.notes.push("no table yet: nothing committed".to_string());
+            None
+        }
+    };
+    if inputs.table_version.is_some() && history.is_none() {
+        trace.notes.push("the load history cannot answer now (it is being rebuilt): committed is unknown".to_string());
+    }
+    if let Some((table_version, (_, committed))) = history {
         for (version, id) in trace.versions.iter_mut().zip(&ids) {
             version.committed = committed.contains(id);
             if version.committed {
@@ -177,11 +197,13 @@ pub async fn trace(
 }
 
 /// The object's versions, newest first, each read to its content digest.
+/// The newest [`VERSIONS_TRACED`] versions (or the one named), and how many older ones were
+/// left out.
 async fn versions(
     s3: &aws_sdk_s3::Client,
     object: &SourceObject,
     version_id: Option<&str>,
-) -> Result<Vec<VersionTrace>> {
+) -> Result<(Vec<VersionTrace>, usize)> {
     let (bucket, key) = (&object.bucket, &object.key);
     let listed = s3
         .list_object_versions()
@@ -215,15 +237,22 @@ async fn versions(
             version_id.map(|v| format!("version {v} ")).unwrap_or_default()
         )));
     }
+    let more = found.len().saturating_sub(VERSIONS_TRACED);
+    found.truncate(VERSIONS_TRACED);
     for version in &mut found {
-        version.digest = digest_of(s3, object, version.version_id.as_deref()).await?;
+        // The current version is read as the key; an older one by its id ("null" included).
+        let id = if version.latest { None } else { version.version_id.as_deref() };
+        version.digest = digest_of(s3, object, id).await?;
     }
-    Ok(found)
+    Ok((found, more))
 }
 
 /// The content digest of one version, read whole.
-async fn digest_of(s3: &aws_sdk_s3::Client, object: &SourceObject, version_id: Option<&str>) -> Result<String> {
-    let version_id = version_id.filter(|id| *id != "null");
+pub(crate) async fn digest_of(
+    s3: &aws_sdk_s3::Client,
+    object: &SourceObject,
+    version_id: Option<&str>,
+) -> Result<String> {
     let got = s3
         .get_object()
         .bucket(&object.bucket)
@@ -241,10 +270,10 @@ async fn digest_of(s3: &aws_sdk_s3::Client, object: &SourceObject, version_id: O
 }
 
 /// A commit's time (ms since the epoch) and the sources it lists.
-type CommitSources = (i64, Vec<CommittedSource>);
+pub(crate) type CommitSources = (i64, Vec<CommittedSource>);
 
 /// A commit's time and the sources it lists; `None` when its file is gone.
-async fn commit_at(table: &Arc<dyn ObjectStore>, version: u64) -> Result<Option<CommitSources>> {
+pub(crate) async fn commit_at(table: &Arc<dyn ObjectStore>, version: u64) -> Result<Option<CommitSources>> {
     let got = match table.get(&commit_file(version)).await {
         Ok(got) => got,
         Err(object_store::Error::NotFound { .. }) => return Ok(None),
@@ -260,6 +289,21 @@ async fn commit_at(table: &Arc<dyn ObjectStore>, version: u64) -> Result<Option<
     Ok(Some((at, sources_in_commit(&bytes)?)))
 }
 
+/// The first commit at or after `since_ms` (by bisection on commit time, about 20 reads; a
+/// commit file cleaned up counts as older), or `newest` + 1 when there is none.
+pub(crate) async fn first_commit_from(table: &Arc<dyn ObjectStore>, newest: u64, since_ms: i64) -> Result<u64> {
+    let (mut low, mut high) = (0u64, newest + 1);
+    while low < high {
+        let middle = low + (high - low) / 2;
+        match commit_at(table, middle).await? {
+            None => low = middle + 1,
+            Some((at, _)) if at < since_ms => low = middle + 1,
+            Some(_) => high = middle,
+        }
+    }
+    Ok(low)
+}
+
 /// The commit that added `id`: found by time (the first commit at or after `written_ms`, by
 /// bisection) and then read forward, at most [`COMMITS_SEARCHED`] commits.
 async fn find_commit(
@@ -269,16 +313,7 @@ async fn find_commit(
     id: &SourceId,
 ) -> Result<Option<CommitTrace>> {
     const AT_ONCE: usize = 16;
-    let (mut low, mut high) = (0u64, newest);
-    while low < high {
-        let middle = low + (high - low) / 2;
-        match commit_at(table, middle).await? {
-            // Cleaned up, or before the object: the commit is later.
-            None => low = middle + 1,
-            Some((at, _)) if at < written_ms => low = middle + 1,
-            Some(_) => high = middle,
-        }
-    }
+    let low = first_commit_from(table, newest, written_ms).await?;
     let last = newest.min(low.saturating_add(COMMITS_SEARCHED - 1));
     let mut versions = (low..=last).peekable();
     while versions.peek().is_some() {

@@ -91,6 +91,26 @@ run "a_heartbeat_shorter_than_a_compaction_cycle_or_a_negative_failure_threshold
   expect_failures = [var.heartbeat_minutes, var.max_failed_messages]
 }
 
+run "a_mistyped_per_table_setting_is_refused_at_plan" {
+  command = plan
+  variables {
+    tables = {
+      web = { raw_prefix = "web/", schema_file = "../../../schemas/events.schema.json", settings = { INLET_TARGET_FILE_BYTES = "256MiB" } }
+      api = { raw_prefix = "api/", schema_file = "../../../schemas/events.schema.json", settings = { INLET_FRESHNES_SECONDS = "30" } }
+    }
+  }
+  expect_failures = [var.tables]
+}
+
+run "valid_per_table_settings_plan" {
+  command = plan
+  variables {
+    tables = {
+      web = { raw_prefix = "web/", schema_file = "../../../schemas/events.schema.json", settings = { INLET_TARGET_FILE_BYTES = "134217728", INLET_UNKNOWN_FIELDS = "rescue", INLET_OPTIMIZE_MIN_FILES = "0" } }
+    }
+  }
+}
+
 run "a_schedule_that_is_not_an_expression_is_refused" {
   command = plan
   variables {

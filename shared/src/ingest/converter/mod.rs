@@ -108,6 +108,10 @@ pub struct Converter {
     decode_slots_count: usize,
 }
 
+/// Longest a failure record's write may take: it only explains a failure, and the invocation's
+/// time is for the objects still to read.
+const RECORD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Longest a sealed batch's announcement may take: the batch is sealed either way, and the
 /// invocation's time is for answering its messages.
 const ANNOUNCE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -378,8 +382,9 @@ impl Converter {
             err => {
                 tracing::error!(object = %object.uri(), error = %err, retryable = err.is_retryable(), "object failed");
                 // Its reason beside the table, for the DLQ's tools; the messages fail either way.
-                if let Err(unrecorded) = self.failures.record(object, &err).await {
-                    tracing::warn!(object = %object.uri(), error = %unrecorded, "could not record the failure");
+                let recorded = tokio::time::timeout(RECORD_TIMEOUT, self.failures.record(object, &err)).await;
+                if !matches!(recorded, Ok(Ok(_))) {
+                    tracing::warn!(object = %object.uri(), outcome = ?recorded, "could not record the failure");
                 }
                 answers.failed.extend(ids);
             }

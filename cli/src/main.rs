@@ -150,10 +150,13 @@ enum Command {
     Reconcile {
         /// `s3://bucket/prefix/`
         prefix: String,
-        /// Versions written at or after this (RFC 3339 or YYYY-MM-DD); default a day ago.
+        /// Versions written at or after this (RFC 3339, or YYYY-MM-DD for its midnight UTC);
+        /// default a day ago.
         #[arg(long)]
         since: Option<String>,
-        /// ...and before this (RFC 3339 or YYYY-MM-DD); default now.
+        /// ...and before this (RFC 3339, or YYYY-MM-DD for its midnight UTC); default now. The
+        /// newest objects may still be on their way to a commit: they count as unaccounted
+        /// until then, so end the window a few minutes ago.
         #[arg(long)]
         until: Option<String>,
         /// Only keys ending with this.
@@ -550,20 +553,18 @@ async fn reconcile(
         key: format!("{}x", window.prefix),
         ..Default::default()
     };
-    let (_, settings) = match table {
-        Some(_) => routes.one(table)?,
-        None => {
-            let at =
-                routes.route_of(&probe).with_context(|| format!("no route takes {prefix}; name one with --table"))?;
-            routes.iter().nth(at).expect("a route of the routing file")
-        }
+    let route = match table {
+        Some(name) => routes.named(name).with_context(|| format!("no table {name:?} here"))?,
+        None => routes.route_of(&probe).with_context(|| format!("no route takes {prefix}; name one with --table"))?,
     };
+    let (_, settings) = routes.iter().nth(route).expect("a route of the routing file");
     let storage_options = inlet::config::storage_options_from_env();
     let url = settings.table_url()?;
     let store = inlet::stage::table_store(&url, &storage_options)?;
-    let table_version = inlet::commit::table::open_table(&url, &storage_options).await?.version();
     let s3 = inlet::aws::s3_client(sdk);
-    let report = inlet::ops::reconcile::reconcile(&s3, &store, table_version, &window).await?;
+    let checked =
+        inlet::ops::reconcile::Table { routes, route, store: &store, url: &url, storage_options: &storage_options };
+    let report = inlet::ops::reconcile::reconcile(&s3, &checked, &window).await?;
     let mut renotified = 0;
     if let Some(queue_url) = renotify {
         let listed: Vec<backfill::ListedObject> = report
@@ -587,6 +588,10 @@ async fn reconcile(
         println!("superseded       {}", report.superseded);
         println!("failed (DLQ)     {}", report.failed);
         println!("staged           {}", report.staged);
+        println!("other tables     {} (left out)", report.other_tables);
+        for (uri, reason) in &report.unreadable {
+            println!("unreadable       {uri}: {reason}");
+        }
         println!("unaccounted      {}", report.unaccounted.len());
         for lost in &report.unaccounted {
             println!(
@@ -598,6 +603,11 @@ async fn reconcile(
         }
         if renotified > 0 {
             println!("renotified       {renotified}");
+        }
+    }
+    if !json {
+        for note in &report.notes {
+            println!("note             {note}");
         }
     }
     if !report.unaccounted.is_empty() && renotified == 0 {

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use deltalake::ObjectStore;
 use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectStoreExt;
 use serde::Serialize;
 
 use super::trace::{commit_at, digest_of, first_commit_from};
@@ -22,6 +23,7 @@ use crate::commit::LoadHistory;
 use crate::error::{Error, Result};
 use crate::layout::{FAILURES_PREFIX, QUARANTINE_PREFIX, SUPERSEDED_PREFIX, source_record};
 use crate::lineage::{SourceId, SourceObject};
+use crate::routes::Routes;
 use crate::stage::fragment::FragmentStore;
 
 /// What a reconciliation covers.
@@ -39,11 +41,27 @@ pub struct Window {
     pub until: DateTime<Utc>,
 }
 
+/// The table a reconciliation checks against.
+pub struct Table<'a> {
+    /// The routes, to leave out versions another table takes.
+    pub routes: &'a Routes,
+    /// The position of this table's route.
+    pub route: usize,
+    /// Its store.
+    pub store: &'a Arc<dyn ObjectStore>,
+    /// Its location and storage options, to open it once what is staged has been listed.
+    pub url: &'a url::Url,
+    /// Storage options for `url`.
+    pub storage_options: &'a HashMap<String, String>,
+}
+
 /// Where every version went.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Reconciliation {
-    /// Versions written in the window.
+    /// Versions written in the window that this table takes.
     pub versions: usize,
+    /// Versions under the prefix another table takes, left out.
+    pub other_tables: usize,
     /// Listed by a commit.
     pub committed: usize,
     /// The same bytes as a committed version (a re-upload): its rows are in the table once.
@@ -58,8 +76,14 @@ pub struct Reconciliation {
     pub staged: usize,
     /// Commits read.
     pub commits_read: u64,
+    /// Versions that could not be read for their digest (overwritten or deleted since they
+    /// were listed, archived), with why: not renotified.
+    pub unreadable: Vec<(String, String)>,
     /// None of the above: the pipeline never heard of them.
     pub unaccounted: Vec<Unaccounted>,
+    /// What the reconciliation could not establish, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// A version the pipeline never heard of.
@@ -78,70 +102,74 @@ struct Listed {
     object: SourceObject,
     size: u64,
     last_modified: DateTime<Utc>,
-    /// The id to read it by: none for the key's current version.
+    /// The id to read it by when it is not the key's current version ("null" included).
     read_as: Option<String>,
 }
 
-/// Accounts for every version in `window`, against the table whose store is `table` and whose
-/// newest version is `table_version`.
-pub async fn reconcile(
-    s3: &aws_sdk_s3::Client,
-    table: &Arc<dyn ObjectStore>,
-    table_version: Option<u64>,
-    window: &Window,
-) -> Result<Reconciliation> {
-    let listed = list_versions(s3, window).await?;
-    let mut report = Reconciliation { versions: listed.len(), ..Reconciliation::default() };
-    let (committed, digests) = match table_version {
-        Some(newest) => committed_since(table, newest, window.since.timestamp_millis(), &mut report).await?,
-        None => (HashSet::new(), HashSet::new()),
-    };
-    let mut open = Vec::new();
-    for version in listed {
-        let key = (version.object.uri(), version.object.etag.clone().unwrap_or_default());
-        if committed.contains(&key) {
-            report.committed += 1;
+/// How long after a window closes its versions may still be committed: commits are read up
+/// to this past `until`.
+const COMMIT_LAG_MS: i64 = 3_600_000;
+
+/// Versions read for their digest at once.
+const READS_AT_ONCE: usize = 8;
+
+/// Accounts for every version in `window` that `table`'s route takes.
+pub async fn reconcile(s3: &aws_sdk_s3::Client, table: &Table<'_>, window: &Window) -> Result<Reconciliation> {
+    let mut report = Reconciliation::default();
+    let mut listed = Vec::new();
+    for version in list_versions(s3, window).await? {
+        if table.routes.route_of(&version.object) == Some(table.route) {
+            listed.push(version);
         } else {
-            open.push(version);
+            report.other_tables += 1;
         }
     }
-    if open.is_empty() {
-        return Ok(report);
-    }
-    let staged = staged_versions(table).await?;
-    let mut folders: HashMap<String, HashSet<String>> = HashMap::new();
+    report.versions = listed.len();
+    // What is staged is listed before the table is read: a version committed in between is
+    // then in the commits read, never in neither.
+    let staged = staged_versions(table.store).await?;
+    let newest = crate::commit::table::open_table(table.url, table.storage_options).await?.version();
+    let (committed, digests) = match newest {
+        Some(newest) => committed_in(table.store, newest, window, &mut report).await?,
+        None => (HashSet::new(), HashSet::new()),
+    };
     let mut unread = Vec::new();
-    for version in open {
+    for version in listed {
         let object = &version.object;
+        let by_etag = (object.uri(), object.etag.clone().unwrap_or_default());
         let tag = object.version.as_deref().or(object.etag.as_deref()).unwrap_or("unknown-version");
-        if staged.contains(&(object.uri(), object.etag.clone().unwrap_or_default())) {
+        if committed.contains(&by_etag) {
+            report.committed += 1;
+        } else if staged.contains(&by_etag) {
             report.staged += 1;
-        } else if has_record(table, &mut folders, SUPERSEDED_PREFIX, object, tag).await? {
+        } else if has_record(table.store, SUPERSEDED_PREFIX, object, tag).await? {
             report.superseded += 1;
-        } else if has_record(table, &mut folders, FAILURES_PREFIX, object, tag).await? {
+        } else if has_record(table.store, FAILURES_PREFIX, object, tag).await? {
             report.failed += 1;
         } else {
             unread.push(version);
         }
     }
-    // What is left is read for its content digest: the same bytes may be in the table under
-    // another version, or wholly quarantined (records are filed by digest).
-    let mut ids = Vec::new();
-    for version in &unread {
-        let digest = digest_of(s3, &version.object, version.read_as.as_deref()).await?;
-        ids.push(SourceId { uri: version.object.uri(), etag: version.object.etag.clone(), digest: Some(digest) });
-    }
-    let held = match table_version {
-        Some(newest) if !ids.is_empty() => {
-            LoadHistory::lookup(table, newest, &ids).await?.map(|(_, held)| held).unwrap_or_default()
-        }
+    let (kept, ids) = read_digests(s3, unread, &mut report).await;
+    let held = match newest {
+        Some(newest) if !ids.is_empty() => match LoadHistory::lookup(table.store, newest, &ids).await? {
+            Some((_, held)) => held,
+            None => {
+                report.notes.push(
+                    "the load history cannot answer now (it is being rebuilt): versions committed before the window \
+                     under other ETags count as unaccounted"
+                        .to_string(),
+                );
+                HashSet::new()
+            }
+        },
         _ => HashSet::new(),
     };
-    for (version, id) in unread.into_iter().zip(ids) {
+    for (version, id) in kept.into_iter().zip(ids) {
         let digest = id.digest.clone().unwrap_or_default();
         if held.contains(&id) || digests.contains(&(id.uri.clone(), digest.clone())) {
             report.same_content += 1;
-        } else if has_record(table, &mut folders, QUARANTINE_PREFIX, &version.object, &digest).await? {
+        } else if has_record(table.store, QUARANTINE_PREFIX, &version.object, &digest).await? {
             report.quarantined += 1;
         } else {
             report.unaccounted.push(Unaccounted {
@@ -152,6 +180,59 @@ pub async fn reconcile(
         }
     }
     Ok(report)
+}
+
+/// What is left is read for its content digest, that very version (by id, else only while its
+/// ETag is the listed one): the same bytes may be in the table under another version, or
+/// wholly quarantined (records are filed by digest). A version that cannot be read is set
+/// aside in the report, not renotified.
+async fn read_digests(
+    s3: &aws_sdk_s3::Client,
+    unread: Vec<Listed>,
+    report: &mut Reconciliation,
+) -> (Vec<Listed>, Vec<SourceId>) {
+    let read: Vec<(Listed, Result<String>)> = futures::stream::iter(unread)
+        .map(|version| async move {
+            let digest = digest_of_listed(s3, &version.object, version.read_as.as_deref()).await;
+            (version, digest)
+        })
+        .buffered(READS_AT_ONCE)
+        .collect()
+        .await;
+    let (mut kept, mut ids) = (Vec::new(), Vec::new());
+    for (version, digest) in read {
+        match digest {
+            Ok(digest) => {
+                ids.push(SourceId {
+                    uri: version.object.uri(),
+                    etag: version.object.etag.clone(),
+                    digest: Some(digest),
+                });
+                kept.push(version);
+            }
+            Err(err) => report.unreadable.push((version.object.uri(), err.to_string())),
+        }
+    }
+    (kept, ids)
+}
+
+/// The content digest of exactly the listed version: by its version id, else the key read
+/// only while its ETag is still the listed one.
+async fn digest_of_listed(s3: &aws_sdk_s3::Client, object: &SourceObject, read_as: Option<&str>) -> Result<String> {
+    if let Some(id) = read_as.or(object.version.as_deref()) {
+        return digest_of(s3, object, Some(id)).await;
+    }
+    let mut request = s3.get_object().bucket(&object.bucket).key(&object.key);
+    if let Some(etag) = &object.etag {
+        request = request.if_match(format!("\"{etag}\""));
+    }
+    let got = request.send().await.map_err(|err| Error::aws("GetObject", object.uri(), err))?;
+    let mut body = got.body;
+    let mut digest = crate::lineage::ContentDigest::default();
+    while let Some(piece) = body.try_next().await.map_err(|err| Error::aws("GetObject", object.uri(), err))? {
+        digest.update(&piece);
+    }
+    Ok(digest.finish())
 }
 
 /// The versions written in the window (delete markers aside), oldest first.
@@ -197,17 +278,25 @@ async fn list_versions(s3: &aws_sdk_s3::Client, window: &Window) -> Result<Vec<L
     Ok(listed)
 }
 
-/// The (URI, ETag) and (URI, digest) of every source the commits since `since_ms` list.
+/// The (URI, ETag) and (URI, digest) of every source the commits from the window's opening to
+/// an hour past its close list.
 type Committed = (HashSet<(String, String)>, HashSet<(String, String)>);
 
-async fn committed_since(
+async fn committed_in(
     table: &Arc<dyn ObjectStore>,
     newest: u64,
-    since_ms: i64,
+    window: &Window,
     report: &mut Reconciliation,
 ) -> Result<Committed> {
     const AT_ONCE: usize = 16;
-    let first = first_commit_from(table, newest, since_ms).await?;
+    let first = first_commit_from(table, newest, window.since.timestamp_millis()).await?;
+    if first > 0 && first <= newest && commit_at(table, first - 1).await?.is_none() {
+        report.notes.push(format!(
+            "the log no longer holds the commits before version {first} (cleaned up): versions committed then \
+             are recognised by their content, one read each"
+        ));
+    }
+    let last_ms = window.until.timestamp_millis() + COMMIT_LAG_MS;
     let (mut by_etag, mut by_digest) = (HashSet::new(), HashSet::new());
     let mut versions = (first..=newest).peekable();
     while versions.peek().is_some() {
@@ -217,8 +306,10 @@ async fn committed_since(
             .buffered(AT_ONCE)
             .try_collect()
             .await?;
-        for (_, sources) in commits.into_iter().flatten() {
+        let mut past_window = false;
+        for (at, sources) in commits.into_iter().flatten() {
             report.commits_read += 1;
+            past_window |= at > last_ms;
             for source in sources {
                 if let Some(etag) = &source.id.etag {
                     by_etag.insert((source.id.uri.clone(), etag.clone()));
@@ -227,6 +318,10 @@ async fn committed_since(
                     by_digest.insert((source.id.uri.clone(), digest.clone()));
                 }
             }
+        }
+        // Commits an hour past the window commit nothing written in it (but a redelivery).
+        if past_window {
+            break;
         }
     }
     Ok((by_etag, by_digest))
@@ -241,34 +336,21 @@ async fn staged_versions(table: &Arc<dyn ObjectStore>) -> Result<HashSet<(String
             Ok(info) => {
                 staged.extend(info.sources.into_iter().map(|s| (s.id.uri, s.id.etag.unwrap_or_default())));
             }
-            // Committed and removed since it was listed: the commits were read before.
+            // Committed and removed since it was listed: the commits read after list it.
             Err(Error::Storage(object_store::Error::NotFound { .. })) => {}
-            Err(err) => return Err(err),
+            // The compactor sets it aside and reports it; its sources are not counted staged.
+            Err(err) => tracing::warn!(fragment = %meta.location, error = %err, "a staged fragment cannot be read"),
         }
     }
     Ok(staged)
 }
 
-/// Whether `object` has a record under `prefix` for `tag`; each record folder is listed once
-/// (records are filed by their object's folder).
-async fn has_record(
-    table: &Arc<dyn ObjectStore>,
-    folders: &mut HashMap<String, HashSet<String>>,
-    prefix: &str,
-    object: &SourceObject,
-    tag: &str,
-) -> Result<bool> {
-    let wanted = source_record(prefix, &object.bucket, &object.key, tag, "x");
-    let folder: object_store::path::Path = wanted.parts().take(wanted.parts().count() - 1).collect();
-    let listed = match folders.entry(folder.to_string()) {
-        std::collections::hash_map::Entry::Occupied(listed) => listed.into_mut(),
-        std::collections::hash_map::Entry::Vacant(entry) => {
-            let paths: HashSet<String> =
-                table.list(Some(&folder)).map_ok(|meta| meta.location.to_string()).try_collect().await?;
-            entry.insert(paths)
-        }
-    };
-    let stem = |path: &str| path.rsplit_once('.').map_or(path.to_string(), |(stem, _)| stem.to_string());
-    let wanted = stem(wanted.as_ref());
-    Ok(listed.iter().any(|path| stem(path) == wanted))
+/// Whether `object` has a record under `prefix` for `tag`: one HEAD of its path.
+async fn has_record(table: &Arc<dyn ObjectStore>, prefix: &str, object: &SourceObject, tag: &str) -> Result<bool> {
+    let extension = if prefix == QUARANTINE_PREFIX { "ndjson" } else { "json" };
+    match table.head(&source_record(prefix, &object.bucket, &object.key, tag, extension)).await {
+        Ok(_) => Ok(true),
+        Err(object_store::Error::NotFound { .. }) => Ok(false),
+        Err(err) => Err(err.into()),
+    }
 }

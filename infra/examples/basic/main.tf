@@ -62,6 +62,12 @@ variable "force_destroy" {
   default     = false
 }
 
+variable "alarm_emails" {
+  description = "Addresses the alarm topic notifies (each confirms its subscription by email)."
+  type        = list(string)
+  default     = []
+}
+
 module "inlet" {
   source = "../../modules/inlet"
 
@@ -74,6 +80,9 @@ module "inlet" {
   force_destroy     = var.force_destroy
   converter_package = coalesce(var.converter_package, { filename = "${var.package_dir}/converter/bootstrap.zip" })
   compactor_package = coalesce(var.compactor_package, { filename = "${var.package_dir}/compactor/bootstrap.zip" })
+  # Every alarm notifies one topic; subscribe on-call addresses with alarm_emails.
+  create_alarm_topic = true
+  alarm_emails       = var.alarm_emails
 }
 
 output "table_uri" {

@@ -219,20 +219,10 @@ async fn read_digests(
 /// The content digest of exactly the listed version: by its version id, else the key read
 /// only while its ETag is still the listed one.
 async fn digest_of_listed(s3: &aws_sdk_s3::Client, object: &SourceObject, read_as: Option<&str>) -> Result<String> {
-    if let Some(id) = read_as.or(object.version.as_deref()) {
-        return digest_of(s3, object, Some(id)).await;
+    match read_as.or(object.version.as_deref()) {
+        Some(id) => digest_of(s3, object, Some(id), None).await,
+        None => digest_of(s3, object, None, object.etag.as_deref()).await,
     }
-    let mut request = s3.get_object().bucket(&object.bucket).key(&object.key);
-    if let Some(etag) = &object.etag {
-        request = request.if_match(format!("\"{etag}\""));
-    }
-    let got = request.send().await.map_err(|err| Error::aws("GetObject", object.uri(), err))?;
-    let mut body = got.body;
-    let mut digest = crate::lineage::ContentDigest::default();
-    while let Some(piece) = body.try_next().await.map_err(|err| Error::aws("GetObject", object.uri(), err))? {
-        digest.update(&piece);
-    }
-    Ok(digest.finish())
 }
 
 /// The versions written in the window (delete markers aside), oldest first.

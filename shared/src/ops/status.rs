@@ -163,6 +163,24 @@ async fn recent_commits(store: &Arc<dyn ObjectStore>, newest: u64, since_ms: i64
 /// A commit's time (its `commitInfo` timestamp, else the file's) and the rows Inlet recorded
 /// in it; `None` when its file is gone.
 async fn commit_time_and_rows(store: &Arc<dyn ObjectStore>, version: u64) -> Result<Option<(i64, u64)>> {
+    Ok(read_commit(store, version).await?.map(|commit| {
+        let rows = commit.info.get(ROWS_KEY).and_then(serde_json::Value::as_u64).unwrap_or(0);
+        (commit.at, rows)
+    }))
+}
+
+/// One commit file, read.
+pub(crate) struct CommitFile {
+    /// Its `commitInfo` timestamp, else the file's modification time (ms since the epoch).
+    pub at: i64,
+    /// Its `commitInfo` (`null` when it has none: another writer's).
+    pub info: serde_json::Value,
+    /// The file.
+    pub bytes: bytes::Bytes,
+}
+
+/// Commit `version` of the table, `None` when its file is gone (cleaned up).
+pub(crate) async fn read_commit(store: &Arc<dyn ObjectStore>, version: u64) -> Result<Option<CommitFile>> {
     let got = match store.get(&commit_file(version)).await {
         Ok(got) => got,
         Err(object_store::Error::NotFound { .. }) => return Ok(None),
@@ -170,15 +188,13 @@ async fn commit_time_and_rows(store: &Arc<dyn ObjectStore>, version: u64) -> Res
     };
     let modified = got.meta.last_modified.timestamp_millis();
     let bytes = got.bytes().await?;
-    for line in bytes.split(|byte| *byte == b'\n').filter(|line| !line.is_empty()) {
-        let Ok(action) = serde_json::from_slice::<serde_json::Value>(line) else { continue };
-        if let Some(info) = action.get("commitInfo") {
-            let at = info.get("timestamp").and_then(serde_json::Value::as_i64).unwrap_or(modified);
-            let rows = info.get(ROWS_KEY).and_then(serde_json::Value::as_u64).unwrap_or(0);
-            return Ok(Some((at, rows)));
-        }
-    }
-    Ok(Some((modified, 0)))
+    let info = bytes
+        .split(|byte| *byte == b'\n')
+        .filter_map(|line| serde_json::from_slice::<serde_json::Value>(line).ok())
+        .find_map(|mut action| action.get_mut("commitInfo").map(serde_json::Value::take))
+        .unwrap_or(serde_json::Value::Null);
+    let at = info.get("timestamp").and_then(serde_json::Value::as_i64).unwrap_or(modified);
+    Ok(Some(CommitFile { at, info, bytes }))
 }
 
 #[cfg(test)]

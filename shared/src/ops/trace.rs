@@ -17,9 +17,7 @@ use crate::commit::LoadHistory;
 use crate::commit::history::sources_in_commit;
 use crate::error::{Error, Result};
 use crate::ingest::{FailureRecord, SupersededVersion};
-use crate::layout::{
-    FAILURES_PREFIX, QUARANTINE_PREFIX, REPLAYED_PREFIX, SUPERSEDED_PREFIX, commit_file, source_record,
-};
+use crate::layout::{FAILURES_PREFIX, QUARANTINE_PREFIX, REPLAYED_PREFIX, SUPERSEDED_PREFIX, source_record};
 use crate::lineage::{CommittedSource, ContentDigest, SourceId, SourceObject};
 use crate::stage::fragment::FragmentStore;
 
@@ -242,22 +240,24 @@ async fn versions(
     for version in &mut found {
         // The current version is read as the key; an older one by its id ("null" included).
         let id = if version.latest { None } else { version.version_id.as_deref() };
-        version.digest = digest_of(s3, object, id).await?;
+        version.digest = digest_of(s3, object, id, None).await?;
     }
     Ok((found, more))
 }
 
-/// The content digest of one version, read whole.
+/// The content digest of one version, read whole (only while its ETag is `if_match`, given one).
 pub(crate) async fn digest_of(
     s3: &aws_sdk_s3::Client,
     object: &SourceObject,
     version_id: Option<&str>,
+    if_match: Option<&str>,
 ) -> Result<String> {
     let got = s3
         .get_object()
         .bucket(&object.bucket)
         .key(&object.key)
         .set_version_id(version_id.map(str::to_string))
+        .set_if_match(if_match.map(|etag| format!("\"{etag}\"")))
         .send()
         .await
         .map_err(|err| Error::aws("GetObject", object.uri(), err))?;
@@ -274,19 +274,10 @@ pub(crate) type CommitSources = (i64, Vec<CommittedSource>);
 
 /// A commit's time and the sources it lists; `None` when its file is gone.
 pub(crate) async fn commit_at(table: &Arc<dyn ObjectStore>, version: u64) -> Result<Option<CommitSources>> {
-    let got = match table.get(&commit_file(version)).await {
-        Ok(got) => got,
-        Err(object_store::Error::NotFound { .. }) => return Ok(None),
-        Err(err) => return Err(err.into()),
-    };
-    let modified = got.meta.last_modified.timestamp_millis();
-    let bytes = got.bytes().await?;
-    let at = bytes
-        .split(|byte| *byte == b'\n')
-        .filter_map(|line| serde_json::from_slice::<serde_json::Value>(line).ok())
-        .find_map(|action| action.get("commitInfo").and_then(|info| info.get("timestamp")).and_then(|t| t.as_i64()))
-        .unwrap_or(modified);
-    Ok(Some((at, sources_in_commit(&bytes)?)))
+    match super::status::read_commit(table, version).await? {
+        Some(commit) => Ok(Some((commit.at, sources_in_commit(&commit.bytes)?))),
+        None => Ok(None),
+    }
 }
 
 /// The first commit at or after `since_ms` (by bisection on commit time, about 20 reads; a

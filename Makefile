@@ -9,12 +9,13 @@ LAMBDA_ARCH ?= arm64
 OBJECTS ?= 300
 
 .PHONY: help setup cargo-tools localstack-venv tools-venv localstack-start localstack-stop \
-        infra-check infra-docs build test unit-test lint fmt demo bench bench-compaction compaction-rounds bench-venv coldstart build-lambdas clean
+        infra-check infra-docs readme-lists build test unit-test lint fmt demo bench bench-compaction compaction-rounds bench-venv coldstart build-lambdas clean
 
 help:
 	@echo "make demo           run the whole pipeline on LocalStack and show the Delta table"
 	@echo "make test           unit + LocalStack integration tests"
-	@echo "make lint           rustfmt check, the architecture check (tests/architecture.py), clippy with warnings as errors"
+	@echo "make lint           rustfmt check, the architecture check (tests/architecture.py), the README's generated lists, clippy with warnings as errors"
+	@echo "make readme-lists   rewrite the README's metric and alarm lists from shared/src/metrics.rs and monitoring.tf"
 	@echo "make infra-check    terraform fmt/validate (offline), checkov, module assertions"
 	@echo "make bench          converter throughput and peak memory (OBJECTS=300)"
 	@echo "make bench-compaction  the compaction alone beside its peers (OBJECTS=6000 ROUNDS=1: several 256 MiB files)"
@@ -60,6 +61,11 @@ infra-check:
 infra-docs:
 	$(PYTHON) infra/module_docs.py
 
+# Rewrites the README's metric list (from METRICS in shared/src/metrics.rs) and alarm list (from
+# infra/modules/inlet/monitoring.tf); lint fails when they are stale.
+readme-lists:
+	$(PYTHON) docs/readme_lists.py
+
 # When terraform and the mirror are here, the LocalStack deploy test must run, not skip.
 test: setup build infra-check
 	cargo nextest run --workspace --no-run
@@ -69,6 +75,7 @@ test: setup build infra-check
 lint:
 	cargo fmt --all --check
 	$(PYTHON) tests/architecture.py
+	$(PYTHON) docs/readme_lists.py --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
 fmt:

@@ -10,7 +10,7 @@ functions' and the command's own code:
 * a module imports only from its own layer or a lower one (LAYERS): the folders follow the
   data path, so the fragment format never reaches up into the functions that write or read it,
   the converter and the compactor never reach into each other, and nothing but the command
-  reaches into `ops/`.
+  reaches into `ops/` (the compactor's main runs its scheduled reconciliation).
 """
 
 import pathlib

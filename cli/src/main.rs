@@ -57,23 +57,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Send existing objects under an S3 prefix through the pipeline (synthetic notifications).
-    Backfill {
-        /// `s3://bucket/prefix/`
-        prefix: String,
-        /// Ingest queue the converter reads.
-        #[arg(long, env = "INLET_QUEUE_URL")]
-        queue_url: Option<String>,
-        /// Only data from this date (YYYY-MM-DD): the key's date= segment, else last-modified.
-        #[arg(long)]
-        since: Option<chrono::NaiveDate>,
-        /// Only keys ending with this.
-        #[arg(long, default_value = ".json.zst")]
-        suffix: String,
-        /// List and count, send nothing.
-        #[arg(long)]
-        dry_run: bool,
-    },
+    /// Send existing objects under an S3 prefix through the pipeline (synthetic notifications),
+    /// a page at a time as they are listed; exactly once by the load history, however often.
+    Backfill(BackfillArgs),
     /// Merge staged fragments into the table now, however little is staged.
     Compact {
         /// Invoke this deployed compactor function instead of compacting from here.
@@ -253,6 +239,45 @@ enum QuarantineCommand {
     },
 }
 
+/// `inlet backfill`'s arguments.
+#[derive(clap::Args)]
+struct BackfillArgs {
+    /// `s3://bucket/prefix/`
+    prefix: String,
+    /// Ingest queue the converter reads.
+    #[arg(long, env = "INLET_QUEUE_URL")]
+    queue_url: Option<String>,
+    /// Only data from this date (YYYY-MM-DD): the key's date= segment, else last-modified.
+    #[arg(long)]
+    since: Option<chrono::NaiveDate>,
+    /// Only data before this date (YYYY-MM-DD), read as --since is.
+    #[arg(long)]
+    until: Option<chrono::NaiveDate>,
+    /// Only keys ending with this.
+    #[arg(long, default_value = ".json.zst")]
+    suffix: String,
+    /// Read the objects from this S3 Inventory report (`s3://…/manifest.json`, CSV) instead
+    /// of listing the prefix: every version it lists under the prefix, delete markers aside.
+    #[arg(long)]
+    inventory: Option<String>,
+    /// Record the position reached in this file after each page, and continue from it when
+    /// it exists (a backfill that failed or stopped at --max-objects).
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// Stop after sending this many objects (run again with the same --checkpoint to go on).
+    #[arg(long)]
+    max_objects: Option<u64>,
+    /// Send at most this many objects per second (the converters' pace, a queue's budget).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Send requests (of ten notifications) at once.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// List and count, send nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
 fn main() -> Result<()> {
     inlet::memory::keep_large_buffers_mapped();
     inlet::ingest::runtime()?.block_on(run())
@@ -275,10 +300,7 @@ async fn run() -> Result<()> {
     let sdk = inlet::aws::sdk_config().await;
     match cli.command {
         Command::Convert { out, objects, json } => convert(&overrides, &out, &objects, json).await,
-        Command::Backfill { prefix, queue_url, since, suffix, dry_run } => {
-            let filter = BackfillFilter { suffix: Some(suffix).filter(|s| !s.is_empty()), since };
-            backfill_prefix(&sdk, &prefix, &filter, queue_url, dry_run).await
-        }
+        Command::Backfill(args) => backfill_prefix(&sdk, args).await,
         Command::Compact { function, partitions, optimize, vacuum, create } => {
             let partitions = (!partitions.is_empty()).then_some(partitions);
             let request =
@@ -311,7 +333,7 @@ async fn run() -> Result<()> {
             let now = chrono::Utc::now();
             let window = inlet::ops::reconcile::Window {
                 bucket: String::new(),
-                prefix: String::new(),
+                prefixes: Vec::new(),
                 suffix,
                 since: since.as_deref().map(parse_time).transpose()?.unwrap_or(now - chrono::Duration::days(1)),
                 until: until.as_deref().map(parse_time).transpose()?.unwrap_or(now),
@@ -356,35 +378,108 @@ async fn routes(sdk: &SdkConfig, overrides: &Overrides) -> Result<Routes> {
     routes.context("set INLET_ROUTES (--routes) for a deployment of several tables, or INLET_TABLE_URI (--table-uri)")
 }
 
-/// `inlet backfill`: synthetic notifications for the objects under `prefix` (only counted and
-/// listed with `dry_run`).
-async fn backfill_prefix(
-    sdk: &SdkConfig,
-    prefix: &str,
-    filter: &BackfillFilter,
-    queue_url: Option<String>,
-    dry_run: bool,
-) -> Result<()> {
-    let (bucket, key_prefix) = backfill::parse_s3_uri(prefix)?;
-    let objects = backfill::list_objects(&inlet::aws::s3_client(sdk), &bucket, &key_prefix, filter).await?;
-    let bytes: u64 = objects.iter().map(|o| o.size).sum();
-    eprintln!("backfill: {} objects ({:.1} MiB) under {prefix}", objects.len(), bytes as f64 / 1048576.0);
-    if dry_run {
-        for listed in objects.iter().take(10) {
-            println!("{}", listed.object.uri());
+impl BackfillArgs {
+    fn filter(&self) -> BackfillFilter {
+        BackfillFilter {
+            suffix: Some(self.suffix.clone()).filter(|s| !s.is_empty()),
+            since: self.since,
+            until: self.until,
         }
-        if objects.len() > 10 {
-            println!("... and {} more", objects.len() - 10);
-        }
+    }
+
+    /// Names what is read and how it is filtered, so a checkpoint continues only its own run.
+    fn source(&self, filter: &BackfillFilter) -> String {
+        let inventory = self.inventory.as_deref().map(|manifest| format!(" from {manifest}")).unwrap_or_default();
+        format!(
+            "{}{inventory} suffix={:?} since={:?} until={:?}",
+            self.prefix, filter.suffix, filter.since, filter.until
+        )
+    }
+
+    /// The checkpoint to continue from: the file's, or a new one.
+    fn resume(&self, source: String) -> Result<backfill::Checkpoint> {
+        let Some(path) = self.checkpoint.as_ref().filter(|path| path.exists()) else {
+            return Ok(backfill::Checkpoint { source, ..Default::default() });
+        };
+        let checkpoint: backfill::Checkpoint = serde_json::from_slice(&std::fs::read(path)?)
+            .with_context(|| format!("{} is not a backfill checkpoint", path.display()))?;
+        anyhow::ensure!(
+            checkpoint.source == source,
+            "{} records another backfill ({}); name a new file",
+            path.display(),
+            checkpoint.source
+        );
+        Ok(checkpoint)
+    }
+}
+
+/// Writes `checkpoint` to `path` whole (a new file renamed over the old).
+fn save_checkpoint(path: &std::path::Path, checkpoint: &backfill::Checkpoint) -> inlet::Result<()> {
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, serde_json::to_vec_pretty(checkpoint)?)?;
+    std::fs::rename(&partial, path)?;
+    Ok(())
+}
+
+/// `inlet backfill`: synthetic notifications for the objects under the prefix (only counted
+/// and the first listed with `dry_run`), continuing from the checkpoint file when there is one.
+async fn backfill_prefix(sdk: &SdkConfig, run: BackfillArgs) -> Result<()> {
+    let (bucket, key_prefix) = backfill::parse_s3_uri(&run.prefix)?;
+    let filter = &run.filter();
+    let options = &backfill::SendOptions { concurrency: run.concurrency, rate: run.rate, max_objects: run.max_objects };
+    let mut checkpoint = run.resume(run.source(filter))?;
+    if checkpoint.done {
+        println!("{}", serde_json::json!({"queued": 0, "total": checkpoint.sent, "done": true}));
+        eprintln!("backfill: the checkpoint says every object was sent already");
         return Ok(());
     }
-    let Some(queue_url) = queue_url else { bail!("--queue-url (or INLET_QUEUE_URL) is required to send") };
-    let bar = indicatif::ProgressBar::new(objects.len() as u64);
-    bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} objects queued, {per_sec}")?);
-    let sent =
-        backfill::enqueue(&inlet::aws::sqs_client(sdk), &queue_url, &objects, |n| bar.set_position(n as u64)).await?;
-    bar.finish();
-    println!("{}", serde_json::json!({"queued": sent, "bytes": bytes, "queue": queue_url}));
+    let s3 = inlet::aws::s3_client(sdk);
+    let mut pager = match &run.inventory {
+        Some(manifest) => backfill::Pager::inventory(s3, manifest, &bucket, &key_prefix, &checkpoint.position).await?,
+        None => backfill::Pager::listing(s3, &bucket, &key_prefix, &checkpoint.position),
+    };
+    if run.dry_run {
+        let mut shown = 0;
+        let (objects, bytes) = backfill::count_all(&mut pager, filter, |listed| {
+            if shown < 10 {
+                println!("{}", listed.object.uri());
+                shown += 1;
+            }
+        })
+        .await?;
+        if objects > 10 {
+            println!("... and {} more", objects - 10);
+        }
+        eprintln!("backfill: {objects} objects ({:.1} MiB) under {}", bytes as f64 / 1048576.0, run.prefix);
+        return Ok(());
+    }
+    let Some(queue_url) = run.queue_url.clone() else { bail!("--queue-url (or INLET_QUEUE_URL) is required to send") };
+    let (before, bytes_before) = (checkpoint.sent, checkpoint.bytes);
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {pos} objects queued, {per_sec} {msg}")?);
+    let sqs = inlet::aws::sqs_client(sdk);
+    let saved = backfill::send_all(&mut pager, filter, &sqs, &queue_url, options, &mut checkpoint, |reached| {
+        bar.set_position(reached.sent - before);
+        bar.set_message(reached.position.after_key.clone().unwrap_or_default());
+        run.checkpoint.as_deref().map_or(Ok(()), |path| save_checkpoint(path, reached))
+    })
+    .await;
+    bar.finish_and_clear();
+    let summary = serde_json::json!({
+        "queued": checkpoint.sent - before,
+        "bytes": checkpoint.bytes - bytes_before,
+        "total": checkpoint.sent,
+        "done": checkpoint.done,
+        "queue": queue_url,
+    });
+    println!("{summary}");
+    if let Err(err) = saved {
+        let resume = run.checkpoint.as_ref().map(|path| format!("; run again with --checkpoint {}", path.display()));
+        bail!("backfill stopped after {} objects: {err}{}", checkpoint.sent - before, resume.unwrap_or_default());
+    }
+    if !checkpoint.done {
+        eprintln!("backfill: stopped at --max-objects; run again with the same --checkpoint to continue");
+    }
     Ok(())
 }
 
@@ -547,12 +642,10 @@ async fn reconcile(
     renotify: Option<String>,
     json: bool,
 ) -> Result<()> {
-    (window.bucket, window.prefix) = backfill::parse_s3_uri(prefix)?;
-    let probe = inlet::lineage::SourceObject {
-        bucket: window.bucket.clone(),
-        key: format!("{}x", window.prefix),
-        ..Default::default()
-    };
+    let (bucket, key_prefix) = backfill::parse_s3_uri(prefix)?;
+    let probe =
+        inlet::lineage::SourceObject { bucket: bucket.clone(), key: format!("{key_prefix}x"), ..Default::default() };
+    (window.bucket, window.prefixes) = (bucket, vec![key_prefix]);
     let route = match table {
         Some(name) => routes.named(name).with_context(|| format!("no table {name:?} here"))?,
         None => routes.route_of(&probe).with_context(|| format!("no route takes {prefix}; name one with --table"))?,
@@ -567,12 +660,8 @@ async fn reconcile(
     let report = inlet::ops::reconcile::reconcile(&s3, &checked, &window).await?;
     let mut renotified = 0;
     if let Some(queue_url) = renotify {
-        let listed: Vec<backfill::ListedObject> = report
-            .unaccounted
-            .iter()
-            .map(|lost| backfill::ListedObject { object: lost.object.clone(), size: lost.size, last_modified: None })
-            .collect();
-        renotified = backfill::enqueue(&inlet::aws::sqs_client(sdk), &queue_url, &listed, |_| ()).await?;
+        let sqs = inlet::aws::sqs_client(sdk);
+        renotified = inlet::ops::reconcile::renotify(&sqs, &queue_url, &report.unaccounted).await?;
     }
     if json {
         let mut document = serde_json::to_value(&report)?;

@@ -139,6 +139,16 @@ pub const SETTINGS: &[SettingDoc] = &[
         description: "Compactor function the converter invokes (asynchronously) once a target file's worth of bytes is staged.",
     },
     SettingDoc {
+        env: "INLET_RECONCILE_PREFIXES",
+        default: Some("(none)"),
+        description: "Raw prefixes the compactor's scheduled reconciliation lists for this table, comma-separated `s3://bucket/prefix` templates where `{date}` (YYYY-MM-DD) and `{hour}` (HH) stand for each UTC date and hour of the window (`s3://raw/web/date={date}/`), so a run lists its window, not the bucket's history; unset, the table is not reconciled on a schedule.",
+    },
+    SettingDoc {
+        env: "INLET_QUEUE_URL",
+        default: Some("(none)"),
+        description: "Ingest queue the compactor's scheduled reconciliation sends unaccounted objects to (when it renotifies), as `inlet backfill` and `inlet dlq redrive` do.",
+    },
+    SettingDoc {
         env: "INLET_DOWNLOAD_CONCURRENCY",
         default: Some("16"),
         description: "Source objects the converter downloads at once (an object stored larger than a quarter of INLET_PIECE_BYTES is streamed instead).",
@@ -202,6 +212,8 @@ pub struct Settings {
     pub isolation_queue_url: Option<String>,
     /// FIFO queue sealed batches are announced on, for the compactor to commit them now.
     pub commit_queue_url: Option<String>,
+    /// Raw prefix templates a scheduled reconciliation lists (`{date}`, `{hour}`).
+    pub reconcile_prefixes: Vec<String>,
 }
 
 impl Settings {
@@ -245,6 +257,7 @@ impl Settings {
             compactor_function: get("INLET_COMPACTOR_FUNCTION"),
             isolation_queue_url: get("INLET_ISOLATION_QUEUE_URL"),
             commit_queue_url: get("INLET_COMMIT_QUEUE_URL"),
+            reconcile_prefixes: parse_reconcile_prefixes(get("INLET_RECONCILE_PREFIXES").as_deref())?,
             maintenance: Maintenance {
                 checkpoint_interval: parse_positive(&get, "INLET_CHECKPOINT_INTERVAL")?,
                 log_retention_days: parse_positive(&get, "INLET_LOG_RETENTION_DAYS")?,
@@ -312,6 +325,26 @@ fn default_of(env: &str) -> &'static str {
     SETTINGS.iter().find(|setting| setting.env == env).and_then(|setting| setting.default).unwrap_or_default()
 }
 
+/// `s3://bucket/prefix` templates, comma-separated, whose only placeholders are `{date}` and
+/// `{hour}`.
+fn parse_reconcile_prefixes(value: Option<&str>) -> Result<Vec<String>> {
+    let Some(value) = value else { return Ok(Vec::new()) };
+    let mut prefixes = Vec::new();
+    for template in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        let refuse = |why: &str| Error::Config(format!("INLET_RECONCILE_PREFIXES: {template:?} {why}"));
+        let rest = template.strip_prefix("s3://").ok_or_else(|| refuse("is not an s3:// prefix"))?;
+        if rest.split('/').next().is_none_or(str::is_empty) {
+            return Err(refuse("names no bucket"));
+        }
+        let unknown = rest.replace("{date}", "").replace("{hour}", "");
+        if unknown.contains('{') || unknown.contains('}') {
+            return Err(refuse("has a placeholder other than {date} and {hour}"));
+        }
+        prefixes.push(template.to_string());
+    }
+    Ok(prefixes)
+}
+
 fn parse_positive<T>(get: &impl Fn(&str) -> Option<String>, env: &str) -> Result<T>
 where
     T: std::str::FromStr + PartialOrd + Default,
@@ -358,6 +391,21 @@ mod tests {
     fn settings(pairs: &[(&str, &str)]) -> Result<Settings> {
         let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Settings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn reconcile_prefixes_are_s3_templates_of_date_and_hour() {
+        let table = ("INLET_TABLE_URI", "s3://lake/events");
+        let read = |value| settings(&[table, ("INLET_RECONCILE_PREFIXES", value)]);
+        assert_eq!(
+            read("s3://raw/web/date={date}/, s3://raw/app/{date}/{hour}/").unwrap().reconcile_prefixes,
+            ["s3://raw/web/date={date}/", "s3://raw/app/{date}/{hour}/"]
+        );
+        assert!(settings(&[table]).unwrap().reconcile_prefixes.is_empty());
+        for refused in ["raw/web/", "s3:///web/", "s3://raw/web/{day}/", "s3://raw/{date"] {
+            let err = read(refused).unwrap_err().to_string();
+            assert!(err.contains("INLET_RECONCILE_PREFIXES"), "{refused}: {err}");
+        }
     }
 
     #[test]
@@ -468,6 +516,8 @@ mod documentation {
             "INLET_ISOLATION_QUEUE_URL",
             "INLET_COMMIT_QUEUE_URL",
             "INLET_LOG_FORMAT",
+            // The ingest queue the module creates, given to the compactor when it renotifies.
+            "INLET_QUEUE_URL",
             // Written by the module from its `tables` map.
             "INLET_ROUTES",
         ];

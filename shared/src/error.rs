@@ -100,6 +100,11 @@ pub enum Error {
     #[error("stale: {0}")]
     Stale(String),
 
+    /// Scheduled reconciliations of some tables failed (each named with its cause); the other
+    /// tables were reconciled.
+    #[error("reconciliation failed: {0}")]
+    Reconcile(String),
+
     /// A task running part of the work panicked or was cancelled.
     #[error("task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -152,6 +157,7 @@ impl Error {
             Error::Aws { .. } => "Inlet.Aws",
             Error::Integrity(_) => "Inlet.Integrity",
             Error::Stale(_) => "Inlet.Stale",
+            Error::Reconcile(_) => "Inlet.Reconcile",
             Error::Task(_) => "Inlet.Task",
             Error::Storage(_) => "Inlet.Storage",
             Error::Delta(_) => "Inlet.Delta",
@@ -182,6 +188,7 @@ impl Error {
             // A cancelled task (shutdown) may finish next time; a panic is a bug that repeats.
             Error::Task(err) => err.is_cancelled(),
             Error::Aws { .. } | Error::Storage(_) | Error::Delta(_) | Error::Io(_) | Error::Stale(_) => true,
+            Error::Reconcile(_) => true,
             Error::Config(_)
             | Error::Schema { .. }
             | Error::BadRequest(_)

@@ -17,6 +17,206 @@ pub struct Metric {
     pub unit: &'static str,
 }
 
+/// What one metric Inlet emits means: the README's metric list is generated from [`METRICS`]
+/// (`docs/readme_lists.py`), and a test checks it against the metrics the code constructs.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricDoc {
+    /// Metric name.
+    pub name: &'static str,
+    /// The function that emits it, its `Function` dimension: `converter` or `compactor`.
+    pub function: &'static str,
+    /// CloudWatch unit.
+    pub unit: &'static str,
+    /// What it counts or measures, in one sentence.
+    pub description: &'static str,
+}
+
+/// Every metric Inlet emits, the converter's first. `docs/readme_lists.py` reads this list as
+/// text: keep every field a plain string literal.
+pub const METRICS: &[MetricDoc] = &[
+    MetricDoc {
+        name: "Objects",
+        function: "converter",
+        unit: "Count",
+        description: "Objects ingested: rows staged, lines quarantined, or both.",
+    },
+    MetricDoc { name: "Rows", function: "converter", unit: "Count", description: "Rows staged." },
+    MetricDoc {
+        name: "QuarantinedLines",
+        function: "converter",
+        unit: "Count",
+        description: "Lines refused (bad JSON, values that do not fit the schema) and kept, with their source key, \
+            line number and reason, under the table's `_inlet/quarantine/`.",
+    },
+    MetricDoc {
+        name: "FailedMessages",
+        function: "converter",
+        unit: "Count",
+        description: "Messages failed (an object unreadable, corrupt, over a limit or gone; the table not writable): \
+            SQS delivers them again, and after `max_receive_count` receives moves them to the DLQ.",
+    },
+    MetricDoc {
+        name: "TableUnavailable",
+        function: "converter",
+        unit: "Count",
+        description: "Of the failed messages, those failed unread because the table could not be set up (its schema \
+            missing or invalid); the other tables go on, and the table is set up again every 20 s.",
+    },
+    MetricDoc {
+        name: "SupersededVersions",
+        function: "converter",
+        unit: "Count",
+        description: "Notified object versions overwritten or deleted before they were read, so never ingested; each \
+            is recorded under `_inlet/superseded/`.",
+    },
+    MetricDoc {
+        name: "IsolatedMessages",
+        function: "converter",
+        unit: "Count",
+        description: "Messages delivered a second time in a batch of several, moved to the isolation queue to be \
+            converted one per invocation.",
+    },
+    MetricDoc { name: "Fragments", function: "converter", unit: "Count", description: "Parquet fragments staged." },
+    MetricDoc { name: "BytesIn", function: "converter", unit: "Bytes", description: "Uncompressed bytes decoded." },
+    MetricDoc {
+        name: "BytesOut",
+        function: "converter",
+        unit: "Bytes",
+        description: "Bytes of the Parquet fragments staged.",
+    },
+    MetricDoc {
+        name: "Duration",
+        function: "converter",
+        unit: "Milliseconds",
+        description: "Wall time of the invocation.",
+    },
+    MetricDoc {
+        name: "FreshnessLag",
+        function: "compactor",
+        unit: "Seconds",
+        description: "Age of the oldest staged fragment when the run started.",
+    },
+    MetricDoc {
+        name: "FragmentsConsumed",
+        function: "compactor",
+        unit: "Count",
+        description: "Fragments merged into table files and deleted.",
+    },
+    MetricDoc {
+        name: "FragmentsDeferred",
+        function: "compactor",
+        unit: "Count",
+        description: "Fragments left staged: small and fresh, held for the schema, or holding a copy of a source not \
+            complete yet.",
+    },
+    MetricDoc {
+        name: "FragmentsHeldForSchema",
+        function: "compactor",
+        unit: "Count",
+        description: "Of the deferred fragments, those carrying a column that cannot join the table (not nullable, no \
+            exact Delta type, or typed two ways): they wait staged for the declared schema to be fixed.",
+    },
+    MetricDoc {
+        name: "CorruptFragments",
+        function: "compactor",
+        unit: "Count",
+        description: "Staged files that could not be read as fragments, set aside under `_inlet/corrupt/`.",
+    },
+    MetricDoc { name: "RowsCommitted", function: "compactor", unit: "Count", description: "Rows committed." },
+    MetricDoc {
+        name: "DuplicateRowsDropped",
+        function: "compactor",
+        unit: "Count",
+        description: "Rows dropped because the table holds their source already, or from another copy the run commits.",
+    },
+    MetricDoc {
+        name: "UncommittedRowsDropped",
+        function: "compactor",
+        unit: "Count",
+        description: "Rows deleted uncommitted from copies never to be committed (a failed or incomplete copy), each \
+            named under `_inlet/dropped/`; SQS delivers their messages again.",
+    },
+    MetricDoc {
+        name: "StrandedSources",
+        function: "compactor",
+        unit: "Count",
+        description: "Sources kept staged because a sealed batch lost a fragment of their copy: never committed \
+            incomplete, they wait for `inlet backfill`.",
+    },
+    MetricDoc {
+        name: "UnsealedFragments",
+        function: "compactor",
+        unit: "Count",
+        description: "Fragments of converter batches not sealed yet (their converter may still be running).",
+    },
+    MetricDoc {
+        name: "AbandonedRows",
+        function: "compactor",
+        unit: "Count",
+        description: "Rows of converter batches voided as abandoned (never sealed), deleted uncommitted; SQS delivers \
+            their messages again.",
+    },
+    MetricDoc {
+        name: "FilesWritten",
+        function: "compactor",
+        unit: "Count",
+        description: "Parquet files added to the table.",
+    },
+    MetricDoc {
+        name: "BytesWritten",
+        function: "compactor",
+        unit: "Bytes",
+        description: "Bytes of Parquet added to the table.",
+    },
+    MetricDoc {
+        name: "CommitVersion",
+        function: "compactor",
+        unit: "None",
+        description: "The table version the run created, -1 when it committed nothing: every run that ends reports it, \
+            so the heartbeat alarm counts runs by it.",
+    },
+    MetricDoc {
+        name: "SmallFilesOptimized",
+        function: "compactor",
+        unit: "Count",
+        description: "Small table files rewritten after the commit, when that was due or asked for.",
+    },
+    MetricDoc {
+        name: "FilesVacuumed",
+        function: "compactor",
+        unit: "Count",
+        description: "Unreferenced data files vacuumed, when asked for.",
+    },
+    MetricDoc {
+        name: "HistoryRebuildFilesLeft",
+        function: "compactor",
+        unit: "Count",
+        description: "Data files a load history rebuild still has to read; 0 but while one runs, which commits \
+            nothing.",
+    },
+    MetricDoc {
+        name: "CompactionFailed",
+        function: "compactor",
+        unit: "Count",
+        description: "1 for a table whose compaction failed, else 0: each table of a deployment compacts, fails and \
+            alarms on its own, its rows waiting staged.",
+    },
+    MetricDoc {
+        name: "UnaccountedObjects",
+        function: "compactor",
+        unit: "Count",
+        description: "Object versions a scheduled reconciliation found written under the table's reconcile prefixes in \
+            its window that the pipeline never heard of (no commit, staged fragment, quarantine, superseded or failure \
+            record); renotified when the reconciliation is set to.",
+    },
+    MetricDoc {
+        name: "ReconciledObjects",
+        function: "compactor",
+        unit: "Count",
+        description: "Object versions a scheduled reconciliation accounted for in its window.",
+    },
+];
+
 /// Builds the EMF document for `metrics` of `function` acting on `table`, at `timestamp_ms`.
 pub fn emf_document(function: &str, table: &str, metrics: &[Metric], timestamp_ms: i64) -> Value {
     let definitions: Vec<Value> = metrics.iter().map(|m| json!({"Name": m.name, "Unit": m.unit})).collect();
@@ -47,6 +247,8 @@ pub fn emit(function: &str, table: &str, metrics: &[Metric]) {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
     #[test]
@@ -63,5 +265,69 @@ mod tests {
         assert_eq!(document["BytesIn"], 1024.0);
         assert_eq!(document["Function"], "converter");
         assert_eq!(document["_aws"]["Timestamp"], 1_700_000_000_000i64);
+    }
+
+    #[test]
+    fn every_emitted_metric_is_documented() {
+        let emitted = emitted_metrics();
+        for (name, unit) in &emitted {
+            let doc = METRICS.iter().find(|doc| doc.name == name.as_str());
+            let doc = doc.unwrap_or_else(|| panic!("{name} is emitted but missing from METRICS"));
+            if let Some(unit) = unit {
+                assert_eq!(doc.unit, unit.as_str(), "{name}: METRICS gives another unit than the code emits");
+            }
+        }
+        for doc in METRICS {
+            let name = doc.name;
+            let constructed = emitted.iter().any(|(emitted_name, _)| emitted_name.as_str() == name);
+            assert!(constructed, "{name} is in METRICS but constructed nowhere");
+            assert!(["converter", "compactor"].contains(&doc.function), "{name}: no function {}", doc.function);
+            assert_eq!(METRICS.iter().filter(|other| other.name == name).count(), 1, "{name} is listed twice");
+        }
+    }
+
+    /// The name and unit of every metric the crate's sources construct, tests included.
+    fn emitted_metrics() -> Vec<(String, Option<String>)> {
+        let mut emitted = Vec::new();
+        let mut folders = vec![PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/src"))];
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(&folder).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    folders.push(path);
+                } else if path.extension().is_some_and(|extension| extension == "rs") {
+                    emitted.extend(metrics_constructed_in(&std::fs::read_to_string(&path).unwrap()));
+                }
+            }
+        }
+        emitted
+    }
+
+    /// Each `Metric` struct literal of `source` whose name is a string literal: its name, and its
+    /// unit when that is a string literal too.
+    fn metrics_constructed_in(source: &str) -> Vec<(String, Option<String>)> {
+        const OPENING: &str = "Metric {";
+        let mut found = Vec::new();
+        for (at, _) in source.match_indices(OPENING) {
+            // `MetricDoc {` does not match; `SomeMetric {` would.
+            if source[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_') {
+                continue;
+            }
+            let body = &source[at + OPENING.len()..];
+            let body = &body[..body.find('}').unwrap_or(body.len())];
+            if let Some(name) = string_field(body, "name") {
+                found.push((name, string_field(body, "unit")));
+            }
+        }
+        found
+    }
+
+    /// The string literal a struct literal's `field` is set to, if it is one.
+    fn string_field(body: &str, field: &str) -> Option<String> {
+        body.split(',').find_map(|part| {
+            let value = part.trim_start().strip_prefix(field)?.trim_start().strip_prefix(':')?;
+            let text = value.trim_start().strip_prefix('"')?;
+            text.split_once('"').map(|(text, _)| text.to_owned())
+        })
     }
 }

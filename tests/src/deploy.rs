@@ -48,6 +48,9 @@ pub struct PipelineOptions {
     /// A commit queue, as the Terraform module deploys it: the converter announces each
     /// sealed batch on a FIFO queue the compactor reads, one message group per table.
     pub commit_queue: bool,
+    /// A key prefix template of the raw bucket (`web/date={date}/`) the compactor's scheduled
+    /// reconciliation lists (`INLET_RECONCILE_PREFIXES`).
+    pub reconcile_prefix: Option<String>,
 }
 
 impl Default for PipelineOptions {
@@ -64,6 +67,7 @@ impl Default for PipelineOptions {
             profile: "debug",
             isolation: false,
             commit_queue: false,
+            reconcile_prefix: None,
         }
     }
 }
@@ -142,7 +146,12 @@ impl Pipeline {
         let code = |binary: &str| code_dir_of(binary, options.profile);
         let timeout = options.converter_timeout_seconds;
         create_function(ls, &converter, &code("converter")?, &converter_environment, timeout).await?;
-        create_function(ls, &compactor, &code("compactor")?, &environment, 300).await?;
+        let mut compactor_environment = environment.clone();
+        compactor_environment.push(("INLET_QUEUE_URL".into(), queue_url.clone()));
+        if let Some(prefix) = &options.reconcile_prefix {
+            compactor_environment.push(("INLET_RECONCILE_PREFIXES".into(), format!("s3://{raw_bucket}/{prefix}")));
+        }
+        create_function(ls, &compactor, &code("compactor")?, &compactor_environment, 300).await?;
         let window = Some(options.batching_window_seconds);
         map_queue(ls, &ingest_arn, &converter, options.batch_size, window)
             .await

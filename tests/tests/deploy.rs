@@ -289,6 +289,21 @@ async fn the_multi_table_example_deploys_to_localstack_and_feeds_each_table_its_
     assert!(one.contains("\"rows\":0") && !one.contains("\"tables\""), "only the api table answers: {one}");
     let records = web.inlet_with(&["quarantine", "list", "--json", "--table", "api"], &environment).await.unwrap();
     assert_eq!(records.trim(), "[]");
+
+    // The scheduled reconciliation, invoked as the module's rule invokes it: the web table's
+    // dated prefix of today holds one object, committed; the api table has no prefixes.
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let ndjson = sample::ndjson_object(11, 9, 8 * 1024);
+    let added = ndjson.iter().filter(|b| **b == b'\n').count() as u64;
+    web.put(&format!("web/date={today}/tf-9.json.zst"), sample::zstd_compress(&ndjson)).await.unwrap();
+    web.wait_for_rows(web_lines + added, Duration::from_secs(120)).await.unwrap();
+    let request = serde_json::json!({"reconcile": {"window_minutes": 60, "settle_minutes": 0, "suffix": ".json.zst"}});
+    let answer = web.compact(request).await.unwrap();
+    let tables = answer["tables"].as_array().unwrap();
+    let of = |name: &str| tables.iter().find(|table| table["table"] == name).cloned().unwrap_or_default();
+    assert_eq!((of("web")["versions"].as_u64(), of("web")["committed"].as_u64()), (Some(1), Some(1)), "{answer}");
+    assert_eq!(of("web")["unaccounted"].as_u64(), Some(0), "{answer}");
+    assert!(of("api")["skipped"].is_string(), "{answer}");
     deployed.destroy(&localstack).await;
 }
 

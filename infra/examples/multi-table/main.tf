@@ -93,6 +93,8 @@ module "inlet" {
       table_prefix = "web_events"
       schema_file  = "${path.module}/../../../schemas/events.schema.json"
       partition_by = "date=key"
+      # The scheduled reconciliation lists the window's dates only.
+      settings = { INLET_RECONCILE_PREFIXES = "s3://${var.raw_bucket}/web/date={date}/" }
     }
     api = {
       raw_prefix   = "api/"
@@ -103,6 +105,9 @@ module "inlet" {
     }
   }
   glue_database_name = var.glue_database
+  # Every hour, the two hours of writes that closed an hour ago: objects whose notification
+  # never arrived are alarmed on and sent through the pipeline.
+  reconcile          = {}
   create_alarm_topic = true
   alarm_emails       = var.alarm_emails
   tags               = { cost-center = "data-platform" }

@@ -25,6 +25,7 @@ locals {
     INLET_LOG_RETENTION_DAYS         = tostring(var.delta_log_retention_days)
     INLET_DOWNLOAD_CONCURRENCY       = tostring(var.download_concurrency)
     INLET_DECODE_BATCH_ROWS          = tostring(var.decode_batch_rows)
+    INLET_RECONCILE_PREFIXES         = local.several_tables ? "" : var.reconcile_prefixes
     INLET_LOG_FORMAT                 = "json"
     RUST_LOG                         = var.log_level
   }
@@ -34,6 +35,8 @@ locals {
   compactor_name     = "${var.name}-compactor"
   # What the functions serve, for descriptions.
   served = local.several_tables ? "${length(local.tables)} tables in s3://${local.lake_bucket}" : local.table_uris["table"]
+  # The scheduled reconciliation sends what it finds unaccounted through the ingest queue.
+  renotify = var.reconcile == null ? false : var.reconcile.renotify
   # Per-table IAM resources.
   table_arns    = [for table in local.tables : "${local.lake_bucket_arn}/${table.table_prefix}"]
   compactor_arn = "arn:${data.aws_partition.current.partition}:lambda:${data.aws_region.current.id}:${data.aws_caller_identity.current.account_id}:function:${local.compactor_name}"
@@ -277,6 +280,37 @@ data "aws_iam_policy_document" "compactor" {
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
     resources = ["${aws_cloudwatch_log_group.compactor.arn}:*"]
   }
+  # The scheduled reconciliation lists the raw prefixes' versions, reads those no record
+  # accounts for (their content digest) and may send them to the ingest queue again.
+  dynamic "statement" {
+    for_each = var.reconcile == null ? [] : [1]
+    content {
+      sid       = "ReconcileRawObjects"
+      actions   = ["s3:GetObject", "s3:GetObjectVersion"]
+      resources = [for prefix in local.raw_prefixes : "${local.raw_bucket_arn}/${prefix}*"]
+    }
+  }
+  dynamic "statement" {
+    for_each = var.reconcile == null ? [] : [1]
+    content {
+      sid       = "ListRawVersions"
+      actions   = ["s3:ListBucket", "s3:ListBucketVersions"]
+      resources = [local.raw_bucket_arn]
+      condition {
+        test     = "StringLike"
+        variable = "s3:prefix"
+        values   = [for prefix in local.raw_prefixes : "${prefix}*"]
+      }
+    }
+  }
+  dynamic "statement" {
+    for_each = local.renotify ? [1] : []
+    content {
+      sid       = "RenotifyUnaccounted"
+      actions   = ["sqs:SendMessage"]
+      resources = [aws_sqs_queue.ingest.arn]
+    }
+  }
   dynamic "statement" {
     for_each = var.commit_queue ? [1] : []
     content {
@@ -326,7 +360,10 @@ resource "aws_lambda_function" "compactor" {
   # commit rule should a scheduled run race one); tables commit in parallel up to this.
   reserved_concurrent_executions = local.compactor_reserved
   environment {
-    variables = local.common_environment
+    variables = merge(
+      local.common_environment,
+      local.renotify ? { INLET_QUEUE_URL = aws_sqs_queue.ingest.url } : {},
+    )
   }
   tracing_config {
     mode = "PassThrough"
@@ -436,4 +473,33 @@ resource "aws_lambda_permission" "maintenance" {
   function_name = aws_lambda_function.compactor.function_name
   principal     = "events.amazonaws.com"
   source_arn    = aws_cloudwatch_event_rule.maintenance[0].arn
+}
+
+resource "aws_cloudwatch_event_rule" "reconcile" {
+  count               = var.reconcile == null ? 0 : 1
+  name                = "${var.name}-reconcile"
+  description         = "Inlet reconciliation of ${local.served}: every raw object version of the window accounted for"
+  schedule_expression = var.reconcile.schedule
+  tags                = var.tags
+}
+
+resource "aws_cloudwatch_event_target" "reconcile" {
+  count = var.reconcile == null ? 0 : 1
+  rule  = aws_cloudwatch_event_rule.reconcile[0].name
+  arn   = aws_lambda_function.compactor.arn
+  input = jsonencode({ reconcile = {
+    window_minutes = var.reconcile.window_minutes
+    settle_minutes = var.reconcile.settle_minutes
+    suffix         = var.raw_suffix
+    renotify       = var.reconcile.renotify
+  } })
+}
+
+resource "aws_lambda_permission" "reconcile" {
+  count         = var.reconcile == null ? 0 : 1
+  statement_id  = "reconcile-schedule"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.compactor.function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.reconcile[0].arn
 }

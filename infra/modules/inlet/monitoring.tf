@@ -130,6 +130,11 @@ locals {
       threshold   = var.max_failed_messages
       description = "The converter failed notifications of this table (an object it could not read or decode, a table it could not write, a conversion cut short by the deadline): SQS delivers them again, and after max_receive_count receives moves them to the DLQ. The converter log names each message, object and reason."
     }
+    unaccounted_objects = {
+      function    = "compactor", metric = "UnaccountedObjects", statistic = "Maximum", period = 3600, periods = 1, threshold = 0
+      enabled     = var.reconcile != null
+      description = "The scheduled reconciliation found object versions under the table's reconcile prefixes that the pipeline never heard of: no commit, staged fragment, quarantine, superseded or failure record (a lost or misrouted notification, notifications switched off, a rule edited by hand). With reconcile.renotify they were sent through the pipeline again, exactly once by the load history; the compactor log names each. Run `inlet reconcile` on the prefix to see them."
+    }
     quarantined_lines = {
       function    = "converter", metric = "QuarantinedLines", statistic = "Sum", period = 900, periods = 1
       threshold   = var.max_quarantined_lines
@@ -139,7 +144,7 @@ locals {
   table_alarm_instances = merge([
     for alarm, spec in local.table_alarms : {
       for table in keys(local.tables) : "${alarm}:${table}" => merge(spec, { alarm = alarm, table = table })
-    }
+    } if lookup(spec, "enabled", true)
   ]...)
 }
 

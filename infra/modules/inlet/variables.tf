@@ -225,6 +225,36 @@ variable "maintenance_schedule" {
   }
 }
 
+variable "reconcile" {
+  description = "Scheduled reconciliation, off when null: on `schedule` the compactor lists each table's reconcile prefixes (reconcile_prefixes, or INLET_RECONCILE_PREFIXES in a table's settings; a table without them is skipped) over the `window_minutes` of writes that closed `settle_minutes` ago, accounts for every object version (committed, staged, quarantined, superseded, failed), alarms per table on the versions the pipeline never heard of (UnaccountedObjects) and, with `renotify`, sends those through the pipeline again, exactly once by the load history. Keep the window above the schedule's interval so windows overlap."
+  type = object({
+    schedule       = optional(string, "rate(1 hour)")
+    window_minutes = optional(number, 120)
+    settle_minutes = optional(number, 60)
+    renotify       = optional(bool, true)
+  })
+  default = null
+  validation {
+    condition     = var.reconcile == null || can(regex("^(rate|cron)\\(.+\\)$", var.reconcile.schedule))
+    error_message = "reconcile.schedule must be an EventBridge schedule expression: rate(1 hour) or cron(...)."
+  }
+  validation {
+    condition = var.reconcile == null || try(var.reconcile.window_minutes >= 5 && var.reconcile.window_minutes <= 10080
+    && var.reconcile.settle_minutes >= 0 && var.reconcile.settle_minutes <= 1440, false)
+    error_message = "reconcile.window_minutes must be from 5 to 10080 and reconcile.settle_minutes from 0 to 1440."
+  }
+}
+
+variable "reconcile_prefixes" {
+  description = "INLET_RECONCILE_PREFIXES: raw prefixes the scheduled reconciliation lists for the one table (a table of `tables` sets its own in its settings): comma-separated s3://bucket/prefix templates under the table's raw_prefix in the raw bucket, where {date} (YYYY-MM-DD) and {hour} (HH) stand for each UTC date and hour of the window (s3://raw/web/date={date}/), so a run lists its window, not the bucket's history. Empty: not reconciled."
+  type        = string
+  default     = ""
+  validation {
+    condition     = alltrue([for prefix in split(",", var.reconcile_prefixes) : trimspace(prefix) == "" || can(regex("^s3://[^/]+/", trimspace(prefix)))])
+    error_message = "reconcile_prefixes are comma-separated s3://bucket/prefix templates."
+  }
+}
+
 variable "commit_queue" {
   description = "Event-driven commits: the converter announces each sealed batch on a FIFO queue (one message group per table) and the compactor commits that table within seconds, one run per table at a time and tables in parallel. The schedule stays as the safety net. Off: rows wait for the schedule or the size trigger."
   type        = bool
@@ -539,9 +569,10 @@ variable "tables" {
       key == "INLET_OPTIMIZE_MIN_FILES" ? can(regex("^[0-9]+$", value)) :
       key == "INLET_UNKNOWN_FIELDS" ? contains(["ignore", "rescue"], value) :
       key == "INLET_INGESTED_AT" ? contains(["true", "false"], value) :
+      key == "INLET_RECONCILE_PREFIXES" ? alltrue([for prefix in split(",", value) : can(regex("^s3://[^/]+/", trimspace(prefix)))]) :
       !startswith(key, "INLET_") || contains(["INLET_TABLE_URI", "INLET_SCHEMA", "INLET_PARTITION_BY", "INLET_ROUTES"], key)
     ]]))
-    error_message = "A table's setting is unknown or its value does not parse: sizes, counts and seconds are positive whole numbers (INLET_OPTIMIZE_MIN_FILES may be 0), INLET_UNKNOWN_FIELDS is ignore or rescue, INLET_INGESTED_AT true or false. Deployment-wide settings (queues, the compactor function, the log format) are module variables, not per table."
+    error_message = "A table's setting is unknown or its value does not parse: sizes, counts and seconds are positive whole numbers (INLET_OPTIMIZE_MIN_FILES may be 0), INLET_UNKNOWN_FIELDS is ignore or rescue, INLET_INGESTED_AT true or false, INLET_RECONCILE_PREFIXES s3://bucket/prefix templates. Deployment-wide settings (queues, the compactor function, the log format) are module variables, not per table."
   }
 }
 

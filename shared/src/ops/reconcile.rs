@@ -31,8 +31,8 @@ use crate::stage::fragment::FragmentStore;
 pub struct Window {
     /// The raw bucket.
     pub bucket: String,
-    /// The key prefix.
-    pub prefix: String,
+    /// The key prefixes listed (one, or one per date or hour of the window).
+    pub prefixes: Vec<String>,
     /// Only keys ending with this (empty: all).
     pub suffix: String,
     /// Versions written at or after this...
@@ -84,6 +84,34 @@ pub struct Reconciliation {
     /// What the reconciliation could not establish, and why.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+}
+
+impl Reconciliation {
+    /// Adds `other`'s counts and findings (another bucket of the same table and window).
+    pub fn absorb(&mut self, other: Reconciliation) {
+        self.versions += other.versions;
+        self.other_tables += other.other_tables;
+        self.committed += other.committed;
+        self.same_content += other.same_content;
+        self.quarantined += other.quarantined;
+        self.superseded += other.superseded;
+        self.failed += other.failed;
+        self.staged += other.staged;
+        self.commits_read += other.commits_read;
+        self.unreadable.extend(other.unreadable);
+        self.unaccounted.extend(other.unaccounted);
+        self.notes.extend(other.notes.into_iter().filter(|note| !self.notes.contains(note)).collect::<Vec<_>>());
+    }
+}
+
+/// Sends `unaccounted` versions to the ingest queue as notifications: the load history keeps
+/// each from landing twice, however often it is sent.
+pub async fn renotify(sqs: &aws_sdk_sqs::Client, queue_url: &str, unaccounted: &[Unaccounted]) -> Result<usize> {
+    let listed: Vec<super::backfill::ListedObject> = unaccounted
+        .iter()
+        .map(|lost| super::backfill::ListedObject { object: lost.object.clone(), size: lost.size, last_modified: None })
+        .collect();
+    super::backfill::enqueue(sqs, queue_url, &listed, |_| ()).await
 }
 
 /// A version the pipeline never heard of.
@@ -225,22 +253,33 @@ async fn digest_of_listed(s3: &aws_sdk_s3::Client, object: &SourceObject, read_a
     }
 }
 
-/// The versions written in the window (delete markers aside), oldest first.
+/// The versions written in the window under its prefixes (delete markers aside), oldest first.
 async fn list_versions(s3: &aws_sdk_s3::Client, window: &Window) -> Result<Vec<Listed>> {
     let mut listed = Vec::new();
+    for prefix in &window.prefixes {
+        list_prefix_versions(s3, window, prefix, &mut listed).await?;
+    }
+    listed.sort_by_key(|version| version.last_modified);
+    Ok(listed)
+}
+
+async fn list_prefix_versions(
+    s3: &aws_sdk_s3::Client,
+    window: &Window,
+    prefix: &str,
+    listed: &mut Vec<Listed>,
+) -> Result<()> {
     let (mut key_marker, mut version_marker) = (None, None);
     loop {
         let page = s3
             .list_object_versions()
             .bucket(&window.bucket)
-            .prefix(&window.prefix)
+            .prefix(prefix)
             .set_key_marker(key_marker.take())
             .set_version_id_marker(version_marker.take())
             .send()
             .await
-            .map_err(|err| {
-                Error::aws("ListObjectVersions", format!("s3://{}/{}", window.bucket, window.prefix), err)
-            })?;
+            .map_err(|err| Error::aws("ListObjectVersions", format!("s3://{}/{prefix}", window.bucket), err))?;
         for version in page.versions() {
             let (Some(key), Some(at)) = (version.key(), version.last_modified()) else { continue };
             let Some(last_modified) = DateTime::<Utc>::from_timestamp(at.secs(), at.subsec_nanos()) else { continue };
@@ -259,13 +298,11 @@ async fn list_versions(s3: &aws_sdk_s3::Client, window: &Window) -> Result<Vec<L
             listed.push(Listed { object, size: version.size().unwrap_or(0).max(0) as u64, last_modified, read_as });
         }
         if page.is_truncated() != Some(true) {
-            break;
+            return Ok(());
         }
         key_marker = page.next_key_marker().map(str::to_string);
         version_marker = page.next_version_id_marker().map(str::to_string);
     }
-    listed.sort_by_key(|version| version.last_modified);
-    Ok(listed)
 }
 
 /// The (URI, ETag) and (URI, digest) of every source the commits from the window's opening to

@@ -282,3 +282,65 @@ run "a_commit_queue_of_one_run_at_a_time_is_refused" {
   }
   expect_failures = [aws_lambda_event_source_mapping.commits]
 }
+
+run "a_scheduled_reconciliation_gets_a_rule_an_alarm_per_table_and_the_ingest_queue" {
+  command = plan
+  variables {
+    reconcile = { schedule = "rate(2 hours)" }
+    tables = {
+      web = {
+        raw_prefix = "web/", schema_file = "../../../schemas/events.schema.json", partition_by = "date=key"
+        settings   = { INLET_RECONCILE_PREFIXES = "s3://raw/web/date={date}/" }
+      }
+      api = { raw_prefix = "api/", schema_file = "../../examples/multi-table/schemas/api.schema.json" }
+    }
+  }
+
+  assert {
+    condition     = aws_cloudwatch_event_rule.reconcile[0].schedule_expression == "rate(2 hours)"
+    error_message = "the reconciliation runs on its schedule"
+  }
+  assert {
+    condition = jsondecode(aws_cloudwatch_event_target.reconcile[0].input) == {
+      reconcile = { window_minutes = 120, settle_minutes = 60, suffix = ".json.zst", renotify = true }
+    }
+    error_message = "the compactor is asked for the window, the settle time, the suffix and renotification"
+  }
+  assert {
+    condition     = length([for alarm in aws_cloudwatch_metric_alarm.table : alarm if alarm.metric_name == "UnaccountedObjects"]) == 2
+    error_message = "an unaccounted-objects alarm per table"
+  }
+  assert {
+    condition     = contains(keys(aws_lambda_function.compactor.environment[0].variables), "INLET_QUEUE_URL")
+    error_message = "the compactor renotifies through the ingest queue"
+  }
+}
+
+run "without_a_reconciliation_there_is_no_rule_no_alarm_and_no_queue_for_the_compactor" {
+  command = plan
+
+  assert {
+    condition     = length(aws_cloudwatch_event_rule.reconcile) == 0 && length([for alarm in aws_cloudwatch_metric_alarm.table : alarm if alarm.metric_name == "UnaccountedObjects"]) == 0
+    error_message = "off by default"
+  }
+  assert {
+    condition     = !contains(keys(aws_lambda_function.compactor.environment[0].variables), "INLET_QUEUE_URL")
+    error_message = "the compactor sends nothing to the ingest queue"
+  }
+}
+
+run "a_reconcile_prefix_that_is_no_s3_uri_is_refused" {
+  command = plan
+  variables {
+    tables = { web = { raw_prefix = "web/", schema_file = "../../../schemas/events.schema.json", settings = { INLET_RECONCILE_PREFIXES = "web/date={date}/" } } }
+  }
+  expect_failures = [var.tables]
+}
+
+run "a_reconcile_window_out_of_range_is_refused" {
+  command = plan
+  variables {
+    reconcile = { window_minutes = 1 }
+  }
+  expect_failures = [var.reconcile]
+}

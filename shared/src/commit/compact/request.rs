@@ -11,7 +11,7 @@ use crate::config::Settings;
 use crate::context::{Context, Deployment};
 use crate::error::{Error, Result};
 use crate::metrics::Metric;
-use crate::routes::{Route, names_table};
+use crate::routes::{Route, Routes, names_table};
 use crate::stage::FragmentStore;
 
 /// An on-demand or scheduled compaction request (the compactor Lambda's payload).
@@ -168,6 +168,11 @@ impl RoutedCompactor {
             fits.push(std::sync::Mutex::new(fit));
         }
         Ok(Self { deployment, fits })
+    }
+
+    /// The routes whose tables this compactor serves.
+    pub fn routes(&self) -> &Routes {
+        self.deployment.routes()
     }
 
     /// Compacts the table `request` names (by route name or table URI), or every table in

@@ -337,6 +337,7 @@ async fn run() -> Result<()> {
                 suffix,
                 since: since.as_deref().map(parse_time).transpose()?.unwrap_or(now - chrono::Duration::days(1)),
                 until: until.as_deref().map(parse_time).transpose()?.unwrap_or(now),
+                read_deadline: None,
             };
             let queue = if renotify {
                 Some(queue_url.context("--renotify needs --queue-url (INLET_QUEUE_URL)")?)

@@ -141,7 +141,7 @@ pub const SETTINGS: &[SettingDoc] = &[
     SettingDoc {
         env: "INLET_RECONCILE_PREFIXES",
         default: Some("(none)"),
-        description: "Raw prefixes the compactor's scheduled reconciliation lists for this table, comma-separated `s3://bucket/prefix` templates where `{date}` (YYYY-MM-DD) and `{hour}` (HH) stand for each UTC date and hour of the window (`s3://raw/web/date={date}/`), so a run lists its window, not the bucket's history; unset, the table is not reconciled on a schedule.",
+        description: "Raw prefixes the compactor's scheduled reconciliation lists for this table, comma-separated `s3://bucket/prefix` templates where `{date}` (YYYY-MM-DD, required) and `{hour}` (HH) stand for each UTC date and hour of the window (`s3://raw/web/date={date}/`), so a run lists its window, not the bucket's history; unset, the table is not reconciled on a schedule.",
     },
     SettingDoc {
         env: "INLET_QUEUE_URL",
@@ -340,6 +340,10 @@ fn parse_reconcile_prefixes(value: Option<&str>) -> Result<Vec<String>> {
         if unknown.contains('{') || unknown.contains('}') {
             return Err(refuse("has a placeholder other than {date} and {hour}"));
         }
+        // Without a date a run would list everything ever written under the prefix.
+        if !rest.contains("{date}") {
+            return Err(refuse("has no {date}: a scheduled run must list its window's dates only"));
+        }
         prefixes.push(template.to_string());
     }
     Ok(prefixes)
@@ -402,7 +406,7 @@ mod tests {
             ["s3://raw/web/date={date}/", "s3://raw/app/{date}/{hour}/"]
         );
         assert!(settings(&[table]).unwrap().reconcile_prefixes.is_empty());
-        for refused in ["raw/web/", "s3:///web/", "s3://raw/web/{day}/", "s3://raw/{date"] {
+        for refused in ["raw/web/", "s3:///web/", "s3://raw/web/{day}/", "s3://raw/{date", "s3://raw/web/{hour}/"] {
             let err = read(refused).unwrap_err().to_string();
             assert!(err.contains("INLET_RECONCILE_PREFIXES"), "{refused}: {err}");
         }

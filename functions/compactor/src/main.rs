@@ -15,11 +15,20 @@ async fn main() -> Result<(), Error> {
     let reconciler = &Reconciler::from_env().await;
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         if let Some(request) = ReconcileRequest::from_payload(&event.payload).map_err(Diagnostic::from)? {
-            let now = chrono::Utc::now();
-            return reconciler.run(compactor.routes(), &request, now).await.map_err(Diagnostic::from);
+            let deadline = reading_deadline(event.context.deadline);
+            let answer = reconciler.run(compactor.routes(), &request, chrono::Utc::now(), Some(deadline)).await;
+            return answer.map_err(Diagnostic::from);
         }
         let invocation = Invocation::from_payload(&event.payload).map_err(Diagnostic::from)?;
         compactor.handle(&invocation).await.map_err(Diagnostic::from)
     }))
     .await
+}
+
+/// When a reconciliation stops reading versions: a minute (or a quarter of the time, if less)
+/// before the invocation's deadline (ms since the epoch), to count and renotify the rest.
+fn reading_deadline(deadline_ms: u64) -> tokio::time::Instant {
+    let left = deadline_ms.saturating_sub(chrono::Utc::now().timestamp_millis().max(0) as u64);
+    let margin = (left / 4).min(60_000);
+    tokio::time::Instant::now() + std::time::Duration::from_millis(left - margin)
 }

@@ -379,6 +379,13 @@ resource "aws_lambda_function" "compactor" {
   depends_on = [aws_cloudwatch_log_group.compactor, aws_iam_role_policy.compactor, aws_iam_role_policy_attachment.vpc]
 
   lifecycle {
+    # The compactor's role may list and read the raw bucket under the tables' prefixes only.
+    precondition {
+      condition = alltrue(flatten([for name, prefixes in local.reconcile_prefixes : [
+        for prefix in prefixes : startswith(prefix, "s3://${local.raw_bucket}/${local.tables[name].raw_prefix}")
+      ]]))
+      error_message = "Each reconcile prefix must lie in the raw bucket under its table's raw_prefix (s3://<raw bucket>/<raw_prefix>...)."
+    }
     precondition {
       # A batch younger than a converter invocation may still be sealed by a converter that
       # is running; voiding it then would cost a redelivery of every message in it.
@@ -398,7 +405,9 @@ locals {
   # Commit-queue runs at once (tables in parallel); the reserved concurrency adds two for the
   # schedule and maintenance runs, so neither the mapping nor they are throttled by the other.
   compactor_concurrency = coalesce(var.compactor_concurrency, var.commit_queue ? max(2, length(local.tables)) : 1)
-  compactor_reserved    = var.commit_queue ? local.compactor_concurrency + 2 : local.compactor_concurrency
+  # A scheduled reconciliation (up to the compactor's timeout) gets a slot of its own, so it
+  # neither waits for compactions nor holds them back.
+  compactor_reserved = (var.commit_queue ? local.compactor_concurrency + 2 : local.compactor_concurrency) + (var.reconcile == null ? 0 : 1)
   # Every sealed batch commits through the commit queue: the size trigger adds nothing then.
   size_trigger = var.size_trigger && !var.commit_queue
 }
@@ -488,10 +497,11 @@ resource "aws_cloudwatch_event_target" "reconcile" {
   rule  = aws_cloudwatch_event_rule.reconcile[0].name
   arn   = aws_lambda_function.compactor.arn
   input = jsonencode({ reconcile = {
-    window_minutes = var.reconcile.window_minutes
-    settle_minutes = var.reconcile.settle_minutes
-    suffix         = var.raw_suffix
-    renotify       = var.reconcile.renotify
+    window_minutes     = var.reconcile.window_minutes
+    settle_minutes     = var.reconcile.settle_minutes
+    key_lookback_hours = var.reconcile.key_lookback_hours
+    suffix             = var.raw_suffix
+    renotify           = var.reconcile.renotify
   } })
 }
 

@@ -133,7 +133,7 @@ locals {
     unaccounted_objects = {
       function    = "compactor", metric = "UnaccountedObjects", statistic = "Maximum", period = 3600, periods = 1, threshold = 0
       enabled     = var.reconcile != null
-      description = "The scheduled reconciliation found object versions under the table's reconcile prefixes that the pipeline never heard of: no commit, staged fragment, quarantine, superseded or failure record (a lost or misrouted notification, notifications switched off, a rule edited by hand). With reconcile.renotify they were sent through the pipeline again, exactly once by the load history; the compactor log names each. Run `inlet reconcile` on the prefix to see them."
+      description = "The scheduled reconciliation (each run one data point: the alarm fires on a run that finds any, and clears after an hour without one) found object versions under the table's reconcile prefixes that the pipeline never heard of: no commit, staged fragment, quarantine, superseded or failure record (a lost or misrouted notification, notifications switched off, a rule edited by hand). With reconcile.renotify they were sent through the pipeline again, exactly once by the load history; the compactor log names each. Run `inlet reconcile` on the prefix to see them."
     }
     quarantined_lines = {
       function    = "converter", metric = "QuarantinedLines", statistic = "Sum", period = 900, periods = 1
@@ -144,6 +144,8 @@ locals {
   table_alarm_instances = merge([
     for alarm, spec in local.table_alarms : {
       for table in keys(local.tables) : "${alarm}:${table}" => merge(spec, { alarm = alarm, table = table })
+      # A table's reconciliation alarm only where the table is reconciled.
+      if alarm != "unaccounted_objects" || length(local.reconcile_prefixes[table]) > 0
     } if lookup(spec, "enabled", true)
   ]...)
 }
@@ -252,6 +254,7 @@ locals {
             ["Inlet", "QuarantinedLines", "Function", "converter", "Table", uri],
             ["Inlet", "TableUnavailable", "Function", "converter", "Table", uri],
             ["Inlet", "CompactionFailed", "Function", "compactor", "Table", uri],
+            ["Inlet", "UnaccountedObjects", "Function", "compactor", "Table", uri, { stat = "Maximum" }],
           ]
         }
       },

@@ -40,6 +40,13 @@ locals {
     )]
   })
   raw_prefixes = distinct([for table in local.tables : table.raw_prefix])
+  # Each table's scheduled reconciliation templates (none: not reconciled).
+  reconcile_prefixes = {
+    for name, table in local.tables : name => [
+      for prefix in split(",", local.several_tables ? lookup(table.settings, "INLET_RECONCILE_PREFIXES", "") : var.reconcile_prefixes) :
+      trimspace(prefix) if trimspace(prefix) != ""
+    ]
+  }
 }
 
 resource "aws_s3_object" "schema" {

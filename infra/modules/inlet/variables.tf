@@ -226,12 +226,13 @@ variable "maintenance_schedule" {
 }
 
 variable "reconcile" {
-  description = "Scheduled reconciliation, off when null: on `schedule` the compactor lists each table's reconcile prefixes (reconcile_prefixes, or INLET_RECONCILE_PREFIXES in a table's settings; a table without them is skipped) over the `window_minutes` of writes that closed `settle_minutes` ago, accounts for every object version (committed, staged, quarantined, superseded, failed), alarms per table on the versions the pipeline never heard of (UnaccountedObjects) and, with `renotify`, sends those through the pipeline again, exactly once by the load history. Keep the window above the schedule's interval so windows overlap."
+  description = "Scheduled reconciliation, off when null: on `schedule` the compactor lists each table's reconcile prefixes (reconcile_prefixes, or INLET_RECONCILE_PREFIXES in a table's settings; a table without them is skipped) over the `window_minutes` of writes that closed `settle_minutes` ago (templates expanded from `key_lookback_hours` before the window, for keys dated earlier than their write), accounts for every object version (committed, staged, quarantined, superseded, failed), alarms per table on the versions the pipeline never heard of (UnaccountedObjects) and, with `renotify`, sends those through the pipeline again, exactly once by the load history. Keep the window above the schedule's interval so windows overlap."
   type = object({
-    schedule       = optional(string, "rate(1 hour)")
-    window_minutes = optional(number, 120)
-    settle_minutes = optional(number, 60)
-    renotify       = optional(bool, true)
+    schedule           = optional(string, "rate(1 hour)")
+    window_minutes     = optional(number, 120)
+    settle_minutes     = optional(number, 60)
+    key_lookback_hours = optional(number, 1)
+    renotify           = optional(bool, true)
   })
   default = null
   validation {
@@ -240,18 +241,24 @@ variable "reconcile" {
   }
   validation {
     condition = var.reconcile == null || try(var.reconcile.window_minutes >= 5 && var.reconcile.window_minutes <= 10080
-    && var.reconcile.settle_minutes >= 0 && var.reconcile.settle_minutes <= 1440, false)
-    error_message = "reconcile.window_minutes must be from 5 to 10080 and reconcile.settle_minutes from 0 to 1440."
+      && var.reconcile.settle_minutes >= 0 && var.reconcile.settle_minutes <= 1440
+      && var.reconcile.key_lookback_hours >= 0 && var.reconcile.key_lookback_hours <= 744
+      && floor(var.reconcile.window_minutes) == var.reconcile.window_minutes
+      && floor(var.reconcile.settle_minutes) == var.reconcile.settle_minutes
+    && floor(var.reconcile.key_lookback_hours) == var.reconcile.key_lookback_hours, false)
+    error_message = "reconcile.window_minutes must be a whole number from 5 to 10080, reconcile.settle_minutes from 0 to 1440 and reconcile.key_lookback_hours from 0 to 744."
   }
 }
 
 variable "reconcile_prefixes" {
-  description = "INLET_RECONCILE_PREFIXES: raw prefixes the scheduled reconciliation lists for the one table (a table of `tables` sets its own in its settings): comma-separated s3://bucket/prefix templates under the table's raw_prefix in the raw bucket, where {date} (YYYY-MM-DD) and {hour} (HH) stand for each UTC date and hour of the window (s3://raw/web/date={date}/), so a run lists its window, not the bucket's history. Empty: not reconciled."
+  description = "INLET_RECONCILE_PREFIXES: raw prefixes the scheduled reconciliation lists for the one table (a table of `tables` sets its own in its settings): comma-separated s3://bucket/prefix templates under the table's raw_prefix in the raw bucket, where {date} (YYYY-MM-DD, required) and {hour} (HH) stand for each UTC date and hour of the window (s3://raw/web/date={date}/), so a run lists its window, not the bucket's history. Empty: not reconciled."
   type        = string
   default     = ""
   validation {
-    condition     = alltrue([for prefix in split(",", var.reconcile_prefixes) : trimspace(prefix) == "" || can(regex("^s3://[^/]+/", trimspace(prefix)))])
-    error_message = "reconcile_prefixes are comma-separated s3://bucket/prefix templates."
+    condition = alltrue([for prefix in split(",", var.reconcile_prefixes) : trimspace(prefix) == "" || (
+      can(regex("^s3://[^/]+/", trimspace(prefix))) && strcontains(prefix, "{date}")
+    && !can(regex("[{}]", replace(replace(prefix, "{date}", ""), "{hour}", ""))))])
+    error_message = "reconcile_prefixes are comma-separated s3://bucket/prefix templates holding {date} (and optionally {hour}), no other placeholder."
   }
 }
 
@@ -569,10 +576,10 @@ variable "tables" {
       key == "INLET_OPTIMIZE_MIN_FILES" ? can(regex("^[0-9]+$", value)) :
       key == "INLET_UNKNOWN_FIELDS" ? contains(["ignore", "rescue"], value) :
       key == "INLET_INGESTED_AT" ? contains(["true", "false"], value) :
-      key == "INLET_RECONCILE_PREFIXES" ? alltrue([for prefix in split(",", value) : can(regex("^s3://[^/]+/", trimspace(prefix)))]) :
+      key == "INLET_RECONCILE_PREFIXES" ? alltrue([for prefix in split(",", value) : can(regex("^s3://[^/]+/", trimspace(prefix))) && strcontains(prefix, "{date}") && !can(regex("[{}]", replace(replace(prefix, "{date}", ""), "{hour}", "")))]) :
       !startswith(key, "INLET_") || contains(["INLET_TABLE_URI", "INLET_SCHEMA", "INLET_PARTITION_BY", "INLET_ROUTES"], key)
     ]]))
-    error_message = "A table's setting is unknown or its value does not parse: sizes, counts and seconds are positive whole numbers (INLET_OPTIMIZE_MIN_FILES may be 0), INLET_UNKNOWN_FIELDS is ignore or rescue, INLET_INGESTED_AT true or false, INLET_RECONCILE_PREFIXES s3://bucket/prefix templates. Deployment-wide settings (queues, the compactor function, the log format) are module variables, not per table."
+    error_message = "A table's setting is unknown or its value does not parse: sizes, counts and seconds are positive whole numbers (INLET_OPTIMIZE_MIN_FILES may be 0), INLET_UNKNOWN_FIELDS is ignore or rescue, INLET_INGESTED_AT true or false, INLET_RECONCILE_PREFIXES s3://bucket/prefix templates holding {date} and no placeholder but {date} and {hour}. Deployment-wide settings (queues, the compactor function, the log format) are module variables, not per table."
   }
 }
 

@@ -39,6 +39,9 @@ pub struct Window {
     pub since: DateTime<Utc>,
     /// ...and before this.
     pub until: DateTime<Utc>,
+    /// Read no more versions for their digest from this instant: those left count as
+    /// unaccounted (sending them again is safe: the load history drops any already in).
+    pub read_deadline: Option<tokio::time::Instant>,
 }
 
 /// The table a reconciliation checks against.
@@ -178,7 +181,7 @@ pub async fn reconcile(s3: &aws_sdk_s3::Client, table: &Table<'_>, window: &Wind
             unread.push(version);
         }
     }
-    let (kept, ids) = read_digests(s3, unread, &mut report).await;
+    let (kept, ids) = read_digests(s3, unread, window, &mut report).await;
     let held = match newest {
         Some(newest) if !ids.is_empty() => match LoadHistory::lookup(table.store, newest, &ids).await? {
             Some((_, held)) => held,
@@ -200,11 +203,7 @@ pub async fn reconcile(s3: &aws_sdk_s3::Client, table: &Table<'_>, window: &Wind
         } else if has_record(table.store, QUARANTINE_PREFIX, &version.object, &digest).await? {
             report.quarantined += 1;
         } else {
-            report.unaccounted.push(Unaccounted {
-                object: version.object,
-                size: version.size,
-                last_modified: version.last_modified.to_rfc3339(),
-            });
+            report.unaccounted.push(version.into());
         }
     }
     Ok(report)
@@ -212,25 +211,32 @@ pub async fn reconcile(s3: &aws_sdk_s3::Client, table: &Table<'_>, window: &Wind
 
 /// What is left is read for its content digest, that very version (by id, else only while its
 /// ETag is the listed one): the same bytes may be in the table under another version, or
-/// wholly quarantined (records are filed by digest). A version that cannot be read is set
-/// aside in the report, not renotified.
+/// wholly quarantined (records are filed by digest). A version gone since it was listed is set
+/// aside in the report, not renotified; one that cannot be read for another reason (denied,
+/// throttled), or is not read before the window's deadline, counts as unaccounted, so that it
+/// is alarmed on and, when renotified, read by the converter, which says why if it cannot.
 async fn read_digests(
     s3: &aws_sdk_s3::Client,
     unread: Vec<Listed>,
+    window: &Window,
     report: &mut Reconciliation,
 ) -> (Vec<Listed>, Vec<SourceId>) {
-    let read: Vec<(Listed, Result<String>)> = futures::stream::iter(unread)
+    let deadline = window.read_deadline;
+    let read: Vec<(Listed, Option<Result<String>>)> = futures::stream::iter(unread)
         .map(|version| async move {
+            if deadline.is_some_and(|deadline| tokio::time::Instant::now() >= deadline) {
+                return (version, None);
+            }
             let digest = digest_of_listed(s3, &version.object, version.read_as.as_deref()).await;
-            (version, digest)
+            (version, Some(digest))
         })
         .buffered(READS_AT_ONCE)
         .collect()
         .await;
-    let (mut kept, mut ids) = (Vec::new(), Vec::new());
+    let (mut kept, mut ids, mut not_read, mut failed) = (Vec::new(), Vec::new(), 0, 0);
     for (version, digest) in read {
         match digest {
-            Ok(digest) => {
+            Some(Ok(digest)) => {
                 ids.push(SourceId {
                     uri: version.object.uri(),
                     etag: version.object.etag.clone(),
@@ -238,10 +244,33 @@ async fn read_digests(
                 });
                 kept.push(version);
             }
-            Err(err) => report.unreadable.push((version.object.uri(), err.to_string())),
+            Some(Err(err @ Error::Superseded { .. })) => {
+                report.unreadable.push((version.object.uri(), err.to_string()))
+            }
+            Some(Err(err)) => {
+                failed += 1;
+                tracing::warn!(object = %version.object.uri(), error = %err, "a version could not be read for its digest: counted unaccounted");
+                report.unaccounted.push(version.into());
+            }
+            None => {
+                not_read += 1;
+                report.unaccounted.push(version.into());
+            }
         }
     }
+    if failed > 0 {
+        report.notes.push(format!("{failed} versions could not be read for their digest and count as unaccounted"));
+    }
+    if not_read > 0 {
+        report.notes.push(format!("{not_read} versions were not read before the deadline and count as unaccounted"));
+    }
     (kept, ids)
+}
+
+impl From<Listed> for Unaccounted {
+    fn from(version: Listed) -> Self {
+        Unaccounted { object: version.object, size: version.size, last_modified: version.last_modified.to_rfc3339() }
+    }
 }
 
 /// The content digest of exactly the listed version: by its version id, else the key read
@@ -259,6 +288,11 @@ async fn list_versions(s3: &aws_sdk_s3::Client, window: &Window) -> Result<Vec<L
     for prefix in &window.prefixes {
         list_prefix_versions(s3, window, prefix, &mut listed).await?;
     }
+    // Prefixes that overlap list a version twice: it is one version.
+    let mut seen = HashSet::new();
+    listed.retain(|version| {
+        seen.insert((version.object.key.clone(), version.object.version.clone(), version.object.etag.clone()))
+    });
     listed.sort_by_key(|version| version.last_modified);
     Ok(listed)
 }

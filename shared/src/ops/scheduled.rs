@@ -29,6 +29,10 @@ pub struct ReconcileRequest {
     /// and the converter are not taken as unaccounted.
     #[serde(default = "default_settle_minutes")]
     pub settle_minutes: u32,
+    /// Keys dated this many hours before the window are listed too (`{date}` and `{hour}`
+    /// expand from there): objects written late under an earlier date's key.
+    #[serde(default = "default_key_lookback_hours")]
+    pub key_lookback_hours: u32,
     /// Only keys ending with this (the notifications' suffix filter).
     #[serde(default)]
     pub suffix: String,
@@ -48,6 +52,10 @@ fn default_settle_minutes() -> u32 {
     60
 }
 
+fn default_key_lookback_hours() -> u32 {
+    1
+}
+
 impl ReconcileRequest {
     /// The request of a payload `{"reconcile": {...}}`; `None` for any other payload.
     pub fn from_payload(payload: &Value) -> Result<Option<Self>> {
@@ -65,15 +73,17 @@ impl ReconcileRequest {
 }
 
 /// The prefixes, by bucket, that `templates` name for the window `[since, until)`: one per
-/// date (`{date}`) or hour (`{hour}`) of the window and of the hour before it, where keys
-/// named for a date or hour are written until a little after it ends.
+/// date (`{date}`) or hour (`{hour}`) of the window and of the `lookback_hours` before it,
+/// where keys named for a date or hour are written until some time after it ends.
 pub fn expand_prefixes(
     templates: &[String],
     since: DateTime<Utc>,
     until: DateTime<Utc>,
+    lookback_hours: u32,
 ) -> Result<BTreeMap<String, Vec<String>>> {
     let mut by_bucket: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let first = (since - Duration::hours(1)).duration_trunc(Duration::hours(1)).unwrap_or(since);
+    let from = since - Duration::hours(lookback_hours.into());
+    let first = from.duration_trunc(Duration::hours(1)).unwrap_or(from);
     for template in templates {
         let (bucket, prefix) = super::backfill::parse_s3_uri(template)?;
         let prefixes = by_bucket.entry(bucket).or_default();
@@ -116,8 +126,16 @@ impl Reconciler {
 
     /// Reconciles every table of `routes` the request covers, one after another, each emitting
     /// its metrics; a table that fails does not stop the others, and fails the run at its end
-    /// (the function's error alarm) once every other table is done.
-    pub async fn run(&self, routes: &Routes, request: &ReconcileRequest, now: DateTime<Utc>) -> Result<Value> {
+    /// (the function's error alarm) once every other table is done. Versions are read for
+    /// their digest until `deadline` (the invocation's, less time to answer): those left count
+    /// as unaccounted, and a table not begun by then fails.
+    pub async fn run(
+        &self,
+        routes: &Routes,
+        request: &ReconcileRequest,
+        now: DateTime<Utc>,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<Value> {
         if request.renotify && self.queue_url.is_none() {
             return Err(Error::Config("a reconciliation that renotifies needs INLET_QUEUE_URL".into()));
         }
@@ -133,7 +151,21 @@ impl Reconciler {
                 answers.push(json!({"table": route.name, "skipped": "INLET_RECONCILE_PREFIXES is unset"}));
                 continue;
             }
-            match self.reconcile_table(routes, at, request, since, until).await {
+            if deadline.is_some_and(|deadline| tokio::time::Instant::now() >= deadline) {
+                tracing::error!(table = %settings.table_uri, "the invocation's time ran out before the table's reconciliation");
+                failures.push(format!("{}: not reconciled before the deadline", route.name));
+                answers.push(json!({"table": route.name, "error": "not reconciled before the deadline"}));
+                continue;
+            }
+            let window = Window {
+                bucket: String::new(),
+                prefixes: Vec::new(),
+                suffix: request.suffix.clone(),
+                since,
+                until,
+                read_deadline: deadline,
+            };
+            match self.reconcile_table(routes, at, request, window).await {
                 Ok(answer) => answers.push(answer),
                 Err(err) => {
                     tracing::error!(table = %settings.table_uri, error = %err, "the reconciliation of the table failed");
@@ -153,33 +185,35 @@ impl Reconciler {
         routes: &Routes,
         at: usize,
         request: &ReconcileRequest,
-        since: DateTime<Utc>,
-        until: DateTime<Utc>,
+        base: Window,
     ) -> Result<Value> {
         let (route, settings) = routes.iter().nth(at).expect("a route of the routing file");
         let url = settings.table_url()?;
         let store = crate::stage::table_store(&url, &self.storage_options)?;
         let table = Table { routes, route: at, store: &store, url: &url, storage_options: &self.storage_options };
         let mut total = Reconciliation::default();
-        for (bucket, prefixes) in expand_prefixes(&settings.reconcile_prefixes, since, until)? {
-            let window = Window { bucket, prefixes, suffix: request.suffix.clone(), since, until };
+        let expanded =
+            expand_prefixes(&settings.reconcile_prefixes, base.since, base.until, request.key_lookback_hours)?;
+        for (bucket, prefixes) in expanded {
+            let window = Window { bucket, prefixes, ..base.clone() };
             total.absorb(reconcile(&self.s3, &table, &window).await?);
         }
-        let renotified = match (&self.queue_url, request.renotify) {
-            (Some(queue_url), true) => renotify(&self.sqs, queue_url, &total.unaccounted).await?,
-            _ => 0,
-        };
-        for lost in total.unaccounted.iter().take(100) {
-            tracing::warn!(table = %settings.table_uri, object = %lost.object.uri(), etag = ?lost.object.etag, written = %lost.last_modified, renotified = renotified > 0, "an object version the pipeline never heard of");
-        }
-        for note in &total.notes {
-            tracing::warn!(table = %settings.table_uri, note, "the reconciliation could not establish everything");
-        }
+        // Counted before anything is sent: a renotification that fails still leaves the alarm.
         let metrics = [
             Metric { name: "ReconciledObjects", value: total.versions as f64, unit: "Count" },
             Metric { name: "UnaccountedObjects", value: total.unaccounted.len() as f64, unit: "Count" },
         ];
         emit("compactor", &settings.table_uri, &metrics);
+        for lost in total.unaccounted.iter().take(100) {
+            tracing::warn!(table = %settings.table_uri, object = %lost.object.uri(), etag = ?lost.object.etag, written = %lost.last_modified, renotify = request.renotify, "an object version the pipeline never heard of");
+        }
+        for note in &total.notes {
+            tracing::warn!(table = %settings.table_uri, note, "the reconciliation could not establish everything");
+        }
+        let renotified = match (&self.queue_url, request.renotify) {
+            (Some(queue_url), true) => renotify(&self.sqs, queue_url, &total.unaccounted).await?,
+            _ => 0,
+        };
         tracing::info!(table = %settings.table_uri, versions = total.versions, committed = total.committed, unaccounted = total.unaccounted.len(), renotified, "reconciled");
         Ok(json!({
             "table": route.name,
@@ -209,14 +243,14 @@ mod tests {
     #[test]
     fn templates_expand_to_the_dates_and_hours_of_the_window_and_the_hour_before() {
         let templates = ["s3://raw/web/date={date}/".to_string(), "s3://logs/app/{date}/{hour}/".to_string()];
-        let expanded = expand_prefixes(&templates, at("2026-05-16T00:30:00Z"), at("2026-05-16T03:00:00Z")).unwrap();
+        let expanded = expand_prefixes(&templates, at("2026-05-16T00:30:00Z"), at("2026-05-16T03:00:00Z"), 1).unwrap();
         assert_eq!(expanded["raw"], ["web/date=2026-05-15/", "web/date=2026-05-16/"]);
         assert_eq!(
             expanded["logs"],
             ["app/2026-05-15/23/", "app/2026-05-16/00/", "app/2026-05-16/01/", "app/2026-05-16/02/"]
         );
         let plain =
-            expand_prefixes(&["s3://raw/web/".to_string()], at("2026-05-14T00:00:00Z"), at("2026-05-16T00:00:00Z"));
+            expand_prefixes(&["s3://raw/web/".to_string()], at("2026-05-14T00:00:00Z"), at("2026-05-16T00:00:00Z"), 1);
         assert_eq!(plain.unwrap()["raw"], ["web/"]);
     }
 
@@ -225,6 +259,7 @@ mod tests {
         assert_eq!(ReconcileRequest::from_payload(&json!({"force": true})).unwrap(), None);
         let request = ReconcileRequest::from_payload(&json!({"reconcile": {"renotify": true}})).unwrap().unwrap();
         assert_eq!((request.window_minutes, request.settle_minutes, request.renotify), (1440, 60, true));
+        assert_eq!(request.key_lookback_hours, 1);
         let (since, until) = request.window_at(at("2026-05-16T12:00:00Z"));
         assert_eq!((since, until), (at("2026-05-15T11:00:00Z"), at("2026-05-16T11:00:00Z")));
         assert!(ReconcileRequest::from_payload(&json!({"reconcile": {"windw_minutes": 5}})).is_err());

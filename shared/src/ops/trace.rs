@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use deltalake::ObjectStore;
 use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
@@ -260,7 +261,14 @@ pub(crate) async fn digest_of(
         .set_if_match(if_match.map(|etag| format!("\"{etag}\"")))
         .send()
         .await
-        .map_err(|err| Error::aws("GetObject", object.uri(), err))?;
+        .map_err(|err| match err.raw_response().map(|response| response.status().as_u16()) {
+            // That version is no longer there: deleted, or the key overwritten since.
+            Some(404 | 412) => Error::Superseded {
+                object: object.describe(),
+                reason: format!("GetObject answered {}", err.code().unwrap_or("no error code")),
+            },
+            _ => Error::aws("GetObject", object.uri(), err),
+        })?;
     let mut body = got.body;
     let mut digest = ContentDigest::default();
     while let Some(piece) = body.try_next().await.map_err(|err| Error::aws("GetObject", object.uri(), err))? {

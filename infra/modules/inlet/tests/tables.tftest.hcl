@@ -302,13 +302,17 @@ run "a_scheduled_reconciliation_gets_a_rule_an_alarm_per_table_and_the_ingest_qu
   }
   assert {
     condition = jsondecode(aws_cloudwatch_event_target.reconcile[0].input) == {
-      reconcile = { window_minutes = 120, settle_minutes = 60, suffix = ".json.zst", renotify = true }
+      reconcile = { window_minutes = 120, settle_minutes = 60, key_lookback_hours = 1, suffix = ".json.zst", renotify = true }
     }
     error_message = "the compactor is asked for the window, the settle time, the suffix and renotification"
   }
   assert {
-    condition     = length([for alarm in aws_cloudwatch_metric_alarm.table : alarm if alarm.metric_name == "UnaccountedObjects"]) == 2
-    error_message = "an unaccounted-objects alarm per table"
+    condition     = [for alarm in aws_cloudwatch_metric_alarm.table : alarm.alarm_name if alarm.metric_name == "UnaccountedObjects"] == ["platform-web-unaccounted-objects"]
+    error_message = "an unaccounted-objects alarm for each table reconciled (web), none for the other"
+  }
+  assert {
+    condition     = aws_lambda_function.compactor.reserved_concurrent_executions == 5
+    error_message = "a slot of its own for the reconciliation: 2 commit-queue runs, 2 for the schedule and maintenance, 1"
   }
   assert {
     condition     = contains(keys(aws_lambda_function.compactor.environment[0].variables), "INLET_QUEUE_URL")
@@ -337,10 +341,40 @@ run "a_reconcile_prefix_that_is_no_s3_uri_is_refused" {
   expect_failures = [var.tables]
 }
 
+run "a_reconcile_prefix_without_a_date_or_with_another_placeholder_is_refused" {
+  command = plan
+  variables {
+    tables = {
+      web = { raw_prefix = "web/", schema_file = "../../../schemas/events.schema.json", settings = { INLET_RECONCILE_PREFIXES = "s3://raw/web/" } }
+      api = { raw_prefix = "api/", schema_file = "../../../schemas/events.schema.json", settings = { INLET_RECONCILE_PREFIXES = "s3://raw/api/{day}/{date}/" } }
+    }
+  }
+  expect_failures = [var.tables]
+}
+
+run "a_reconcile_prefix_outside_the_tables_raw_prefix_is_refused" {
+  command = plan
+  variables {
+    reconcile = {}
+    tables = {
+      web = { raw_prefix = "web/", schema_file = "../../../schemas/events.schema.json", settings = { INLET_RECONCILE_PREFIXES = "s3://raw/api/date={date}/" } }
+    }
+  }
+  expect_failures = [aws_lambda_function.compactor]
+}
+
 run "a_reconcile_window_out_of_range_is_refused" {
   command = plan
   variables {
     reconcile = { window_minutes = 1 }
+  }
+  expect_failures = [var.reconcile]
+}
+
+run "a_fractional_reconcile_window_is_refused" {
+  command = plan
+  variables {
+    reconcile = { window_minutes = 90.5 }
   }
   expect_failures = [var.reconcile]
 }

@@ -8,7 +8,7 @@ WITH_LOCALSTACK := localstack/with-localstack.sh
 LAMBDA_ARCH ?= arm64
 OBJECTS ?= 300
 
-.PHONY: help setup cargo-tools localstack-venv tools-venv localstack-start localstack-stop \
+.PHONY: help setup cargo-tools localstack-venv tools-venv java localstack-start localstack-stop \
         infra-check infra-docs readme-lists build test unit-test lint fmt demo bench bench-compaction compaction-rounds bench-venv coldstart build-lambdas clean
 
 help:
@@ -22,7 +22,7 @@ help:
 	@echo "make build-lambdas  cargo-lambda release zips (LAMBDA_ARCH=arm64|x86_64)"
 	@echo "make localstack-start / localstack-stop"
 
-setup: cargo-tools localstack-venv tools-venv
+setup: cargo-tools localstack-venv tools-venv java
 
 cargo-tools:
 	@cargo nextest --version >/dev/null 2>&1 || cargo install cargo-nextest --locked
@@ -35,6 +35,11 @@ $(VENV)/tools/.installed: tests/reader/requirements.txt
 	$(PYTHON) -m venv $(VENV)/tools
 	$(VENV)/tools/bin/pip install --quiet --disable-pip-version-check -r tests/reader/requirements.txt
 	touch $@
+
+# Spark's Parquet reader (cli/tests/spark.rs) runs on a JVM: the OS's Java 17 when none is here.
+java:
+	@command -v java >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless; } \
+	  || { echo "java is missing and could not be installed: install a Java 17 runtime (openjdk-17-jre-headless)" >&2; exit 1; }
 
 localstack-start: localstack-venv
 	localstack/localstack.sh start
@@ -75,6 +80,9 @@ test: setup build infra-check
 lint:
 	cargo fmt --all --check
 	$(PYTHON) tests/architecture.py
+	@# One HTTP stack: the SDK's legacy client (hyper 0.14, h2 0.3, rustls 0.21) stays out.
+	@! cargo tree --workspace --prefix none -e normal,build | grep -E '^(hyper v0\.14|h2 v0\.3|rustls v0\.21)' \
+	  || { echo "a dependency brought back the legacy HTTP stack (above): keep the AWS SDK crates' default features off" >&2; exit 1; }
 	$(PYTHON) docs/readme_lists.py --check
 	cargo clippy --workspace --all-targets -- -D warnings
 

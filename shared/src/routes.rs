@@ -391,4 +391,12 @@ mod tests {
         let unknown = routes.select(Some("billing")).unwrap_err().to_string();
         assert!(unknown.contains("\"billing\"") && unknown.contains("other (s3://lake/other)"), "{unknown}");
     }
+
+    #[test]
+    fn a_route_field_this_release_does_not_know_is_refused_by_name() {
+        let text = r#"{"routes": [{"name": "web", "prefix": "web/", "table_uri": "s3://lake/web", "schema": "s.json",
+            "priority": 1}]}"#;
+        let err = Routes::parse(text, "routes.json", env).unwrap_err().to_string();
+        assert!(err.contains("unknown field `priority`"), "{err}");
+    }
 }

@@ -426,4 +426,11 @@ mod tests {
         let schema = TableSchema::from_path(&crate::testing::schemas::events_path()).unwrap();
         assert!(schema.decoded.fields().len() >= 40);
     }
+
+    #[test]
+    fn a_field_attribute_this_release_does_not_know_is_refused_by_name() {
+        let text = r#"{"fields": [{"name": "id", "type": "long", "comment": "the key"}]}"#;
+        let err = TableSchema::parse(text, "s.json").unwrap_err().to_string();
+        assert!(err.contains("unknown field `comment`"), "{err}");
+    }
 }

@@ -105,4 +105,16 @@ mod tests {
         let other = SourceObject { etag: Some("e2".into()), ..object.clone() };
         assert_eq!(log.find(&other).await.unwrap(), None, "another version has its own record");
     }
+
+    #[tokio::test]
+    async fn a_failure_record_with_a_field_a_later_version_adds_still_reads() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let object =
+            SourceObject { bucket: "raw".into(), key: "a.json".into(), etag: Some("e1".into()), ..Default::default() };
+        let record = r#"{"uri": "s3://raw/a.json", "etag": "e1", "error": "corrupt", "kind": "Inlet.Source",
+            "retryable": false, "failed_at": "2026-05-16T00:00:00.000Z", "attempts": 3}"#;
+        store.put(&FailureLog::path(&object), PutPayload::from(record.as_bytes().to_vec())).await.unwrap();
+        let found = FailureLog::new(store).find(&object).await.unwrap().unwrap();
+        assert_eq!((found.error.as_str(), found.kind.as_str(), found.retryable), ("corrupt", "Inlet.Source", false));
+    }
 }

@@ -91,4 +91,16 @@ mod tests {
         assert_eq!((versions[0].etag.as_deref(), versions[0].reason.as_str()), (Some("e1"), "overwritten"));
         assert_eq!(versions[1].uri, "s3://raw/svc/date=2026-05-16/a b.json.zst");
     }
+
+    #[tokio::test]
+    async fn a_superseded_record_with_a_field_a_later_version_adds_still_reads() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let record = r#"{"uri": "s3://raw/a.json", "etag": "e1", "reason": "overwritten",
+            "recorded_at": "2026-05-16T00:00:00.000Z", "size": 12}"#;
+        let path = source_record(SUPERSEDED_PREFIX, "raw", "a.json", "e1", "json");
+        store.put(&path, PutPayload::from(record.as_bytes().to_vec())).await.unwrap();
+        let versions = SupersededLog::new(store).versions().await.unwrap();
+        assert_eq!(versions.len(), 1);
+        assert_eq!((versions[0].reason.as_str(), versions[0].etag.as_deref()), ("overwritten", Some("e1")));
+    }
 }

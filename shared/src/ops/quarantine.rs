@@ -377,4 +377,21 @@ mod tests {
         let empty = replay(&table, &raw, &record, Some(vec![" ".into()])).await.unwrap_err().to_string();
         assert!(empty.contains("nothing to replay"), "{empty}");
     }
+
+    #[tokio::test]
+    async fn records_and_replay_notes_with_fields_a_later_version_adds_still_read() {
+        let table: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let raw: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let line = r#"{"source": "s3://raw/web/a.json.zst", "line": 1, "error": "bad", "raw": "{bad", "column": "n"}"#;
+        let path = Path::from("_inlet/quarantine/raw/web/a.json.zst@d1.ndjson");
+        table.put(&path, PutPayload::from(format!("{line}\n").into_bytes())).await.unwrap();
+        let record = find(&table, "s3://raw/web/a.json.zst").await.unwrap();
+        assert_eq!((record.lines, record.first_error.as_str()), (1, "bad"));
+        let object = format!("s3://raw/{}", record.replay_key());
+        let note = serde_json::json!({"object": object, "record": &record.path, "replayed_by": "someone"});
+        table.put(&record.marker(), PutPayload::from(note.to_string().into_bytes())).await.unwrap();
+        assert_eq!(list(&table).await.unwrap()[0].replayed_as.as_deref(), Some(object.as_str()));
+        let again = replay(&table, &raw, &record, None).await.unwrap_err().to_string();
+        assert!(again.contains(&format!("already replayed as {object}")), "{again}");
+    }
 }

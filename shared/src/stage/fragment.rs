@@ -580,6 +580,39 @@ mod tests {
         assert!(store.list().await.unwrap().is_empty());
     }
 
+    #[tokio::test]
+    async fn a_fragment_with_footer_keys_and_source_fields_a_later_version_adds_still_reads() {
+        let schema = crate::testing::schemas::ID.parse();
+        let object =
+            SourceObject { bucket: "raw".into(), key: "k.json".into(), etag: Some("e1".into()), ..Default::default() };
+        let batches = JsonDecoder::new(schema.clone(), 10).decode(&object, b"{\"id\":1}\n").unwrap().batches;
+        let mut writer = FragmentWriter::new(&schema.table).unwrap();
+        for batch in &batches {
+            writer.encoder.write(batch).unwrap();
+        }
+        // Its footer as a later version might write it: a key of its own, a field more per source.
+        let sources = r#"[{"uri": "s3://raw/k.json", "etag": "e1", "rows": 1, "total_rows": 1, "codec": "zstd"}]"#;
+        for (key, value) in [("inlet.later", "x"), (SOURCES_KEY, sources), (BATCH_KEY, "b1"), (SEALED_KEY, "batch")] {
+            writer.encoder.append_key_value_metadata(KeyValue::new(key.to_string(), value.to_string()));
+        }
+        let store = FragmentStore::new(Arc::new(InMemory::new()));
+        store.put(writer.encoder.finish().unwrap(), None).await.unwrap();
+        let info = store.info(&store.list().await.unwrap()[0]).await.unwrap();
+        assert_eq!(info.sources, vec![FragmentSource::new(&object, 1, Some(1))]);
+        assert_eq!((info.batch.as_deref(), info.awaits_seal), (Some("b1"), true));
+    }
+
+    #[tokio::test]
+    async fn a_seal_with_a_field_a_later_version_adds_is_still_a_seal_and_an_empty_record_a_void() {
+        let store = FragmentStore::new(Arc::new(InMemory::new()));
+        let seal = br#"{"batch": "b1", "fragments": 2, "rows": 10}"#;
+        store.store().put(&batch_record("b1"), PutPayload::from(seal.to_vec())).await.unwrap();
+        store.store().put(&batch_record("b2"), PutPayload::from(Vec::new())).await.unwrap();
+        let states = store.batches().await.unwrap();
+        assert_eq!((states["b1"], states["b2"]), (BatchState::Sealed, BatchState::Void));
+        store.seal("b1", 2).await.unwrap();
+    }
+
     #[test]
     fn payloads_are_cut_into_pieces_that_add_up_to_the_data() {
         let data: Vec<u8> = (0..2 * PUT_PIECE_BYTES + 7).map(|i| (i % 251) as u8).collect();

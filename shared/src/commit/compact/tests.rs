@@ -1435,3 +1435,11 @@ async fn a_routing_file_of_one_route_answers_to_the_route_name() {
     let err = outcomes[0].result.as_ref().unwrap_err().to_string();
     assert!(err.contains("this compactor serves"), "{err}");
 }
+
+#[test]
+fn a_sealed_batch_announcement_with_a_field_a_later_version_adds_still_names_its_table() {
+    let body = serde_json::json!({"table": "web", "batch": "b1", "rows": 10}).to_string();
+    let event = serde_json::json!({"Records": [{"messageId": "m1", "eventSource": "aws:sqs", "body": body}]});
+    let tables = [("web".to_string(), vec!["m1".to_string()])].into();
+    assert_eq!(Invocation::from_payload(&event).unwrap(), Invocation::Sealed { tables, unreadable: Vec::new() });
+}

@@ -469,3 +469,23 @@ impl AsyncFileReader for StoreFile {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use object_store::memory::InMemory;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_rebuild_progress_with_a_field_a_later_version_adds_still_reads_and_an_unreadable_one_starts_again() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let saved = r#"{"version": 4, "files": 10, "read": 6, "requests": 12,
+            "runs": [{"path": "_inlet/history/runs/r.run", "entries": 5}], "started_at": "2026-05-16T00:00:00Z"}"#;
+        store.put(&history_rebuild_progress(), PutPayload::from(saved.as_bytes().to_vec())).await.unwrap();
+        let progress = saved_progress(&store).await.unwrap().unwrap();
+        assert_eq!(progress.state(), RebuildProgress { version: 4, files: 10, read: 6, requests: 12 });
+        assert_eq!(saved_runs(&store).await.unwrap(), ["_inlet/history/runs/r.run"]);
+        store.put(&history_rebuild_progress(), PutPayload::from(b"{\"progress\": 2}".to_vec())).await.unwrap();
+        assert!(saved_progress(&store).await.unwrap().is_none());
+    }
+}

@@ -164,9 +164,12 @@ $(VENV)/bench/.installed: bench/requirements.txt
 	touch $@
 
 # Release zips for AWS. Not part of test/CI: a cold release build takes tens of minutes here.
+# Pinned, with the zig it brings: a new release can change how the zips are built.
+CARGO_LAMBDA_VERSION := 1.9.2
 build-lambdas:
-	@[[ -x $(VENV)/cargo-lambda/bin/cargo-lambda ]] || { $(PYTHON) -m venv $(VENV)/cargo-lambda && \
-	  $(VENV)/cargo-lambda/bin/pip install --quiet --disable-pip-version-check cargo-lambda; }
+	@$(VENV)/cargo-lambda/bin/cargo-lambda lambda --version 2>/dev/null | grep -q "cargo-lambda $(CARGO_LAMBDA_VERSION) " \
+	  || { $(PYTHON) -m venv $(VENV)/cargo-lambda && \
+	  $(VENV)/cargo-lambda/bin/pip install --quiet --disable-pip-version-check cargo-lambda==$(CARGO_LAMBDA_VERSION); }
 	$(if $(filter arm64,$(LAMBDA_ARCH)),rustup target add aarch64-unknown-linux-gnu,true)
 	PATH="$(CURDIR)/$(VENV)/cargo-lambda/bin:$$PATH" cargo lambda build --release \
 	  $(if $(filter arm64,$(LAMBDA_ARCH)),--arm64,--x86-64) --output-format zip \

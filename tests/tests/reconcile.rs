@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use aws_sdk_s3::types::NotificationConfiguration;
 use inlet::testing::sample;
 use inlet_tests::{LocalStack, Pipeline, PipelineOptions};
 use serde_json::Value;
@@ -30,14 +29,7 @@ async fn reconcile_finds_objects_never_notified_and_renotify_makes_them_rows_onc
     pipeline.wait_for_staged(&notified, Duration::from_secs(60)).await.unwrap();
     pipeline.compact(serde_json::json!({"force": true})).await.unwrap();
     // Notifications off (a misconfiguration, an edited rule): three objects no one hears of.
-    localstack
-        .s3
-        .put_bucket_notification_configuration()
-        .bucket(&pipeline.raw_bucket)
-        .notification_configuration(NotificationConfiguration::builder().build())
-        .send()
-        .await
-        .unwrap();
+    pipeline.disable_notifications().await.unwrap();
     let silent = vec![put(2).await, put(3).await, put(4).await];
     tokio::time::sleep(Duration::from_secs(3)).await;
 
@@ -96,14 +88,7 @@ async fn the_scheduled_reconciliation_renotifies_what_was_never_notified_and_cou
     lines += count;
     pipeline.wait_for_staged(std::slice::from_ref(&notified), Duration::from_secs(60)).await.unwrap();
     pipeline.compact(serde_json::json!({"force": true})).await.unwrap();
-    localstack
-        .s3
-        .put_bucket_notification_configuration()
-        .bucket(&pipeline.raw_bucket)
-        .notification_configuration(NotificationConfiguration::builder().build())
-        .send()
-        .await
-        .unwrap();
+    pipeline.disable_notifications().await.unwrap();
     let mut silent = Vec::new();
     for index in [1, 2] {
         let (uri, count) = put(&format!("web/date={today}"), index).await;

@@ -12,10 +12,12 @@ async fn main() -> Result<(), Error> {
     inlet::telemetry::init();
     inlet::memory::keep_large_buffers_mapped();
     let compactor = &RoutedCompactor::from_env().await?;
-    let reconciler = &Reconciler::from_env().await;
+    // Built on the first reconciliation, not at every cold start.
+    let reconciler = &tokio::sync::OnceCell::<Reconciler>::new();
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         if let Some(request) = ReconcileRequest::from_payload(&event.payload).map_err(Diagnostic::from)? {
             let deadline = reading_deadline(event.context.deadline);
+            let reconciler = reconciler.get_or_init(Reconciler::from_env).await;
             let answer = reconciler.run(compactor.routes(), &request, chrono::Utc::now(), Some(deadline)).await;
             return answer.map_err(Diagnostic::from);
         }

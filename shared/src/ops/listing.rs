@@ -73,8 +73,33 @@ impl Pager {
         prefix: &str,
         position: &Position,
     ) -> Result<Self> {
-        let inventory = Inventory::open(s3, manifest_uri, bucket, prefix, position).await?;
-        Ok(Pager::Inventory(Box::new(inventory)))
+        let (manifest_bucket, manifest_key) = parse_s3_uri(manifest_uri)?;
+        let text = read_all(&s3, &manifest_bucket, &manifest_key).await?;
+        let manifest: Manifest = serde_json::from_slice(&text)
+            .map_err(|err| Error::BadRequest(format!("{manifest_uri} is not an S3 Inventory manifest: {err}")))?;
+        if !manifest.file_format.eq_ignore_ascii_case("CSV") {
+            return Err(Error::BadRequest(format!(
+                "{manifest_uri}: inventory format {} is not read here; configure the inventory as CSV",
+                manifest.file_format
+            )));
+        }
+        if manifest.source_bucket != bucket {
+            return Err(Error::BadRequest(format!(
+                "{manifest_uri} inventories bucket {}, not {bucket}",
+                manifest.source_bucket
+            )));
+        }
+        let destination = manifest.destination_bucket.rsplit(":::").next().unwrap_or_default().to_string();
+        Ok(Pager::Inventory(Box::new(Inventory {
+            s3,
+            destination,
+            files: manifest.files.into_iter().map(|file| file.key).collect(),
+            columns: Columns::of(&manifest.file_schema)?,
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+            position: position.clone(),
+            lines: None,
+        })))
     }
 
     /// The next page, `None` once every object was read.
@@ -178,42 +203,6 @@ pub struct Inventory {
 type InventoryLines = Lines<BufReader<MultiGzDecoder<Cursor<Vec<u8>>>>>;
 
 impl Inventory {
-    async fn open(
-        s3: aws_sdk_s3::Client,
-        manifest_uri: &str,
-        bucket: &str,
-        prefix: &str,
-        position: &Position,
-    ) -> Result<Self> {
-        let (manifest_bucket, manifest_key) = parse_s3_uri(manifest_uri)?;
-        let text = read_all(&s3, &manifest_bucket, &manifest_key).await?;
-        let manifest: Manifest = serde_json::from_slice(&text)
-            .map_err(|err| Error::BadRequest(format!("{manifest_uri} is not an S3 Inventory manifest: {err}")))?;
-        if !manifest.file_format.eq_ignore_ascii_case("CSV") {
-            return Err(Error::BadRequest(format!(
-                "{manifest_uri}: inventory format {} is not read here; configure the inventory as CSV",
-                manifest.file_format
-            )));
-        }
-        if manifest.source_bucket != bucket {
-            return Err(Error::BadRequest(format!(
-                "{manifest_uri} inventories bucket {}, not {bucket}",
-                manifest.source_bucket
-            )));
-        }
-        let destination = manifest.destination_bucket.rsplit(":::").next().unwrap_or_default().to_string();
-        Ok(Self {
-            s3,
-            destination,
-            files: manifest.files.into_iter().map(|file| file.key).collect(),
-            columns: Columns::of(&manifest.file_schema)?,
-            bucket: bucket.into(),
-            prefix: prefix.into(),
-            position: position.clone(),
-            lines: None,
-        })
-    }
-
     async fn next_page(&mut self) -> Result<Option<Page>> {
         let mut page = Page::default();
         while page.objects.len() < INVENTORY_PAGE {

@@ -9,7 +9,7 @@ LAMBDA_ARCH ?= arm64
 OBJECTS ?= 300
 
 .PHONY: help setup cargo-tools cargo-deny audit localstack-venv tools-venv java localstack-start localstack-stop \
-        infra-check infra-docs readme-lists build test unit-test lint fmt demo bench bench-compaction compaction-rounds bench-venv coldstart build-lambdas clean
+        infra-check infra-docs readme-lists build test unit-test lint fmt demo bench bench-compaction compaction-rounds bench-venv coldstart build-lambdas cargo-lambda dist dist-tools dist-arch dist-sbom dist-deploy clean
 
 help:
 	@echo "make demo           run the whole pipeline on LocalStack and show the Delta table"
@@ -21,6 +21,8 @@ help:
 	@echo "make bench          converter throughput and peak memory (OBJECTS=300)"
 	@echo "make bench-compaction  the compaction alone beside its peers (OBJECTS=6000 ROUNDS=1: several 256 MiB files)"
 	@echo "make build-lambdas  cargo-lambda release zips (LAMBDA_ARCH=arm64|x86_64)"
+	@echo "make dist           release artifacts of this version into dist/: function zips and the inlet command (arm64, x86_64), SBOMs, SHA256SUMS"
+	@echo "make dist-deploy    infra/examples/basic applied on LocalStack from dist/ (after make dist)"
 	@echo "make localstack-start / localstack-stop"
 
 setup: cargo-tools localstack-venv tools-venv java
@@ -166,15 +168,76 @@ $(VENV)/bench/.installed: bench/requirements.txt
 # Release zips for AWS. Not part of test/CI: a cold release build takes tens of minutes here.
 # Pinned, with the zig it brings: a new release can change how the zips are built.
 CARGO_LAMBDA_VERSION := 1.9.2
-build-lambdas:
+CARGO_LAMBDA := PATH="$(CURDIR)/$(VENV)/cargo-lambda/bin:$$PATH" cargo lambda
+cargo-lambda:
 	@$(VENV)/cargo-lambda/bin/cargo-lambda lambda --version 2>/dev/null | grep -q "cargo-lambda $(CARGO_LAMBDA_VERSION) " \
 	  || { $(PYTHON) -m venv $(VENV)/cargo-lambda && \
 	  $(VENV)/cargo-lambda/bin/pip install --quiet --disable-pip-version-check cargo-lambda==$(CARGO_LAMBDA_VERSION); }
+
+build-lambdas: cargo-lambda
 	$(if $(filter arm64,$(LAMBDA_ARCH)),rustup target add aarch64-unknown-linux-gnu,true)
-	PATH="$(CURDIR)/$(VENV)/cargo-lambda/bin:$$PATH" cargo lambda build --release \
+	$(CARGO_LAMBDA) build --release \
 	  $(if $(filter arm64,$(LAMBDA_ARCH)),--arm64,--x86-64) --output-format zip \
 	  --lambda-dir target/lambda/$(LAMBDA_ARCH) -p converter -p compactor
 	@ls -l target/lambda/$(LAMBDA_ARCH)/*/bootstrap.zip
+
+# The release of the workspace version, into dist/: the function zips for both Lambda
+# architectures, the inlet command for Linux on both, SHA256SUMS, a CycloneDX SBOM per binary,
+# and BUILD.txt (commit and tool versions). The binaries carry their dependency list
+# (cargo-auditable, readable by cargo audit bin and syft). A cold build takes tens of minutes.
+VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -n 1)
+CARGO_AUDITABLE_VERSION := 0.7.7
+CARGO_CYCLONEDX_VERSION := 0.5.9
+# cargo-lambda runs cargo itself: cargo-auditable joins as the workspace crates' rustc wrapper,
+# the way `cargo auditable build` sets it up, with the flags it passes on to cargo metadata.
+AUDITABLE := RUSTC_WORKSPACE_WRAPPER="$$(command -v cargo-auditable)" \
+  CARGO_AUDITABLE_ORIG_ARGS='{"config":[],"offline":false,"locked":true,"frozen":false}'
+
+dist-tools: cargo-lambda
+	@cargo install --list | grep -q "^cargo-auditable v$(CARGO_AUDITABLE_VERSION):" \
+	  || cargo install cargo-auditable --locked --version $(CARGO_AUDITABLE_VERSION)
+	@cargo install --list | grep -q "^cargo-cyclonedx v$(CARGO_CYCLONEDX_VERSION):" \
+	  || cargo install cargo-cyclonedx --locked --version $(CARGO_CYCLONEDX_VERSION)
+	rustup target add aarch64-unknown-linux-gnu
+
+dist: dist-tools
+	rm -rf dist && mkdir -p dist
+	$(MAKE) --no-print-directory dist-arch DIST_ARCH=arm64 DIST_TRIPLE=aarch64-unknown-linux-gnu
+	$(MAKE) --no-print-directory dist-arch DIST_ARCH=x86_64 DIST_TRIPLE=x86_64-unknown-linux-gnu
+	$(MAKE) --no-print-directory dist-sbom
+	{ echo "inlet $(VERSION)"; echo "commit $$(git rev-parse HEAD)$$(git diff --quiet HEAD || echo ' (modified)')"; \
+	  rustc --version; $(CARGO_LAMBDA) --version; \
+	  cargo install --list | grep -E '^cargo-(auditable|cyclonedx) '; }  > dist/BUILD.txt
+	cd dist && sha256sum -- *.zip *.tar.gz *.cdx.json BUILD.txt > SHA256SUMS
+	@ls -l dist
+
+dist-arch:
+	$(AUDITABLE) $(CARGO_LAMBDA) build --release --locked --target $(DIST_TRIPLE) --output-format zip \
+	  --lambda-dir target/dist/$(DIST_ARCH) -p converter -p compactor -p inlet-cli
+	for function in converter compactor; do \
+	  cp target/dist/$(DIST_ARCH)/$$function/bootstrap.zip dist/inlet-$$function-$(VERSION)-$(DIST_ARCH).zip; done
+	tar -czf dist/inlet-$(VERSION)-linux-$(firstword $(subst -, ,$(DIST_TRIPLE))).tar.gz \
+	  -C target/$(DIST_TRIPLE)/release inlet -C $(CURDIR) LICENSE
+
+# infra/examples/basic applied on LocalStack from dist/'s x86_64 zips (arm64 binaries cannot run
+# on this host) and driven by dist/'s inlet command: S3 -> SQS -> converter -> compactor -> Delta.
+dist-deploy: localstack-venv
+	mkdir -p target/dist/cli && tar -xzf dist/inlet-$(VERSION)-linux-x86_64.tar.gz -C target/dist/cli inlet
+	INLET_RELEASE_DIR=$(CURDIR)/dist INLET_CLI=$(CURDIR)/target/dist/cli/inlet INLET_REQUIRE_TERRAFORM=1 \
+	  $(WITH_LOCALSTACK) cargo nextest run -p inlet-tests --test deploy the_terraform_example_deploys
+
+# One SBOM per shipped binary, named after its artifact; cargo cyclonedx writes one beside each
+# package's Cargo.toml, and those of the other binaries are removed.
+dist-sbom:
+	for pair in arm64:aarch64-unknown-linux-gnu x86_64:x86_64-unknown-linux-gnu; do \
+	  arch=$${pair%%:*}; triple=$${pair#*:}; \
+	  SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct) cargo cyclonedx --format json --spec-version 1.5 \
+	    --describe binaries --target $$triple --target-in-filename; \
+	  mv functions/converter/converter_bin_$$triple.cdx.json dist/inlet-converter-$(VERSION)-$$arch.cdx.json; \
+	  mv functions/compactor/compactor_bin_$$triple.cdx.json dist/inlet-compactor-$(VERSION)-$$arch.cdx.json; \
+	  mv cli/inlet_bin_$$triple.cdx.json dist/inlet-$(VERSION)-linux-$${triple%%-*}.cdx.json; \
+	  find . -path ./target -prune -o -name "*_bin_$$triple.cdx.json" -exec rm {} +; \
+	done
 
 clean:
 	-localstack/localstack.sh stop

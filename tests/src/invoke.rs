@@ -6,6 +6,7 @@ use aws_sdk_lambda::primitives::Blob;
 
 use crate::deploy::Pipeline;
 use crate::target_dir;
+use std::path::PathBuf;
 
 impl Pipeline {
     /// Invokes the compactor synchronously and returns its JSON answer.
@@ -41,7 +42,9 @@ impl Pipeline {
 
     /// Runs the `inlet` CLI and gives what it printed and its exit status, whatever it is.
     pub async fn inlet_output(&self, args: &[&str], environment: &[(String, String)]) -> Result<std::process::Output> {
-        let binary = target_dir().join("debug/inlet");
+        // `INLET_CLI`: another build of the command (`make dist-deploy` runs the release's).
+        let binary =
+            std::env::var_os("INLET_CLI").map(PathBuf::from).unwrap_or_else(|| target_dir().join("debug/inlet"));
         ensure!(
             binary.exists(),
             "{} is missing: build it with `cargo build -p inlet-cli` (make test does)",

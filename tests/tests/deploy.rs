@@ -97,6 +97,26 @@ module "inlet" {{
 }
 
 /// An example applied to LocalStack from a scratch copy of `infra/`, with its outputs.
+/// The code the examples deploy: the debug bootstraps (LocalStack's hot reload), or with
+/// `INLET_RELEASE_DIR` set (`make dist-deploy`), the x86_64 zips of this version that
+/// `make dist` wrote there, through the examples' `release` variable as a user would.
+fn package_variables() -> serde_json::Value {
+    match std::env::var("INLET_RELEASE_DIR") {
+        Ok(dir) => serde_json::json!({
+            "release": env!("CARGO_PKG_VERSION"),
+            "architecture": "x86_64",
+            "package_dir": dir,
+        }),
+        Err(_) => {
+            let package = |binary: &str| {
+                let dir = code_dir(binary).unwrap();
+                serde_json::json!({"s3_bucket": "hot-reload", "s3_key": dir.display().to_string()})
+            };
+            serde_json::json!({"converter_package": package("converter"), "compactor_package": package("compactor")})
+        }
+    }
+}
+
 struct Deployed {
     _scratch: tempfile::TempDir,
     example: PathBuf,
@@ -130,18 +150,13 @@ impl Deployed {
         std::fs::write(dir.join("localstack_override.tf"), override_tf).unwrap();
 
         let name = format!("tf-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-        let package = |binary: &str| {
-            let dir = code_dir(binary).unwrap();
-            serde_json::json!({"s3_bucket": "hot-reload", "s3_key": dir.display().to_string()})
-        };
         let mut all = serde_json::json!({
             "name": name,
             "raw_bucket": format!("raw-{name}"),
             "lake_bucket": format!("lake-{name}"),
             "force_destroy": true,
-            "converter_package": package("converter"),
-            "compactor_package": package("compactor"),
         });
+        all.as_object_mut().unwrap().extend(package_variables().as_object().unwrap().clone());
         all.as_object_mut().unwrap().extend(variables.as_object().unwrap().clone());
         std::fs::write(dir.join("test.auto.tfvars.json"), all.to_string()).unwrap();
 

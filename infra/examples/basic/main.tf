@@ -1,4 +1,7 @@
 # One Inlet pipeline: s3://<raw>/service/... *.json.zst -> Delta table s3://<lake>/events.
+# With a release's packages (downloaded into dist/, or written there by make dist):
+#   terraform init && terraform apply -var release=0.1.0 -var raw_bucket=... -var lake_bucket=...
+# Or with packages built from this checkout:
 #   make build-lambdas          # target/lambda/arm64/{converter,compactor}/bootstrap.zip
 #   terraform init && terraform apply -var raw_bucket=... -var lake_bucket=...
 
@@ -38,10 +41,34 @@ variable "lake_bucket" {
   type        = string
 }
 
-variable "package_dir" {
-  description = "Where make build-lambdas put the zips."
+variable "release" {
+  description = "Version of released packages in package_dir (make dist writes them to dist/, a release publishes them); null deploys the zips make build-lambdas built."
   type        = string
-  default     = "../../../target/lambda/arm64"
+  default     = null
+}
+
+variable "architecture" {
+  description = "Lambda architecture of the packages: arm64 or x86_64."
+  type        = string
+  default     = "arm64"
+}
+
+variable "package_dir" {
+  description = "Where the zips are; by default dist/ for a release, else target/lambda/<architecture>."
+  type        = string
+  default     = null
+}
+
+locals {
+  package_dir = coalesce(var.package_dir, var.release != null ? "${path.module}/../../../dist" : "${path.module}/../../../target/lambda/${var.architecture}")
+  # A release's zips are named by function, version and architecture; a build's by function.
+  packages = {
+    for function in ["converter", "compactor"] : function => (
+      var.release != null
+      ? "${local.package_dir}/inlet-${function}-${var.release}-${var.architecture}.zip"
+      : "${local.package_dir}/${function}/bootstrap.zip"
+    )
+  }
 }
 
 variable "converter_package" {
@@ -78,8 +105,9 @@ module "inlet" {
   schema_file       = "${path.module}/../../../schemas/events.schema.json"
   partition_by      = "date=key"
   force_destroy     = var.force_destroy
-  converter_package = coalesce(var.converter_package, { filename = "${var.package_dir}/converter/bootstrap.zip" })
-  compactor_package = coalesce(var.compactor_package, { filename = "${var.package_dir}/compactor/bootstrap.zip" })
+  architecture      = var.architecture
+  converter_package = coalesce(var.converter_package, { filename = local.packages.converter })
+  compactor_package = coalesce(var.compactor_package, { filename = local.packages.compactor })
   # Every alarm notifies one topic; subscribe on-call addresses with alarm_emails.
   create_alarm_topic = true
   alarm_emails       = var.alarm_emails

@@ -2,8 +2,8 @@
 # date), s3://<raw>/api/... -> s3://<lake>/api_events. S3 sends its events to EventBridge and a
 # rule per table forwards that table's objects to the one ingest queue, so other consumers can
 # subscribe to the same bucket's events. Each table is registered in Glue for Athena.
-#   make build-lambdas
-#   terraform init && terraform apply -var raw_bucket=... -var lake_bucket=...
+#   terraform init && terraform apply -var release=0.1.0 -var raw_bucket=... -var lake_bucket=...
+# (a release's packages in dist/), or after make build-lambdas without -var release.
 
 terraform {
   required_version = ">= 1.5"
@@ -50,10 +50,34 @@ variable "glue_database" {
   default     = "inlet_lake"
 }
 
-variable "package_dir" {
-  description = "Where make build-lambdas put the zips."
+variable "release" {
+  description = "Version of released packages in package_dir (make dist writes them to dist/, a release publishes them); null deploys the zips make build-lambdas built."
   type        = string
-  default     = "../../../target/lambda/arm64"
+  default     = null
+}
+
+variable "architecture" {
+  description = "Lambda architecture of the packages: arm64 or x86_64."
+  type        = string
+  default     = "arm64"
+}
+
+variable "package_dir" {
+  description = "Where the zips are; by default dist/ for a release, else target/lambda/<architecture>."
+  type        = string
+  default     = null
+}
+
+locals {
+  package_dir = coalesce(var.package_dir, var.release != null ? "${path.module}/../../../dist" : "${path.module}/../../../target/lambda/${var.architecture}")
+  # A release's zips are named by function, version and architecture; a build's by function.
+  packages = {
+    for function in ["converter", "compactor"] : function => (
+      var.release != null
+      ? "${local.package_dir}/inlet-${function}-${var.release}-${var.architecture}.zip"
+      : "${local.package_dir}/${function}/bootstrap.zip"
+    )
+  }
 }
 
 variable "converter_package" {
@@ -112,8 +136,9 @@ module "inlet" {
   alarm_emails       = var.alarm_emails
   tags               = { cost-center = "data-platform" }
   force_destroy      = var.force_destroy
-  converter_package  = coalesce(var.converter_package, { filename = "${var.package_dir}/converter/bootstrap.zip" })
-  compactor_package  = coalesce(var.compactor_package, { filename = "${var.package_dir}/compactor/bootstrap.zip" })
+  architecture       = var.architecture
+  converter_package  = coalesce(var.converter_package, { filename = local.packages.converter })
+  compactor_package  = coalesce(var.compactor_package, { filename = local.packages.compactor })
 }
 
 output "table_uris" {

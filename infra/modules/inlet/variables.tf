@@ -91,7 +91,7 @@ variable "kms_key_arn" {
 # ---------------------------------------------------------------- packages
 
 variable "converter_package" {
-  description = "Converter code: a local zip (filename, from make build-lambdas) or an S3 object (s3_bucket, s3_key)."
+  description = "Converter code: a local zip (filename: a release's inlet-converter-<version>-<arch>.zip, or the bootstrap.zip of make build-lambdas) or an S3 object (s3_bucket, s3_key)."
   type = object({
     filename  = optional(string)
     s3_bucket = optional(string)

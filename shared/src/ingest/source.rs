@@ -192,11 +192,11 @@ impl S3Source {
         let open = || self.client.get_object().bucket(&object.bucket).key(&object.key).if_match(format!("\"{now}\""));
         let Ok(response) = open().send().await else { return Ok(None) };
         let mut body = response.body;
-        let mut digest = <md5::Md5 as md5::Digest>::new();
+        let mut digest = Md5Hex::default();
         while let Some(chunk) = body.try_next().await.map_err(|err| body_failed(object, &err))? {
-            md5::Digest::update(&mut digest, &chunk);
+            digest.update(&chunk);
         }
-        let hex: String = md5::Digest::finalize(digest).iter().map(|byte| format!("{byte:02x}")).collect();
+        let hex = digest.finish();
         if !hex.eq_ignore_ascii_case(notified) {
             return Ok(None);
         }
@@ -268,6 +268,20 @@ pub fn missing_version_verdict(object: &SourceObject, asked: &str, now: Result<O
     fail(format!("{asked}, yet the key holds the notified version"), true)
 }
 
+/// The MD5 of bytes read in chunks, in lowercase hex: the form of a single-part ETag.
+#[derive(Default)]
+struct Md5Hex(md5::Md5);
+
+impl Md5Hex {
+    fn update(&mut self, chunk: &[u8]) {
+        md5::Digest::update(&mut self.0, chunk);
+    }
+
+    fn finish(self) -> String {
+        md5::Digest::finalize(self.0).iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,5 +343,14 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(read, text);
+    }
+
+    #[test]
+    fn a_digest_of_chunks_is_the_single_part_etag_of_their_bytes() {
+        let mut digest = Md5Hex::default();
+        digest.update(b"hello ");
+        digest.update(b"world");
+        assert_eq!(digest.finish(), "5eb63bbbe01eeed093cb22bb8f5acdc3");
+        assert_eq!(Md5Hex::default().finish(), "d41d8cd98f00b204e9800998ecf8427e");
     }
 }

@@ -224,7 +224,7 @@ dist-arch:
 dist-deploy: localstack-venv
 	mkdir -p target/dist/cli && tar -xzf dist/inlet-$(VERSION)-linux-x86_64.tar.gz -C target/dist/cli inlet
 	INLET_RELEASE_DIR=$(CURDIR)/dist INLET_CLI=$(CURDIR)/target/dist/cli/inlet INLET_REQUIRE_TERRAFORM=1 \
-	  $(WITH_LOCALSTACK) cargo nextest run -p inlet-tests --test deploy the_terraform_example_deploys
+	  $(WITH_LOCALSTACK) cargo nextest run --workspace -E 'binary(deploy) & test(the_terraform_example_deploys)'
 
 # One SBOM per shipped binary, named after its artifact; cargo cyclonedx writes one beside each
 # package's Cargo.toml, and those of the other binaries are removed.

@@ -79,7 +79,7 @@ pub fn compact_staged(staged: &Path, threads: usize) -> Result<()> {
     // compactor's encoding wait on each other there, and a pool of one deadlocks.
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?;
     let mut table =
-        runtime.block_on(inlet::commit::open_or_create(&url, &Default::default(), &schema, Default::default()))?;
+        runtime.block_on(inlet::commit::open_or_create(&url, &Default::default(), &schema, &Default::default()))?;
     let compactor = Compactor::new(store, schema, CompactorOptions::default());
     let cpu_before = cpu_seconds()?;
     let started = Instant::now();

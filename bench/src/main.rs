@@ -394,7 +394,7 @@ fn run(data: &Path, keys: &[String], threads: usize, options: ConverterOptions, 
     let cpu_before = cpu_seconds()?;
     let started = Instant::now();
     let compacted = compacting.block_on(async {
-        let mut table = inlet::commit::open_or_create(&url, &Default::default(), &schema, Default::default()).await?;
+        let mut table = inlet::commit::open_or_create(&url, &Default::default(), &schema, &Default::default()).await?;
         Compactor::new(store, schema.clone(), CompactorOptions::default()).run(&mut table, true).await
     })?;
     let compact_seconds = started.elapsed().as_secs_f64();
@@ -484,7 +484,7 @@ fn commits(count: u64, optimize: bool) -> Result<()> {
         let url = url::Url::from_directory_path(lake.path()).unwrap();
         let store = inlet::stage::table_store(&url, &Default::default())?;
         let fragments = FragmentStore::new(store.clone());
-        let mut table = inlet::commit::open_or_create(&url, &Default::default(), &schema, Default::default()).await?;
+        let mut table = inlet::commit::open_or_create(&url, &Default::default(), &schema, &Default::default()).await?;
         let options = CompactorOptions { min_bytes: 0, ..CompactorOptions::default() };
         let compactor = Compactor::new(store, schema.clone(), options);
         let decoder = inlet::ingest::JsonDecoder::new(schema.clone(), 1024);

@@ -313,8 +313,8 @@ async fn run() -> Result<()> {
                 let storage_options = inlet::config::storage_options_from_env();
                 for (route, settings) in routes.select(cli.table.as_deref())? {
                     let table = &settings.table_uri;
-                    let set =
-                        inlet::ops::check::apply_properties(table, &storage_options, settings.maintenance).await?;
+                    let wanted = settings.table_properties();
+                    let set = inlet::ops::check::apply_properties(table, &storage_options, &wanted).await?;
                     if !set.is_empty() {
                         eprintln!("{}: set {}", route.name, set.join(", "));
                     }

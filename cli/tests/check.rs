@@ -105,3 +105,58 @@ fn check_reports_table_properties_the_settings_no_longer_match_and_sets_them_whe
     let again = inlet(root, &["check"], &settings("10"));
     assert!(again.status.success(), "{}", line(&again));
 }
+
+#[test]
+fn the_compactor_keeps_the_table_properties_the_settings_name_after_they_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::write(root.join("id.json"), schemas::ID.text).unwrap();
+    let table = root.join("events");
+    let settings = |interval: &str, others: Option<&str>| {
+        let mut settings = vec![
+            ("INLET_TABLE_URI", uri(&table)),
+            ("INLET_SCHEMA", root.join("id.json").display().to_string()),
+            ("INLET_CHECKPOINT_INTERVAL", interval.to_string()),
+        ];
+        settings.extend(others.map(|others| ("INLET_TABLE_PROPERTIES", others.to_string())));
+        settings
+    };
+    let created = inlet(root, &["compact", "--create"], &settings("100", None));
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let others =
+        r#"{"delta.dataSkippingNumIndexedCols": "8", "delta.deletedFileRetentionDuration": "interval 2 days"}"#;
+    let changed = settings("10", Some(others));
+    let drifted = inlet(root, &["check"], &changed);
+    let stdout = String::from_utf8_lossy(&drifted.stdout).to_string();
+    assert!(!drifted.status.success(), "{stdout}");
+    assert!(stdout.contains("delta.dataSkippingNumIndexedCols is unset where the settings say 8"), "{stdout}");
+    assert!(stdout.contains("the compactor's next run sets them"), "{stdout}");
+
+    // The next compaction sets them with a commit of their own; the one after sets nothing.
+    let compacted = inlet(root, &["compact"], &changed);
+    assert!(compacted.status.success(), "{}", String::from_utf8_lossy(&compacted.stderr));
+    let log: Vec<String> = std::fs::read_dir(table.join("_delta_log"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".json"))
+        .collect();
+    assert_eq!(log.len(), 2, "{log:?}");
+    let commit = std::fs::read_to_string(table.join("_delta_log/00000000000000000001.json")).unwrap();
+    let metadata =
+        commit.lines().find_map(|line| serde_json::from_str::<serde_json::Value>(line).ok()?.get("metaData").cloned());
+    let configuration = &metadata.expect("a metadata commit")["configuration"];
+    assert_eq!(configuration["delta.checkpointInterval"], "10");
+    assert_eq!(configuration["delta.dataSkippingNumIndexedCols"], "8");
+    assert_eq!(configuration["delta.deletedFileRetentionDuration"], "interval 2 days");
+    assert_eq!(configuration["delta.enableExpiredLogCleanup"], "true", "a property the settings do not name stays");
+    let again = inlet(root, &["compact"], &changed);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert!(!table.join("_delta_log/00000000000000000002.json").exists(), "no commit when nothing changed");
+    let checked = inlet(root, &["check"], &changed);
+    assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stdout));
+
+    // A property that would change how the table is written is refused before anything runs.
+    let refused = inlet(root, &["compact"], &settings("10", Some(r#"{"delta.appendOnly": "true"}"#)));
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("\"delta.appendOnly\" cannot be kept on an Inlet table"));
+}

@@ -46,7 +46,7 @@ async fn table_from(dir: &Path, encoding: FragmentEncoding) -> CompactionReport 
         fragments.put(writer.finish(&batch).unwrap(), Some(("date", value.as_deref()))).await.unwrap();
         fragments.seal(&batch, 1).await.unwrap();
     }
-    let mut table = open_or_create(&url, &HashMap::new(), &schema, Default::default()).await.unwrap();
+    let mut table = open_or_create(&url, &HashMap::new(), &schema, &Default::default()).await.unwrap();
     let options = CompactorOptions { min_bytes: 0, ..CompactorOptions::default() };
     Compactor::new(store, schema, options).run(&mut table, true).await.unwrap()
 }

@@ -1,8 +1,9 @@
 //! Settings, read from environment variables with documented defaults and validated at cold start.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::error::{Error, Result};
+use crate::properties::TableProperties;
 use crate::schema::Layout;
 
 /// One documented setting: its environment variable, default and meaning.
@@ -116,12 +117,17 @@ pub const SETTINGS: &[SettingDoc] = &[
     SettingDoc {
         env: "INLET_CHECKPOINT_INTERVAL",
         default: Some("100"),
-        description: "Commits between Delta checkpoints, set when the compactor creates the table.",
+        description: "Commits between Delta checkpoints (`delta.checkpointInterval`), kept on the table: set when the compactor creates it, and by the compactor's next run after a change.",
     },
     SettingDoc {
         env: "INLET_LOG_RETENTION_DAYS",
         default: Some("30"),
-        description: "Days Delta keeps commit files before log cleanup, set when the compactor creates the table.",
+        description: "Days Delta keeps commit files before log cleanup (`delta.logRetentionDuration`), kept on the table as INLET_CHECKPOINT_INTERVAL is.",
+    },
+    SettingDoc {
+        env: "INLET_TABLE_PROPERTIES",
+        default: Some("(none)"),
+        description: "Other Delta table properties kept on the table as INLET_CHECKPOINT_INTERVAL is, as a JSON object of strings (`{\"delta.dataSkippingNumIndexedCols\": \"8\", \"delta.deletedFileRetentionDuration\": \"interval 7 days\"}`): data skipping, deleted-file retention (at least a day), file size hints and checkpoint statistics; properties that change how the table must be written, how commits conflict or expire, or where files go are refused.",
     },
     SettingDoc {
         env: "INLET_ISOLATION_QUEUE_URL",
@@ -204,8 +210,10 @@ pub struct Settings {
     pub history_rebuild_seconds: u64,
     /// Data files a load history rebuild reads between saves of its progress.
     pub history_rebuild_save_files: usize,
-    /// Checkpoint interval and log retention of a new table.
+    /// Checkpoint interval and log retention kept on the table.
     pub maintenance: Maintenance,
+    /// Other Delta table properties kept on the table (`INLET_TABLE_PROPERTIES`).
+    pub other_table_properties: BTreeMap<String, String>,
     /// Compactor function for the size trigger.
     pub compactor_function: Option<String>,
     /// Queue of redelivered messages, converted one per invocation.
@@ -258,6 +266,7 @@ impl Settings {
             isolation_queue_url: get("INLET_ISOLATION_QUEUE_URL"),
             commit_queue_url: get("INLET_COMMIT_QUEUE_URL"),
             reconcile_prefixes: parse_reconcile_prefixes(get("INLET_RECONCILE_PREFIXES").as_deref())?,
+            other_table_properties: crate::properties::parse_setting(get("INLET_TABLE_PROPERTIES").as_deref())?,
             maintenance: Maintenance {
                 checkpoint_interval: parse_positive(&get, "INLET_CHECKPOINT_INTERVAL")?,
                 log_retention_days: parse_positive(&get, "INLET_LOG_RETENTION_DAYS")?,
@@ -295,9 +304,14 @@ impl Settings {
     pub fn table_url(&self) -> Result<url::Url> {
         url_of(&self.table_uri)
     }
+
+    /// The properties kept on the table: the log settings and `INLET_TABLE_PROPERTIES`.
+    pub fn table_properties(&self) -> TableProperties {
+        TableProperties::wanted(self.maintenance, &self.other_table_properties)
+    }
 }
 
-/// Log maintenance settings a new table is created with.
+/// Log maintenance settings kept on the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Maintenance {
     /// Commits between checkpoints (`delta.checkpointInterval`).
@@ -524,6 +538,8 @@ mod documentation {
             "INLET_QUEUE_URL",
             // Written by the module from its `tables` map.
             "INLET_ROUTES",
+            // Written by the module, as JSON, from its `table_properties` map.
+            "INLET_TABLE_PROPERTIES",
         ];
         for setting in SETTINGS.iter().filter(|s| !derived.contains(&s.env)) {
             let marker = format!("description = \"{}:", setting.env);

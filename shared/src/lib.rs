@@ -27,6 +27,7 @@ pub mod memory;
 pub mod metrics;
 pub mod ops;
 pub mod partition;
+pub mod properties;
 pub mod routes;
 pub mod schema;
 pub mod stage;

@@ -6,7 +6,9 @@
 //!   {"name": "event_time", "type": "timestamp"},
 //!   {"name": "device", "type": {"struct": [{"name": "os", "type": "string"}]}},
 //!   {"name": "items", "type": {"list": {"struct": [{"name": "sku", "type": "string"}]}}},
-//!   {"name": "attributes", "type": {"map": "string"}}
+//!   {"name": "attributes", "type": {"map": "string"}},
+//!   {"name": "payload", "type": "json"},
+//!   {"name": "user_agent", "from": "user agent", "type": "string"}
 //! ]}
 //! ```
 //! Primitive types: `string`, `long`, `integer`, `short`, `byte`, `double`, `float`,
@@ -14,7 +16,9 @@
 //! instants, microseconds) and `timestamp_ntz` (wall-clock times without a zone). Two say how
 //! their JSON is written: `timestamp(s|ms|us|ns)` (and `timestamp_ntz(…)`) names the unit of
 //! numbers in a timestamp column (seconds when not given), and `binary(base64|hex)` the text
-//! encoding of bytes (base64 when not given). The
+//! encoding of bytes (base64 when not given). `json` is a string column keeping any JSON value
+//! as its text, exactly as written. A field reads the key `from` names when it is not the
+//! field's own name (a key Delta refuses as a column name, or a better name). The
 //! README's conversion table says what each type accepts. Fields are nullable unless they say
 //! `"nullable": false`. The schema is converted to Delta's types and from there to Arrow, so the
 //! decoder, the fragments and the table agree on every type.
@@ -83,11 +87,50 @@ pub enum ValueFormat {
     Epoch(EpochUnit),
     /// A binary column: the text encoding.
     Binary(BinaryEncoding),
+    /// A `json` column (a string in the table): any JSON value, kept as its text exactly as
+    /// written.
+    Json,
 }
 
-/// Value formats by column path: field names joined by `.`, `[]` for a list's elements and
-/// `{}` for a map's values (`items[].at`, `attributes{}`).
-pub type ValueFormats = BTreeMap<String, ValueFormat>;
+/// How each column reads its JSON, by column path (field names joined by `.`, `[]` for a
+/// list's elements and `{}` for a map's values: `items[].at`, `attributes{}`): the formats
+/// its type leaves a choice of, and the JSON key of a field named otherwise (`from`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ValueFormats {
+    formats: BTreeMap<String, ValueFormat>,
+    keys: BTreeMap<String, String>,
+    /// Every column path of the schema, so that two fields cannot share one (a field named
+    /// `a.b` beside a struct `a` holding `b`).
+    paths: std::collections::BTreeSet<String>,
+}
+
+impl ValueFormats {
+    /// No formats and no renamed keys: every column reads its type's default format under
+    /// the key of its own name.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The format of the column at `path`, when it declares one.
+    pub fn get(&self, path: &str) -> Option<&ValueFormat> {
+        self.formats.get(path)
+    }
+
+    /// Declares the format of the column at `path`.
+    pub fn insert(&mut self, path: String, format: ValueFormat) {
+        self.formats.insert(path, format);
+    }
+
+    /// The JSON key the field at `path` is read from, when it is not the field's name.
+    pub fn key(&self, path: &str) -> Option<&str> {
+        self.keys.get(path).map(String::as_str)
+    }
+
+    /// Reads the field at `path` from the JSON key `key`.
+    pub fn insert_key(&mut self, path: String, key: String) {
+        self.keys.insert(path, key);
+    }
+}
 
 /// A declared schema, in the forms each stage needs.
 #[derive(Debug, Clone)]
@@ -114,6 +157,9 @@ struct SchemaFile {
 #[serde(deny_unknown_fields)]
 struct FieldSpec {
     name: String,
+    /// The JSON key the field is read from, when it is not `name`.
+    #[serde(default)]
+    from: Option<String>,
     #[serde(rename = "type")]
     data_type: TypeSpec,
     #[serde(default = "nullable_by_default")]
@@ -223,7 +269,7 @@ impl TableSchema {
 /// The primitive type names a schema may use.
 const PRIMITIVE_TYPES: &str = "string, long, integer, short, byte, double, float, decimal(<precision>,<scale>), \
                                boolean, binary, binary(base64), binary(hex), date, timestamp, timestamp(s), timestamp(ms), \
-                               timestamp(us), timestamp(ns), timestamp_ntz, timestamp_ntz(s|ms|us|ns)";
+                               timestamp(us), timestamp(ns), timestamp_ntz, timestamp_ntz(s|ms|us|ns), json";
 
 /// `decimal(p,s)`: precision 1 to 38 and scale 0 to the precision, as Delta allows.
 fn decimal_type(name: &str) -> Option<Result<DataType, String>> {
@@ -240,12 +286,49 @@ fn decimal_type(name: &str) -> Option<Result<DataType, String>> {
     })
 }
 
+/// Characters Delta refuses in the column names of a table without column mapping (Inlet's
+/// tables do not use it, so that every reader can read them).
+const REFUSED_IN_COLUMN_NAMES: [char; 10] = [' ', ',', ';', '{', '}', '(', ')', '=', '\n', '\t'];
+
+/// A column name for the JSON key `key` when `key` cannot be one itself: the refused
+/// characters become `_`.
+pub(crate) fn column_name_for(key: &str) -> Option<String> {
+    let refused = |c: char| REFUSED_IN_COLUMN_NAMES.contains(&c);
+    key.contains(refused).then(|| key.chars().map(|c| if refused(c) { '_' } else { c }).collect())
+}
+
+/// Why a new table cannot have `field` (a column at any depth of it is named with a character
+/// Delta refuses without column mapping), with the `from` to write instead; `None` if it can.
+/// Checked when a table is created or gains a column, not when a schema is read: a table an
+/// earlier release made with such a name keeps working.
+pub fn refused_column_name(field: &StructField) -> Option<String> {
+    if let Some(suggested) = column_name_for(field.name()) {
+        let quoted = |text: &str| serde_json::to_string(text).unwrap_or_default();
+        return Some(format!(
+            "column {}: a column name cannot hold any of \" ,;{{}}()=\", a tab or a line break; name the column otherwise and read it from its key with \"from\": {{\"name\": {}, \"from\": {}, ...}}",
+            quoted(field.name()),
+            quoted(&suggested),
+            quoted(field.name())
+        ));
+    }
+    let mut data_type = field.data_type();
+    loop {
+        data_type = match data_type {
+            DataType::Array(array) => array.element_type(),
+            DataType::Map(map) => map.value_type(),
+            DataType::Struct(fields) => return fields.fields().find_map(refused_column_name),
+            _ => return None,
+        };
+    }
+}
+
 /// The struct of `fields` under `path`, recording the value formats its columns declare.
 fn struct_of(fields: &[FieldSpec], path: &str, formats: &mut ValueFormats) -> Result<StructType, String> {
     if fields.is_empty() {
         // Parquet has no empty group: no row could ever be written.
         return Err("a struct needs at least one field".to_string());
     }
+    let mut keys = std::collections::HashSet::new();
     let fields = fields
         .iter()
         .map(|field| {
@@ -253,6 +336,17 @@ fn struct_of(fields: &[FieldSpec], path: &str, formats: &mut ValueFormats) -> Re
                 return Err("a field has an empty name".to_string());
             }
             let path = if path.is_empty() { field.name.clone() } else { format!("{path}.{}", field.name) };
+            claim(formats, path.clone()).map_err(|err| format!("field {:?}: {err}", field.name))?;
+            let key = field.from.as_deref().unwrap_or(&field.name);
+            if key.is_empty() {
+                return Err(format!("field {:?}: \"from\" names no key", field.name));
+            }
+            if !keys.insert(key) {
+                return Err(format!("two fields read the JSON key {key:?}: give each key one field"));
+            }
+            if key != field.name {
+                formats.insert_key(path.clone(), key.to_string());
+            }
             let data_type =
                 type_of(&field.data_type, &path, formats).map_err(|err| format!("field {:?}: {err}", field.name))?;
             Ok(StructField::new(field.name.clone(), data_type, field.nullable))
@@ -261,11 +355,24 @@ fn struct_of(fields: &[FieldSpec], path: &str, formats: &mut ValueFormats) -> Re
     StructType::try_new(fields).map_err(|err| err.to_string())
 }
 
+/// `path`, if no other column of the schema has it: two fields whose paths meet (a field named
+/// `a.b` beside a struct `a` holding `b`) would share their formats and keys.
+fn claim(formats: &mut ValueFormats, path: String) -> Result<String, String> {
+    if formats.paths.insert(path.clone()) {
+        return Ok(path);
+    }
+    Err(format!("the column path {path:?} is also another column's: rename one (a name holding '.', '[]' or '{{}}'?)"))
+}
+
 fn type_of(spec: &TypeSpec, path: &str, formats: &mut ValueFormats) -> Result<DataType, String> {
     let mut format = |format| formats.insert(path.to_string(), format);
     Ok(match spec {
         TypeSpec::Primitive(name) => match name.as_str() {
             "string" => DataType::STRING,
+            "json" => {
+                format(ValueFormat::Json);
+                DataType::STRING
+            }
             "long" | "bigint" => DataType::LONG,
             "integer" | "int" => DataType::INTEGER,
             "short" => DataType::SHORT,
@@ -307,10 +414,12 @@ fn type_of(spec: &TypeSpec, path: &str, formats: &mut ValueFormats) -> Result<Da
         },
         TypeSpec::Nested(NestedSpec::Struct(fields)) => struct_of(fields, path, formats)?.into(),
         TypeSpec::Nested(NestedSpec::List(element)) => {
-            ArrayType::new(type_of(element, &format!("{path}[]"), formats)?, true).into()
+            let element_path = claim(formats, format!("{path}[]"))?;
+            ArrayType::new(type_of(element, &element_path, formats)?, true).into()
         }
         TypeSpec::Nested(NestedSpec::Map(value)) => {
-            MapType::new(DataType::STRING, type_of(value, &format!("{path}{{}}"), formats)?, true).into()
+            let value_path = claim(formats, format!("{path}{{}}"))?;
+            MapType::new(DataType::STRING, type_of(value, &value_path, formats)?, true).into()
         }
     })
 }
@@ -432,5 +541,48 @@ mod tests {
         let text = r#"{"fields": [{"name": "id", "type": "long", "comment": "the key"}]}"#;
         let err = TableSchema::parse(text, "s.json").unwrap_err().to_string();
         assert!(err.contains("unknown field `comment`"), "{err}");
+    }
+
+    #[test]
+    fn a_key_that_cannot_be_a_column_name_is_read_into_a_column_named_otherwise() {
+        // Read, so that a table an earlier release made keeps working; refused for new columns.
+        let text = r#"{"fields": [{"name": "user agent", "type": "string"},
+            {"name": "s", "type": {"list": {"struct": [{"name": "x=1", "type": "long"}]}}}]}"#;
+        let schema = TableSchema::parse(text, "s.json").unwrap();
+        let problems: Vec<String> = schema.delta.fields().filter_map(refused_column_name).collect();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains(r#"{"name": "user_agent", "from": "user agent", ...}"#), "{}", problems[0]);
+        assert!(problems[1].contains(r#"{"name": "x_1", "from": "x=1", ...}"#), "{}", problems[1]);
+
+        let text = r#"{"fields": [{"name": "user_agent", "from": "user agent", "type": "string"}]}"#;
+        let schema = TableSchema::parse(text, "s.json").unwrap();
+        assert_eq!(schema.formats.key("user_agent"), Some("user agent"));
+        assert_eq!(schema.decoded.field(0).name(), "user_agent");
+        assert!(schema.delta.fields().all(|field| refused_column_name(field).is_none()));
+        for (text, expected) in [
+            (
+                r#"{"fields": [{"name": "a", "type": "long"}, {"name": "b", "from": "a", "type": "long"}]}"#,
+                "two fields read the JSON key \"a\"",
+            ),
+            (r#"{"fields": [{"name": "a", "from": "", "type": "long"}]}"#, "names no key"),
+            (
+                r#"{"fields": [{"name": "a.b", "type": "string"}, {"name": "a", "type": {"struct": [{"name": "b", "type": "json"}]}}]}"#,
+                "the column path \"a.b\" is also another column's",
+            ),
+            (
+                r#"{"fields": [{"name": "t[]", "type": "binary(hex)"}, {"name": "t", "type": {"list": "binary"}}]}"#,
+                "the column path \"t[]\" is also another column's",
+            ),
+        ] {
+            let err = TableSchema::parse(text, "s.json").unwrap_err().to_string();
+            assert!(err.contains(expected), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_json_column_is_a_string_in_the_table_read_as_json_text() {
+        let schema = TableSchema::parse(r#"{"fields": [{"name": "body", "type": "json"}]}"#, "s").unwrap();
+        assert_eq!(schema.delta.field("body").unwrap().data_type(), &DataType::STRING);
+        assert_eq!(schema.formats.get("body"), Some(&ValueFormat::Json));
     }
 }

@@ -77,11 +77,11 @@ async fn a_thousand_objects_land_exactly_once_through_redeliveries_and_crashes()
         schema.clone(),
         ConverterOptions { concurrency: 4, ..ConverterOptions::default() },
     );
-    let maintenance = Maintenance { checkpoint_interval: 10, log_retention_days: 30 };
+    let properties = Maintenance { checkpoint_interval: 10, log_retention_days: 30 }.into();
     let options = CompactorOptions { min_bytes: 0, ..CompactorOptions::default() };
     let compactor = || Compactor::new(store.clone(), schema.clone(), options);
     let no_options = HashMap::new();
-    let open = || open_or_create(&url, &no_options, &schema, maintenance);
+    let open = || open_or_create(&url, &no_options, &schema, &properties);
     let mut table = open().await.unwrap();
 
     let (mut redelivered, mut crashes_after_commit, mut races) = (0, 0, 0);

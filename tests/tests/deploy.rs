@@ -102,11 +102,14 @@ module "inlet" {{
 /// `make dist` wrote there, through the examples' `release` variable as a user would.
 fn package_variables() -> serde_json::Value {
     match std::env::var("INLET_RELEASE_DIR") {
-        Ok(dir) => serde_json::json!({
+        Ok(dir) => {
+            eprintln!("deploying the release packages in {dir} (x86_64, version {})", env!("CARGO_PKG_VERSION"));
+            serde_json::json!({
             "release": env!("CARGO_PKG_VERSION"),
             "architecture": "x86_64",
             "package_dir": dir,
-        }),
+            })
+        }
         Err(_) => {
             let package = |binary: &str| {
                 let dir = code_dir(binary).unwrap();

@@ -180,7 +180,7 @@ async fn a_table_that_cannot_take_its_schema_fails_alone_while_the_others_commit
     let as_text = inlet::schema::TableSchema::parse(r#"{"fields":[{"name":"id","type":"string"}]}"#, "text").unwrap();
     let maintenance = inlet::config::Maintenance { checkpoint_interval: 100, log_retention_days: 30 };
     let url = url::Url::parse(&bad_uri).unwrap();
-    inlet::commit::open_or_create(&url, &localstack.storage_options(), &as_text, maintenance).await.unwrap();
+    inlet::commit::open_or_create(&url, &localstack.storage_options(), &as_text, &maintenance.into()).await.unwrap();
     let routes = serde_json::json!({"routes": [
         {"name": "good", "prefix": "good/", "table_uri": good_uri, "schema": "id.schema.json"},
         {"name": "bad", "prefix": "bad/", "table_uri": bad_uri, "schema": "id.schema.json"}
@@ -273,7 +273,9 @@ async fn on_the_commit_queue_a_broken_table_fails_alone_and_loses_nothing_once_f
     let as_text = inlet::schema::TableSchema::parse(r#"{"fields":[{"name":"id","type":"string"}]}"#, "text").unwrap();
     let maintenance = inlet::config::Maintenance { checkpoint_interval: 100, log_retention_days: 30 };
     let misfit_url = url::Url::parse(&uri("misfit")).unwrap();
-    inlet::commit::open_or_create(&misfit_url, &localstack.storage_options(), &as_text, maintenance).await.unwrap();
+    inlet::commit::open_or_create(&misfit_url, &localstack.storage_options(), &as_text, &maintenance.into())
+        .await
+        .unwrap();
     let late_schema = format!("s3://{lake}/config/late.schema.json");
     let routes = serde_json::json!({"routes": [
         {"name": "good", "prefix": "good/", "table_uri": uri("good"), "schema": "id.schema.json"},

@@ -23,6 +23,7 @@ locals {
     INLET_HISTORY_REBUILD_SAVE_FILES = tostring(var.history_rebuild_save_files)
     INLET_CHECKPOINT_INTERVAL        = tostring(var.checkpoint_interval)
     INLET_LOG_RETENTION_DAYS         = tostring(var.delta_log_retention_days)
+    INLET_TABLE_PROPERTIES           = length(var.table_properties) == 0 ? "" : jsonencode(var.table_properties)
     INLET_DOWNLOAD_CONCURRENCY       = tostring(var.download_concurrency)
     INLET_DECODE_BATCH_ROWS          = tostring(var.decode_batch_rows)
     INLET_RECONCILE_PREFIXES         = local.several_tables ? "" : var.reconcile_prefixes

@@ -107,7 +107,10 @@ locals {
   # What the `inlet` command reads, so an operator's shell needs no flags.
   cli_environment = merge(
     {
-      for key in ["INLET_TABLE_URI", "INLET_SCHEMA", "INLET_ROUTES", "INLET_PARTITION_BY"] :
+      # The table properties too, so that `inlet check` and a local `inlet compact` keep the
+      # ones the compactor keeps instead of setting them back and forth.
+      for key in ["INLET_TABLE_URI", "INLET_SCHEMA", "INLET_ROUTES", "INLET_PARTITION_BY", "INLET_CHECKPOINT_INTERVAL",
+      "INLET_LOG_RETENTION_DAYS", "INLET_TABLE_PROPERTIES"] :
       key => local.settings[key] if local.settings[key] != ""
     },
     {

@@ -490,7 +490,7 @@ variable "history_rebuild_save_files" {
 }
 
 variable "checkpoint_interval" {
-  description = "INLET_CHECKPOINT_INTERVAL: commits between Delta checkpoints (set at table creation)."
+  description = "INLET_CHECKPOINT_INTERVAL: commits between Delta checkpoints (kept on the table: set at its creation, and by the compactor's next run after a change)."
   type        = number
   default     = 100
   validation {
@@ -500,12 +500,23 @@ variable "checkpoint_interval" {
 }
 
 variable "delta_log_retention_days" {
-  description = "INLET_LOG_RETENTION_DAYS: days Delta keeps commit files (set at table creation)."
+  description = "INLET_LOG_RETENTION_DAYS: days Delta keeps commit files (kept on the table as checkpoint_interval is)."
   type        = number
   default     = 30
   validation {
     condition     = var.delta_log_retention_days >= 1
     error_message = "delta_log_retention_days must be at least 1."
+  }
+}
+
+variable "table_properties" {
+  description = "Other Delta table properties kept on every table as checkpoint_interval is (INLET_TABLE_PROPERTIES, as JSON), e.g. { \"delta.dataSkippingNumIndexedCols\" = \"8\" }; a table of `tables` can set its own with INLET_TABLE_PROPERTIES in its settings."
+  type        = map(string)
+  default     = {}
+  validation {
+    condition = alltrue([for name, value in var.table_properties : can(regex("^delta\\.(autoOptimize\\.(autoCompact|optimizeWrite)|checkpoint\\.writeStatsAs(Json|Struct)|dataSkipping(NumIndexedCols|StatsColumns)|deletedFileRetentionDuration|targetFileSize|tuneFileSizesForRewrites)$", name)) && trimspace(value) != ""
+    && (name != "delta.deletedFileRetentionDuration" || can(regex("^interval [1-9][0-9]* (day|days|week|weeks)$", value)))])
+    error_message = "table_properties may keep delta.dataSkippingNumIndexedCols, delta.dataSkippingStatsColumns, delta.deletedFileRetentionDuration (\"interval <n> days\", at least a day), delta.targetFileSize, delta.tuneFileSizesForRewrites, delta.autoOptimize.autoCompact, delta.autoOptimize.optimizeWrite, delta.checkpoint.writeStatsAsJson and delta.checkpoint.writeStatsAsStruct, each with a value; the log settings are checkpoint_interval and delta_log_retention_days, and other properties change how Inlet must write the table."
   }
 }
 
@@ -576,10 +587,11 @@ variable "tables" {
       key == "INLET_OPTIMIZE_MIN_FILES" ? can(regex("^[0-9]+$", value)) :
       key == "INLET_UNKNOWN_FIELDS" ? contains(["ignore", "rescue"], value) :
       key == "INLET_INGESTED_AT" ? contains(["true", "false"], value) :
+      key == "INLET_TABLE_PROPERTIES" ? can(keys(jsondecode(value))) && alltrue([for name, property in try(jsondecode(value), {}) : can(regex("^delta\\.(autoOptimize\\.(autoCompact|optimizeWrite)|checkpoint\\.writeStatsAs(Json|Struct)|dataSkipping(NumIndexedCols|StatsColumns)|deletedFileRetentionDuration|targetFileSize|tuneFileSizesForRewrites)$", name)) && try(property == tostring(property) && trimspace(property) != "", false) && (name != "delta.deletedFileRetentionDuration" || can(regex("^interval [1-9][0-9]* (day|days|week|weeks)$", property)))]) :
       key == "INLET_RECONCILE_PREFIXES" ? alltrue([for prefix in split(",", value) : can(regex("^s3://[^/]+/", trimspace(prefix))) && strcontains(prefix, "{date}") && !can(regex("[{}]", replace(replace(prefix, "{date}", ""), "{hour}", "")))]) :
       !startswith(key, "INLET_") || contains(["INLET_TABLE_URI", "INLET_SCHEMA", "INLET_PARTITION_BY", "INLET_ROUTES"], key)
     ]]))
-    error_message = "A table's setting is unknown or its value does not parse: sizes, counts and seconds are positive whole numbers (INLET_OPTIMIZE_MIN_FILES may be 0), INLET_UNKNOWN_FIELDS is ignore or rescue, INLET_INGESTED_AT true or false, INLET_RECONCILE_PREFIXES s3://bucket/prefix templates holding {date} and no placeholder but {date} and {hour}. Deployment-wide settings (queues, the compactor function, the log format) are module variables, not per table."
+    error_message = "A table's setting is unknown or its value does not parse: sizes, counts and seconds are positive whole numbers (INLET_OPTIMIZE_MIN_FILES may be 0), INLET_UNKNOWN_FIELDS is ignore or rescue, INLET_INGESTED_AT true or false, INLET_TABLE_PROPERTIES a JSON object of delta.* properties as table_properties takes them, INLET_RECONCILE_PREFIXES s3://bucket/prefix templates holding {date} and no placeholder but {date} and {hour}. Deployment-wide settings (queues, the compactor function, the log format) are module variables, not per table."
   }
 }
 

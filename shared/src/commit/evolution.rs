@@ -15,7 +15,7 @@ use deltalake::kernel::{DataType, StructField, StructType};
 use object_store::path::Path;
 
 use crate::error::{Error, Result};
-use crate::schema::TableSchema;
+use crate::schema::{TableSchema, refused_column_name};
 use crate::stage::fragment::FragmentInfo;
 
 /// The table schema to commit: `None` when the table already has every declared column,
@@ -50,6 +50,9 @@ pub fn plan_evolution(table: &StructType, declared: &StructType) -> Result<Optio
     let added: Vec<_> = declared.fields().filter(|field| table.field(field.name()).is_none()).cloned().collect();
     if added.is_empty() {
         return Ok(None);
+    }
+    if let Some(problem) = added.iter().find_map(refused_column_name) {
+        return Err(refuse(problem));
     }
     if let Some(required) = added.iter().find(|field| !field.is_nullable()) {
         return Err(refuse(format!(
@@ -242,6 +245,22 @@ mod tests {
 
     fn schema(fields: &[(&str, DataType, bool)]) -> StructType {
         StructType::try_new(fields.iter().map(|(n, t, null)| StructField::new(*n, t.clone(), *null))).unwrap()
+    }
+
+    #[test]
+    fn a_new_column_named_as_delta_refuses_is_refused_with_the_from_to_write() {
+        let table = schema(&[("id", DataType::LONG, false)]);
+        let nested = StructType::try_new([StructField::new("bad key", DataType::STRING, true)]).unwrap();
+        for declared in [
+            schema(&[("id", DataType::LONG, false), ("user agent", DataType::STRING, true)]),
+            schema(&[("id", DataType::LONG, false), ("device", nested.into(), true)]),
+        ] {
+            let err = plan_evolution(&table, &declared).unwrap_err().to_string();
+            assert!(err.contains("\"from\"") && err.contains("cannot hold"), "{err}");
+        }
+        // A table that already has such a column keeps it.
+        let old = schema(&[("id", DataType::LONG, false), ("user agent", DataType::STRING, true)]);
+        assert_eq!(plan_evolution(&old, &old).unwrap(), None);
     }
 
     #[test]

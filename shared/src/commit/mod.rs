@@ -22,4 +22,4 @@ pub use compact::{
 };
 pub use history::{LoadHistory, RebuildBudget, RebuildProgress, Rebuilt};
 pub use optimize::{OptimizeOptions, OptimizeReport, VacuumReport, optimize, vacuum};
-pub use table::open_or_create;
+pub use table::{keep_properties, open_or_create};

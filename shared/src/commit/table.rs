@@ -9,6 +9,7 @@ use arrow_schema::{DataType, SchemaRef};
 pub use deltalake::ObjectStore;
 use deltalake::datafile::writer::{DeltaWriter, WriterConfig};
 use deltalake::kernel::Add;
+use deltalake::kernel::transaction::CommitProperties;
 use deltalake::logstore::ObjectStoreRef;
 use deltalake::table::config::TablePropertiesExt as _;
 use deltalake::{DeltaTable, TableProperty};
@@ -19,9 +20,9 @@ use parquet::schema::types::ColumnPath;
 use url::Url;
 
 use crate::commit::history::indexed_version;
-use crate::config::Maintenance;
 use crate::error::{Error, Result};
-use crate::schema::TableSchema;
+use crate::properties::TableProperties;
+use crate::schema::{TableSchema, refused_column_name};
 use futures::StreamExt as _;
 
 /// Whether log cleanup should run with the next commit: only when that commit writes a
@@ -56,16 +57,19 @@ pub async fn open_table(url: &Url, storage_options: &HashMap<String, String>) ->
     Ok(table)
 }
 
-/// Opens the table at `url`, creating it with `schema` (and `maintenance`) if no table is there yet.
+/// Opens the table at `url`, creating it with `schema` and `properties` if no table is there yet.
 pub async fn open_or_create(
     url: &Url,
     storage_options: &HashMap<String, String>,
     schema: &TableSchema,
-    maintenance: Maintenance,
+    properties: &TableProperties,
 ) -> Result<DeltaTable> {
     let table = open_table(url, storage_options).await?;
     if table.version().is_some() {
         return Ok(table);
+    }
+    if let Some(problem) = schema.delta.fields().find_map(refused_column_name) {
+        return Err(Error::Schema { location: url.to_string(), reason: problem });
     }
     let name = url.path_segments().and_then(|mut segments| segments.next_back()).unwrap_or("inlet").to_string();
     let created = table
@@ -74,14 +78,7 @@ pub async fn open_or_create(
         .with_comment("Ingested by Inlet")
         .with_columns(schema.delta.fields().cloned())
         .with_partition_columns(schema.partition_columns())
-        .with_configuration_property(
-            TableProperty::CheckpointInterval,
-            Some(maintenance.checkpoint_interval.to_string()),
-        )
-        .with_configuration_property(
-            TableProperty::LogRetentionDuration,
-            Some(format!("interval {} days", maintenance.log_retention_days)),
-        )
+        .with_configuration(properties.iter().map(|(name, value)| (name, Some(value))))
         .with_configuration_property(TableProperty::EnableExpiredLogCleanup, Some("true"))
         .await;
     match created {
@@ -95,6 +92,28 @@ pub async fn open_or_create(
             if table.version().is_some() { Ok(table) } else { Err(err.into()) }
         }
     }
+}
+
+/// Sets the properties of `table` that differ from `properties`, in one metadata commit; the
+/// ones set, as `name=value`. A table whose properties match is left without a commit. A
+/// compaction or optimize whose commit races this one is refused (`MetadataChanged`) before it
+/// deletes anything, and its rows wait for the next run. The commit runs no log cleanup: that
+/// waits until the load history has read the commits it would delete.
+pub async fn keep_properties(table: &mut DeltaTable, properties: &TableProperties) -> Result<Vec<String>> {
+    let drift = properties.drift(table.snapshot()?.metadata().configuration());
+    if drift.is_empty() {
+        return Ok(Vec::new());
+    }
+    let set: HashMap<String, String> = drift.iter().map(|(name, _, wants)| (name.clone(), wants.clone())).collect();
+    let no_cleanup = CommitProperties::default().with_cleanup_expired_logs(Some(false));
+    *table = table
+        .clone()
+        .set_tbl_properties()
+        .with_properties(set)
+        .with_raise_if_not_exists(false)
+        .with_commit_properties(no_cleanup)
+        .await?;
+    Ok(drift.into_iter().map(|(name, _, wants)| format!("{name}={wants}")).collect())
 }
 
 /// Data files being written for `table` with `schema` (its own, or an evolved one), rolled at
@@ -323,12 +342,22 @@ mod tests {
         assert!(mostly_unique_columns(&rows(&schema, 100)[0], &[]).is_empty());
     }
 
+    #[tokio::test]
+    async fn a_new_table_is_not_created_with_a_column_name_delta_refuses() {
+        let schema = TableSchema::parse(r#"{"fields":[{"name":"user agent","type":"string"}]}"#, "t").unwrap();
+        let lake = tempfile::tempdir().unwrap();
+        let url = Url::from_directory_path(lake.path()).unwrap();
+        let err = open_or_create(&url, &HashMap::new(), &schema, &Default::default()).await.unwrap_err().to_string();
+        assert!(err.contains(r#"{"name": "user_agent", "from": "user agent", ...}"#), "{err}");
+        assert!(open_table(&url, &HashMap::new()).await.unwrap().version().is_none(), "no table was made");
+    }
+
     /// A new table with [`SCHEMA`] in a temporary directory.
     async fn new_table() -> (Arc<TableSchema>, tempfile::TempDir, DeltaTable) {
         let schema = Arc::new(TableSchema::parse(SCHEMA, "test").unwrap());
         let lake = tempfile::tempdir().unwrap();
         let url = Url::from_directory_path(lake.path()).unwrap();
-        let table = open_or_create(&url, &HashMap::new(), &schema, Default::default()).await.unwrap();
+        let table = open_or_create(&url, &HashMap::new(), &schema, &Default::default()).await.unwrap();
         (schema, lake, table)
     }
 

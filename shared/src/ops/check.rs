@@ -3,15 +3,17 @@
 //! table, each table's properties against its settings, and the queues and function the
 //! settings name.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::Serialize;
 
 use crate::commit::evolution::schema_fits_table;
+use crate::commit::keep_properties;
 use crate::commit::table::open_table;
-use crate::config::{Maintenance, Settings, storage_options_from_env};
+use crate::config::{Settings, storage_options_from_env};
 use crate::context::load_schema;
 use crate::error::{Error, Result};
+use crate::properties::TableProperties;
 use crate::routes::Routes;
 
 /// One thing checked.
@@ -112,38 +114,19 @@ async fn table_finding(
     Ok(Finding { subject: format!("{name}: table"), ok: fit.fits, detail: fit.detail })
 }
 
-/// The table properties the settings ask for (applied when a table is created).
-pub fn wanted_properties(maintenance: Maintenance) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (CHECKPOINT_INTERVAL.to_string(), maintenance.checkpoint_interval.to_string()),
-        (LOG_RETENTION.to_string(), format!("interval {} days", maintenance.log_retention_days)),
-    ])
-}
-
-const CHECKPOINT_INTERVAL: &str = "delta.checkpointInterval";
-const LOG_RETENTION: &str = "delta.logRetentionDuration";
-
 /// The properties of the table at `table_uri` that differ from `wanted`: (name, the table's
 /// value, the wanted one); `None` when there is no table yet.
 pub async fn property_drift(
     table_uri: &str,
     storage_options: &HashMap<String, String>,
-    wanted: &BTreeMap<String, String>,
+    wanted: &TableProperties,
 ) -> Result<Option<Vec<(String, Option<String>, String)>>> {
     let url = url::Url::parse(table_uri).map_err(|err| Error::Config(format!("table URI {table_uri}: {err}")))?;
     let table = open_table(&url, storage_options).await?;
     if table.version().is_none() {
         return Ok(None);
     }
-    let snapshot = table.snapshot()?;
-    let configuration = snapshot.metadata().configuration();
-    Ok(Some(
-        wanted
-            .iter()
-            .filter(|(name, value)| configuration.get(*name) != Some(*value))
-            .map(|(name, value)| (name.clone(), configuration.get(name).cloned(), value.clone()))
-            .collect(),
-    ))
+    Ok(Some(wanted.drift(table.snapshot()?.metadata().configuration())))
 }
 
 /// Whether the table keeps the properties its settings ask for, as a finding (none when
@@ -153,7 +136,7 @@ async fn properties_finding(
     settings: &Settings,
     storage_options: &HashMap<String, String>,
 ) -> Result<Option<Finding>> {
-    let wanted = wanted_properties(settings.maintenance);
+    let wanted = settings.table_properties();
     let Some(drift) = property_drift(&settings.table_uri, storage_options, &wanted).await? else { return Ok(None) };
     let subject = format!("{name}: table properties");
     if drift.is_empty() {
@@ -169,29 +152,24 @@ async fn properties_finding(
     Ok(Some(Finding::problem(
         subject,
         format!(
-            "{} (INLET_CHECKPOINT_INTERVAL and INLET_LOG_RETENTION_DAYS apply when a table is created): \
-             `inlet check --apply-properties` sets them",
+            "{} (INLET_CHECKPOINT_INTERVAL, INLET_LOG_RETENTION_DAYS and INLET_TABLE_PROPERTIES): the compactor's next \
+             run sets them, `inlet check --apply-properties` sets them now",
             differences.join("; ")
         ),
     )))
 }
 
-/// Sets the properties of the table at `table_uri` that differ from its settings, in one
+/// Sets the properties of the table at `table_uri` that differ from `wanted`, in one
 /// metadata commit (a compactor racing it retries from it); the ones it set.
 pub async fn apply_properties(
     table_uri: &str,
     storage_options: &HashMap<String, String>,
-    maintenance: Maintenance,
+    wanted: &TableProperties,
 ) -> Result<Vec<String>> {
-    let wanted = wanted_properties(maintenance);
-    let Some(drift) = property_drift(table_uri, storage_options, &wanted).await? else { return Ok(Vec::new()) };
-    if drift.is_empty() {
+    let url = url::Url::parse(table_uri).map_err(|err| Error::Config(format!("table URI {table_uri}: {err}")))?;
+    let mut table = open_table(&url, storage_options).await?;
+    if table.version().is_none() {
         return Ok(Vec::new());
     }
-    let url = url::Url::parse(table_uri).map_err(|err| Error::Config(format!("table URI {table_uri}: {err}")))?;
-    let table = open_table(&url, storage_options).await?;
-    let properties: HashMap<String, String> =
-        drift.iter().map(|(name, _, wants)| (name.clone(), wants.clone())).collect();
-    table.set_tbl_properties().with_properties(properties).with_raise_if_not_exists(false).await?;
-    Ok(drift.into_iter().map(|(name, _, wants)| format!("{name}={wants}")).collect())
+    keep_properties(&mut table, wanted).await
 }

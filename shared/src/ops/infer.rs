@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use crate::error::Result;
 use crate::ingest::Compression;
 use crate::ingest::json::timestamp_names_zone;
+use crate::schema::column_name_for;
 
 /// What the samples said.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -190,11 +191,25 @@ fn string_kind(text: &str) -> Kind {
 }
 
 fn fields_spec(fields: &[(String, Kind)], path: &str, notes: &mut Vec<String>) -> Vec<Value> {
+    // Names in use, so that a drafted name never repeats another field's (`a b` beside `a_b`).
+    let mut taken: std::collections::HashSet<String> =
+        fields.iter().filter(|(name, _)| column_name_for(name).is_none()).map(|(name, _)| name.clone()).collect();
     fields
         .iter()
         .map(|(name, kind)| {
-            let path = if path.is_empty() { name.clone() } else { format!("{path}.{name}") };
-            json!({"name": name, "type": kind.type_spec(&path, notes)})
+            let Some(column) = column_name_for(name).map(|column| {
+                let mut unique = (1..).map(|n| if n == 1 { column.clone() } else { format!("{column}_{n}") });
+                let chosen = unique.find(|candidate| !taken.contains(candidate)).unwrap_or(column);
+                taken.insert(chosen.clone());
+                chosen
+            }) else {
+                let path = if path.is_empty() { name.clone() } else { format!("{path}.{name}") };
+                return json!({"name": name, "type": kind.type_spec(&path, notes)});
+            };
+            let path = if path.is_empty() { column.clone() } else { format!("{path}.{column}") };
+            notes
+                .push(format!("{path}: the key {name:?} cannot be a column name; drafted as {column:?}, read from it"));
+            json!({"name": column, "from": name, "type": kind.type_spec(&path, notes)})
         })
         .collect()
 }
@@ -325,5 +340,21 @@ mod tests {
         assert!(drafted.notes[0].starts_with("code: integer and string values"), "{:?}", drafted.notes);
         assert!(drafted.notes[1].starts_with("when: timestamps without a zone"), "{:?}", drafted.notes);
         assert!(drafted.notes[2].contains("1 of 3 lines were not JSON objects"), "{:?}", drafted.notes);
+    }
+
+    #[test]
+    fn a_key_that_cannot_be_a_column_name_is_drafted_with_a_name_and_read_from_the_key() {
+        let draft = draft(&[r#"{"user agent": "curl", "tags": {"a=b": 1}, "user_agent": "x", "user;agent": "y"}"#]);
+        assert_eq!(
+            draft.schema,
+            json!({"fields": [
+                {"name": "user_agent_2", "from": "user agent", "type": "string"},
+                {"name": "tags", "type": {"struct": [{"name": "a_b", "from": "a=b", "type": "long"}]}},
+                {"name": "user_agent", "type": "string"},
+                {"name": "user_agent_3", "from": "user;agent", "type": "string"}
+            ]})
+        );
+        assert!(draft.notes.iter().any(|note| note.contains("tags.a_b: the key \"a=b\"")), "{:?}", draft.notes);
+        TableSchema::parse(&draft.schema.to_string(), "draft").unwrap();
     }
 }

@@ -378,3 +378,22 @@ run "a_fractional_reconcile_window_is_refused" {
   }
   expect_failures = [var.reconcile]
 }
+
+run "a_table_properties_setting_that_is_not_a_json_object_of_delta_properties_is_refused" {
+  command = plan
+  variables {
+    tables = { web = { raw_prefix = "web/", schema_file = "../../../schemas/events.schema.json", settings = { INLET_TABLE_PROPERTIES = "{\"delta.appendOnly\": \"true\"}" } } }
+  }
+  expect_failures = [var.tables]
+}
+
+run "a_table_can_keep_its_own_table_properties" {
+  command = plan
+  variables {
+    tables = { web = { raw_prefix = "web/", schema_file = "../../../schemas/events.schema.json", settings = { INLET_TABLE_PROPERTIES = "{\"delta.dataSkippingNumIndexedCols\": \"8\"}" } } }
+  }
+  assert {
+    condition     = strcontains(aws_s3_object.routes[0].content, "delta.dataSkippingNumIndexedCols")
+    error_message = "a table's INLET_TABLE_PROPERTIES reaches its route's settings"
+  }
+}

@@ -127,3 +127,38 @@ run "a_table_at_the_bucket_root_and_an_invalid_bucket_name_are_refused" {
   }
   expect_failures = [var.table_prefix, var.lake_bucket_name]
 }
+
+run "table_properties_reach_the_functions_as_json" {
+  command = plan
+  variables {
+    table_properties = { "delta.dataSkippingNumIndexedCols" = "8" }
+  }
+  assert {
+    condition     = jsondecode(aws_lambda_function.compactor.environment[0].variables["INLET_TABLE_PROPERTIES"]) == { "delta.dataSkippingNumIndexedCols" = "8" }
+    error_message = "table_properties become INLET_TABLE_PROPERTIES"
+  }
+}
+
+run "no_table_properties_set_no_setting" {
+  command = plan
+  assert {
+    condition     = !contains(keys(aws_lambda_function.compactor.environment[0].variables), "INLET_TABLE_PROPERTIES")
+    error_message = "without table_properties, INLET_TABLE_PROPERTIES is not set"
+  }
+}
+
+run "a_table_property_that_changes_how_the_table_is_written_is_refused" {
+  command = plan
+  variables {
+    table_properties = { "delta.columnMapping.mode" = "name" }
+  }
+  expect_failures = [var.table_properties]
+}
+
+run "a_log_setting_as_a_table_property_is_refused" {
+  command = plan
+  variables {
+    table_properties = { "delta.checkpointInterval" = "10" }
+  }
+  expect_failures = [var.table_properties]
+}

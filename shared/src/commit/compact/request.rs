@@ -6,11 +6,12 @@ use super::{CompactionReport, Compactor, CompactorOptions};
 use crate::commit::evolution::schema_fits_table;
 use crate::commit::history::LoadHistory;
 use crate::commit::optimize::{OptimizeOptions, optimize, vacuum};
-use crate::commit::table::open_or_create;
+use crate::commit::table::{keep_properties, open_or_create};
 use crate::config::Settings;
 use crate::context::{Context, Deployment};
 use crate::error::{Error, Result};
 use crate::metrics::Metric;
+use crate::properties::TableProperties;
 use crate::routes::{Route, Routes, names_table};
 use crate::stage::FragmentStore;
 
@@ -80,8 +81,9 @@ pub async fn compact_table(context: &Context, request: &CompactRequest) -> Resul
             return Err(Error::NoTable(url.to_string()));
         }
     }
-    let mut table =
-        open_or_create(&url, &context.storage_options, &context.schema, context.settings.maintenance).await?;
+    let properties = context.settings.table_properties();
+    let mut table = open_or_create(&url, &context.storage_options, &context.schema, &properties).await?;
+    keep_table_properties(&mut table, &properties).await;
     let options = CompactorOptions::from_settings(&context.settings);
     let mut compactor = Compactor::new(context.table_store.clone(), context.schema.clone(), options);
     if let Some(partitions) = &request.partitions {
@@ -101,6 +103,21 @@ pub async fn compact_table(context: &Context, request: &CompactRequest) -> Resul
         }
     }
     Ok(report)
+}
+
+/// Brings the table's properties to the settings' after a change, before compacting. A commit
+/// that fails (another writer's commit won) is left to the next run: the compaction goes on.
+async fn keep_table_properties(table: &mut deltalake::DeltaTable, properties: &TableProperties) {
+    match keep_properties(table, properties).await {
+        Ok(set) if set.is_empty() => {}
+        Ok(set) => tracing::info!(table = %table.table_url(), set = %set.join(", "), "set table properties"),
+        Err(err) => {
+            tracing::warn!(table = %table.table_url(), error = %err, "table properties left for the next run");
+            if let Err(err) = table.update_state().await {
+                tracing::warn!(error = %err, "table state not reloaded");
+            }
+        }
+    }
 }
 
 /// The compactor of every table of a deployment (one, for a single table).

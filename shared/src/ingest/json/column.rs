@@ -26,6 +26,8 @@ pub(super) struct Column {
 
 pub(super) enum Values {
     Utf8(Utf8Values),
+    /// A `json` column: each value's JSON text as written.
+    Json(Utf8Values),
     Boolean {
         values: BooleanBufferBuilder,
         nulls: NullBufferBuilder,
@@ -87,6 +89,7 @@ impl Column {
     /// The column of `data_type` at `path`, reading values as `formats` say.
     pub(super) fn new(nullable: bool, data_type: &DataType, path: &str, formats: &ValueFormats) -> Self {
         let values = match data_type {
+            DataType::Utf8 if formats.get(path) == Some(&ValueFormat::Json) => Values::Json(Utf8Values::new()),
             DataType::Utf8 => Values::Utf8(Utf8Values::new()),
             DataType::Boolean => {
                 Values::Boolean { values: BooleanBufferBuilder::new(0), nulls: NullBufferBuilder::new(0) }
@@ -145,7 +148,7 @@ impl Column {
             return Err(cursor.reject("a value (the field is not nullable)"));
         }
         match &mut self.values {
-            Values::Utf8(v) => v.append_null(),
+            Values::Utf8(v) | Values::Json(v) => v.append_null(),
             Values::Boolean { values, nulls } => {
                 values.append(false);
                 nulls.append_null();
@@ -199,6 +202,7 @@ impl Column {
         }
         match &mut self.values {
             Values::Utf8(v) => v.parse(cursor)?,
+            Values::Json(v) => v.parse_json_text(cursor)?,
             Values::Boolean { values, nulls } => {
                 let value = match cursor.peek() {
                     Some(b't') => cursor.literal(b"true").map(|_| true)?,
@@ -228,7 +232,7 @@ impl Column {
     /// Values (rows, list elements or map entries) held so far.
     pub(super) fn len(&self) -> usize {
         match &self.values {
-            Values::Utf8(v) => v.offsets.len() - 1,
+            Values::Utf8(v) | Values::Json(v) => v.offsets.len() - 1,
             Values::Boolean { values, .. } => values.len(),
             Values::Int8(v) => v.values.len(),
             Values::Int16(v) => v.values.len(),
@@ -249,7 +253,7 @@ impl Column {
     /// Takes back every value after the first `len` (those of a refused line).
     pub(super) fn truncate(&mut self, len: usize) {
         match &mut self.values {
-            Values::Utf8(v) => v.truncate(len),
+            Values::Utf8(v) | Values::Json(v) => v.truncate(len),
             Values::Boolean { values, nulls } => {
                 values.truncate(len);
                 nulls.truncate(len);
@@ -272,7 +276,7 @@ impl Column {
 
     pub(super) fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
         match &mut self.values {
-            Values::Utf8(v) => v.finish(),
+            Values::Utf8(v) | Values::Json(v) => v.finish(),
             Values::Boolean { values, nulls } => Ok(Arc::new(BooleanArray::new(values.finish(), nulls.finish()))),
             Values::Int8(v) => v.finish(),
             Values::Int16(v) => v.finish(),

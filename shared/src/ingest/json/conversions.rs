@@ -319,3 +319,118 @@ fn timestamps_without_a_zone_keep_the_wall_clock_as_written() {
         &arrow_schema::DataType::Timestamp(arrow_schema::TimeUnit::Microsecond, None)
     );
 }
+
+#[test]
+fn json_columns_keep_any_value_as_written_and_refuse_what_is_not_json() {
+    for value in [
+        r#"{"a": [1, 2.50, {"b": null}], "c": "\u00e9\n"}"#,
+        r#"[ ]"#,
+        r#""text with \"quotes\"""#,
+        "12345678901234567890.000",
+        "-0.0",
+        "true",
+        r#"{"a":1,"a":2}"#,
+    ] {
+        let column = convert(r#""json""#, value).unwrap_or_else(|reason| panic!("json refused {value}: {reason}"));
+        assert_eq!(column.as_string::<i32>().value(0), value, "kept as written");
+    }
+    assert!(convert(r#""json""#, "null").unwrap().is_null(0), "a null value is a null, not the text null");
+    assert_eq!(convert(r#""json""#, "[null]").unwrap().as_string::<i32>().value(0), "[null]");
+    for (bad, reason) in [
+        ("{'a':1}", "field v: expected a string"),
+        ("[1,]", "field v: expected a value"),
+        ("1e400", "field v: expected a number within the range of a double"),
+        ("NaN", "field v: expected a value"),
+    ] {
+        assert_eq!(refused(r#""json""#, bad), reason, "{bad}");
+    }
+    // In a list and in a struct, as anywhere else.
+    let column = convert(r#"{"list":"json"}"#, r#"[{"x":1}, 2, "s"]"#).unwrap();
+    let list = column.as_list::<i32>();
+    let items = list.value(0);
+    let texts: Vec<&str> = items.as_string::<i32>().iter().map(Option::unwrap).collect();
+    assert_eq!(texts, vec![r#"{"x":1}"#, "2", r#""s""#]);
+}
+
+#[test]
+fn a_field_reads_the_key_it_names_with_from_and_not_its_own_name() {
+    let schema = TableSchema::parse(
+        r#"{"fields":[
+            {"name":"user_agent","type":"string","from":"user agent"},
+            {"name":"device","type":{"struct":[{"name":"os_name","from":"os name","type":"string"}]}},
+            {"name":"n","type":"long"}
+        ]}"#,
+        "t",
+    )
+    .unwrap();
+    let decoder = ColumnDecoder::new(schema.decoded.clone(), &schema.formats, 8, false);
+    let decoded = decoder
+        .decode(
+            concat!(
+                r#"{"user agent":"curl/8","device":{"os name":"linux"},"n":1}"#,
+                "\n",
+                r#"{"user_agent":"unread","n":2,"device":{"os_name":"unread"}}"#,
+                "\n",
+                r#"{"user agent":7}"#
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+    let reasons: Vec<&str> = decoded.refused.iter().map(|r| r.reason.as_str()).collect();
+    assert_eq!(reasons, vec!["field user_agent: expected a string"]);
+    let batch = &decoded.batches[0];
+    let agents = batch.column_by_name("user_agent").unwrap().as_string::<i32>();
+    assert_eq!((agents.value(0), agents.is_null(1)), ("curl/8", true), "the column's own name is an unknown key");
+    let os = batch.column_by_name("device").unwrap().as_struct().column(0).as_string::<i32>().clone();
+    assert_eq!((os.value(0), os.is_null(1)), ("linux", true));
+}
+
+/// Random JSON text of any shape, written with random whitespace, escapes and number forms.
+fn random_json(rng: &mut rand::rngs::StdRng, depth: usize) -> String {
+    use rand::Rng;
+    let space = |rng: &mut rand::rngs::StdRng| [" ", "", "\t", "  ", ""][rng.random_range(0..5)].to_string();
+    match rng.random_range(0..if depth > 3 { 5 } else { 7 }) {
+        0 => ["null", "true", "false"][rng.random_range(0..3)].to_string(),
+        1 => ["0", "-0", "12.50", "1e-7", "-3E+2", "9007199254740993", "0.1"][rng.random_range(0..7)].to_string(),
+        2 | 3 => ["\"\"", "\"plain\"", "\"tab\\t\\\"q\\\" \\u00e9 é 𠮷\"", "\"\\ud83d\\ude00\"", "\"a\\/b\""]
+            [rng.random_range(0..5)]
+        .to_string(),
+        4 => format!("[{}]", space(rng)),
+        5 => {
+            let items: Vec<String> = (0..rng.random_range(1..4))
+                .map(|_| format!("{}{}{}", space(rng), random_json(rng, depth + 1), space(rng)))
+                .collect();
+            format!("[{}]", items.join(","))
+        }
+        _ => {
+            let members: Vec<String> = (0..rng.random_range(0..4))
+                .map(|i| format!("{}\"k{i}\"{}:{}{}", space(rng), space(rng), space(rng), random_json(rng, depth + 1)))
+                .collect();
+            format!("{{{}{}}}", members.join(","), space(rng))
+        }
+    }
+}
+
+#[test]
+fn json_columns_keep_random_values_of_every_shape_exactly_as_written() {
+    use rand::SeedableRng;
+    let schema =
+        TableSchema::parse(r#"{"fields":[{"name":"id","type":"long"},{"name":"v","type":"json"}]}"#, "t").unwrap();
+    let decoder = ColumnDecoder::new(schema.decoded.clone(), &schema.formats, 64, false);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let values: Vec<String> = (0..2000).map(|_| random_json(&mut rng, 0)).collect();
+    let text: String =
+        values.iter().enumerate().map(|(id, value)| format!("{{\"id\":{id}, \"v\" : {value} }}\r\n")).collect();
+    let decoded = decoder.decode(text.as_bytes()).unwrap();
+    assert!(decoded.refused.is_empty(), "{:?}", decoded.refused.first());
+    let mut row = 0;
+    for batch in &decoded.batches {
+        let column = batch.column(1).as_string::<i32>();
+        for index in 0..batch.num_rows() {
+            let expected = (values[row] != "null").then_some(values[row].as_str());
+            assert_eq!(column.is_valid(index).then(|| column.value(index)), expected, "row {row}");
+            row += 1;
+        }
+    }
+    assert_eq!(row, values.len());
+}

@@ -18,9 +18,11 @@ pub(super) struct StructColumn {
     pub(super) children: Vec<Column>,
     /// Which fields the object being read has set.
     pub(super) seen: Vec<bool>,
+    /// Each field's JSON key: its name, or the key the schema reads it from (`from`).
+    pub(super) keys: Vec<Box<[u8]>>,
     pub(super) index: HashMap<Box<[u8]>, usize>,
-    /// Each field's key as compact JSON writes it, `name":` after the opening quote, when the
-    /// name needs no escape (then the raw bytes can be compared with it).
+    /// Each field's key as compact JSON writes it, `key":` after the opening quote, when the
+    /// key needs no escape (then the raw bytes can be compared with it).
     pub(super) plain_keys: Vec<Option<Box<[u8]>>>,
     pub(super) nulls: NullBufferBuilder,
 }
@@ -107,6 +109,8 @@ impl StructColumn {
     /// The struct of `fields` at column `path`, reading values as `formats` say.
     pub(super) fn new(fields: &Fields, path: &str, formats: &ValueFormats) -> Self {
         let child_path = |name: &str| if path.is_empty() { name.to_string() } else { format!("{path}.{name}") };
+        let keys: Vec<Box<[u8]>> =
+            fields.iter().map(|f| formats.key(&child_path(f.name())).unwrap_or(f.name()).as_bytes().into()).collect();
         Self {
             fields: fields.clone(),
             children: fields
@@ -114,25 +118,25 @@ impl StructColumn {
                 .map(|f| Column::new(f.is_nullable(), f.data_type(), &child_path(f.name()), formats))
                 .collect(),
             seen: vec![false; fields.len()],
-            index: fields.iter().enumerate().rev().map(|(i, f)| (f.name().as_bytes().into(), i)).collect(),
-            plain_keys: fields
+            index: keys.iter().enumerate().rev().map(|(i, key)| (key.clone(), i)).collect(),
+            plain_keys: keys
                 .iter()
-                .map(|f| {
-                    let name = f.name().as_bytes();
-                    let plain = name.iter().all(|b| *b >= 0x20 && *b != b'"' && *b != b'\\');
-                    plain.then(|| [name, b"\":"].concat().into())
+                .map(|key| {
+                    let plain = key.iter().all(|b| *b >= 0x20 && *b != b'"' && *b != b'\\');
+                    plain.then(|| [key, &b"\":"[..]].concat().into())
                 })
                 .collect(),
+            keys,
             nulls: NullBufferBuilder::new(0),
         }
     }
 
-    /// The declared field named `key`; `expected` (the one after the last field read) is
+    /// The declared field read from `key`; `expected` (the one after the last field read) is
     /// tried first, since producers write fields in a steady order.
     #[inline]
     pub(super) fn field(&self, key: &[u8], expected: usize) -> Option<usize> {
-        match self.fields.get(expected) {
-            Some(field) if field.name().as_bytes() == key => Some(expected),
+        match self.keys.get(expected) {
+            Some(field_key) if **field_key == *key => Some(expected),
             _ => self.index.get(key).copied(),
         }
     }

@@ -74,6 +74,17 @@ impl Utf8Values {
         append_null(&mut self.offsets, &mut self.nulls);
     }
 
+    /// Appends the JSON value at the cursor (any type, validated as the rest of the line is)
+    /// as its text, exactly as written: a `json` column.
+    pub(super) fn parse_json_text(&mut self, cursor: &mut Cursor<'_>) -> Decoded<()> {
+        let start = cursor.pos;
+        cursor.skip_value(0)?;
+        self.bytes.extend_from_slice(&cursor.bytes[start..cursor.pos]);
+        self.offsets.push(offset(self.bytes.len(), cursor)?);
+        self.nulls.append_non_null();
+        Ok(())
+    }
+
     /// The bytes of value `index`.
     pub(super) fn value(&self, index: usize) -> &[u8] {
         &self.bytes[self.offsets[index] as usize..self.offsets[index + 1] as usize]
@@ -100,7 +111,8 @@ impl Utf8Values {
         // Every line was checked as UTF-8 before its values were read (the whole object at
         // once, or line by line when the whole is not valid), and the values of refused lines
         // were truncated away; every value is either a slice of a line between ASCII
-        // delimiters (quotes, backslash escapes), so it starts and ends on character
+        // delimiters (quotes, backslash escapes, or a whole JSON value, which starts and ends
+        // with ASCII), so it starts and ends on character
         // boundaries, or text `escape_into` wrote from a `char`. Offsets are monotonic (`OffsetBuffer::new`
         // checks), end at the buffer's length and match the nulls in length (checked above).
         let array = unsafe { StringArray::new_unchecked(offsets, bytes.into(), nulls) };

@@ -111,12 +111,8 @@ async fn keep_table_properties(table: &mut deltalake::DeltaTable, properties: &T
     match keep_properties(table, properties).await {
         Ok(set) if set.is_empty() => {}
         Ok(set) => tracing::info!(table = %table.table_url(), set = %set.join(", "), "set table properties"),
-        Err(err) => {
-            tracing::warn!(table = %table.table_url(), error = %err, "table properties left for the next run");
-            if let Err(err) = table.update_state().await {
-                tracing::warn!(error = %err, "table state not reloaded");
-            }
-        }
+        // The table is left as it was loaded: the compaction reloads its state anyway.
+        Err(err) => tracing::warn!(table = %table.table_url(), error = %err, "table properties left for the next run"),
     }
 }
 

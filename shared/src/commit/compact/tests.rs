@@ -62,10 +62,15 @@ impl Lake {
     }
 
     async fn table(&self) -> DeltaTable {
+        self.table_of(&self.schema).await
+    }
+
+    /// The table, created with `schema` if there is none yet.
+    async fn table_of(&self, schema: &TableSchema) -> DeltaTable {
         open_or_create(
             &self.url,
             &Map::new(),
-            &self.schema,
+            schema,
             &Maintenance { checkpoint_interval: 4, log_retention_days: 30 }.into(),
         )
         .await
@@ -1351,14 +1356,7 @@ async fn a_table_that_cannot_take_its_schema_fails_alone_and_commits_once_fixed(
     let (good, broken) = (lake(Layout::default()), lake(Layout::default()));
     // The broken table holds `id` as text; the declared schema, shared by both, says long.
     let as_text = Arc::new(TableSchema::parse(r#"{"fields":[{"name":"id","type":"string"}]}"#, "text").unwrap());
-    open_or_create(
-        &broken.url,
-        &Map::new(),
-        &as_text,
-        &Maintenance { checkpoint_interval: 4, log_retention_days: 30 }.into(),
-    )
-    .await
-    .unwrap();
+    broken.table_of(&as_text).await;
     good.stage("b1", "g.json", 0..5).await;
     broken.stage("b1", "b.json", 10..13).await;
     // The misfit does not stop the compactor from starting.
@@ -1387,14 +1385,7 @@ async fn a_table_that_cannot_take_its_schema_fails_alone_and_commits_once_fixed(
 async fn sealed_batches_commit_the_tables_they_name_and_a_broken_table_fails_only_its_messages() {
     let (good, broken) = (lake(Layout::default()), lake(Layout::default()));
     let as_text = Arc::new(TableSchema::parse(r#"{"fields":[{"name":"id","type":"string"}]}"#, "text").unwrap());
-    open_or_create(
-        &broken.url,
-        &Map::new(),
-        &as_text,
-        &Maintenance { checkpoint_interval: 4, log_retention_days: 30 }.into(),
-    )
-    .await
-    .unwrap();
+    broken.table_of(&as_text).await;
     good.stage("b1", "g.json", 0..5).await;
     broken.stage("b1", "b.json", 10..13).await;
     // The default minimum size: a sealed batch is committed however small.

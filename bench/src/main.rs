@@ -504,7 +504,7 @@ fn commits(count: u64, optimize: bool) -> Result<()> {
             let batches = decoder.decode(&object, &ndjson)?.batches;
             let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
             let source = inlet::lineage::FragmentSource::new(&object, rows, None);
-            fragments.put(inlet::stage::fragment::encode(&schema.table, &batches, &[source])?, None).await?;
+            fragments.put(inlet::stage::fragment::encode(&schema.table, &batches, &[source])?, "").await?;
             let run_started = Instant::now();
             let report = compactor.run(&mut table, true).await?;
             let mut versions = vec![report.version.context("a commit")?];

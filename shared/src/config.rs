@@ -449,7 +449,7 @@ mod tests {
             ("INLET_UNKNOWN_FIELDS", "rescue"),
         ])
         .unwrap();
-        assert_eq!(settings.layout.partition.unwrap().column, "date");
+        assert_eq!(settings.layout.partition.unwrap().names(), vec!["date".to_string()]);
         assert!(settings.layout.rescue_unknown_fields);
         let err = settings_err(&[("INLET_TABLE_URI", "s3://lake/t"), ("INLET_UNKNOWN_FIELDS", "keep")]);
         assert!(err.contains("INLET_UNKNOWN_FIELDS must be ignore or rescue"), "{err}");

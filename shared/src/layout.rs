@@ -130,9 +130,28 @@ pub fn history_run_version(path: &Path) -> Option<u64> {
     path.filename()?.split_once('-')?.0.parse().ok()
 }
 
-/// The Hive directory of a partition value (`date=2026-05-16`; null as Hive writes it).
+/// The Hive directory of a partition value (`date=2026-05-16`; null as Hive writes it), the
+/// value percent-encoded as the Delta protocol and delta-rs' writer encode it, so a value
+/// cannot make a directory of its own and every writer names a partition alike.
 pub fn partition_directory(column: &str, value: Option<&str>) -> String {
-    format!("{column}={}", value.unwrap_or(NULL_PARTITION))
+    let Some(value) = value else { return format!("{column}={NULL_PARTITION}") };
+    let mut encoded = String::with_capacity(column.len() + 1 + value.len());
+    encoded.push_str(column);
+    encoded.push('=');
+    for &byte in value.as_bytes() {
+        let reserved = b" !\"#$%&'()*+,/:;<=>?@[\\]^`{|}";
+        if byte.is_ascii_control() || !byte.is_ascii() || reserved.contains(&byte) {
+            encoded.push_str(&format!("%{byte:02X}"));
+        } else {
+            encoded.push(byte as char);
+        }
+    }
+    encoded
+}
+
+/// The Hive directories of a partition of several columns (`service=web/date=2026-05-16`).
+pub fn partition_directories<'a>(pairs: impl IntoIterator<Item = (&'a str, Option<&'a str>)>) -> String {
+    pairs.into_iter().map(|(column, value)| partition_directory(column, value)).collect::<Vec<_>>().join("/")
 }
 
 /// The partition directory a fragment is staged under (`date=2026-05-16`; empty when unpartitioned).
@@ -162,6 +181,8 @@ mod tests {
         assert_eq!(history_manifest_version(&Path::from("_inlet/history/manifests/notes.txt")), None);
         assert_eq!(history_run_version(&history_run(31)), Some(31));
         assert_eq!(partition_directory("date", None), "date=__HIVE_DEFAULT_PARTITION__");
+        assert_eq!(partition_directory("s", Some("a/b c%=é~-_.")), "s=a%2Fb%20c%25%3D%C3%A9~-_.");
+        assert_eq!(partition_directories([("s", Some("web")), ("hour", Some("7"))]), "s=web/hour=7");
         let staged = Path::from("_inlet/fragments/date=2026-05-16/x.parquet");
         assert_eq!(staged_partition(&staged), "date=2026-05-16");
         assert_eq!(staged_partition(&Path::from("_inlet/fragments/x.parquet")), "");

@@ -32,7 +32,7 @@ use deltalake::kernel::{ArrayType, DataType, MapType, StructField, StructType};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::partition::{PartitionSource, PartitionSpec};
+use crate::partition::PartitionSpec;
 
 /// Lineage column: the `s3://bucket/key` each row came from.
 pub const SOURCE_FILE_COLUMN: &str = "_source_file";
@@ -209,21 +209,16 @@ impl TableSchema {
         }
         let mut added = Vec::new();
         if let Some(partition) = &layout.partition {
-            if declared.field(&partition.column).is_some() {
-                return Err(invalid(format!(
-                    "partition column {:?} is also a declared field; name the partition column differently",
-                    partition.column
-                )));
-            }
-            if let PartitionSource::FieldDate(field) = &partition.source {
-                match declared.field(field).map(|f| f.data_type()) {
-                    Some(&DataType::TIMESTAMP) | Some(&DataType::TIMESTAMP_NTZ) | Some(&DataType::DATE) => {}
-                    _ => {
-                        return Err(invalid(format!("partition field {field:?} must be a declared timestamp or date")));
-                    }
+            let types = partition.delta_types(&declared).map_err(invalid)?;
+            for (column, kind) in partition.columns.iter().zip(types) {
+                if declared.field(&column.name).is_some() {
+                    return Err(invalid(format!(
+                        "partition column {:?} is also a declared field; name the partition column differently",
+                        column.name
+                    )));
                 }
+                added.push(StructField::new(column.name.clone(), kind, true));
             }
-            added.push(StructField::new(partition.column.clone(), DataType::STRING, true));
         }
         if layout.rescue_unknown_fields {
             added.push(StructField::new(RESCUED_COLUMN, DataType::STRING, true));
@@ -262,7 +257,7 @@ impl TableSchema {
 
     /// The table's partition columns.
     pub fn partition_columns(&self) -> Vec<String> {
-        self.layout.partition.iter().map(|p| p.column.clone()).collect()
+        self.layout.partition.as_ref().map(PartitionSpec::names).unwrap_or_default()
     }
 }
 

@@ -31,7 +31,7 @@ async fn a_fragment_put_in_several_pieces_reads_back_whole_from_s3() {
     let data = inlet::stage::fragment::encode(&schema.table, &decoded.batches, &sources).unwrap();
     assert!(data.len() > 2 << 20, "the fragment must span several 1 MiB pieces: {} bytes", data.len());
 
-    let path = store.put(data.clone(), None).await.unwrap();
+    let path = store.put(data.clone(), "").await.unwrap();
     let listed = store.list().await.unwrap();
     assert_eq!(
         listed.iter().map(|meta| (meta.location.clone(), meta.size)).collect::<Vec<_>>(),

@@ -423,13 +423,13 @@ variable "ingested_at" {
 }
 
 variable "partition_by" {
-  description = "INLET_PARTITION_BY: <column>=key or <column>=<timestamp field>; \"\" for an unpartitioned table. Ignored when tables is set."
+  description = "INLET_PARTITION_BY: comma-separated <column>=<source>, the source key, key:date or key:integer (the key's <column>=<value> segment), date(<field>) or hour(<field>) (a timestamp's UTC date or hour), value(<field>) (a field's value) or <field> (a timestamp's UTC date as text); \"\" for an unpartitioned table. Ignored when tables is set."
   type        = string
   default     = ""
 
   validation {
-    condition     = var.partition_by == "" || can(regex("^[A-Za-z_][A-Za-z0-9_]*=[A-Za-z_][A-Za-z0-9_.]*$", var.partition_by))
-    error_message = "partition_by must be \"\" (unpartitioned), <column>=key (from the key's <column>=<value> segment, e.g. \"date=key\") or <column>=<timestamp field> (e.g. \"date=event_time\")."
+    condition     = var.partition_by == "" || can(regex("^[A-Za-z_][A-Za-z0-9_]*=(key(:(string|date|integer))?|(date|hour|value)\\([A-Za-z_][A-Za-z0-9_]*\\)|[A-Za-z_][A-Za-z0-9_.]*)(,[A-Za-z_][A-Za-z0-9_]*=(key(:(string|date|integer))?|(date|hour|value)\\([A-Za-z_][A-Za-z0-9_]*\\)|[A-Za-z_][A-Za-z0-9_.]*))*$", var.partition_by))
+    error_message = "partition_by must be \"\" (unpartitioned) or comma-separated <column>=<source> with no spaces, the source key, key:date, key:integer, date(<field>), hour(<field>), value(<field>) or <field> (e.g. \"service=key,date=date(event_time),hour=hour(event_time)\")."
   }
 }
 
@@ -567,8 +567,8 @@ variable "tables" {
   }
   validation {
     condition = alltrue([for table in values(var.tables) :
-    table.partition_by == "" || can(regex("^[A-Za-z_][A-Za-z0-9_]*=[A-Za-z_][A-Za-z0-9_.]*$", table.partition_by))])
-    error_message = "A table's partition_by must be \"\" (unpartitioned), <column>=key or <column>=<timestamp field>."
+    table.partition_by == "" || can(regex("^[A-Za-z_][A-Za-z0-9_]*=(key(:(string|date|integer))?|(date|hour|value)\\([A-Za-z_][A-Za-z0-9_]*\\)|[A-Za-z_][A-Za-z0-9_.]*)(,[A-Za-z_][A-Za-z0-9_]*=(key(:(string|date|integer))?|(date|hour|value)\\([A-Za-z_][A-Za-z0-9_]*\\)|[A-Za-z_][A-Za-z0-9_.]*))*$", table.partition_by))])
+    error_message = "A table's partition_by must be \"\" (unpartitioned) or comma-separated <column>=<source> with no spaces (key, key:date, key:integer, date(<field>), hour(<field>), value(<field>) or <field>)."
   }
   validation {
     condition = alltrue(flatten([for table in values(var.tables) : [for key in keys(table.settings) :

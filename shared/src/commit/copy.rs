@@ -4,7 +4,7 @@
 //! The converter encodes fragments the way table files keep their pages (zstd, dictionaries
 //! where values repeat, column chunk statistics). A fragment that holds only rows to commit, in the table's schema, is then
 //! copied into a table file row group by row group: its column chunks are appended byte for
-//! byte, its partition column left out (Delta keeps partition values in the log). No value is
+//! byte, its partition columns left out (Delta keeps partition values in the log). No value is
 //! decoded, encoded or compressed again, so a compaction costs about its I/O. Files stream to
 //! storage as multipart uploads a row group at a time and roll at the target size; each gets
 //! the Delta statistics delta-rs would have written for it ([`stats`](super::stats)).
@@ -12,10 +12,11 @@
 //! Anything else (fragments of an older encoding or schema, or with rows already committed)
 //! goes through [`DataFiles`](super::table::DataFiles), which decodes and re-encodes.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use arrow_schema::{Schema, SchemaRef};
+use arrow_schema::{DataType, Schema, SchemaRef};
 use bytes::Bytes;
 use deltalake::DeltaTable;
 use deltalake::kernel::Add;
@@ -23,7 +24,7 @@ use deltalake::logstore::ObjectStoreRef;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, WriteMultipart};
 use parquet::arrow::{ARROW_SCHEMA_META_KEY, ArrowSchemaConverter, encode_arrow_schema, parquet_to_arrow_schema};
-use parquet::basic::{Compression, Type as PhysicalType};
+use parquet::basic::Compression;
 use parquet::column::writer::ColumnCloseResult;
 use parquet::file::metadata::{KeyValue, ParquetMetaData};
 use parquet::file::properties::WriterProperties;
@@ -32,60 +33,63 @@ use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::SchemaDescPtr;
 
 use crate::commit::stats::{StatsColumns, file_stats};
-use crate::error::Result;
-use crate::layout::partition_directory;
+use crate::error::{Error, Result};
+use crate::layout::partition_directories;
+use crate::partition::date_text;
 
 /// Multipart parts uploading at once per open file.
 const UPLOADS_IN_FLIGHT: usize = 4;
 
 /// How a file's row groups become a table file's: for each table file column, the column it
-/// is copied from, and the partition the rows belong to.
+/// is copied from, and the partition the rows belong to (a value per partition column, as the
+/// Delta log writes it).
 #[derive(Debug, Clone)]
 pub struct CopyPlan {
     columns: Vec<usize>,
-    partition: Option<String>,
+    partition: Vec<Option<String>>,
 }
 
 /// Table files being assembled from copied row groups.
 pub struct CopiedFiles {
     store: ObjectStoreRef,
-    /// The table's schema (partition column included), which fragments must have exactly.
+    /// The table's schema (partition columns included), which fragments must have exactly.
     schema: SchemaRef,
-    /// The table files' Arrow schema: the table's without its partition column.
+    /// The table files' Arrow schema: the table's without its partition columns.
     file_schema: Schema,
-    /// The data files' Parquet schema: the table's without its partition column.
+    /// The data files' Parquet schema: the table's without its partition columns.
     descriptor: SchemaDescPtr,
     properties: Arc<WriterProperties>,
-    partition_column: Option<String>,
+    /// The partition columns and their Arrow types, in the table's order.
+    partition_columns: Vec<(String, DataType)>,
     stats: StatsColumns,
     target_file_bytes: u64,
     /// The file being written, and its partition.
-    open: Option<(Option<String>, OpenFile)>,
+    open: Option<(Vec<Option<String>>, OpenFile)>,
     adds: Vec<Add>,
 }
 
 impl CopiedFiles {
     /// A copier for `table` with `schema` (its own, or an evolved one), or `None` when its files
-    /// cannot be copied: more than one partition column, statistics on named columns, or a
-    /// statistics column of a type the statistics here do not cover.
+    /// cannot be copied: statistics on named columns, a statistics column of a type the
+    /// statistics here do not cover, or a partition column the schema does not have.
     pub fn new(table: &DeltaTable, schema: SchemaRef, target_file_bytes: u64) -> Result<Option<Self>> {
         let snapshot = table.snapshot()?;
         let metadata = snapshot.metadata();
-        let partition_columns = metadata.partition_columns().to_vec();
-        if partition_columns.len() > 1 {
-            return Ok(None);
+        let mut partition_columns = Vec::new();
+        for name in metadata.partition_columns() {
+            let Ok(field) = schema.field_with_name(name) else { return Ok(None) };
+            partition_columns.push((name.clone(), field.data_type().clone()));
         }
         let configuration = metadata.configuration();
         let Some(stats) = StatsColumns::from_configuration(configuration.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         else {
             return Ok(None);
         };
-        let partition_column = partition_columns.into_iter().next();
         let file_schema = Schema::new(
             schema
                 .fields()
                 .iter()
-                .filter(|field| Some(field.name()) != partition_column.as_ref())
+                .filter(|field| !partition_columns.iter().any(|(name, _)| name == field.name()))
                 .cloned()
                 .collect::<Vec<_>>(),
         );
@@ -102,7 +106,7 @@ impl CopiedFiles {
             file_schema,
             descriptor,
             properties,
-            partition_column,
+            partition_columns,
             stats,
             target_file_bytes,
             open: None,
@@ -111,26 +115,30 @@ impl CopiedFiles {
     }
 
     /// How a fragment with `metadata` is copied, or `None` if it cannot be: its Arrow schema is
-    /// not the table's, a column chunk is not zstd or has no statistics, or its partition
-    /// column does not hold one value throughout.
+    /// not the table's, a column chunk is not zstd or has no statistics, or a partition column
+    /// does not hold one value throughout.
     pub fn plan(&self, metadata: &ParquetMetaData) -> Option<CopyPlan> {
         let columns = self.columns_of(metadata, &self.schema)?;
-        let partition = match &self.partition_column {
-            Some(name) => {
-                let columns = metadata.file_metadata().schema_descr().columns();
-                let index = columns.iter().position(|column| column.path().parts() == [name.clone()])?;
-                partition_value(metadata, index)?
-            }
-            None => None,
-        };
+        let available = metadata.file_metadata().schema_descr().columns();
+        let mut partition = Vec::with_capacity(self.partition_columns.len());
+        for (name, kind) in &self.partition_columns {
+            let index = available.iter().position(|column| column.path().parts() == [name.clone()])?;
+            partition.push(partition_value(metadata, index, kind)?);
+        }
         Some(CopyPlan { columns, partition })
     }
 
-    /// How a table file (partition column left out, its value `partition`) with `metadata` is
-    /// copied into a larger one, or `None` if it cannot be.
-    pub fn plan_table_file(&self, metadata: &ParquetMetaData, partition: Option<String>) -> Option<CopyPlan> {
+    /// How a table file (partition columns left out, their values `partition` by column) with
+    /// `metadata` is copied into a larger one, or `None` if it cannot be.
+    pub fn plan_table_file(
+        &self,
+        metadata: &ParquetMetaData,
+        partition: &BTreeMap<String, Option<String>>,
+    ) -> Option<CopyPlan> {
         let columns = self.columns_of(metadata, &self.file_schema)?;
-        Some(CopyPlan { columns, partition })
+        let partition: Option<Vec<_>> =
+            self.partition_columns.iter().map(|(name, _)| partition.get(name).cloned()).collect();
+        Some(CopyPlan { columns, partition: partition? })
     }
 
     /// For each table file column, the column of a file with `metadata` it is copied from, if
@@ -204,19 +212,20 @@ impl CopiedFiles {
     /// Finishes the open file, if any, and keeps its Add action.
     async fn finish_open(&mut self) -> Result<()> {
         if let Some((partition, file)) = self.open.take() {
-            let add = file.finish(&self.stats, self.partition_column.as_deref(), &partition).await?;
+            let add = file.finish(&self.stats, &self.partition_columns, partition).await?;
             self.adds.push(add);
         }
         Ok(())
     }
 
     /// A new file in `partition`'s directory.
-    async fn open_file(&self, partition: &Option<String>) -> Result<OpenFile> {
+    async fn open_file(&self, partition: &[Option<String>]) -> Result<OpenFile> {
         let name = format!("part-00000-{}-c000.zstd.parquet", uuid::Uuid::new_v4());
-        let path = match &self.partition_column {
-            Some(column) => Path::from(format!("{}/{name}", partition_directory(column, partition.as_deref()))),
-            None => Path::from(name),
-        };
+        let names = self.partition_columns.iter().map(|(name, _)| name.as_str());
+        let directory = partition_directories(names.zip(partition.iter().map(Option::as_deref)));
+        // Parsed, not built: the directory is already encoded as the Delta writer encodes it.
+        let path = Path::parse(format!("{directory}/{name}").trim_start_matches('/'))
+            .map_err(|err| Error::Integrity(format!("table file path: {err}")))?;
         let upload = WriteMultipart::new(self.store.put_multipart(&path).await?);
         let spool = Spool::default();
         let writer =
@@ -231,20 +240,22 @@ impl CopiedFiles {
     }
 }
 
-/// The one partition value (`Some(None)` for null) in column `index` of a fragment, from its
-/// statistics; `None` if they do not show a single value.
-fn partition_value(metadata: &ParquetMetaData, index: usize) -> Option<Option<String>> {
-    if metadata.file_metadata().schema_descr().column(index).physical_type() != PhysicalType::BYTE_ARRAY {
-        return None;
-    }
+/// The one partition value (`Some(None)` for null) in column `index` of a fragment, as the
+/// Delta log writes a value of `kind`, from its statistics; `None` if they do not show a
+/// single value.
+fn partition_value(metadata: &ParquetMetaData, index: usize, kind: &DataType) -> Option<Option<String>> {
     let mut value: Option<Option<String>> = None;
     for group in metadata.row_groups() {
-        let Statistics::ByteArray(stats) = group.column(index).statistics()? else { return None };
+        let stats = group.column(index).statistics()?;
         let rows = group.num_rows() as u64;
-        let this = match (stats.null_count_opt()?, stats.min_opt(), stats.max_opt()) {
-            (nulls, _, _) if nulls == rows && rows > 0 => None,
-            (0, Some(min), Some(max)) if min == max && stats.min_is_exact() && stats.max_is_exact() => {
-                Some(min.as_utf8().ok()?.to_string())
+        let this = match stats.null_count_opt()? {
+            nulls if nulls == rows && rows > 0 => None,
+            0 if stats.min_is_exact() && stats.max_is_exact() => {
+                let (min, max) = (statistic_text(stats, kind, true)?, statistic_text(stats, kind, false)?);
+                if min != max {
+                    return None;
+                }
+                Some(min)
             }
             _ => return None,
         };
@@ -254,6 +265,22 @@ fn partition_value(metadata: &ParquetMetaData, index: usize) -> Option<Option<St
         }
     }
     value
+}
+
+/// A column chunk's minimum (or maximum) as the Delta log writes a partition value of `kind`.
+fn statistic_text(stats: &Statistics, kind: &DataType, min: bool) -> Option<String> {
+    match (stats, kind) {
+        (Statistics::ByteArray(s), DataType::Utf8) => {
+            Some((if min { s.min_opt() } else { s.max_opt() })?.as_utf8().ok()?.to_string())
+        }
+        (Statistics::Int32(s), DataType::Date32) => date_text(*(if min { s.min_opt() } else { s.max_opt() })?),
+        (Statistics::Int32(s), DataType::Int8 | DataType::Int16 | DataType::Int32) => {
+            Some((if min { s.min_opt() } else { s.max_opt() })?.to_string())
+        }
+        (Statistics::Int64(s), DataType::Int64) => Some((if min { s.min_opt() } else { s.max_opt() })?.to_string()),
+        (Statistics::Boolean(s), DataType::Boolean) => Some((if min { s.min_opt() } else { s.max_opt() })?.to_string()),
+        _ => None,
+    }
 }
 
 /// One table file being written.
@@ -275,14 +302,19 @@ impl OpenFile {
         Ok(())
     }
 
-    async fn finish(mut self, stats: &StatsColumns, column: Option<&str>, partition: &Option<String>) -> Result<Add> {
+    async fn finish(
+        mut self,
+        stats: &StatsColumns,
+        columns: &[(String, DataType)],
+        partition: Vec<Option<String>>,
+    ) -> Result<Add> {
         let metadata = self.writer.finish()?;
         self.drain().await?;
         self.upload.finish().await?;
         let size = self.writer.bytes_written() as i64;
-        let partition_columns: Vec<String> = column.map(str::to_string).into_iter().collect();
-        let stats = file_stats(&metadata, stats, &partition_columns)?;
-        let partition_values = column.map(|column| (column.to_string(), partition.clone())).into_iter().collect();
+        let names: Vec<String> = columns.iter().map(|(name, _)| name.clone()).collect();
+        let stats = file_stats(&metadata, stats, &names)?;
+        let partition_values = names.into_iter().zip(partition).collect();
         Ok(Add {
             path: self.path.to_string(),
             size,

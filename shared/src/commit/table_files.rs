@@ -91,7 +91,6 @@ impl TableFiles {
             }
             Input::TableFile { partition } => {
                 let metadata = ParquetMetaDataReader::new().parse_and_finish(data)?;
-                let partition = partition.values().next().cloned().flatten();
                 copier.plan_table_file(&metadata, partition).map(|plan| (metadata, plan))
             }
         };

@@ -19,8 +19,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use crate::error::{Error, Result};
 use crate::layout::{
-    BATCH_KEY, BATCHES_PREFIX, CORRUPT_PREFIX, FRAGMENTS_PREFIX, SEALED_KEY, SOURCES_KEY, batch_of_record,
-    batch_record, partition_directory,
+    BATCH_KEY, BATCHES_PREFIX, CORRUPT_PREFIX, FRAGMENTS_PREFIX, SEALED_KEY, SOURCES_KEY, batch_of_record, batch_record,
 };
 use crate::lineage::FragmentSource;
 use crate::stage::page_writer::{PageCodec, PageFileWriter, PageLayout};
@@ -363,14 +362,15 @@ impl FragmentStore {
     }
 
     /// Stages a fragment under a new unique name (in its partition's directory) and returns it.
-    pub async fn put(&self, data: Vec<u8>, partition: Option<(&str, Option<&str>)>) -> Result<Path> {
+    /// `directory` is the partition's Hive directories (`service=web/date=2026-05-16`), empty
+    /// when unpartitioned.
+    pub async fn put(&self, data: Vec<u8>, directory: &str) -> Result<Path> {
         let name =
             format!("{}-{}.parquet", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"), uuid::Uuid::new_v4().simple());
-        let mut path = Path::from(FRAGMENTS_PREFIX);
-        if let Some((column, value)) = partition {
-            path = path.join(partition_directory(column, value).as_str());
-        }
-        let path = path.join(name.as_str());
+        // Parsed, not built: the directory is already encoded, and encoding it again would
+        // name the partition differently from the table's files.
+        let path = Path::parse(format!("{FRAGMENTS_PREFIX}/{directory}/{name}").replace("//", "/"))
+            .map_err(|err| Error::Integrity(format!("fragment path: {err}")))?;
         self.store.put(&path, in_pieces(Bytes::from(data))).await?;
         Ok(path)
     }
@@ -566,7 +566,7 @@ mod tests {
             JsonDecoder::new(schema.clone(), 10).decode(&object, b"{\"id\":1}\n{\"id\":2}\n").unwrap().batches;
         let sources = vec![FragmentSource::new(&object, 2, None)];
         let store = FragmentStore::new(Arc::new(InMemory::new()));
-        let path = store.put(encode(&schema.table, &batches, &sources).unwrap(), None).await.unwrap();
+        let path = store.put(encode(&schema.table, &batches, &sources).unwrap(), "").await.unwrap();
         assert!(path.as_ref().starts_with("_inlet/fragments/"));
         let listed = store.list().await.unwrap();
         assert_eq!(listed.len(), 1);
@@ -596,7 +596,7 @@ mod tests {
             writer.encoder.append_key_value_metadata(KeyValue::new(key.to_string(), value.to_string()));
         }
         let store = FragmentStore::new(Arc::new(InMemory::new()));
-        store.put(writer.encoder.finish().unwrap(), None).await.unwrap();
+        store.put(writer.encoder.finish().unwrap(), "").await.unwrap();
         let info = store.info(&store.list().await.unwrap()[0]).await.unwrap();
         assert_eq!(info.sources, vec![FragmentSource::new(&object, 1, Some(1))]);
         assert_eq!((info.batch.as_deref(), info.awaits_seal), (Some("b1"), true));

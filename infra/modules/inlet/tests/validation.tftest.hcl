@@ -37,6 +37,21 @@ run "partition_by_without_a_source_is_refused" {
   expect_failures = [var.partition_by]
 }
 
+run "several_typed_partition_columns_plan" {
+  command = plan
+  variables {
+    partition_by = "service=key,day=key:date,date=date(event_time),hour=hour(event_time),region=value(region)"
+  }
+}
+
+run "an_unknown_partition_source_is_refused" {
+  command = plan
+  variables {
+    partition_by = "date=key,minute=minute(event_time)"
+  }
+  expect_failures = [var.partition_by]
+}
+
 run "a_batch_size_past_the_event_source_mapping_limit_is_refused" {
   command = plan
   variables {

@@ -12,8 +12,10 @@ use crate::commit::table::{DataFiles, log_cleanup_due};
 use crate::commit::{OptimizeOptions, open_or_create, optimize, vacuum};
 use crate::config::Maintenance;
 use crate::ingest::decode::JsonDecoder;
+use crate::layout::partition_directory;
 use crate::lineage::FragmentSource;
 use crate::lineage::SourceObject;
+use crate::partition::{KeyValue, KeyValues};
 use crate::schema::{Layout, TableSchema};
 use crate::stage::fragment::{self, FragmentWriter};
 use crate::stage::table_store;
@@ -58,7 +60,7 @@ impl Lake {
             SourceObject { bucket: "raw".into(), key: key.into(), etag: Some("e".into()), ..Default::default() };
         let batches = JsonDecoder::new(schema.clone(), 64).decode(&object, data).unwrap().batches;
         let source = FragmentSource::new(&object, rows, None);
-        self.fragments.put(fragment::encode(&schema.table, &batches, &[source]).unwrap(), None).await.unwrap();
+        self.fragments.put(fragment::encode(&schema.table, &batches, &[source]).unwrap(), "").await.unwrap();
     }
 
     async fn table(&self) -> DeltaTable {
@@ -96,7 +98,7 @@ impl Lake {
         let data: String = ids.clone().map(|i| format!("{{\"id\":{i}}}\n")).collect();
         let batches = JsonDecoder::new(self.schema.clone(), 64).decode(&object, data.as_bytes()).unwrap().batches;
         let source = FragmentSource::new(&object, ids.count() as u64, Some(total));
-        self.fragments.put(fragment::encode(&self.schema.table, &batches, &[source]).unwrap(), None).await.unwrap();
+        self.fragments.put(fragment::encode(&self.schema.table, &batches, &[source]).unwrap(), "").await.unwrap();
     }
 
     /// The records of rows deleted uncommitted, as JSON text.
@@ -121,7 +123,7 @@ impl Lake {
         let batches = JsonDecoder::new(self.schema.clone(), 64).decode(&object, data.as_bytes()).unwrap().batches;
         let mut writer = FragmentWriter::new(&self.schema.table).unwrap();
         writer.write(FragmentSource::new(&object, ids.count() as u64, Some(total)), &batches).unwrap();
-        self.fragments.put(writer.finish(batch).unwrap(), None).await.unwrap()
+        self.fragments.put(writer.finish(batch).unwrap(), "").await.unwrap()
     }
 
     /// Stages and seals rows `ids` of one version of `key`, read by a converter that records
@@ -139,7 +141,7 @@ impl Lake {
         let mut writer = FragmentWriter::new(&self.schema.table).unwrap();
         let rows = ids.count() as u64;
         writer.write(FragmentSource::new(&object, rows, Some(rows)), &batches).unwrap();
-        self.fragments.put(writer.finish(batch).unwrap(), None).await.unwrap();
+        self.fragments.put(writer.finish(batch).unwrap(), "").await.unwrap();
         self.fragments.seal(batch, 1).await.unwrap();
     }
 
@@ -147,11 +149,13 @@ impl Lake {
     async fn stage_keyed(&self, key: &str, ids: std::ops::Range<i64>) {
         let object =
             SourceObject { bucket: "raw".into(), key: key.into(), etag: Some("e".into()), ..Default::default() };
-        let value = self.schema.layout.partition.as_ref().unwrap().value_from_key(key);
-        let batches = self.partition_rows(&object, ids.clone(), value.as_deref());
+        let spec = self.schema.layout.partition.clone().unwrap();
+        let keys = spec.key_values(key).unwrap();
+        let batches = self.partition_rows(&object, ids.clone(), &keys);
         let source = FragmentSource::new(&object, ids.count() as u64, None);
         let bytes = fragment::encode(&self.schema.table, &batches, &[source]).unwrap();
-        self.fragments.put(bytes, Some(("date", value.as_deref()))).await.unwrap();
+        let Some(KeyValue::Text(value)) = &keys[0] else { panic!("a date=key table") };
+        self.fragments.put(bytes, &partition_directory("date", Some(value))).await.unwrap();
     }
 
     /// Stages the rows `ids` of object `key`, `total` rows in all, in partition `date` of a
@@ -159,24 +163,19 @@ impl Lake {
     async fn stage_part_on(&self, batch: &str, key: &str, ids: std::ops::Range<i64>, total: u64, date: &str) {
         let object =
             SourceObject { bucket: "raw".into(), key: key.into(), etag: Some("e1".into()), ..Default::default() };
-        let batches = self.partition_rows(&object, ids.clone(), Some(date));
+        let batches = self.partition_rows(&object, ids.clone(), &vec![Some(KeyValue::Text(date.into()))]);
         let mut writer = FragmentWriter::new(&self.schema.table).unwrap();
         writer.write(FragmentSource::new(&object, ids.count() as u64, Some(total)), &batches).unwrap();
-        self.fragments.put(writer.finish(batch).unwrap(), Some(("date", Some(date)))).await.unwrap();
+        self.fragments.put(writer.finish(batch).unwrap(), &partition_directory("date", Some(date))).await.unwrap();
         self.fragments.seal(batch, 1).await.unwrap();
     }
 
-    /// Rows `ids` of `object` with their partition column set to `value`.
-    fn partition_rows(
-        &self,
-        object: &SourceObject,
-        ids: std::ops::Range<i64>,
-        value: Option<&str>,
-    ) -> Vec<RecordBatch> {
+    /// Rows `ids` of `object` with their partition column set from `keys`.
+    fn partition_rows(&self, object: &SourceObject, ids: std::ops::Range<i64>, keys: &KeyValues) -> Vec<RecordBatch> {
         let data: String = ids.map(|i| format!("{{\"id\":{i}}}\n")).collect();
         let spec = self.schema.layout.partition.clone().unwrap();
         let decoded = JsonDecoder::new(self.schema.clone(), 64).decode(object, data.as_bytes()).unwrap();
-        decoded.batches.into_iter().flat_map(|b| spec.split(b, value).unwrap()).map(|(_, b)| b).collect()
+        decoded.batches.into_iter().flat_map(|b| spec.split(b, keys).unwrap()).map(|(_, b)| b).collect()
     }
 
     /// Every batch of the table's data files.
@@ -751,7 +750,7 @@ async fn fragments_staged_before_the_digest_column_land_once_with_a_null_digest(
     let batches: Vec<RecordBatch> = batches.iter().map(|batch| batch.project(&kept).unwrap()).collect();
     let mut writer = FragmentWriter::new(&earlier).unwrap();
     writer.write(FragmentSource::new(&object, 3, Some(3)), &batches).unwrap();
-    lake.fragments.put(writer.finish("b2").unwrap(), None).await.unwrap();
+    lake.fragments.put(writer.finish("b2").unwrap(), "").await.unwrap();
     lake.fragments.seal("b2", 1).await.unwrap();
 
     let report = lake.compactor().run(&mut table, false).await.unwrap();
@@ -986,7 +985,7 @@ async fn a_good_copy_is_kept_over_one_that_waits_behind_a_stranded_batch_mate() 
     let mut writer = FragmentWriter::new(&lake.schema.table).unwrap();
     writer.write(FragmentSource::new(&a, 4, Some(10)), &rows(&a, 0..4)).unwrap();
     writer.write(FragmentSource::new(&c, 3, Some(3)), &rows(&c, 200..203)).unwrap();
-    lake.fragments.put(writer.finish("b1").unwrap(), None).await.unwrap();
+    lake.fragments.put(writer.finish("b1").unwrap(), "").await.unwrap();
     lake.fragments.seal("b1", 1).await.unwrap();
     // c.json's message was delivered twice: batch b2 holds another complete copy.
     lake.stage("b2", "c.json", 200..203).await;

@@ -17,7 +17,7 @@ use crate::ingest::decompress::{Piece, Pieces};
 use crate::ingest::quarantine::RecordWriter;
 use crate::ingest::source::BlockingBody;
 use crate::lineage::{FragmentSource, SourceObject};
-use crate::partition::{key_partition, split_by_partition};
+use crate::partition::{KeyValues, PartitionValues, key_partition, split_by_partition};
 
 /// A large object being read: its pieces, and the piece being decoded.
 pub(super) struct LargeObject {
@@ -89,11 +89,11 @@ struct StepsRead {
     lines: u64,
     rows: u64,
     /// The partition of its first rows, once it has any.
-    touched: Option<Option<String>>,
+    touched: Option<PartitionValues>,
 }
 
 /// A step's rows split by partition, its refused lines, and the lines it read.
-type Step = (Vec<(Option<String>, Vec<RecordBatch>)>, Vec<QuarantinedLine>, u64);
+type Step = (Vec<(PartitionValues, Vec<RecordBatch>)>, Vec<QuarantinedLine>, u64);
 
 impl Converter {
     /// Opens a large object for reading in pieces.
@@ -153,7 +153,7 @@ impl Staging<'_> {
             Ok(large) => large,
             Err(err) => return Ok(LargeOutcome::Failed(err)),
         };
-        let key_value = match key_partition(&self.converter.schema.layout.partition, object) {
+        let key_values = match key_partition(&self.converter.schema.layout.partition, object) {
             Ok(value) => value,
             Err(err) => return Ok(LargeOutcome::Failed(err)),
         };
@@ -163,7 +163,7 @@ impl Staging<'_> {
                 break Some(cut_off_by_the_deadline(object));
             }
             let next;
-            (large, next) = self.next_step(large, key_value.clone()).await?;
+            (large, next) = self.next_step(large, key_values.clone()).await?;
             match next {
                 Err(err) => break Some(err),
                 Ok(None) => break None,
@@ -177,13 +177,13 @@ impl Staging<'_> {
     async fn next_step(
         &self,
         mut large: LargeObject,
-        key_value: Option<String>,
+        key_values: KeyValues,
     ) -> Result<(LargeObject, Result<Option<Step>>)> {
         let (decoder, partition) = (self.converter.decoder.clone(), self.converter.schema.layout.partition.clone());
         let stepped = tokio::task::spawn_blocking(move || {
             let next = large.next_step(&decoder).and_then(|step| {
                 step.map(|step| {
-                    let parts = split_by_partition(&partition, key_value.as_deref(), step.batches)?;
+                    let parts = split_by_partition(&partition, &key_values, step.batches, &large.object)?;
                     Ok((parts, step.quarantined, step.lines))
                 })
                 .transpose()
@@ -242,7 +242,7 @@ impl Staging<'_> {
         // Its total, in a fragment not yet staged, says the copy is complete once sealed; an
         // object whose every line was refused is recorded as a source of none (see `stage`).
         if read.touched.is_some() || record.lines() > 0 {
-            self.note_source(read.touched.flatten(), FragmentSource::new(object, 0, Some(read.rows)))?;
+            self.note_source(read.touched.unwrap_or_default(), FragmentSource::new(object, 0, Some(read.rows)))?;
         }
         record.write(&empty).await?;
         self.report.objects += 1;

@@ -11,13 +11,13 @@ use crate::ingest::decode::{BYTE_ORDER_MARK, QuarantinedLine, object_outcome};
 use crate::ingest::decompress::with_decompressed_up_to;
 use crate::ingest::source::digest_body;
 use crate::lineage::{SourceObject, content_digest};
-use crate::partition::{key_partition, split_by_partition};
+use crate::partition::{PartitionValues, key_partition, split_by_partition};
 
 /// One object, decoded and split by partition.
 pub(super) struct Decoded {
     pub(super) object: SourceObject,
     pub(super) bytes_in: u64,
-    pub(super) parts: Vec<(Option<String>, Vec<RecordBatch>)>,
+    pub(super) parts: Vec<(PartitionValues, Vec<RecordBatch>)>,
     pub(super) quarantined: Vec<QuarantinedLine>,
     /// Its decode slot, held until its rows are in the writers.
     pub(super) _slot: OwnedSemaphorePermit,
@@ -86,7 +86,7 @@ impl Converter {
         let decoder = self.decoder.clone();
         let partition = self.schema.layout.partition.clone();
         tokio::task::spawn_blocking(move || {
-            let key_value = key_partition(&partition, &object)?;
+            let key_values = key_partition(&partition, &object)?;
             let whole = with_decompressed_up_to(&object, &fetched.data, limits, piece_bytes as u64, |data| {
                 let bytes_in = data.len() as u64;
                 let text = data.strip_prefix(BYTE_ORDER_MARK).unwrap_or(data);
@@ -98,7 +98,7 @@ impl Converter {
                 return Ok(Read::Large(object, Stored::Held(fetched.data)));
             };
             let (batches, quarantined) = object_outcome(&object, bytes_in, decoded)?;
-            let parts = split_by_partition(&partition, key_value.as_deref(), batches)?;
+            let parts = split_by_partition(&partition, &key_values, batches, &object)?;
             Ok(Read::Decoded(Decoded { bytes_in, parts, quarantined, object, _slot: slot }))
         })
         .await?

@@ -14,6 +14,7 @@ use crate::error::Result;
 use crate::faults::crash_point;
 use crate::ingest::decode::QuarantinedLine;
 use crate::lineage::{FragmentSource, SourceId, SourceObject};
+use crate::partition::PartitionValues;
 use crate::stage::fragment::FragmentWriter;
 
 /// One invocation's staging: its writers, its upload and its report.
@@ -59,7 +60,7 @@ impl<'c> Staging<'c> {
             // later conversion of it (looser settings, a new release) is a duplicate, not rows
             // beside the record. An empty object has no line to ingest twice.
             if refused {
-                self.note_source(None, FragmentSource::new(&object, 0, Some(0)))?;
+                self.note_source(PartitionValues::default(), FragmentSource::new(&object, 0, Some(0)))?;
             }
             return Ok(());
         }
@@ -87,7 +88,7 @@ impl<'c> Staging<'c> {
     /// they hold a fragment's worth together.
     pub(super) async fn write_rows(
         &mut self,
-        partition: Option<String>,
+        partition: PartitionValues,
         source: FragmentSource,
         batches: Vec<RecordBatch>,
     ) -> Result<()> {
@@ -105,7 +106,7 @@ impl<'c> Staging<'c> {
 
     /// Adds an entry with no rows for `source` to an open writer that lists it, else to any
     /// open writer, else to a new one for `partition`.
-    pub(super) fn note_source(&mut self, partition: Option<String>, source: FragmentSource) -> Result<()> {
+    pub(super) fn note_source(&mut self, partition: PartitionValues, source: FragmentSource) -> Result<()> {
         let open = &self.writers.by_partition;
         let listing = open.iter().find(|(_, writer)| writer.lists(&source.id)).map(|(p, _)| p.clone());
         let partition = listing.or_else(|| open.keys().next().cloned()).unwrap_or(partition);
@@ -116,7 +117,7 @@ impl<'c> Staging<'c> {
     }
 
     /// The open writer of `partition`, taken out, or a new one.
-    fn writer_for(&mut self, partition: &Option<String>) -> Result<FragmentWriter> {
+    fn writer_for(&mut self, partition: &PartitionValues) -> Result<FragmentWriter> {
         match self.writers.take(partition) {
             Some(writer) => Ok(writer),
             None => {
@@ -127,17 +128,17 @@ impl<'c> Staging<'c> {
     }
 
     /// Finishes a fragment and starts staging it.
-    async fn flush(&mut self, partition: Option<String>, writer: FragmentWriter) -> Result<()> {
+    async fn flush(&mut self, partition: PartitionValues, writer: FragmentWriter) -> Result<()> {
         // The upload before this one ends first: finishing a file copies its last row group
         // into it, so finishing beside an upload in flight would hold three fragments' worth.
         self.uploads.wait(&mut self.report).await?;
         let batch = self.report.batch.clone();
         let data = tokio::task::spawn_blocking(move || writer.finish(&batch)).await??;
         self.report.bytes_out += data.len() as u64;
-        let column = self.converter.schema.layout.partition.as_ref().map(|spec| spec.column.clone());
+        let directory =
+            self.converter.schema.layout.partition.as_ref().map(|spec| spec.directory(&partition)).unwrap_or_default();
         let fragments = self.converter.fragments.clone();
-        let upload =
-            async move { fragments.put(data, column.as_deref().map(|column| (column, partition.as_deref()))).await };
+        let upload = async move { fragments.put(data, &directory).await };
         self.uploads.start(upload, &mut self.report).await
     }
 
@@ -159,34 +160,34 @@ impl<'c> Staging<'c> {
 /// The fragment writers an invocation has open, one per partition, and what they hold together.
 #[derive(Default)]
 struct OpenWriters {
-    by_partition: BTreeMap<Option<String>, FragmentWriter>,
+    by_partition: BTreeMap<PartitionValues, FragmentWriter>,
     /// Their sizes ([`FragmentWriter::size`]) added up, kept as writers are taken and put back.
     bytes: usize,
 }
 
 impl OpenWriters {
     /// The writer of `partition`, taken out (to write to it, or to stage it).
-    fn take(&mut self, partition: &Option<String>) -> Option<FragmentWriter> {
+    fn take(&mut self, partition: &PartitionValues) -> Option<FragmentWriter> {
         let writer = self.by_partition.remove(partition)?;
         self.bytes -= writer.size();
         Some(writer)
     }
 
     /// Puts a writer back (or in, for a new partition).
-    fn put(&mut self, partition: Option<String>, writer: FragmentWriter) {
+    fn put(&mut self, partition: PartitionValues, writer: FragmentWriter) {
         self.bytes += writer.size();
         self.by_partition.insert(partition, writer);
     }
 
     /// The writer holding the most, taken out.
-    fn take_fullest(&mut self) -> Option<(Option<String>, FragmentWriter)> {
+    fn take_fullest(&mut self) -> Option<(PartitionValues, FragmentWriter)> {
         let fullest = self.by_partition.iter().max_by_key(|(_, writer)| writer.size()).map(|(p, _)| p.clone())?;
         let writer = self.take(&fullest)?;
         Some((fullest, writer))
     }
 
     /// Every writer, taken out to be staged.
-    fn close_all(&mut self) -> BTreeMap<Option<String>, FragmentWriter> {
+    fn close_all(&mut self) -> BTreeMap<PartitionValues, FragmentWriter> {
         self.bytes = 0;
         std::mem::take(&mut self.by_partition)
     }

@@ -82,7 +82,7 @@ pub const SETTINGS: &[SettingDoc] = &[
     SettingDoc {
         env: "INLET_PARTITION_BY",
         default: Some("(none)"),
-        description: "`<column>=key` (from a `<column>=value` key segment) or `<column>=<timestamp field>` (its UTC date).",
+        description: "Comma-separated `<column>=<source>`, the source `key`, `key:date` or `key:integer` (a `<column>=value` key segment), `date(<field>)`, `hour(<field>)` (a timestamp's UTC date or hour), `value(<field>)` (a field's value) or `<field>` (a timestamp's UTC date as text).",
     },
     SettingDoc {
         env: "INLET_MIN_COMPACT_BYTES",

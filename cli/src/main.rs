@@ -893,6 +893,15 @@ fn print_status(status: &TableStatus) {
     }
     println!("quarantine records {}", status.quarantine_records);
     println!("superseded records {}", status.superseded_records);
+    if let Some(complete) = &status.completeness {
+        println!(
+            "complete through   {} (as of version {}, checked {}{})",
+            complete.complete_through.to_rfc3339(),
+            complete.version,
+            complete.checked_at.to_rfc3339(),
+            if complete.queues_checked { "" } else { ", queues not checked" }
+        );
+    }
 }
 
 /// `inlet quarantine …` on the table of `settings`.

@@ -155,6 +155,16 @@ pub const SETTINGS: &[SettingDoc] = &[
         description: "Ingest queue the compactor's scheduled reconciliation sends unaccounted objects to (when it renotifies), as `inlet backfill` and `inlet dlq redrive` do.",
     },
     SettingDoc {
+        env: "INLET_COMPLETE_QUEUE_URLS",
+        default: Some("(none)"),
+        description: "Queues whose counters the compactor reads before it declares a time window complete (comma-separated: the ingest and isolation queues): no backlog, and the window closed longer ago than a message can stay unanswered; unset, only the settle time and the staged fragments count.",
+    },
+    SettingDoc {
+        env: "INLET_COMPLETE_SETTLE_SECONDS",
+        default: Some("900"),
+        description: "How long after a day (or hour, for a table partitioned by `hour(…)`) ends the compactor waits for stragglers before it can declare the window complete (at least as long as the ingest queue can hold an unanswered message); see docs/design.md, Partition completeness.",
+    },
+    SettingDoc {
         env: "INLET_DOWNLOAD_CONCURRENCY",
         default: Some("16"),
         description: "Source objects the converter downloads at once (an object stored larger than a quarter of INLET_PIECE_BYTES is streamed instead).",
@@ -222,6 +232,10 @@ pub struct Settings {
     pub commit_queue_url: Option<String>,
     /// Raw prefix templates a scheduled reconciliation lists (`{date}`, `{hour}`).
     pub reconcile_prefixes: Vec<String>,
+    /// Queues whose counters partition completeness reads (`INLET_COMPLETE_QUEUE_URLS`).
+    pub complete_queue_urls: Vec<String>,
+    /// Seconds a closed time window settles before it can be complete.
+    pub complete_settle_seconds: u64,
 }
 
 impl Settings {
@@ -266,6 +280,10 @@ impl Settings {
             isolation_queue_url: get("INLET_ISOLATION_QUEUE_URL"),
             commit_queue_url: get("INLET_COMMIT_QUEUE_URL"),
             reconcile_prefixes: parse_reconcile_prefixes(get("INLET_RECONCILE_PREFIXES").as_deref())?,
+            complete_queue_urls: get("INLET_COMPLETE_QUEUE_URLS")
+                .map(|urls| urls.split(',').map(str::trim).filter(|url| !url.is_empty()).map(str::to_string).collect())
+                .unwrap_or_default(),
+            complete_settle_seconds: parse_count(&get, "INLET_COMPLETE_SETTLE_SECONDS")? as u64,
             other_table_properties: crate::properties::parse_setting(get("INLET_TABLE_PROPERTIES").as_deref())?,
             maintenance: Maintenance {
                 checkpoint_interval: parse_positive(&get, "INLET_CHECKPOINT_INTERVAL")?,

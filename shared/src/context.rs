@@ -45,7 +45,9 @@ impl Context {
         let storage_options = storage_options_from_env();
         let table_store = crate::stage::table_store(&settings.table_url()?, &storage_options)?;
         let lambda = settings.compactor_function.as_ref().map(|_| aws_sdk_lambda::Client::new(sdk));
-        let queues = settings.isolation_queue_url.is_some() || settings.commit_queue_url.is_some();
+        let queues = settings.isolation_queue_url.is_some()
+            || settings.commit_queue_url.is_some()
+            || !settings.complete_queue_urls.is_empty();
         let sqs = queues.then(|| aws_sdk_sqs::Client::new(sdk));
         Ok(Self { settings, schema, s3, lambda, sqs, storage_options, table_store })
     }

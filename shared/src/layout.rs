@@ -57,6 +57,11 @@ pub const BATCH_KEY: &str = "inlet.batch";
 /// Fragment footer key saying the fragment may be compacted only once its batch is sealed
 /// under [`BATCHES_PREFIX`] (fragments staged before batches were sealed lack it).
 pub const SEALED_KEY: &str = "inlet.sealed";
+/// How far the table is complete: the completeness watermark (`commit::complete`).
+pub const COMPLETE_STATE: &str = "_inlet/complete/latest.json";
+/// Markers of completed time windows, one per window.
+pub const COMPLETE_WINDOWS_PREFIX: &str = "_inlet/complete/windows";
+
 /// `commitInfo` key listing the fragments a compaction consumed.
 pub const FRAGMENTS_KEY: &str = "inlet.fragments";
 /// `commitInfo` key counting the rows a compaction committed.
@@ -152,6 +157,11 @@ pub fn partition_directory(column: &str, value: Option<&str>) -> String {
 /// The Hive directories of a partition of several columns (`service=web/date=2026-05-16`).
 pub fn partition_directories<'a>(pairs: impl IntoIterator<Item = (&'a str, Option<&'a str>)>) -> String {
     pairs.into_iter().map(|(column, value)| partition_directory(column, value)).collect::<Vec<_>>().join("/")
+}
+
+/// The marker of a completed window (`date=2026-05-16`, `date=2026-05-16/hour=7`).
+pub fn complete_marker(window: &str) -> Path {
+    Path::from(format!("{COMPLETE_WINDOWS_PREFIX}/{window}.json"))
 }
 
 /// The partition directory a fragment is staged under (`date=2026-05-16`; empty when unpartitioned).

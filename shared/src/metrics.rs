@@ -195,6 +195,20 @@ pub const METRICS: &[MetricDoc] = &[
             nothing.",
     },
     MetricDoc {
+        name: "CompletenessLag",
+        function: "compactor",
+        unit: "Seconds",
+        description: "For a table partitioned by date (or hour): how long ago the last window declared complete ended; \
+            a day's table settles near a day plus `INLET_COMPLETE_SETTLE_SECONDS`, and more means a window waits.",
+    },
+    MetricDoc {
+        name: "LateCommits",
+        function: "compactor",
+        unit: "Count",
+        description: "Windows already declared complete that a run's commit added rows to (objects written after \
+            their window closed and settled); each window's marker lists the versions.",
+    },
+    MetricDoc {
         name: "CompactionFailed",
         function: "compactor",
         unit: "Count",

@@ -15,12 +15,17 @@ use arrow_schema::DataType as ArrowType;
 use deltalake::kernel::{DataType, StructType};
 
 use crate::error::{Error, Result};
-use crate::layout::partition_directories;
+use crate::layout::{NULL_PARTITION, partition_directories};
 use crate::lineage::SourceObject;
 
 /// Days from 0001-01-01 (chrono's day 1) to 1970-01-01.
 const UNIX_EPOCH_DAYS_FROM_CE: i32 = 719_163;
 const MICROS_PER_HOUR: i64 = 3_600_000_000;
+/// Longest encoded `<column>=<value>` directory: a file system's longest name.
+const MAX_SEGMENT_BYTES: usize = 255;
+/// Longest encoded partition directories: S3 keys end at 1,024 bytes, and the table's prefix
+/// and the file name need the rest.
+const MAX_DIRECTORY_BYTES: usize = 512;
 
 /// How rows are assigned to partitions: `INLET_PARTITION_BY`, a comma-separated list of
 /// `<column>=<source>` (see [`PartitionSource`] for the sources).
@@ -72,6 +77,13 @@ pub enum ValueType {
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PartitionValues(pub Vec<Option<String>>);
 
+impl PartitionValues {
+    /// The partition of every column null: where rows of no partition (none at all) go.
+    pub fn nulls(partition: &Option<PartitionSpec>) -> Self {
+        Self(vec![None; partition.as_ref().map_or(0, |spec| spec.columns.len())])
+    }
+}
+
 /// A value parsed from the object key, for a key-segment column.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyValue {
@@ -104,7 +116,8 @@ impl FromStr for PartitionSpec {
             if name.is_empty() || source.is_empty() {
                 return Err(invalid("a column or its source is empty"));
             }
-            if columns.iter().any(|column| column.name == name) {
+            // Delta matches column names without regard to case.
+            if columns.iter().any(|column| column.name.eq_ignore_ascii_case(name)) {
                 return Err(invalid(&format!("column {name:?} is listed twice")));
             }
             let source = parse_source(source).ok_or_else(|| invalid(&format!("unknown source {source:?}")))?;
@@ -183,7 +196,26 @@ impl PartitionSpec {
             grouping.add(coded);
         }
         let filled = RecordBatch::try_new(batch.schema(), columns).map_err(|err| err.to_string())?;
-        grouping.split(filled).map_err(|err| err.to_string())
+        let parts = grouping.split(filled).map_err(|err| err.to_string())?;
+        for (values, _) in &parts {
+            self.check_directory(values)?;
+        }
+        Ok(parts)
+    }
+
+    /// Refuses a partition whose directories would be too long to name an object.
+    fn check_directory(&self, values: &PartitionValues) -> std::result::Result<(), String> {
+        let directory = self.directory(values);
+        let longest = directory.split('/').map(str::len).max().unwrap_or(0);
+        if longest > MAX_SEGMENT_BYTES || directory.len() > MAX_DIRECTORY_BYTES {
+            let start: String = directory.chars().take(80).collect();
+            return Err(format!(
+                "partition directories {start}… are longer than a storage key allows ({} bytes encoded, \
+                 at most {MAX_SEGMENT_BYTES} per column and {MAX_DIRECTORY_BYTES} in all)",
+                directory.len()
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -251,11 +283,16 @@ impl PartitionColumn {
             ValueType::String if text.is_empty() => {
                 Err(format!("key segment `{}=` is empty, and Delta keeps an empty partition value as null", self.name))
             }
+            ValueType::String if text == NULL_PARTITION => {
+                Err(format!("key segment `{}={text}` is the name of a null partition", self.name))
+            }
             ValueType::String => Ok(KeyValue::Text(text.to_string())),
             ValueType::Date => {
+                // Years 1 to 9999 as four digits, the dates Delta readers take.
                 let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
                     .ok()
-                    .filter(|date| date.format("%Y-%m-%d").to_string() == text)
+                    .filter(|date| text.len() == 10 && date.format("%Y-%m-%d").to_string() == text)
+                    .filter(|date| (1..=9999).contains(&chrono::Datelike::year(date)))
                     .ok_or_else(|| refused("a date (YYYY-MM-DD)"))?;
                 Ok(KeyValue::Date(chrono::Datelike::num_days_from_ce(&date) - UNIX_EPOCH_DAYS_FROM_CE))
             }
@@ -287,7 +324,7 @@ impl PartitionColumn {
                     KeyValue::Date(days) => date_text(*days).ok_or("a date out of range")?,
                     KeyValue::Integer(n) => n.to_string(),
                 };
-                (array, Coded::constant(rows, Some(text)))
+                (array, Coded::constant(Some(text)))
             }
             (PartitionSource::KeySegment(_), None) => return Err("the key's partition value is missing".into()),
             (PartitionSource::FieldDateText(name), _) => {
@@ -325,6 +362,9 @@ impl PartitionColumn {
                         self.name
                     ));
                 }
+                if strings.iter().any(|value| value == Some(NULL_PARTITION)) {
+                    return Err(format!("a row's `{}` is the name of a null partition", self.name));
+                }
                 Ok(Coded::from_keys(strings.iter(), str::to_string))
             }
             ArrowType::Boolean => Ok(Coded::from_keys(values.as_boolean().iter(), |b| b.to_string())),
@@ -347,8 +387,9 @@ struct Coded {
 }
 
 impl Coded {
-    fn constant(rows: usize, value: Option<String>) -> Self {
-        Self { codes: vec![0; rows], values: vec![value] }
+    /// The same value on every row: no codes needed.
+    fn constant(value: Option<String>) -> Self {
+        Self { codes: Vec::new(), values: vec![value] }
     }
 
     /// Codes rows by `keys`, the distinct ones written out by `text` (null stays `None`).
@@ -376,13 +417,15 @@ impl Coded {
 
 /// Rows grouped by the tuple of their partition columns' codes.
 struct Grouping {
+    rows: usize,
+    /// Each row's tuple; empty while there is one tuple (every column constant so far).
     codes: Vec<u32>,
     tuples: Vec<PartitionValues>,
 }
 
 impl Grouping {
     fn new(rows: usize) -> Self {
-        Self { codes: vec![0; rows], tuples: vec![PartitionValues::default()] }
+        Self { rows, codes: Vec::new(), tuples: vec![PartitionValues::default()] }
     }
 
     /// Refines the groups by one more column.
@@ -398,11 +441,21 @@ impl Grouping {
         } else {
             let mut combined: HashMap<(u32, u32), u32> = HashMap::new();
             let mut tuples = Vec::new();
+            // Rows come in runs: the last pair is checked first.
+            let mut last: Option<((u32, u32), u32)> = None;
             for (code, &next) in self.codes.iter_mut().zip(&column.codes) {
-                *code = *combined.entry((*code, next)).or_insert_with(|| {
-                    tuples.push(extended(&self.tuples[*code as usize], column.values[next as usize].clone()));
-                    tuples.len() as u32 - 1
-                });
+                let pair = (*code, next);
+                *code = match last {
+                    Some((previous, combined_code)) if previous == pair => combined_code,
+                    _ => {
+                        let combined_code = *combined.entry(pair).or_insert_with(|| {
+                            tuples.push(extended(&self.tuples[pair.0 as usize], column.values[next as usize].clone()));
+                            tuples.len() as u32 - 1
+                        });
+                        last = Some((pair, combined_code));
+                        combined_code
+                    }
+                };
             }
             self.tuples = tuples;
         }
@@ -410,6 +463,11 @@ impl Grouping {
 
     /// The rows of `batch` per partition, in partition order; partitions with no rows left out.
     fn split(self, batch: RecordBatch) -> Result<Vec<(PartitionValues, RecordBatch)>> {
+        if self.codes.is_empty() {
+            // One tuple (or none, for no rows): the batch as it is.
+            let rows = self.rows;
+            return Ok(self.tuples.into_iter().filter(|_| rows > 0).map(|values| (values, batch.clone())).collect());
+        }
         let mut rows_of: Vec<Vec<u32>> = vec![Vec::new(); self.tuples.len()];
         for (row, &code) in self.codes.iter().enumerate() {
             rows_of[code as usize].push(row as u32);

@@ -127,10 +127,13 @@ impl Pipeline {
         if options.size_trigger {
             converter_environment.push(("INLET_COMPACTOR_FUNCTION".into(), compactor.clone()));
         }
+        // The queues whose counters the compactor reads for partition completeness, as the module sets them.
+        let mut complete_queue_urls = vec![queue_url.clone()];
         let isolation_queue = match options.isolation {
             true => {
                 let (url, arn) = work_queue.create(format!("isolation-{name}")).await?;
-                converter_environment.push(("INLET_ISOLATION_QUEUE_URL".into(), url));
+                converter_environment.push(("INLET_ISOLATION_QUEUE_URL".into(), url.clone()));
+                complete_queue_urls.push(url);
                 Some(arn)
             }
             false => None,
@@ -148,6 +151,7 @@ impl Pipeline {
         create_function(ls, &converter, &code("converter")?, &converter_environment, timeout).await?;
         let mut compactor_environment = environment.clone();
         compactor_environment.push(("INLET_QUEUE_URL".into(), queue_url.clone()));
+        compactor_environment.push(("INLET_COMPLETE_QUEUE_URLS".into(), complete_queue_urls.join(",")));
         if let Some(prefix) = &options.reconcile_prefix {
             compactor_environment.push(("INLET_RECONCILE_PREFIXES".into(), format!("s3://{raw_bucket}/{prefix}")));
         }

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use inlet::commit::complete::read_marker;
 use inlet::testing::sample;
 use inlet_tests::{LocalStack, Pipeline, PipelineOptions};
 use serde_json::Value;
@@ -140,4 +141,57 @@ async fn three_partition_columns_of_three_types_land_and_a_key_of_no_date_reache
     assert!(dead[0].contains("bad.json.zst"), "{dead:?}");
     let log = pipeline.function_log(&pipeline.converter);
     assert!(log.contains("key segment `day=2026-13-01` is not a date (YYYY-MM-DD)"), "the converter says why");
+}
+
+/// `date=YYYY-MM-DD` of the UTC day `days` before today.
+fn days_ago(days: i64) -> String {
+    (chrono::Utc::now() - chrono::TimeDelta::days(days)).format("%Y-%m-%d").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn closed_days_are_declared_complete_after_the_queue_drains_and_a_late_object_is_recorded() {
+    let localstack = LocalStack::connect().await.unwrap();
+    let options = PipelineOptions {
+        environment: vec![
+            ("INLET_PARTITION_BY".into(), "date=key".into()),
+            ("INLET_COMPLETE_SETTLE_SECONDS".into(), "0".into()),
+        ],
+        ..PipelineOptions::default()
+    };
+    let pipeline = Pipeline::deploy(&localstack, "complete", options).await.unwrap();
+    let (three, two) = (days_ago(3), days_ago(2));
+    let keys = vec![(format!("svc/date={three}/a.json.zst"), 1), (format!("svc/date={two}/b.json.zst"), 2)];
+    let (_, uris) = put_samples(&pipeline, &keys, 16 * 1024).await;
+    pipeline.wait_for_staged(&uris, Duration::from_secs(120)).await.unwrap();
+    let first = pipeline.compact(serde_json::json!({"force": true})).await.unwrap();
+    let version = first["version"].as_u64().unwrap();
+    // The queue's counters were read (a message lives at most 3 receives of 40 s, plus a
+    // batching window): both days, and every day since that has closed, are complete.
+    let completed: Vec<&str> =
+        first["completeness"]["completed"].as_array().unwrap().iter().map(|w| w.as_str().unwrap()).collect();
+    assert_eq!(&completed[..2], [format!("date={three}"), format!("date={two}")], "{first}");
+    let store = pipeline.table_store().unwrap();
+    let marker = |day: &str| {
+        let (store, window) = (store.clone(), format!("date={day}"));
+        async move { read_marker(store.as_ref(), &window).await.unwrap() }
+    };
+    let three_marker = marker(&three).await.unwrap();
+    assert_eq!(three_marker.version, version, "{three_marker:?}");
+    let status = pipeline.inlet(&["status", "--json"]).await.unwrap();
+    let status: Value = serde_json::from_str(status.trim()).unwrap();
+    let through = status["completeness"]["complete_through"].as_str().unwrap();
+    assert!(through >= days_ago(1).as_str(), "{status}");
+    assert_eq!(status["completeness"]["queues_checked"], true, "{status}");
+
+    // An object written for the day three days ago, now: its rows land, and its day's marker
+    // names the version that brought them.
+    let late = vec![(format!("svc/date={three}/late.json.zst"), 3)];
+    let (written, uris) = put_samples(&pipeline, &late, 8 * 1024).await;
+    pipeline.wait_for_staged(&uris, Duration::from_secs(120)).await.unwrap();
+    let second = pipeline.compact(serde_json::json!({"force": true})).await.unwrap();
+    assert_eq!(second["rows"].as_u64(), Some(written.len() as u64));
+    assert_eq!(second["completeness"]["late"], serde_json::json!([format!("date={three}")]), "{second}");
+    let three_marker = marker(&three).await.unwrap();
+    assert_eq!(three_marker.late_versions, vec![second["version"].as_u64().unwrap()], "{three_marker:?}");
+    assert!(marker(&two).await.unwrap().late_versions.is_empty());
 }

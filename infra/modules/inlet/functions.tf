@@ -17,6 +17,7 @@ locals {
     INLET_PARTITION_BY               = local.several_tables ? "" : var.partition_by
     INLET_MIN_COMPACT_BYTES          = tostring(var.min_compact_bytes)
     INLET_FRESHNESS_SECONDS          = tostring(var.freshness_seconds)
+    INLET_COMPLETE_SETTLE_SECONDS    = tostring(var.complete_settle_seconds)
     INLET_OPTIMIZE_MIN_FILES         = tostring(var.optimize_min_files)
     INLET_ABANDON_AFTER_SECONDS      = tostring(var.abandon_after_seconds)
     INLET_HISTORY_REBUILD_SECONDS    = tostring(var.history_rebuild_seconds)
@@ -312,6 +313,12 @@ data "aws_iam_policy_document" "compactor" {
       resources = [aws_sqs_queue.ingest.arn]
     }
   }
+  # Partition completeness waits for the ingest queues to hold no backlog.
+  statement {
+    sid       = "ReadIngestQueueCounters"
+    actions   = ["sqs:GetQueueAttributes"]
+    resources = [aws_sqs_queue.ingest.arn, aws_sqs_queue.isolation.arn]
+  }
   dynamic "statement" {
     for_each = var.commit_queue ? [1] : []
     content {
@@ -364,6 +371,8 @@ resource "aws_lambda_function" "compactor" {
     variables = merge(
       local.common_environment,
       local.renotify ? { INLET_QUEUE_URL = aws_sqs_queue.ingest.url } : {},
+      # Their counters tell the compactor no notification of a closed window is left.
+      { INLET_COMPLETE_QUEUE_URLS = "${aws_sqs_queue.ingest.url},${aws_sqs_queue.isolation.url}" },
     )
   }
   tracing_config {

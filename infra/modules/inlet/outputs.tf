@@ -108,9 +108,10 @@ locals {
   cli_environment = merge(
     {
       # The table properties too, so that `inlet check` and a local `inlet compact` keep the
-      # ones the compactor keeps instead of setting them back and forth.
+      # ones the compactor keeps instead of setting them back and forth; and how it decides a
+      # window is complete, so a local run decides it alike.
       for key in ["INLET_TABLE_URI", "INLET_SCHEMA", "INLET_ROUTES", "INLET_PARTITION_BY", "INLET_CHECKPOINT_INTERVAL",
-      "INLET_LOG_RETENTION_DAYS", "INLET_TABLE_PROPERTIES"] :
+      "INLET_LOG_RETENTION_DAYS", "INLET_TABLE_PROPERTIES", "INLET_COMPLETE_SETTLE_SECONDS"] :
       key => local.settings[key] if local.settings[key] != ""
     },
     {
@@ -118,6 +119,7 @@ locals {
       INLET_DLQ_URL             = aws_sqs_queue.dlq.id
       INLET_ISOLATION_QUEUE_URL = aws_sqs_queue.isolation.id
       INLET_COMPACTOR_FUNCTION  = aws_lambda_function.compactor.function_name
+      INLET_COMPLETE_QUEUE_URLS = "${aws_sqs_queue.ingest.id},${aws_sqs_queue.isolation.id}"
     },
     var.commit_queue ? { INLET_COMMIT_QUEUE_URL = aws_sqs_queue.commits[0].url } : {},
   )

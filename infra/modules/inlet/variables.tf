@@ -431,6 +431,10 @@ variable "partition_by" {
     condition     = var.partition_by == "" || can(regex("^[A-Za-z_][A-Za-z0-9_]*=(key(:(string|date|integer))?|(date|hour|value)\\([A-Za-z_][A-Za-z0-9_]*\\)|[A-Za-z_][A-Za-z0-9_.]*)(,[A-Za-z_][A-Za-z0-9_]*=(key(:(string|date|integer))?|(date|hour|value)\\([A-Za-z_][A-Za-z0-9_]*\\)|[A-Za-z_][A-Za-z0-9_.]*))*$", var.partition_by))
     error_message = "partition_by must be \"\" (unpartitioned) or comma-separated <column>=<source> with no spaces, the source key, key:date, key:integer, date(<field>), hour(<field>), value(<field>) or <field> (e.g. \"service=key,date=date(event_time),hour=hour(event_time)\")."
   }
+  validation {
+    condition     = var.partition_by == "" || length(distinct([for item in split(",", var.partition_by) : lower(split("=", item)[0])])) == length(split(",", var.partition_by))
+    error_message = "partition_by names a column twice (Delta column names ignore case)."
+  }
 }
 
 variable "min_compact_bytes" {
@@ -450,6 +454,16 @@ variable "freshness_seconds" {
   validation {
     condition     = var.freshness_seconds >= 0
     error_message = "freshness_seconds must not be negative."
+  }
+}
+
+variable "complete_settle_seconds" {
+  description = "INLET_COMPLETE_SETTLE_SECONDS: how long after a day (or an hour, for tables partitioned by hour(...)) ends the compactor waits for stragglers before it declares the window complete under the table's _inlet/complete/; it also waits as long as the ingest queue can keep a message unanswered (visibility timeout times max_receive_count)."
+  type        = number
+  default     = 900
+  validation {
+    condition     = var.complete_settle_seconds >= 0
+    error_message = "complete_settle_seconds must not be negative."
   }
 }
 
@@ -569,6 +583,11 @@ variable "tables" {
     condition = alltrue([for table in values(var.tables) :
     table.partition_by == "" || can(regex("^[A-Za-z_][A-Za-z0-9_]*=(key(:(string|date|integer))?|(date|hour|value)\\([A-Za-z_][A-Za-z0-9_]*\\)|[A-Za-z_][A-Za-z0-9_.]*)(,[A-Za-z_][A-Za-z0-9_]*=(key(:(string|date|integer))?|(date|hour|value)\\([A-Za-z_][A-Za-z0-9_]*\\)|[A-Za-z_][A-Za-z0-9_.]*))*$", table.partition_by))])
     error_message = "A table's partition_by must be \"\" (unpartitioned) or comma-separated <column>=<source> with no spaces (key, key:date, key:integer, date(<field>), hour(<field>), value(<field>) or <field>)."
+  }
+  validation {
+    condition = alltrue([for table in values(var.tables) :
+    table.partition_by == "" || length(distinct([for item in split(",", table.partition_by) : lower(split("=", item)[0])])) == length(split(",", table.partition_by))])
+    error_message = "A table's partition_by names a column twice (Delta column names ignore case)."
   }
   validation {
     condition = alltrue(flatten([for table in values(var.tables) : [for key in keys(table.settings) :

@@ -7,6 +7,7 @@
 //! decodes its rows where it cannot.
 
 pub mod compact;
+pub mod complete;
 pub(crate) mod copy;
 pub(crate) mod evolution;
 pub(crate) mod exclusive;

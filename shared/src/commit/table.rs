@@ -66,6 +66,16 @@ pub async fn open_or_create(
 ) -> Result<DeltaTable> {
     let table = open_table(url, storage_options).await?;
     if table.version().is_some() {
+        let partitioned_by = table.snapshot()?.metadata().partition_columns().to_vec();
+        if partitioned_by != schema.partition_columns() {
+            let reason = format!(
+                "the table is partitioned by {partitioned_by:?}, and the settings declare {:?} \
+                 (INLET_PARTITION_BY): a Delta table's partition columns cannot change, so set it \
+                 back, or write a new table",
+                schema.partition_columns()
+            );
+            return Err(Error::Schema { location: url.to_string(), reason });
+        }
         return Ok(table);
     }
     if let Some(problem) = schema.delta.fields().find_map(refused_column_name) {
@@ -350,6 +360,23 @@ mod tests {
         let err = open_or_create(&url, &HashMap::new(), &schema, &Default::default()).await.unwrap_err().to_string();
         assert!(err.contains(r#"{"name": "user_agent", "from": "user agent", ...}"#), "{err}");
         assert!(open_table(&url, &HashMap::new()).await.unwrap().version().is_none(), "no table was made");
+    }
+
+    #[tokio::test]
+    async fn a_table_is_not_opened_with_other_partition_columns_than_it_has() {
+        let lake = tempfile::tempdir().unwrap();
+        let url = Url::from_directory_path(lake.path()).unwrap();
+        let with = |spec: &str| {
+            let layout = crate::schema::Layout { partition: Some(spec.parse().unwrap()), ..Default::default() };
+            TableSchema::parse_with(SCHEMA, "t", layout).unwrap()
+        };
+        open_or_create(&url, &HashMap::new(), &with("date=key"), &Default::default()).await.unwrap();
+        open_or_create(&url, &HashMap::new(), &with("date=key"), &Default::default()).await.unwrap();
+        let err = open_or_create(&url, &HashMap::new(), &with("date=key,hour=key:integer"), &Default::default())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(r#"partitioned by ["date"], and the settings declare ["date", "hour"]"#), "{err}");
     }
 
     /// A new table with [`SCHEMA`] in a temporary directory.

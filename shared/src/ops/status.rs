@@ -10,9 +10,10 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
 use serde::Serialize;
 
+use crate::commit::complete::{CompleteState, read_json};
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::layout::{QUARANTINE_PREFIX, ROWS_KEY, SUPERSEDED_PREFIX, commit_file, staged_partition};
+use crate::layout::{COMPLETE_STATE, QUARANTINE_PREFIX, ROWS_KEY, SUPERSEDED_PREFIX, commit_file, staged_partition};
 use crate::stage::fragment::FragmentStore;
 
 /// Commits read back from the newest for the last hour's figures: past this many the figures
@@ -56,6 +57,9 @@ pub struct TableStatus {
     /// Superseded records (notified versions gone before they were read), up to
     /// [`RECORDS_COUNTED`].
     pub superseded_records: usize,
+    /// How far a time-partitioned table is complete, as the compactor last decided it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completeness: Option<CompleteState>,
 }
 
 /// What waits staged in one partition.
@@ -100,6 +104,7 @@ pub async fn status_at(table_uri: &str, storage_options: &HashMap<String, String
     status.oldest_staged_seconds = staged.iter().map(|meta| (now - meta.last_modified).num_seconds()).max();
     status.quarantine_records = count_under(&store, QUARANTINE_PREFIX).await?;
     status.superseded_records = count_under(&store, SUPERSEDED_PREFIX).await?;
+    status.completeness = read_json(store.as_ref(), &object_store::path::Path::from(COMPLETE_STATE)).await?;
 
     let table = crate::commit::table::open_table(&url, storage_options).await?;
     if let Some(version) = table.version() {

@@ -58,6 +58,7 @@ fn specs_of_several_typed_columns_parse_and_bad_ones_say_why() {
     assert_eq!(spec.names(), vec!["service", "day", "shard", "date", "hour", "region"]);
     for (bad, why) in [
         ("date=key,date=date(at)", "listed twice"),
+        ("date=key,Date=date(at)", "listed twice"),
         ("date=month(at)", "unknown source"),
         ("date=key:float", "unknown source"),
         ("date=date()", "unknown source"),
@@ -96,6 +97,10 @@ fn typed_key_segments_parse_exactly_or_fail_their_object() {
         ("raw/service=web/day=2026-05-16/hour=+1/x", "is not an integer"),
         ("raw/service=web/day=2026-05-16/hour=99999999999/x", "is not a 32-bit integer"),
         ("raw/service=web/day=2026-05-16/x", "no `hour=` directory segment"),
+        ("raw/service=web/day=+10000-01-01/hour=1/x", "is not a date"),
+        ("raw/service=web/day=0000-01-01/hour=1/x", "is not a date"),
+        ("raw/service=web/day=-0001-01-01/hour=1/x", "is not a date"),
+        ("raw/service=__HIVE_DEFAULT_PARTITION__/day=2026-05-16/hour=1/x", "name of a null partition"),
     ] {
         let err = key_of(&spec, key).unwrap_err();
         assert!(err.contains(why), "{key}: {err}");
@@ -217,4 +222,31 @@ fn partition_columns_must_read_fields_of_a_fitting_type() {
         let err = types(spec).unwrap_err();
         assert!(err.contains(why), "{spec}: {err}");
     }
+}
+
+#[test]
+fn values_too_long_for_a_storage_key_fail_their_object() {
+    let spec: PartitionSpec = "area=value(region)".parse().unwrap();
+    // 86 three-byte characters: 258 bytes as written, 774 percent-encoded.
+    let long = "東".repeat(86);
+    let batch = decoded(&spec, vec![Some(0), Some(0)], vec![Some("eu"), Some(long.as_str())]);
+    let err = spec.split(batch, &vec![None]).unwrap_err();
+    assert!(err.contains("longer than a storage key allows"), "{err}");
+    let fits = decoded(&spec, vec![Some(0)], vec![Some(&"東".repeat(20))]);
+    assert_eq!(spec.split(fits, &vec![None]).unwrap().len(), 1);
+    let null_named = decoded(&spec, vec![Some(0)], vec![Some("__HIVE_DEFAULT_PARTITION__")]);
+    assert!(spec.split(null_named, &vec![None]).unwrap_err().contains("name of a null partition"));
+}
+
+#[test]
+fn a_batch_of_one_partition_or_none_is_not_copied() {
+    let spec: PartitionSpec = "service=key,date=date(at)".parse().unwrap();
+    let keys = key_of(&spec, "raw/service=web/x.json.zst").unwrap();
+    let batch = decoded(&spec, vec![Some(MIDNIGHT), Some(MIDNIGHT + 1)], vec![Some("eu"); 2]);
+    let parts = spec.split(batch, &keys).unwrap();
+    assert_eq!(parts.len(), 1);
+    assert_eq!(parts[0].1.num_rows(), 2);
+    assert_eq!(parts[0].1.column(4).as_primitive::<Date32Type>().value(1), 20_589);
+    let empty = decoded(&spec, vec![], vec![]);
+    assert!(spec.split(empty, &keys).unwrap().is_empty(), "no rows, no partition");
 }

@@ -494,7 +494,9 @@ impl FragmentStore {
     /// stays for an operator and no longer stops compactions; returns where it went.
     pub async fn set_aside(&self, path: &Path) -> Result<Path> {
         let relative = path.as_ref().strip_prefix(FRAGMENTS_PREFIX).unwrap_or(path.as_ref()).trim_start_matches('/');
-        let aside = Path::from(format!("{CORRUPT_PREFIX}/{relative}"));
+        // Parsed, not built: the partition directories are already encoded.
+        let aside = Path::parse(format!("{CORRUPT_PREFIX}/{relative}"))
+            .map_err(|err| Error::Integrity(format!("corrupt area path: {err}")))?;
         self.store.copy(path, &aside).await?;
         self.delete(std::slice::from_ref(path)).await?;
         Ok(aside)

@@ -52,6 +52,14 @@ run "an_unknown_partition_source_is_refused" {
   expect_failures = [var.partition_by]
 }
 
+run "a_partition_column_named_twice_is_refused" {
+  command = plan
+  variables {
+    partition_by = "date=key,Date=date(event_time)"
+  }
+  expect_failures = [var.partition_by]
+}
+
 run "a_batch_size_past_the_event_source_mapping_limit_is_refused" {
   command = plan
   variables {

@@ -1,7 +1,10 @@
 //! What a compaction run did, for logs, metrics and the caller.
 
+use std::collections::BTreeSet;
+
 use serde::Serialize;
 
+use crate::commit::complete::CompletenessReport;
 use crate::commit::history::RebuildProgress;
 use crate::commit::optimize::{OptimizeReport, VacuumReport};
 use crate::metrics::Metric;
@@ -64,6 +67,12 @@ pub struct CompactionReport {
     /// until it completes (alarmed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history_rebuild: Option<RebuildProgress>,
+    /// The partition directories of the fragments this run committed.
+    #[serde(skip)]
+    pub committed_partitions: BTreeSet<String>,
+    /// How far a time-partitioned table is complete after the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completeness: Option<CompletenessReport>,
 }
 
 /// Milliseconds spent in each phase of a run.
@@ -102,7 +111,8 @@ impl CompactionReport {
         let optimized = self.optimize.as_ref().map_or(0, |o| o.files_removed);
         let vacuumed = self.vacuum.as_ref().map_or(0, |v| v.files_deleted);
         let rebuild_left = self.history_rebuild.map_or(0, |r| r.files - r.read);
-        vec![
+        let mut metrics = self.completeness_metrics();
+        metrics.extend([
             Metric { name: "FreshnessLag", value: self.oldest_staged_seconds as f64, unit: "Seconds" },
             Metric { name: "FragmentsConsumed", value: self.fragments as f64, unit: "Count" },
             Metric { name: "FragmentsDeferred", value: self.deferred_fragments as f64, unit: "Count" },
@@ -121,7 +131,19 @@ impl CompactionReport {
             Metric { name: "FilesVacuumed", value: vacuumed as f64, unit: "Count" },
             Metric { name: "HistoryRebuildFilesLeft", value: rebuild_left as f64, unit: "Count" },
             Metric { name: "CompactionFailed", value: 0.0, unit: "Count" },
-        ]
+        ]);
+        metrics
+    }
+
+    /// How far behind completeness is, and late commits, for a time-partitioned table.
+    fn completeness_metrics(&self) -> Vec<Metric> {
+        let Some(completeness) = &self.completeness else { return Vec::new() };
+        let mut metrics = vec![Metric { name: "LateCommits", value: completeness.late.len() as f64, unit: "Count" }];
+        if let Some(through) = completeness.complete_through {
+            let lag = (chrono::Utc::now() - through).num_seconds().max(0);
+            metrics.push(Metric { name: "CompletenessLag", value: lag as f64, unit: "Seconds" });
+        }
+        metrics
     }
 }
 

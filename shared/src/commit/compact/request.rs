@@ -3,6 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::{CompactionReport, Compactor, CompactorOptions};
+use crate::commit::complete::{
+    Committed, Completeness, CompletenessOptions, CompletenessReport, NoQueues, QueueProbe, SqsQueues, Windows,
+};
 use crate::commit::evolution::schema_fits_table;
 use crate::commit::history::LoadHistory;
 use crate::commit::optimize::{OptimizeOptions, optimize, vacuum};
@@ -14,6 +17,9 @@ use crate::metrics::Metric;
 use crate::properties::TableProperties;
 use crate::routes::{Route, Routes, names_table};
 use crate::stage::FragmentStore;
+
+/// Most window markers one run writes: a year of days, or a month of hours, at once.
+const MAX_MARKERS_PER_RUN: usize = 750;
 
 /// An on-demand or scheduled compaction request (the compactor Lambda's payload).
 /// `{}` and EventBridge's scheduled-event payload both mean "compact the configured table".
@@ -102,7 +108,42 @@ pub async fn compact_table(context: &Context, request: &CompactRequest) -> Resul
             tracing::warn!("vacuum waits until the load history is rebuilt");
         }
     }
+    report.completeness = check_completeness(context, &mut table, &report).await;
     Ok(report)
+}
+
+/// Moves a time-partitioned table's completeness watermark after a run (`commit::complete`).
+/// A check that fails is left to the next run: the rows are committed either way.
+async fn check_completeness(
+    context: &Context,
+    table: &mut deltalake::DeltaTable,
+    report: &CompactionReport,
+) -> Option<CompletenessReport> {
+    let windows = context.schema.layout.partition.as_ref().and_then(Windows::of)?;
+    let settings = &context.settings;
+    let options = CompletenessOptions {
+        settle: std::time::Duration::from_secs(settings.complete_settle_seconds),
+        max_markers: MAX_MARKERS_PER_RUN,
+    };
+    let completeness = Completeness::new(context.table_store.clone(), windows, options);
+    let urls = settings.complete_queue_urls.clone();
+    let queues: Box<dyn QueueProbe> = match &context.sqs {
+        Some(sqs) if !urls.is_empty() => Box::new(SqsQueues { sqs: sqs.clone(), urls }),
+        _ => Box::new(NoQueues),
+    };
+    let committed = Committed { version: report.version, partitions: report.committed_partitions.clone() };
+    match completeness.check(table, queues.as_ref(), &committed, chrono::Utc::now()).await {
+        Ok(checked) => {
+            if !checked.completed.is_empty() {
+                tracing::info!(windows = %checked.completed.join(", "), complete_through = ?checked.complete_through, "windows complete");
+            }
+            Some(checked)
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "completeness check left for the next run");
+            None
+        }
+    }
 }
 
 /// Brings the table's properties to the settings' after a change, before compacting. A commit

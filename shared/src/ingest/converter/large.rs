@@ -242,7 +242,9 @@ impl Staging<'_> {
         // Its total, in a fragment not yet staged, says the copy is complete once sealed; an
         // object whose every line was refused is recorded as a source of none (see `stage`).
         if read.touched.is_some() || record.lines() > 0 {
-            self.note_source(read.touched.unwrap_or_default(), FragmentSource::new(object, 0, Some(read.rows)))?;
+            let partition =
+                read.touched.unwrap_or_else(|| PartitionValues::nulls(&self.converter.schema.layout.partition));
+            self.note_source(partition, FragmentSource::new(object, 0, Some(read.rows)))?;
         }
         record.write(&empty).await?;
         self.report.objects += 1;

@@ -60,7 +60,10 @@ impl<'c> Staging<'c> {
             // later conversion of it (looser settings, a new release) is a duplicate, not rows
             // beside the record. An empty object has no line to ingest twice.
             if refused {
-                self.note_source(PartitionValues::default(), FragmentSource::new(&object, 0, Some(0)))?;
+                self.note_source(
+                    PartitionValues::nulls(&self.converter.schema.layout.partition),
+                    FragmentSource::new(&object, 0, Some(0)),
+                )?;
             }
             return Ok(());
         }

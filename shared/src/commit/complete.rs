@@ -1,0 +1,392 @@
+//! Partition completeness: which time windows of a table (days, or hours when the table is
+//! also partitioned by hour) hold everything they will get, so that a daily consumer can wait
+//! for a day the way it waited for the batch job that Inlet replaces.
+//!
+//! A window is complete once it has closed, a settle time has passed, no notification can
+//! still be on its way (no backlog on the ingest queues, and longer ago than the queues let an
+//! unanswered message live), and no fragment of it is staged. The compactor checks after each
+//! run and records how far the table is complete (`_inlet/complete/latest.json`, a watermark)
+//! and a marker per window it completes (`_inlet/complete/windows/<window>.json`), both naming
+//! the table version that holds the window's rows. A later commit into a completed window (a
+//! producer writing a closed window's objects late) is recorded on that window's marker.
+//!
+//! The cost of a check is one read when no window closed since the last one; otherwise a
+//! queue probe, one listing of the staging area (what is staged now, not what ever was) and a
+//! write per window completed.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, TimeDelta, Timelike, Utc};
+use deltalake::DeltaTable;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::layout::{COMPLETE_STATE, NULL_PARTITION, complete_marker, staged_partition};
+use crate::partition::{PartitionSource, PartitionSpec, ValueType};
+use crate::stage::FragmentStore;
+
+/// Window markers written at once.
+const MARKER_WRITES_IN_FLIGHT: usize = 16;
+
+/// Longest an SQS event source mapping may hold a message while it fills a batch.
+const MAX_BATCHING_WINDOW: Duration = Duration::from_secs(300);
+
+/// How far a table is complete, as `_inlet/complete/latest.json` records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompleteState {
+    /// Every window that ends at or before this instant is complete.
+    pub complete_through: DateTime<Utc>,
+    /// The table version that holds the rows of those windows.
+    pub version: u64,
+    /// When this was decided.
+    pub checked_at: DateTime<Utc>,
+    /// Whether the ingest queues were checked (no queue is configured for a local table).
+    pub queues_checked: bool,
+}
+
+/// A completed window, as its marker records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowMarker {
+    /// The window as partition directories (`date=2026-05-16`, `date=2026-05-16/hour=7`).
+    pub window: String,
+    /// Its first instant.
+    pub start: DateTime<Utc>,
+    /// The instant after it.
+    pub end: DateTime<Utc>,
+    /// The table version that holds every row of it.
+    pub version: u64,
+    /// When it was found complete.
+    pub completed_at: DateTime<Utc>,
+    /// Versions that later added rows to it (objects written late).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub late_versions: Vec<u64>,
+}
+
+/// What a completeness check did, in the compaction report.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct CompletenessReport {
+    /// How far the table is complete after the check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub complete_through: Option<DateTime<Utc>>,
+    /// Windows found complete by this check.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub completed: Vec<String>,
+    /// Completed windows this run's commit added rows to.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub late: Vec<String>,
+    /// Why the watermark did not move, when a window is due but not complete.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting_for: Option<String>,
+}
+
+/// The windows of a table partitioned by time: the column holding a date and, if any, the one
+/// holding the hour of day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Windows {
+    names: Vec<String>,
+    date: usize,
+    hour: Option<usize>,
+}
+
+impl Windows {
+    /// The windows of `spec`, or `None` when no partition column holds a date: a `date(…)`,
+    /// `key:date` or `<field>` column, or else a `key` column (whose values count when they are
+    /// dates). An `hour(…)` column makes the windows hours.
+    pub fn of(spec: &PartitionSpec) -> Option<Self> {
+        let position = |wanted: fn(&PartitionSource) -> bool| spec.columns.iter().position(|c| wanted(&c.source));
+        let typed = |source: &PartitionSource| {
+            matches!(
+                source,
+                PartitionSource::FieldDate(_)
+                    | PartitionSource::FieldDateText(_)
+                    | PartitionSource::KeySegment(ValueType::Date)
+            )
+        };
+        let date = position(typed).or_else(|| position(|s| *s == PartitionSource::KeySegment(ValueType::String)))?;
+        let hour = position(|source| matches!(source, PartitionSource::FieldHour(_)));
+        Some(Self { names: spec.names(), date, hour })
+    }
+
+    fn length(&self) -> TimeDelta {
+        if self.hour.is_some() { TimeDelta::hours(1) } else { TimeDelta::days(1) }
+    }
+
+    /// The start of the window holding `instant`.
+    pub fn floor(&self, instant: DateTime<Utc>) -> DateTime<Utc> {
+        let day = instant.date_naive().and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+        match self.hour {
+            Some(_) => day + TimeDelta::hours(instant.hour() as i64),
+            None => day,
+        }
+    }
+
+    /// The start of the window a partition directory (`date=2026-05-16/hour=7`) is in; `None`
+    /// for a null or non-date value.
+    pub fn start_of(&self, directory: &str) -> Option<DateTime<Utc>> {
+        let segments: Vec<&str> = directory.split('/').collect();
+        let value = |index: usize| {
+            let value = segments.get(index)?.strip_prefix(self.names[index].as_str())?.strip_prefix('=')?;
+            (value != NULL_PARTITION).then_some(value)
+        };
+        let date = NaiveDate::parse_from_str(value(self.date)?, "%Y-%m-%d").ok()?;
+        let start = date.and_hms_opt(0, 0, 0)?.and_utc();
+        match self.hour {
+            Some(index) => {
+                let hour: i64 = value(index)?.parse().ok().filter(|h| (0..24).contains(h))?;
+                Some(start + TimeDelta::hours(hour))
+            }
+            None => Some(start),
+        }
+    }
+
+    /// The window starting at `start`, as partition directories.
+    pub fn name(&self, start: DateTime<Utc>) -> String {
+        let date = format!("{}={}", self.names[self.date], start.format("%Y-%m-%d"));
+        match self.hour {
+            Some(index) => format!("{date}/{}={}", self.names[index], start.hour()),
+            None => date,
+        }
+    }
+}
+
+/// What the ingest queues hold that has not been answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueState {
+    /// Messages waiting to be received (visible or delayed): a converter behind.
+    pub backlog: u64,
+    /// Longest a received message can stay unanswered before it is answered or dead-lettered:
+    /// the visibility timeout times the receives allowed, plus a batching window.
+    pub in_flight_bound: Duration,
+}
+
+/// Reads the ingest queues' state; `None` when there is no queue to read (a local table).
+#[async_trait]
+pub trait QueueProbe: Send + Sync {
+    /// The queues' state now.
+    async fn probe(&self) -> Result<Option<QueueState>>;
+}
+
+/// The queues of a deployment (the ingest queue, and the isolation queue when there is one),
+/// read with `GetQueueAttributes`.
+pub struct SqsQueues {
+    /// The SQS client.
+    pub sqs: aws_sdk_sqs::Client,
+    /// The queues' URLs.
+    pub urls: Vec<String>,
+}
+
+#[async_trait]
+impl QueueProbe for SqsQueues {
+    async fn probe(&self) -> Result<Option<QueueState>> {
+        use aws_sdk_sqs::types::QueueAttributeName as Name;
+        let mut state = QueueState { backlog: 0, in_flight_bound: Duration::ZERO };
+        for url in &self.urls {
+            let answer = self
+                .sqs
+                .get_queue_attributes()
+                .queue_url(url)
+                .attribute_names(Name::All)
+                .send()
+                .await
+                .map_err(|err| Error::aws("GetQueueAttributes", url, err))?;
+            let attributes = answer.attributes.unwrap_or_default();
+            let number = |name: Name| attributes.get(&name).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            state.backlog +=
+                number(Name::ApproximateNumberOfMessages) + number(Name::ApproximateNumberOfMessagesDelayed);
+            let receives = attributes
+                .get(&Name::RedrivePolicy)
+                .and_then(|policy| serde_json::from_str::<serde_json::Value>(policy).ok())
+                .and_then(|policy| {
+                    policy["maxReceiveCount"].as_u64().or(policy["maxReceiveCount"].as_str()?.parse().ok())
+                })
+                .unwrap_or(1);
+            let bound = Duration::from_secs(number(Name::VisibilityTimeout) * receives) + MAX_BATCHING_WINDOW;
+            state.in_flight_bound = state.in_flight_bound.max(bound);
+        }
+        Ok(Some(state))
+    }
+}
+
+/// No queue: a table fed by `inlet convert`, say.
+pub struct NoQueues;
+
+#[async_trait]
+impl QueueProbe for NoQueues {
+    async fn probe(&self) -> Result<Option<QueueState>> {
+        Ok(None)
+    }
+}
+
+/// How completeness is decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompletenessOptions {
+    /// How long after a window closes it waits for stragglers before it can be complete.
+    pub settle: Duration,
+    /// Most markers one check writes (a table whose compactor was stopped for months catches
+    /// up over several runs).
+    pub max_markers: usize,
+}
+
+/// A run's commit, for the completeness check.
+#[derive(Debug, Clone, Default)]
+pub struct Committed {
+    /// The version the run committed, if it did.
+    pub version: Option<u64>,
+    /// The partition directories of the fragments it committed.
+    pub partitions: BTreeSet<String>,
+}
+
+/// Checks a time-partitioned table's completeness after a compactor run (see the module doc).
+pub struct Completeness {
+    store: Arc<dyn ObjectStore>,
+    windows: Windows,
+    options: CompletenessOptions,
+}
+
+impl Completeness {
+    /// The check for the table whose store (rooted at the table) is `store`.
+    pub fn new(store: Arc<dyn ObjectStore>, windows: Windows, options: CompletenessOptions) -> Self {
+        Self { store, windows, options }
+    }
+
+    /// Records late rows of `committed`, then moves the watermark as far as it can at `now`.
+    pub async fn check(
+        &self,
+        table: &mut DeltaTable,
+        queues: &dyn QueueProbe,
+        committed: &Committed,
+        now: DateTime<Utc>,
+    ) -> Result<CompletenessReport> {
+        let state = self.state().await?;
+        let mut report =
+            CompletenessReport { complete_through: state.as_ref().map(|s| s.complete_through), ..Default::default() };
+        if let (Some(state), Some(version)) = (&state, committed.version) {
+            report.late = self.record_late(state, version, &committed.partitions).await?;
+        }
+        let settle = TimeDelta::from_std(self.options.settle).unwrap_or(TimeDelta::MAX);
+        let through = state.as_ref().map(|state| state.complete_through);
+        let mut candidate = self.windows.floor(now - settle);
+        if through.is_some_and(|through| candidate <= through) {
+            return Ok(report);
+        }
+        let queue = queues.probe().await?;
+        if let Some(queue) = queue {
+            if queue.backlog > 0 {
+                report.waiting_for = Some(format!("{} notifications waiting on the ingest queues", queue.backlog));
+                return Ok(report);
+            }
+            let in_flight = TimeDelta::from_std(queue.in_flight_bound).unwrap_or(TimeDelta::MAX);
+            candidate = candidate.min(self.windows.floor(now - in_flight.max(settle)));
+        }
+        // After the queues: a notification answered since then has its fragments listed here.
+        if let Some(staged) = self.earliest_staged().await? {
+            if staged < candidate {
+                report.waiting_for = Some(format!("staged fragments of {}", self.windows.name(staged)));
+                candidate = staged;
+            }
+        }
+        let from = match through {
+            Some(through) => through,
+            // The first check starts at the earliest window this run committed.
+            None => committed
+                .partitions
+                .iter()
+                .filter_map(|dir| self.windows.start_of(dir))
+                .min()
+                .unwrap_or(candidate)
+                .min(candidate),
+        };
+        if through.is_some_and(|through| candidate <= through) {
+            return Ok(report);
+        }
+        table.update_state().await?;
+        let version = table.version().unwrap_or_default();
+        let mut markers = Vec::new();
+        let mut start = from;
+        while start + self.windows.length() <= candidate && markers.len() < self.options.max_markers {
+            let end = start + self.windows.length();
+            let window = self.windows.name(start);
+            markers.push(WindowMarker { window, start, end, version, completed_at: now, late_versions: Vec::new() });
+            start = end;
+        }
+        // Markers before the watermark: a reader that sees the watermark finds every marker.
+        futures::stream::iter(markers.iter().map(|marker| self.put_json(complete_marker(&marker.window), marker)))
+            .buffer_unordered(MARKER_WRITES_IN_FLIGHT)
+            .try_collect::<Vec<()>>()
+            .await?;
+        report.completed = markers.into_iter().map(|marker| marker.window).collect();
+        let new = CompleteState { complete_through: start, version, checked_at: now, queues_checked: queue.is_some() };
+        self.put_json(Path::from(COMPLETE_STATE), &new).await?;
+        report.complete_through = Some(start);
+        Ok(report)
+    }
+
+    /// The recorded state, if a check ran before.
+    pub async fn state(&self) -> Result<Option<CompleteState>> {
+        read_json(self.store.as_ref(), &Path::from(COMPLETE_STATE)).await
+    }
+
+    /// Adds `version` to the markers of the completed windows `partitions` fall in.
+    async fn record_late(
+        &self,
+        state: &CompleteState,
+        version: u64,
+        partitions: &BTreeSet<String>,
+    ) -> Result<Vec<String>> {
+        let length = self.windows.length();
+        let late: BTreeSet<DateTime<Utc>> = partitions
+            .iter()
+            .filter_map(|dir| self.windows.start_of(dir))
+            .filter(|start| *start + length <= state.complete_through)
+            .collect();
+        let mut names = Vec::new();
+        for start in late {
+            let window = self.windows.name(start);
+            let path = complete_marker(&window);
+            if let Some(mut marker) = read_json::<WindowMarker>(self.store.as_ref(), &path).await? {
+                if !marker.late_versions.contains(&version) {
+                    marker.late_versions.push(version);
+                    self.put_json(path, &marker).await?;
+                }
+            }
+            tracing::warn!(window = %window, version, "rows committed into a window already complete (objects written late)");
+            names.push(window);
+        }
+        Ok(names)
+    }
+
+    /// The start of the earliest window a staged fragment is in.
+    async fn earliest_staged(&self) -> Result<Option<DateTime<Utc>>> {
+        let staged = FragmentStore::new(self.store.clone()).list().await?;
+        Ok(staged.iter().filter_map(|meta| self.windows.start_of(staged_partition(&meta.location))).min())
+    }
+
+    async fn put_json<T: Serialize>(&self, path: Path, value: &T) -> Result<()> {
+        self.store.put(&path, PutPayload::from(serde_json::to_vec_pretty(value)?)).await?;
+        Ok(())
+    }
+}
+
+/// The marker of `window` (`date=2026-05-16`), if it was found complete.
+pub async fn read_marker(store: &dyn ObjectStore, window: &str) -> Result<Option<WindowMarker>> {
+    read_json(store, &complete_marker(window)).await
+}
+
+/// A JSON record at `path`, if there is one.
+pub async fn read_json<T: for<'de> Deserialize<'de>>(store: &dyn ObjectStore, path: &Path) -> Result<Option<T>> {
+    match store.get(path).await {
+        Ok(found) => Ok(Some(serde_json::from_slice(&found.bytes().await?)?)),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(err) => Err(err.into()),
+    }
+}
+
+#[cfg(test)]
+#[path = "complete_tests.rs"]
+mod tests;

@@ -25,7 +25,7 @@ MAX_FN_LINES = 80
 LAYERS = [
     # The vocabulary every part shares: errors, settings, schema, paths, identity, routes.
     {"error", "faults", "layout", "lineage", "metrics", "telemetry", "aws", "memory", "config",
-     "schema", "partition", "properties", "routes"},
+     "schema", "partition", "properties", "routes", "framing"},
     # The fragment format and the stores both functions write and read.
     {"stage"},
     # What a function builds once at cold start.

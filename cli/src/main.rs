@@ -977,7 +977,8 @@ async fn convert(overrides: &Overrides, out: &Path, objects: &[PathBuf], json: b
     let schema = TableSchema::from_path_with(Path::new(&settings.schema_location), settings.layout.clone())
         .with_context(|| "loading the schema (set --schema or INLET_SCHEMA)")?;
     let options = ConverterOptions::from_settings(&settings);
-    let converted = inlet::ops::convert::convert_files(Arc::new(schema), options, out, objects).await?;
+    let converted =
+        inlet::ops::convert::convert_files(Arc::new(schema), options, settings.framing.clone(), out, objects).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&converted)?);
     } else {

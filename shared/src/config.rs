@@ -80,6 +80,11 @@ pub const SETTINGS: &[SettingDoc] = &[
         description: "`true` adds an `_ingested_at` timestamp column: when the converter decoded the row.",
     },
     SettingDoc {
+        env: "INLET_FRAMING",
+        default: Some("ndjson"),
+        description: "How records are laid out in an object: `ndjson` (one JSON object per line), `concatenated` (JSON objects one after another, as Firehose writes them), `array` (one top-level array) or `array:<key>` (the array under a key of one top-level object, `array:Records` for CloudTrail). Each record is read as a line: its position is its line number in the quarantine.",
+    },
+    SettingDoc {
         env: "INLET_PARTITION_BY",
         default: Some("(none)"),
         description: "Comma-separated `<column>=<source>`, the source `key`, `key:date` or `key:integer` (a `<column>=value` key segment), `date(<field>)`, `hour(<field>)` (a timestamp's UTC date or hour), `value(<field>)` (a field's value) or `<field>` (a timestamp's UTC date as text).",
@@ -232,6 +237,8 @@ pub struct Settings {
     pub commit_queue_url: Option<String>,
     /// Raw prefix templates a scheduled reconciliation lists (`{date}`, `{hour}`).
     pub reconcile_prefixes: Vec<String>,
+    /// How records are laid out in the objects (`INLET_FRAMING`).
+    pub framing: crate::framing::Framing,
     /// Queues whose counters partition completeness reads (`INLET_COMPLETE_QUEUE_URLS`).
     pub complete_queue_urls: Vec<String>,
     /// Seconds a closed time window settles before it can be complete.
@@ -280,6 +287,7 @@ impl Settings {
             isolation_queue_url: get("INLET_ISOLATION_QUEUE_URL"),
             commit_queue_url: get("INLET_COMMIT_QUEUE_URL"),
             reconcile_prefixes: parse_reconcile_prefixes(get("INLET_RECONCILE_PREFIXES").as_deref())?,
+            framing: get("INLET_FRAMING").as_deref().unwrap_or("ndjson").parse()?,
             complete_queue_urls: get("INLET_COMPLETE_QUEUE_URLS")
                 .map(|urls| urls.split(',').map(str::trim).filter(|url| !url.is_empty()).map(str::to_string).collect())
                 .unwrap_or_default(),

@@ -20,6 +20,7 @@ pub mod config;
 pub mod context;
 pub mod error;
 pub mod faults;
+pub mod framing;
 pub mod ingest;
 pub mod layout;
 pub mod lineage;

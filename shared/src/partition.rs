@@ -234,10 +234,10 @@ impl PartitionColumn {
             PartitionSource::KeySegment(ValueType::String) => DataType::STRING,
             PartitionSource::KeySegment(ValueType::Date) => DataType::DATE,
             PartitionSource::KeySegment(ValueType::Integer) | PartitionSource::FieldHour(_) => {
-                if let PartitionSource::FieldHour(field) = &self.source {
-                    if !timestamps.contains(&field_type(field)?) {
-                        return Err(format!("partition field {field:?} must be a declared timestamp for hour()"));
-                    }
+                if let PartitionSource::FieldHour(field) = &self.source
+                    && !timestamps.contains(&field_type(field)?)
+                {
+                    return Err(format!("partition field {field:?} must be a declared timestamp for hour()"));
                 }
                 DataType::INTEGER
             }

@@ -285,11 +285,11 @@ impl Completeness {
             candidate = candidate.min(self.windows.floor(now - in_flight.max(settle)));
         }
         // After the queues: a notification answered since then has its fragments listed here.
-        if let Some(staged) = self.earliest_staged().await? {
-            if staged < candidate {
-                report.waiting_for = Some(format!("staged fragments of {}", self.windows.name(staged)));
-                candidate = staged;
-            }
+        if let Some(staged) = self.earliest_staged().await?
+            && staged < candidate
+        {
+            report.waiting_for = Some(format!("staged fragments of {}", self.windows.name(staged)));
+            candidate = staged;
         }
         let from = match through {
             Some(through) => through,
@@ -349,11 +349,11 @@ impl Completeness {
         for start in late {
             let window = self.windows.name(start);
             let path = complete_marker(&window);
-            if let Some(mut marker) = read_json::<WindowMarker>(self.store.as_ref(), &path).await? {
-                if !marker.late_versions.contains(&version) {
-                    marker.late_versions.push(version);
-                    self.put_json(path, &marker).await?;
-                }
+            if let Some(mut marker) = read_json::<WindowMarker>(self.store.as_ref(), &path).await?
+                && !marker.late_versions.contains(&version)
+            {
+                marker.late_versions.push(version);
+                self.put_json(path, &marker).await?;
             }
             tracing::warn!(window = %window, version, "rows committed into a window already complete (objects written late)");
             names.push(window);
@@ -388,5 +388,4 @@ pub async fn read_json<T: for<'de> Deserialize<'de>>(store: &dyn ObjectStore, pa
 }
 
 #[cfg(test)]
-#[path = "complete_tests.rs"]
 mod tests;

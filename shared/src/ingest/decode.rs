@@ -102,7 +102,7 @@ const UTC_TIMEZONE: &str = "UTC";
 pub(crate) const QUARANTINED_RAW_LIMIT: usize = 64 * 1024;
 
 /// The UTF-8 byte-order mark some producers write first; it is not part of the first line.
-pub(crate) const BYTE_ORDER_MARK: &[u8] = b"\xEF\xBB\xBF";
+pub(crate) use crate::framing::BYTE_ORDER_MARK;
 
 /// Decodes NDJSON objects into record batches of the table schema.
 #[derive(Debug, Clone)]

@@ -5,6 +5,7 @@ use std::io::Read;
 use bytes::Bytes;
 
 use crate::error::{Error, Result};
+use crate::framing::{Framing, FramingError};
 use crate::ingest::decode::{BYTE_ORDER_MARK, QUARANTINED_RAW_LIMIT, QuarantinedLine};
 use crate::ingest::source::{BodyFault, body_failed};
 use crate::lineage::SourceObject;
@@ -184,6 +185,8 @@ pub struct Pieces {
     lines: u64,
     ended: bool,
     overlong: Vec<QuarantinedLine>,
+    /// How its records are laid out (lines, unless [`Pieces::framed`] says otherwise).
+    framing: Framing,
 }
 
 /// One piece: whole lines, the first of them line `first_line` of the object.
@@ -239,7 +242,18 @@ impl Pieces {
             lines: 0,
             ended: false,
             overlong: Vec::new(),
+            framing: Framing::Lines,
         })
+    }
+
+    /// Reads the object's records as lines when `framing` is not one record per line.
+    pub fn framed(mut self, framing: &Framing) -> Self {
+        if !framing.is_lines() {
+            let reader = std::mem::replace(&mut self.reader, Box::new(std::io::empty()));
+            self.reader = Box::new(framing.lines_of(reader));
+            self.framing = framing.clone();
+        }
+        self
     }
 
     /// Decompressed bytes read so far.
@@ -312,6 +326,9 @@ impl Pieces {
                     self.buffer.truncate(start);
                     if let Some(fault) = err.get_ref().and_then(|inner| inner.downcast_ref::<BodyFault>()) {
                         return Err(body_failed(&self.object, fault));
+                    }
+                    if let Some(framing) = err.get_ref().and_then(|inner| inner.downcast_ref::<FramingError>()) {
+                        return Err(refused(&self.object, self.framing.refusal(&framing.0)));
                     }
                     let reason = if err.kind() == std::io::ErrorKind::UnexpectedEof {
                         "the input ends inside a frame (truncated object)".to_string()

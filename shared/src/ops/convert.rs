@@ -10,6 +10,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::framing::Framing;
 use crate::ingest::sqs_message;
 use crate::ingest::{ConversionReport, Converter, ConverterOptions, Quarantine, QuarantinedLine};
 pub use crate::ops::local::LOCAL_BUCKET;
@@ -34,11 +35,12 @@ pub struct LocalConversion {
     pub quarantined: Vec<QuarantinedLine>,
 }
 
-/// Converts `files` (compressed by extension, as in S3) with `schema` and `options`, staging
-/// under `out` as under a table's root.
+/// Converts `files` (compressed by extension, as in S3, their records laid out as `framing`
+/// says) with `schema` and `options`, staging under `out` as under a table's root.
 pub async fn convert_files(
     schema: Arc<TableSchema>,
     options: ConverterOptions,
+    framing: Framing,
     out: &Path,
     files: &[PathBuf],
 ) -> Result<LocalConversion> {
@@ -53,7 +55,8 @@ pub async fn convert_files(
         Quarantine::new(store.clone()),
         schema,
         options,
-    );
+    )
+    .with_framing(framing);
     let mut paths = HashMap::new();
     let mut event = SqsEvent::default();
     for (index, file) in files.iter().enumerate() {
@@ -83,7 +86,9 @@ mod tests {
         let out = dir.path().join("out");
         let schema = schemas::ID_AT.parse();
         let converted =
-            convert_files(schema, ConverterOptions::default(), &out, &[good.clone(), broken.clone()]).await.unwrap();
+            convert_files(schema, ConverterOptions::default(), Framing::Lines, &out, &[good.clone(), broken.clone()])
+                .await
+                .unwrap();
         assert_eq!((converted.report.objects, converted.report.rows), (1, 2));
         assert_eq!(converted.failed, vec![broken]);
         assert_eq!(converted.quarantined.len(), 1);

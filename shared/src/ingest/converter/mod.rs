@@ -20,6 +20,7 @@ use crate::config::Settings;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::faults::crash_point;
+use crate::framing::Framing;
 use crate::ingest::decode::JsonDecoder;
 use crate::ingest::decompress::ObjectLimits;
 use crate::ingest::event::BatchPlan;
@@ -106,6 +107,8 @@ pub struct Converter {
     /// Objects decompressed and decoded whole at once, or holding their rows until staged.
     decode_slots: Arc<Semaphore>,
     decode_slots_count: usize,
+    /// How records are laid out in the objects (`INLET_FRAMING`).
+    framing: Framing,
 }
 
 /// Longest a failure record's write may take: it only explains a failure, and the invocation's
@@ -180,7 +183,14 @@ impl Converter {
             announce: None,
             decode_slots,
             decode_slots_count,
+            framing: Framing::Lines,
         }
+    }
+
+    /// Reads objects whose records are laid out as `framing` says.
+    pub fn with_framing(mut self, framing: Framing) -> Self {
+        self.framing = framing;
+        self
     }
 
     /// Requests a compaction from `trigger` whenever staged fragments reach `staged_bytes`.
@@ -206,7 +216,8 @@ impl Converter {
             Quarantine::new(context.table_store.clone()),
             context.schema.clone(),
             ConverterOptions::from_settings(settings),
-        );
+        )
+        .with_framing(settings.framing.clone());
         match (&settings.compactor_function, &context.lambda) {
             (Some(function), Some(lambda)) => converter.with_trigger(
                 Arc::new(LambdaTrigger::new(lambda.clone(), function.clone())),

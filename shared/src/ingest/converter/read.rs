@@ -85,11 +85,22 @@ impl Converter {
         let slot = self.decode_slots.clone().acquire_owned().await.expect("the decode slots are never closed");
         let decoder = self.decoder.clone();
         let partition = self.schema.layout.partition.clone();
+        let framing = self.framing.clone();
         tokio::task::spawn_blocking(move || {
             let key_values = key_partition(&partition, &object)?;
             let whole = with_decompressed_up_to(&object, &fetched.data, limits, piece_bytes as u64, |data| {
                 let bytes_in = data.len() as u64;
-                let text = data.strip_prefix(BYTE_ORDER_MARK).unwrap_or(data);
+                let framed;
+                let text = if framing.is_lines() {
+                    data.strip_prefix(BYTE_ORDER_MARK).unwrap_or(data)
+                } else {
+                    framed = framing.to_lines(data).map_err(|reason| Error::Source {
+                        uri: object.uri(),
+                        reason: framing.refusal(&reason),
+                        retryable: false,
+                    })?;
+                    &framed[..]
+                };
                 let mut decoding = decoder.start(&object, text, 1)?;
                 let decoded = decoder.decode_step(&object, text, &mut decoding, piece_bytes)?;
                 Ok::<_, Error>(decoding.done().then_some((bytes_in, decoded)))

@@ -5,6 +5,7 @@ use object_store::memory::InMemory;
 use std::collections::HashSet;
 
 use super::*;
+use crate::framing::Framing;
 use crate::lineage::content_digest;
 use crate::schema::Layout;
 use crate::stage::fragment::Fragment;
@@ -792,4 +793,63 @@ async fn the_batch_response_names_failed_messages_as_batch_item_failures() {
     let response = f.converter.convert(&sqs(vec![created("corrupt.json.zst")])).await.unwrap().batch_response();
     assert_eq!(response.batch_item_failures.len(), 1);
     assert_eq!(response.batch_item_failures[0].item_identifier, "m0");
+}
+
+/// Records `ids` framed as `framing` lays them out, record `bad` (1-based) not JSON.
+fn framed(framing: &Framing, ids: std::ops::Range<i64>, bad: i64) -> Vec<u8> {
+    let records: Vec<String> = ids
+        .enumerate()
+        .map(|(index, id)| match index as i64 + 1 {
+            n if n == bad => "{\"id\": tru}".to_string(),
+            _ => format!("{{\"id\":{id},\n \"at\":\"2026-05-16T10:00:00Z\"}}"),
+        })
+        .collect();
+    let text = match framing {
+        Framing::Lines => records.join("\n"),
+        Framing::Concatenated => records.concat(),
+        Framing::Array => format!("[\n{}\n]", records.join(",\n")),
+        Framing::NamedArray(key) => format!("{{\"version\":\"1.0\",\"{key}\":[{}]}}", records.join(",")),
+    };
+    text.into_bytes()
+}
+
+#[tokio::test]
+async fn framed_objects_ingest_record_by_record_whole_and_in_pieces_with_positions_for_lines() {
+    for framing in [Framing::Concatenated, Framing::Array, Framing::NamedArray("Records".into())] {
+        // Whole objects, and objects read in pieces of about 4 KiB.
+        for piece_bytes in [16 << 20, 4096] {
+            let options = ConverterOptions { piece_bytes, ..small() };
+            let mut f = fixture(Layout::default(), options);
+            f.converter = f.converter.with_framing(framing.clone());
+            f.source.put("raw", "a.json", framed(&framing, 0..500, 250));
+            f.source.put("raw", "b.json.zst", zstd::encode_all(&framed(&framing, 500..600, 0)[..], 3).unwrap());
+            f.source.put("raw", "not-framed.json", b"{\"id\":1}\n{\"id\":2}\n[".to_vec());
+            let event = sqs(vec![created("a.json"), created("b.json.zst"), created("not-framed.json")]);
+            let report = f.converter.convert(&event).await.unwrap();
+            let context = format!("{framing} in pieces of {piece_bytes}");
+            let staged = staged(&f).await;
+            let mut rows = staged_rows(&staged);
+            rows.dedup_by(|a, b| {
+                a.0 == b.0 && {
+                    b.1 += a.1;
+                    true
+                }
+            });
+            let mut expected = vec![("s3://raw/a.json".to_string(), 499), ("s3://raw/b.json.zst".to_string(), 100)];
+            let mut refused = vec![("s3://raw/a.json".to_string(), 250)];
+            if framing == Framing::Concatenated {
+                // Lines are concatenated objects too; the `[` left over is a record refused.
+                expected.push(("s3://raw/not-framed.json".to_string(), 2));
+                refused.push(("s3://raw/not-framed.json".to_string(), 3));
+                assert!(report.failed_messages.is_empty(), "{context}");
+            } else {
+                assert_eq!(report.failed_messages.len(), 1, "{context}: the unframed object fails alone");
+            }
+            assert_eq!(rows, expected, "{context}");
+            let quarantined = f.quarantine.lines().await.unwrap();
+            let positions: Vec<(String, u64)> = quarantined.iter().map(|q| (q.source.clone(), q.line)).collect();
+            assert_eq!(positions, refused, "{context}");
+            assert_eq!(quarantined[0].raw, "{\"id\": tru}", "{context}");
+        }
+    }
 }

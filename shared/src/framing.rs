@@ -64,6 +64,12 @@ impl Framing {
         format!("not framed as INLET_FRAMING={self} says: {reason}")
     }
 
+    /// The framing of the object `key`: a replay object's lines are one record each, whatever
+    /// the table's framing (the quarantine keeps records one per line).
+    pub fn of_key(&self, key: &str) -> &Framing {
+        if crate::layout::is_replay_key(key) { &Framing::Lines } else { self }
+    }
+
     /// Whether objects are read as they are (one record per line).
     pub fn is_lines(&self) -> bool {
         *self == Self::Lines

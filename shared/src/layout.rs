@@ -159,6 +159,24 @@ pub fn partition_directories<'a>(pairs: impl IntoIterator<Item = (&'a str, Optio
     pairs.into_iter().map(|(column, value)| partition_directory(column, value)).collect::<Vec<_>>().join("/")
 }
 
+/// Key of the object `inlet quarantine replay` writes for lines of `key` quarantined under
+/// version tag `tag`: beside the original, so routing, partitioning by key and notification
+/// filters treat it as they treated the original. Its lines are one record each, whatever the
+/// table's framing.
+pub fn replay_key(key: &str, tag: &str) -> String {
+    format!("{key}{REPLAY_INFIX}{tag}{REPLAY_SUFFIX}")
+}
+
+/// Whether `key` names a replay object ([`replay_key`]).
+pub fn is_replay_key(key: &str) -> bool {
+    key.strip_suffix(REPLAY_SUFFIX)
+        .and_then(|rest| rest.rsplit_once(REPLAY_INFIX))
+        .is_some_and(|(original, tag)| !original.is_empty() && !tag.is_empty() && !tag.contains('/'))
+}
+
+const REPLAY_INFIX: &str = ".replay-";
+const REPLAY_SUFFIX: &str = ".json.zst";
+
 /// The marker of a completed window (`date=2026-05-16`, `date=2026-05-16/hour=7`).
 pub fn complete_marker(window: &str) -> Path {
     Path::from(format!("{COMPLETE_WINDOWS_PREFIX}/{window}.json"))

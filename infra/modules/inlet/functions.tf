@@ -13,6 +13,7 @@ locals {
     INLET_DEADLINE_MARGIN_SECONDS    = tostring(var.deadline_margin_seconds)
     INLET_PIECE_BYTES                = tostring(var.piece_bytes)
     INLET_UNKNOWN_FIELDS             = var.unknown_fields
+    INLET_FRAMING                    = local.several_tables ? "" : var.framing
     INLET_INGESTED_AT                = tostring(var.ingested_at)
     INLET_PARTITION_BY               = local.several_tables ? "" : var.partition_by
     INLET_MIN_COMPACT_BYTES          = tostring(var.min_compact_bytes)

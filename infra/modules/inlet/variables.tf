@@ -406,6 +406,16 @@ variable "deadline_margin_seconds" {
   }
 }
 
+variable "framing" {
+  description = "INLET_FRAMING: how records are laid out in the raw objects: ndjson (one JSON object per line), concatenated (JSON objects back to back, as Firehose writes them), array (one top-level array) or array:<key> (the array under a key of one top-level object, array:Records for CloudTrail). Ignored when tables is set (give a table its own in its settings)."
+  type        = string
+  default     = "ndjson"
+  validation {
+    condition     = can(regex("^(ndjson|concatenated|array|array:[^\"\\\\]+)$", var.framing))
+    error_message = "framing must be ndjson, concatenated, array or array:<key> (a key with no quote or backslash)."
+  }
+}
+
 variable "unknown_fields" {
   description = "INLET_UNKNOWN_FIELDS: ignore undeclared fields, or rescue them (and top-level values that do not fit) as raw JSON in _rescued."
   type        = string
@@ -603,14 +613,15 @@ variable "tables" {
         "INLET_FRESHNESS_SECONDS", "INLET_ABANDON_AFTER_SECONDS", "INLET_HISTORY_REBUILD_SECONDS",
         "INLET_HISTORY_REBUILD_SAVE_FILES", "INLET_CHECKPOINT_INTERVAL", "INLET_LOG_RETENTION_DAYS",
       "INLET_DOWNLOAD_CONCURRENCY", "INLET_DECODE_BATCH_ROWS"], key) ? can(regex("^[1-9][0-9]*$", value)) :
-      key == "INLET_OPTIMIZE_MIN_FILES" ? can(regex("^[0-9]+$", value)) :
+      contains(["INLET_OPTIMIZE_MIN_FILES", "INLET_COMPLETE_SETTLE_SECONDS"], key) ? can(regex("^[0-9]+$", value)) :
+      key == "INLET_FRAMING" ? can(regex("^(ndjson|concatenated|array|array:[^\"\\\\]+)$", value)) :
       key == "INLET_UNKNOWN_FIELDS" ? contains(["ignore", "rescue"], value) :
       key == "INLET_INGESTED_AT" ? contains(["true", "false"], value) :
       key == "INLET_TABLE_PROPERTIES" ? can(keys(jsondecode(value))) && alltrue([for name, property in try(jsondecode(value), {}) : can(regex("^delta\\.(autoOptimize\\.(autoCompact|optimizeWrite)|checkpoint\\.writeStatsAs(Json|Struct)|dataSkipping(NumIndexedCols|StatsColumns)|deletedFileRetentionDuration|targetFileSize|tuneFileSizesForRewrites)$", name)) && try(property == tostring(property) && trimspace(property) != "", false) && (name != "delta.deletedFileRetentionDuration" || can(regex("^interval [1-9][0-9]* (day|days|week|weeks)$", property)))]) :
       key == "INLET_RECONCILE_PREFIXES" ? alltrue([for prefix in split(",", value) : can(regex("^s3://[^/]+/", trimspace(prefix))) && strcontains(prefix, "{date}") && !can(regex("[{}]", replace(replace(prefix, "{date}", ""), "{hour}", "")))]) :
       !startswith(key, "INLET_") || contains(["INLET_TABLE_URI", "INLET_SCHEMA", "INLET_PARTITION_BY", "INLET_ROUTES"], key)
     ]]))
-    error_message = "A table's setting is unknown or its value does not parse: sizes, counts and seconds are positive whole numbers (INLET_OPTIMIZE_MIN_FILES may be 0), INLET_UNKNOWN_FIELDS is ignore or rescue, INLET_INGESTED_AT true or false, INLET_TABLE_PROPERTIES a JSON object of delta.* properties as table_properties takes them, INLET_RECONCILE_PREFIXES s3://bucket/prefix templates holding {date} and no placeholder but {date} and {hour}. Deployment-wide settings (queues, the compactor function, the log format) are module variables, not per table."
+    error_message = "A table's setting is unknown or its value does not parse: sizes, counts and seconds are positive whole numbers (INLET_OPTIMIZE_MIN_FILES and INLET_COMPLETE_SETTLE_SECONDS may be 0), INLET_UNKNOWN_FIELDS is ignore or rescue, INLET_FRAMING ndjson, concatenated, array or array:<key>, INLET_INGESTED_AT true or false, INLET_TABLE_PROPERTIES a JSON object of delta.* properties as table_properties takes them, INLET_RECONCILE_PREFIXES s3://bucket/prefix templates holding {date} and no placeholder but {date} and {hour}. Deployment-wide settings (queues, the compactor function, the log format) are module variables, not per table."
   }
 }
 

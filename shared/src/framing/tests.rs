@@ -53,6 +53,15 @@ fn framings_parse_and_bad_ones_say_what_is_valid() {
 }
 
 #[test]
+fn replay_objects_are_read_as_lines_whatever_the_framing() {
+    let array = Framing::Array;
+    assert_eq!(array.of_key("svc/a.json.zst.replay-0123abcd.json.zst"), &Framing::Lines);
+    assert_eq!(array.of_key("svc/a.json.zst"), &Framing::Array);
+    assert_eq!(array.of_key(".replay-x.json.zst"), &Framing::Array, "no original key");
+    assert_eq!(array.of_key("svc/a.replay-/b.json.zst"), &Framing::Array);
+}
+
+#[test]
 fn concatenated_records_become_lines_with_their_bytes() {
     let input = "\u{feff}{\"a\":1}{\"b\":\"x}{\\\"\"}\n\n  {\"c\":\n [1,\r\n 2]} {\"d\":{}}";
     assert_eq!(

@@ -48,7 +48,7 @@ impl QuarantineRecord {
     /// Key of the object a replay writes: beside the original, so routing, partitioning by key
     /// and notification filters treat it as they treated the original.
     pub fn replay_key(&self) -> String {
-        format!("{}.replay-{}.json.zst", self.key, self.tag)
+        crate::layout::replay_key(&self.key, &self.tag)
     }
 
     fn marker(&self) -> Path {

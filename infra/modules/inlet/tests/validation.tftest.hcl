@@ -52,6 +52,14 @@ run "an_unknown_partition_source_is_refused" {
   expect_failures = [var.partition_by]
 }
 
+run "an_unknown_framing_is_refused" {
+  command = plan
+  variables {
+    framing = "json-lines"
+  }
+  expect_failures = [var.framing]
+}
+
 run "a_partition_column_named_twice_is_refused" {
   command = plan
   variables {
@@ -132,6 +140,26 @@ run "valid_per_table_settings_plan" {
       web = { raw_prefix = "web/", schema_file = "../../../schemas/events.schema.json", settings = { INLET_TARGET_FILE_BYTES = "134217728", INLET_UNKNOWN_FIELDS = "rescue", INLET_OPTIMIZE_MIN_FILES = "0" } }
     }
   }
+}
+
+run "framed_tables_and_settle_times_plan" {
+  command = plan
+  variables {
+    tables = {
+      trail    = { raw_prefix = "trail/", schema_file = "../../../schemas/events.schema.json", partition_by = "date=date(event_time),hour=hour(event_time)", settings = { INLET_FRAMING = "array:Records", INLET_COMPLETE_SETTLE_SECONDS = "0" } }
+      firehose = { raw_prefix = "firehose/", schema_file = "../../../schemas/events.schema.json", settings = { INLET_FRAMING = "concatenated" } }
+    }
+  }
+}
+
+run "a_table_of_an_unknown_framing_is_refused" {
+  command = plan
+  variables {
+    tables = {
+      web = { raw_prefix = "web/", schema_file = "../../../schemas/events.schema.json", settings = { INLET_FRAMING = "array:" } }
+    }
+  }
+  expect_failures = [var.tables]
 }
 
 run "a_schedule_that_is_not_an_expression_is_refused" {

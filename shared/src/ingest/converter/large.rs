@@ -101,14 +101,14 @@ impl Converter {
         let options = self.options;
         let (limits, piece_bytes, max_line_bytes) = (options.limits, options.piece_bytes, options.max_line_bytes);
         let pieces = match stored {
-            Stored::Held(data) => {
-                Pieces::new(object.clone(), data, limits, piece_bytes, max_line_bytes)?.framed(&self.framing)
-            }
+            Stored::Held(data) => Pieces::new(object.clone(), data, limits, piece_bytes, max_line_bytes)?
+                .framed(self.framing.of_key(&object.key)),
             // The version whose digest was taken: by version id, or by its ETag (`If-Match`).
             Stored::Streamed => {
                 let opened = self.source.open(object).await?;
                 let body = BlockingBody::new(opened.body);
-                Pieces::from_reader(object.clone(), body, limits, piece_bytes, max_line_bytes)?.framed(&self.framing)
+                Pieces::from_reader(object.clone(), body, limits, piece_bytes, max_line_bytes)?
+                    .framed(self.framing.of_key(&object.key))
             }
         };
         Ok(LargeObject::new(object.clone(), pieces, piece_bytes))

@@ -85,7 +85,7 @@ impl Converter {
         let slot = self.decode_slots.clone().acquire_owned().await.expect("the decode slots are never closed");
         let decoder = self.decoder.clone();
         let partition = self.schema.layout.partition.clone();
-        let framing = self.framing.clone();
+        let framing = self.framing.of_key(&object.key).clone();
         tokio::task::spawn_blocking(move || {
             let key_values = key_partition(&partition, &object)?;
             let whole = with_decompressed_up_to(&object, &fetched.data, limits, piece_bytes as u64, |data| {

@@ -562,6 +562,8 @@ mod documentation {
             "INLET_LOG_FORMAT",
             // The ingest queue the module creates, given to the compactor when it renotifies.
             "INLET_QUEUE_URL",
+            // The ingest and isolation queues the module creates, for partition completeness.
+            "INLET_COMPLETE_QUEUE_URLS",
             // Written by the module from its `tables` map.
             "INLET_ROUTES",
             // Written by the module, as JSON, from its `table_properties` map.

@@ -84,8 +84,9 @@ impl Framing {
         Ok(lines)
     }
 
-    /// `reader`'s bytes as lines, read as they are needed.
-    pub fn lines_of<R: Read>(&self, reader: R) -> FramedReader<R> {
+    /// `reader`'s bytes as lines, read as they are needed; more than `max_input` bytes read
+    /// is an [`InputTooLarge`] error (bytes a framing skips make no lines to count).
+    pub fn lines_of<R: Read>(&self, reader: R, max_input: u64) -> FramedReader<R> {
         FramedReader {
             inner: reader,
             framer: Framer::new(self.clone()),
@@ -93,6 +94,8 @@ impl Framing {
             out: Vec::new(),
             at: 0,
             done: false,
+            read: 0,
+            max_input,
         }
     }
 }
@@ -106,7 +109,14 @@ pub struct FramedReader<R> {
     out: Vec<u8>,
     at: usize,
     done: bool,
+    read: u64,
+    max_input: u64,
 }
+
+/// An object read past the most bytes it may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the object holds more bytes than it may")]
+pub struct InputTooLarge;
 
 /// Why an object's bytes are not in the framing declared.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -119,6 +129,10 @@ impl<R: Read> Read for FramedReader<R> {
             self.out.clear();
             self.at = 0;
             let read = self.inner.read(&mut self.input)?;
+            self.read += read as u64;
+            if self.read > self.max_input {
+                return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, InputTooLarge));
+            }
             let framed = if read == 0 {
                 self.done = true;
                 self.framer.finish(&mut self.out)
@@ -176,6 +190,11 @@ struct Scan {
     delimited: bool,
     /// A concatenated bare scalar (number, literal): whitespace or a new value ends it.
     bare: bool,
+    /// A delimited value read whole (its container or string closed, or whitespace after a
+    /// scalar): only whitespace may come before its delimiter.
+    closed: bool,
+    /// Whether it has any byte yet.
+    started: bool,
 }
 
 /// How a byte leaves a value being read.
@@ -186,6 +205,8 @@ enum Step {
     Last,
     /// Past the value: the byte belongs to what follows.
     After,
+    /// A byte that cannot follow a delimited value read whole (two records with no comma).
+    Stray,
 }
 
 impl Scan {
@@ -196,8 +217,11 @@ impl Scan {
                 (false, b'\\') => self.escaped = true,
                 (false, b'"') => {
                     self.in_string = false;
-                    if self.depth == 0 && !self.delimited {
-                        return Step::Last;
+                    if self.depth == 0 {
+                        if !self.delimited {
+                            return Step::Last;
+                        }
+                        self.closed = true;
                     }
                 }
                 _ => {}
@@ -211,14 +235,25 @@ impl Scan {
             if self.bare && (is_space(byte) || matches!(byte, b'{' | b'[' | b'"')) {
                 return Step::After;
             }
+            if self.delimited && is_space(byte) {
+                self.closed |= self.started;
+                return Step::Within;
+            }
+            if self.closed {
+                return Step::Stray;
+            }
         }
+        self.started = true;
         match byte {
             b'"' => self.in_string = true,
-            b'{' | b'[' => self.depth += 1,
+            b'{' | b'[' => self.depth = self.depth.saturating_add(1),
             b'}' | b']' if self.depth > 0 => {
                 self.depth -= 1;
-                if self.depth == 0 && !self.delimited {
-                    return Step::Last;
+                if self.depth == 0 {
+                    if !self.delimited {
+                        return Step::Last;
+                    }
+                    self.closed = true;
                 }
             }
             _ => {}
@@ -249,9 +284,16 @@ impl Framer {
 
     fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
         for &byte in input {
-            if self.place == Place::Start && self.bom < BYTE_ORDER_MARK.len() && byte == BYTE_ORDER_MARK[self.bom] {
-                self.bom += 1;
-                continue;
+            if self.place == Place::Start && self.bom < BYTE_ORDER_MARK.len() {
+                if byte == BYTE_ORDER_MARK[self.bom] {
+                    self.bom += 1;
+                    continue;
+                }
+                // Not a byte order mark after all: its bytes are the object's.
+                for &prefix in &BYTE_ORDER_MARK[..self.bom] {
+                    self.byte(prefix, out)?;
+                }
+                self.bom = BYTE_ORDER_MARK.len();
             }
             self.byte(byte, out)?;
         }
@@ -272,6 +314,7 @@ impl Framer {
                     return Ok(());
                 }
                 Step::After => self.end_value(scan, out),
+                Step::Stray => return Err(format!("found {} after a value, where `,` should be", shown(byte))),
             }
         }
         self.structure(byte, out)
@@ -334,11 +377,20 @@ impl Framer {
             Place::FirstKey | Place::NextKey if byte == b'"' => self.place = Place::Key(Vec::new(), false),
             Place::FirstKey | Place::NextKey => return Err(found("a key")),
             Place::Key(mut key, escaped) => {
+                let wanted = match &self.framing {
+                    Framing::NamedArray(name) => name.as_bytes(),
+                    _ => &[],
+                };
                 if byte == b'"' && !escaped {
-                    let wanted = matches!(&self.framing, Framing::NamedArray(name) if name.as_bytes() == key);
-                    self.place = Place::Colon(wanted && !self.found);
+                    if key == wanted && self.found {
+                        return Err(format!("the object holds \"{}\" twice", String::from_utf8_lossy(wanted)));
+                    }
+                    self.place = Place::Colon(key == wanted);
                 } else {
-                    key.push(byte);
+                    // A key longer than the wanted one is not it: only that much is kept.
+                    if key.len() <= wanted.len() {
+                        key.push(byte);
+                    }
                     self.place = Place::Key(key, !escaped && byte == b'\\');
                 }
             }

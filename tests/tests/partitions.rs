@@ -143,6 +143,18 @@ async fn three_partition_columns_of_three_types_land_and_a_key_of_no_date_reache
     assert!(log.contains("key segment `day=2026-13-01` is not a date (YYYY-MM-DD)"), "the converter says why");
 }
 
+/// Waits while UTC midnight is near: the test names days relative to today.
+async fn away_from_midnight() {
+    use chrono::Timelike;
+    let seconds = i64::from(chrono::Utc::now().num_seconds_from_midnight());
+    let wait = match seconds {
+        s if s < 300 => 300 - s,
+        s if s > 86_400 - 180 => 86_400 + 300 - s,
+        _ => 0,
+    };
+    tokio::time::sleep(Duration::from_secs(wait as u64)).await;
+}
+
 /// `date=YYYY-MM-DD` of the UTC day `days` before today.
 fn days_ago(days: i64) -> String {
     (chrono::Utc::now() - chrono::TimeDelta::days(days)).format("%Y-%m-%d").to_string()
@@ -150,12 +162,17 @@ fn days_ago(days: i64) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn closed_days_are_declared_complete_after_the_queue_drains_and_a_late_object_is_recorded() {
+    away_from_midnight().await;
     let localstack = LocalStack::connect().await.unwrap();
     let options = PipelineOptions {
         environment: vec![
             ("INLET_PARTITION_BY".into(), "date=key".into()),
             ("INLET_COMPLETE_SETTLE_SECONDS".into(), "0".into()),
         ],
+        // A message lives at most two receives of 6 s unanswered: the in-flight bound is 12 s.
+        max_receive_count: 2,
+        visibility_timeout_seconds: 6,
+        converter_timeout_seconds: 6,
         ..PipelineOptions::default()
     };
     let pipeline = Pipeline::deploy(&localstack, "complete", options).await.unwrap();
@@ -165,11 +182,20 @@ async fn closed_days_are_declared_complete_after_the_queue_drains_and_a_late_obj
     pipeline.wait_for_staged(&uris, Duration::from_secs(120)).await.unwrap();
     let first = pipeline.compact(serde_json::json!({"force": true})).await.unwrap();
     let version = first["version"].as_u64().unwrap();
-    // The queue's counters were read (a message lives at most 3 receives of 40 s, plus a
-    // batching window): both days, and every day since that has closed, are complete.
+    // The first check starts the watermark at the earliest day committed, with a quiet probe
+    // of the queue; once the in-flight bound has passed since, the next run completes both
+    // days and every day since that has closed.
+    assert_eq!(first["completeness"]["complete_through"].as_str().unwrap()[..10], three, "{first}");
+    assert!(first["completeness"].get("completed").is_none(), "{first}");
+    tokio::time::sleep(Duration::from_secs(13)).await;
+    let second = pipeline.compact(serde_json::json!({"force": true})).await.unwrap();
     let completed: Vec<&str> =
-        first["completeness"]["completed"].as_array().unwrap().iter().map(|w| w.as_str().unwrap()).collect();
-    assert_eq!(&completed[..2], [format!("date={three}"), format!("date={two}")], "{first}");
+        second["completeness"]["completed"].as_array().unwrap().iter().map(|w| w.as_str().unwrap()).collect();
+    assert_eq!(
+        completed,
+        [format!("date={three}"), format!("date={two}"), format!("date={}", days_ago(1))],
+        "{second}"
+    );
     let store = pipeline.table_store().unwrap();
     let marker = |day: &str| {
         let (store, window) = (store.clone(), format!("date={day}"));
@@ -188,10 +214,10 @@ async fn closed_days_are_declared_complete_after_the_queue_drains_and_a_late_obj
     let late = vec![(format!("svc/date={three}/late.json.zst"), 3)];
     let (written, uris) = put_samples(&pipeline, &late, 8 * 1024).await;
     pipeline.wait_for_staged(&uris, Duration::from_secs(120)).await.unwrap();
-    let second = pipeline.compact(serde_json::json!({"force": true})).await.unwrap();
-    assert_eq!(second["rows"].as_u64(), Some(written.len() as u64));
-    assert_eq!(second["completeness"]["late"], serde_json::json!([format!("date={three}")]), "{second}");
+    let third = pipeline.compact(serde_json::json!({"force": true})).await.unwrap();
+    assert_eq!(third["rows"].as_u64(), Some(written.len() as u64));
+    assert_eq!(third["completeness"]["late"], serde_json::json!([format!("date={three}")]), "{third}");
     let three_marker = marker(&three).await.unwrap();
-    assert_eq!(three_marker.late_versions, vec![second["version"].as_u64().unwrap()], "{three_marker:?}");
+    assert_eq!(three_marker.late_versions, vec![third["version"].as_u64().unwrap()], "{three_marker:?}");
     assert!(marker(&two).await.unwrap().late_versions.is_empty());
 }

@@ -34,8 +34,14 @@ use crate::stage::FragmentStore;
 /// Window markers written at once.
 const MARKER_WRITES_IN_FLIGHT: usize = 16;
 
-/// Longest an SQS event source mapping may hold a message while it fills a batch.
-const MAX_BATCHING_WINDOW: Duration = Duration::from_secs(300);
+/// Names of `key` partition columns taken to hold dates (`date=2026-05-16/` key segments).
+pub const DATE_COLUMN_NAMES: &[&str] = &["date", "dt", "day", "ds"];
+
+/// How stale SQS's approximate counters may be.
+const COUNTER_LAG: TimeDelta = TimeDelta::minutes(1);
+
+/// Windows before the first check's start it covers at most (without markers).
+const FIRST_CHECK_WINDOWS: i32 = 750;
 
 /// How far a table is complete, as `_inlet/complete/latest.json` records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +54,11 @@ pub struct CompleteState {
     pub checked_at: DateTime<Utc>,
     /// Whether the ingest queues were checked (no queue is configured for a local table).
     pub queues_checked: bool,
+    /// When the queues were last found with no backlog while a window waited: every
+    /// notification sent a minute before then had been received, so is answered once the
+    /// in-flight bound has passed since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiet_at: Option<DateTime<Utc>>,
 }
 
 /// A completed window, as its marker records it.
@@ -96,8 +107,9 @@ pub struct Windows {
 
 impl Windows {
     /// The windows of `spec`, or `None` when no partition column holds a date: a `date(…)`,
-    /// `key:date` or `<field>` column, or else a `key` column (whose values count when they are
-    /// dates). An `hour(…)` column makes the windows hours.
+    /// `key:date` or `<field>` column, or else a `key` column named as a date is
+    /// ([`DATE_COLUMN_NAMES`]; its values count when they are `YYYY-MM-DD` dates). An
+    /// `hour(…)` column makes the windows hours.
     pub fn of(spec: &PartitionSpec) -> Option<Self> {
         let position = |wanted: fn(&PartitionSource) -> bool| spec.columns.iter().position(|c| wanted(&c.source));
         let typed = |source: &PartitionSource| {
@@ -108,7 +120,11 @@ impl Windows {
                     | PartitionSource::KeySegment(ValueType::Date)
             )
         };
-        let date = position(typed).or_else(|| position(|s| *s == PartitionSource::KeySegment(ValueType::String)))?;
+        let named_as_date = |name: &str| DATE_COLUMN_NAMES.iter().any(|date| name.eq_ignore_ascii_case(date));
+        let keyed = spec.columns.iter().position(|column| {
+            column.source == PartitionSource::KeySegment(ValueType::String) && named_as_date(&column.name)
+        });
+        let date = position(typed).or(keyed)?;
         let hour = position(|source| matches!(source, PartitionSource::FieldHour(_)));
         Some(Self { names: spec.names(), date, hour })
     }
@@ -134,7 +150,8 @@ impl Windows {
             let value = segments.get(index)?.strip_prefix(self.names[index].as_str())?.strip_prefix('=')?;
             (value != NULL_PARTITION).then_some(value)
         };
-        let date = NaiveDate::parse_from_str(value(self.date)?, "%Y-%m-%d").ok()?;
+        let text = value(self.date)?;
+        let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok().filter(|date| date.to_string() == text)?;
         let start = date.and_hms_opt(0, 0, 0)?.and_utc();
         match self.hour {
             Some(index) => {
@@ -161,7 +178,7 @@ pub struct QueueState {
     /// Messages waiting to be received (visible or delayed): a converter behind.
     pub backlog: u64,
     /// Longest a received message can stay unanswered before it is answered or dead-lettered:
-    /// the visibility timeout times the receives allowed, plus a batching window.
+    /// the visibility timeout times the receives allowed, summed over the queues.
     pub in_flight_bound: Duration,
 }
 
@@ -199,18 +216,21 @@ impl QueueProbe for SqsQueues {
             let number = |name: Name| attributes.get(&name).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
             state.backlog +=
                 number(Name::ApproximateNumberOfMessages) + number(Name::ApproximateNumberOfMessagesDelayed);
-            let receives = attributes
-                .get(&Name::RedrivePolicy)
-                .and_then(|policy| serde_json::from_str::<serde_json::Value>(policy).ok())
-                .and_then(|policy| {
-                    policy["maxReceiveCount"].as_u64().or(policy["maxReceiveCount"].as_str()?.parse().ok())
-                })
-                .unwrap_or(1);
-            let bound = Duration::from_secs(number(Name::VisibilityTimeout) * receives) + MAX_BATCHING_WINDOW;
-            state.in_flight_bound = state.in_flight_bound.max(bound);
+            let receives = attributes.get(&Name::RedrivePolicy).map_or(1, |policy| max_receive_count(policy));
+            // A received message is answered, or visible again, within the visibility timeout
+            // (which covers the batching window); a message can pass through each queue in turn.
+            state.in_flight_bound += Duration::from_secs(number(Name::VisibilityTimeout) * receives);
         }
         Ok(Some(state))
     }
+}
+
+/// The receives a queue's redrive policy allows (`maxReceiveCount`, a number or, as some
+/// tools write it, a string); 1 when it has none.
+fn max_receive_count(policy: &str) -> u64 {
+    let policy: serde_json::Value = serde_json::from_str(policy).unwrap_or_default();
+    let count = &policy["maxReceiveCount"];
+    count.as_u64().or_else(|| count.as_str().and_then(|text| text.parse().ok())).unwrap_or(1).max(1)
 }
 
 /// No queue: a table fed by `inlet convert`, say.
@@ -263,68 +283,134 @@ impl Completeness {
         committed: &Committed,
         now: DateTime<Utc>,
     ) -> Result<CompletenessReport> {
-        let state = self.state().await?;
-        let mut report =
-            CompletenessReport { complete_through: state.as_ref().map(|s| s.complete_through), ..Default::default() };
-        if let (Some(state), Some(version)) = (&state, committed.version) {
-            report.late = self.record_late(state, version, &committed.partitions).await?;
-        }
         let settle = TimeDelta::from_std(self.options.settle).unwrap_or(TimeDelta::MAX);
-        let through = state.as_ref().map(|state| state.complete_through);
-        let mut candidate = self.windows.floor(now - settle);
-        if through.is_some_and(|through| candidate <= through) {
+        let Some(settled) = now.checked_sub_signed(settle).map(|at| self.windows.floor(at)) else {
+            return Ok(CompletenessReport::default());
+        };
+        let Some(state) = self.state().await? else {
+            return self.start(table, queues, committed, settled, now).await;
+        };
+        let through = state.complete_through;
+        let mut report = CompletenessReport { complete_through: Some(through), ..Default::default() };
+        if let Some(version) = committed.version {
+            report.late = self.record_late(&state, version, &committed.partitions).await?;
+        }
+        if settled <= through {
+            // No window is due: the check costs the one read.
             return Ok(report);
         }
-        let queue = queues.probe().await?;
-        if let Some(queue) = queue {
-            if queue.backlog > 0 {
-                report.waiting_for = Some(format!("{} notifications waiting on the ingest queues", queue.backlog));
-                return Ok(report);
-            }
-            let in_flight = TimeDelta::from_std(queue.in_flight_bound).unwrap_or(TimeDelta::MAX);
-            candidate = candidate.min(self.windows.floor(now - in_flight.max(settle)));
-        }
+        let probed = queues.probe().await?;
+        let (mut candidate, matured, quiet_now) = match probed {
+            None => (settled, None, None),
+            Some(queue) => self.drained(&state, queue, settled, now, &mut report),
+        };
         // After the queues: a notification answered since then has its fragments listed here.
-        if let Some(staged) = self.earliest_staged().await?
+        if let Some(staged) = self.earliest_staged(through).await?
             && staged < candidate
         {
             report.waiting_for = Some(format!("staged fragments of {}", self.windows.name(staged)));
             candidate = staged;
         }
-        let from = match through {
-            Some(through) => through,
-            // The first check starts at the earliest window this run committed.
-            None => committed
-                .partitions
-                .iter()
-                .filter_map(|dir| self.windows.start_of(dir))
-                .min()
-                .unwrap_or(candidate)
-                .min(candidate),
+        // A matured quiet probe is kept until the watermark has reached what it covers.
+        let quiet_at = match matured {
+            Some(quiet) if candidate < self.windows.floor(quiet - COUNTER_LAG).min(settled) => Some(quiet),
+            Some(_) => quiet_now,
+            None => state.quiet_at.or(quiet_now),
         };
-        if through.is_some_and(|through| candidate <= through) {
-            return Ok(report);
+        let mut next = CompleteState { checked_at: now, quiet_at, queues_checked: probed.is_some(), ..state };
+        if candidate > through {
+            table.update_state().await?;
+            next.version = table.version().unwrap_or_default();
+            next.complete_through = self.mark(through, candidate, next.version, now, &mut report).await?;
+            report.complete_through = Some(next.complete_through);
         }
-        table.update_state().await?;
-        let version = table.version().unwrap_or_default();
+        self.save(next).await?;
+        Ok(report)
+    }
+
+    /// How far the queues let the watermark move: to the window holding the kept quiet probe
+    /// (less the counters' lag) once the in-flight bound has passed since it; that probe if it
+    /// has matured, and this one if it is quiet.
+    fn drained(
+        &self,
+        state: &CompleteState,
+        queue: QueueState,
+        settled: DateTime<Utc>,
+        now: DateTime<Utc>,
+        report: &mut CompletenessReport,
+    ) -> (DateTime<Utc>, Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+        let bound = TimeDelta::from_std(queue.in_flight_bound).unwrap_or(TimeDelta::MAX);
+        let matured = state.quiet_at.filter(|quiet| quiet.checked_add_signed(bound).is_some_and(|end| end <= now));
+        let quiet_now = (queue.backlog == 0).then_some(now);
+        report.waiting_for = match (queue.backlog, matured) {
+            (0, Some(_)) => None,
+            (0, None) => Some("notifications that may still be in flight".into()),
+            (backlog, _) => Some(format!("{backlog} notifications waiting on the ingest queues")),
+        };
+        let candidate = matured.map_or(state.complete_through, |quiet| self.windows.floor(quiet - COUNTER_LAG));
+        (candidate.min(settled).max(state.complete_through), matured, quiet_now)
+    }
+
+    /// A table's first check: the watermark starts at the earliest window this run committed
+    /// (or the settled one), and windows complete from the next checks on.
+    async fn start(
+        &self,
+        table: &DeltaTable,
+        queues: &dyn QueueProbe,
+        committed: &Committed,
+        settled: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<CompletenessReport> {
+        let earliest = committed.partitions.iter().filter_map(|dir| self.windows.start_of(dir)).min();
+        let oldest = settled - self.windows.length() * FIRST_CHECK_WINDOWS;
+        let through = earliest.unwrap_or(settled).min(settled).max(oldest);
+        let probed = queues.probe().await?;
+        let state = CompleteState {
+            complete_through: through,
+            version: table.version().unwrap_or_default(),
+            checked_at: now,
+            queues_checked: probed.is_some(),
+            quiet_at: probed.filter(|queue| queue.backlog == 0).map(|_| now),
+        };
+        self.save(state).await?;
+        Ok(CompletenessReport { complete_through: Some(through), ..Default::default() })
+    }
+
+    /// Writes the markers of the windows from `from` to `to` (at most `max_markers`), each only
+    /// if absent; returns where the watermark may move.
+    async fn mark(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        version: u64,
+        now: DateTime<Utc>,
+        report: &mut CompletenessReport,
+    ) -> Result<DateTime<Utc>> {
         let mut markers = Vec::new();
         let mut start = from;
-        while start + self.windows.length() <= candidate && markers.len() < self.options.max_markers {
+        while start + self.windows.length() <= to && markers.len() < self.options.max_markers {
             let end = start + self.windows.length();
             let window = self.windows.name(start);
             markers.push(WindowMarker { window, start, end, version, completed_at: now, late_versions: Vec::new() });
             start = end;
         }
         // Markers before the watermark: a reader that sees the watermark finds every marker.
-        futures::stream::iter(markers.iter().map(|marker| self.put_json(complete_marker(&marker.window), marker)))
+        futures::stream::iter(markers.iter().map(|marker| self.create_json(complete_marker(&marker.window), marker)))
             .buffer_unordered(MARKER_WRITES_IN_FLIGHT)
             .try_collect::<Vec<()>>()
             .await?;
         report.completed = markers.into_iter().map(|marker| marker.window).collect();
-        let new = CompleteState { complete_through: start, version, checked_at: now, queues_checked: queue.is_some() };
-        self.put_json(Path::from(COMPLETE_STATE), &new).await?;
-        report.complete_through = Some(start);
-        Ok(report)
+        Ok(start)
+    }
+
+    /// Records `next`, unless another run moved the watermark further meanwhile.
+    async fn save(&self, next: CompleteState) -> Result<()> {
+        if let Some(stored) = self.state().await?
+            && stored.complete_through > next.complete_through
+        {
+            return Ok(());
+        }
+        self.put_json(Path::from(COMPLETE_STATE), &next).await
     }
 
     /// The recorded state, if a check ran before.
@@ -361,10 +447,21 @@ impl Completeness {
         Ok(names)
     }
 
-    /// The start of the earliest window a staged fragment is in.
-    async fn earliest_staged(&self) -> Result<Option<DateTime<Utc>>> {
+    /// The start of the earliest window from `through` on that a staged fragment is in
+    /// (fragments of windows already complete are late rows: they hold no other window back).
+    async fn earliest_staged(&self, through: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
         let staged = FragmentStore::new(self.store.clone()).list().await?;
-        Ok(staged.iter().filter_map(|meta| self.windows.start_of(staged_partition(&meta.location))).min())
+        let starts = staged.iter().filter_map(|meta| self.windows.start_of(staged_partition(&meta.location)));
+        Ok(starts.filter(|start| *start >= through).min())
+    }
+
+    /// Writes `value` at `path` unless something is there already.
+    async fn create_json<T: Serialize>(&self, path: Path, value: &T) -> Result<()> {
+        let create = object_store::PutOptions { mode: object_store::PutMode::Create, ..Default::default() };
+        match self.store.put_opts(&path, PutPayload::from(serde_json::to_vec_pretty(value)?), create).await {
+            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
+            Err(err) => Err(err.into()),
+        }
     }
 
     async fn put_json<T: Serialize>(&self, path: Path, value: &T) -> Result<()> {

@@ -5,7 +5,7 @@ use std::io::Read;
 use bytes::Bytes;
 
 use crate::error::{Error, Result};
-use crate::framing::{Framing, FramingError};
+use crate::framing::{Framing, FramingError, InputTooLarge};
 use crate::ingest::decode::{BYTE_ORDER_MARK, QUARANTINED_RAW_LIMIT, QuarantinedLine};
 use crate::ingest::source::{BodyFault, body_failed};
 use crate::lineage::SourceObject;
@@ -250,7 +250,7 @@ impl Pieces {
     pub fn framed(mut self, framing: &Framing) -> Self {
         if !framing.is_lines() {
             let reader = std::mem::replace(&mut self.reader, Box::new(std::io::empty()));
-            self.reader = Box::new(framing.lines_of(reader));
+            self.reader = Box::new(framing.lines_of(reader, self.limits.max_bytes));
             self.framing = framing.clone();
         }
         self
@@ -326,6 +326,9 @@ impl Pieces {
                     self.buffer.truncate(start);
                     if let Some(fault) = err.get_ref().and_then(|inner| inner.downcast_ref::<BodyFault>()) {
                         return Err(body_failed(&self.object, fault));
+                    }
+                    if err.get_ref().is_some_and(|inner| inner.is::<InputTooLarge>()) {
+                        return Err(too_large(&self.object, self.limits));
                     }
                     if let Some(framing) = err.get_ref().and_then(|inner| inner.downcast_ref::<FramingError>()) {
                         return Err(refused(&self.object, self.framing.refusal(&framing.0)));

@@ -218,7 +218,9 @@ impl Compactor {
         let mut merged = self.merge(table, &plan, &current, &schema, &mut report).await?;
         report.timings.merge_ms = lap.next();
         let consumed = merged.consumed.clone();
-        report.committed_partitions = consumed.iter().map(|path| staged_partition(path).to_string()).collect();
+        // The partitions files are added to (a fragment of duplicates only adds none).
+        report.committed_partitions =
+            merged.adds.iter().map(|add| add.path.rsplit_once('/').map_or("", |(dir, _)| dir).to_string()).collect();
         let dropped = std::mem::take(&mut merged.dropped);
         // Sources of no rows (every line quarantined) are committed too: the history then
         // knows them, and a later conversion of the same version is a duplicate.

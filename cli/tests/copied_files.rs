@@ -131,12 +131,18 @@ for engine in old:
 print(json.dumps(result))
 "#;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn copied_and_rewritten_table_files_read_the_same_everywhere() {
+/// A temporary directory with one for the table written by decoding, one for the copied one.
+fn two_table_dirs() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let (old, new) = (dir.path().join("rewritten"), dir.path().join("copied"));
     std::fs::create_dir_all(&old).unwrap();
     std::fs::create_dir_all(&new).unwrap();
+    (dir, old, new)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn copied_and_rewritten_table_files_read_the_same_everywhere() {
+    let (_dir, old, new) = two_table_dirs();
     // Chunks without statistics cannot be copied: the compactor decodes these fragments.
     let uncopyable = FragmentEncoding { dictionary: false, statistics: false, ..FragmentEncoding::default() };
     let rewritten = table_from(&old, uncopyable).await;
@@ -222,10 +228,7 @@ fn adds_of(table: &Path) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn typed_partitions_of_several_columns_are_copied_and_every_reader_agrees_on_their_values() {
-    let dir = tempfile::tempdir().unwrap();
-    let (old, new) = (dir.path().join("rewritten"), dir.path().join("copied"));
-    std::fs::create_dir_all(&old).unwrap();
-    std::fs::create_dir_all(&new).unwrap();
+    let (_dir, old, new) = two_table_dirs();
     // `+` is one of the characters a partition directory escapes.
     // The sample's object 3n starts at hour n/2 and crosses into the next: rows of one object
     // fall in several hours.

@@ -61,6 +61,8 @@ pub const SEALED_KEY: &str = "inlet.sealed";
 pub const COMPLETE_STATE: &str = "_inlet/complete/latest.json";
 /// Markers of completed time windows, one per window.
 pub const COMPLETE_WINDOWS_PREFIX: &str = "_inlet/complete/windows";
+/// Where commits into windows already complete are recorded, one object per window and version.
+pub const COMPLETE_LATE_PREFIX: &str = "_inlet/complete/late";
 
 /// `commitInfo` key listing the fragments a compaction consumed.
 pub const FRAGMENTS_KEY: &str = "inlet.fragments";
@@ -180,6 +182,17 @@ const REPLAY_SUFFIX: &str = ".json.zst";
 /// The marker of a completed window (`date=2026-05-16`, `date=2026-05-16/hour=7`).
 pub fn complete_marker(window: &str) -> Path {
     Path::from(format!("{COMPLETE_WINDOWS_PREFIX}/{window}.json"))
+}
+
+/// The folder of the records of late commits into `window`.
+pub fn late_commits(window: &str) -> Path {
+    Path::from(format!("{COMPLETE_LATE_PREFIX}/{window}"))
+}
+
+/// The record of `version`'s late commit into `window`: one object per version, created once,
+/// so racing compactors never rewrite one another's.
+pub fn late_commit(window: &str, version: u64) -> Path {
+    Path::from(format!("{COMPLETE_LATE_PREFIX}/{window}/{version:020}.json"))
 }
 
 /// The partition directory a fragment is staged under (`date=2026-05-16`; empty when unpartitioned).

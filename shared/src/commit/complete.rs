@@ -27,7 +27,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::layout::{COMPLETE_STATE, NULL_PARTITION, complete_marker, staged_partition};
+use crate::layout::{COMPLETE_STATE, NULL_PARTITION, complete_marker, late_commit, late_commits, staged_partition};
 use crate::partition::{PartitionSource, PartitionSpec, ValueType};
 use crate::stage::FragmentStore;
 
@@ -74,9 +74,21 @@ pub struct WindowMarker {
     pub version: u64,
     /// When it was found complete.
     pub completed_at: DateTime<Utc>,
-    /// Versions that later added rows to it (objects written late).
+    /// Versions that later added rows to it (objects written late). Not written in the marker,
+    /// which never changes once created: [`read_marker`] gathers them from their records.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub late_versions: Vec<u64>,
+}
+
+/// The record of one commit into a window already complete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LateCommit {
+    /// The window (`date=2026-05-16`).
+    pub window: String,
+    /// The table version that added rows to it.
+    pub version: u64,
+    /// When the compactor recorded it.
+    pub recorded_at: DateTime<Utc>,
 }
 
 /// What a completeness check did, in the compaction report.
@@ -293,7 +305,7 @@ impl Completeness {
         let through = state.complete_through;
         let mut report = CompletenessReport { complete_through: Some(through), ..Default::default() };
         if let Some(version) = committed.version {
-            report.late = self.record_late(&state, version, &committed.partitions).await?;
+            report.late = self.record_late(&state, version, &committed.partitions, now).await?;
         }
         if settled <= through {
             // No window is due: the check costs the one read.
@@ -418,12 +430,13 @@ impl Completeness {
         read_json(self.store.as_ref(), &Path::from(COMPLETE_STATE)).await
     }
 
-    /// Adds `version` to the markers of the completed windows `partitions` fall in.
+    /// Records `version` as a late commit into the completed windows `partitions` fall in.
     async fn record_late(
         &self,
         state: &CompleteState,
         version: u64,
         partitions: &BTreeSet<String>,
+        now: DateTime<Utc>,
     ) -> Result<Vec<String>> {
         let length = self.windows.length();
         let late: BTreeSet<DateTime<Utc>> = partitions
@@ -434,12 +447,9 @@ impl Completeness {
         let mut names = Vec::new();
         for start in late {
             let window = self.windows.name(start);
-            let path = complete_marker(&window);
-            if let Some(mut marker) = read_json::<WindowMarker>(self.store.as_ref(), &path).await?
-                && !marker.late_versions.contains(&version)
-            {
-                marker.late_versions.push(version);
-                self.put_json(path, &marker).await?;
+            if read_json::<WindowMarker>(self.store.as_ref(), &complete_marker(&window)).await?.is_some() {
+                let record = LateCommit { window: window.clone(), version, recorded_at: now };
+                self.create_json(late_commit(&window, version), &record).await?;
             }
             tracing::warn!(window = %window, version, "rows committed into a window already complete (objects written late)");
             names.push(window);
@@ -470,9 +480,21 @@ impl Completeness {
     }
 }
 
-/// The marker of `window` (`date=2026-05-16`), if it was found complete.
+/// The marker of `window` (`date=2026-05-16`), if it was found complete, with the versions of
+/// the late commits recorded into it.
 pub async fn read_marker(store: &dyn ObjectStore, window: &str) -> Result<Option<WindowMarker>> {
-    read_json(store, &complete_marker(window)).await
+    let Some(mut marker) = read_json::<WindowMarker>(store, &complete_marker(window)).await? else {
+        return Ok(None);
+    };
+    let records: Vec<_> = store.list(Some(&late_commits(window))).try_collect().await?;
+    for record in records {
+        if let Some(late) = read_json::<LateCommit>(store, &record.location).await? {
+            marker.late_versions.push(late.version);
+        }
+    }
+    marker.late_versions.sort_unstable();
+    marker.late_versions.dedup();
+    Ok(Some(marker))
 }
 
 /// A JSON record at `path`, if there is one.

@@ -160,7 +160,7 @@ fn too_many_lines(object: &SourceObject, lines: u64, limits: ObjectLimits) -> Er
 
 /// Counts the lines of a whole object against the limit (a last line without its newline
 /// is a line too).
-fn within_lines(object: &SourceObject, data: &[u8], limits: ObjectLimits) -> Result<()> {
+pub fn within_lines(object: &SourceObject, data: &[u8], limits: ObjectLimits) -> Result<()> {
     if limits.max_lines == u64::MAX {
         return Ok(());
     }
@@ -278,12 +278,12 @@ impl Pieces {
                 Some(end) => {
                     let rest = self.buffer.split_off(end + 1);
                     let data = std::mem::replace(&mut self.buffer, rest);
-                    return Ok(Some(self.hand_out(data)));
+                    return self.hand_out(data).map(Some);
                 }
                 None if self.ended && self.buffer.is_empty() => return Ok(None),
                 None if self.ended => {
                     let data = std::mem::take(&mut self.buffer);
-                    return Ok(Some(self.hand_out(data)));
+                    return self.hand_out(data).map(Some);
                 }
                 None if self.buffer.len() > self.max_line_bytes => {
                     self.skip_overlong_line()?;
@@ -298,14 +298,19 @@ impl Pieces {
         }
     }
 
-    fn hand_out(&mut self, mut data: Vec<u8>) -> Piece {
+    /// Counts a piece's lines against the limit (the last pieces are read after the reader
+    /// ended, so no later read would count them) and hands it out.
+    fn hand_out(&mut self, mut data: Vec<u8>) -> Result<Piece> {
         let first_line = self.lines + 1;
         if first_line == 1 && data.starts_with(BYTE_ORDER_MARK) {
             data.drain(..BYTE_ORDER_MARK.len());
         }
         self.lines +=
             memchr::memchr_iter(b'\n', &data).count() as u64 + u64::from(data.last().is_some_and(|b| *b != b'\n'));
-        Piece { data, first_line }
+        if self.lines > self.limits.max_lines {
+            return Err(too_many_lines(&self.object, self.lines, self.limits));
+        }
+        Ok(Piece { data, first_line })
     }
 
     /// Reads `want` more decompressed bytes onto the buffer, or what is left of the object.
@@ -491,6 +496,20 @@ mod tests {
         let err = decompress_with(&object("many.json"), b"1\n2\n3\n4".to_vec(), lines).unwrap_err();
         assert!(err.to_string().contains("holds 4 lines, more than INLET_MAX_OBJECT_LINES (3)"), "{err}");
         assert_eq!(decompress_with(&object("few.json"), b"1\n2\n3\n".to_vec(), lines).unwrap(), b"1\n2\n3\n");
+        // In pieces too, the lines of the last pieces (read after the reader ended) included.
+        for piece_bytes in [1, 4, 1 << 10] {
+            let read_all = |data: &[u8]| -> Result<usize> {
+                let mut pieces = Pieces::new(object("many.json"), data.to_vec().into(), lines, piece_bytes, 64)?;
+                let mut read = 0;
+                while let Some(piece) = pieces.next_piece()? {
+                    read += piece.data.len();
+                }
+                Ok(read)
+            };
+            let err = read_all(b"1\n2\n3\n4").unwrap_err();
+            assert!(err.to_string().contains("more than INLET_MAX_OBJECT_LINES (3)"), "{piece_bytes}: {err}");
+            assert_eq!(read_all(b"1\n2\n3\n").unwrap(), 6, "{piece_bytes}");
+        }
     }
 
     /// Every piece of `data` read as `key`, with pieces of `piece_bytes`.

@@ -64,7 +64,7 @@ impl Table {
     }
 
     async fn marker(&self, window: &str) -> Option<WindowMarker> {
-        read_json(self.store.as_ref(), &complete_marker(window)).await.unwrap()
+        read_marker(self.store.as_ref(), window).await.unwrap()
     }
 }
 
@@ -139,6 +139,20 @@ async fn a_day_completes_after_a_quiet_probe_matures_unless_staged_and_late_rows
     assert_eq!(report.late, vec!["date=2026-05-16"]);
     assert_eq!(lake.marker("date=2026-05-16").await.unwrap().late_versions, vec![7]);
     assert_eq!(report.complete_through, Some(at("2026-05-18T00:00:00Z")));
+    // Racing runs each record their own version (none is lost), and the marker is never rewritten.
+    let state = check.state().await.unwrap().unwrap();
+    let sixteenth: BTreeSet<String> = ["date=2026-05-16".to_string()].into();
+    let now = at("2026-05-18T03:01:00Z");
+    let (eight, nine) =
+        futures::join!(check.record_late(&state, 8, &sixteenth, now), check.record_late(&state, 9, &sixteenth, now));
+    assert_eq!(
+        (eight.unwrap(), nine.unwrap()),
+        (vec!["date=2026-05-16".to_string()], vec!["date=2026-05-16".to_string()])
+    );
+    assert_eq!(lake.marker("date=2026-05-16").await.unwrap().late_versions, vec![7, 8, 9]);
+    let written: WindowMarker =
+        read_json(lake.store.as_ref(), &complete_marker("date=2026-05-16")).await.unwrap().unwrap();
+    assert!(written.late_versions.is_empty(), "{written:?}");
 
     // A run that saw less does not move the watermark back, nor rewrite a marker.
     let behind =
@@ -146,7 +160,7 @@ async fn a_day_completes_after_a_quiet_probe_matures_unless_staged_and_late_rows
     check.save(behind).await.unwrap();
     assert_eq!(check.state().await.unwrap().unwrap().complete_through, at("2026-05-18T00:00:00Z"));
     check.create_json(complete_marker("date=2026-05-16"), &marker).await.unwrap();
-    assert_eq!(lake.marker("date=2026-05-16").await.unwrap().late_versions, vec![7]);
+    assert_eq!(lake.marker("date=2026-05-16").await.unwrap().late_versions, vec![7, 8, 9]);
 }
 
 #[tokio::test]

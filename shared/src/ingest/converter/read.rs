@@ -8,7 +8,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::Converter;
 use crate::error::{Error, Result};
 use crate::ingest::decode::{BYTE_ORDER_MARK, QuarantinedLine, object_outcome};
-use crate::ingest::decompress::with_decompressed_up_to;
+use crate::ingest::decompress::{ObjectLimits, with_decompressed_up_to, within_lines};
 use crate::ingest::source::digest_body;
 use crate::lineage::{SourceObject, content_digest};
 use crate::partition::{PartitionValues, key_partition, split_by_partition};
@@ -88,7 +88,9 @@ impl Converter {
         let framing = self.framing.of_key(&object.key).clone();
         tokio::task::spawn_blocking(move || {
             let key_values = key_partition(&partition, &object)?;
-            let whole = with_decompressed_up_to(&object, &fetched.data, limits, piece_bytes as u64, |data| {
+            // Framed objects count their records, not the raw lines (a record may span many).
+            let raw_limits = if framing.is_lines() { limits } else { ObjectLimits { max_lines: u64::MAX, ..limits } };
+            let whole = with_decompressed_up_to(&object, &fetched.data, raw_limits, piece_bytes as u64, |data| {
                 let bytes_in = data.len() as u64;
                 let framed;
                 let text = if framing.is_lines() {
@@ -99,6 +101,7 @@ impl Converter {
                         reason: framing.refusal(&reason),
                         retryable: false,
                     })?;
+                    within_lines(&object, &framed, limits)?;
                     &framed[..]
                 };
                 let mut decoding = decoder.start(&object, text, 1)?;

@@ -110,9 +110,9 @@ impl<'c> Staging<'c> {
     /// Adds an entry with no rows for `source` to an open writer that lists it, else to any
     /// open writer, else to a new one for `partition`.
     pub(super) fn note_source(&mut self, partition: PartitionValues, source: FragmentSource) -> Result<()> {
-        let open = &self.writers.by_partition;
-        let listing = open.iter().find(|(_, writer)| writer.lists(&source.id)).map(|(p, _)| p.clone());
-        let partition = listing.or_else(|| open.keys().next().cloned()).unwrap_or(partition);
+        let open = &self.writers;
+        let listing = open.listing(&source.id).or_else(|| open.by_partition.keys().next()).cloned();
+        let partition = listing.unwrap_or(partition);
         let mut writer = self.writer_for(&partition)?;
         let written = writer.write(source, &[]);
         self.writers.put(partition, writer);
@@ -163,36 +163,49 @@ impl<'c> Staging<'c> {
 /// The fragment writers an invocation has open, one per partition, and what they hold together.
 #[derive(Default)]
 struct OpenWriters {
-    by_partition: BTreeMap<PartitionValues, FragmentWriter>,
-    /// Their sizes ([`FragmentWriter::size`]) added up, kept as writers are taken and put back.
+    by_partition: BTreeMap<PartitionValues, OpenWriter>,
+    /// Their sizes added up, kept as writers are taken and put back.
     bytes: usize,
+}
+
+/// An open writer and its size ([`FragmentWriter::size`]) when it was put back: measuring a
+/// writer walks its columns, and choosing the fullest of thousands must not do that for each.
+struct OpenWriter {
+    writer: FragmentWriter,
+    size: usize,
 }
 
 impl OpenWriters {
     /// The writer of `partition`, taken out (to write to it, or to stage it).
     fn take(&mut self, partition: &PartitionValues) -> Option<FragmentWriter> {
-        let writer = self.by_partition.remove(partition)?;
-        self.bytes -= writer.size();
-        Some(writer)
+        let open = self.by_partition.remove(partition)?;
+        self.bytes -= open.size;
+        Some(open.writer)
     }
 
     /// Puts a writer back (or in, for a new partition).
     fn put(&mut self, partition: PartitionValues, writer: FragmentWriter) {
-        self.bytes += writer.size();
-        self.by_partition.insert(partition, writer);
+        let size = writer.size();
+        self.bytes += size;
+        self.by_partition.insert(partition, OpenWriter { writer, size });
+    }
+
+    /// The partition of an open writer that lists `source`, if any.
+    fn listing(&self, source: &crate::lineage::SourceId) -> Option<&PartitionValues> {
+        self.by_partition.iter().find(|(_, open)| open.writer.lists(source)).map(|(partition, _)| partition)
     }
 
     /// The writer holding the most, taken out.
     fn take_fullest(&mut self) -> Option<(PartitionValues, FragmentWriter)> {
-        let fullest = self.by_partition.iter().max_by_key(|(_, writer)| writer.size()).map(|(p, _)| p.clone())?;
+        let fullest = self.by_partition.iter().max_by_key(|(_, open)| open.size).map(|(p, _)| p.clone())?;
         let writer = self.take(&fullest)?;
         Some((fullest, writer))
     }
 
     /// Every writer, taken out to be staged.
-    fn close_all(&mut self) -> BTreeMap<PartitionValues, FragmentWriter> {
+    fn close_all(&mut self) -> Vec<(PartitionValues, FragmentWriter)> {
         self.bytes = 0;
-        std::mem::take(&mut self.by_partition)
+        std::mem::take(&mut self.by_partition).into_iter().map(|(partition, open)| (partition, open.writer)).collect()
     }
 }
 

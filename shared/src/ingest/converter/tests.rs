@@ -853,3 +853,26 @@ async fn framed_objects_ingest_record_by_record_whole_and_in_pieces_with_positio
         }
     }
 }
+
+#[tokio::test]
+async fn the_line_limit_counts_a_framed_objects_records_not_its_raw_lines() {
+    for piece_bytes in [16 << 20, 1024] {
+        let limits = ObjectLimits { max_bytes: 64 << 10, max_lines: 40 };
+        let mut f = fixture(Layout::default(), ConverterOptions { limits, piece_bytes, ..small() });
+        f.converter = f.converter.with_framing(Framing::Array);
+        // 30 records over 62 raw lines are within 40; 41 records are not, on any number of lines.
+        f.source.put("raw", "thirty.json", framed(&Framing::Array, 0..30, 0));
+        let one_line = String::from_utf8(framed(&Framing::Array, 100..141, 0)).unwrap().replace('\n', "");
+        f.source.put("raw", "forty-one.json", one_line.into_bytes());
+        let report = f.converter.convert(&sqs(vec![created("thirty.json"), created("forty-one.json")])).await.unwrap();
+        let context = format!("in pieces of {piece_bytes}");
+        // In pieces, what the refused object staged before its limit is marked failed: never committed.
+        let fragments = staged(&f).await;
+        let sources: Vec<_> = fragments.iter().flat_map(|fragment| fragment.sources.iter()).collect();
+        let kept: Vec<_> = sources.iter().filter(|s| !s.failed).map(|s| (s.id.uri.as_str(), s.rows)).collect();
+        assert_eq!(kept, vec![("s3://raw/thirty.json", 30)], "{context}");
+        let refused = sources.iter().filter(|s| s.id.uri.ends_with("forty-one.json"));
+        assert!(refused.clone().all(|s| s.failed) && refused.count() <= 1, "{context}: {sources:?}");
+        assert_eq!(report.failed_messages, vec!["m1"], "{context}: the one-line array of 41 records fails");
+    }
+}

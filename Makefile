@@ -119,13 +119,16 @@ E2E_OBJECTS ?= 100
 BENCH_DATA = target/bench/data-$(OBJECTS)
 # Rounds of Inlet, pyarrow and DuckDB back to back; the table shows medians.
 ROUNDS ?= 3
+# An earlier build's inlet-bench (BASELINE=/tmp/inlet-bench-main): run in the same rounds as one more
+# peer, so the table gives Inlet / baseline for the change being measured.
+BASELINE ?=
 
 bench: bench-venv localstack-venv tools-venv
 	$(PERF_BUILD)
 	target/perf/inlet-bench --objects $(OBJECTS) --data $(BENCH_DATA)
 	$(VENV)/bench/bin/python bench/peers.py --data $(BENCH_DATA) --schema schemas/events.schema.json \
 	  --threads 1 2 --rounds $(ROUNDS) --inlet-bench "target/perf/inlet-bench --objects $(OBJECTS)" \
-	  --report target/bench/report.json
+	  $(if $(BASELINE),--baseline "$(BASELINE) --objects $(OBJECTS)") --report target/bench/report.json
 	$(MAKE) --no-print-directory compaction-rounds
 	target/perf/inlet-bench big-object
 	target/perf/inlet-bench shapes

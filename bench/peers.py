@@ -8,7 +8,8 @@ Each system runs in its own child process (so its peak RSS is its own) on the wo
 
 With `--inlet-bench "target/perf/inlet-bench --objects 300"` it runs Inlet's converter core, and the
 naive arrow-rs program (`inlet-bench naive`, 1 thread), in the same rounds and prints one table of
-medians with Inlet/peer ratios (`--rounds`, default 3).
+medians with Inlet/peer ratios (`--rounds`, default 3). With `--baseline "<an earlier build's inlet-bench>
+--objects 300"` that build runs too, as system `baseline`: Inlet / baseline measures a change in the same rounds.
 """
 
 import argparse
@@ -155,6 +156,8 @@ def main():
     parser.add_argument("--systems", nargs="+", default=["pyarrow", "duckdb"])
     parser.add_argument("--inlet-bench", help="command running Inlet's converter core (`inlet-bench --objects N`), "
                         "measured in the same rounds as the peers")
+    parser.add_argument("--baseline", help="another build's converter command (`inlet-bench --objects N` of an "
+                        "earlier commit), run as system `baseline` in the same rounds: Inlet / baseline is the change")
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds of every system back to back; medians are reported")
     parser.add_argument("--report", help="where to write the combined JSON report")
@@ -172,6 +175,11 @@ def main():
                 command = shlex.split(args.inlet_bench) + ["--data", args.data, "run", "--threads", str(threads),
                                                            "--convert-only"]
                 runs.append(dict(run_child(command, f"inlet with {threads} threads"), system="inlet",
+                                 round=round_index))
+            if args.baseline:
+                command = shlex.split(args.baseline) + ["--data", args.data, "run", "--threads", str(threads),
+                                                        "--convert-only"]
+                runs.append(dict(run_child(command, f"baseline with {threads} threads"), system="baseline",
                                  round=round_index))
             if args.inlet_bench and threads == 1:
                 # The guide's naive arrow-rs program is single-threaded: it runs at 1 thread only.

@@ -1,7 +1,8 @@
 //! The decoder against an independent oracle: serde_json reads each line (strictly, with
 //! duplicate keys refused) and the README's conversion table is applied to what it read.
 //! Random lines, some mutated into broken JSON, must give the same rows and the same refusals,
-//! whether the lines are decoded as one object or one at a time.
+//! whether the lines are decoded as one object or one at a time. A `json` column is the value's
+//! text as serde_json's raw reading spans it; a renamed field is read from its `from` key.
 
 use std::fmt;
 
@@ -11,6 +12,7 @@ use arrow_array::{Array, RecordBatch};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Number, Value};
 
 use super::ColumnDecoder;
@@ -23,8 +25,13 @@ const SCHEMA: &str = r#"{"fields": [
     {"name": "b", "type": "boolean"},
     {"name": "at", "type": "timestamp"},
     {"name": "tags", "type": {"list": "string"}},
-    {"name": "m", "type": {"map": "long"}}
+    {"name": "m", "type": {"map": "long"}},
+    {"name": "j", "type": "json"},
+    {"name": "u", "type": "string", "from": "u k"}
 ]}"#;
+
+/// The keys of `SCHEMA`'s typed fields (`j` is the json one).
+const DECLARED: [&str; 8] = ["n", "d", "s", "b", "at", "tags", "m", "u k"];
 
 /// One row as the oracle and the decoder both describe it.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,6 +43,8 @@ struct Row {
     at: Option<i64>,
     tags: Option<Vec<Option<String>>>,
     m: Option<Vec<(String, Option<i64>)>>,
+    j: Option<String>,
+    u: Option<String>,
 }
 
 /// A JSON value read by serde_json, with objects that refuse a key given twice.
@@ -91,9 +100,53 @@ impl<'de> Visitor<'de> for StrictVisitor {
     }
 }
 
+/// A line's top-level members as written, refusing a key given twice.
+struct Members(Vec<(String, Box<RawValue>)>);
+
+impl<'de> Deserialize<'de> for Members {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MembersVisitor)
+    }
+}
+
+struct MembersVisitor;
+
+impl<'de> Visitor<'de> for MembersVisitor {
+    type Value = Members;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members, A::Error> {
+        let mut members: Vec<(String, Box<RawValue>)> = Vec::new();
+        while let Some((key, value)) = map.next_entry::<String, Box<RawValue>>()? {
+            if members.iter().any(|(seen, _)| *seen == key) {
+                return Err(serde::de::Error::custom("duplicate key"));
+            }
+            members.push((key, value));
+        }
+        Ok(Members(members))
+    }
+}
+
 /// The row the conversion table makes of `line`, or `None` for a refused line.
 fn oracle(line: &str) -> Option<Row> {
-    let Strict(Value::Object(fields)) = serde_json::from_str::<Strict>(line).ok()? else { return None };
+    let Members(members) = serde_json::from_str::<Members>(line).ok()?;
+    // A declared field's value is strict JSON; a `json` value and an ignored one need only be
+    // JSON (duplicate keys inside them are kept as written, or ignored).
+    let mut fields = serde_json::Map::new();
+    let mut json = None;
+    for (key, raw) in &members {
+        if DECLARED.contains(&key.as_str()) {
+            let Strict(value) = serde_json::from_str::<Strict>(raw.get()).ok()?;
+            fields.insert(key.clone(), value);
+        } else {
+            serde_json::from_str::<Value>(raw.get()).ok()?;
+            if key == "j" {
+                json = (raw.get() != "null").then(|| raw.get().to_string());
+            }
+        }
+    }
     let get = |name: &str| fields.get(name).filter(|value| !value.is_null());
     let string = |value: &Value| value.as_str().map(str::to_string);
     Some(Row {
@@ -113,6 +166,8 @@ fn oracle(line: &str) -> Option<Row> {
             entries.sort();
             Some(entries)
         })?,
+        j: json,
+        u: field(get("u k"), string)?,
     })
 }
 
@@ -170,6 +225,7 @@ fn rows(batches: &[RecordBatch]) -> Vec<Row> {
         let column = |name: &str| batch.column_by_name(name).unwrap().clone();
         let (n, d, s) = (column("n"), column("d"), column("s"));
         let (b, at, tags, m) = (column("b"), column("at"), column("tags"), column("m"));
+        let (j, u) = (column("j"), column("u"));
         for row in 0..batch.num_rows() {
             let valid = |array: &dyn Array| array.is_valid(row);
             rows.push(Row {
@@ -193,6 +249,8 @@ fn rows(batches: &[RecordBatch]) -> Vec<Row> {
                     pairs.sort();
                     pairs
                 }),
+                j: valid(&j).then(|| j.as_string::<i32>().value(row).to_string()),
+                u: valid(&u).then(|| u.as_string::<i32>().value(row).to_string()),
             });
         }
     }
@@ -241,6 +299,17 @@ fn timestamp_text(rng: &mut StdRng) -> String {
     )
 }
 
+/// A value for a `json` column: any value, written with spaces, escapes, duplicate keys or
+/// numbers past a double's range now and then.
+fn json_text(rng: &mut StdRng) -> String {
+    match rng.random_range(0..6) {
+        0 => r#"{ "a" : [1, 2.50 ,{"b":null}] , "a":"\u00e9\n" }"#.into(),
+        1 => ["1e400", "-1e309", "[1,]", "\"\\udc00\"", "12345678901234567890.000", "-0.0"][rng.random_range(0..6)]
+            .into(),
+        _ => any_value(rng, 0),
+    }
+}
+
 /// Draws a value of one field's kind.
 type Generate = fn(&mut StdRng) -> String;
 
@@ -248,7 +317,7 @@ type Generate = fn(&mut StdRng) -> String;
 /// undeclared one now and then; sometimes a byte or two changed.
 fn line(rng: &mut StdRng) -> String {
     let mut members = Vec::new();
-    let typed: [(&str, Generate); 7] = [
+    let typed: [(&str, Generate); 9] = [
         ("n", |rng| rng.random_range(i64::MIN..i64::MAX).to_string()),
         ("d", |rng| format!("{}", rng.random_range(-1e6..1e6))),
         ("s", |rng| format!("\"s{}\"", rng.random_range(0..100))),
@@ -263,6 +332,8 @@ fn line(rng: &mut StdRng) -> String {
                 (0..rng.random_range(0..3)).map(|i| format!("\"k{i}\":{i}")).collect::<Vec<_>>().join(",")
             )
         }),
+        ("j", json_text),
+        ("u k", |rng| format!("\"u{}\"", rng.random_range(0..100))),
     ];
     for (name, value) in typed {
         match rng.random_range(0..6) {

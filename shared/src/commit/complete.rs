@@ -446,11 +446,11 @@ impl Completeness {
             .collect();
         let mut names = Vec::new();
         for start in late {
+            // Recorded whether or not the window has a marker: those before the first check
+            // have none, yet the watermark covers them.
             let window = self.windows.name(start);
-            if read_json::<WindowMarker>(self.store.as_ref(), &complete_marker(&window)).await?.is_some() {
-                let record = LateCommit { window: window.clone(), version, recorded_at: now };
-                self.create_json(late_commit(&window, version), &record).await?;
-            }
+            let record = LateCommit { window: window.clone(), version, recorded_at: now };
+            self.create_json(late_commit(&window, version), &record).await?;
             tracing::warn!(window = %window, version, "rows committed into a window already complete (objects written late)");
             names.push(window);
         }
@@ -486,12 +486,11 @@ pub async fn read_marker(store: &dyn ObjectStore, window: &str) -> Result<Option
     let Some(mut marker) = read_json::<WindowMarker>(store, &complete_marker(window)).await? else {
         return Ok(None);
     };
+    // The version is the record's name: one listing, and nothing else there can fail the read.
     let records: Vec<_> = store.list(Some(&late_commits(window))).try_collect().await?;
-    for record in records {
-        if let Some(late) = read_json::<LateCommit>(store, &record.location).await? {
-            marker.late_versions.push(late.version);
-        }
-    }
+    let versions =
+        records.iter().filter_map(|record| record.location.filename()?.strip_suffix(".json")?.parse::<u64>().ok());
+    marker.late_versions.extend(versions);
     marker.late_versions.sort_unstable();
     marker.late_versions.dedup();
     Ok(Some(marker))

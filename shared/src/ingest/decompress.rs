@@ -382,6 +382,9 @@ impl Pieces {
             }
         }
         self.lines += 1;
+        if self.lines > self.limits.max_lines {
+            return Err(too_many_lines(&self.object, self.lines, self.limits));
+        }
         self.overlong.push(QuarantinedLine {
             source: self.object.uri(),
             line: self.lines,
@@ -509,6 +512,10 @@ mod tests {
             let err = read_all(b"1\n2\n3\n4").unwrap_err();
             assert!(err.to_string().contains("more than INLET_MAX_OBJECT_LINES (3)"), "{piece_bytes}: {err}");
             assert_eq!(read_all(b"1\n2\n3\n").unwrap(), 6, "{piece_bytes}");
+            // A line too long to keep, last in the object, counts as well.
+            let long_last = [&b"1\n2\n3\n"[..], &[b'x'; 100]].concat();
+            let err = read_all(&long_last).unwrap_err();
+            assert!(err.to_string().contains("more than INLET_MAX_OBJECT_LINES (3)"), "{piece_bytes}: {err}");
         }
     }
 

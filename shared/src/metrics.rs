@@ -206,7 +206,7 @@ pub const METRICS: &[MetricDoc] = &[
         function: "compactor",
         unit: "Count",
         description: "Windows already declared complete that a run's commit added rows to (objects written after \
-            their window closed and settled); each window's marker lists the versions.",
+            their window closed and settled); each is recorded under `_inlet/complete/late/<window>/`.",
     },
     MetricDoc {
         name: "CompactionFailed",

@@ -154,7 +154,7 @@ async fn a_day_completes_after_a_quiet_probe_matures_unless_staged_and_late_rows
         read_json(lake.store.as_ref(), &complete_marker("date=2026-05-16")).await.unwrap().unwrap();
     assert!(written.late_versions.is_empty(), "{written:?}");
     // Something else in the folder does not fail the read.
-    lake.store.put(&late_commits("date=2026-05-16").child("notes.txt"), "x".into()).await.unwrap();
+    lake.store.put(&late_commits("date=2026-05-16").join("notes.txt"), "x".into()).await.unwrap();
     assert_eq!(lake.marker("date=2026-05-16").await.unwrap().late_versions, vec![7, 8, 9]);
     // A window the watermark covers but no marker names (before the first check) is recorded too.
     let tenth: BTreeSet<String> = ["date=2026-05-10".to_string()].into();

@@ -109,14 +109,18 @@ demo: setup build
 # ROUNDS rounds of Inlet, pyarrow, DuckDB and naive arrow-rs back to back on the same files and schema: medians
 # and in-round Inlet/peer ratios, so host speed drift cancels. Then the same for the compaction alone:
 # the run's staged fragments merged by Inlet, DuckDB, pyarrow and delta-rs' optimize (target/bench/compaction-$(OBJECTS).json),
-# and the whole pipeline's MiB of JSON per CPU-s beside the peers' one-step conversions. Not part of test/CI: it needs
+# and the whole pipeline's MiB of JSON per CPU-s beside the peers' one-step conversions. The converter's rounds
+# run on the second workload too (target/bench/report-telemetry.json). Not part of test/CI: it needs
 # an optimised build. Results: target/bench/report.json. Last, the deployed path on LocalStack
 # (E2E_OBJECTS=100, perf binaries as functions): target/bench/e2e.json.
 PERF_BUILD := cargo build --profile perf -p inlet-bench -p converter -p compactor
 
 E2E_OBJECTS ?= 100
-# The generated workload, one directory per size: the peers read every object in it.
+# The generated workload, one directory per size: the peers read every object in it. The second
+# workload (bench/src/telemetry.rs) is shaped unlike the reference one: wide rows, long strings, deep
+# nesting, few repeated values, a key order and field set of its own per line.
 BENCH_DATA = target/bench/data-$(OBJECTS)
+TELEMETRY_DATA = target/bench/telemetry-$(OBJECTS)
 # Rounds of Inlet, pyarrow and DuckDB back to back; the table shows medians.
 ROUNDS ?= 3
 # An earlier build's inlet-bench (BASELINE=/tmp/inlet-bench-main): run in the same rounds as one more
@@ -129,6 +133,11 @@ bench: bench-venv localstack-venv tools-venv
 	$(VENV)/bench/bin/python bench/peers.py --data $(BENCH_DATA) --schema schemas/events.schema.json \
 	  --threads 1 2 --rounds $(ROUNDS) --inlet-bench "target/perf/inlet-bench --objects $(OBJECTS)" \
 	  $(if $(BASELINE),--baseline "$(BASELINE) --objects $(OBJECTS)") --report target/bench/report.json
+	target/perf/inlet-bench --workload telemetry --objects $(OBJECTS) --data $(TELEMETRY_DATA)
+	$(VENV)/bench/bin/python bench/peers.py --data $(TELEMETRY_DATA) --schema schemas/telemetry.schema.json \
+	  --threads 1 --rounds $(ROUNDS) --inlet-bench "target/perf/inlet-bench --workload telemetry --objects $(OBJECTS)" \
+	  $(if $(BASELINE),--baseline "$(BASELINE) --workload telemetry --objects $(OBJECTS)") \
+	  --report target/bench/report-telemetry.json
 	$(MAKE) --no-print-directory compaction-rounds
 	target/perf/inlet-bench big-object
 	target/perf/inlet-bench shapes

@@ -28,10 +28,47 @@ struct Cli {
     /// Where the generated workload is kept between runs.
     #[arg(long, default_value = "target/bench/data")]
     data: PathBuf,
+    /// Which workload `run`, `naive` and the default measurement read (each in its own `--data`).
+    #[arg(long, value_enum, default_value_t = Workload::Reference)]
+    workload: Workload,
     #[command(flatten)]
     levers: Levers,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// The generated workloads: the reference one (`inlet::testing::sample`), and one shaped
+/// unlike it (`telemetry.rs`) so that a fast path tuned to the first shows on the second.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum Workload {
+    Reference,
+    Telemetry,
+}
+
+impl Workload {
+    /// The declared schema, and the path it is read from.
+    fn schema(self) -> (&'static str, &'static str) {
+        match self {
+            Workload::Reference => (SCHEMA, "schemas/events.schema.json"),
+            Workload::Telemetry => (telemetry::SCHEMA, telemetry::SCHEMA_PATH),
+        }
+    }
+
+    /// Object number `index`, about 1 MiB of NDJSON.
+    fn object(self, index: u64) -> Vec<u8> {
+        let bytes = inlet::testing::sample::OBJECT_BYTES;
+        match self {
+            Workload::Reference => inlet::testing::sample::ndjson_object(42, index, bytes),
+            Workload::Telemetry => telemetry::ndjson_object(7, index, bytes),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Workload::Reference => "reference",
+            Workload::Telemetry => "telemetry",
+        }
+    }
 }
 
 /// Converter settings to measure against the defaults (see docs/performance.md).
@@ -246,6 +283,7 @@ mod freshness;
 mod history;
 mod rebuild;
 mod shapes;
+mod telemetry;
 
 fn main() -> Result<()> {
     // As the functions run.
@@ -268,7 +306,10 @@ fn main() -> Result<()> {
         Some(Command::CompactStaged { staged, threads }) => return compaction::compact_staged(staged, *threads),
         _ => {}
     }
-    let keys = ensure_workload(&cli.data, cli.objects)?;
+    let keys = ensure_workload(&cli.data, cli.objects, cli.workload)?;
+    if cli.workload != Workload::Reference && matches!(cli.command, Some(Command::E2e | Command::Stage { .. })) {
+        bail!("e2e and stage run the reference workload only");
+    }
     match cli.command {
         Some(
             Command::Commits { .. }
@@ -292,9 +333,10 @@ fn main() -> Result<()> {
             std::fs::write("target/bench/e2e.json", serde_json::to_vec_pretty(&measured)?)?;
         }
         Some(Command::Stage { out }) => compaction::stage(&cli.data, &keys, &out, cli.levers.options(1)?)?,
-        Some(Command::Naive) => println!("{}", serde_json::to_string(&naive(&cli.data, &keys)?)?),
+        Some(Command::Naive) => println!("{}", serde_json::to_string(&naive(&cli.data, &keys, cli.workload)?)?),
         Some(Command::Run { threads, convert_only }) => {
-            let measured = run(&cli.data, &keys, threads, cli.levers.options(threads)?, !convert_only)?;
+            let options = cli.levers.options(threads)?;
+            let measured = run(&cli.data, &keys, cli.workload, threads, options, !convert_only)?;
             println!("{}", serde_json::to_string(&measured)?);
         }
         None => {
@@ -302,7 +344,7 @@ fn main() -> Result<()> {
             let mut results = Vec::new();
             for threads in if cores > 1 { vec![1, cores] } else { vec![1] } {
                 let output = std::process::Command::new(std::env::current_exe()?)
-                    .args(["--objects", &cli.objects.to_string(), "--data"])
+                    .args(["--objects", &cli.objects.to_string(), "--workload", cli.workload.name(), "--data"])
                     .arg(&cli.data)
                     .args(cli.levers.args())
                     .args(["run", "--threads", &threads.to_string()])
@@ -321,22 +363,30 @@ fn main() -> Result<()> {
 }
 
 /// Generates the seeded workload once: `<data>/raw/bench/NNNNN.json.zst`.
-fn ensure_workload(data: &Path, objects: usize) -> Result<Vec<String>> {
+fn ensure_workload(data: &Path, objects: usize, workload: Workload) -> Result<Vec<String>> {
     let dir = data.join("raw/bench");
     std::fs::create_dir_all(&dir)?;
     let keys: Vec<String> = (0..objects).map(|i| format!("bench/{i:05}.json.zst")).collect();
     for (index, key) in keys.iter().enumerate() {
         let path = data.join("raw").join(key);
         if !path.exists() {
-            let ndjson = inlet::testing::sample::ndjson_object(42, index as u64, inlet::testing::sample::OBJECT_BYTES);
+            let ndjson = workload.object(index as u64);
             std::fs::write(&path, inlet::testing::sample::zstd_compress(&ndjson))?;
         }
     }
     Ok(keys)
 }
 
-fn run(data: &Path, keys: &[String], threads: usize, options: ConverterOptions, compact: bool) -> Result<Measurement> {
-    let schema = Arc::new(TableSchema::parse(SCHEMA, "schemas/events.schema.json")?);
+fn run(
+    data: &Path,
+    keys: &[String],
+    workload: Workload,
+    threads: usize,
+    options: ConverterOptions,
+    compact: bool,
+) -> Result<Measurement> {
+    let (text, path) = workload.schema();
+    let schema = Arc::new(TableSchema::parse(text, path)?);
     let lake = tempfile::tempdir()?;
     let url = url::Url::from_directory_path(lake.path()).unwrap();
     let store = inlet::stage::table_store(&url, &Default::default())?;
@@ -411,8 +461,9 @@ fn run(data: &Path, keys: &[String], threads: usize, options: ConverterOptions, 
 /// What a first arrow-rs program does: decompress an object whole, read it with arrow-json's
 /// `ReaderBuilder` (default batch size) and write every batch with a default `ArrowWriter`
 /// (uncompressed, dictionary, page statistics) into one file.
-fn naive(data: &Path, keys: &[String]) -> Result<Measurement> {
-    let schema = TableSchema::parse(SCHEMA, "schemas/events.schema.json")?.decoded;
+fn naive(data: &Path, keys: &[String], workload: Workload) -> Result<Measurement> {
+    let (text, path) = workload.schema();
+    let schema = TableSchema::parse(text, path)?.decoded;
     let scratch = tempfile::tempdir()?;
     let out = scratch.path().join("out.parquet");
     let cpu_before = cpu_seconds()?;

@@ -1,6 +1,6 @@
 //! Nested columns: structs (and the rows themselves), lists and maps.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::ops::Range;
 
 use arrow_array::ArrayRef;
@@ -20,7 +20,9 @@ pub(super) struct StructColumn {
     pub(super) seen: Vec<bool>,
     /// Each field's JSON key: its name, or the key the schema reads it from (`from`).
     pub(super) keys: Vec<Box<[u8]>>,
-    pub(super) index: HashMap<Box<[u8]>, usize>,
+    /// Field by key, for keys out of the expected order. A fixed set, only looked up: a fast
+    /// hash needs no protection from keys chosen to collide.
+    pub(super) index: FxHashMap<Box<[u8]>, usize>,
     /// Each field's key as compact JSON writes it, `key":` after the opening quote, when the
     /// key needs no escape (then the raw bytes can be compared with it).
     pub(super) plain_keys: Vec<Option<Box<[u8]>>>,

@@ -19,6 +19,7 @@ use parquet::schema::types::ColumnDescPtr;
 
 use super::PageLayout;
 use super::bounds::Bounds;
+use super::chunk::Chunk;
 use super::codec::Codec;
 use super::dictionary::{Dictionary, Values};
 use super::levels::{count_equal, encode_indices, encode_levels};
@@ -304,7 +305,7 @@ impl Leaf {
 
     /// Hands over the row group's pages (its dictionary first, if pages used one) and their
     /// metadata, relative to the chunk's start.
-    pub(super) fn close_chunk(&mut self, codec: &mut Codec, rows: usize) -> Result<(Bytes, ColumnCloseResult)> {
+    pub(super) fn close_chunk(&mut self, codec: &mut Codec, rows: usize) -> Result<(Chunk, ColumnCloseResult)> {
         let pages = std::mem::take(&mut self.chunk);
         let mut encodings = vec![Encoding::RLE];
         if std::mem::take(&mut self.plain_pages) > 0 {
@@ -320,21 +321,23 @@ impl Leaf {
                     encoding: Encoding::PLAIN,
                     is_sorted: false,
                 };
-                let mut chunk = TrackedWrite::new(Vec::with_capacity(pages.len() + dictionary.page.len()));
-                let spec = SerializedPageWriter::new(&mut chunk)
+                let mut head = TrackedWrite::new(Vec::new());
+                let spec = SerializedPageWriter::new(&mut head)
                     .write_page(CompressedPage::new(page, dictionary.page.len()))?;
                 self.chunk_uncompressed += spec.uncompressed_size as i64;
-                let dictionary_bytes = chunk.bytes_written();
-                std::io::Write::write_all(&mut chunk, &pages).map_err(|err| parquet_error(&err.to_string()))?;
+                let dictionary_bytes = head.bytes_written();
                 dictionary.reset();
                 encodings.extend([Encoding::PLAIN, Encoding::RLE_DICTIONARY]);
-                (chunk.into_inner()?, Some(dictionary_bytes))
+                (
+                    Chunk { dictionary: Bytes::from(head.into_inner()?), pages: Bytes::from(pages) },
+                    Some(dictionary_bytes),
+                )
             }
             Some(dictionary) => {
                 dictionary.reset();
-                (pages, None)
+                (Chunk { dictionary: Bytes::new(), pages: Bytes::from(pages) }, None)
             }
-            None => (pages, None),
+            None => (Chunk { dictionary: Bytes::new(), pages: Bytes::from(pages) }, None),
         };
         let nulls = (self.chunk_levels - std::mem::take(&mut self.chunk_values)) as u64;
         let statistics = self.bounds.as_mut().map(|bounds| bounds.take_statistics(&self.descr, nulls));
@@ -342,7 +345,7 @@ impl Leaf {
             .set_compression(codec.compressor.kind.compression())
             .set_encodings(encodings)
             .set_num_values(std::mem::take(&mut self.chunk_levels))
-            .set_total_compressed_size(chunk.len() as i64)
+            .set_total_compressed_size(chunk.size() as i64)
             .set_total_uncompressed_size(std::mem::take(&mut self.chunk_uncompressed))
             .set_data_page_offset(dictionary_bytes.unwrap_or(0) as i64)
             .set_dictionary_page_offset(dictionary_bytes.map(|_| 0));
@@ -351,14 +354,14 @@ impl Leaf {
         }
         let metadata = metadata.build()?;
         let close = ColumnCloseResult {
-            bytes_written: chunk.len() as u64,
+            bytes_written: chunk.size() as u64,
             rows_written: rows as u64,
             metadata,
             bloom_filter: None,
             column_index: None,
             offset_index: None,
         };
-        Ok((Bytes::from(chunk), close))
+        Ok((chunk, close))
     }
 
     /// Takes back the buffer of a chunk [`Self::close_chunk`] handed over, once it was copied

@@ -49,6 +49,7 @@ use leaf::Leaf;
 use shape::{Node, plan};
 
 mod bounds;
+mod chunk;
 mod codec;
 mod dictionary;
 mod leaf;
@@ -217,13 +218,13 @@ impl PageFileWriter {
             })?);
         }
         // Room for the whole row group at once, not a doubling of the file buffer per chunk.
-        self.file.inner_mut().reserve(chunks.iter().map(|(chunk, _)| chunk.len()).sum());
+        self.file.inner_mut().reserve(chunks.iter().map(|(chunk, _)| chunk.size()).sum());
         let mut group = self.file.next_row_group()?;
         for ((chunk, close), leaf) in chunks.into_iter().zip(&mut self.leaves) {
             group.append_column(&chunk, close)?;
             // The chunk is copied into the file: its buffer serves the leaf's next chunk. Fresh
             // ones grew by reallocation, and their new pages faulted in, every row group.
-            leaf.reuse_chunk_buffer(chunk);
+            leaf.reuse_chunk_buffer(chunk.pages);
         }
         group.close()?;
         self.group_rows = 0;

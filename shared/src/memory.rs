@@ -11,7 +11,8 @@
 //! Fixing the threshold also fixes the heap's trim threshold at its 128 KiB start: each freed
 //! block of a few hundred KiB at the top of the heap (an object's stored bytes, a column) was
 //! given back to the system and faulted in again, zeroed, for the next object. A few MiB of
-//! free heap are kept instead; `release_free_memory` still gives everything back between steps.
+//! free heap are kept instead, per arena; a large object read in pieces still gives everything
+//! back between its steps (`release_free_memory`).
 
 /// Blocks at least this large get a mapping of their own.
 pub const MMAP_THRESHOLD_BYTES: usize = 1 << 20;

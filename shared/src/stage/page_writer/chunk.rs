@@ -38,7 +38,8 @@ impl ChunkReader for Chunk {
     }
 
     fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
-        let mut bytes = Vec::with_capacity(length);
+        let available = self.size().saturating_sub(usize::try_from(start).unwrap_or(usize::MAX));
+        let mut bytes = Vec::with_capacity(length.min(available));
         self.get_read(start)?.take(length as u64).read_to_end(&mut bytes)?;
         if bytes.len() != length {
             return Err(parquet::errors::ParquetError::EOF(format!(

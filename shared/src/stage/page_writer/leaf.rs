@@ -315,13 +315,14 @@ impl Leaf {
             Some(dictionary) if dictionary.used() => {
                 let mut compressed = Vec::new();
                 codec.compressor.compress(&dictionary.page, &mut compressed)?;
+                // The page and its header (a few dozen bytes).
+                let mut head = TrackedWrite::new(Vec::with_capacity(compressed.len() + 64));
                 let page = Page::DictionaryPage {
                     buf: Bytes::from(compressed),
                     num_values: dictionary.entries,
                     encoding: Encoding::PLAIN,
                     is_sorted: false,
                 };
-                let mut head = TrackedWrite::new(Vec::new());
                 let spec = SerializedPageWriter::new(&mut head)
                     .write_page(CompressedPage::new(page, dictionary.page.len()))?;
                 self.chunk_uncompressed += spec.uncompressed_size as i64;

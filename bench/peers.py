@@ -171,16 +171,12 @@ def main():
     runs = []
     for round_index in range(args.rounds):
         for threads in args.threads:
-            if args.inlet_bench:
-                command = shlex.split(args.inlet_bench) + ["--data", args.data, "run", "--threads", str(threads),
-                                                           "--convert-only"]
-                runs.append(dict(run_child(command, f"inlet with {threads} threads"), system="inlet",
-                                 round=round_index))
-            if args.baseline:
-                command = shlex.split(args.baseline) + ["--data", args.data, "run", "--threads", str(threads),
-                                                        "--convert-only"]
-                runs.append(dict(run_child(command, f"baseline with {threads} threads"), system="baseline",
-                                 round=round_index))
+            for system, inlet_bench in (("inlet", args.inlet_bench), ("baseline", args.baseline)):
+                if inlet_bench:
+                    command = shlex.split(inlet_bench) + ["--data", args.data, "run", "--threads", str(threads),
+                                                          "--convert-only"]
+                    runs.append(dict(run_child(command, f"{system} with {threads} threads"), system=system,
+                                     round=round_index))
             if args.inlet_bench and threads == 1:
                 # The guide's naive arrow-rs program is single-threaded: it runs at 1 thread only.
                 command = shlex.split(args.inlet_bench) + ["--data", args.data, "naive"]

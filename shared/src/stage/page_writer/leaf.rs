@@ -311,7 +311,7 @@ impl Leaf {
         if std::mem::take(&mut self.plain_pages) > 0 {
             encodings.push(Encoding::PLAIN);
         }
-        let (chunk, dictionary_bytes) = match &mut self.dictionary {
+        let dictionary_page = match &mut self.dictionary {
             Some(dictionary) if dictionary.used() => {
                 let mut compressed = Vec::new();
                 codec.compressor.compress(&dictionary.page, &mut compressed)?;
@@ -326,20 +326,19 @@ impl Leaf {
                 let spec = SerializedPageWriter::new(&mut head)
                     .write_page(CompressedPage::new(page, dictionary.page.len()))?;
                 self.chunk_uncompressed += spec.uncompressed_size as i64;
-                let dictionary_bytes = head.bytes_written();
                 dictionary.reset();
                 encodings.extend([Encoding::PLAIN, Encoding::RLE_DICTIONARY]);
-                (
-                    Chunk { dictionary: Bytes::from(head.into_inner()?), pages: Bytes::from(pages) },
-                    Some(dictionary_bytes),
-                )
+                Bytes::from(head.into_inner()?)
             }
             Some(dictionary) => {
                 dictionary.reset();
-                (Chunk { dictionary: Bytes::new(), pages: Bytes::from(pages) }, None)
+                Bytes::new()
             }
-            None => (Chunk { dictionary: Bytes::new(), pages: Bytes::from(pages) }, None),
+            None => Bytes::new(),
         };
+        let chunk = Chunk { dictionary: dictionary_page, pages: Bytes::from(pages) };
+        // The data pages start after the dictionary page, if there is one.
+        let dictionary_bytes = (!chunk.dictionary.is_empty()).then_some(chunk.dictionary.len());
         let nulls = (self.chunk_levels - std::mem::take(&mut self.chunk_values)) as u64;
         let statistics = self.bounds.as_mut().map(|bounds| bounds.take_statistics(&self.descr, nulls));
         let mut metadata = ColumnChunkMetaData::builder(self.descr.clone())

@@ -490,3 +490,56 @@ fn dictionary_pages_read_back_and_give_way_to_plain_ones() {
     assert!(id.dictionary_page_offset().is_none(), "distinct ids get no dictionary");
     assert_eq!(read_back(file), batch);
 }
+
+#[test]
+fn row_groups_lie_back_to_back_at_the_offsets_the_footer_names() {
+    // Several row groups, columns with and without a dictionary, nested leaves.
+    let batch = random_batch(21, 600);
+    let pieces: Vec<_> = (0..6).map(|i| batch.slice(i * 100, 100)).collect();
+    let layout = PageLayout { page_bytes: 2048, row_group_rows: 150, statistics: true, dictionary: true };
+    let file = write(&pieces, zstd(), layout);
+    assert_eq!(&file[..4], b"PAR1");
+    assert_eq!(&file[file.len() - 4..], b"PAR1");
+    let footer = u32::from_le_bytes(file[file.len() - 8..file.len() - 4].try_into().unwrap()) as usize;
+    let metadata = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(file.clone())).unwrap().metadata().clone();
+    assert_eq!(metadata.num_row_groups(), 3);
+    let mut dictionaries = 0;
+    let mut next = 4;
+    for (ordinal, group) in metadata.row_groups().iter().enumerate() {
+        assert_eq!(group.ordinal(), Some(ordinal as i16));
+        assert_eq!(group.file_offset(), Some(next as i64), "a row group starts where the last one ended");
+        assert_eq!(group.total_byte_size(), group.columns().iter().map(|c| c.uncompressed_size()).sum::<i64>());
+        for column in group.columns() {
+            let start = column.dictionary_page_offset().unwrap_or(column.data_page_offset());
+            assert_eq!(start, next as i64, "{} starts where the chunk before it ended", column.column_path());
+            if let Some(dictionary) = column.dictionary_page_offset() {
+                dictionaries += 1;
+                assert!(column.data_page_offset() > dictionary, "the dictionary page comes first");
+            }
+            next += column.compressed_size() as usize;
+        }
+    }
+    assert!(dictionaries > 0, "some chunks keep a dictionary");
+    assert_eq!(next, file.len() - 8 - footer, "the footer follows the last chunk");
+    let footer_metadata = metadata.file_metadata();
+    assert_eq!(footer_metadata.num_rows(), 600);
+    assert!(footer_metadata.created_by().is_some_and(|by| by.starts_with("parquet-rs")));
+    assert_eq!(footer_metadata.column_orders().map(Vec::len), Some(footer_metadata.schema_descr().num_columns()));
+    // Every page reads from where the footer says, dictionary first.
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let reader = SerializedFileReader::new(Bytes::from(file.clone())).unwrap();
+    for (index, group) in metadata.row_groups().iter().enumerate() {
+        for (column, chunk) in group.columns().iter().enumerate() {
+            let pages: Vec<Page> = reader
+                .get_row_group(index)
+                .unwrap()
+                .get_column_page_reader(column)
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            let dictionary_first = pages[0].page_type() == parquet::basic::PageType::DICTIONARY_PAGE;
+            assert_eq!(dictionary_first, chunk.dictionary_page_offset().is_some());
+        }
+    }
+    assert_eq!(read_back(file), batch);
+}

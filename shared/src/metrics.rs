@@ -231,9 +231,23 @@ pub const METRICS: &[MetricDoc] = &[
     },
 ];
 
+/// Metrics declared to CloudWatch even when 0: the heartbeat alarm counts compactor runs by
+/// the samples of `CommitVersion`, and version 0 is a commit.
+pub const DECLARED_WHEN_ZERO: &[&str] = &["CommitVersion"];
+
 /// Builds the EMF document for `metrics` of `function` acting on `table`, at `timestamp_ms`.
+///
+/// Every value is in the line, but only those that are not 0 (and [`DECLARED_WHEN_ZERO`]) are
+/// declared as metrics: CloudWatch bills a custom metric for each hour it receives a value, so
+/// counters of failures and other rare events cost nothing while nothing happens. Alarms treat
+/// missing data as not breaching, and the heartbeat fills it with 0; the undeclared values stay
+/// in the log for queries.
 pub fn emf_document(function: &str, table: &str, metrics: &[Metric], timestamp_ms: i64) -> Value {
-    let definitions: Vec<Value> = metrics.iter().map(|m| json!({"Name": m.name, "Unit": m.unit})).collect();
+    let definitions: Vec<Value> = metrics
+        .iter()
+        .filter(|m| m.value != 0.0 || DECLARED_WHEN_ZERO.contains(&m.name))
+        .map(|m| json!({"Name": m.name, "Unit": m.unit}))
+        .collect();
     let mut document = Map::new();
     document.insert(
         "_aws".into(),
@@ -279,6 +293,31 @@ mod tests {
         assert_eq!(document["BytesIn"], 1024.0);
         assert_eq!(document["Function"], "converter");
         assert_eq!(document["_aws"]["Timestamp"], 1_700_000_000_000i64);
+    }
+
+    #[test]
+    fn zero_values_stay_in_the_line_but_are_not_declared_as_metrics() {
+        let metrics = [
+            Metric { name: "Rows", value: 10.0, unit: "Count" },
+            Metric { name: "QuarantinedLines", value: 0.0, unit: "Count" },
+            Metric { name: "CompactionFailed", value: 0.0, unit: "Count" },
+            Metric { name: "CommitVersion", value: 0.0, unit: "None" },
+            Metric { name: "FreshnessLag", value: -0.0, unit: "Seconds" },
+        ];
+        let document = emf_document("compactor", "s3://lake/events", &metrics, 1_700_000_000_000);
+        let declared: Vec<&str> = document["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|definition| definition["Name"].as_str().unwrap())
+            .collect();
+        assert_eq!(declared, ["Rows", "CommitVersion"], "a 0 is declared only where it means something");
+        for metric in &metrics {
+            assert_eq!(document[metric.name], metric.value, "{} is in the line", metric.name);
+        }
+        for name in DECLARED_WHEN_ZERO {
+            assert!(METRICS.iter().any(|doc| doc.name == *name), "{name} is a documented metric");
+        }
     }
 
     #[test]

@@ -94,6 +94,10 @@ impl Default for FragmentEncoding {
 // large.
 const PAGE_BYTES: usize = 128 * 1024;
 const ROW_GROUP_ROWS: usize = 64 * 1024;
+// Of compressed pages (the direct page writer only): wide rows that barely compress would make
+// a fragment one row group, held twice while the file is assembled, and copied whole by the
+// compactor's multipart upload.
+const ROW_GROUP_BYTES: usize = 32 * 1024 * 1024;
 
 impl FragmentEncoding {
     fn properties(&self) -> WriterProperties {
@@ -171,6 +175,7 @@ impl FragmentWriter {
         let limits = PageLayout {
             page_bytes: PAGE_BYTES,
             row_group_rows: ROW_GROUP_ROWS,
+            row_group_bytes: ROW_GROUP_BYTES,
             statistics: encoding.statistics,
             dictionary: encoding.dictionary,
         };

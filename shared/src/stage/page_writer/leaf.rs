@@ -97,6 +97,11 @@ impl Leaf {
         }
     }
 
+    /// Bytes of the row group's closed pages, and of its dictionary page before compression.
+    pub(super) fn group_bytes(&self) -> usize {
+        self.chunk.len() + self.dictionary.as_ref().map_or(0, |dictionary| dictionary.page.len())
+    }
+
     /// Bytes the open page will take before compression, about.
     pub(super) fn page_bytes(&self) -> usize {
         self.values.len() + self.lengths.len() + (self.def.len() + self.rep.len()) / 4

@@ -8,7 +8,7 @@
 //!   compressed together in one codec call per page. A page ends only between steps of rows,
 //!   so every page starts a new row, and closes after the step that takes its levels and
 //!   values past [`PageLayout::page_bytes`]; a row group closes after the step that takes it
-//!   past [`PageLayout::row_group_rows`].
+//!   past [`PageLayout::row_group_rows`] or its pages past [`PageLayout::row_group_bytes`].
 //! - **Values** are PLAIN (byte arrays each after its 4-byte length, booleans a bit each), or,
 //!   with [`PageLayout::dictionary`], `RLE_DICTIONARY` indices into the chunk's dictionary
 //!   while its values repeat. The dictionary, PLAIN, is the chunk's first page; once it stops
@@ -97,6 +97,10 @@ pub struct PageLayout {
     /// A row group is closed after the batch (or 1,024 rows of one) that takes it past this
     /// many rows.
     pub row_group_rows: usize,
+    /// ... or that takes its closed pages past this many (compressed) bytes: rows wide or
+    /// barely compressible would otherwise hold a whole fragment in one row group, which the
+    /// file then copies while still holding it.
+    pub row_group_bytes: usize,
     /// Write each column chunk's statistics (least and greatest value, nulls).
     pub statistics: bool,
     /// Dictionary-encode a leaf's pages while its values repeat (`dictionary`).
@@ -181,7 +185,8 @@ impl PageFileWriter {
                     with_codec(self.codec, |codec| leaf.flush_page(codec))?;
                 }
             }
-            if self.group_rows >= self.limits.row_group_rows {
+            let group_bytes: usize = self.leaves.iter().map(Leaf::group_bytes).sum();
+            if self.group_rows >= self.limits.row_group_rows || group_bytes >= self.limits.row_group_bytes {
                 self.flush_row_group()?;
             }
         }

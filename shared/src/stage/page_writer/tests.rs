@@ -32,7 +32,7 @@ fn concat(schema: &SchemaRef, batches: &[RecordBatch]) -> RecordBatch {
 
 /// Pages without dictionaries or statistics: every value PLAIN.
 fn plain_layout(page_bytes: usize, row_group_rows: usize) -> PageLayout {
-    PageLayout { page_bytes, row_group_rows, statistics: false, dictionary: false }
+    PageLayout { page_bytes, row_group_rows, row_group_bytes: usize::MAX, statistics: false, dictionary: false }
 }
 
 /// The codec fragments are written with.
@@ -441,7 +441,7 @@ fn chunk_statistics_are_those_arrow_writer_writes() {
         let mut arrow = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(properties)).unwrap();
         arrow.write(&batch).unwrap();
         let expected = SerializedFileReader::new(Bytes::from(arrow.into_inner().unwrap())).unwrap();
-        let layout = PageLayout { page_bytes: 512, row_group_rows: rows, statistics: true, dictionary: true };
+        let layout = PageLayout { page_bytes: 512, row_group_rows: rows, row_group_bytes: usize::MAX, statistics: true, dictionary: true };
         let ours = SerializedFileReader::new(Bytes::from(write(std::slice::from_ref(&batch), zstd(), layout))).unwrap();
         let (expected, ours) = (expected.metadata(), ours.metadata());
         assert_eq!(ours.num_row_groups(), expected.num_row_groups());
@@ -469,7 +469,7 @@ fn dictionary_pages_read_back_and_give_way_to_plain_ones() {
     let columns: Vec<(&str, ArrayRef)> = vec![("value", Arc::new(values)), ("id", Arc::new(ids))];
     let batch = RecordBatch::try_from_iter(columns).unwrap();
     let plain = parquet::basic::Encoding::PLAIN;
-    let layout = PageLayout { page_bytes: 64 * 1024, row_group_rows: usize::MAX, statistics: true, dictionary: true };
+    let layout = PageLayout { page_bytes: 64 * 1024, row_group_rows: usize::MAX, row_group_bytes: usize::MAX, statistics: true, dictionary: true };
     let file = write(std::slice::from_ref(&batch), zstd(), layout);
     let metadata = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(file.clone())).unwrap().metadata().clone();
     let value = metadata.row_group(0).column(0);
@@ -496,7 +496,7 @@ fn row_groups_lie_back_to_back_at_the_offsets_the_footer_names() {
     // Several row groups, columns with and without a dictionary, nested leaves.
     let batch = random_batch(21, 600);
     let pieces: Vec<_> = (0..6).map(|i| batch.slice(i * 100, 100)).collect();
-    let layout = PageLayout { page_bytes: 2048, row_group_rows: 150, statistics: true, dictionary: true };
+    let layout = PageLayout { page_bytes: 2048, row_group_rows: 150, row_group_bytes: usize::MAX, statistics: true, dictionary: true };
     let file = write(&pieces, zstd(), layout);
     assert_eq!(&file[..4], b"PAR1");
     assert_eq!(&file[file.len() - 4..], b"PAR1");
@@ -541,5 +541,34 @@ fn row_groups_lie_back_to_back_at_the_offsets_the_footer_names() {
             assert_eq!(dictionary_first, chunk.dictionary_page_offset().is_some());
         }
     }
+    assert_eq!(read_back(file), batch);
+}
+
+#[test]
+fn row_groups_also_close_at_their_byte_limit() {
+    // Strings that do not compress: each 100-row batch closes pages of about 100 KiB.
+    let mut rng = StdRng::seed_from_u64(5);
+    let values: arrow_array::StringArray =
+        (0..2000).map(|_| Some((0..1000).map(|_| rng.random_range('a'..='z')).collect::<String>())).collect();
+    let ids = arrow_array::Int64Array::from((0..2000).collect::<Vec<i64>>());
+    let columns: Vec<(&str, ArrayRef)> = vec![("id", Arc::new(ids)), ("text", Arc::new(values))];
+    let batch = RecordBatch::try_from_iter(columns).unwrap();
+    let pieces: Vec<_> = (0..20).map(|i| batch.slice(i * 100, 100)).collect();
+    let limit = 300 * 1024;
+    let layout =
+        PageLayout { page_bytes: 16 * 1024, row_group_rows: usize::MAX, row_group_bytes: limit, statistics: true, dictionary: true };
+    let file = write(&pieces, zstd(), layout);
+    let metadata = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(file.clone())).unwrap().metadata().clone();
+    let groups = metadata.row_groups();
+    let sizes: Vec<_> = groups.iter().map(|g| (g.num_rows(), g.compressed_size())).collect();
+    assert!(groups.len() >= 3, "row groups {sizes:?} for about 1.2 MB of pages");
+    for group in &groups[..groups.len() - 1] {
+        // Closed after the step that takes it past the limit (its dictionary page counted
+        // before compression): by at most a step's 100 KB of values.
+        let bytes = group.compressed_size() as usize;
+        assert!(bytes < limit + 100 * 1000, "a row group of {bytes} bytes: {sizes:?}");
+        assert!(bytes > limit / 2, "a row group of {bytes} bytes, closed early: {sizes:?}");
+    }
+    assert_eq!(groups.iter().map(|group| group.num_rows()).sum::<i64>(), 2000);
     assert_eq!(read_back(file), batch);
 }

@@ -441,7 +441,13 @@ fn chunk_statistics_are_those_arrow_writer_writes() {
         let mut arrow = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(properties)).unwrap();
         arrow.write(&batch).unwrap();
         let expected = SerializedFileReader::new(Bytes::from(arrow.into_inner().unwrap())).unwrap();
-        let layout = PageLayout { page_bytes: 512, row_group_rows: rows, row_group_bytes: usize::MAX, statistics: true, dictionary: true };
+        let layout = PageLayout {
+            page_bytes: 512,
+            row_group_rows: rows,
+            row_group_bytes: usize::MAX,
+            statistics: true,
+            dictionary: true,
+        };
         let ours = SerializedFileReader::new(Bytes::from(write(std::slice::from_ref(&batch), zstd(), layout))).unwrap();
         let (expected, ours) = (expected.metadata(), ours.metadata());
         assert_eq!(ours.num_row_groups(), expected.num_row_groups());
@@ -469,7 +475,13 @@ fn dictionary_pages_read_back_and_give_way_to_plain_ones() {
     let columns: Vec<(&str, ArrayRef)> = vec![("value", Arc::new(values)), ("id", Arc::new(ids))];
     let batch = RecordBatch::try_from_iter(columns).unwrap();
     let plain = parquet::basic::Encoding::PLAIN;
-    let layout = PageLayout { page_bytes: 64 * 1024, row_group_rows: usize::MAX, row_group_bytes: usize::MAX, statistics: true, dictionary: true };
+    let layout = PageLayout {
+        page_bytes: 64 * 1024,
+        row_group_rows: usize::MAX,
+        row_group_bytes: usize::MAX,
+        statistics: true,
+        dictionary: true,
+    };
     let file = write(std::slice::from_ref(&batch), zstd(), layout);
     let metadata = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(file.clone())).unwrap().metadata().clone();
     let value = metadata.row_group(0).column(0);
@@ -496,7 +508,13 @@ fn row_groups_lie_back_to_back_at_the_offsets_the_footer_names() {
     // Several row groups, columns with and without a dictionary, nested leaves.
     let batch = random_batch(21, 600);
     let pieces: Vec<_> = (0..6).map(|i| batch.slice(i * 100, 100)).collect();
-    let layout = PageLayout { page_bytes: 2048, row_group_rows: 150, row_group_bytes: usize::MAX, statistics: true, dictionary: true };
+    let layout = PageLayout {
+        page_bytes: 2048,
+        row_group_rows: 150,
+        row_group_bytes: usize::MAX,
+        statistics: true,
+        dictionary: true,
+    };
     let file = write(&pieces, zstd(), layout);
     assert_eq!(&file[..4], b"PAR1");
     assert_eq!(&file[file.len() - 4..], b"PAR1");
@@ -555,8 +573,13 @@ fn row_groups_also_close_at_their_byte_limit() {
     let batch = RecordBatch::try_from_iter(columns).unwrap();
     let pieces: Vec<_> = (0..20).map(|i| batch.slice(i * 100, 100)).collect();
     let limit = 300 * 1024;
-    let layout =
-        PageLayout { page_bytes: 16 * 1024, row_group_rows: usize::MAX, row_group_bytes: limit, statistics: true, dictionary: true };
+    let layout = PageLayout {
+        page_bytes: 16 * 1024,
+        row_group_rows: usize::MAX,
+        row_group_bytes: limit,
+        statistics: true,
+        dictionary: true,
+    };
     let file = write(&pieces, zstd(), layout);
     let metadata = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(file.clone())).unwrap().metadata().clone();
     let groups = metadata.row_groups();

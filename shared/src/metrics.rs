@@ -231,17 +231,32 @@ pub const METRICS: &[MetricDoc] = &[
     },
 ];
 
-/// Metrics declared to CloudWatch even when 0: the heartbeat alarm counts compactor runs by
-/// the samples of `CommitVersion`, and version 0 is a commit.
-pub const DECLARED_WHEN_ZERO: &[&str] = &["CommitVersion"];
+/// Metrics declared to CloudWatch even when 0: every metric an alarm of the Terraform module
+/// reads (an alarm over one metric clears on a 0; a missing point would leave it in alarm until
+/// the failing one ages out of CloudWatch's evaluation range), and `CommitVersion`, by whose
+/// samples the heartbeat alarm counts compactor runs (version 0 is a commit).
+pub const DECLARED_WHEN_ZERO: &[&str] = &[
+    "Rows",
+    "QuarantinedLines",
+    "FailedMessages",
+    "TableUnavailable",
+    "SupersededVersions",
+    "FreshnessLag",
+    "FragmentsHeldForSchema",
+    "StrandedSources",
+    "AbandonedRows",
+    "CommitVersion",
+    "HistoryRebuildFilesLeft",
+    "CompactionFailed",
+    "UnaccountedObjects",
+];
 
 /// Builds the EMF document for `metrics` of `function` acting on `table`, at `timestamp_ms`.
 ///
 /// Every value is in the line, but only those that are not 0 (and [`DECLARED_WHEN_ZERO`]) are
 /// declared as metrics: CloudWatch bills a custom metric for each hour it receives a value, so
-/// counters of failures and other rare events cost nothing while nothing happens. Alarms treat
-/// missing data as not breaching, and the heartbeat fills it with 0; the undeclared values stay
-/// in the log for queries.
+/// counters of rare events that no alarm reads cost nothing while nothing happens. The
+/// undeclared values stay in the log for queries; a line that declares none is a plain log line.
 pub fn emf_document(function: &str, table: &str, metrics: &[Metric], timestamp_ms: i64) -> Value {
     let definitions: Vec<Value> = metrics
         .iter()
@@ -249,17 +264,19 @@ pub fn emf_document(function: &str, table: &str, metrics: &[Metric], timestamp_m
         .map(|m| json!({"Name": m.name, "Unit": m.unit}))
         .collect();
     let mut document = Map::new();
-    document.insert(
-        "_aws".into(),
-        json!({
-            "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": NAMESPACE,
-                "Dimensions": [["Function", "Table"]],
-                "Metrics": definitions,
-            }],
-        }),
-    );
+    if !definitions.is_empty() {
+        document.insert(
+            "_aws".into(),
+            json!({
+                "Timestamp": timestamp_ms,
+                "CloudWatchMetrics": [{
+                    "Namespace": NAMESPACE,
+                    "Dimensions": [["Function", "Table"]],
+                    "Metrics": definitions,
+                }],
+            }),
+        );
+    }
     document.insert("Function".into(), json!(function));
     document.insert("Table".into(), json!(table));
     for metric in metrics {
@@ -298,11 +315,12 @@ mod tests {
     #[test]
     fn zero_values_stay_in_the_line_but_are_not_declared_as_metrics() {
         let metrics = [
-            Metric { name: "Rows", value: 10.0, unit: "Count" },
-            Metric { name: "QuarantinedLines", value: 0.0, unit: "Count" },
-            Metric { name: "CompactionFailed", value: 0.0, unit: "Count" },
+            Metric { name: "Rows", value: 0.0, unit: "Count" },
+            Metric { name: "BytesIn", value: 10.0, unit: "Bytes" },
+            Metric { name: "IsolatedMessages", value: 0.0, unit: "Count" },
+            Metric { name: "LateCommits", value: -0.0, unit: "Count" },
             Metric { name: "CommitVersion", value: 0.0, unit: "None" },
-            Metric { name: "FreshnessLag", value: -0.0, unit: "Seconds" },
+            Metric { name: "CompactionFailed", value: 0.0, unit: "Count" },
         ];
         let document = emf_document("compactor", "s3://lake/events", &metrics, 1_700_000_000_000);
         let declared: Vec<&str> = document["_aws"]["CloudWatchMetrics"][0]["Metrics"]
@@ -311,9 +329,32 @@ mod tests {
             .iter()
             .map(|definition| definition["Name"].as_str().unwrap())
             .collect();
-        assert_eq!(declared, ["Rows", "CommitVersion"], "a 0 is declared only where it means something");
+        assert_eq!(declared, ["Rows", "BytesIn", "CommitVersion", "CompactionFailed"]);
         for metric in &metrics {
             assert_eq!(document[metric.name], metric.value, "{} is in the line", metric.name);
+        }
+        let quiet = [Metric { name: "DuplicateRowsDropped", value: 0.0, unit: "Count" }];
+        let plain = emf_document("compactor", "s3://lake/events", &quiet, 1_700_000_000_000);
+        assert!(plain.get("_aws").is_none(), "no directive declaring nothing: {plain}");
+        assert_eq!(plain["DuplicateRowsDropped"], 0.0);
+    }
+
+    #[test]
+    fn every_metric_an_alarm_reads_is_declared_when_zero() {
+        let monitoring =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/modules/inlet/monitoring.tf"))
+                .unwrap();
+        let mut read = Vec::new();
+        for opening in ["metric = \"", "metric_name = \""] {
+            for (at, _) in monitoring.match_indices(opening) {
+                let rest = &monitoring[at + opening.len()..];
+                read.push(&rest[..rest.find('"').unwrap()]);
+            }
+        }
+        let ours: Vec<&str> = read.into_iter().filter(|name| METRICS.iter().any(|doc| doc.name == *name)).collect();
+        assert!(ours.len() >= 12, "the alarms read {ours:?}");
+        for name in ours {
+            assert!(DECLARED_WHEN_ZERO.contains(&name), "an alarm reads {name}: declare it when 0");
         }
         for name in DECLARED_WHEN_ZERO {
             assert!(METRICS.iter().any(|doc| doc.name == *name), "{name} is a documented metric");

@@ -564,14 +564,15 @@ fn row_groups_lie_back_to_back_at_the_offsets_the_footer_names() {
 
 #[test]
 fn row_groups_also_close_at_their_byte_limit() {
-    // Strings that do not compress: each 100-row batch closes pages of about 100 KiB.
+    // Text that repeats nowhere, in batches of 300 rows: the first page's 300 distinct values
+    // end the dictionary, so the limit is reached by compressed pages of about 180 KB a batch.
     let mut rng = StdRng::seed_from_u64(5);
     let values: arrow_array::StringArray =
-        (0..2000).map(|_| Some((0..1000).map(|_| rng.random_range('a'..='z')).collect::<String>())).collect();
-    let ids = arrow_array::Int64Array::from((0..2000).collect::<Vec<i64>>());
+        (0..2400).map(|_| Some((0..1000).map(|_| rng.random_range('a'..='z')).collect::<String>())).collect();
+    let ids = arrow_array::Int64Array::from((0..2400).collect::<Vec<i64>>());
     let columns: Vec<(&str, ArrayRef)> = vec![("id", Arc::new(ids)), ("text", Arc::new(values))];
     let batch = RecordBatch::try_from_iter(columns).unwrap();
-    let pieces: Vec<_> = (0..20).map(|i| batch.slice(i * 100, 100)).collect();
+    let pieces: Vec<_> = (0..8).map(|i| batch.slice(i * 300, 300)).collect();
     let limit = 300 * 1024;
     let layout = PageLayout {
         page_bytes: 16 * 1024,
@@ -584,14 +585,16 @@ fn row_groups_also_close_at_their_byte_limit() {
     let metadata = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(file.clone())).unwrap().metadata().clone();
     let groups = metadata.row_groups();
     let sizes: Vec<_> = groups.iter().map(|g| (g.num_rows(), g.compressed_size())).collect();
-    assert!(groups.len() >= 3, "row groups {sizes:?} for about 1.2 MB of pages");
-    for group in &groups[..groups.len() - 1] {
-        // Closed after the step that takes it past the limit (its dictionary page counted
-        // before compression): by at most a step's 100 KB of values.
-        let bytes = group.compressed_size() as usize;
-        assert!(bytes < limit + 100 * 1000, "a row group of {bytes} bytes: {sizes:?}");
-        assert!(bytes > limit / 2, "a row group of {bytes} bytes, closed early: {sizes:?}");
+    assert!(groups.len() >= 3, "row groups {sizes:?} for about 1.4 MB of pages");
+    for group in groups {
+        assert!(group.column(1).dictionary_page_offset().is_none(), "no dictionary: {sizes:?}");
     }
-    assert_eq!(groups.iter().map(|group| group.num_rows()).sum::<i64>(), 2000);
+    for group in &groups[..groups.len() - 1] {
+        // Closed after the step that takes its pages past the limit: by at most a step's
+        // 300 KB of values, and not before the limit.
+        let bytes = group.compressed_size() as usize;
+        assert!(bytes >= limit && bytes < limit + 300 * 1000, "a row group of {bytes} bytes: {sizes:?}");
+    }
+    assert_eq!(groups.iter().map(|group| group.num_rows()).sum::<i64>(), 2400);
     assert_eq!(read_back(file), batch);
 }

@@ -176,6 +176,9 @@ pub struct Pieces {
     reader: Box<dyn Read + Send>,
     codec: &'static str,
     buffer: Vec<u8>,
+    /// A handed-out piece's buffer, given back once decoded ([`Pieces::recycle`]): the next
+    /// piece is read into it instead of into fresh memory the kernel must map and zero.
+    spare: Vec<u8>,
     piece_bytes: usize,
     max_line_bytes: usize,
     limits: ObjectLimits,
@@ -235,6 +238,7 @@ impl Pieces {
             reader,
             codec,
             buffer: Vec::new(),
+            spare: Vec::new(),
             piece_bytes: piece_bytes.max(1),
             max_line_bytes: max_line_bytes.max(1),
             limits,
@@ -313,9 +317,24 @@ impl Pieces {
         Ok(Piece { data, first_line })
     }
 
+    /// Takes back the buffer of a piece once it is decoded, to read a later piece into.
+    pub fn recycle(&mut self, piece: Piece) {
+        if piece.data.capacity() > self.spare.capacity() {
+            self.spare = piece.data;
+        }
+    }
+
     /// Reads `want` more decompressed bytes onto the buffer, or what is left of the object.
     fn read_more(&mut self, want: usize) -> Result<()> {
         let start = self.buffer.len();
+        let needed = start + want.max(1);
+        if self.buffer.capacity() < needed && self.spare.capacity() >= needed {
+            // The carried start of a line moves into the recycled buffer.
+            let mut spare = std::mem::take(&mut self.spare);
+            spare.clear();
+            spare.extend_from_slice(&self.buffer);
+            self.buffer = spare;
+        }
         // Zeroed once and filled by as many reads as it takes (decoders return a block at a time).
         self.buffer.resize(start + want.max(1), 0);
         let mut filled = start;
@@ -561,6 +580,36 @@ mod tests {
             read.iter().map(|p| (p.data.as_slice(), p.first_line)).collect::<Vec<_>>(),
             vec![(&b"{}\n"[..], 1), (&b"{}"[..], 2)]
         );
+    }
+
+    #[test]
+    fn pieces_read_into_recycled_buffers_are_the_same_pieces() {
+        let mut text = Vec::new();
+        for i in 0..5000 {
+            text.extend_from_slice(format!("{{\"a\":{i},\"pad\":\"{}\"}}\n", "x".repeat(i % 97)).as_bytes());
+        }
+        let stored = zstd::bulk::compress(&text, 3).unwrap();
+        let read = |recycling: bool| {
+            let mut read =
+                Pieces::new(object("r.json.zst"), stored.clone().into(), ObjectLimits::NONE, 16 << 10, 4096).unwrap();
+            let (mut pieces, mut reused) = (Vec::new(), 0);
+            let mut given_back: Option<*const u8> = None;
+            while let Some(piece) = read.next_piece().unwrap() {
+                reused += usize::from(given_back == Some(piece.data.as_ptr()));
+                pieces.push((piece.data.clone(), piece.first_line));
+                if recycling {
+                    given_back = Some(piece.data.as_ptr());
+                    read.recycle(piece);
+                }
+            }
+            (pieces, reused)
+        };
+        let (plain, _) = read(false);
+        let (recycled, reused) = read(true);
+        assert!(plain.len() > 10, "{} pieces", plain.len());
+        assert_eq!(recycled, plain, "the same pieces, numbered the same");
+        assert!(reused * 2 > plain.len(), "{reused} of {} pieces read into the buffer given back", plain.len());
+        assert_eq!(plain.iter().flat_map(|(data, _)| data.clone()).collect::<Vec<_>>(), text);
     }
 
     #[test]

@@ -58,7 +58,9 @@ impl LargeObject {
                 }
                 return Ok(Some(step));
             }
-            self.current = None;
+            if let Some((piece, _)) = self.current.take() {
+                self.pieces.recycle(piece);
+            }
             let next = self.pieces.next_piece()?;
             self.skipped.extend(self.pieces.take_overlong());
             let Some(piece) = next else {

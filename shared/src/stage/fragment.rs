@@ -94,9 +94,9 @@ impl Default for FragmentEncoding {
 // large.
 const PAGE_BYTES: usize = 128 * 1024;
 const ROW_GROUP_ROWS: usize = 64 * 1024;
-// Of compressed pages (the direct page writer only): wide rows that barely compress would make
-// a fragment one row group, held twice while the file is assembled, and copied whole by the
-// compactor's multipart upload.
+// Of closed pages (the direct page writer only; `PageLayout::row_group_bytes`): wide rows that
+// barely compress would make a fragment one row group, held twice while the file is assembled,
+// and copied whole by the compactor's multipart upload.
 const ROW_GROUP_BYTES: usize = 32 * 1024 * 1024;
 
 impl FragmentEncoding {

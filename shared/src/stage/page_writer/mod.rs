@@ -97,9 +97,9 @@ pub struct PageLayout {
     /// A row group is closed after the batch (or 1,024 rows of one) that takes it past this
     /// many rows.
     pub row_group_rows: usize,
-    /// ... or that takes its closed pages past this many (compressed) bytes: rows wide or
-    /// barely compressible would otherwise hold a whole fragment in one row group, which the
-    /// file then copies while still holding it.
+    /// ... or that takes its closed pages (compressed) and dictionary pages (before
+    /// compression) past this many bytes: rows wide or barely compressible would otherwise
+    /// hold a whole fragment in one row group, which the file then copies while holding it.
     pub row_group_bytes: usize,
     /// Write each column chunk's statistics (least and greatest value, nulls).
     pub statistics: bool,

@@ -35,6 +35,11 @@ fn plain_layout(page_bytes: usize, row_group_rows: usize) -> PageLayout {
     PageLayout { page_bytes, row_group_rows, row_group_bytes: usize::MAX, statistics: false, dictionary: false }
 }
 
+/// Pages as fragments keep them: dictionaries while values repeat, and statistics.
+fn table_layout(page_bytes: usize, row_group_rows: usize) -> PageLayout {
+    PageLayout { statistics: true, dictionary: true, ..plain_layout(page_bytes, row_group_rows) }
+}
+
 /// The codec fragments are written with.
 fn zstd() -> PageCodec {
     PageCodec::Zstd(ZstdLevel::default())
@@ -441,13 +446,7 @@ fn chunk_statistics_are_those_arrow_writer_writes() {
         let mut arrow = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(properties)).unwrap();
         arrow.write(&batch).unwrap();
         let expected = SerializedFileReader::new(Bytes::from(arrow.into_inner().unwrap())).unwrap();
-        let layout = PageLayout {
-            page_bytes: 512,
-            row_group_rows: rows,
-            row_group_bytes: usize::MAX,
-            statistics: true,
-            dictionary: true,
-        };
+        let layout = table_layout(512, rows);
         let ours = SerializedFileReader::new(Bytes::from(write(std::slice::from_ref(&batch), zstd(), layout))).unwrap();
         let (expected, ours) = (expected.metadata(), ours.metadata());
         assert_eq!(ours.num_row_groups(), expected.num_row_groups());
@@ -475,13 +474,7 @@ fn dictionary_pages_read_back_and_give_way_to_plain_ones() {
     let columns: Vec<(&str, ArrayRef)> = vec![("value", Arc::new(values)), ("id", Arc::new(ids))];
     let batch = RecordBatch::try_from_iter(columns).unwrap();
     let plain = parquet::basic::Encoding::PLAIN;
-    let layout = PageLayout {
-        page_bytes: 64 * 1024,
-        row_group_rows: usize::MAX,
-        row_group_bytes: usize::MAX,
-        statistics: true,
-        dictionary: true,
-    };
+    let layout = table_layout(64 * 1024, usize::MAX);
     let file = write(std::slice::from_ref(&batch), zstd(), layout);
     let metadata = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(file.clone())).unwrap().metadata().clone();
     let value = metadata.row_group(0).column(0);
@@ -508,13 +501,7 @@ fn row_groups_lie_back_to_back_at_the_offsets_the_footer_names() {
     // Several row groups, columns with and without a dictionary, nested leaves.
     let batch = random_batch(21, 600);
     let pieces: Vec<_> = (0..6).map(|i| batch.slice(i * 100, 100)).collect();
-    let layout = PageLayout {
-        page_bytes: 2048,
-        row_group_rows: 150,
-        row_group_bytes: usize::MAX,
-        statistics: true,
-        dictionary: true,
-    };
+    let layout = table_layout(2048, 150);
     let file = write(&pieces, zstd(), layout);
     assert_eq!(&file[..4], b"PAR1");
     assert_eq!(&file[file.len() - 4..], b"PAR1");
@@ -574,13 +561,7 @@ fn row_groups_also_close_at_their_byte_limit() {
     let batch = RecordBatch::try_from_iter(columns).unwrap();
     let pieces: Vec<_> = (0..8).map(|i| batch.slice(i * 300, 300)).collect();
     let limit = 300 * 1024;
-    let layout = PageLayout {
-        page_bytes: 16 * 1024,
-        row_group_rows: usize::MAX,
-        row_group_bytes: limit,
-        statistics: true,
-        dictionary: true,
-    };
+    let layout = PageLayout { row_group_bytes: limit, ..table_layout(16 * 1024, usize::MAX) };
     let file = write(&pieces, zstd(), layout);
     let metadata = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(file.clone())).unwrap().metadata().clone();
     let groups = metadata.row_groups();
